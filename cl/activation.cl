@@ -1,0 +1,1 @@
+/* activation.cl: placeholder until this op family is implemented. */

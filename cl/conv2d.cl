@@ -1,0 +1,1 @@
+/* conv2d.cl: placeholder until this op family is implemented. */

@@ -1,0 +1,1 @@
+/* depthwise.cl: placeholder until this op family is implemented. */

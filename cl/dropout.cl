@@ -1,0 +1,1 @@
+/* dropout.cl: placeholder until this op family is implemented. */

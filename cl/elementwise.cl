@@ -1,0 +1,1 @@
+/* elementwise.cl: placeholder until this op family is implemented. */

@@ -1,0 +1,1 @@
+/* loss.cl: placeholder until this op family is implemented. */

@@ -1,0 +1,1 @@
+/* norm.cl: placeholder until this op family is implemented. */

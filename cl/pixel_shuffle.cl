@@ -1,0 +1,1 @@
+/* pixel_shuffle.cl: placeholder until this op family is implemented. */

@@ -1,0 +1,1 @@
+/* pool.cl: placeholder until this op family is implemented. */

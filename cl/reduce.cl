@@ -1,0 +1,1 @@
+/* reduce.cl: placeholder until this op family is implemented. */

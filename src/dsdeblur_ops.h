@@ -1,0 +1,227 @@
+/*
+ * dsdeblur_ops.h: the layer operations, forward and backward (included by
+ * dsdeblur.h; do not include it alone).
+ *
+ * Conventions shared by every op
+ * ------------------------------
+ * - Tensors are float32 NCHW (see dsdeblur.h). The caller allocates every
+ *   output with the right shape; an op validates all shapes before it enqueues
+ *   anything and returns DSD_ERR_SHAPE naming the mismatch.
+ * - Ops only enqueue work: no op waits for the device.
+ * - Backward functions ACCUMULATE: they add into the gradient tensors they are
+ *   given (dx += ..., dweight += ...), as llm.c does, so a tensor used twice
+ *   (the shared MLP of channel attention, the discriminator applied to real
+ *   and fake images) receives the sum of its gradients. Zero gradients once
+ *   per step (dsd_tensor_fill(ctx, g, 0)). A NULL gradient pointer skips that
+ *   gradient.
+ * - Results are deterministic: no floating-point atomics; every reduction
+ *   runs in a fixed order, so one device gives bit-identical results run to
+ *   run.
+ * - Differentiation is by hand-written backward passes called in mirrored
+ *   order by the model code (doc/architecture.md explains why).
+ */
+#ifndef DSDEBLUR_OPS_H
+#define DSDEBLUR_OPS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Convolution (src/ops/conv2d.c, cl/conv2d.cl; depthwise: src/ops/depthwise.c,
+ * cl/depthwise.cl)
+ *
+ * x (N, Cin, H, W), weight (Cout, Cin/groups, KH, KW), bias (1, Cout, 1, 1) or
+ * NULL, y (N, Cout, OH, OW) with OH = (H + 2*pad - KH)/stride + 1 (same for W).
+ * groups is 1 or Cin (depthwise, then Cout == Cin). Reflection padding
+ * requires pad < H and pad < W (as PyTorch's ReflectionPad2d).
+ *
+ * Strategy: groups == 1 goes through CLBlast GEMM. A 1x1 stride-1 unpadded
+ * convolution is a GEMM on the NCHW data directly; other kernel sizes use
+ * im2col in row chunks so the column buffer stays bounded (col_limit_bytes)
+ * at 1280x720. groups == Cin uses a direct tiled kernel. */
+
+typedef enum dsd_padding {
+    DSD_PAD_ZERO = 0,
+    DSD_PAD_REFLECT = 1,
+} dsd_padding;
+
+typedef struct dsd_conv2d_params {
+    int kernel_h, kernel_w; /* 1, 3, 4, 7 in the model; any >= 1 works */
+    int stride;             /* >= 1 (1 and 2 in the model) */
+    int pad;                /* pixels on every side */
+    dsd_padding pad_mode;
+    int groups;             /* 1 or Cin */
+} dsd_conv2d_params;
+
+/* Output spatial size, or DSD_ERR_SHAPE (error recorded in ctx). */
+dsd_status dsd_conv2d_output_size(dsd_context *ctx, const dsd_conv2d_params *p, int in_h,
+                                  int in_w, int *out_h, int *out_w);
+
+dsd_status dsd_conv2d_forward(dsd_context *ctx, const dsd_conv2d_params *p, const dsd_tensor *x,
+                              const dsd_tensor *weight, const dsd_tensor *bias, dsd_tensor *y);
+
+/* Accumulates dx (N,Cin,H,W), dweight (like weight), dbias (like bias); any may be NULL. */
+dsd_status dsd_conv2d_backward(dsd_context *ctx, const dsd_conv2d_params *p, const dsd_tensor *x,
+                               const dsd_tensor *weight, const dsd_tensor *dy, dsd_tensor *dx,
+                               dsd_tensor *dweight, dsd_tensor *dbias);
+
+/* The depthwise path (groups == Cin == Cout); dsd_conv2d_* dispatch here. */
+dsd_status dsd_depthwise_conv2d_forward(dsd_context *ctx, const dsd_conv2d_params *p,
+                                        const dsd_tensor *x, const dsd_tensor *weight,
+                                        const dsd_tensor *bias, dsd_tensor *y);
+dsd_status dsd_depthwise_conv2d_backward(dsd_context *ctx, const dsd_conv2d_params *p,
+                                         const dsd_tensor *x, const dsd_tensor *weight,
+                                         const dsd_tensor *dy, dsd_tensor *dx,
+                                         dsd_tensor *dweight, dsd_tensor *dbias);
+
+/* ------------------------------------------------------------------------ */
+/* Activations (src/ops/activation.c, cl/activation.cl)
+ * y = f(x), same shape; y may be x (in place) in forward. Backward needs x for
+ * the ReLU family and y for sigmoid/tanh; pass both (either may be the only
+ * one the function reads). */
+
+typedef enum dsd_activation {
+    DSD_ACT_LEAKY_RELU = 0, /* x > 0 ? x : slope * x (slope 0.2 in the model) */
+    DSD_ACT_RELU,
+    DSD_ACT_SIGMOID,
+    DSD_ACT_TANH,
+} dsd_activation;
+
+dsd_status dsd_activation_forward(dsd_context *ctx, dsd_activation act, float slope,
+                                  const dsd_tensor *x, dsd_tensor *y);
+dsd_status dsd_activation_backward(dsd_context *ctx, dsd_activation act, float slope,
+                                   const dsd_tensor *x, const dsd_tensor *y,
+                                   const dsd_tensor *dy, dsd_tensor *dx);
+
+/* ------------------------------------------------------------------------ */
+/* Broadcast elementwise (src/ops/elementwise.c, cl/elementwise.cl)
+ * b broadcasts against a per dimension: each of b's N, C, and (H,W) pair is
+ * either a's or 1, e.g. (N,C,1,1), (N,1,H,W), (1,1,1,1) or a's shape. y has
+ * a's shape and may alias a. Backward reduces over the broadcast dimensions
+ * in a fixed order. */
+
+/* y = a + alpha * b */
+dsd_status dsd_add_forward(dsd_context *ctx, const dsd_tensor *a, const dsd_tensor *b,
+                           float alpha, dsd_tensor *y);
+/* da += dy; db += alpha * sum over broadcast dims of dy */
+dsd_status dsd_add_backward(dsd_context *ctx, float alpha, const dsd_tensor *dy, dsd_tensor *da,
+                            dsd_tensor *db);
+/* y = a * b */
+dsd_status dsd_mul_forward(dsd_context *ctx, const dsd_tensor *a, const dsd_tensor *b,
+                           dsd_tensor *y);
+/* da += dy * b; db += sum over broadcast dims of dy * a */
+dsd_status dsd_mul_backward(dsd_context *ctx, const dsd_tensor *a, const dsd_tensor *b,
+                            const dsd_tensor *dy, dsd_tensor *da, dsd_tensor *db);
+/* y = alpha * x (y may alias x); backward: dx += alpha * dy */
+dsd_status dsd_scale_forward(dsd_context *ctx, float alpha, const dsd_tensor *x, dsd_tensor *y);
+dsd_status dsd_scale_backward(dsd_context *ctx, float alpha, const dsd_tensor *dy, dsd_tensor *dx);
+/* y = min(max(x, lo), hi); backward passes dy where lo <= x <= hi (PyTorch's rule) */
+dsd_status dsd_clamp_forward(dsd_context *ctx, float lo, float hi, const dsd_tensor *x,
+                             dsd_tensor *y);
+dsd_status dsd_clamp_backward(dsd_context *ctx, float lo, float hi, const dsd_tensor *x,
+                              const dsd_tensor *dy, dsd_tensor *dx);
+/* y (N, Ca+Cb, H, W) = [a; b] along channels; backward splits dy */
+dsd_status dsd_concat_forward(dsd_context *ctx, const dsd_tensor *a, const dsd_tensor *b,
+                              dsd_tensor *y);
+dsd_status dsd_concat_backward(dsd_context *ctx, const dsd_tensor *dy, dsd_tensor *da,
+                               dsd_tensor *db);
+
+/* ------------------------------------------------------------------------ */
+/* PixelShuffle (src/ops/pixel_shuffle.c, cl/pixel_shuffle.cl), PyTorch order:
+ * y[n, c, h*r + i, w*r + j] = x[n, c*r*r + i*r + j, h, w].
+ * Shuffle: x (N, C*r*r, H, W) -> y (N, C, H*r, W*r). Unshuffle: the inverse. */
+dsd_status dsd_pixel_shuffle_forward(dsd_context *ctx, int r, const dsd_tensor *x, dsd_tensor *y);
+dsd_status dsd_pixel_shuffle_backward(dsd_context *ctx, int r, const dsd_tensor *dy,
+                                      dsd_tensor *dx);
+dsd_status dsd_pixel_unshuffle_forward(dsd_context *ctx, int r, const dsd_tensor *x,
+                                       dsd_tensor *y);
+dsd_status dsd_pixel_unshuffle_backward(dsd_context *ctx, int r, const dsd_tensor *dy,
+                                        dsd_tensor *dx);
+
+/* ------------------------------------------------------------------------ */
+/* Pooling (src/ops/pool.c, cl/pool.cl). Max backward routes the gradient to
+ * the arg-max, recomputed from x (first index wins ties). */
+
+/* x (N,C,H,W) -> y (N,C,1,1): mean / max over H x W */
+dsd_status dsd_global_avg_pool_forward(dsd_context *ctx, const dsd_tensor *x, dsd_tensor *y);
+dsd_status dsd_global_avg_pool_backward(dsd_context *ctx, const dsd_tensor *dy, dsd_tensor *dx);
+dsd_status dsd_global_max_pool_forward(dsd_context *ctx, const dsd_tensor *x, dsd_tensor *y);
+dsd_status dsd_global_max_pool_backward(dsd_context *ctx, const dsd_tensor *x,
+                                        const dsd_tensor *dy, dsd_tensor *dx);
+/* x (N,C,H,W) -> y (N,1,H,W): mean / max over channels per pixel */
+dsd_status dsd_channel_mean_forward(dsd_context *ctx, const dsd_tensor *x, dsd_tensor *y);
+dsd_status dsd_channel_mean_backward(dsd_context *ctx, const dsd_tensor *dy, dsd_tensor *dx);
+dsd_status dsd_channel_max_forward(dsd_context *ctx, const dsd_tensor *x, dsd_tensor *y);
+dsd_status dsd_channel_max_backward(dsd_context *ctx, const dsd_tensor *x, const dsd_tensor *dy,
+                                    dsd_tensor *dx);
+/* 2x2 max pool, stride 2, floor: x (N,C,H,W) -> y (N,C,H/2,W/2) */
+dsd_status dsd_maxpool2x2_forward(dsd_context *ctx, const dsd_tensor *x, dsd_tensor *y);
+dsd_status dsd_maxpool2x2_backward(dsd_context *ctx, const dsd_tensor *x, const dsd_tensor *dy,
+                                   dsd_tensor *dx);
+
+/* ------------------------------------------------------------------------ */
+/* Instance normalization (src/ops/norm.c, cl/norm.cl)
+ * y = (x - mean) * rstd * gamma + beta per (n, c) over H x W, rstd =
+ * 1/sqrt(var + eps), biased variance (PyTorch). gamma/beta (1,C,1,1) or NULL
+ * (affine off). mean/rstd (N,C,1,1) are written for backward; NULL in
+ * inference. */
+dsd_status dsd_instance_norm_forward(dsd_context *ctx, float eps, const dsd_tensor *x,
+                                     const dsd_tensor *gamma, const dsd_tensor *beta,
+                                     dsd_tensor *y, dsd_tensor *mean, dsd_tensor *rstd);
+dsd_status dsd_instance_norm_backward(dsd_context *ctx, const dsd_tensor *x,
+                                      const dsd_tensor *gamma, const dsd_tensor *mean,
+                                      const dsd_tensor *rstd, const dsd_tensor *dy,
+                                      dsd_tensor *dx, dsd_tensor *dgamma, dsd_tensor *dbeta);
+
+/* ------------------------------------------------------------------------ */
+/* Dropout (src/ops/dropout.c, cl/dropout.cl)
+ * Element i (flat NCHW index) is kept when the first 32-bit output of
+ * Philox4x32-10 with key (seed lo, seed hi) and counter (i, stream lo,
+ * stream hi, 0), as a uniform u = (bits >> 8) * 2^-24, satisfies u >= p; kept
+ * values are scaled by 1/(1-p). The same (seed, stream) regenerates the same
+ * mask on every device, so backward and resume need no stored mask. Callers
+ * use stream = a per-call-site counter combined with the step. */
+dsd_status dsd_dropout_forward(dsd_context *ctx, float p, uint64_t seed, uint64_t stream,
+                               const dsd_tensor *x, dsd_tensor *y);
+dsd_status dsd_dropout_backward(dsd_context *ctx, float p, uint64_t seed, uint64_t stream,
+                                const dsd_tensor *dy, dsd_tensor *dx);
+/* The same mask on the host (1 keep / 0 drop), for tests and references. */
+int dsd_dropout_keep_host(float p, uint64_t seed, uint64_t stream, uint32_t index);
+
+/* ------------------------------------------------------------------------ */
+/* Losses (src/ops/loss.c, cl/loss.cl), mean reduction into a (1,1,1,1)
+ * tensor. Backward takes the upstream gradient as a host float `scale` (1 for
+ * a loss used alone, lambda for a weighted term) and accumulates. */
+dsd_status dsd_mse_loss_forward(dsd_context *ctx, const dsd_tensor *a, const dsd_tensor *b,
+                                dsd_tensor *loss);
+/* da += scale * 2 (a - b) / n; db -= the same (db may be NULL) */
+dsd_status dsd_mse_loss_backward(dsd_context *ctx, float scale, const dsd_tensor *a,
+                                 const dsd_tensor *b, dsd_tensor *da, dsd_tensor *db);
+dsd_status dsd_l1_loss_forward(dsd_context *ctx, const dsd_tensor *a, const dsd_tensor *b,
+                               dsd_tensor *loss);
+/* da += scale * sign(a - b) / n, sign(0) = 0 */
+dsd_status dsd_l1_loss_backward(dsd_context *ctx, float scale, const dsd_tensor *a,
+                                const dsd_tensor *b, dsd_tensor *da, dsd_tensor *db);
+/* mean of max(z,0) - z*t + log(1 + exp(-|z|)) over logits z, constant target t */
+dsd_status dsd_bce_logits_loss_forward(dsd_context *ctx, const dsd_tensor *logits, float target,
+                                       dsd_tensor *loss);
+/* dz += scale * (sigmoid(z) - t) / n */
+dsd_status dsd_bce_logits_loss_backward(dsd_context *ctx, float scale, const dsd_tensor *logits,
+                                        float target, dsd_tensor *dlogits);
+
+/* ------------------------------------------------------------------------ */
+/* Reductions (src/ops/reduce.c, cl/reduce.cl): whole tensor -> (1,1,1,1),
+ * two passes with a fixed number of work-groups and a fixed order. */
+dsd_status dsd_reduce_sum(dsd_context *ctx, const dsd_tensor *x, dsd_tensor *y);
+dsd_status dsd_reduce_mean(dsd_context *ctx, const dsd_tensor *x, dsd_tensor *y);
+dsd_status dsd_reduce_sum_squares(dsd_context *ctx, const dsd_tensor *x, dsd_tensor *y);
+/* dx += dy[0] (sum) or dy[0] / n (mean); dy is (1,1,1,1) on the device */
+dsd_status dsd_reduce_sum_backward(dsd_context *ctx, const dsd_tensor *dy, dsd_tensor *dx);
+dsd_status dsd_reduce_mean_backward(dsd_context *ctx, const dsd_tensor *dy, dsd_tensor *dx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DSDEBLUR_OPS_H */

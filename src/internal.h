@@ -1,0 +1,170 @@
+/*
+ * internal.h: what the library's modules share and the public header does
+ * not promise: the context's layout, error-recording macros, kernel argument
+ * and launch helpers. Not installed.
+ */
+#ifndef DSDEBLUR_INTERNAL_H
+#define DSDEBLUR_INTERNAL_H
+
+#include "dsdeblur.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+/* ------------------------------------------------------------------------ */
+/* Error recording. Each returns err->status so callers can `return DSD_FAIL(...)`. */
+
+dsd_status dsd_error_set(dsd_error *err, dsd_status status, int code, const char *call,
+                         const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+dsd_status dsd_error_vset(dsd_error *err, dsd_status status, int code, const char *call,
+                          const char *file, int line, const char *fmt, va_list ap);
+
+/* A failure with no library call behind it. */
+#define DSD_FAIL(err, status, ...) \
+    dsd_error_set((err), (status), 0, "", __FILE__, __LINE__, __VA_ARGS__)
+/* An OpenCL call returned clerr (!= CL_SUCCESS). */
+#define DSD_CL_FAIL(err, clerr, call, ...) \
+    dsd_error_set((err), dsd_status_from_cl(clerr), (clerr), (call), __FILE__, __LINE__, \
+                  __VA_ARGS__)
+/* Evaluate an OpenCL call returning cl_int; on failure record and return. */
+#define DSD_CL_TRY(err, expr, ...)                                              \
+    do {                                                                        \
+        cl_int dsd_try_rc_ = (expr);                                            \
+        if (dsd_try_rc_ != CL_SUCCESS)                                          \
+            return DSD_CL_FAIL((err), dsd_try_rc_, dsd_call_name_(#expr), __VA_ARGS__); \
+    } while (0)
+/* Propagate a dsd_status. */
+#define DSD_TRY(expr)                          \
+    do {                                       \
+        dsd_status dsd_try_st_ = (expr);       \
+        if (dsd_try_st_ != DSD_OK)             \
+            return dsd_try_st_;                \
+    } while (0)
+
+/* CL_OUT_OF_RESOURCES / allocation failures map to DSD_ERR_OUT_OF_MEMORY. */
+dsd_status dsd_status_from_cl(cl_int code);
+/* "clEnqueueNDRangeKernel(q, k, ...)" -> "clEnqueueNDRangeKernel" (static buffer
+ * per call site is not needed: returns a pointer into a thread-local copy). */
+const char *dsd_call_name_(const char *expr);
+
+/* The context's error slot. */
+dsd_error *dsd_ctx_err(dsd_context *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* The context (one per host thread). Owned pieces are released in
+ * dsd_context_free in reverse order of creation. */
+
+typedef struct dsd_program_entry {
+    char *name;            /* program name ("conv2d") */
+    char *options;         /* extra build options, "" for none */
+    cl_program program;
+} dsd_program_entry;
+
+typedef struct dsd_kernel_entry {
+    size_t program_index;  /* into programs[] */
+    char *name;
+    cl_kernel kernel;
+} dsd_kernel_entry;
+
+typedef struct dsd_pool_block {
+    cl_mem mem;
+    size_t bytes;
+} dsd_pool_block;
+
+typedef struct dsd_profile_event {
+    char name[64];
+    cl_event event;
+} dsd_profile_event;
+
+struct dsd_context {
+    dsd_device_info device;
+    cl_platform_id cl_platform;
+    cl_device_id cl_device;
+    cl_context cl_ctx;
+    cl_command_queue queue;
+    dsd_error error;
+
+    char cache_dir[1024];       /* "" = disk cache off */
+    char kernel_dir[1024];      /* "" = embedded sources */
+    uint64_t device_key;        /* hash of platform/device/driver identity */
+
+    dsd_program_entry *programs;
+    size_t n_programs, cap_programs;
+    dsd_kernel_entry *kernels;
+    size_t n_kernels, cap_kernels;
+    dsd_program_stats program_stats;
+
+    dsd_pool_block *free_blocks; /* pool free list */
+    size_t n_free, cap_free;
+    dsd_pool_stats pool_stats;
+
+    int profiling;
+    dsd_profile_event *events;
+    size_t n_events, cap_events;
+};
+
+/* program.c */
+void dsd_programs_release(dsd_context *ctx);
+/* buffer_pool.c */
+void dsd_pool_release_all(dsd_context *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Kernel arguments and launches */
+
+typedef struct dsd_karg {
+    size_t size;
+    const void *value; /* NULL with size > 0 means local memory of that size */
+} dsd_karg;
+
+#define DSD_KARG(v) ((dsd_karg){sizeof(v), &(v)})
+/* A tensor is passed as two arguments: (global float *, uint offset). */
+#define DSD_KARG_TENSOR(t) DSD_KARG((t)->buf), DSD_KARG((t)->offset)
+#define DSD_KARG_LOCAL(bytes) ((dsd_karg){(bytes), NULL})
+
+/* Sets args[0..n) on kernel k. */
+dsd_status dsd_kernel_set_args(dsd_context *ctx, cl_kernel k, const dsd_karg *args, int n);
+
+/* Enqueues k over `global` work-items (rounded up to a multiple of `local`
+ * when local is given; kernels bound-check). Records a profiling event under
+ * the kernel's name when profiling is on. Never waits. */
+dsd_status dsd_kernel_launch(dsd_context *ctx, cl_kernel k, cl_uint dims,
+                             const size_t *global, const size_t *local);
+
+/* Convenience: get + set args + launch in one call. */
+dsd_status dsd_kernel_run(dsd_context *ctx, const char *program, const char *options,
+                          const char *kernel_name, const dsd_karg *args, int nargs,
+                          cl_uint dims, const size_t *global, const size_t *local);
+
+/* Records an event produced outside dsd_kernel_launch (CLBlast, clFFT) under
+ * name when profiling is on; takes ownership of ev (released either way). */
+void dsd_profile_record(dsd_context *ctx, const char *name, cl_event ev);
+/* Non-zero when profiling is on (then pass an event pointer to CLBlast). */
+int dsd_profile_enabled(const dsd_context *ctx);
+
+/* Rounds x up to a multiple of m (m > 0). */
+static inline size_t dsd_round_up(size_t x, size_t m)
+{
+    return (x + m - 1) / m * m;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Pool (src/buffer_pool.c), used by tensor.c */
+
+dsd_status dsd_pool_lease(dsd_context *ctx, size_t bytes, cl_mem *out, size_t *capacity);
+void dsd_pool_return(dsd_context *ctx, cl_mem mem, size_t capacity);
+
+/* Embedded kernel sources (generated src/kernels_embedded.c) */
+typedef struct dsd_embedded_source {
+    const char *name;           /* "conv2d" for cl/conv2d.cl */
+    const unsigned char *data;  /* not NUL-terminated */
+    size_t size;
+} dsd_embedded_source;
+extern const dsd_embedded_source dsd_embedded_sources[];
+extern const size_t dsd_embedded_source_count;
+
+/* 64-bit FNV-1a, for cache keys (not for security). */
+uint64_t dsd_hash64(uint64_t h, const void *data, size_t size);
+#define DSD_HASH64_INIT UINT64_C(0xcbf29ce484222325)
+
+#endif /* DSDEBLUR_INTERNAL_H */

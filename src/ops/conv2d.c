@@ -1,0 +1,4 @@
+/*
+ * conv2d.c: placeholder until this op family is implemented (see dsdeblur_ops.h).
+ */
+#include "internal.h"

@@ -1,0 +1,4 @@
+/*
+ * depthwise.c: placeholder until this op family is implemented (see dsdeblur_ops.h).
+ */
+#include "internal.h"

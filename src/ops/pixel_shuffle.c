@@ -1,0 +1,4 @@
+/*
+ * pixel_shuffle.c: placeholder until this op family is implemented (see dsdeblur_ops.h).
+ */
+#include "internal.h"

@@ -1,0 +1,3 @@
+/* ref/elementwise.c: double-precision references (placeholder). */
+#include "elementwise.h"
+typedef int dsd_ref_elementwise_placeholder;

@@ -1,0 +1,2 @@
+/* test-conv2d.c: placeholder until the op is implemented; exits 77 (SKIP). */
+int main(void) { return 77; }

@@ -1,0 +1,2 @@
+/* test-pixel-shuffle.c: placeholder until the op is implemented; exits 77 (SKIP). */
+int main(void) { return 77; }

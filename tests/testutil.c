@@ -1,0 +1,207 @@
+/*
+ * testutil.c: shared test helpers (see testutil.h).
+ */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static dsd_context *shared_ctx;
+
+dsd_context *tu_ctx(void)
+{
+    if (shared_ctx)
+        return shared_ctx;
+    dsd_error err;
+    if (dsd_context_init(&shared_ctx, NULL, &err) != DSD_OK) {
+        char line[DSD_ERROR_LINE_MAX];
+        dsd_error_format(&err, line, sizeof line);
+        const char *allow = getenv("DSDEBLUR_ALLOW_NO_DEVICE");
+        if (err.status == DSD_ERR_NO_DEVICE && allow && !strcmp(allow, "1")) {
+            fprintf(stderr, "SKIP: %s (DSDEBLUR_ALLOW_NO_DEVICE=1)\n", line);
+            exit(77);
+        }
+        ck_abort_msg("no OpenCL context: %s", line);
+    }
+    return shared_ctx;
+}
+
+void tu_ctx_free(void)
+{
+    dsd_context_free(shared_ctx);
+    shared_ctx = NULL;
+}
+
+void tu_ok_(dsd_status st, const char *expr, const char *file, int line)
+{
+    if (st == DSD_OK)
+        return;
+    char msg[DSD_ERROR_LINE_MAX];
+    dsd_error_format(dsd_context_error(tu_ctx()), msg, sizeof msg);
+    ck_abort_msg("%s:%d: %s returned %s: %s", file, line, expr, dsd_status_name(st), msg);
+}
+
+tu_rng tu_rng_init(uint64_t seed)
+{
+    tu_rng r = {seed ? seed : 0x9e3779b97f4a7c15ULL};
+    return r;
+}
+
+static uint64_t next_u64(tu_rng *r)
+{
+    uint64_t x = r->state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    r->state = x;
+    return x * 0x2545f4914f6cdd1dULL;
+}
+
+double tu_uniform(tu_rng *r, double lo, double hi)
+{
+    double u = (double)(next_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+    return lo + (hi - lo) * u;
+}
+
+void tu_fill(tu_rng *r, double *x, size_t n, double lo, double hi)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = tu_uniform(r, lo, hi);
+}
+
+void tu_fill_nonzero(tu_rng *r, double *x, size_t n, double min_abs, double max_abs)
+{
+    for (size_t i = 0; i < n; i++) {
+        double v = tu_uniform(r, min_abs, max_abs);
+        x[i] = (next_u64(r) & 1) ? v : -v;
+    }
+}
+
+double *tu_alloc(size_t n)
+{
+    double *p = calloc(n ? n : 1, sizeof *p);
+    ck_assert_msg(p != NULL, "out of host memory (%zu doubles)", n);
+    return p;
+}
+
+void tu_tensor(dsd_tensor *t, int n, int c, int h, int w)
+{
+    TU_OK(dsd_tensor_init(tu_ctx(), t, n, c, h, w));
+}
+
+void tu_upload(dsd_tensor *t, const double *host)
+{
+    size_t n = dsd_tensor_numel(t);
+    float *f = malloc(n * sizeof *f);
+    ck_assert(f != NULL);
+    for (size_t i = 0; i < n; i++)
+        f[i] = (float)host[i];
+    dsd_status st = dsd_tensor_upload(tu_ctx(), t, f, n);
+    free(f);
+    TU_OK(st);
+}
+
+void tu_download(const dsd_tensor *t, double *host)
+{
+    size_t n = dsd_tensor_numel(t);
+    float *f = malloc(n * sizeof *f);
+    ck_assert(f != NULL);
+    dsd_status st = dsd_tensor_download(tu_ctx(), t, f, n);
+    for (size_t i = 0; i < n && st == DSD_OK; i++)
+        host[i] = f[i];
+    free(f);
+    TU_OK(st);
+}
+
+void tu_tensor_from(dsd_tensor *t, int n, int c, int h, int w, const double *host)
+{
+    tu_tensor(t, n, c, h, w);
+    tu_upload(t, host);
+}
+
+void tu_tensor_free(dsd_tensor *t)
+{
+    dsd_tensor_free(tu_ctx(), t);
+}
+
+double tu_rel_error(const double *got, const double *ref, size_t n, double floor_, size_t *worst)
+{
+    double max_ref = floor_, max_diff = -1.0;
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (fabs(ref[i]) > max_ref)
+            max_ref = fabs(ref[i]);
+        double d = fabs(got[i] - ref[i]);
+        if (isnan(got[i]) || isnan(ref[i]))
+            d = INFINITY;
+        if (d > max_diff) {
+            max_diff = d;
+            w = i;
+        }
+    }
+    if (worst)
+        *worst = w;
+    return n ? max_diff / max_ref : 0.0;
+}
+
+double tu_check_close(const char *what, const double *got, const double *ref, size_t n,
+                      double tol)
+{
+    size_t worst = 0;
+    double e = tu_rel_error(got, ref, n, 1e-6, &worst);
+    ck_assert_msg(e <= tol, "%s: relative error %.3g > %.3g at element %zu of %zu: got %.9g, "
+                  "reference %.9g", what, e, tol, worst, n, n ? got[worst] : 0.0,
+                  n ? ref[worst] : 0.0);
+    return e;
+}
+
+double tu_check_tensor(const char *what, const dsd_tensor *t, const double *ref, double tol)
+{
+    size_t n = dsd_tensor_numel(t);
+    double *got = tu_alloc(n);
+    tu_download(t, got);
+    double e = tu_check_close(what, got, ref, n, tol);
+    free(got);
+    return e;
+}
+
+void tu_numeric_grad(tu_loss_fn loss, void *user, double *param, size_t n, double eps,
+                     double *grad)
+{
+    for (size_t i = 0; i < n; i++) {
+        double saved = param[i];
+        param[i] = saved + eps;
+        double lp = loss(user);
+        param[i] = saved - eps;
+        double lm = loss(user);
+        param[i] = saved;
+        grad[i] = (lp - lm) / (2.0 * eps);
+    }
+}
+
+double tu_dot(const double *y, const double *g, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += y[i] * g[i];
+    return s;
+}
+
+int tu_small(void)
+{
+    const char *s = getenv("DSDEBLUR_TEST_SMALL");
+    return s && !strcmp(s, "1");
+}
+
+int tu_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    tu_ctx_free();
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

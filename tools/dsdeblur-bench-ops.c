@@ -1,0 +1,9 @@
+/*
+ * dsdeblur-bench-ops: per-op micro-benchmark (placeholder until the ops land).
+ */
+#include "cli.h"
+
+int main(void)
+{
+    return 0;
+}
