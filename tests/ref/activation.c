@@ -1,0 +1,3 @@
+/* ref/activation.c: double-precision references (placeholder). */
+#include "activation.h"
+typedef int dsd_ref_activation_placeholder;
