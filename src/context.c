@@ -318,6 +318,7 @@ void dsd_context_free(dsd_context *ctx)
         clFinish(ctx->queue);
     dsd_profile_reset(ctx);
     free(ctx->events);
+    dsd_fft_cache_release(ctx);
     dsd_programs_release(ctx);
     dsd_pool_release_all(ctx);
     if (ctx->queue)

@@ -220,6 +220,39 @@ dsd_status dsd_reduce_sum_squares(dsd_context *ctx, const dsd_tensor *x, dsd_ten
 dsd_status dsd_reduce_sum_backward(dsd_context *ctx, const dsd_tensor *dy, dsd_tensor *dx);
 dsd_status dsd_reduce_mean_backward(dsd_context *ctx, const dsd_tensor *dy, dsd_tensor *dx);
 
+/* ------------------------------------------------------------------------ */
+/* Frequency loss (src/ops/fft_loss.c, cl/fft_loss.cl; clFFT)
+ * With D = FFT2(a - b) per (n, c) plane (complex-to-complex, full H x W
+ * spectrum, unnormalized forward transform), loss = mean over the 2*N*C*H*W
+ * values of |Re D| and |Im D| (torch: L1 of the stacked real and imaginary
+ * parts of fft2(a) and fft2(b)). H and W must factor into 2, 3, 5, 7, 11, 13
+ * (clFFT's radices); anything else is DSD_ERR_SHAPE. */
+dsd_status dsd_fft_loss_forward(dsd_context *ctx, const dsd_tensor *a, const dsd_tensor *b,
+                                dsd_tensor *loss);
+/* da += scale * Re(IFFT_unnormalized(sign(Re D) + i sign(Im D))) / (2 N C H W); db -= same */
+dsd_status dsd_fft_loss_backward(dsd_context *ctx, float scale, const dsd_tensor *a,
+                                 const dsd_tensor *b, dsd_tensor *da, dsd_tensor *db);
+
+/* ------------------------------------------------------------------------ */
+/* Adam (src/optim/adam.c, cl/adam.cl), PyTorch's formulation:
+ *   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+ *   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ * One fused kernel per call; param, grad, m, v have the same element count
+ * (pass whole parameter arenas to update every tensor in one launch). t >= 1. */
+typedef struct dsd_adam_params {
+    float lr;     /* 1e-4 in the paper */
+    float beta1;  /* 0.5 */
+    float beta2;  /* 0.999 */
+    float eps;    /* 1e-8 */
+} dsd_adam_params;
+
+dsd_status dsd_adam_step(dsd_context *ctx, const dsd_adam_params *p, int t, dsd_tensor *param,
+                         const dsd_tensor *grad, dsd_tensor *m, dsd_tensor *v);
+
+/* Learning rate for a 0-based epoch: base_lr for epochs < constant_epochs,
+ * then linear decay reaching 0 at epoch == total_epochs (paper: 150 of 500). */
+float dsd_lr_schedule(float base_lr, int epoch, int constant_epochs, int total_epochs);
+
 #ifdef __cplusplus
 }
 #endif

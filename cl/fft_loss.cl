@@ -1,0 +1,1 @@
+/* fft_loss.cl: placeholder. */

@@ -1,0 +1,2 @@
+/* adam.c: placeholder. */
+#include "internal.h"

@@ -1,0 +1,3 @@
+/* ref/adam.c: placeholder. */
+#include "adam.h"
+typedef int dsd_ref_adam_placeholder;

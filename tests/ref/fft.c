@@ -1,0 +1,3 @@
+/* ref/fft.c: placeholder. */
+#include "fft.h"
+typedef int dsd_ref_fft_placeholder;
