@@ -98,9 +98,22 @@ void tu_upload(dsd_tensor *t, const double *host)
     ck_assert(f != NULL);
     for (size_t i = 0; i < n; i++)
         f[i] = (float)host[i];
-    dsd_status st = dsd_tensor_upload(tu_ctx(), t, f, n);
+    /* Stage through an exact-size buffer and a device copy rather than a
+     * partial host write: Oclgrind 21.10 shrinks its shadow (initialized)
+     * tracking of a buffer to the size of the last host write, which makes
+     * later reads of a pooled buffer's other bytes look uninitialized. */
+    dsd_context *ctx = tu_ctx();
+    cl_int rc;
+    cl_mem staging = clCreateBuffer(dsd_context_cl(ctx), CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                                    n * sizeof *f, f, &rc);
+    ck_assert_msg(rc == CL_SUCCESS, "clCreateBuffer: %s", dsd_cl_error_name(rc));
+    rc = clEnqueueCopyBuffer(dsd_context_queue(ctx), staging, t->buf, 0,
+                             (size_t)t->offset * sizeof *f, n * sizeof *f, 0, NULL, NULL);
+    if (rc == CL_SUCCESS)
+        rc = clFinish(dsd_context_queue(ctx));
+    clReleaseMemObject(staging);
     free(f);
-    TU_OK(st);
+    ck_assert_msg(rc == CL_SUCCESS, "upload copy: %s", dsd_cl_error_name(rc));
 }
 
 void tu_download(const dsd_tensor *t, double *host)
