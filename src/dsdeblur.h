@@ -272,5 +272,6 @@ dsd_status dsd_tensor_copy(dsd_context *ctx, dsd_tensor *dst, const dsd_tensor *
 #endif
 
 #include "dsdeblur_ops.h"
+#include "dsdeblur_model.h"
 
 #endif /* DSDEBLUR_H */

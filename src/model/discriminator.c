@@ -1,0 +1,2 @@
+/* discriminator.c: placeholder (being implemented). */
+#include "internal.h"

@@ -1,0 +1,2 @@
+/* generator.c: placeholder (being implemented). */
+#include "internal.h"
