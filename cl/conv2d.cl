@@ -1,1 +1,166 @@
-/* conv2d.cl: placeholder until this op family is implemented. */
+/*
+ * conv2d.cl: the data-movement kernels around the CLBlast GEMMs of the
+ * general (groups == 1) convolution (host side: src/ops/conv2d.c, reference:
+ * tests/ref/conv2d.c). The multiply-adds themselves run in CLBlast.
+ *
+ * Column layout, for one image and the output rows [r0, r0 + rows):
+ *   col[k][j], k = (c * KH + kh) * KW + kw  (Kc = Cin*KH*KW rows),
+ *              j = (oh - r0) * OW + ow     (cols = rows*OW columns),
+ *   col[k][j] = x[c][pad_index(oh*stride - pad + kh)][pad_index(ow*stride - pad + kw)],
+ * with pad_index() the zero (out of range -> 0) or reflection padding.
+ *
+ * - conv2d_im2col fills col; conv2d_col2im is its adjoint: it GATHERS, for
+ *   each dx element, every col entry that read it, so no two work-items write
+ *   the same element and no atomics are needed. With reflection several
+ *   padded coordinates read the same pixel (at most three per axis: p, -p,
+ *   2*size-2-p), and the gather visits each of them.
+ * - conv2d_bias_fill writes bias[c] into every y element (the forward GEMM
+ *   then accumulates with beta = 1); conv2d_bias_backward reduces dy per
+ *   channel with a fixed local tree.
+ *
+ * Tunable: WG, the bias reduction's work-group size (a power of two).
+ *
+ * Index arithmetic writes remainders as a - (a / b) * b rather than a % b
+ * next to a / b: LLVM turns such a pair into a `freeze` instruction that
+ * Oclgrind 21.10's uninitialized-value checker cannot execute.
+ */
+
+#ifndef WG
+#define WG 256
+#endif
+#if (WG & (WG - 1)) != 0
+#error "WG must be a power of two"
+#endif
+
+/* Padded coordinate p (-size < p < 2*size - 1) -> input index, or -1 where
+ * zero padding reads 0. Reflection is written as a fold of the period
+ * 2*size - 2 rather than with common.cl's dsd_reflect: its `if (i < 0) i = -i`
+ * becomes the llvm.abs intrinsic, which Oclgrind 21.10 cannot execute. */
+inline int conv_pad_index(int p, int size, uint reflect)
+{
+    if (!reflect)
+        return (p >= 0 && p < size) ? p : -1;
+    if (size == 1)
+        return 0;
+    uint period = 2 * (uint)size - 2;
+    uint q = (uint)(p + (int)period) % period; /* p + period > size - 2 >= 0 */
+    return q < (uint)size ? (int)q : (int)(period - q);
+}
+
+/* The padded coordinates (in -pad .. size+pad-1) that read input index i, in
+ * increasing order; returns their count (1..3). */
+inline int conv_preimages(int i, int size, int pad, uint reflect, int *out)
+{
+    int count = 0;
+    if (reflect && i >= 1 && i <= pad)
+        out[count++] = -i;
+    out[count++] = i;
+    if (reflect && i <= size - 2 && i >= size - 1 - pad)
+        out[count++] = 2 * size - 2 - i;
+    return count;
+}
+
+/* One work-item per col element, flat index k * cols + j: consecutive
+ * work-items write consecutive floats of a col row. */
+kernel void conv2d_im2col(global const float *x, uint x_off, global float *col, uint col_off,
+                          uint cin, uint h, uint w, uint kh_n, uint kw_n, uint stride, int pad,
+                          uint reflect, uint ow_n, uint r0, uint rows)
+{
+    uint i = get_global_id(0);
+    uint cols = rows * ow_n;
+    if (i >= cin * kh_n * kw_n * cols)
+        return;
+    uint k = i / cols, j = i - k * cols;
+    uint t = k / kw_n, kw = k - t * kw_n;
+    uint c = t / kh_n, kh = t - c * kh_n;
+    uint jr = j / ow_n, ow = j - jr * ow_n, oh = r0 + jr;
+    int ih = conv_pad_index((int)(oh * stride + kh) - pad, (int)h, reflect);
+    int iw = conv_pad_index((int)(ow * stride + kw) - pad, (int)w, reflect);
+    float v = 0.0f;
+    if (ih >= 0 && iw >= 0)
+        v = x[x_off + (c * h + (uint)ih) * w + (uint)iw];
+    col[col_off + i] = v;
+}
+
+/* One work-item per dx element of the input rows [ih0, ih0 + nih) of every
+ * channel, flat index (c * nih + (ih - ih0)) * W + iw (consecutive work-items
+ * on consecutive iw). It adds the column gradient entries of the output rows
+ * [r0, r0 + rows) that read this element, in a fixed order (padded row
+ * preimage, padded column preimage, kh, kw). */
+kernel void conv2d_col2im(global const float *dcol, uint dcol_off, global float *dx, uint dx_off,
+                          uint cin, uint h, uint w, uint kh_n, uint kw_n, uint stride, int pad,
+                          uint reflect, uint ow_n, uint r0, uint rows, uint ih0, uint nih)
+{
+    uint i = get_global_id(0);
+    if (i >= cin * nih * w)
+        return;
+    uint t = i / w, iw = i - t * w;
+    uint c = t / nih, ih = ih0 + (t - c * nih);
+    uint cols = rows * ow_n;
+    int ph[3], pw[3];
+    int nph = conv_preimages((int)ih, (int)h, pad, reflect, ph);
+    int npw = conv_preimages((int)iw, (int)w, pad, reflect, pw);
+    global const float *g = dcol + dcol_off + c * kh_n * kw_n * cols;
+    float s = 0.0f;
+    for (int a = 0; a < nph; a++) {
+        int th0 = ph[a] + pad; /* = oh * stride + kh */
+        for (uint kh = 0; kh < kh_n; kh++) {
+            int th = th0 - (int)kh;
+            if (th < 0)
+                continue;
+            uint oh = (uint)th / stride;
+            if (oh * stride != (uint)th || oh < r0 || oh >= r0 + rows)
+                continue;
+            for (int b = 0; b < npw; b++) {
+                int tw0 = pw[b] + pad;
+                for (uint kw = 0; kw < kw_n; kw++) {
+                    int tw = tw0 - (int)kw;
+                    if (tw < 0)
+                        continue;
+                    uint ow = (uint)tw / stride;
+                    if (ow * stride != (uint)tw || ow >= ow_n)
+                        continue;
+                    s += g[(kh * kw_n + kw) * cols + (oh - r0) * ow_n + ow];
+                }
+            }
+        }
+    }
+    dx[dx_off + (c * h + ih) * w + iw] += s;
+}
+
+/* One work-item per y element, flat NCHW index: y = bias[c]. */
+kernel void conv2d_bias_fill(global const float *bias, uint bias_off, global float *y, uint y_off,
+                             uint count, uint cout, uint plane)
+{
+    uint i = get_global_id(0);
+    if (i >= count)
+        return;
+    y[y_off + i] = bias[bias_off + (i / plane) % cout];
+}
+
+/* Work-group c reduces channel c of dy (N, Cout, plane): work-item l sums
+ * elements l, l + WG, ... of each image in image order, then a fixed local
+ * tree; db[c] += the total. */
+kernel void conv2d_bias_backward(global const float *dy, uint dy_off, global float *db,
+                                 uint db_off, uint n, uint cout, uint plane)
+{
+    local float part[WG];
+    uint c = get_group_id(0), lid = get_local_id(0);
+    if (c >= cout)
+        return; /* whole group: no barrier is skipped by part of it */
+    float s = 0.0f;
+    for (uint img = 0; img < n; img++) {
+        global const float *p = dy + dy_off + (img * cout + c) * plane;
+        for (uint i = lid; i < plane; i += WG)
+            s += p[i];
+    }
+    part[lid] = s;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint k = WG / 2; k > 0; k >>= 1) {
+        if (lid < k)
+            part[lid] += part[lid + k];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid == 0)
+        db[db_off + c] += part[0];
+}

@@ -1,4 +1,513 @@
 /*
- * conv2d.c: placeholder until this op family is implemented (see dsdeblur_ops.h).
+ * conv2d.c: 2-D convolution, forward and backward, for groups == 1 (kernels
+ * in cl/conv2d.cl, double-precision reference in tests/ref/conv2d.c).
+ * groups == Cin is handed to the depthwise path (src/ops/depthwise.c).
+ *
+ * Why GEMM and im2col rather than a direct kernel
+ * ------------------------------------------------
+ * The generator's and discriminator's convolutions have 32..512 channels, so
+ * nearly all the work is multiply-adds that a tuned GEMM does far better than
+ * a hand-written direct kernel could on every device we target (CLBlast ships
+ * per-device tuned parameters for NVIDIA, AMD, Intel and PoCL). CLBlast's
+ * GEMM is also deterministic: no atomics, a fixed summation order.
+ *
+ * - 1x1, stride 1, no padding: a GEMM on the NCHW data as it lies. For each
+ *   image n, Y[n] (Cout x HW) = W (Cout x Cin) X[n] (Cin x HW); backward
+ *   dW += dY[n] X[n]^T and dX[n] += W^T dY[n] (beta = 1 accumulates).
+ * - every other shape: im2col. For image n and a chunk of output rows
+ *   [r0, r0 + rows), conv2d_im2col writes the column matrix
+ *   col (Kc x rows*OW), Kc = Cin*KH*KW, with the padding (zero or reflection)
+ *   applied while gathering; then Y[n][:, rows] = W (Cout x Kc) col. Backward:
+ *   dW += dY_chunk col^T, then col is overwritten by W^T dY_chunk (the column
+ *   gradient) and conv2d_col2im adds it into dx. col2im gathers: one
+ *   work-item per dx element sums, in a fixed order, the column entries that
+ *   read that element (for reflection up to three padded preimages per axis),
+ *   so it is race-free without atomics. A launch covers only the input rows
+ *   the chunk's output rows can read (their padded range, folded back through
+ *   the reflection), and adds only that chunk's contributions.
+ *
+ * Memory bound: rows is chosen so that the column buffer stays at most
+ * CONV_COL_LIMIT_BYTES (64 MiB), or one output row's columns if a single row
+ * is larger. At 1280x720 with 256 input channels and a 3x3 kernel one output
+ * row is Kc * OW * 4 = 2304 * 1280 * 4 bytes = 11.25 MiB, so a chunk is 5 rows
+ * and the whole-image column matrix (over 8 GiB) is never materialized. The
+ * environment variable DSDEBLUR_CONV_COL_LIMIT (bytes, > 0) overrides the
+ * bound; the tests set it to force many chunks. The column buffer is leased
+ * from the pool for one call and returned right after the last enqueue (the
+ * in-order queue makes that safe, see src/buffer_pool.c); backward reuses the
+ * same buffer for the columns and the column gradient.
+ *
+ * Bias: forward fills y with the bias (conv2d_bias_fill) and the GEMMs
+ * accumulate with beta = 1; without a bias the GEMMs use beta = 0. Backward
+ * reduces dy per channel with one work-group per channel and a fixed tree.
  */
 #include "internal.h"
+
+#include <clblast_c.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Upper bound on the im2col column buffer, in bytes (see above). */
+#define CONV_COL_LIMIT_BYTES ((size_t)64 << 20)
+/* Work-group size of the bias reduction (lowered to what the device allows)
+ * and of the element-wise kernels. */
+enum { CONV_REDUCE_WG = 256, CONV_ELEM_WG = 64 };
+
+#define NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* ------------------------------------------------------------------------ */
+/* Geometry and validation */
+
+typedef struct conv_geom {
+    int n, cin, h, w;   /* x */
+    int cout, kh, kw;   /* weight (cout, cin, kh, kw) */
+    int stride, pad, reflect;
+    int oh, ow;         /* y (n, cout, oh, ow) */
+} conv_geom;
+
+static dsd_status check_tensor(dsd_context *ctx, const char *op, const dsd_tensor *t,
+                               const char *what)
+{
+    if (!t)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: %s is NULL", op, what);
+    if (!t->buf || t->n <= 0 || t->c <= 0 || t->h <= 0 || t->w <= 0)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s (%dx%dx%dx%d) is empty or "
+                        "unallocated", op, what, t->n, t->c, t->h, t->w);
+    return DSD_OK;
+}
+
+/* t must be (n, c, h, w); why names what implies that shape. */
+static dsd_status expect_shape(dsd_context *ctx, const char *op, const dsd_tensor *t,
+                               const char *what, int n, int c, int h, int w, const char *why)
+{
+    DSD_TRY(check_tensor(ctx, op, t, what));
+    if (t->n == n && t->c == c && t->h == h && t->w == w)
+        return DSD_OK;
+    return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s is %dx%dx%dx%d but %s needs "
+                    "%dx%dx%dx%d", op, what, t->n, t->c, t->h, t->w, why, n, c, h, w);
+}
+
+static dsd_status check_params(dsd_context *ctx, const char *op, const dsd_conv2d_params *p)
+{
+    if (!p)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: params is NULL", op);
+    if (p->kernel_h < 1 || p->kernel_w < 1 || p->stride < 1 || p->pad < 0)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: kernel %dx%d, stride "
+                        "%d, pad %d (need kernel >= 1, stride >= 1, pad >= 0)", op, p->kernel_h,
+                        p->kernel_w, p->stride, p->pad);
+    if (p->pad_mode != DSD_PAD_ZERO && p->pad_mode != DSD_PAD_REFLECT)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: unknown padding mode %d",
+                        op, (int)p->pad_mode);
+    return DSD_OK;
+}
+
+/* Output size of p on an in_h x in_w input (p already checked). */
+static dsd_status out_size(dsd_context *ctx, const char *op, const dsd_conv2d_params *p,
+                           int in_h, int in_w, int *out_h, int *out_w)
+{
+    if (in_h < 1 || in_w < 1)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: input %dx%d is empty", op, in_h,
+                        in_w);
+    if (p->pad_mode == DSD_PAD_REFLECT && (p->pad >= in_h || p->pad >= in_w))
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: reflection pad %d needs an input "
+                        "larger than %dx%d (pad < H and pad < W)", op, p->pad, in_h, in_w);
+    long long ph = (long long)in_h + 2LL * p->pad, pw = (long long)in_w + 2LL * p->pad;
+    if (ph < p->kernel_h || pw < p->kernel_w)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: kernel %dx%d is larger than the "
+                        "padded input %lldx%lld (%dx%d, pad %d)", op, p->kernel_h, p->kernel_w,
+                        ph, pw, in_h, in_w, p->pad);
+    long long oh = (ph - p->kernel_h) / p->stride + 1, ow = (pw - p->kernel_w) / p->stride + 1;
+    if (oh > 0x7fffffff || ow > 0x7fffffff)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: output %lldx%lld is too large", op,
+                        oh, ow);
+    *out_h = (int)oh;
+    *out_w = (int)ow;
+    return DSD_OK;
+}
+
+dsd_status dsd_conv2d_output_size(dsd_context *ctx, const dsd_conv2d_params *p, int in_h,
+                                  int in_w, int *out_h, int *out_w)
+{
+    const char *op = "conv2d_output_size";
+    DSD_TRY(check_params(ctx, op, p));
+    if (!out_h || !out_w)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: output pointer is NULL",
+                        op);
+    return out_size(ctx, op, p, in_h, in_w, out_h, out_w);
+}
+
+/* Checks x and weight for the groups == 1 path and fills g. */
+static dsd_status conv_setup(dsd_context *ctx, const char *op, const dsd_conv2d_params *p,
+                             const dsd_tensor *x, const dsd_tensor *weight, conv_geom *g)
+{
+    DSD_TRY(check_tensor(ctx, op, x, "x"));
+    DSD_TRY(check_tensor(ctx, op, weight, "weight"));
+    if (weight->c != x->c || weight->h != p->kernel_h || weight->w != p->kernel_w)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: weight is %dx%dx%dx%d but x "
+                        "%dx%dx%dx%d with a %dx%d kernel needs %dx%dx%dx%d (Cout x Cin x KH x KW)",
+                        op, weight->n, weight->c, weight->h, weight->w, x->n, x->c, x->h, x->w,
+                        p->kernel_h, p->kernel_w, weight->n, x->c, p->kernel_h, p->kernel_w);
+    g->n = x->n;
+    g->cin = x->c;
+    g->h = x->h;
+    g->w = x->w;
+    g->cout = weight->n;
+    g->kh = p->kernel_h;
+    g->kw = p->kernel_w;
+    g->stride = p->stride;
+    g->pad = p->pad;
+    g->reflect = p->pad_mode == DSD_PAD_REFLECT;
+    DSD_TRY(out_size(ctx, op, p, x->h, x->w, &g->oh, &g->ow));
+    /* Column sizes and GEMM dimensions are computed in size_t; the kernels
+     * index one image's columns with 32-bit unsigned integers. */
+    if ((double)g->cin * g->kh * g->kw * g->oh * g->ow > 4294967295.0 ||
+        (double)g->cin * g->kh * g->kw > 0x7fffffff)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %dx%d kernel over %d channels on "
+                        "a %dx%d output is too large", op, g->kh, g->kw, g->cin, g->oh, g->ow);
+    return DSD_OK;
+}
+
+/* groups: 1 -> this file's path (returns 0); Cin -> depthwise (returns 1). */
+static dsd_status conv_route(dsd_context *ctx, const char *op, const dsd_conv2d_params *p,
+                             const dsd_tensor *x, int *depthwise)
+{
+    DSD_TRY(check_params(ctx, op, p));
+    DSD_TRY(check_tensor(ctx, op, x, "x"));
+    if (p->groups == 1) {
+        *depthwise = 0;
+        return DSD_OK;
+    }
+    if (p->groups == x->c) {
+        *depthwise = 1;
+        return DSD_OK;
+    }
+    return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: groups %d with %d input "
+                    "channels (groups must be 1 or Cin)", op, p->groups, x->c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* CLBlast */
+
+static const char *clblast_status_name(int code)
+{
+    if (code < 0 && code > -1000)
+        return dsd_cl_error_name(code);
+    switch (code) {
+    case CLBlastNotImplemented: return "CLBlastNotImplemented";
+    case CLBlastInvalidMatrixA: return "CLBlastInvalidMatrixA";
+    case CLBlastInvalidMatrixB: return "CLBlastInvalidMatrixB";
+    case CLBlastInvalidMatrixC: return "CLBlastInvalidMatrixC";
+    case CLBlastInvalidDimension: return "CLBlastInvalidDimension";
+    case CLBlastInvalidLeadDimA: return "CLBlastInvalidLeadDimA";
+    case CLBlastInvalidLeadDimB: return "CLBlastInvalidLeadDimB";
+    case CLBlastInvalidLeadDimC: return "CLBlastInvalidLeadDimC";
+    case CLBlastInsufficientMemoryA: return "CLBlastInsufficientMemoryA";
+    case CLBlastInsufficientMemoryB: return "CLBlastInsufficientMemoryB";
+    case CLBlastInsufficientMemoryC: return "CLBlastInsufficientMemoryC";
+    case CLBlastInsufficientMemoryTemp: return "CLBlastInsufficientMemoryTemp";
+    case CLBlastInvalidLocalMemUsage: return "CLBlastInvalidLocalMemUsage";
+    default: return "CLBlast error";
+    }
+}
+
+/* Row-major C (m x n) = alpha op(A) op(B) + beta C on the context's queue.
+ * what says which product this is, for the error message. */
+static dsd_status sgemm(dsd_context *ctx, const char *what, CLBlastTranspose ta,
+                        CLBlastTranspose tb, size_t m, size_t n, size_t k, cl_mem a,
+                        size_t a_off, size_t lda, cl_mem b, size_t b_off, size_t ldb, float beta,
+                        cl_mem c, size_t c_off, size_t ldc)
+{
+    cl_command_queue queue = dsd_context_queue(ctx);
+    cl_event ev = NULL;
+    CLBlastStatusCode st = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, 1.0f, a, a_off,
+                                        lda, b, b_off, ldb, beta, c, c_off, ldc, &queue,
+                                        dsd_profile_enabled(ctx) ? &ev : NULL);
+    if (st != CLBlastSuccess)
+        return dsd_error_set(dsd_ctx_err(ctx), DSD_ERR_CLBLAST, (int)st, "CLBlastSgemm", __FILE__,
+                             __LINE__, "%s (m %zu, n %zu, k %zu) failed: %s (%d)", what, m, n, k,
+                             clblast_status_name((int)st), (int)st);
+    dsd_profile_record(ctx, "clblast_sgemm", ev);
+    return DSD_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Kernels and chunking */
+
+static void kernel_options(const dsd_context *ctx, char *buf, size_t size, size_t *wg)
+{
+    size_t w = CONV_REDUCE_WG;
+    while (w > 1 && w > ctx->device.max_work_group_size)
+        w /= 2;
+    *wg = w;
+    snprintf(buf, size, "-DWG=%zu", w);
+}
+
+static dsd_status run_elementwise(dsd_context *ctx, const char *kernel, const dsd_karg *args,
+                                  int nargs, size_t count)
+{
+    char opts[32];
+    size_t wg;
+    kernel_options(ctx, opts, sizeof opts, &wg);
+    size_t local = wg < CONV_ELEM_WG ? wg : CONV_ELEM_WG;
+    return dsd_kernel_run(ctx, "conv2d", opts, kernel, args, nargs, 1, &count, &local);
+}
+
+/* Column buffer bound in bytes: DSDEBLUR_CONV_COL_LIMIT when set to a positive
+ * number, else CONV_COL_LIMIT_BYTES. */
+static size_t col_limit(void)
+{
+    const char *s = getenv("DSDEBLUR_CONV_COL_LIMIT");
+    if (s && *s) {
+        char *end;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (*end == '\0' && v > 0)
+            return (size_t)v;
+    }
+    return CONV_COL_LIMIT_BYTES;
+}
+
+static size_t col_rows(const conv_geom *g)
+{
+    return (size_t)g->cin * g->kh * g->kw;
+}
+
+/* Output rows per chunk: as many as fit the bound, at least 1, at most OH. */
+static int chunk_rows(const conv_geom *g)
+{
+    size_t row_bytes = col_rows(g) * (size_t)g->ow * sizeof(float);
+    size_t rows = col_limit() / row_bytes;
+    if (rows < 1)
+        rows = 1;
+    if (rows > (size_t)g->oh)
+        rows = (size_t)g->oh;
+    return (int)rows;
+}
+
+static int is_pointwise(const conv_geom *g)
+{
+    return g->kh == 1 && g->kw == 1 && g->stride == 1 && g->pad == 0;
+}
+
+static dsd_status im2col(dsd_context *ctx, const conv_geom *g, const dsd_tensor *x, int img,
+                         const dsd_tensor *col, int r0, int rows)
+{
+    cl_uint x_off = x->offset + (cl_uint)((size_t)img * g->cin * g->h * g->w);
+    cl_uint cin = (cl_uint)g->cin, h = (cl_uint)g->h, w = (cl_uint)g->w, kh = (cl_uint)g->kh,
+            kw = (cl_uint)g->kw, stride = (cl_uint)g->stride, reflect = (cl_uint)g->reflect,
+            ow = (cl_uint)g->ow, ur0 = (cl_uint)r0, urows = (cl_uint)rows;
+    cl_int pad = g->pad;
+    dsd_karg args[] = {DSD_KARG(x->buf), DSD_KARG(x_off), DSD_KARG_TENSOR(col), DSD_KARG(cin),
+                       DSD_KARG(h), DSD_KARG(w), DSD_KARG(kh), DSD_KARG(kw), DSD_KARG(stride),
+                       DSD_KARG(pad), DSD_KARG(reflect), DSD_KARG(ow), DSD_KARG(ur0),
+                       DSD_KARG(urows)};
+    return run_elementwise(ctx, "conv2d_im2col", args, NARGS(args), col_rows(g) * rows * g->ow);
+}
+
+/* The input rows [*lo, *hi] that output rows [r0, r0 + rows) read. */
+static void input_row_range(const conv_geom *g, int r0, int rows, int *lo, int *hi)
+{
+    int pa = r0 * g->stride - g->pad;                       /* first padded row read */
+    int pb = (r0 + rows - 1) * g->stride - g->pad + g->kh - 1; /* last */
+    int l = pa < 0 ? 0 : pa, u = pb > g->h - 1 ? g->h - 1 : pb;
+    if (g->reflect) {
+        if (pa < 0) /* padded rows pa..-1 reflect to 1..-pa */
+            u = u > -pa ? u : -pa;
+        if (pb > g->h - 1) /* padded rows h..pb reflect to 2h-2-pb..h-2 */
+            l = l < 2 * g->h - 2 - pb ? l : 2 * g->h - 2 - pb;
+    }
+    if (l < 0)
+        l = 0;
+    if (u > g->h - 1)
+        u = g->h - 1;
+    *lo = l;
+    *hi = u;
+}
+
+static dsd_status col2im(dsd_context *ctx, const conv_geom *g, const dsd_tensor *dcol,
+                         dsd_tensor *dx, int img, int r0, int rows)
+{
+    int lo, hi;
+    input_row_range(g, r0, rows, &lo, &hi);
+    if (hi < lo)
+        return DSD_OK; /* the chunk reads only zero padding */
+    cl_uint dx_off = dx->offset + (cl_uint)((size_t)img * g->cin * g->h * g->w);
+    cl_uint cin = (cl_uint)g->cin, h = (cl_uint)g->h, w = (cl_uint)g->w, kh = (cl_uint)g->kh,
+            kw = (cl_uint)g->kw, stride = (cl_uint)g->stride, reflect = (cl_uint)g->reflect,
+            ow = (cl_uint)g->ow, ur0 = (cl_uint)r0, urows = (cl_uint)rows, ih0 = (cl_uint)lo,
+            nih = (cl_uint)(hi - lo + 1);
+    cl_int pad = g->pad;
+    dsd_karg args[] = {DSD_KARG_TENSOR(dcol), DSD_KARG(dx->buf), DSD_KARG(dx_off), DSD_KARG(cin),
+                       DSD_KARG(h), DSD_KARG(w), DSD_KARG(kh), DSD_KARG(kw), DSD_KARG(stride),
+                       DSD_KARG(pad), DSD_KARG(reflect), DSD_KARG(ow), DSD_KARG(ur0),
+                       DSD_KARG(urows), DSD_KARG(ih0), DSD_KARG(nih)};
+    return run_elementwise(ctx, "conv2d_col2im", args, NARGS(args), (size_t)g->cin * nih * g->w);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Forward */
+
+/* Y[img] rows [r0, r0 + rows) = W col (+ y when beta = 1). */
+static dsd_status forward_image(dsd_context *ctx, const conv_geom *g, const dsd_tensor *x,
+                                const dsd_tensor *weight, float beta, dsd_tensor *y,
+                                dsd_tensor *col, int img, int rows)
+{
+    size_t plane = (size_t)g->oh * g->ow, kc = col_rows(g);
+    size_t y_img = y->offset + (size_t)img * g->cout * plane;
+    for (int r0 = 0; r0 < g->oh; r0 += rows) {
+        int nr = g->oh - r0 < rows ? g->oh - r0 : rows;
+        size_t cols = (size_t)nr * g->ow;
+        DSD_TRY(im2col(ctx, g, x, img, col, r0, nr));
+        DSD_TRY(sgemm(ctx, "forward W x col", CLBlastTransposeNo, CLBlastTransposeNo,
+                      (size_t)g->cout, cols, kc, weight->buf, weight->offset, kc, col->buf,
+                      col->offset, cols, beta, y->buf, y_img + (size_t)r0 * g->ow, plane));
+    }
+    return DSD_OK;
+}
+
+dsd_status dsd_conv2d_forward(dsd_context *ctx, const dsd_conv2d_params *p, const dsd_tensor *x,
+                              const dsd_tensor *weight, const dsd_tensor *bias, dsd_tensor *y)
+{
+    const char *op = "conv2d_forward";
+    int depthwise;
+    DSD_TRY(conv_route(ctx, op, p, x, &depthwise));
+    if (depthwise)
+        return dsd_depthwise_conv2d_forward(ctx, p, x, weight, bias, y);
+
+    conv_geom g;
+    DSD_TRY(conv_setup(ctx, op, p, x, weight, &g));
+    if (bias)
+        DSD_TRY(expect_shape(ctx, op, bias, "bias", 1, g.cout, 1, 1, "a weight with that many "
+                             "output channels"));
+    DSD_TRY(expect_shape(ctx, op, y, "y", g.n, g.cout, g.oh, g.ow, "the convolution of x"));
+
+    float beta = 0.0f;
+    if (bias) {
+        cl_uint count = (cl_uint)dsd_tensor_numel(y), cout = (cl_uint)g.cout,
+                plane = (cl_uint)((size_t)g.oh * g.ow);
+        dsd_karg args[] = {DSD_KARG_TENSOR(bias), DSD_KARG_TENSOR(y), DSD_KARG(count),
+                           DSD_KARG(cout), DSD_KARG(plane)};
+        DSD_TRY(run_elementwise(ctx, "conv2d_bias_fill", args, NARGS(args), count));
+        beta = 1.0f;
+    }
+
+    size_t plane = (size_t)g.h * g.w;
+    if (is_pointwise(&g)) {
+        for (int img = 0; img < g.n; img++)
+            DSD_TRY(sgemm(ctx, "forward W x X", CLBlastTransposeNo, CLBlastTransposeNo,
+                          (size_t)g.cout, plane, (size_t)g.cin, weight->buf, weight->offset,
+                          (size_t)g.cin, x->buf, x->offset + (size_t)img * g.cin * plane, plane,
+                          beta, y->buf, y->offset + (size_t)img * g.cout * plane, plane));
+        return DSD_OK;
+    }
+
+    int rows = chunk_rows(&g);
+    dsd_tensor col;
+    DSD_TRY(dsd_tensor_init(ctx, &col, 1, 1, (int)col_rows(&g), rows * g.ow));
+    dsd_status st = DSD_OK;
+    for (int img = 0; img < g.n && st == DSD_OK; img++)
+        st = forward_image(ctx, &g, x, weight, beta, y, &col, img, rows);
+    dsd_tensor_free(ctx, &col);
+    return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Backward */
+
+static dsd_status bias_backward(dsd_context *ctx, const conv_geom *g, const dsd_tensor *dy,
+                                dsd_tensor *dbias)
+{
+    char opts[32];
+    size_t wg;
+    kernel_options(ctx, opts, sizeof opts, &wg);
+    cl_uint n = (cl_uint)g->n, cout = (cl_uint)g->cout, plane = (cl_uint)((size_t)g->oh * g->ow);
+    dsd_karg args[] = {DSD_KARG_TENSOR(dy), DSD_KARG_TENSOR(dbias), DSD_KARG(n), DSD_KARG(cout),
+                       DSD_KARG(plane)};
+    size_t global = (size_t)g->cout * wg;
+    return dsd_kernel_run(ctx, "conv2d", opts, "conv2d_bias_backward", args, NARGS(args), 1,
+                          &global, &wg);
+}
+
+static dsd_status backward_pointwise(dsd_context *ctx, const conv_geom *g, const dsd_tensor *x,
+                                     const dsd_tensor *weight, const dsd_tensor *dy,
+                                     dsd_tensor *dx, dsd_tensor *dweight)
+{
+    size_t plane = (size_t)g->h * g->w, cin = (size_t)g->cin, cout = (size_t)g->cout;
+    for (int img = 0; img < g->n; img++) {
+        size_t dy_img = dy->offset + (size_t)img * cout * plane;
+        size_t x_img = (size_t)img * cin * plane;
+        if (dweight) /* dW (Cout x Cin) += dY[n] (Cout x HW) X[n]^T */
+            DSD_TRY(sgemm(ctx, "backward dW += dY x X^T", CLBlastTransposeNo,
+                          CLBlastTransposeYes, cout, cin, plane, dy->buf, dy_img, plane, x->buf,
+                          x->offset + x_img, plane, 1.0f, dweight->buf, dweight->offset, cin));
+        if (dx) /* dX[n] (Cin x HW) += W^T dY[n] */
+            DSD_TRY(sgemm(ctx, "backward dX += W^T x dY", CLBlastTransposeYes,
+                          CLBlastTransposeNo, cin, plane, cout, weight->buf, weight->offset, cin,
+                          dy->buf, dy_img, plane, 1.0f, dx->buf, dx->offset + x_img, plane));
+    }
+    return DSD_OK;
+}
+
+static dsd_status backward_image(dsd_context *ctx, const conv_geom *g, const dsd_tensor *x,
+                                 const dsd_tensor *weight, const dsd_tensor *dy, dsd_tensor *dx,
+                                 dsd_tensor *dweight, dsd_tensor *col, int img, int rows)
+{
+    size_t plane = (size_t)g->oh * g->ow, kc = col_rows(g), cout = (size_t)g->cout;
+    size_t dy_img = dy->offset + (size_t)img * cout * plane;
+    for (int r0 = 0; r0 < g->oh; r0 += rows) {
+        int nr = g->oh - r0 < rows ? g->oh - r0 : rows;
+        size_t cols = (size_t)nr * g->ow, dy_chunk = dy_img + (size_t)r0 * g->ow;
+        if (dweight) { /* dW (Cout x Kc) += dY_chunk (Cout x cols) col^T */
+            DSD_TRY(im2col(ctx, g, x, img, col, r0, nr));
+            DSD_TRY(sgemm(ctx, "backward dW += dY x col^T", CLBlastTransposeNo,
+                          CLBlastTransposeYes, cout, kc, cols, dy->buf, dy_chunk, plane,
+                          col->buf, col->offset, cols, 1.0f, dweight->buf, dweight->offset, kc));
+        }
+        if (dx) { /* dcol (Kc x cols) = W^T dY_chunk, then dx += col2im(dcol) */
+            DSD_TRY(sgemm(ctx, "backward dcol = W^T x dY", CLBlastTransposeYes,
+                          CLBlastTransposeNo, kc, cols, cout, weight->buf, weight->offset, kc,
+                          dy->buf, dy_chunk, plane, 0.0f, col->buf, col->offset, cols));
+            DSD_TRY(col2im(ctx, g, col, dx, img, r0, nr));
+        }
+    }
+    return DSD_OK;
+}
+
+dsd_status dsd_conv2d_backward(dsd_context *ctx, const dsd_conv2d_params *p, const dsd_tensor *x,
+                               const dsd_tensor *weight, const dsd_tensor *dy, dsd_tensor *dx,
+                               dsd_tensor *dweight, dsd_tensor *dbias)
+{
+    const char *op = "conv2d_backward";
+    int depthwise;
+    DSD_TRY(conv_route(ctx, op, p, x, &depthwise));
+    if (depthwise)
+        return dsd_depthwise_conv2d_backward(ctx, p, x, weight, dy, dx, dweight, dbias);
+
+    conv_geom g;
+    DSD_TRY(conv_setup(ctx, op, p, x, weight, &g));
+    DSD_TRY(expect_shape(ctx, op, dy, "dy", g.n, g.cout, g.oh, g.ow, "the convolution of x"));
+    if (dx)
+        DSD_TRY(expect_shape(ctx, op, dx, "dx", g.n, g.cin, g.h, g.w, "x"));
+    if (dweight)
+        DSD_TRY(expect_shape(ctx, op, dweight, "dweight", weight->n, weight->c, weight->h,
+                             weight->w, "weight"));
+    if (dbias)
+        DSD_TRY(expect_shape(ctx, op, dbias, "dbias", 1, g.cout, 1, 1, "a weight with that many "
+                             "output channels"));
+
+    if (dbias)
+        DSD_TRY(bias_backward(ctx, &g, dy, dbias));
+    if (!dx && !dweight)
+        return DSD_OK;
+    if (is_pointwise(&g))
+        return backward_pointwise(ctx, &g, x, weight, dy, dx, dweight);
+
+    int rows = chunk_rows(&g);
+    dsd_tensor col;
+    DSD_TRY(dsd_tensor_init(ctx, &col, 1, 1, (int)col_rows(&g), rows * g.ow));
+    dsd_status st = DSD_OK;
+    for (int img = 0; img < g.n && st == DSD_OK; img++)
+        st = backward_image(ctx, &g, x, weight, dy, dx, dweight, &col, img, rows);
+    dsd_tensor_free(ctx, &col);
+    return st;
+}
