@@ -7,6 +7,7 @@
  */
 #include "internal.h"
 
+#include <clblast_c.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,6 +320,9 @@ void dsd_context_free(dsd_context *ctx)
     dsd_profile_reset(ctx);
     free(ctx->events);
     dsd_fft_cache_release(ctx);
+    /* CLBlast caches programs per OpenCL context in process-wide tables; drop
+     * them with the context they belong to (other contexts rebuild on demand). */
+    CLBlastClearCache();
     dsd_programs_release(ctx);
     dsd_pool_release_all(ctx);
     if (ctx->queue)

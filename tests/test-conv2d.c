@@ -15,7 +15,9 @@
  *
  * test_chunking sets DSDEBLUR_CONV_COL_LIMIT to force many row chunks;
  * test_indirect_gemm forces CLBlast's indirect GEMM kernels (the ones large
- * convolutions use) and runs last because the override stays in effect.
+ * convolutions use) and runs last because the override stays in effect. The
+ * test reaches CLBlast's own functions through dlsym, since it links only
+ * libdsdeblur.
  */
 #include "testutil.h"
 #include "ref/conv2d.h"
@@ -53,6 +55,11 @@ static const conv_case cases[] = {
     {"k5 s1 p2 reflect on 3x4", 2, 3, 3, 4, 5, 5, 5, 1, 2, 1, 1},
     {"k3x2 s2 p1 zero", 2, 5, 7, 9, 3, 3, 2, 2, 1, 0, 0},
     {"k3 s1 p1 cin 1", 2, 1, 7, 5, 3, 3, 3, 1, 1, 0, 0},
+    /* padding wider than the kernel's reach: output rows near an edge read
+     * only reflected rows (input rows the direct range does not cover) */
+    {"k3 s1 p2 reflect", 2, 3, 5, 6, 5, 3, 3, 1, 2, 1, 1},
+    {"k1 s1 p1 reflect", 2, 5, 7, 5, 3, 1, 1, 1, 1, 1, 0},
+    {"k3 s2 p2 reflect", 2, 3, 7, 9, 5, 3, 3, 2, 2, 1, 0},
 };
 enum { N_CASES = (int)(sizeof cases / sizeof cases[0]) };
 
@@ -617,7 +624,7 @@ END_TEST
  * few rows per chunk with a shorter last chunk. */
 START_TEST(test_chunking)
 {
-    static const int picks[] = {5, 7, 9, 10, 11, 12, 13};
+    static const int picks[] = {5, 7, 9, 10, 11, 12, 13, 15, 16, 17};
     for (size_t i = 0; i < sizeof picks / sizeof picks[0]; i++) {
         if (skip_case(picks[i]))
             continue;
@@ -750,16 +757,26 @@ START_TEST(test_indirect_gemm)
         char name[160];
         snprintf(name, sizeof name, "%s (indirect GEMM)", c->name);
         check_forward(name, &g, &p, 1, 900 + i);
+        check_forward(name, &g, &p, 0, 920 + i); /* beta = 0 over a NaN-filled y */
         check_backward(name, &g, &p, GRAD_ALL, 910 + i);
     }
 }
 END_TEST
+
+/* Every test starts with the default column-buffer bound, even when a failed
+ * test_chunking left its override set (CK_NOFORK: a failure leaves the test
+ * by longjmp). */
+static void default_col_limit(void)
+{
+    unsetenv("DSDEBLUR_CONV_COL_LIMIT");
+}
 
 int main(void)
 {
     Suite *s = suite_create("conv2d");
     TCase *tc = tcase_create("conv2d");
     tcase_set_timeout(tc, 900);
+    tcase_add_checked_fixture(tc, default_col_limit, NULL);
     tcase_add_test(tc, test_reference_reflect_by_hand);
     tcase_add_loop_test(tc, test_reference_gradients, 0, N_CASES);
     tcase_add_test(tc, test_output_size);

@@ -98,22 +98,27 @@ void tu_upload(dsd_tensor *t, const double *host)
     ck_assert(f != NULL);
     for (size_t i = 0; i < n; i++)
         f[i] = (float)host[i];
-    /* Stage through an exact-size buffer and a device copy rather than a
-     * partial host write: Oclgrind 21.10 shrinks its shadow (initialized)
-     * tracking of a buffer to the size of the last host write, which makes
-     * later reads of a pooled buffer's other bytes look uninitialized. */
+    /* Write the WHOLE buffer from offset 0 (read it, patch the tensor's range,
+     * write it back): Oclgrind 21.10 sizes its initialized-memory tracking by
+     * the last host write and ignores its offset, so a partial write makes
+     * later reads of a pooled buffer or a view look uninitialized. */
     dsd_context *ctx = tu_ctx();
-    cl_int rc;
-    cl_mem staging = clCreateBuffer(dsd_context_cl(ctx), CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
-                                    n * sizeof *f, f, &rc);
-    ck_assert_msg(rc == CL_SUCCESS, "clCreateBuffer: %s", dsd_cl_error_name(rc));
-    rc = clEnqueueCopyBuffer(dsd_context_queue(ctx), staging, t->buf, 0,
-                             (size_t)t->offset * sizeof *f, n * sizeof *f, 0, NULL, NULL);
-    if (rc == CL_SUCCESS)
-        rc = clFinish(dsd_context_queue(ctx));
-    clReleaseMemObject(staging);
+    cl_command_queue q = dsd_context_queue(ctx);
+    size_t bytes = 0;
+    cl_int rc = clGetMemObjectInfo(t->buf, CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
+    ck_assert_msg(rc == CL_SUCCESS, "clGetMemObjectInfo: %s", dsd_cl_error_name(rc));
+    size_t begin = (size_t)t->offset * sizeof *f;
+    ck_assert(begin + n * sizeof *f <= bytes);
+    unsigned char *whole = malloc(bytes);
+    ck_assert(whole != NULL);
+    rc = clEnqueueReadBuffer(q, t->buf, CL_TRUE, 0, bytes, whole, 0, NULL, NULL);
+    if (rc == CL_SUCCESS) {
+        memcpy(whole + begin, f, n * sizeof *f);
+        rc = clEnqueueWriteBuffer(q, t->buf, CL_TRUE, 0, bytes, whole, 0, NULL, NULL);
+    }
+    free(whole);
     free(f);
-    ck_assert_msg(rc == CL_SUCCESS, "upload copy: %s", dsd_cl_error_name(rc));
+    ck_assert_msg(rc == CL_SUCCESS, "upload: %s", dsd_cl_error_name(rc));
 }
 
 void tu_download(const dsd_tensor *t, double *host)

@@ -8,8 +8,10 @@
  * The generator's and discriminator's convolutions have 32..512 channels, so
  * nearly all the work is multiply-adds that a tuned GEMM does far better than
  * a hand-written direct kernel could on every device we target (CLBlast ships
- * per-device tuned parameters for NVIDIA, AMD, Intel and PoCL). CLBlast's
- * GEMM is also deterministic: no atomics, a fixed summation order.
+ * tuned parameters for many NVIDIA, AMD and Intel devices and defaults for the
+ * rest). CLBlast's GEMM is also deterministic: no atomics, a fixed summation
+ * order. im2col costs an extra write and read of the column matrix, small next
+ * to the GEMM's Kc multiply-adds per column entry.
  *
  * - 1x1, stride 1, no padding: a GEMM on the NCHW data as it lies. For each
  *   image n, Y[n] (Cout x HW) = W (Cout x Cin) X[n] (Cin x HW); backward
@@ -30,7 +32,7 @@
  * CONV_COL_LIMIT_BYTES (64 MiB), or one output row's columns if a single row
  * is larger. At 1280x720 with 256 input channels and a 3x3 kernel one output
  * row is Kc * OW * 4 = 2304 * 1280 * 4 bytes = 11.25 MiB, so a chunk is 5 rows
- * and the whole-image column matrix (over 8 GiB) is never materialized. The
+ * and the whole-image column matrix (7.9 GiB) is never materialized. The
  * environment variable DSDEBLUR_CONV_COL_LIMIT (bytes, > 0) overrides the
  * bound; the tests set it to force many chunks. The column buffer is leased
  * from the pool for one call and returned right after the last enqueue (the
@@ -38,8 +40,18 @@
  * same buffer for the columns and the column gradient.
  *
  * Bias: forward fills y with the bias (conv2d_bias_fill) and the GEMMs
- * accumulate with beta = 1; without a bias the GEMMs use beta = 0. Backward
- * reduces dy per channel with one work-group per channel and a fixed tree.
+ * accumulate with beta = 1; without a bias the GEMMs use beta = 0 (CLBlast
+ * then never reads y). Backward reduces dy per channel with one work-group per
+ * channel and a fixed tree.
+ *
+ * Determinism: every kernel and GEMM sums in a fixed order, so results are
+ * bit-identical run to run on one device for one column bound (the bound
+ * sets the chunks, and dW and dx add chunk after chunk).
+ *
+ * Known cost: dW = dY col^T is a GEMM with a long K (the chunk's columns) and
+ * a small Cout x Kc output, so it fills few work-groups on a large GPU; a
+ * split-K variant (batched GEMMs into partial products, then a fixed-order
+ * sum) would raise occupancy if profiling shows it matters.
  */
 #include "internal.h"
 
@@ -55,6 +67,8 @@
 enum { CONV_REDUCE_WG = 256, CONV_ELEM_WG = 64 };
 
 #define NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+/* Largest element index the kernels handle (they use 32-bit uint). */
+#define CONV_INDEX_MAX ((size_t)0xffffffffu)
 
 /* ------------------------------------------------------------------------ */
 /* Geometry and validation */
@@ -159,12 +173,11 @@ static dsd_status conv_setup(dsd_context *ctx, const char *op, const dsd_conv2d_
     g->pad = p->pad;
     g->reflect = p->pad_mode == DSD_PAD_REFLECT;
     DSD_TRY(out_size(ctx, op, p, x->h, x->w, &g->oh, &g->ow));
-    /* Column sizes and GEMM dimensions are computed in size_t; the kernels
-     * index one image's columns with 32-bit unsigned integers. */
-    if ((double)g->cin * g->kh * g->kw * g->oh * g->ow > 4294967295.0 ||
-        (double)g->cin * g->kh * g->kw > 0x7fffffff)
+    /* The kernels index a chunk's columns with 32-bit unsigned integers, and
+     * a chunk holds at least one output row. */
+    if ((double)g->cin * g->kh * g->kw * g->ow > (double)CONV_INDEX_MAX)
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %dx%d kernel over %d channels on "
-                        "a %dx%d output is too large", op, g->kh, g->kw, g->cin, g->oh, g->ow);
+                        "a %d-wide output is too large", op, g->kh, g->kw, g->cin, g->ow);
     return DSD_OK;
 }
 
@@ -272,11 +285,14 @@ static size_t col_rows(const conv_geom *g)
     return (size_t)g->cin * g->kh * g->kw;
 }
 
-/* Output rows per chunk: as many as fit the bound, at least 1, at most OH. */
+/* Output rows per chunk: as many as fit the bound (and 32-bit indexing), at
+ * least 1, at most OH. */
 static int chunk_rows(const conv_geom *g)
 {
-    size_t row_bytes = col_rows(g) * (size_t)g->ow * sizeof(float);
-    size_t rows = col_limit() / row_bytes;
+    size_t row_floats = col_rows(g) * (size_t)g->ow;
+    size_t rows = col_limit() / (row_floats * sizeof(float));
+    if (rows > CONV_INDEX_MAX / row_floats)
+        rows = CONV_INDEX_MAX / row_floats;
     if (rows < 1)
         rows = 1;
     if (rows > (size_t)g->oh)
@@ -403,7 +419,7 @@ dsd_status dsd_conv2d_forward(dsd_context *ctx, const dsd_conv2d_params *p, cons
 
     int rows = chunk_rows(&g);
     dsd_tensor col;
-    DSD_TRY(dsd_tensor_init(ctx, &col, 1, 1, (int)col_rows(&g), rows * g.ow));
+    DSD_TRY(dsd_tensor_init(ctx, &col, 1, (int)col_rows(&g), rows, g.ow));
     dsd_status st = DSD_OK;
     for (int img = 0; img < g.n && st == DSD_OK; img++)
         st = forward_image(ctx, &g, x, weight, beta, y, &col, img, rows);
@@ -504,7 +520,7 @@ dsd_status dsd_conv2d_backward(dsd_context *ctx, const dsd_conv2d_params *p, con
 
     int rows = chunk_rows(&g);
     dsd_tensor col;
-    DSD_TRY(dsd_tensor_init(ctx, &col, 1, 1, (int)col_rows(&g), rows * g.ow));
+    DSD_TRY(dsd_tensor_init(ctx, &col, 1, (int)col_rows(&g), rows, g.ow));
     dsd_status st = DSD_OK;
     for (int img = 0; img < g.n && st == DSD_OK; img++)
         st = backward_image(ctx, &g, x, weight, dy, dx, dweight, &col, img, rows);
