@@ -5,7 +5,7 @@
  * x (N,C,H,W), weight (C,1,KH,KW), bias (1,C,1,1), y (N,C,OH,OW);
  * y[n,c,oh,ow] = bias[c] + sum_kh,kw w[c,kh,kw] * xpad[n,c,oh*S-pad+kh, ow*S-pad+kw]
  * where xpad is x with zero or reflection padding (PyTorch ReflectionPad2d:
- * the edge is not repeated, index -1 reads 1 and H reads H-2).
+ * the edge is not repeated, index -1 reads 1 and H reads H-2; dw_reflect).
  *
  * The kernel size, stride, padding mode and tile size are compile-time
  * options, so the tap loops unroll and the local tiles have exact sizes; the
@@ -22,14 +22,15 @@
  *   itself and, with reflection, its mirror images -ih and 2H-2-ih (and the
  *   same for columns) when those lie in the padding. Mirror taps that fall
  *   outside the local tile (only next to the border) read dy from global
- *   memory. Each work-item owns the dx element it adds to.
+ *   memory. With stride 1, interior pixels take a check-free path. Each
+ *   work-item owns the dx element it adds to.
  * - Backward dweight / dbias: a fixed number P = PW x PH of work-groups per
  *   channel each walk a fixed subset of that channel's output tiles (every
  *   PW-th tile column and PH-th tile row, in every image), load the x tile
- *   into local memory as forward does, and keep
- *   KH*KW + 1 private sums per work-item; fixed local trees reduce them to
- *   partial[c][p][tap]. A second kernel adds the P partials in order into
- *   dweight and dbias. No atomics: the result is the same run to run.
+ *   into local memory as forward does, and keep KH*KW + 1 private sums per
+ *   work-item; fixed local trees reduce them to partial[c][p][tap]. A second
+ *   kernel adds the P partials in order into dweight and dbias. No atomics:
+ *   the result is the same run to run.
  */
 
 #ifndef KH
@@ -77,6 +78,15 @@
 /* ------------------------------------------------------------------------ */
 /* Helpers */
 
+/* Reflection index, PyTorch ReflectionPad2d (-1 -> 1, n -> n-2), for
+ * -n < i < 2n - 1. The same map as common.cl's dsd_reflect, written so that
+ * LLVM does not turn it into the llvm.abs intrinsic: Oclgrind 21.10 cannot
+ * execute that, and dsd_reflect's `if (i < 0) i = -i` becomes one here. */
+inline int dw_reflect(int i, int n)
+{
+    return i < 0 ? -i : (i >= n ? 2 * n - 2 - i : i);
+}
+
 /* x of one plane at row ih, column iw of x's own coordinates (negative or
  * past the edge inside the padding). Positions outside the padded image are
  * never read by a valid output; they load 0 so tiles past the border stay
@@ -86,8 +96,8 @@ inline float x_padded(global const float *xp, int ih, int iw, int H, int W, int 
     if (ih < -pad || ih >= H + pad || iw < -pad || iw >= W + pad)
         return 0.0f;
 #if REFLECT
-    ih = dsd_reflect(ih, H);
-    iw = dsd_reflect(iw, W);
+    ih = dw_reflect(ih, H);
+    iw = dw_reflect(iw, W);
 #else
     if (ih < 0 || ih >= H || iw < 0 || iw >= W)
         return 0.0f;
