@@ -126,6 +126,19 @@ const char *dsd_call_name_(const char *expr)
     return name;
 }
 
+/* "/build/tree/src/ops/conv2d.c" -> "src/ops/conv2d.c": out-of-tree builds
+ * pass absolute paths in __FILE__, users want the project's own. */
+static const char *project_relative(const char *file)
+{
+    if (!file)
+        return "";
+    const char *best = NULL;
+    for (const char *p = strstr(file, "src/"); p; p = strstr(p + 1, "src/"))
+        if (p == file || p[-1] == '/')
+            best = p;
+    return best ? best : file;
+}
+
 void dsd_error_clear(dsd_error *err)
 {
     if (!err)
@@ -145,7 +158,7 @@ dsd_status dsd_error_vset(dsd_error *err, dsd_status status, int code, const cha
         return status;
     err->status = status;
     err->cl_code = code;
-    err->file = file ? file : "";
+    err->file = project_relative(file);
     err->line = line;
     snprintf(err->call, sizeof err->call, "%s", call ? call : "");
     vsnprintf(err->message, sizeof err->message, fmt, ap);
