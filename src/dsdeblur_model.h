@@ -1,4 +1,373 @@
-/* dsdeblur_model.h: the networks (placeholder, being implemented). */
+/*
+ * dsdeblur_model.h: the networks of the paper, forward and backward, with
+ * their parameters in one device arena each (included by dsdeblur.h; do not
+ * include it alone). Implementations: src/model/generator.c (which also holds
+ * the dsd_params_* arena code every network shares) and
+ * src/model/discriminator.c; double-precision reference networks and the
+ * gradient checks: tests/test-generator.c, tests/test-discriminator.c.
+ *
+ * What this is not: a training loop, a loss or an optimizer (those call
+ * these functions), and not a general graph library: the layers are fixed,
+ * and each backward is written by hand in mirrored order (llm.c style, see
+ * doc/architecture.md).
+ *
+ * Overview
+ * --------
+ *     dsd_generator g;
+ *     dsd_generator_config cfg = dsd_generator_default_config();
+ *     if (dsd_generator_init(ctx, &g, &cfg) != DSD_OK) ...   // arenas on the device
+ *     dsd_generator_init_weights(ctx, &g, 42);              // PyTorch-default init
+ *
+ *     // one training step of the generator alone
+ *     dsd_tensor_fill(ctx, &g.params.grads, 0.0f);          // zero grads once per step
+ *     dsd_generator_forward(ctx, &g, &blur, &sharp_hat, 1, step);   // keeps activations
+ *     ... loss forward, loss backward into d_sharp_hat ...
+ *     dsd_generator_backward(ctx, &g, &d_sharp_hat, NULL);  // accumulates into grads
+ *     dsd_adam_step(ctx, &hp, step + 1, &g.params.values, &g.params.grads, &m, &v);
+ *
+ *     // deblurring: no activations kept, memory bounded by a few feature maps
+ *     dsd_generator_forward(ctx, &g, &blur, &out, 0, 0);
+ *     dsd_generator_free(ctx, &g);
+ *
+ * Parameter arenas (dsd_params)
+ * -----------------------------
+ * Every parameter of a network lives in ONE device tensor, params.values,
+ * shaped (1, 1, 1, count); its gradients live in a second one, params.grads,
+ * with the same layout. So zeroing the gradients is one dsd_tensor_fill, the
+ * Adam step is one dsd_adam_step over the whole arena (m and v are two more
+ * tensors of `count` floats the trainer owns), and a checkpoint is one
+ * download sliced by the table. The table params.info lists every parameter
+ * in forward order with its name, its PyTorch shape (what a checkpoint
+ * stores), the NCHW shape of its device view and its offset in floats.
+ * Parameters are packed back to back without padding, so count is exactly
+ * the number of parameters.
+ *
+ * The networks also hold typed views (dsd_tensor structs that borrow the
+ * arena's buffer at an offset, capacity 0) named after the layers, one set
+ * into values (g.w) and the same set into grads (g.grad), built with
+ * dsd_params_view. Conv weights are (Cout, Cin/groups, KH, KW), conv biases
+ * and norm parameters (1, C, 1, 1). Views must not outlive the network.
+ *
+ * Parameter names (they become safetensors names)
+ * -----------------------------------------------
+ * PyTorch module paths, ModuleList indices from 0, ".weight" / ".bias":
+ *   generator      head.{weight,bias}                 7x7 conv 3 -> B (reflect pad 3)
+ *                  down.{0,1}.{weight,bias}           3x3 stride 2: B -> 2B, 2B -> 4B
+ *                  blocks.<i>.ca.fc1.{weight,bias}    channel attention MLP 4B -> 4B/r
+ *                  blocks.<i>.ca.fc2.{weight,bias}    4B/r -> 4B
+ *                  blocks.<i>.sa.conv.{weight,bias}   spatial attention 7x7, 2 -> 1
+ *                  blocks.<i>.dsc.<j>.depthwise.{weight,bias}   j = 0, 1, 2: 3x3, groups 4B
+ *                  blocks.<i>.dsc.<j>.pointwise.{weight,bias}   1x1, 4B -> 4B
+ *                  up.{0,1}.{weight,bias}             KxK: 4B -> 8B, 2B -> 4B (before
+ *                                                     PixelShuffle(2))
+ *                  tail.{weight,bias}                 7x7 conv B -> 3 (reflect pad 3)
+ *   discriminator  layers.<i>.conv.{weight,bias}      i = 0 .. n_layers + 1
+ *                  layers.<i>.norm.{weight,bias}      only with norm_affine, i = 1 .. n_layers
+ * (B = base_width, r = mlp_ratio, K = up_kernel.) Weight shapes are
+ * PyTorch's (Cout, Cin/groups, KH, KW); biases and norm parameters are 1-D (C).
+ *
+ * Parameter counts
+ * ----------------
+ * The default generator (B 64, 9 blocks, r 16, K 3) has 3,785,806 parameters
+ * (15.1 MB as float32): head 9,472, down 369,024, each DSCRb 213,619
+ * (attention 8,563 + three DSCs of 68,352), up 1,475,328, tail 9,411. With
+ * r = 8: 3,859,678; with K = 1: 2,475,086; per block fewer or more: 213,619
+ * each (0 blocks: 1,863,235). The default discriminator (B 64, 3 layers) has
+ * 2,764,737. dsd_generator_param_count / dsd_discriminator_param_count
+ * compute these from a config without a device.
+ *
+ * Training and inference forwards
+ * -------------------------------
+ * training != 0 keeps every activation the backward needs; training == 0
+ * keeps none and gives each intermediate back to the pool as soon as the
+ * next layer has consumed it (several ops run in place), so inference at
+ * 1280x720 needs a few full-resolution feature maps, not all of them. Saved
+ * activations are leased from the context's buffer pool (which reuses the
+ * previous step's buffers) and given back during the backward, each as soon
+ * as it has been used for the last time.
+ *
+ * The input x is BORROWED by a training forward: it must stay alive and
+ * unchanged until the matching backward (the first layer's weight gradient
+ * reads it). Outputs are caller-allocated and must not overlap inputs.
+ *
+ * The generator keeps its saved activations itself: one training forward is
+ * followed by one backward (a new training forward first drops any pending
+ * activations). The discriminator is applied to real and fake images in one
+ * step, with the backwards in any order, so its forward fills a
+ * caller-owned dsd_discriminator_tape instead: one tape per pending forward,
+ * as many as the caller likes, no hidden slot limit, and the lifetime is
+ * visible in the caller's code. Backward consumes the tape (gives its
+ * activations back and marks it empty); dsd_discriminator_tape_free drops a
+ * tape that will not be backpropagated.
+ *
+ * LeakyReLU runs in place and its backward reads the activation's output
+ * instead of its input: with slope >= 0 both have the same sign, which is all
+ * the backward looks at. Dropout likewise runs in place after the LeakyReLU;
+ * where it dropped an element the gradient is zero whatever the saved value.
+ * Hence the configs require slope >= 0.
+ *
+ * Backward semantics are those of the ops: everything ACCUMULATES. Parameter
+ * gradients are added into params.grads (zero them once per step), dx (when
+ * not NULL) receives dx += dL/dx.
+ *
+ * Dropout masks are Philox streams (see dsd_dropout_forward): seed
+ * g->dropout_seed, stream = step * 65536 + block index. The same step
+ * regenerates the same masks, so a resumed run and the backward need no
+ * stored mask. Inference never drops.
+ *
+ * Errors: invalid configs give DSD_ERR_INVALID_ARGUMENT, input shapes the
+ * network cannot take DSD_ERR_SHAPE (recorded in the context like any op);
+ * on an error in the middle of a forward or backward the pending
+ * activations are given back and the step must be redone.
+ */
 #ifndef DSDEBLUR_MODEL_H
 #define DSDEBLUR_MODEL_H
+
+#ifdef __cplusplus
+extern "C" {
 #endif
+
+/* ------------------------------------------------------------------------ */
+/* Parameter arenas (src/model/generator.c) */
+
+enum { DSD_PARAM_NAME_MAX = 64 };
+
+/* How dsd_params_init_weights fills a parameter. */
+typedef enum dsd_param_init {
+    DSD_PARAM_INIT_FAN_IN = 0, /* U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's Conv2d
+                                  default for weight (kaiming_uniform_, a = sqrt(5))
+                                  and bias alike */
+    DSD_PARAM_INIT_ONES,       /* norm weight */
+    DSD_PARAM_INIT_ZEROS,      /* norm bias */
+} dsd_param_init;
+
+typedef struct dsd_param_info {
+    char name[DSD_PARAM_NAME_MAX]; /* "blocks.3.ca.fc1.weight" */
+    int ndim;                      /* dimensions of the PyTorch shape: 4 or 1 */
+    int shape[4];                  /* PyTorch shape, shape[0 .. ndim) */
+    int nchw[4];                   /* the device view's shape: weights as above,
+                                      biases (1, C, 1, 1) */
+    size_t offset;                 /* first float in the arena */
+    size_t numel;
+    dsd_param_init init;
+    int fan_in;                    /* Cin/groups * KH * KW of the owning conv */
+} dsd_param_info;
+
+typedef struct dsd_params {
+    dsd_param_info *info;  /* n entries in forward order (malloc'd) */
+    size_t n, cap;
+    size_t count;          /* floats in the arena == number of parameters */
+    dsd_tensor values;     /* (1, 1, 1, count) */
+    dsd_tensor grads;      /* (1, 1, 1, count), same layout */
+} dsd_params;
+
+/* Building a layout (for network implementations): append one parameter.
+ * shape is the PyTorch shape (ndim 1 or 4); the device view gets nchw =
+ * shape for ndim 4 and (1, shape[0], 1, 1) for ndim 1. The name is printf
+ * style. Host only; DSD_ERR_INVALID_ARGUMENT for a name too long or a
+ * duplicate, DSD_ERR_OUT_OF_MEMORY when the table cannot grow. */
+dsd_status dsd_params_add(dsd_params *p, dsd_error *err, int ndim, const int *shape,
+                          dsd_param_init init, int fan_in, const char *name_fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 7, 8)))
+#endif
+    ;
+/* Allocates values and grads for the layout (both zeroed). Fails with
+ * DSD_ERR_OUT_OF_MEMORY naming the bytes needed and what the device allows. */
+dsd_status dsd_params_alloc(dsd_context *ctx, dsd_params *p);
+/* Gives the arenas back and frees the table; safe on a zeroed struct. */
+void dsd_params_free(dsd_context *ctx, dsd_params *p);
+
+/* The entry called name, or NULL. */
+const dsd_param_info *dsd_params_find(const dsd_params *p, const char *name);
+/* A view of one parameter in an arena laid out like p (values, grads, or an
+ * optimizer moment of count floats): arena's buffer at arena->offset +
+ * info->offset, shape info->nchw. DSD_ERR_SHAPE when the arena is not
+ * count floats. */
+dsd_status dsd_params_view(dsd_context *ctx, const dsd_tensor *arena, const dsd_param_info *info,
+                           dsd_tensor *out);
+/* Fills every parameter as its init says, on the host from a seeded
+ * xorshift64* stream per parameter (seeded by seed and the parameter's name,
+ * so one parameter's values do not depend on the others), then uploads.
+ * Same seed -> same weights on every machine. */
+dsd_status dsd_params_init_weights(dsd_context *ctx, dsd_params *p, uint64_t seed);
+
+/* ------------------------------------------------------------------------ */
+/* Weight views shared by the networks */
+
+typedef struct dsd_conv_weights {
+    dsd_tensor weight;   /* (Cout, Cin/groups, KH, KW) */
+    dsd_tensor bias;     /* (1, Cout, 1, 1) */
+} dsd_conv_weights;
+
+/* ------------------------------------------------------------------------ */
+/* Generator (src/model/generator.c; paper sections 2.1 - 2.4)
+ *
+ * x (N, 3, H, W) blurred, in [-1, 1]; H and W multiples of 4, at least 8.
+ * With B = base_width, C = 4B, r = mlp_ratio, K = up_kernel, LReLU slope s:
+ *   head    ReflectionPad(3), conv 7x7 3 -> B, LReLU                (N, B, H, W)
+ *   down.0  conv 3x3 stride 2 pad 1 (zeros) B -> 2B, LReLU          (N, 2B, H/2, W/2)
+ *   down.1  conv 3x3 stride 2 pad 1 2B -> C, LReLU                  (N, C, H/4, W/4)
+ *   blocks  n_blocks x DSCRb(C):
+ *             channel attention: mc = sigmoid(fc2(LReLU(fc1(avgpool f)))
+ *                                            + fc2(LReLU(fc1(maxpool f))))   fc = 1x1 conv
+ *             f1 = f * mc
+ *             spatial attention: ms = sigmoid(conv7x7 pad 3 ([mean_c f1; max_c f1]))
+ *             f2 = f1 * ms
+ *             out = f + DSC(LReLU(Dropout(LReLU(DSC(... DSC(f2)))))): precisely
+ *               DSC -> LReLU -> Dropout(p) -> DSC -> LReLU -> DSC,
+ *               DSC = ReflectionPad(1) depthwise 3x3 (bias) + pointwise 1x1 (bias)
+ *   up.0    conv KxK pad K/2 C -> 8B, PixelShuffle(2), LReLU        (N, 2B, H/2, W/2)
+ *   up.1    conv KxK pad K/2 2B -> 4B, PixelShuffle(2), LReLU       (N, B, H, W)
+ *   tail    ReflectionPad(3), conv 7x7 B -> 3, tanh
+ *   y = clamp(x + tail, -1, 1)
+ * Every conv has a bias. */
+
+typedef struct dsd_generator_config {
+    int n_blocks;       /* DSCRb count: 9 */
+    int base_width;     /* B: 64 (channels B, 2B, 4B) */
+    int mlp_ratio;      /* r: 16; hidden width 4B / r (floor, >= 1) */
+    int up_kernel;      /* K: 3; odd */
+    float dropout;      /* p in the blocks: 0.5; [0, 1) */
+    float slope;        /* LeakyReLU negative slope: 0.2; >= 0 */
+} dsd_generator_config;
+
+/* The paper's generator. */
+dsd_generator_config dsd_generator_default_config(void);
+/* DSD_OK when cfg is usable, else DSD_ERR_INVALID_ARGUMENT naming the field. */
+dsd_status dsd_generator_config_check(const dsd_generator_config *cfg, dsd_error *err);
+/* Number of parameters of a network with this config (0 when invalid). */
+size_t dsd_generator_param_count(const dsd_generator_config *cfg);
+
+typedef struct dsd_dscrb_weights {
+    dsd_conv_weights fc1;          /* (C/r, C, 1, 1) channel attention, shared MLP */
+    dsd_conv_weights fc2;          /* (C, C/r, 1, 1) */
+    dsd_conv_weights sa;           /* (1, 2, 7, 7) spatial attention */
+    dsd_conv_weights depthwise[3]; /* (C, 1, 3, 3) */
+    dsd_conv_weights pointwise[3]; /* (C, C, 1, 1) */
+} dsd_dscrb_weights;
+
+typedef struct dsd_generator_weights {
+    dsd_conv_weights head;         /* (B, 3, 7, 7) */
+    dsd_conv_weights down[2];      /* (2B, B, 3, 3), (4B, 2B, 3, 3) */
+    dsd_dscrb_weights *blocks;     /* n_blocks (malloc'd) */
+    dsd_conv_weights up[2];        /* (8B, 4B, K, K), (4B, 2B, K, K) */
+    dsd_conv_weights tail;         /* (3, B, 7, 7) */
+} dsd_generator_weights;
+
+struct dsd_generator_tape;
+
+typedef struct dsd_generator {
+    dsd_generator_config cfg;
+    dsd_params params;             /* the arenas and their table */
+    dsd_generator_weights w;       /* views into params.values */
+    dsd_generator_weights grad;    /* the same views into params.grads */
+    uint64_t dropout_seed;         /* Philox key of the blocks' dropout; set by
+                                      dsd_generator_init_weights, else 0x5eed */
+    size_t arena_bytes;            /* device bytes of values + grads */
+    struct dsd_generator_tape *tape; /* activations of a pending training forward */
+} dsd_generator;
+
+/* Validates cfg (NULL: defaults), builds the table and views, allocates both
+ * arenas (zeroed). On failure g is left zeroed (safe to free). */
+dsd_status dsd_generator_init(dsd_context *ctx, dsd_generator *g, const dsd_generator_config *cfg);
+/* Gives back arenas and pending activations; safe on a zeroed struct. */
+void dsd_generator_free(dsd_context *ctx, dsd_generator *g);
+/* PyTorch-default initialization (see dsd_params_init_weights); also sets
+ * dropout_seed = seed. */
+dsd_status dsd_generator_init_weights(dsd_context *ctx, dsd_generator *g, uint64_t seed);
+
+/* y = G(x); x, y (N, 3, H, W), not overlapping. training: keep activations
+ * for dsd_generator_backward and apply dropout with masks of `step`. */
+dsd_status dsd_generator_forward(dsd_context *ctx, dsd_generator *g, const dsd_tensor *x,
+                                 dsd_tensor *y, int training, uint64_t step);
+/* Backward of the last training forward: accumulates dL/dparams into
+ * g->params.grads and, when dx is not NULL, dx += dL/dx; dy = dL/dy. Gives
+ * the saved activations back. DSD_ERR_INVALID_ARGUMENT without a pending
+ * training forward. */
+dsd_status dsd_generator_backward(dsd_context *ctx, dsd_generator *g, const dsd_tensor *dy,
+                                  dsd_tensor *dx);
+
+/* ------------------------------------------------------------------------ */
+/* Discriminator (src/model/discriminator.c; paper section 2.5): PatchGAN
+ *
+ * With B = base_width and L = n_layers (4x4 kernels, zero padding 2, bias):
+ *   layers.0        conv stride 2, in_channels -> B, LReLU
+ *   layers.i        i = 1 .. L-1: conv stride 2, B min(2^(i-1), 8) -> B min(2^i, 8),
+ *                   InstanceNorm, LReLU
+ *   layers.L        conv stride 1, B min(2^(L-1), 8) -> B min(2^L, 8), InstanceNorm, LReLU
+ *   layers.L+1      conv stride 1 -> 1: logits (no sigmoid; the losses take logits)
+ * Each conv maps a side s to s/2 + 1 (stride 2) or s + 1 (stride 1), so a
+ * 256x256 input gives 35x35 logits. InstanceNorm: eps 1e-5, biased variance,
+ * affine only with norm_affine (PyTorch's InstanceNorm2d default is off). */
+
+enum { DSD_DISCRIMINATOR_MAX_LAYERS = 8 };
+
+typedef struct dsd_discriminator_config {
+    int in_channels;    /* 3 */
+    int base_width;     /* B: 64 */
+    int n_layers;       /* L: 3; 1 .. DSD_DISCRIMINATOR_MAX_LAYERS */
+    int norm_affine;    /* 0: InstanceNorm without weight and bias */
+    float eps;          /* 1e-5 */
+    float slope;        /* 0.2; >= 0 */
+} dsd_discriminator_config;
+
+dsd_discriminator_config dsd_discriminator_default_config(void);
+dsd_status dsd_discriminator_config_check(const dsd_discriminator_config *cfg, dsd_error *err);
+size_t dsd_discriminator_param_count(const dsd_discriminator_config *cfg);
+/* The logits' spatial size for an h x w input (DSD_ERR_SHAPE when too small). */
+dsd_status dsd_discriminator_output_size(const dsd_discriminator_config *cfg, int h, int w,
+                                         int *out_h, int *out_w, dsd_error *err);
+
+typedef struct dsd_discriminator_layer {
+    dsd_conv_weights conv;
+    dsd_tensor norm_weight, norm_bias; /* (1, C, 1, 1); zeroed structs without affine */
+} dsd_discriminator_layer;
+
+typedef struct dsd_discriminator {
+    dsd_discriminator_config cfg;
+    int n_conv;                                  /* n_layers + 2 */
+    int width[DSD_DISCRIMINATOR_MAX_LAYERS + 3]; /* channels: width[0] = in_channels,
+                                                    layer i maps width[i] -> width[i+1] */
+    dsd_params params;
+    dsd_discriminator_layer w[DSD_DISCRIMINATOR_MAX_LAYERS + 2];    /* views into values */
+    dsd_discriminator_layer grad[DSD_DISCRIMINATOR_MAX_LAYERS + 2]; /* into grads */
+    size_t arena_bytes;
+} dsd_discriminator;
+
+/* What one training forward saved for its backward (caller-owned; start from
+ * a zeroed struct, e.g. `dsd_discriminator_tape t = {0};`). */
+typedef struct dsd_discriminator_tape {
+    int pending;                                  /* filled, not yet consumed */
+    dsd_tensor x;                                 /* the input (borrowed view) */
+    dsd_tensor z[DSD_DISCRIMINATOR_MAX_LAYERS + 1];    /* conv outputs before the norm */
+    dsd_tensor a[DSD_DISCRIMINATOR_MAX_LAYERS + 1];    /* layer outputs after LReLU */
+    dsd_tensor mean[DSD_DISCRIMINATOR_MAX_LAYERS + 1]; /* (N, C, 1, 1) norm statistics */
+    dsd_tensor rstd[DSD_DISCRIMINATOR_MAX_LAYERS + 1];
+} dsd_discriminator_tape;
+
+dsd_status dsd_discriminator_init(dsd_context *ctx, dsd_discriminator *d,
+                                  const dsd_discriminator_config *cfg);
+void dsd_discriminator_free(dsd_context *ctx, dsd_discriminator *d);
+dsd_status dsd_discriminator_init_weights(dsd_context *ctx, dsd_discriminator *d, uint64_t seed);
+
+/* logits (N, 1, OH, OW) = D(x), x (N, in_channels, H, W). tape NULL:
+ * inference (nothing kept). Otherwise the tape must be empty; it receives the
+ * activations and borrows x until the backward. */
+dsd_status dsd_discriminator_forward(dsd_context *ctx, dsd_discriminator *d, const dsd_tensor *x,
+                                     dsd_tensor *logits, dsd_discriminator_tape *tape);
+/* Backward of the forward that filled tape, for dlogits = dL/dlogits:
+ * param_grads != 0 accumulates into d->params.grads (0 skips them: the
+ * generator's adversarial term needs only dx); dx (may be NULL) += dL/dx.
+ * Consumes the tape. */
+dsd_status dsd_discriminator_backward(dsd_context *ctx, dsd_discriminator *d,
+                                      dsd_discriminator_tape *tape, const dsd_tensor *dlogits,
+                                      dsd_tensor *dx, int param_grads);
+/* Gives a tape's activations back without a backward; safe on empty tapes. */
+void dsd_discriminator_tape_free(dsd_context *ctx, dsd_discriminator_tape *tape);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DSDEBLUR_MODEL_H */

@@ -36,79 +36,6 @@ static const int *shape_at(int i)
     return tu_small() ? shapes_small[i] : shapes_full[i];
 }
 
-static size_t numel(const int s[4])
-{
-    return (size_t)s[0] * s[1] * s[2] * s[3];
-}
-
-/* ------------------------------------------------------------------------ */
-/* Guarded views: v is images 1..n of base (n+1 images); image 0 holds SENTINEL. */
-
-static const float SENTINEL = 1234.5f;
-
-typedef struct vtensor {
-    dsd_tensor base, v;
-} vtensor;
-
-/* Writes the whole buffer of t from the host: SENTINEL everywhere except
- * count values of host (if not NULL) at element `at`. Oclgrind 21.10's
- * --uninitialized re-sizes a buffer's shadow to the size of each host write,
- * so a write that does not cover the pooled buffer's whole capacity, or
- * starts at an offset, makes later kernel reads look uninitialized; the tests
- * therefore always write all of it (as tests/test-pool.c does). */
-static void write_whole(const dsd_tensor *t, const double *host, size_t at, size_t count)
-{
-    size_t n = t->capacity / sizeof(float);
-    ck_assert_uint_ge(n, at + count);
-    float *f = malloc(n * sizeof *f);
-    ck_assert(f != NULL);
-    for (size_t i = 0; i < n; i++)
-        f[i] = SENTINEL;
-    for (size_t i = 0; host && i < count; i++)
-        f[at + i] = (float)host[i];
-    cl_int rc = clEnqueueWriteBuffer(dsd_context_queue(tu_ctx()), t->buf, CL_TRUE, 0,
-                                     n * sizeof *f, f, 0, NULL, NULL);
-    free(f);
-    ck_assert_msg(rc == CL_SUCCESS, "clEnqueueWriteBuffer: %s", dsd_cl_error_name(rc));
-}
-
-static void vt_init(vtensor *t, const int s[4])
-{
-    tu_tensor(&t->base, s[0] + 1, s[1], s[2], s[3]);
-    write_whole(&t->base, NULL, 0, 0);
-    t->v = dsd_tensor_view_batch(&t->base, 1, s[0]);
-    ck_assert_int_eq(t->v.n, s[0]);
-}
-
-static void vt_from(vtensor *t, const int s[4], const double *host)
-{
-    vt_init(t, s);
-    write_whole(&t->base, host, t->v.offset, dsd_tensor_numel(&t->v));
-}
-
-/* A plain tensor (no view) holding host, or SENTINEL when host is NULL. */
-static void plain_from(dsd_tensor *t, int n, int c, int h, int w, const double *host)
-{
-    tu_tensor(t, n, c, h, w);
-    write_whole(t, host, 0, host ? dsd_tensor_numel(t) : 0);
-}
-
-static void vt_check_guard(const vtensor *t, const char *what)
-{
-    size_t per = (size_t)t->base.c * t->base.h * t->base.w;
-    double *all = tu_alloc(dsd_tensor_numel(&t->base));
-    tu_download(&t->base, all);
-    for (size_t i = 0; i < per; i++)
-        ck_assert_msg(all[i] == SENTINEL, "%s: guard element %zu overwritten with %g", what, i,
-                      all[i]);
-    free(all);
-}
-
-static void vt_free(vtensor *t)
-{
-    tu_tensor_free(&t->base);
-}
-
 /* ------------------------------------------------------------------------ */
 
 static double slope_for(int i)
@@ -122,7 +49,7 @@ static void check_act(int a, const int s[4], double slope, uint64_t seed)
     dsd_context *ctx = tu_ctx();
     dsd_activation act = acts[a];
     tu_rng r = tu_rng_init(seed);
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     double *x = tu_alloc(n), *y = tu_alloc(n), *dy = tu_alloc(n), *dx = tu_alloc(n);
     tu_fill_nonzero(&r, x, n, 0.05, 4.0);
     tu_fill(&r, dy, n, -1.0, 1.0);
@@ -130,11 +57,11 @@ static void check_act(int a, const int s[4], double slope, uint64_t seed)
     for (size_t i = 0; i < n; i++) /* the device sees floats */
         x[i] = (float)x[i], dy[i] = (float)dy[i], dx[i] = (float)dx[i];
 
-    vtensor tx, ty, tdy, tdx;
-    vt_from(&tx, s, x);
-    vt_init(&ty, s);
-    vt_from(&tdy, s, dy);
-    vt_from(&tdx, s, dx);
+    tu_guarded tx, ty, tdy, tdx;
+    tu_guarded_from(&tx, s, x);
+    tu_guarded_init(&ty, s);
+    tu_guarded_from(&tdy, s, dy);
+    tu_guarded_from(&tdx, s, dx);
 
     char what[96];
     snprintf(what, sizeof what, "%s forward %dx%dx%dx%d", act_names[a], s[0], s[1], s[2], s[3]);
@@ -155,14 +82,14 @@ static void check_act(int a, const int s[4], double slope, uint64_t seed)
              s[3]);
     tu_check_tensor(what, &tdx.v, dx, 1e-4);
 
-    vt_check_guard(&tx, "x");
-    vt_check_guard(&ty, "y");
-    vt_check_guard(&tdy, "dy");
-    vt_check_guard(&tdx, "dx");
-    vt_free(&tx);
-    vt_free(&ty);
-    vt_free(&tdy);
-    vt_free(&tdx);
+    tu_guarded_check(&tx, "x");
+    tu_guarded_check(&ty, "y");
+    tu_guarded_check(&tdy, "dy");
+    tu_guarded_check(&tdx, "dx");
+    tu_guarded_free(&tx);
+    tu_guarded_free(&ty);
+    tu_guarded_free(&tdy);
+    tu_guarded_free(&tdx);
     free(x);
     free(y);
     free(dy);
@@ -183,19 +110,19 @@ START_TEST(test_in_place)
 {
     dsd_context *ctx = tu_ctx();
     const int s[4] = {2, 5, 9, 11};
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     tu_rng r = tu_rng_init(7 + (uint64_t)_i);
     double *x = tu_alloc(n), *y = tu_alloc(n);
     tu_fill_nonzero(&r, x, n, 0.05, 4.0);
     for (size_t i = 0; i < n; i++)
         x[i] = (float)x[i];
-    vtensor t;
-    vt_from(&t, s, x);
+    tu_guarded t;
+    tu_guarded_from(&t, s, x);
     TU_OK(dsd_activation_forward(ctx, acts[_i], 0.2f, &t.v, &t.v));
     ref_activation_forward((int)acts[_i], 0.2, x, y, n);
     tu_check_tensor(act_names[_i], &t.v, y, 1e-4);
-    vt_check_guard(&t, "in place");
-    vt_free(&t);
+    tu_guarded_check(&t, "in place");
+    tu_guarded_free(&t);
     free(x);
     free(y);
 }
@@ -220,7 +147,7 @@ static double fd_loss(void *user)
 START_TEST(test_ref_grad)
 {
     const int s[4] = {2, 3, 7, 5};
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     tu_rng r = tu_rng_init(31 + (uint64_t)_i);
     fd_ctx f = {(int)acts[_i], 0.2, tu_alloc(n), tu_alloc(n), tu_alloc(n), n};
     tu_fill_nonzero(&r, f.x, n, 0.05, 4.0); /* far from the kink compared with eps */
@@ -254,10 +181,10 @@ START_TEST(test_extremes)
     for (int i = 0; i < n; i++)
         dy[i] = 1.0 + 0.125 * i, dx[i] = 0.0;
     dsd_tensor tx, ty, tdy, tdx;
-    plain_from(&tx, s[0], s[1], s[2], s[3], vals);
-    plain_from(&ty, s[0], s[1], s[2], s[3], NULL);
-    plain_from(&tdy, s[0], s[1], s[2], s[3], dy);
-    plain_from(&tdx, s[0], s[1], s[2], s[3], dx);
+    tu_plain_from(&tx, s[0], s[1], s[2], s[3], vals);
+    tu_plain_from(&ty, s[0], s[1], s[2], s[3], NULL);
+    tu_plain_from(&tdy, s[0], s[1], s[2], s[3], dy);
+    tu_plain_from(&tdx, s[0], s[1], s[2], s[3], dx);
     TU_OK(dsd_activation_forward(ctx, act, 0.2f, &tx, &ty));
     double xf[sizeof vals / sizeof vals[0]];
     for (int i = 0; i < n; i++)
@@ -287,7 +214,7 @@ START_TEST(test_extremes)
     /* NaN stays NaN in forward (as PyTorch) */
     double nan_in[2] = {NAN, -NAN}, nan_out[2];
     dsd_tensor tn;
-    plain_from(&tn, 1, 1, 1, 2, nan_in);
+    tu_plain_from(&tn, 1, 1, 1, 2, nan_in);
     TU_OK(dsd_activation_forward(ctx, act, 0.2f, &tn, &tn));
     tu_download(&tn, nan_out);
     ck_assert_msg(isnan(nan_out[0]) && isnan(nan_out[1]), "%s(NaN) = %g, %g", act_names[_i],
@@ -304,36 +231,17 @@ END_TEST
 /* ------------------------------------------------------------------------ */
 /* Errors: refused before anything is enqueued (guarded outputs untouched) */
 
-static void expect(dsd_status got, dsd_status want, const char *call)
-{
-    char line[DSD_ERROR_LINE_MAX];
-    ck_assert_msg(got == want, "%s returned %s, want %s (%s)", call, dsd_status_name(got),
-                  dsd_status_name(want), dsd_error_format(dsd_context_error(tu_ctx()), line,
-                                                          sizeof line));
-}
-
-static void check_untouched(const vtensor *t, double value, const char *what)
-{
-    size_t n = dsd_tensor_numel(&t->v);
-    double *h = tu_alloc(n);
-    tu_download(&t->v, h);
-    for (size_t i = 0; i < n; i++)
-        ck_assert_msg(h[i] == value, "%s: element %zu changed to %g", what, i, h[i]);
-    free(h);
-    vt_check_guard(t, what);
-}
-
 START_TEST(test_errors)
 {
     dsd_context *ctx = tu_ctx();
     const int s[4] = {2, 3, 7, 5}, t_[4] = {2, 3, 5, 7};
-    vtensor x, y, yt, dy, dx, dxt;
-    vt_init(&x, s);
-    vt_init(&y, s);
-    vt_init(&yt, t_);
-    vt_init(&dy, s);
-    vt_init(&dx, s);
-    vt_init(&dxt, t_);
+    tu_guarded x, y, yt, dy, dx, dxt;
+    tu_guarded_init(&x, s);
+    tu_guarded_init(&y, s);
+    tu_guarded_init(&yt, t_);
+    tu_guarded_init(&dy, s);
+    tu_guarded_init(&dx, s);
+    tu_guarded_init(&dxt, t_);
     TU_OK(dsd_tensor_fill(ctx, &x.v, 1.0f));
     TU_OK(dsd_tensor_fill(ctx, &y.v, 2.0f));
     TU_OK(dsd_tensor_fill(ctx, &yt.v, 3.0f));
@@ -342,54 +250,56 @@ START_TEST(test_errors)
     TU_OK(dsd_tensor_fill(ctx, &dxt.v, 6.0f));
 
     /* forward: y 2x3x5x7 against x 2x3x7x5 (same count, other shape) */
-    expect(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, 0.2f, &x.v, &yt.v), DSD_ERR_SHAPE,
-           "forward x 2x3x7x5 -> y 2x3x5x7");
+    tu_expect_status(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, 0.2f, &x.v, &yt.v),
+                     DSD_ERR_SHAPE, "forward x 2x3x7x5 -> y 2x3x5x7");
     ck_assert_msg(strstr(dsd_context_error(ctx)->message, "2x3x5x7") &&
                   strstr(dsd_context_error(ctx)->message, "2x3x7x5"), "message: %s",
                   dsd_context_error(ctx)->message);
-    check_untouched(&yt, 3.0, "y of the wrong shape");
-    expect(dsd_activation_forward(ctx, (dsd_activation)7, 0.2f, &x.v, &y.v),
-           DSD_ERR_INVALID_ARGUMENT, "forward with activation 7");
-    expect(dsd_activation_forward(ctx, DSD_ACT_RELU, 0.2f, NULL, &y.v), DSD_ERR_INVALID_ARGUMENT,
-           "forward with x NULL");
-    expect(dsd_activation_forward(ctx, DSD_ACT_RELU, 0.2f, &x.v, NULL), DSD_ERR_INVALID_ARGUMENT,
-           "forward with y NULL");
+    tu_guarded_check_untouched(&yt, 3.0, "y of the wrong shape");
+    tu_expect_status(dsd_activation_forward(ctx, (dsd_activation)7, 0.2f, &x.v, &y.v),
+                     DSD_ERR_INVALID_ARGUMENT, "forward with activation 7");
+    tu_expect_status(dsd_activation_forward(ctx, DSD_ACT_RELU, 0.2f, NULL, &y.v),
+                     DSD_ERR_INVALID_ARGUMENT, "forward with x NULL");
+    tu_expect_status(dsd_activation_forward(ctx, DSD_ACT_RELU, 0.2f, &x.v, NULL),
+                     DSD_ERR_INVALID_ARGUMENT, "forward with y NULL");
     dsd_tensor empty = dsd_tensor_view_batch(&x.base, 2, 2);
-    expect(dsd_activation_forward(ctx, DSD_ACT_RELU, 0.2f, &empty, &y.v), DSD_ERR_SHAPE,
-           "forward of an empty view");
+    tu_expect_status(dsd_activation_forward(ctx, DSD_ACT_RELU, 0.2f, &empty, &y.v), DSD_ERR_SHAPE,
+                     "forward of an empty view");
     /* y overlapping x by one image: not in place, not disjoint */
     dsd_tensor shifted = dsd_tensor_view_batch(&x.base, 0, 2);
-    expect(dsd_activation_forward(ctx, DSD_ACT_TANH, 0.2f, &x.v, &shifted),
-           DSD_ERR_INVALID_ARGUMENT, "forward with a partly overlapping y");
-    check_untouched(&y, 2.0, "y");
-    check_untouched(&x, 1.0, "x");
+    tu_expect_status(dsd_activation_forward(ctx, DSD_ACT_TANH, 0.2f, &x.v, &shifted),
+                     DSD_ERR_INVALID_ARGUMENT, "forward with a partly overlapping y");
+    tu_guarded_check_untouched(&y, 2.0, "y");
+    tu_guarded_check_untouched(&x, 1.0, "x");
 
     /* backward */
-    expect(dsd_activation_backward(ctx, DSD_ACT_RELU, 0.2f, NULL, &y.v, &dy.v, &dx.v),
-           DSD_ERR_INVALID_ARGUMENT, "relu backward without x");
-    expect(dsd_activation_backward(ctx, DSD_ACT_SIGMOID, 0.2f, &x.v, NULL, &dy.v, &dx.v),
-           DSD_ERR_INVALID_ARGUMENT, "sigmoid backward without y");
-    expect(dsd_activation_backward(ctx, DSD_ACT_TANH, 0.2f, &x.v, &y.v, NULL, &dx.v),
-           DSD_ERR_INVALID_ARGUMENT, "backward without dy");
-    expect(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, 0.2f, &x.v, &y.v, &dy.v, &dxt.v),
-           DSD_ERR_SHAPE, "backward into dx 2x3x5x7");
-    expect(dsd_activation_backward(ctx, DSD_ACT_TANH, 0.2f, &x.v, &yt.v, &dy.v, &dx.v),
-           DSD_ERR_SHAPE, "tanh backward with y 2x3x5x7");
-    expect(dsd_activation_backward(ctx, DSD_ACT_RELU, 0.2f, &x.v, &yt.v, &dy.v, &dx.v),
-           DSD_ERR_SHAPE, "relu backward with an extra y of another shape");
-    expect(dsd_activation_backward(ctx, (dsd_activation)-1, 0.2f, &x.v, &y.v, &dy.v, &dx.v),
-           DSD_ERR_INVALID_ARGUMENT, "backward with activation -1");
+    tu_expect_status(dsd_activation_backward(ctx, DSD_ACT_RELU, 0.2f, NULL, &y.v, &dy.v, &dx.v),
+                     DSD_ERR_INVALID_ARGUMENT, "relu backward without x");
+    tu_expect_status(dsd_activation_backward(ctx, DSD_ACT_SIGMOID, 0.2f, &x.v, NULL, &dy.v, &dx.v),
+                     DSD_ERR_INVALID_ARGUMENT, "sigmoid backward without y");
+    tu_expect_status(dsd_activation_backward(ctx, DSD_ACT_TANH, 0.2f, &x.v, &y.v, NULL, &dx.v),
+                     DSD_ERR_INVALID_ARGUMENT, "backward without dy");
+    tu_expect_status(
+        dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, 0.2f, &x.v, &y.v, &dy.v, &dxt.v),
+        DSD_ERR_SHAPE, "backward into dx 2x3x5x7");
+    tu_expect_status(dsd_activation_backward(ctx, DSD_ACT_TANH, 0.2f, &x.v, &yt.v, &dy.v, &dx.v),
+                     DSD_ERR_SHAPE, "tanh backward with y 2x3x5x7");
+    tu_expect_status(dsd_activation_backward(ctx, DSD_ACT_RELU, 0.2f, &x.v, &yt.v, &dy.v, &dx.v),
+                     DSD_ERR_SHAPE, "relu backward with an extra y of another shape");
+    tu_expect_status(
+        dsd_activation_backward(ctx, (dsd_activation)-1, 0.2f, &x.v, &y.v, &dy.v, &dx.v),
+        DSD_ERR_INVALID_ARGUMENT, "backward with activation -1");
     /* dx NULL: nothing to do, not an error */
     TU_OK(dsd_activation_backward(ctx, DSD_ACT_RELU, 0.2f, &x.v, NULL, &dy.v, NULL));
-    check_untouched(&dx, 5.0, "dx");
-    check_untouched(&dxt, 6.0, "dx of the wrong shape");
+    tu_guarded_check_untouched(&dx, 5.0, "dx");
+    tu_guarded_check_untouched(&dxt, 6.0, "dx of the wrong shape");
 
-    vt_free(&x);
-    vt_free(&y);
-    vt_free(&yt);
-    vt_free(&dy);
-    vt_free(&dx);
-    vt_free(&dxt);
+    tu_guarded_free(&x);
+    tu_guarded_free(&y);
+    tu_guarded_free(&yt);
+    tu_guarded_free(&dy);
+    tu_guarded_free(&dx);
+    tu_guarded_free(&dxt);
 }
 END_TEST
 
@@ -398,7 +308,7 @@ START_TEST(test_determinism)
 {
     dsd_context *ctx = tu_ctx();
     const int s[4] = {2, 5, 9, 11};
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     tu_rng r = tu_rng_init(99 + (uint64_t)_i);
     double *x = tu_alloc(n), *dy = tu_alloc(n);
     tu_fill_nonzero(&r, x, n, 0.05, 4.0);
@@ -406,10 +316,10 @@ START_TEST(test_determinism)
     float *out[2][2];
     for (int run = 0; run < 2; run++) {
         dsd_tensor tx, ty, tdy, tdx;
-        plain_from(&tx, s[0], s[1], s[2], s[3], x);
-        plain_from(&ty, s[0], s[1], s[2], s[3], NULL);
-        plain_from(&tdy, s[0], s[1], s[2], s[3], dy);
-        plain_from(&tdx, s[0], s[1], s[2], s[3], x);
+        tu_plain_from(&tx, s[0], s[1], s[2], s[3], x);
+        tu_plain_from(&ty, s[0], s[1], s[2], s[3], NULL);
+        tu_plain_from(&tdy, s[0], s[1], s[2], s[3], dy);
+        tu_plain_from(&tdx, s[0], s[1], s[2], s[3], x);
         TU_OK(dsd_activation_forward(ctx, acts[_i], 0.2f, &tx, &ty));
         TU_OK(dsd_activation_backward(ctx, acts[_i], 0.2f, &tx, &ty, &tdy, &tdx));
         for (int k = 0; k < 2; k++) {

@@ -51,13 +51,6 @@ static ref_adam_params ref_of(const dsd_adam_params *hp)
     return r;
 }
 
-/* The device stores floats: round host data once so both sides start equal. */
-static void round_to_float(double *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = (double)(float)x[i];
-}
-
 /* Random non-zero gradients for step `step`, |g| in [1e-3, 1], except that a
  * rotating subset (about 1 in 23, and the single element of a 1-element
  * tensor on some steps) is large (|g| in [1e2, 1e3]) or tiny ([1e-7, 1e-6]). */
@@ -72,13 +65,13 @@ static void fill_grad(tu_rng *r, double *g, size_t n, int step)
         else if (sel == 1)
             g[i] = sign * tu_uniform(r, 1e-7, 1e-6);
     }
-    round_to_float(g, n);
+    tu_round_to_float(g, n);
 }
 
 static void fill_param(tu_rng *r, double *p, size_t n)
 {
     tu_fill_nonzero(r, p, n, 1e-3, 0.1);
-    round_to_float(p, n);
+    tu_round_to_float(p, n);
 }
 
 /* Second moments are non-negative: |x| in [lo, hi]. */
@@ -87,7 +80,7 @@ static void fill_positive(tu_rng *r, double *x, size_t n, double lo, double hi)
     tu_fill_nonzero(r, x, n, lo, hi);
     for (size_t i = 0; i < n; i++)
         x[i] = fabs(x[i]);
-    round_to_float(x, n);
+    tu_round_to_float(x, n);
 }
 
 static float *download_floats(const dsd_tensor *t)
@@ -204,7 +197,7 @@ START_TEST(test_resume_vs_reference)
     double *p = tu_alloc(n), *m = tu_alloc(n), *v = tu_alloc(n);
     fill_param(&r, p, n);
     tu_fill_nonzero(&r, m, n, 1e-3, 1.0);
-    round_to_float(m, n);
+    tu_round_to_float(m, n);
     for (size_t i = 0; i < n; i++)
         v[i] = (double)(float)(m[i] * m[i] * tu_uniform(&r, 1.0, 4.0));
     for (int h = 0; h < N_HPARAMS; h++) {
@@ -242,7 +235,7 @@ START_TEST(test_first_step_is_lr)
         double mag = exp(tu_uniform(&r, log(1e-3), log(1e3)));
         g[i] = (tu_uniform(&r, -1.0, 1.0) < 0 ? -mag : mag);
     }
-    round_to_float(g, n);
+    tu_round_to_float(g, n);
     adam_state s;
     state_init(&s, c, zero, zero, zero);
     tu_upload(&s.g, g);
@@ -277,7 +270,7 @@ START_TEST(test_views)
     fill_param(&r, P, 3 * per);
     fill_grad(&r, G, 4 * per, 0);
     tu_fill_nonzero(&r, MV, 3 * per, 0.5, 2.0); /* sentinels around m and v */
-    round_to_float(MV, 3 * per);
+    tu_round_to_float(MV, 3 * per);
     for (size_t i = 0; i < per; i++) {
         MV[2 * per + i] = 0.0; /* m */
         MV[i] = 0.0;           /* v */
@@ -444,7 +437,7 @@ START_TEST(test_edge_parameters)
     double *p = tu_alloc(n), *m = tu_alloc(n), *v = tu_alloc(n), *g = tu_alloc(n);
     fill_param(&r, p, n);
     tu_fill_nonzero(&r, m, n, 0.1, 1.0);
-    round_to_float(m, n);
+    tu_round_to_float(m, n);
     fill_positive(&r, v, n, 0.1, 1.0);
     fill_grad(&r, g, n, 3);
     adam_state s;

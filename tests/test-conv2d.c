@@ -147,16 +147,7 @@ static void upload_full(dsd_tensor *t, int n, int c, int h, int w, const double 
 {
     tu_tensor(t, n, c, h, w);
     ck_assert_uint_eq(t->offset, 0);
-    size_t count = t->capacity / sizeof(float), numel = dsd_tensor_numel(t);
-    ck_assert_uint_ge(count, numel);
-    float *f = calloc(count, sizeof *f);
-    ck_assert(f != NULL);
-    for (size_t i = 0; i < numel; i++)
-        f[i] = (float)host[i];
-    cl_int rc = clEnqueueWriteBuffer(dsd_context_queue(tu_ctx()), t->buf, CL_TRUE, 0,
-                                     count * sizeof *f, f, 0, NULL, NULL);
-    free(f);
-    ck_assert_msg(rc == CL_SUCCESS, "clEnqueueWriteBuffer: %s", dsd_cl_error_name(rc));
+    tu_write_whole_ctx(tu_ctx(), t, host, 0, dsd_tensor_numel(t), 0.0f);
 }
 
 /* data (n images) may be NULL: the view then holds NaN, which an op that

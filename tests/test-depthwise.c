@@ -101,34 +101,17 @@ typedef struct view {
     dsd_tensor storage, t;
 } view;
 
-/* Writes all of t's pooled buffer from the host: SENTINEL everywhere except
- * host[0..count) at element `at`. Oclgrind 21.10's --uninitialized sizes a buffer's shadow to
- * its last host write (and keeps it when a released buffer's slot is
- * reused), so a partial write, or testutil's staged upload that creates and
- * releases a buffer, can make writes a kernel does later to a pooled buffer
- * (the op's temporary partial sums) invisible to it; writing whole buffers
- * and releasing none keeps every shadow full-size. */
-static void write_whole(const dsd_tensor *t, const double *host, size_t at, size_t count)
-{
-    size_t n = t->capacity / sizeof(float);
-    ck_assert_uint_ge(n, at + count);
-    float *f = malloc(n * sizeof *f);
-    ck_assert(f != NULL);
-    for (size_t i = 0; i < n; i++)
-        f[i] = (float)SENTINEL;
-    for (size_t i = 0; host && i < count; i++)
-        f[at + i] = (float)host[i];
-    cl_int rc = clEnqueueWriteBuffer(dsd_context_queue(tu_ctx()), t->buf, CL_TRUE, 0,
-                                     n * sizeof *f, f, 0, NULL, NULL);
-    free(f);
-    ck_assert_msg(rc == CL_SUCCESS, "clEnqueueWriteBuffer: %s", dsd_cl_error_name(rc));
-}
-
+/* All of the storage's pooled buffer is written in one host write
+ * (tu_write_whole_ctx). Oclgrind 21.10's --uninitialized sizes a buffer's shadow to its last host
+ * write (and keeps it when a released buffer's slot is reused), so a partial write, or
+ * testutil's staged upload that creates and releases a buffer, can make writes a kernel does
+ * later to a pooled buffer (the op's temporary partial sums) invisible to it; writing whole
+ * buffers and releasing none keeps every shadow full-size. */
 static void view_init(view *v, int n, int c, int h, int w, const double *host)
 {
     size_t per = (size_t)c * h * w;
     tu_tensor(&v->storage, n + 1, c, h, w);
-    write_whole(&v->storage, host, per, host ? per * n : 0);
+    tu_write_whole_ctx(tu_ctx(), &v->storage, host, per, host ? per * n : 0, (float)SENTINEL);
     v->t = dsd_tensor_view_batch(&v->storage, 1, n);
 }
 

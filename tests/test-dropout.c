@@ -24,17 +24,12 @@ static const int shapes_full[][4] = {
 };
 static const int shapes_small[][4] = {{2, 3, 7, 5}, {2, 5, 1, 1}, {1, 1, 1, 1}};
 static const int (*shapes)[4] = shapes_full;
-static int n_shapes = (int)(sizeof shapes_full / sizeof shapes_full[0]);
+static int n_shapes = TU_COUNT(shapes_full);
 
 static const float probs[] = {0.1f, 0.5f, 0.85f};
 enum { N_PROBS = (int)(sizeof probs / sizeof probs[0]) };
 
 static const uint64_t SEED = UINT64_C(0x0123456789abcdef), STREAM = UINT64_C(0xfedcba9876543210);
-
-static size_t numel(const int s[4])
-{
-    return (size_t)s[0] * s[1] * s[2] * s[3];
-}
 
 /* The shape for statistics and determinism: ~100k elements, 6438 when small. */
 static const int *big_shape(void)
@@ -45,69 +40,6 @@ static const int *big_shape(void)
 
 /* ------------------------------------------------------------------------ */
 /* Helpers: tensors as views with a guarded image 0 */
-
-static const float SENTINEL = 1234.5f;
-
-/* Writes the whole pooled buffer of t: SENTINEL except count values of host
- * (if not NULL) at element `at` (Oclgrind's --uninitialized forgets earlier
- * writes when a host write covers only part of a buffer). */
-static void write_whole(const dsd_tensor *t, const double *host, size_t at, size_t count)
-{
-    size_t n = t->capacity / sizeof(float);
-    ck_assert_uint_ge(n, at + count);
-    float *f = malloc(n * sizeof *f);
-    ck_assert(f != NULL);
-    for (size_t i = 0; i < n; i++)
-        f[i] = SENTINEL;
-    for (size_t i = 0; host && i < count; i++)
-        f[at + i] = (float)host[i];
-    cl_int rc = clEnqueueWriteBuffer(dsd_context_queue(tu_ctx()), t->buf, CL_TRUE, 0,
-                                     n * sizeof *f, f, 0, NULL, NULL);
-    free(f);
-    ck_assert_msg(rc == CL_SUCCESS, "clEnqueueWriteBuffer: %s", dsd_cl_error_name(rc));
-}
-
-typedef struct vtensor {
-    dsd_tensor base, v;
-} vtensor;
-
-/* A tensor of shape s (images first..first+N-1 of an (N+first)-image tensor)
- * holding host, or SENTINEL everywhere when host is NULL. */
-static void vt_from_at(vtensor *t, const int s[4], const double *host, int first)
-{
-    tu_tensor(&t->base, s[0] + first, s[1], s[2], s[3]);
-    t->v = dsd_tensor_view_batch(&t->base, first, s[0]);
-    ck_assert_int_eq(t->v.n, s[0]);
-    write_whole(&t->base, host, t->v.offset, host ? dsd_tensor_numel(&t->v) : 0);
-}
-
-static void vt_from(vtensor *t, const int s[4], const double *host)
-{
-    vt_from_at(t, s, host, 1);
-}
-
-static void vt_check_guard(const vtensor *t, const char *what)
-{
-    dsd_tensor g = dsd_tensor_view_batch(&t->base, 0, 1);
-    size_t n = dsd_tensor_numel(&g);
-    double *h = tu_alloc(n);
-    tu_download(&g, h);
-    for (size_t i = 0; i < n; i++)
-        ck_assert_msg(h[i] == SENTINEL, "%s: element %zu before the view was overwritten (%g)",
-                      what, i, h[i]);
-    free(h);
-}
-
-static void vt_free(vtensor *t)
-{
-    tu_tensor_free(&t->base);
-}
-
-static void to_float(double *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)x[i];
-}
 
 /* The float the device computes for a kept value: v * float(1 / (1 - p)). */
 static double kept_value(double v, float p)
@@ -188,24 +120,24 @@ START_TEST(test_forward_backward)
     dsd_context *ctx = tu_ctx();
     float p = probs[_i / n_shapes];
     const int *s = shapes[_i % n_shapes];
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     tu_rng r = tu_rng_init(50 + (uint64_t)_i);
     double *x = tu_alloc(n), *y = tu_alloc(n), *ref = tu_alloc(n);
     double *dy = tu_alloc(n), *dx0 = tu_alloc(n), *g = tu_alloc(n), *got = tu_alloc(n);
     tu_fill_nonzero(&r, x, n, 0.1, 2.0);
     tu_fill_nonzero(&r, dy, n, 0.1, 2.0);
     tu_fill(&r, dx0, n, -1.0, 1.0);
-    to_float(x, n);
-    to_float(dy, n);
-    to_float(dx0, n);
+    tu_round_to_float(x, n);
+    tu_round_to_float(dy, n);
+    tu_round_to_float(dx0, n);
     char what[128];
     snprintf(what, sizeof what, "dropout p=%g %dx%dx%dx%d", (double)p, s[0], s[1], s[2], s[3]);
 
-    vtensor tx, ty, tdy, tdx;
-    vt_from(&tx, s, x);
-    vt_from(&ty, s, NULL);
-    vt_from(&tdy, s, dy);
-    vt_from(&tdx, s, dx0);
+    tu_guarded tx, ty, tdy, tdx;
+    tu_guarded_from(&tx, s, x);
+    tu_guarded_from(&ty, s, NULL);
+    tu_guarded_from(&tdy, s, dy);
+    tu_guarded_from(&tdx, s, dx0);
     TU_OK(dsd_dropout_forward(ctx, p, SEED, STREAM, &tx.v, &ty.v));
     tu_download(&ty.v, y);
     size_t kept = 0;
@@ -218,7 +150,7 @@ START_TEST(test_forward_backward)
     }
     ref_dropout_forward(p, SEED, STREAM, x, n, ref);
     tu_check_close(what, y, ref, n, 1e-6);
-    vt_check_guard(&ty, what);
+    tu_guarded_check(&ty, what);
 
     /* keep fraction within 5 sigma of 1 - p (the big shape has ~100k elements) */
     if (n > 1000) {
@@ -244,7 +176,7 @@ START_TEST(test_forward_backward)
         got[i] -= dx0[i];
     }
     tu_check_close(what, got, g, n, 1e-6);
-    vt_check_guard(&tdx, what);
+    tu_guarded_check(&tdx, what);
 
     /* a second backward adds the same gradient again */
     TU_OK(dsd_dropout_backward(ctx, p, SEED, STREAM, &tdy.v, &tdx.v));
@@ -255,10 +187,10 @@ START_TEST(test_forward_backward)
     }
     tu_check_close(what, got, g, n, 1e-5);
 
-    vt_free(&tx);
-    vt_free(&ty);
-    vt_free(&tdy);
-    vt_free(&tdx);
+    tu_guarded_free(&tx);
+    tu_guarded_free(&ty);
+    tu_guarded_free(&tdy);
+    tu_guarded_free(&tdx);
     free(x);
     free(y);
     free(ref);
@@ -276,17 +208,17 @@ START_TEST(test_offset_and_in_place)
 {
     dsd_context *ctx = tu_ctx();
     const int s[4] = {2, 3, 9, 11};
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     const float p = 0.4f;
     tu_rng r = tu_rng_init(8);
     double *x = tu_alloc(n), *y0 = tu_alloc(n), *y3 = tu_alloc(n);
     tu_fill_nonzero(&r, x, n, 0.1, 2.0);
-    to_float(x, n);
-    vtensor a, b, c;
-    vt_from_at(&a, s, x, 0);
-    vt_from_at(&b, s, x, 3);
+    tu_round_to_float(x, n);
+    tu_guarded a, b, c;
+    tu_guarded_from_at(&a, s, x, 0);
+    tu_guarded_from_at(&b, s, x, 3);
     ck_assert_uint_ne(b.v.offset, 0);
-    vt_from(&c, s, NULL);
+    tu_guarded_from(&c, s, NULL);
     TU_OK(dsd_dropout_forward(ctx, p, SEED, STREAM, &a.v, &c.v));
     tu_download(&c.v, y0);
     TU_OK(dsd_dropout_forward(ctx, p, SEED, STREAM, &b.v, &b.v)); /* in place, offset 3 images */
@@ -294,9 +226,9 @@ START_TEST(test_offset_and_in_place)
     for (size_t i = 0; i < n; i++)
         ck_assert_msg(y0[i] == y3[i], "element %zu: %g at offset 0, %g at offset %u", i, y0[i],
                       y3[i], (unsigned)b.v.offset);
-    vt_free(&a);
-    vt_free(&b);
-    vt_free(&c);
+    tu_guarded_free(&a);
+    tu_guarded_free(&b);
+    tu_guarded_free(&c);
     free(x);
     free(y0);
     free(y3);
@@ -310,7 +242,7 @@ START_TEST(test_streams)
 {
     dsd_context *ctx = tu_ctx();
     const int *s = big_shape();
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     const float p = 0.3f;
     static const uint64_t pairs[][2] = {
         {SEED, STREAM},
@@ -325,9 +257,9 @@ START_TEST(test_streams)
     for (size_t i = 0; i < n; i++)
         ones[i] = 1.0;
     unsigned char *mask[N_PAIRS];
-    vtensor tx, ty;
-    vt_from(&tx, s, ones);
-    vt_from(&ty, s, NULL);
+    tu_guarded tx, ty;
+    tu_guarded_from(&tx, s, ones);
+    tu_guarded_from(&ty, s, NULL);
     double *y = tu_alloc(n);
     for (int k = 0; k < N_PAIRS; k++) {
         TU_OK(dsd_dropout_forward(ctx, p, pairs[k][0], pairs[k][1], &tx.v, &ty.v));
@@ -356,8 +288,8 @@ START_TEST(test_streams)
     }
     for (int k = 0; k < N_PAIRS; k++)
         free(mask[k]);
-    vt_free(&tx);
-    vt_free(&ty);
+    tu_guarded_free(&tx);
+    tu_guarded_free(&ty);
     free(ones);
     free(y);
 }
@@ -369,13 +301,13 @@ START_TEST(test_device_boundary)
 {
     dsd_context *ctx = tu_ctx();
     const int s[4] = {2, 3, 7, 5};
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     double *x = tu_alloc(n), *y = tu_alloc(n);
     for (size_t i = 0; i < n; i++)
         x[i] = 1.0;
-    vtensor tx, ty;
-    vt_from(&tx, s, x);
-    vt_from(&ty, s, NULL);
+    tu_guarded tx, ty;
+    tu_guarded_from(&tx, s, x);
+    tu_guarded_from(&ty, s, NULL);
     int tried = 0;
     for (uint32_t idx = 0; idx < n && tried < 3; idx++) {
         const uint32_t ctr[4] = {idx, (uint32_t)STREAM, (uint32_t)(STREAM >> 32), 0};
@@ -398,8 +330,8 @@ START_TEST(test_device_boundary)
         }
     }
     ck_assert_int_eq(tried, 3);
-    vt_free(&tx);
-    vt_free(&ty);
+    tu_guarded_free(&tx);
+    tu_guarded_free(&ty);
     free(x);
     free(y);
 }
@@ -410,17 +342,17 @@ START_TEST(test_p_zero)
 {
     dsd_context *ctx = tu_ctx();
     const int s[4] = {2, 5, 7, 5};
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     tu_rng r = tu_rng_init(12);
     double *x = tu_alloc(n), *dx0 = tu_alloc(n), *got = tu_alloc(n);
     tu_fill_nonzero(&r, x, n, 1e-3, 100.0);
     tu_fill(&r, dx0, n, -1.0, 1.0);
-    to_float(x, n);
-    to_float(dx0, n);
-    vtensor tx, ty, tdx;
-    vt_from(&tx, s, x);
-    vt_from(&ty, s, NULL);
-    vt_from(&tdx, s, dx0);
+    tu_round_to_float(x, n);
+    tu_round_to_float(dx0, n);
+    tu_guarded tx, ty, tdx;
+    tu_guarded_from(&tx, s, x);
+    tu_guarded_from(&ty, s, NULL);
+    tu_guarded_from(&tdx, s, dx0);
     TU_OK(dsd_dropout_forward(ctx, 0.0f, SEED, STREAM, &tx.v, &ty.v));
     tu_download(&ty.v, got);
     for (size_t i = 0; i < n; i++)
@@ -431,11 +363,11 @@ START_TEST(test_p_zero)
         double want = (double)((float)dx0[i] + (float)x[i]);
         ck_assert_msg(got[i] == want, "element %zu: %.9g != %.9g", i, got[i], want);
     }
-    vt_check_guard(&ty, "p = 0 forward");
-    vt_check_guard(&tdx, "p = 0 backward");
-    vt_free(&tx);
-    vt_free(&ty);
-    vt_free(&tdx);
+    tu_guarded_check(&ty, "p = 0 forward");
+    tu_guarded_check(&tdx, "p = 0 backward");
+    tu_guarded_free(&tx);
+    tu_guarded_free(&ty);
+    tu_guarded_free(&tdx);
     free(x);
     free(dx0);
     free(got);
@@ -460,7 +392,7 @@ static double fd_loss(void *user)
 START_TEST(test_ref_grad)
 {
     const int sh[4] = {2, 3, 7, 5};
-    fd_state s = {.p = probs[_i], .n = numel(sh)};
+    fd_state s = {.p = probs[_i], .n = tu_numel4(sh)};
     tu_rng r = tu_rng_init(60 + (uint64_t)_i);
     s.x = tu_alloc(s.n);
     s.y = tu_alloc(s.n);
@@ -488,14 +420,14 @@ START_TEST(test_errors)
 {
     dsd_context *ctx = tu_ctx();
     const int s[4] = {2, 3, 7, 5}, t[4] = {2, 3, 5, 7};
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     double *x = tu_alloc(n), *got = tu_alloc(n);
     for (size_t i = 0; i < n; i++)
         x[i] = 1.0 + (double)i;
-    vtensor tx, ty, tt;
-    vt_from(&tx, s, x);
-    vt_from(&ty, s, NULL);
-    vt_from(&tt, t, NULL);
+    tu_guarded tx, ty, tt;
+    tu_guarded_from(&tx, s, x);
+    tu_guarded_from(&ty, s, NULL);
+    tu_guarded_from(&tt, t, NULL);
     static const float bad_p[] = {1.0f, 1.5f, -0.1f, NAN, INFINITY};
     for (size_t k = 0; k < sizeof bad_p / sizeof bad_p[0]; k++) {
         ck_assert_int_eq(dsd_dropout_forward(ctx, bad_p[k], SEED, STREAM, &tx.v, &ty.v),
@@ -518,13 +450,13 @@ START_TEST(test_errors)
     /* nothing was enqueued */
     tu_download(&ty.v, got);
     for (size_t i = 0; i < n; i++)
-        ck_assert_msg(got[i] == SENTINEL, "y[%zu] changed to %g", i, got[i]);
+        ck_assert_msg(got[i] == TU_SENTINEL, "y[%zu] changed to %g", i, got[i]);
     tu_download(&tt.v, got);
     for (size_t i = 0; i < n; i++)
-        ck_assert_msg(got[i] == SENTINEL, "t[%zu] changed to %g", i, got[i]);
-    vt_free(&tx);
-    vt_free(&ty);
-    vt_free(&tt);
+        ck_assert_msg(got[i] == TU_SENTINEL, "t[%zu] changed to %g", i, got[i]);
+    tu_guarded_free(&tx);
+    tu_guarded_free(&ty);
+    tu_guarded_free(&tt);
     free(x);
     free(got);
 }
@@ -535,17 +467,17 @@ START_TEST(test_determinism)
 {
     dsd_context *ctx = tu_ctx();
     const int *s = big_shape();
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     tu_rng r = tu_rng_init(70);
     double *x = tu_alloc(n), *dx0 = tu_alloc(n);
     tu_fill_nonzero(&r, x, n, 0.1, 2.0);
     tu_fill(&r, dx0, n, -1.0, 1.0);
     float *out[2][2];
     for (int run = 0; run < 2; run++) {
-        vtensor tx, ty, tdx;
-        vt_from(&tx, s, x);
-        vt_from(&ty, s, NULL);
-        vt_from(&tdx, s, dx0);
+        tu_guarded tx, ty, tdx;
+        tu_guarded_from(&tx, s, x);
+        tu_guarded_from(&ty, s, NULL);
+        tu_guarded_from(&tdx, s, dx0);
         TU_OK(dsd_dropout_forward(ctx, 0.37f, SEED, STREAM, &tx.v, &ty.v));
         TU_OK(dsd_dropout_backward(ctx, 0.37f, SEED, STREAM, &ty.v, &tdx.v));
         for (int k = 0; k < 2; k++) {
@@ -554,9 +486,9 @@ START_TEST(test_determinism)
         }
         TU_OK(dsd_tensor_download(ctx, &ty.v, out[run][0], n));
         TU_OK(dsd_tensor_download(ctx, &tdx.v, out[run][1], n));
-        vt_free(&tx);
-        vt_free(&ty);
-        vt_free(&tdx);
+        tu_guarded_free(&tx);
+        tu_guarded_free(&ty);
+        tu_guarded_free(&tdx);
     }
     ck_assert_msg(!memcmp(out[0][0], out[1][0], n * sizeof(float)), "forward differs");
     ck_assert_msg(!memcmp(out[0][1], out[1][1], n * sizeof(float)), "backward differs");
@@ -570,10 +502,7 @@ END_TEST
 
 int main(void)
 {
-    if (tu_small()) {
-        shapes = shapes_small;
-        n_shapes = (int)(sizeof shapes_small / sizeof shapes_small[0]);
-    }
+    shapes = TU_PICK_SHAPES(shapes_full, shapes_small, &n_shapes);
     Suite *s = suite_create("dropout");
     TCase *tc = tcase_create("dropout");
     tcase_set_timeout(tc, 900);

@@ -34,11 +34,6 @@ static const int *shape_at(int i)
     return tu_small() ? shapes_small[i] : shapes_full[i];
 }
 
-static size_t numel(const int s[4])
-{
-    return (size_t)s[0] * s[1] * s[2] * s[3];
-}
-
 /* Pattern bits: 1 = b's N is 1, 2 = b's C is 1, 4 = b's (H,W) is (1,1). */
 static void pattern_shape(const int a[4], int pattern, int b[4])
 {
@@ -49,72 +44,7 @@ static void pattern_shape(const int a[4], int pattern, int b[4])
 }
 
 /* ------------------------------------------------------------------------ */
-/* Guarded views: v is images 1..n of base (n+1 images); image 0 holds SENTINEL. */
-
-static const float SENTINEL = 1234.5f;
-
-typedef struct vtensor {
-    dsd_tensor base, v;
-} vtensor;
-
-/* Writes the whole buffer of t from the host: SENTINEL everywhere except
- * count values of host (if not NULL) at element `at`. Oclgrind 21.10's
- * --uninitialized re-sizes a buffer's shadow to the size of each host write,
- * so a write that does not cover the pooled buffer's whole capacity, or
- * starts at an offset, makes later kernel reads look uninitialized; the tests
- * therefore always write all of it (as tests/test-pool.c does). */
-static void write_whole(const dsd_tensor *t, const double *host, size_t at, size_t count)
-{
-    size_t n = t->capacity / sizeof(float);
-    ck_assert_uint_ge(n, at + count);
-    float *f = malloc(n * sizeof *f);
-    ck_assert(f != NULL);
-    for (size_t i = 0; i < n; i++)
-        f[i] = SENTINEL;
-    for (size_t i = 0; host && i < count; i++)
-        f[at + i] = (float)host[i];
-    cl_int rc = clEnqueueWriteBuffer(dsd_context_queue(tu_ctx()), t->buf, CL_TRUE, 0,
-                                     n * sizeof *f, f, 0, NULL, NULL);
-    free(f);
-    ck_assert_msg(rc == CL_SUCCESS, "clEnqueueWriteBuffer: %s", dsd_cl_error_name(rc));
-}
-
-static void vt_init(vtensor *t, const int s[4])
-{
-    tu_tensor(&t->base, s[0] + 1, s[1], s[2], s[3]);
-    write_whole(&t->base, NULL, 0, 0);
-    t->v = dsd_tensor_view_batch(&t->base, 1, s[0]);
-    ck_assert_int_eq(t->v.n, s[0]);
-}
-
-static void vt_from(vtensor *t, const int s[4], const double *host)
-{
-    vt_init(t, s);
-    write_whole(&t->base, host, t->v.offset, dsd_tensor_numel(&t->v));
-}
-
-/* A plain tensor (no view) holding host, or SENTINEL when host is NULL. */
-static void plain_from(dsd_tensor *t, int n, int c, int h, int w, const double *host)
-{
-    tu_tensor(t, n, c, h, w);
-    write_whole(t, host, 0, host ? dsd_tensor_numel(t) : 0);
-}
-
-static void vt_check_guard(const vtensor *t, const char *what)
-{
-    size_t per = (size_t)t->base.c * t->base.h * t->base.w;
-    double *all = tu_alloc(dsd_tensor_numel(&t->base));
-    tu_download(&t->base, all);
-    for (size_t i = 0; i < per; i++)
-        ck_assert_msg(all[i] == SENTINEL, "%s: guard element %zu overwritten with %g", what, i,
-                      all[i]);
-    free(all);
-}
-
-static void vt_free(vtensor *t)
-{
-    tu_tensor_free(&t->base);
-}
+/* Helpers */
 
 /* Random host data, rounded to float (what the device sees). */
 static double *random_nonzero(tu_rng *r, size_t n, double lo, double hi)
@@ -140,7 +70,7 @@ static void check_binary(int is_mul, const int as[4], int pattern, uint64_t seed
     dsd_context *ctx = tu_ctx();
     int bs[4];
     pattern_shape(as, pattern, bs);
-    size_t na = numel(as), nb = numel(bs);
+    size_t na = tu_numel4(as), nb = tu_numel4(bs);
     tu_rng r = tu_rng_init(seed);
     double *a = random_nonzero(&r, na, 0.1, 2.0), *b = random_nonzero(&r, nb, 0.1, 2.0);
     double *dy = random_nonzero(&r, na, 0.1, 1.0);
@@ -150,13 +80,13 @@ static void check_binary(int is_mul, const int as[4], int pattern, uint64_t seed
     char what[160];
     const char *op = is_mul ? "mul" : "add";
 
-    vtensor ta, tb, ty, tdy, tda, tdb;
-    vt_from(&ta, as, a);
-    vt_from(&tb, bs, b);
-    vt_init(&ty, as);
-    vt_from(&tdy, as, dy);
-    vt_from(&tda, as, da);
-    vt_from(&tdb, bs, db);
+    tu_guarded ta, tb, ty, tdy, tda, tdb;
+    tu_guarded_from(&ta, as, a);
+    tu_guarded_from(&tb, bs, b);
+    tu_guarded_init(&ty, as);
+    tu_guarded_from(&tdy, as, dy);
+    tu_guarded_from(&tda, as, da);
+    tu_guarded_from(&tdb, bs, db);
 
     if (is_mul) {
         TU_OK(dsd_mul_forward(ctx, &ta.v, &tb.v, &ty.v));
@@ -187,11 +117,11 @@ static void check_binary(int is_mul, const int as[4], int pattern, uint64_t seed
         tu_check_tensor(what, &tdb.v, db, 1e-4);
     }
 
-    vtensor *all[] = {&ta, &tb, &ty, &tdy, &tda, &tdb};
+    tu_guarded *all[] = {&ta, &tb, &ty, &tdy, &tda, &tdb};
     const char *names[] = {"a", "b", "y", "dy", "da", "db"};
     for (int k = 0; k < 6; k++) {
-        vt_check_guard(all[k], names[k]);
-        vt_free(all[k]);
+        tu_guarded_check(all[k], names[k]);
+        tu_guarded_free(all[k]);
     }
     free(a);
     free(b);
@@ -226,15 +156,15 @@ START_TEST(test_in_place)
     for (int k = 0; k < (int)(sizeof patterns / sizeof patterns[0]); k++) {
         int bs[4];
         pattern_shape(as, patterns[k], bs);
-        size_t na = numel(as), nb = numel(bs);
+        size_t na = tu_numel4(as), nb = tu_numel4(bs);
         tu_rng r = tu_rng_init(300 + (uint64_t)k);
         double *a = random_nonzero(&r, na, 0.1, 2.0), *b = random_nonzero(&r, nb, 0.1, 2.0);
         double *y = tu_alloc(na);
         char what[160];
         for (int is_mul = 0; is_mul < 2; is_mul++) {
-            vtensor ta, tb;
-            vt_from(&ta, as, a);
-            vt_from(&tb, bs, b);
+            tu_guarded ta, tb;
+            tu_guarded_from(&ta, as, a);
+            tu_guarded_from(&tb, bs, b);
             if (is_mul) {
                 TU_OK(dsd_mul_forward(ctx, &ta.v, &tb.v, &ta.v));
                 ref_mul_forward(as, a, bs, b, y);
@@ -244,9 +174,9 @@ START_TEST(test_in_place)
             }
             shape_name(what, sizeof what, is_mul ? "mul in place" : "add in place", as, bs);
             tu_check_tensor(what, &ta.v, y, 1e-4);
-            vt_check_guard(&ta, what);
-            vt_free(&ta);
-            vt_free(&tb);
+            tu_guarded_check(&ta, what);
+            tu_guarded_free(&ta);
+            tu_guarded_free(&tb);
         }
         free(a);
         free(b);
@@ -272,7 +202,7 @@ static double fd_loss(void *user)
         ref_mul_forward(f->as, f->a, f->bs, f->b, f->y);
     else
         ref_add_forward(f->as, f->a, f->bs, f->b, f->alpha, f->y);
-    return tu_dot(f->y, f->g, numel(f->as));
+    return tu_dot(f->y, f->g, tu_numel4(f->as));
 }
 
 START_TEST(test_ref_grad)
@@ -281,7 +211,7 @@ START_TEST(test_ref_grad)
     const int as[4] = {2, 3, 7, 5};
     int bs[4];
     pattern_shape(as, pattern, bs);
-    size_t na = numel(as), nb = numel(bs);
+    size_t na = tu_numel4(as), nb = tu_numel4(bs);
     tu_rng r = tu_rng_init(400 + (uint64_t)_i);
     fd_ctx f = {is_mul, as, bs, random_nonzero(&r, na, 0.1, 2.0),
                 random_nonzero(&r, nb, 0.1, 2.0), tu_alloc(na), tu_alloc(na), -0.7};
@@ -337,7 +267,7 @@ START_TEST(test_scale_clamp)
     if (si >= n_shapes())
         return;
     const int *s = shape_at(si);
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     tu_rng r = tu_rng_init(500 + (uint64_t)_i);
     const double alpha = -1.75, lo = -0.5, hi = 0.75;
     double *x = random_nonzero(&r, n, 0.01, 1.5);
@@ -346,11 +276,11 @@ START_TEST(test_scale_clamp)
             x[i] = (i / 7) % 2 ? lo : hi;
     double *dy = random_nonzero(&r, n, 0.1, 1.0), *dx = random_nonzero(&r, n, 0.1, 1.0);
     double *y = tu_alloc(n);
-    vtensor tx, ty, tdy, tdx;
-    vt_from(&tx, s, x);
-    vt_init(&ty, s);
-    vt_from(&tdy, s, dy);
-    vt_from(&tdx, s, dx);
+    tu_guarded tx, ty, tdy, tdx;
+    tu_guarded_from(&tx, s, x);
+    tu_guarded_init(&ty, s);
+    tu_guarded_from(&tdy, s, dy);
+    tu_guarded_from(&tdx, s, dx);
     char what[96];
     snprintf(what, sizeof what, "%s %dx%dx%dx%d", is_clamp ? "clamp" : "scale", s[0], s[1], s[2],
              s[3]);
@@ -377,9 +307,9 @@ START_TEST(test_scale_clamp)
         tu_check_tensor(what, &tx.v, y, 1e-4);
     }
     tu_check_tensor(what, &tdx.v, dx, 1e-4); /* unchanged by the NULL-dx call */
-    vt_check_guard(&tx, "x");
-    vt_check_guard(&ty, "y");
-    vt_check_guard(&tdx, "dx");
+    tu_guarded_check(&tx, "x");
+    tu_guarded_check(&ty, "y");
+    tu_guarded_check(&tdx, "dx");
 
     /* the reference backward against finite differences (away from the bounds) */
     if (si == 0) {
@@ -397,10 +327,10 @@ START_TEST(test_scale_clamp)
         free(num);
         free(ana);
     }
-    vt_free(&tx);
-    vt_free(&ty);
-    vt_free(&tdy);
-    vt_free(&tdx);
+    tu_guarded_free(&tx);
+    tu_guarded_free(&ty);
+    tu_guarded_free(&tdy);
+    tu_guarded_free(&tdx);
     free(x);
     free(y);
     free(dy);
@@ -434,18 +364,18 @@ START_TEST(test_concat)
     const int n = cases[k][0], ca = cases[k][1], cb = cases[k][2];
     const int h = planes[pl][0], w = planes[pl][1], hw = h * w;
     const int as[4] = {n, ca, h, w}, bs[4] = {n, cb, h, w}, ys[4] = {n, ca + cb, h, w};
-    size_t na = numel(as), nb = numel(bs), ny = numel(ys);
+    size_t na = tu_numel4(as), nb = tu_numel4(bs), ny = tu_numel4(ys);
     tu_rng r = tu_rng_init(600 + (uint64_t)_i);
     double *a = random_nonzero(&r, na, 0.1, 2.0), *b = random_nonzero(&r, nb, 0.1, 2.0);
     double *dy = random_nonzero(&r, ny, 0.1, 1.0), *y = tu_alloc(ny);
     double *da = random_nonzero(&r, na, 0.1, 1.0), *db = random_nonzero(&r, nb, 0.1, 1.0);
-    vtensor ta, tb, ty, tdy, tda, tdb;
-    vt_from(&ta, as, a);
-    vt_from(&tb, bs, b);
-    vt_init(&ty, ys);
-    vt_from(&tdy, ys, dy);
-    vt_from(&tda, as, da);
-    vt_from(&tdb, bs, db);
+    tu_guarded ta, tb, ty, tdy, tda, tdb;
+    tu_guarded_from(&ta, as, a);
+    tu_guarded_from(&tb, bs, b);
+    tu_guarded_init(&ty, ys);
+    tu_guarded_from(&tdy, ys, dy);
+    tu_guarded_from(&tda, as, da);
+    tu_guarded_from(&tdb, bs, db);
     char what[96];
     snprintf(what, sizeof what, "concat %d+%d channels %dx%d", ca, cb, h, w);
     TU_OK(dsd_concat_forward(ctx, &ta.v, &tb.v, &ty.v));
@@ -458,10 +388,10 @@ START_TEST(test_concat)
         tu_check_tensor(what, &tda.v, da, 1e-4);
         tu_check_tensor(what, &tdb.v, db, 1e-4);
     }
-    vtensor *all[] = {&ta, &tb, &ty, &tdy, &tda, &tdb};
+    tu_guarded *all[] = {&ta, &tb, &ty, &tdy, &tda, &tdb};
     for (int i = 0; i < 6; i++) {
-        vt_check_guard(all[i], what);
-        vt_free(all[i]);
+        tu_guarded_check(all[i], what);
+        tu_guarded_free(all[i]);
     }
 
     fd_concat f = {n, ca, cb, hw, a, b, y, dy};
@@ -487,32 +417,6 @@ END_TEST
 /* ------------------------------------------------------------------------ */
 /* Errors: refused before anything is enqueued (outputs untouched) */
 
-static void expect(dsd_status got, dsd_status want, const char *call)
-{
-    char line[DSD_ERROR_LINE_MAX];
-    ck_assert_msg(got == want, "%s returned %s, want %s (%s)", call, dsd_status_name(got),
-                  dsd_status_name(want), dsd_error_format(dsd_context_error(tu_ctx()), line,
-                                                          sizeof line));
-}
-
-/* A guarded tensor filled with value. */
-static void vt_const(vtensor *t, const int s[4], float value)
-{
-    vt_init(t, s);
-    TU_OK(dsd_tensor_fill(tu_ctx(), &t->v, value));
-}
-
-static void check_untouched(const vtensor *t, double value, const char *what)
-{
-    size_t n = dsd_tensor_numel(&t->v);
-    double *h = tu_alloc(n);
-    tu_download(&t->v, h);
-    for (size_t i = 0; i < n; i++)
-        ck_assert_msg(h[i] == value, "%s: element %zu changed to %g", what, i, h[i]);
-    free(h);
-    vt_check_guard(t, what);
-}
-
 static int message_has(const char *s)
 {
     return strstr(dsd_context_error(tu_ctx())->message, s) != NULL;
@@ -524,108 +428,118 @@ START_TEST(test_errors)
     const int as[4] = {2, 5, 7, 5};
     static const int bad_b[][4] = {{2, 2, 7, 5}, {3, 5, 1, 1}, {2, 5, 7, 1}, {2, 5, 1, 5},
                                    {2, 5, 5, 7}, {1, 1, 7, 1}};
-    vtensor a, y, dy, da, bad, good_b, db;
-    vt_const(&a, as, 1.0f);
-    vt_const(&y, as, 2.0f);
-    vt_const(&dy, as, 3.0f);
-    vt_const(&da, as, 4.0f);
+    tu_guarded a, y, dy, da, bad, good_b, db;
+    tu_guarded_const(&a, as, 1.0f);
+    tu_guarded_const(&y, as, 2.0f);
+    tu_guarded_const(&dy, as, 3.0f);
+    tu_guarded_const(&da, as, 4.0f);
     const int gs[4] = {2, 5, 1, 1};
-    vt_const(&good_b, gs, 5.0f);
-    vt_const(&db, gs, 6.0f);
+    tu_guarded_const(&good_b, gs, 5.0f);
+    tu_guarded_const(&db, gs, 6.0f);
     for (int k = 0; k < (int)(sizeof bad_b / sizeof bad_b[0]); k++) {
-        vt_const(&bad, bad_b[k], 7.0f);
+        tu_guarded_const(&bad, bad_b[k], 7.0f);
         char what[96];
         snprintf(what, sizeof what, "b %dx%dx%dx%d against a 2x5x7x5", bad_b[k][0], bad_b[k][1],
                  bad_b[k][2], bad_b[k][3]);
-        expect(dsd_add_forward(ctx, &a.v, &bad.v, 1.0f, &y.v), DSD_ERR_SHAPE, what);
+        tu_expect_status(dsd_add_forward(ctx, &a.v, &bad.v, 1.0f, &y.v), DSD_ERR_SHAPE, what);
         ck_assert_msg(message_has("2x5x7x5"), "%s", dsd_context_error(ctx)->message);
-        expect(dsd_mul_forward(ctx, &a.v, &bad.v, &y.v), DSD_ERR_SHAPE, what);
-        expect(dsd_add_backward(ctx, 1.0f, &dy.v, &da.v, &bad.v), DSD_ERR_SHAPE, what);
-        expect(dsd_mul_backward(ctx, &a.v, &bad.v, &dy.v, &da.v, NULL), DSD_ERR_SHAPE, what);
+        tu_expect_status(dsd_mul_forward(ctx, &a.v, &bad.v, &y.v), DSD_ERR_SHAPE, what);
+        tu_expect_status(dsd_add_backward(ctx, 1.0f, &dy.v, &da.v, &bad.v), DSD_ERR_SHAPE, what);
+        tu_expect_status(dsd_mul_backward(ctx, &a.v, &bad.v, &dy.v, &da.v, NULL), DSD_ERR_SHAPE,
+                         what);
         /* db of another shape than b */
-        expect(dsd_mul_backward(ctx, &a.v, &good_b.v, &dy.v, &da.v, &bad.v), DSD_ERR_SHAPE, what);
-        check_untouched(&bad, 7.0, what);
-        vt_free(&bad);
+        tu_expect_status(dsd_mul_backward(ctx, &a.v, &good_b.v, &dy.v, &da.v, &bad.v),
+                         DSD_ERR_SHAPE, what);
+        tu_guarded_check_untouched(&bad, 7.0, what);
+        tu_guarded_free(&bad);
     }
-    check_untouched(&y, 2.0, "y");
-    check_untouched(&da, 4.0, "da");
+    tu_guarded_check_untouched(&y, 2.0, "y");
+    tu_guarded_check_untouched(&da, 4.0, "da");
 
     /* y, da, dy of the wrong shape; NULL inputs */
     const int ts[4] = {2, 5, 5, 7};
-    vtensor yt;
-    vt_const(&yt, ts, 8.0f);
-    expect(dsd_add_forward(ctx, &a.v, &good_b.v, 1.0f, &yt.v), DSD_ERR_SHAPE, "add y 2x5x5x7");
-    expect(dsd_mul_forward(ctx, &a.v, &good_b.v, &yt.v), DSD_ERR_SHAPE, "mul y 2x5x5x7");
-    expect(dsd_add_backward(ctx, 1.0f, &dy.v, &yt.v, &db.v), DSD_ERR_SHAPE, "add da 2x5x5x7");
-    expect(dsd_mul_backward(ctx, &a.v, &good_b.v, &yt.v, &da.v, &db.v), DSD_ERR_SHAPE,
-           "mul dy 2x5x5x7");
-    expect(dsd_mul_backward(ctx, &a.v, &good_b.v, &dy.v, &yt.v, &db.v), DSD_ERR_SHAPE,
-           "mul da 2x5x5x7");
-    expect(dsd_add_forward(ctx, &a.v, NULL, 1.0f, &y.v), DSD_ERR_INVALID_ARGUMENT, "add b NULL");
-    expect(dsd_mul_forward(ctx, NULL, &good_b.v, &y.v), DSD_ERR_INVALID_ARGUMENT, "mul a NULL");
-    expect(dsd_mul_backward(ctx, &a.v, NULL, &dy.v, &da.v, &db.v), DSD_ERR_INVALID_ARGUMENT,
-           "mul backward b NULL");
-    expect(dsd_add_backward(ctx, 1.0f, NULL, &da.v, &db.v), DSD_ERR_INVALID_ARGUMENT,
-           "add backward dy NULL");
+    tu_guarded yt;
+    tu_guarded_const(&yt, ts, 8.0f);
+    tu_expect_status(dsd_add_forward(ctx, &a.v, &good_b.v, 1.0f, &yt.v), DSD_ERR_SHAPE,
+                     "add y 2x5x5x7");
+    tu_expect_status(dsd_mul_forward(ctx, &a.v, &good_b.v, &yt.v), DSD_ERR_SHAPE, "mul y 2x5x5x7");
+    tu_expect_status(dsd_add_backward(ctx, 1.0f, &dy.v, &yt.v, &db.v), DSD_ERR_SHAPE,
+                     "add da 2x5x5x7");
+    tu_expect_status(dsd_mul_backward(ctx, &a.v, &good_b.v, &yt.v, &da.v, &db.v), DSD_ERR_SHAPE,
+                     "mul dy 2x5x5x7");
+    tu_expect_status(dsd_mul_backward(ctx, &a.v, &good_b.v, &dy.v, &yt.v, &db.v), DSD_ERR_SHAPE,
+                     "mul da 2x5x5x7");
+    tu_expect_status(dsd_add_forward(ctx, &a.v, NULL, 1.0f, &y.v), DSD_ERR_INVALID_ARGUMENT,
+                     "add b NULL");
+    tu_expect_status(dsd_mul_forward(ctx, NULL, &good_b.v, &y.v), DSD_ERR_INVALID_ARGUMENT,
+                     "mul a NULL");
+    tu_expect_status(dsd_mul_backward(ctx, &a.v, NULL, &dy.v, &da.v, &db.v),
+                     DSD_ERR_INVALID_ARGUMENT, "mul backward b NULL");
+    tu_expect_status(dsd_add_backward(ctx, 1.0f, NULL, &da.v, &db.v), DSD_ERR_INVALID_ARGUMENT,
+                     "add backward dy NULL");
     /* y partly overlapping a: neither in place nor disjoint */
     dsd_tensor shifted = dsd_tensor_view_batch(&a.base, 0, 2);
-    expect(dsd_add_forward(ctx, &a.v, &good_b.v, 1.0f, &shifted), DSD_ERR_INVALID_ARGUMENT,
-           "add into a partly overlapping y");
+    tu_expect_status(dsd_add_forward(ctx, &a.v, &good_b.v, 1.0f, &shifted),
+                     DSD_ERR_INVALID_ARGUMENT, "add into a partly overlapping y");
     /* y == b while b broadcasts would overwrite b while it is read */
-    vtensor small_a;
-    vt_const(&small_a, gs, 9.0f);
+    tu_guarded small_a;
+    tu_guarded_const(&small_a, gs, 9.0f);
     const int ss[4] = {1, 1, 1, 1};
-    vtensor scalar;
-    vt_const(&scalar, ss, 2.0f);
+    tu_guarded scalar;
+    tu_guarded_const(&scalar, ss, 2.0f);
     TU_OK(dsd_mul_forward(ctx, &small_a.v, &scalar.v, &small_a.v)); /* in place: fine */
-    check_untouched(&small_a, 18.0, "small a");
+    tu_guarded_check_untouched(&small_a, 18.0, "small a");
 
     /* scale / clamp */
-    expect(dsd_scale_forward(ctx, 2.0f, &a.v, &yt.v), DSD_ERR_SHAPE, "scale y 2x5x5x7");
-    expect(dsd_scale_backward(ctx, 2.0f, &dy.v, &yt.v), DSD_ERR_SHAPE, "scale dx 2x5x5x7");
-    expect(dsd_clamp_forward(ctx, 0.0f, 1.0f, &a.v, &yt.v), DSD_ERR_SHAPE, "clamp y 2x5x5x7");
-    expect(dsd_clamp_backward(ctx, 0.0f, 1.0f, &a.v, &yt.v, &da.v), DSD_ERR_SHAPE,
-           "clamp dy 2x5x5x7");
-    expect(dsd_clamp_backward(ctx, 0.0f, 1.0f, &a.v, &dy.v, &yt.v), DSD_ERR_SHAPE,
-           "clamp dx 2x5x5x7");
-    expect(dsd_clamp_forward(ctx, 1.0f, 0.0f, &a.v, &y.v), DSD_ERR_INVALID_ARGUMENT,
-           "clamp lo > hi");
-    expect(dsd_clamp_forward(ctx, NAN, 0.0f, &a.v, &y.v), DSD_ERR_INVALID_ARGUMENT,
-           "clamp lo NaN");
-    expect(dsd_clamp_backward(ctx, 0.0f, NAN, &a.v, &dy.v, &da.v), DSD_ERR_INVALID_ARGUMENT,
-           "clamp backward hi NaN");
-    check_untouched(&yt, 8.0, "y of the wrong shape");
-    check_untouched(&y, 2.0, "y");
-    check_untouched(&da, 4.0, "da");
-    check_untouched(&db, 6.0, "db");
+    tu_expect_status(dsd_scale_forward(ctx, 2.0f, &a.v, &yt.v), DSD_ERR_SHAPE, "scale y 2x5x5x7");
+    tu_expect_status(dsd_scale_backward(ctx, 2.0f, &dy.v, &yt.v), DSD_ERR_SHAPE,
+                     "scale dx 2x5x5x7");
+    tu_expect_status(dsd_clamp_forward(ctx, 0.0f, 1.0f, &a.v, &yt.v), DSD_ERR_SHAPE,
+                     "clamp y 2x5x5x7");
+    tu_expect_status(dsd_clamp_backward(ctx, 0.0f, 1.0f, &a.v, &yt.v, &da.v), DSD_ERR_SHAPE,
+                     "clamp dy 2x5x5x7");
+    tu_expect_status(dsd_clamp_backward(ctx, 0.0f, 1.0f, &a.v, &dy.v, &yt.v), DSD_ERR_SHAPE,
+                     "clamp dx 2x5x5x7");
+    tu_expect_status(dsd_clamp_forward(ctx, 1.0f, 0.0f, &a.v, &y.v), DSD_ERR_INVALID_ARGUMENT,
+                     "clamp lo > hi");
+    tu_expect_status(dsd_clamp_forward(ctx, NAN, 0.0f, &a.v, &y.v), DSD_ERR_INVALID_ARGUMENT,
+                     "clamp lo NaN");
+    tu_expect_status(dsd_clamp_backward(ctx, 0.0f, NAN, &a.v, &dy.v, &da.v),
+                     DSD_ERR_INVALID_ARGUMENT, "clamp backward hi NaN");
+    tu_guarded_check_untouched(&yt, 8.0, "y of the wrong shape");
+    tu_guarded_check_untouched(&y, 2.0, "y");
+    tu_guarded_check_untouched(&da, 4.0, "da");
+    tu_guarded_check_untouched(&db, 6.0, "db");
 
     /* concat: a 2x5x7x5 and c 2x3x5x7 (different H); y channel count wrong */
     const int cs[4] = {2, 3, 5, 7}, cy[4] = {2, 8, 7, 5}, cy_bad[4] = {2, 9, 7, 5};
     const int c3[4] = {2, 3, 7, 5};
-    vtensor tc, tcy, tcyb, tc3;
-    vt_const(&tc, cs, 1.0f);
-    vt_const(&tcy, cy, 2.0f);
-    vt_const(&tcyb, cy_bad, 3.0f);
-    vt_const(&tc3, c3, 4.0f);
-    expect(dsd_concat_forward(ctx, &a.v, &tc.v, &tcy.v), DSD_ERR_SHAPE, "concat different H");
+    tu_guarded tc, tcy, tcyb, tc3;
+    tu_guarded_const(&tc, cs, 1.0f);
+    tu_guarded_const(&tcy, cy, 2.0f);
+    tu_guarded_const(&tcyb, cy_bad, 3.0f);
+    tu_guarded_const(&tc3, c3, 4.0f);
+    tu_expect_status(dsd_concat_forward(ctx, &a.v, &tc.v, &tcy.v), DSD_ERR_SHAPE,
+                     "concat different H");
     ck_assert_msg(message_has("2x3x5x7"), "%s", dsd_context_error(ctx)->message);
-    expect(dsd_concat_forward(ctx, &a.v, &tc3.v, &tcyb.v), DSD_ERR_SHAPE, "concat into 9 channels");
-    expect(dsd_concat_backward(ctx, &tcy.v, &a.v, &tc.v), DSD_ERR_SHAPE,
-           "concat backward different H");
-    expect(dsd_concat_backward(ctx, &tcyb.v, &a.v, &tc3.v), DSD_ERR_SHAPE,
-           "concat backward 9 channels into 5 + 3");
-    expect(dsd_concat_backward(ctx, &tc3.v, &a.v, NULL), DSD_ERR_SHAPE,
-           "concat backward da with more channels than dy");
-    expect(dsd_concat_forward(ctx, &a.v, NULL, &tcy.v), DSD_ERR_INVALID_ARGUMENT,
-           "concat b NULL");
-    check_untouched(&tcy, 2.0, "concat y");
-    check_untouched(&a, 1.0, "concat da");
-    check_untouched(&tc3, 4.0, "concat db");
+    tu_expect_status(dsd_concat_forward(ctx, &a.v, &tc3.v, &tcyb.v), DSD_ERR_SHAPE,
+                     "concat into 9 channels");
+    tu_expect_status(dsd_concat_backward(ctx, &tcy.v, &a.v, &tc.v), DSD_ERR_SHAPE,
+                     "concat backward different H");
+    tu_expect_status(dsd_concat_backward(ctx, &tcyb.v, &a.v, &tc3.v), DSD_ERR_SHAPE,
+                     "concat backward 9 channels into 5 + 3");
+    tu_expect_status(dsd_concat_backward(ctx, &tc3.v, &a.v, NULL), DSD_ERR_SHAPE,
+                     "concat backward da with more channels than dy");
+    tu_expect_status(dsd_concat_forward(ctx, &a.v, NULL, &tcy.v), DSD_ERR_INVALID_ARGUMENT,
+                     "concat b NULL");
+    tu_guarded_check_untouched(&tcy, 2.0, "concat y");
+    tu_guarded_check_untouched(&a, 1.0, "concat da");
+    tu_guarded_check_untouched(&tc3, 4.0, "concat db");
 
-    vtensor *all[] = {&a, &y, &dy, &da, &good_b, &db, &yt, &small_a, &scalar,
-                      &tc, &tcy, &tcyb, &tc3};
+    tu_guarded *all[] = {&a,       &y,      &dy, &da,  &good_b, &db, &yt,
+                         &small_a, &scalar, &tc, &tcy, &tcyb,   &tc3};
     for (int k = 0; k < (int)(sizeof all / sizeof all[0]); k++)
-        vt_free(all[k]);
+        tu_guarded_free(all[k]);
 }
 END_TEST
 
@@ -642,7 +556,7 @@ START_TEST(test_determinism)
     const int *as = tu_small() ? as_small : as_full;
     int bs[4];
     pattern_shape(as, pattern, bs);
-    size_t na = numel(as), nb = numel(bs);
+    size_t na = tu_numel4(as), nb = tu_numel4(bs);
     tu_rng r = tu_rng_init(700 + (uint64_t)_i);
     double *a = random_nonzero(&r, na, 0.1, 2.0), *b = random_nonzero(&r, nb, 0.1, 2.0);
     double *dy = random_nonzero(&r, na, 0.1, 1.0);
@@ -650,12 +564,12 @@ START_TEST(test_determinism)
     size_t sizes[3] = {na, na, nb};
     for (int run = 0; run < 2; run++) {
         dsd_tensor ta, tb, ty, tdy, tda, tdb;
-        plain_from(&ta, as[0], as[1], as[2], as[3], a);
-        plain_from(&tb, bs[0], bs[1], bs[2], bs[3], b);
-        plain_from(&ty, as[0], as[1], as[2], as[3], NULL);
-        plain_from(&tdy, as[0], as[1], as[2], as[3], dy);
-        plain_from(&tda, as[0], as[1], as[2], as[3], a);
-        plain_from(&tdb, bs[0], bs[1], bs[2], bs[3], b);
+        tu_plain_from(&ta, as[0], as[1], as[2], as[3], a);
+        tu_plain_from(&tb, bs[0], bs[1], bs[2], bs[3], b);
+        tu_plain_from(&ty, as[0], as[1], as[2], as[3], NULL);
+        tu_plain_from(&tdy, as[0], as[1], as[2], as[3], dy);
+        tu_plain_from(&tda, as[0], as[1], as[2], as[3], a);
+        tu_plain_from(&tdb, bs[0], bs[1], bs[2], bs[3], b);
         if (is_mul) {
             TU_OK(dsd_mul_forward(ctx, &ta, &tb, &ty));
             TU_OK(dsd_mul_backward(ctx, &ta, &tb, &tdy, &tda, &tdb));

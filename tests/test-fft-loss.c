@@ -30,7 +30,6 @@
 enum { MAX_TRIES = 1000 };
 static const double MARGIN = 2e-3; /* min |Re D|, |Im D| of test inputs */
 static const double EPS = 1e-4;    /* finite-difference step, < MARGIN */
-static const float SENTINEL = 1234.5f;
 static const float SCALE = 2.5f;   /* backward's scale argument */
 
 /* Shapes (N, C, H, W): odd lengths, the radices 11 (9 x 11) and 2*5, 2^2*3
@@ -41,12 +40,7 @@ static const int shapes_full[][4] = {
 };
 static const int shapes_small[][4] = {{2, 3, 7, 5}, {2, 3, 1, 1}, {2, 3, 4, 6}};
 static const int (*shapes)[4] = shapes_full;
-static int n_shapes = (int)(sizeof shapes_full / sizeof shapes_full[0]);
-
-static size_t numel(const int s[4])
-{
-    return (size_t)s[0] * s[1] * s[2] * s[3];
-}
+static int n_shapes = TU_COUNT(shapes_full);
 
 /* ------------------------------------------------------------------------ */
 /* Helpers that work on any context (test_two_contexts uses several) */
@@ -62,49 +56,23 @@ static void ctx_ok_(dsd_context *ctx, dsd_status st, const char *expr, const cha
     ck_abort_msg("%s:%d: %s returned %s: %s", file, line, expr, dsd_status_name(st), msg);
 }
 
-/* Writes t's whole pooled buffer: SENTINEL, with count values of host (if not
- * NULL) from element `at`. Oclgrind 21.10's --uninitialized re-sizes a
- * buffer's shadow to the size of each host write, so a write that does not
- * cover a pooled buffer's whole capacity makes later kernel accesses past it
- * (by the next user of that buffer) look uninitialized: tests always write
- * all of it. */
-static void write_whole(dsd_context *ctx, const dsd_tensor *t, size_t at, const double *host,
-                        size_t count)
-{
-    size_t cap = t->capacity / sizeof(float);
-    ck_assert_uint_ge(cap, at + count);
-    float *f = malloc(cap * sizeof *f);
-    ck_assert(f != NULL);
-    for (size_t i = 0; i < cap; i++)
-        f[i] = SENTINEL;
-    for (size_t i = 0; host && i < count; i++)
-        f[at + i] = (float)host[i];
-    ck_assert_int_eq(clEnqueueWriteBuffer(dsd_context_queue(ctx), t->buf, CL_TRUE, 0,
-                                          cap * sizeof *f, f, 0, NULL, NULL), CL_SUCCESS);
-    free(f);
-}
-
-/* A tensor of shape s holding host (NULL: SENTINEL), written as above. */
+/* A tensor of shape s holding host (NULL: TU_SENTINEL), written whole
+ * (tu_write_whole_ctx, for Oclgrind). */
 static void tensor_init(dsd_context *ctx, dsd_tensor *t, const int s[4], const double *host)
 {
     CTX_OK(ctx, dsd_tensor_init(ctx, t, s[0], s[1], s[2], s[3]));
-    write_whole(ctx, t, 0, host, dsd_tensor_numel(t));
+    tu_write_whole_ctx(ctx, t, host, 0, dsd_tensor_numel(t), TU_SENTINEL);
 }
 
-/* A tensor of shape s as a view of images 1..N of an (N+1)-image tensor. */
-typedef struct vtensor {
-    dsd_tensor base, v;
-} vtensor;
-
-/* Allocates vt: SENTINEL in image 0, host (if not NULL) in images 1..N. */
-static void vt_init(dsd_context *ctx, vtensor *vt, const int s[4], const double *host)
+/* Allocates vt: TU_SENTINEL in image 0, host (if not NULL) in images 1..N. */
+static void vt_init(dsd_context *ctx, tu_guarded *vt, const int s[4], const double *host)
 {
     CTX_OK(ctx, dsd_tensor_init(ctx, &vt->base, s[0] + 1, s[1], s[2], s[3]));
     vt->v = dsd_tensor_view_batch(&vt->base, 1, s[0]);
-    write_whole(ctx, &vt->base, vt->v.offset, host, numel(s));
+    tu_write_whole_ctx(ctx, &vt->base, host, vt->v.offset, tu_numel4(s), TU_SENTINEL);
 }
 
-static void vt_free(dsd_context *ctx, vtensor *vt)
+static void vt_free(dsd_context *ctx, tu_guarded *vt)
 {
     dsd_tensor_free(ctx, &vt->base);
 }
@@ -120,35 +88,29 @@ static void download(dsd_context *ctx, const dsd_tensor *t, double *host)
     free(f);
 }
 
-/* Image 0 of vt still holds SENTINEL everywhere. */
-static void vt_check_sentinel(dsd_context *ctx, const vtensor *vt, const char *what)
+/* Image 0 of vt still holds TU_SENTINEL everywhere. */
+static void vt_check_sentinel(dsd_context *ctx, const tu_guarded *vt, const char *what)
 {
     dsd_tensor img0 = dsd_tensor_view_batch(&vt->base, 0, 1);
     size_t n = dsd_tensor_numel(&img0);
     double *h = tu_alloc(n);
     download(ctx, &img0, h);
     for (size_t i = 0; i < n; i++)
-        ck_assert_msg(h[i] == SENTINEL, "%s: sentinel element %zu overwritten with %g", what, i,
+        ck_assert_msg(h[i] == TU_SENTINEL, "%s: sentinel element %zu overwritten with %g", what, i,
                       h[i]);
     free(h);
-}
-
-static void round_to_float(double *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)x[i];
 }
 
 /* Float-representable a, b of shape s with min |Re D|, |Im D| >= MARGIN. */
 static void make_inputs(uint64_t seed, const int s[4], double *a, double *b)
 {
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     for (int t = 0; t < MAX_TRIES; t++) {
         tu_rng r = tu_rng_init(seed + 7919u * (uint64_t)t);
         tu_fill_nonzero(&r, a, n, 0.1, 1.0);
         tu_fill_nonzero(&r, b, n, 0.1, 1.0);
-        round_to_float(a, n);
-        round_to_float(b, n);
+        tu_round_to_float(a, n);
+        tu_round_to_float(b, n);
         if (ref_fft_loss_min_abs(a, b, s[0], s[1], s[2], s[3]) >= MARGIN)
             return;
     }
@@ -170,12 +132,12 @@ static double max_abs(const double *x, size_t n)
 static void check_op(dsd_context *ctx, const int s[4], const double *a, const double *b,
                      int with_da, int with_db, uint64_t seed)
 {
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     char what[96];
 
     /* forward */
     double want_loss = ref_fft_loss_forward(a, b, s[0], s[1], s[2], s[3]);
-    vtensor va, vb;
+    tu_guarded va, vb;
     vt_init(ctx, &va, s, a);
     vt_init(ctx, &vb, s, b);
     dsd_tensor loss;
@@ -197,13 +159,13 @@ static void check_op(dsd_context *ctx, const int s[4], const double *a, const do
     tu_rng r = tu_rng_init(seed ^ 0x5eedu);
     tu_fill_nonzero(&r, pa, n, 0.1 * gmax, gmax);
     tu_fill_nonzero(&r, pb, n, 0.1 * gmax, gmax);
-    round_to_float(pa, n);
-    round_to_float(pb, n);
+    tu_round_to_float(pa, n);
+    tu_round_to_float(pb, n);
     memcpy(ga, pa, n * sizeof *ga);
     memcpy(gb, pb, n * sizeof *gb);
     ref_fft_loss_backward(SCALE, a, b, s[0], s[1], s[2], s[3], with_da ? ga : NULL,
                           with_db ? gb : NULL);
-    vtensor vda, vdb;
+    tu_guarded vda, vdb;
     vt_init(ctx, &vda, s, pa);
     vt_init(ctx, &vdb, s, pb);
     CTX_OK(ctx, dsd_fft_loss_backward(ctx, SCALE, &va.v, &vb.v, with_da ? &vda.v : NULL,
@@ -239,7 +201,7 @@ static void check_op(dsd_context *ctx, const int s[4], const double *a, const do
 START_TEST(test_forward_backward)
 {
     const int *s = shapes[_i];
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     double *a = tu_alloc(n), *b = tu_alloc(n);
     make_inputs(100 + (uint64_t)_i, s, a, b);
     check_op(tu_ctx(), s, a, b, 1, 1, 100 + (uint64_t)_i);
@@ -253,7 +215,7 @@ END_TEST
 START_TEST(test_one_gradient)
 {
     const int s[4] = {2, 3, 7, 5};
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     double *a = tu_alloc(n), *b = tu_alloc(n);
     make_inputs(300, s, a, b);
     check_op(tu_ctx(), s, a, b, _i == 0, _i == 1, 300);
@@ -279,7 +241,7 @@ static double fd_loss(void *user)
 START_TEST(test_ref_grad)
 {
     const int *s = shapes[_i];
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     double *a = tu_alloc(n), *b = tu_alloc(n), *ga = tu_alloc(n), *gb = tu_alloc(n);
     make_inputs(200 + (uint64_t)_i, s, a, b);
     memset(ga, 0, n * sizeof *ga);
@@ -331,7 +293,7 @@ START_TEST(test_shape_errors)
 {
     dsd_context *ctx = tu_ctx();
     const int good[4] = {2, 3, 7, 5};
-    size_t n = numel(good);
+    size_t n = tu_numel4(good);
     double *x = tu_alloc(n), *h = tu_alloc(n);
     tu_rng r = tu_rng_init(9);
     tu_fill_nonzero(&r, x, n, 0.1, 1.0);
@@ -414,7 +376,7 @@ START_TEST(test_two_contexts)
 {
     const int s1[4] = {2, 3, 9, 11}, s2[4] = {2, 3, 12, 10};
     const int *t1 = tu_small() ? shapes_small[0] : s1, *t2 = tu_small() ? shapes_small[2] : s2;
-    size_t n = numel(t1) > numel(t2) ? numel(t1) : numel(t2);
+    size_t n = tu_numel4(t1) > tu_numel4(t2) ? tu_numel4(t1) : tu_numel4(t2);
     double *a = tu_alloc(n), *b = tu_alloc(n), *c = tu_alloc(n), *d = tu_alloc(n);
     make_inputs(400, t1, a, b);
     make_inputs(401, t2, c, d);
@@ -461,7 +423,7 @@ START_TEST(test_determinism)
 {
     dsd_context *ctx = tu_ctx();
     const int *s = tu_small() ? shapes_small[0] : shapes_full[2];
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     double *a = tu_alloc(n), *b = tu_alloc(n), *p = tu_alloc(n);
     make_inputs(500, s, a, b);
     tu_rng r = tu_rng_init(501);
@@ -525,10 +487,7 @@ int main(void)
      * avoids it and keeps every check on. Only Oclgrind reads this variable
      * (at each program build); a value set by the caller wins. */
     setenv("OCLGRIND_BUILD_OPTIONS", "-cl-opt-disable", 0);
-    if (tu_small()) {
-        shapes = shapes_small;
-        n_shapes = (int)(sizeof shapes_small / sizeof shapes_small[0]);
-    }
+    shapes = TU_PICK_SHAPES(shapes_full, shapes_small, &n_shapes);
     Suite *s = suite_create("fft_loss");
     TCase *tc = tcase_create("fft_loss");
     tcase_set_timeout(tc, 900);

@@ -27,95 +27,12 @@ static const int shapes_small[][4] = {
     {2, 3, 7, 5}, {2, 5, 1, 1}, {1, 1, 1, 1}, {2, 3, 37, 29},
 };
 static const int (*shapes)[4] = shapes_full;
-static int n_shapes = (int)(sizeof shapes_full / sizeof shapes_full[0]);
+static int n_shapes = TU_COUNT(shapes_full);
 
 static const int scalar_shape[4] = {1, 1, 1, 1};
 
-static size_t numel(const int s[4])
-{
-    return (size_t)s[0] * s[1] * s[2] * s[3];
-}
-
 /* ------------------------------------------------------------------------ */
 /* Helpers: tensors as views with a guarded image 0 */
-
-static const float SENTINEL = 1234.5f;
-
-/* Writes the whole pooled buffer of t: SENTINEL except count values of host
- * (if not NULL) at element `at` (Oclgrind's --uninitialized forgets earlier
- * writes when a host write covers only part of a buffer). */
-static void write_whole(const dsd_tensor *t, const double *host, size_t at, size_t count)
-{
-    size_t n = t->capacity / sizeof(float);
-    ck_assert_uint_ge(n, at + count);
-    float *f = malloc(n * sizeof *f);
-    ck_assert(f != NULL);
-    for (size_t i = 0; i < n; i++)
-        f[i] = SENTINEL;
-    for (size_t i = 0; host && i < count; i++)
-        f[at + i] = (float)host[i];
-    cl_int rc = clEnqueueWriteBuffer(dsd_context_queue(tu_ctx()), t->buf, CL_TRUE, 0,
-                                     n * sizeof *f, f, 0, NULL, NULL);
-    free(f);
-    ck_assert_msg(rc == CL_SUCCESS, "clEnqueueWriteBuffer: %s", dsd_cl_error_name(rc));
-}
-
-typedef struct vtensor {
-    dsd_tensor base, v;
-} vtensor;
-
-/* A tensor of shape s (images 1..N of an (N+1)-image tensor) holding host,
- * or SENTINEL everywhere when host is NULL. */
-static void vt_from(vtensor *t, const int s[4], const double *host)
-{
-    tu_tensor(&t->base, s[0] + 1, s[1], s[2], s[3]);
-    t->v = dsd_tensor_view_batch(&t->base, 1, s[0]);
-    ck_assert_int_eq(t->v.n, s[0]);
-    write_whole(&t->base, host, t->v.offset, host ? dsd_tensor_numel(&t->v) : 0);
-}
-
-static void vt_check_guard(const vtensor *t, const char *what)
-{
-    dsd_tensor g = dsd_tensor_view_batch(&t->base, 0, 1);
-    size_t n = dsd_tensor_numel(&g);
-    double *h = tu_alloc(n);
-    tu_download(&g, h);
-    for (size_t i = 0; i < n; i++)
-        ck_assert_msg(h[i] == SENTINEL, "%s: element %zu before the view was overwritten (%g)",
-                      what, i, h[i]);
-    free(h);
-}
-
-static void vt_free(vtensor *t)
-{
-    tu_tensor_free(&t->base);
-}
-
-static double download_scalar(const dsd_tensor *t)
-{
-    double v;
-    tu_download(t, &v);
-    return v;
-}
-
-/* Backward accumulates: compares (t - prefill) with the reference gradient. */
-static void check_accum(const char *what, const dsd_tensor *t, const double *prefill,
-                        const double *grad, double tol)
-{
-    size_t n = dsd_tensor_numel(t);
-    double *got = tu_alloc(n);
-    tu_download(t, got);
-    for (size_t i = 0; i < n; i++)
-        got[i] -= prefill[i];
-    tu_check_close(what, got, grad, n, tol);
-    free(got);
-}
-
-static void to_float(double *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)x[i];
-}
 
 /* b random, a = b + d with |d| in [0.05, 1.5] (no L1 kink), both floats. */
 static void fill_pair(tu_rng *r, double *a, double *b, size_t n)
@@ -124,8 +41,8 @@ static void fill_pair(tu_rng *r, double *a, double *b, size_t n)
     tu_fill_nonzero(r, a, n, 0.05, 1.5);
     for (size_t i = 0; i < n; i++)
         a[i] += b[i];
-    to_float(a, n);
-    to_float(b, n);
+    tu_round_to_float(a, n);
+    tu_round_to_float(b, n);
 }
 
 /* A gradient pre-fill of the gradient's own magnitude (~ scale / n), so float
@@ -133,7 +50,7 @@ static void fill_pair(tu_rng *r, double *a, double *b, size_t n)
 static void fill_prefill(tu_rng *r, double *g, size_t n, double mag)
 {
     tu_fill(r, g, n, -mag, mag);
-    to_float(g, n);
+    tu_round_to_float(g, n);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -201,7 +118,7 @@ static void fill_inputs(const loss_case *lc, tu_rng *r, double *a, double *b, si
 {
     if (lc->is_bce) {
         tu_fill_nonzero(r, a, n, 0.05, 6.0);
-        to_float(a, n);
+        tu_round_to_float(a, n);
         memset(b, 0, n * sizeof *b);
     } else {
         fill_pair(r, a, b, n);
@@ -217,27 +134,27 @@ static void check_case(const loss_case *lc, const int s[4], const double *a, con
                        int grads, uint64_t seed)
 {
     tu_rng r = tu_rng_init(seed);
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     const double scale = 0.7;
     char what[128];
 
-    vtensor ta, tb, tl, tda, tdb;
-    vt_from(&ta, s, a);
-    vt_from(&tb, s, b);
-    vt_from(&tl, scalar_shape, NULL);
+    tu_guarded ta, tb, tl, tda, tdb;
+    tu_guarded_from(&ta, s, a);
+    tu_guarded_from(&tb, s, b);
+    tu_guarded_from(&tl, scalar_shape, NULL);
     TU_OK(dev_forward(lc, &ta.v, &tb.v, &tl.v));
     double ref;
     ref_forward(lc, a, b, n, &ref);
-    double got = download_scalar(&tl.v);
+    double got = tu_download_scalar(&tl.v);
     snprintf(what, sizeof what, "%s forward %dx%dx%dx%d", lc->name, s[0], s[1], s[2], s[3]);
     tu_check_close(what, &got, &ref, 1, 1e-5);
-    vt_check_guard(&tl, what);
+    tu_guarded_check(&tl, what);
 
     double *da0 = tu_alloc(n), *db0 = tu_alloc(n), *ga = tu_alloc(n), *gb = tu_alloc(n);
     fill_prefill(&r, da0, n, 2.0 * scale / (double)n);
     fill_prefill(&r, db0, n, 2.0 * scale / (double)n);
-    vt_from(&tda, s, da0);
-    vt_from(&tdb, s, db0);
+    tu_guarded_from(&tda, s, da0);
+    tu_guarded_from(&tdb, s, db0);
     int want_db = (grads & 2) && !lc->is_bce;
     TU_OK(dev_backward(lc, (float)scale, &ta.v, &tb.v, (grads & 1) ? &tda.v : NULL,
                        want_db ? &tdb.v : NULL));
@@ -248,18 +165,18 @@ static void check_case(const loss_case *lc, const int s[4], const double *a, con
         memset(gb, 0, n * sizeof *gb);
     snprintf(what, sizeof what, "%s backward d%s %dx%dx%dx%d (grads %d)", lc->name,
              lc->is_bce ? "logits" : "a", s[0], s[1], s[2], s[3], grads);
-    check_accum(what, &tda.v, da0, ga, 1e-5);
-    vt_check_guard(&tda, what);
+    tu_check_accum(what, &tda.v, da0, ga, 1e-5);
+    tu_guarded_check(&tda, what);
     snprintf(what, sizeof what, "%s backward db %dx%dx%dx%d (grads %d)", lc->name, s[0], s[1],
              s[2], s[3], grads);
-    check_accum(what, &tdb.v, db0, gb, 1e-5);
-    vt_check_guard(&tdb, what);
+    tu_check_accum(what, &tdb.v, db0, gb, 1e-5);
+    tu_guarded_check(&tdb, what);
 
-    vt_free(&ta);
-    vt_free(&tb);
-    vt_free(&tl);
-    vt_free(&tda);
-    vt_free(&tdb);
+    tu_guarded_free(&ta);
+    tu_guarded_free(&tb);
+    tu_guarded_free(&tl);
+    tu_guarded_free(&tda);
+    tu_guarded_free(&tdb);
     free(da0);
     free(db0);
     free(ga);
@@ -271,7 +188,7 @@ START_TEST(test_forward_backward)
 {
     const loss_case *lc = &cases[_i / n_shapes];
     const int *s = shapes[_i % n_shapes];
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     tu_rng r = tu_rng_init(500 + (uint64_t)_i);
     double *a = tu_alloc(n), *b = tu_alloc(n);
     fill_inputs(lc, &r, a, b, n);
@@ -288,7 +205,7 @@ START_TEST(test_null_gradients)
     if (lc->is_bce)
         return;
     const int *s = shapes[0];
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     tu_rng r = tu_rng_init(700 + (uint64_t)_i);
     double *a = tu_alloc(n), *b = tu_alloc(n);
     fill_inputs(lc, &r, a, b, n);
@@ -304,7 +221,7 @@ START_TEST(test_exact)
 {
     dsd_context *ctx = tu_ctx();
     const int *s = shapes[n_shapes - 1];
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     double *a = tu_alloc(n), *b = tu_alloc(n), sq = 0.0, ab = 0.0;
     for (size_t i = 0; i < n; i++) {
         b[i] = (double)((int)(i % 11) - 5);
@@ -313,22 +230,22 @@ START_TEST(test_exact)
         sq += d * d;
         ab += fabs(d);
     }
-    vtensor ta, tb, tl;
-    vt_from(&ta, s, a);
-    vt_from(&tb, s, b);
-    vt_from(&tl, scalar_shape, NULL);
+    tu_guarded ta, tb, tl;
+    tu_guarded_from(&ta, s, a);
+    tu_guarded_from(&tb, s, b);
+    tu_guarded_from(&tl, scalar_shape, NULL);
     float inv = (float)(1.0 / (double)n);
     TU_OK(dsd_mse_loss_forward(ctx, &ta.v, &tb.v, &tl.v));
     float want = (float)sq * inv;
-    ck_assert_msg(download_scalar(&tl.v) == want, "mse %zu: %.9g != %.9g", n,
-                  download_scalar(&tl.v), (double)want);
+    ck_assert_msg(tu_download_scalar(&tl.v) == want, "mse %zu: %.9g != %.9g", n,
+                  tu_download_scalar(&tl.v), (double)want);
     TU_OK(dsd_l1_loss_forward(ctx, &ta.v, &tb.v, &tl.v));
     want = (float)ab * inv;
-    ck_assert_msg(download_scalar(&tl.v) == want, "l1 %zu: %.9g != %.9g", n,
-                  download_scalar(&tl.v), (double)want);
-    vt_free(&ta);
-    vt_free(&tb);
-    vt_free(&tl);
+    ck_assert_msg(tu_download_scalar(&tl.v) == want, "l1 %zu: %.9g != %.9g", n,
+                  tu_download_scalar(&tl.v), (double)want);
+    tu_guarded_free(&ta);
+    tu_guarded_free(&tb);
+    tu_guarded_free(&tl);
     free(a);
     free(b);
 }
@@ -339,29 +256,29 @@ START_TEST(test_l1_zero)
 {
     dsd_context *ctx = tu_ctx();
     const int s[4] = {2, 3, 7, 5};
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     tu_rng r = tu_rng_init(31);
     double *a = tu_alloc(n), *b = tu_alloc(n), *d0 = tu_alloc(n), *g = tu_alloc(n);
     fill_pair(&r, a, b, n);
     for (size_t i = 0; i < n; i += 3)
         a[i] = b[i];
     fill_prefill(&r, d0, n, 1.0 / (double)n);
-    vtensor ta, tb, tda;
-    vt_from(&ta, s, a);
-    vt_from(&tb, s, b);
-    vt_from(&tda, s, d0);
+    tu_guarded ta, tb, tda;
+    tu_guarded_from(&ta, s, a);
+    tu_guarded_from(&tb, s, b);
+    tu_guarded_from(&tda, s, d0);
     TU_OK(dsd_l1_loss_backward(ctx, 1.0f, &ta.v, &tb.v, &tda.v, NULL));
     ref_l1_loss_backward(1.0, a, b, n, g, NULL);
     for (size_t i = 0; i < n; i += 3)
         ck_assert(g[i] == 0.0);
-    check_accum("l1 backward with a == b at every third element", &tda.v, d0, g, 1e-5);
+    tu_check_accum("l1 backward with a == b at every third element", &tda.v, d0, g, 1e-5);
     double *got = tu_alloc(n);
     tu_download(&tda.v, got);
     for (size_t i = 0; i < n; i += 3)
         ck_assert_msg(got[i] == d0[i], "element %zu: %g != pre-fill %g", i, got[i], d0[i]);
-    vt_free(&ta);
-    vt_free(&tb);
-    vt_free(&tda);
+    tu_guarded_free(&ta);
+    tu_guarded_free(&tb);
+    tu_guarded_free(&tda);
     free(a);
     free(b);
     free(d0);
@@ -383,13 +300,13 @@ START_TEST(test_bce_extreme)
             for (int i = 0; i < 6; i++)
                 z[i] = zs[k];
             const int s[4] = {1, 2, 1, 3};
-            vtensor tz, tl, tdz;
-            vt_from(&tz, s, z);
-            vt_from(&tl, scalar_shape, NULL);
+            tu_guarded tz, tl, tdz;
+            tu_guarded_from(&tz, s, z);
+            tu_guarded_from(&tl, scalar_shape, NULL);
             double d0[6] = {0}, g[6] = {0};
-            vt_from(&tdz, s, d0);
+            tu_guarded_from(&tdz, s, d0);
             TU_OK(dsd_bce_logits_loss_forward(ctx, &tz.v, (float)ts[j], &tl.v));
-            got = download_scalar(&tl.v);
+            got = tu_download_scalar(&tl.v);
             ref_bce_logits_loss_forward(z, 6, ts[j], &ref);
             char what[96];
             snprintf(what, sizeof what, "bce forward z=%g t=%g", zs[k], ts[j]);
@@ -411,9 +328,9 @@ START_TEST(test_bce_extreme)
                 ck_assert_msg(fabs(gd[i] - g[i]) <= tol,
                               "%s: got %.9g, reference %.9g", what, gd[i], g[i]);
             }
-            vt_free(&tz);
-            vt_free(&tl);
-            vt_free(&tdz);
+            tu_guarded_free(&tz);
+            tu_guarded_free(&tl);
+            tu_guarded_free(&tdz);
         }
     }
 }
@@ -442,7 +359,7 @@ START_TEST(test_ref_grad)
     const loss_case *lc = &cases[_i];
     const int sh[4] = {2, 3, 7, 5};
     tu_rng r = tu_rng_init(900 + (uint64_t)_i);
-    fd_state s = {.lc = lc, .n = numel(sh), .scale = 1.7};
+    fd_state s = {.lc = lc, .n = tu_numel4(sh), .scale = 1.7};
     s.a = tu_alloc(s.n);
     s.b = tu_alloc(s.n);
     fill_inputs(lc, &r, s.a, s.b, s.n);
@@ -473,17 +390,17 @@ START_TEST(test_shape_errors)
 {
     dsd_context *ctx = tu_ctx();
     const int s[4] = {2, 3, 7, 5}, t[4] = {2, 3, 5, 7}, two[4] = {1, 1, 1, 2};
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     tu_rng r = tu_rng_init(3);
     double *a = tu_alloc(n), *b = tu_alloc(n);
     fill_pair(&r, a, b, n);
-    vtensor ta, tb, tt, tl, ttwo, tda;
-    vt_from(&ta, s, a);
-    vt_from(&tb, s, b);
-    vt_from(&tt, t, b);
-    vt_from(&tl, scalar_shape, NULL);
-    vt_from(&ttwo, two, NULL);
-    vt_from(&tda, s, NULL);
+    tu_guarded ta, tb, tt, tl, ttwo, tda;
+    tu_guarded_from(&ta, s, a);
+    tu_guarded_from(&tb, s, b);
+    tu_guarded_from(&tt, t, b);
+    tu_guarded_from(&tl, scalar_shape, NULL);
+    tu_guarded_from(&ttwo, two, NULL);
+    tu_guarded_from(&tda, s, NULL);
 
     /* a and b of different shapes: the message names both */
     ck_assert_int_eq(dsd_mse_loss_forward(ctx, &ta.v, &tt.v, &tl.v), DSD_ERR_SHAPE);
@@ -518,23 +435,23 @@ START_TEST(test_shape_errors)
     ck_assert_int_eq(dsd_bce_logits_loss_backward(ctx, 1.0f, &ta.v, 1.0f, NULL), DSD_OK);
 
     /* nothing was enqueued */
-    ck_assert(download_scalar(&tl.v) == SENTINEL);
+    ck_assert(tu_download_scalar(&tl.v) == TU_SENTINEL);
     double *got = tu_alloc(n), two_v[2];
     tu_download(&tda.v, got);
     for (size_t i = 0; i < n; i++)
-        ck_assert_msg(got[i] == SENTINEL, "da[%zu] changed to %g", i, got[i]);
+        ck_assert_msg(got[i] == TU_SENTINEL, "da[%zu] changed to %g", i, got[i]);
     tu_download(&tt.v, got);
     for (size_t i = 0; i < n; i++)
         ck_assert_msg(got[i] == b[i], "t[%zu] changed to %g", i, got[i]);
     tu_download(&ttwo.v, two_v);
-    ck_assert(two_v[0] == SENTINEL && two_v[1] == SENTINEL);
+    ck_assert(two_v[0] == TU_SENTINEL && two_v[1] == TU_SENTINEL);
 
-    vt_free(&ta);
-    vt_free(&tb);
-    vt_free(&tt);
-    vt_free(&tl);
-    vt_free(&ttwo);
-    vt_free(&tda);
+    tu_guarded_free(&ta);
+    tu_guarded_free(&tb);
+    tu_guarded_free(&tt);
+    tu_guarded_free(&tl);
+    tu_guarded_free(&ttwo);
+    tu_guarded_free(&tda);
     free(a);
     free(b);
     free(got);
@@ -545,19 +462,19 @@ END_TEST
 START_TEST(test_determinism)
 {
     const int *s = shapes[n_shapes - 1];
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     tu_rng r = tu_rng_init(1234);
     double *a = tu_alloc(n), *b = tu_alloc(n), *d0 = tu_alloc(n);
     fill_pair(&r, a, b, n);
     fill_prefill(&r, d0, n, 1.0);
     float loss[2][N_CASES], *ga[2], *gb[2];
     for (int run = 0; run < 2; run++) {
-        vtensor ta, tb, tl, tda, tdb;
-        vt_from(&ta, s, a);
-        vt_from(&tb, s, b);
-        vt_from(&tl, scalar_shape, NULL);
-        vt_from(&tda, s, d0);
-        vt_from(&tdb, s, d0);
+        tu_guarded ta, tb, tl, tda, tdb;
+        tu_guarded_from(&ta, s, a);
+        tu_guarded_from(&tb, s, b);
+        tu_guarded_from(&tl, scalar_shape, NULL);
+        tu_guarded_from(&tda, s, d0);
+        tu_guarded_from(&tdb, s, d0);
         for (int k = 0; k < N_CASES; k++) {
             TU_OK(dev_forward(&cases[k], &ta.v, &tb.v, &tl.v));
             TU_OK(dsd_tensor_download(tu_ctx(), &tl.v, &loss[run][k], 1));
@@ -568,11 +485,11 @@ START_TEST(test_determinism)
         ck_assert(ga[run] && gb[run]);
         TU_OK(dsd_tensor_download(tu_ctx(), &tda.v, ga[run], n));
         TU_OK(dsd_tensor_download(tu_ctx(), &tdb.v, gb[run], n));
-        vt_free(&ta);
-        vt_free(&tb);
-        vt_free(&tl);
-        vt_free(&tda);
-        vt_free(&tdb);
+        tu_guarded_free(&ta);
+        tu_guarded_free(&tb);
+        tu_guarded_free(&tl);
+        tu_guarded_free(&tda);
+        tu_guarded_free(&tdb);
     }
     for (int k = 0; k < N_CASES; k++)
         ck_assert_msg(!memcmp(&loss[0][k], &loss[1][k], sizeof(float)),
@@ -592,10 +509,7 @@ END_TEST
 
 int main(void)
 {
-    if (tu_small()) {
-        shapes = shapes_small;
-        n_shapes = (int)(sizeof shapes_small / sizeof shapes_small[0]);
-    }
+    shapes = TU_PICK_SHAPES(shapes_full, shapes_small, &n_shapes);
     Suite *s = suite_create("loss");
     TCase *tc = tcase_create("loss");
     tcase_set_timeout(tc, 900);

@@ -25,104 +25,10 @@ static const int shapes_full[][4] = {
 };
 static const int shapes_small[][4] = {{2, 3, 7, 5}, {2, 5, 1, 1}, {2, 3, 37, 29}};
 static const int (*shapes)[4] = shapes_full;
-static int n_shapes = (int)(sizeof shapes_full / sizeof shapes_full[0]);
-
-static size_t numel(const int s[4])
-{
-    return (size_t)s[0] * s[1] * s[2] * s[3];
-}
+static int n_shapes = TU_COUNT(shapes_full);
 
 /* ------------------------------------------------------------------------ */
 /* Helpers */
-
-static const float SENTINEL = 1234.5f;
-
-/* A tensor of shape s as a view of images 1..N of an (N+1)-image tensor whose
- * image 0 holds SENTINEL. */
-typedef struct vtensor {
-    dsd_tensor base, v;
-} vtensor;
-
-/* Writes the whole buffer of t from the host: SENTINEL everywhere except
- * count values of host (if not NULL) at element `at`. Oclgrind 21.10's
- * --uninitialized re-sizes a buffer's shadow to the size of each host write
- * (its hostMemoryStore re-allocates it), so a write that does not cover the
- * pooled buffer's whole capacity, or starts at an offset, makes later kernel
- * accesses look uninitialized; tests therefore always write all of it. */
-static void write_whole(const dsd_tensor *t, const double *host, size_t at, size_t count)
-{
-    size_t n = t->capacity / sizeof(float);
-    ck_assert_uint_ge(n, at + count);
-    float *f = malloc(n * sizeof *f);
-    ck_assert(f != NULL);
-    for (size_t i = 0; i < n; i++)
-        f[i] = SENTINEL;
-    for (size_t i = 0; host && i < count; i++)
-        f[at + i] = (float)host[i];
-    cl_int rc = clEnqueueWriteBuffer(dsd_context_queue(tu_ctx()), t->buf, CL_TRUE, 0,
-                                     n * sizeof *f, f, 0, NULL, NULL);
-    free(f);
-    ck_assert_msg(rc == CL_SUCCESS, "clEnqueueWriteBuffer: %s", dsd_cl_error_name(rc));
-}
-
-static void vt_init(vtensor *t, const int s[4])
-{
-    tu_tensor(&t->base, s[0] + 1, s[1], s[2], s[3]);
-    write_whole(&t->base, NULL, 0, 0);
-    t->v = dsd_tensor_view_batch(&t->base, 1, s[0]);
-    ck_assert_int_eq(t->v.n, s[0]);
-}
-
-static void vt_from(vtensor *t, const int s[4], const double *host)
-{
-    tu_tensor(&t->base, s[0] + 1, s[1], s[2], s[3]);
-    t->v = dsd_tensor_view_batch(&t->base, 1, s[0]);
-    ck_assert_int_eq(t->v.n, s[0]);
-    write_whole(&t->base, host, t->v.offset, dsd_tensor_numel(&t->v));
-}
-
-/* A plain tensor holding host (for the tests without views). */
-static void plain_from(dsd_tensor *t, int n, int c, int h, int w, const double *host)
-{
-    tu_tensor(t, n, c, h, w);
-    write_whole(t, host, 0, dsd_tensor_numel(t));
-}
-
-static void vt_check_guard(const vtensor *t, const char *what)
-{
-    dsd_tensor g = dsd_tensor_view_batch(&t->base, 0, 1);
-    size_t n = dsd_tensor_numel(&g);
-    double *h = tu_alloc(n);
-    tu_download(&g, h);
-    for (size_t i = 0; i < n; i++)
-        ck_assert_msg(h[i] == SENTINEL, "%s: element %zu before the view was overwritten (%g)",
-                      what, i, h[i]);
-    free(h);
-}
-
-static void vt_free(vtensor *t)
-{
-    tu_tensor_free(&t->base);
-}
-
-static void to_float(double *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)x[i];
-}
-
-/* Backward accumulates: compares (t - prefill) with the reference gradient. */
-static void check_accum(const char *what, const dsd_tensor *t, const double *prefill,
-                        const double *grad, double tol)
-{
-    size_t n = dsd_tensor_numel(t);
-    double *got = tu_alloc(n);
-    tu_download(t, got);
-    for (size_t i = 0; i < n; i++)
-        got[i] -= prefill[i];
-    tu_check_close(what, got, grad, n, tol);
-    free(got);
-}
 
 static void download_floats(const dsd_tensor *t, float *out)
 {
@@ -141,7 +47,7 @@ static void case_init(norm_case *k, const int s[4], int affine, double center, u
 {
     memcpy(k->s, s, sizeof k->s);
     k->affine = affine;
-    size_t n = numel(s), c = (size_t)s[1];
+    size_t n = tu_numel4(s), c = (size_t)s[1];
     tu_rng r = tu_rng_init(seed);
     k->x = tu_alloc(n);
     k->dy = tu_alloc(n);
@@ -159,13 +65,13 @@ static void case_init(norm_case *k, const int s[4], int affine, double center, u
     tu_fill_nonzero(&r, k->beta, c, 0.1, 1.0);
     tu_fill(&r, k->dg0, c, -1.0, 1.0);
     tu_fill(&r, k->db0, c, -1.0, 1.0);
-    to_float(k->x, n);
-    to_float(k->dy, n);
-    to_float(k->dx0, n);
-    to_float(k->gamma, c);
-    to_float(k->beta, c);
-    to_float(k->dg0, c);
-    to_float(k->db0, c);
+    tu_round_to_float(k->x, n);
+    tu_round_to_float(k->dy, n);
+    tu_round_to_float(k->dx0, n);
+    tu_round_to_float(k->gamma, c);
+    tu_round_to_float(k->beta, c);
+    tu_round_to_float(k->dg0, c);
+    tu_round_to_float(k->db0, c);
 }
 
 static void case_free(norm_case *k)
@@ -193,32 +99,32 @@ static void check_forward(const norm_case *k)
     dsd_context *ctx = tu_ctx();
     const int *s = k->s;
     const int sc[4] = {1, s[1], 1, 1}, ss[4] = {s[0], s[1], 1, 1};
-    size_t n = numel(s), planes = (size_t)s[0] * s[1];
+    size_t n = tu_numel4(s), planes = (size_t)s[0] * s[1];
     double *y_ref = tu_alloc(n), *m_ref = tu_alloc(planes), *r_ref = tu_alloc(planes);
     ref_instance_norm_forward(k->x, s[0], s[1], s[2], s[3], EPS, k->affine ? k->gamma : NULL,
                               k->affine ? k->beta : NULL, y_ref, m_ref, r_ref);
 
-    vtensor tx, tg, tb, ty, ty2, tm, tr;
-    vt_from(&tx, s, k->x);
-    vt_from(&tg, sc, k->gamma);
-    vt_from(&tb, sc, k->beta);
-    vt_init(&ty, s);
-    vt_init(&ty2, s);
-    vt_init(&tm, ss);
-    vt_init(&tr, ss);
+    tu_guarded tx, tg, tb, ty, ty2, tm, tr;
+    tu_guarded_from(&tx, s, k->x);
+    tu_guarded_from(&tg, sc, k->gamma);
+    tu_guarded_from(&tb, sc, k->beta);
+    tu_guarded_init(&ty, s);
+    tu_guarded_init(&ty2, s);
+    tu_guarded_init(&tm, ss);
+    tu_guarded_init(&tr, ss);
     const dsd_tensor *g = k->affine ? &tg.v : NULL, *b = k->affine ? &tb.v : NULL;
     TU_OK(dsd_instance_norm_forward(ctx, (float)EPS, &tx.v, g, b, &ty.v, &tm.v, &tr.v));
 
     char what[160];
     case_name(k, "forward y", what, sizeof what);
     tu_check_tensor(what, &ty.v, y_ref, 1e-4);
-    vt_check_guard(&ty, what);
+    tu_guarded_check(&ty, what);
     case_name(k, "forward mean", what, sizeof what);
     tu_check_tensor(what, &tm.v, m_ref, 1e-4);
-    vt_check_guard(&tm, what);
+    tu_guarded_check(&tm, what);
     case_name(k, "forward rstd", what, sizeof what);
     tu_check_tensor(what, &tr.v, r_ref, 1e-4);
-    vt_check_guard(&tr, what);
+    tu_guarded_check(&tr, what);
 
     /* inference: no statistics, the same y bit for bit */
     TU_OK(dsd_instance_norm_forward(ctx, (float)EPS, &tx.v, g, b, &ty2.v, NULL, NULL));
@@ -229,26 +135,26 @@ static void check_forward(const norm_case *k)
     for (size_t i = 0; i < n; i++)
         ck_assert_msg(isfinite(y1[i]), "y[%zu] = %g is not finite", i, (double)y1[i]);
     ck_assert_msg(memcmp(y1, y2, n * sizeof *y1) == 0, "y differs without mean / rstd");
-    vt_check_guard(&ty2, "forward without statistics");
+    tu_guarded_check(&ty2, "forward without statistics");
 
     /* in place (y = x, as inference may run it): the same y bit for bit */
-    vtensor tin;
-    vt_from(&tin, s, k->x);
+    tu_guarded tin;
+    tu_guarded_from(&tin, s, k->x);
     TU_OK(dsd_instance_norm_forward(ctx, (float)EPS, &tin.v, g, b, &tin.v, NULL, NULL));
     download_floats(&tin.v, y2);
     ck_assert_msg(memcmp(y1, y2, n * sizeof *y1) == 0, "y differs when computed in place");
-    vt_check_guard(&tin, "forward in place");
-    vt_free(&tin);
+    tu_guarded_check(&tin, "forward in place");
+    tu_guarded_free(&tin);
 
     free(y1);
     free(y2);
-    vt_free(&tx);
-    vt_free(&tg);
-    vt_free(&tb);
-    vt_free(&ty);
-    vt_free(&ty2);
-    vt_free(&tm);
-    vt_free(&tr);
+    tu_guarded_free(&tx);
+    tu_guarded_free(&tg);
+    tu_guarded_free(&tb);
+    tu_guarded_free(&ty);
+    tu_guarded_free(&ty2);
+    tu_guarded_free(&tm);
+    tu_guarded_free(&tr);
     free(y_ref);
     free(m_ref);
     free(r_ref);
@@ -291,7 +197,7 @@ static void check_backward(const norm_case *k, grads which)
     dsd_context *ctx = tu_ctx();
     const int *s = k->s;
     const int sc[4] = {1, s[1], 1, 1}, ss[4] = {s[0], s[1], 1, 1};
-    size_t n = numel(s), c = (size_t)s[1], planes = (size_t)s[0] * s[1];
+    size_t n = tu_numel4(s), c = (size_t)s[1], planes = (size_t)s[0] * s[1];
     double *y_ref = tu_alloc(n), *m_ref = tu_alloc(planes), *r_ref = tu_alloc(planes);
     double *dx_ref = tu_alloc(n), *dg_ref = tu_alloc(c), *db_ref = tu_alloc(c);
     const double *gamma = k->affine ? k->gamma : NULL;
@@ -300,17 +206,17 @@ static void check_backward(const norm_case *k, grads which)
     ref_instance_norm_backward(k->x, s[0], s[1], s[2], s[3], gamma, m_ref, r_ref, k->dy, dx_ref,
                                dg_ref, db_ref);
 
-    vtensor tx, tg, tb, ty, tm, tr, tdy, tdx, tdg, tdb;
-    vt_from(&tx, s, k->x);
-    vt_from(&tg, sc, k->gamma);
-    vt_from(&tb, sc, k->beta);
-    vt_init(&ty, s);
-    vt_init(&tm, ss);
-    vt_init(&tr, ss);
-    vt_from(&tdy, s, k->dy);
-    vt_from(&tdx, s, k->dx0);
-    vt_from(&tdg, sc, k->dg0);
-    vt_from(&tdb, sc, k->db0);
+    tu_guarded tx, tg, tb, ty, tm, tr, tdy, tdx, tdg, tdb;
+    tu_guarded_from(&tx, s, k->x);
+    tu_guarded_from(&tg, sc, k->gamma);
+    tu_guarded_from(&tb, sc, k->beta);
+    tu_guarded_init(&ty, s);
+    tu_guarded_init(&tm, ss);
+    tu_guarded_init(&tr, ss);
+    tu_guarded_from(&tdy, s, k->dy);
+    tu_guarded_from(&tdx, s, k->dx0);
+    tu_guarded_from(&tdg, sc, k->dg0);
+    tu_guarded_from(&tdb, sc, k->db0);
     const dsd_tensor *g = k->affine ? &tg.v : NULL;
     TU_OK(dsd_instance_norm_forward(ctx, (float)EPS, &tx.v, g, k->affine ? &tb.v : NULL, &ty.v,
                                     &tm.v, &tr.v));
@@ -324,28 +230,28 @@ static void check_backward(const norm_case *k, grads which)
     snprintf(label, sizeof label, "backward (%s) dx", names[which]);
     case_name(k, label, what, sizeof what);
     if (want_dx)
-        check_accum(what, &tdx.v, k->dx0, dx_ref, 1e-4);
+        tu_check_accum(what, &tdx.v, k->dx0, dx_ref, 1e-4);
     else
         tu_check_tensor(what, &tdx.v, k->dx0, 0.0); /* untouched */
-    vt_check_guard(&tdx, what);
+    tu_guarded_check(&tdx, what);
     snprintf(label, sizeof label, "backward (%s) dgamma", names[which]);
     case_name(k, label, what, sizeof what);
     if (want_param)
-        check_accum(what, &tdg.v, k->dg0, dg_ref, 1e-4);
+        tu_check_accum(what, &tdg.v, k->dg0, dg_ref, 1e-4);
     else
         tu_check_tensor(what, &tdg.v, k->dg0, 0.0);
-    vt_check_guard(&tdg, what);
+    tu_guarded_check(&tdg, what);
     snprintf(label, sizeof label, "backward (%s) dbeta", names[which]);
     case_name(k, label, what, sizeof what);
     if (want_param)
-        check_accum(what, &tdb.v, k->db0, db_ref, 1e-4);
+        tu_check_accum(what, &tdb.v, k->db0, db_ref, 1e-4);
     else
         tu_check_tensor(what, &tdb.v, k->db0, 0.0);
-    vt_check_guard(&tdb, what);
+    tu_guarded_check(&tdb, what);
 
-    vtensor *all[] = {&tx, &tg, &tb, &ty, &tm, &tr, &tdy, &tdx, &tdg, &tdb};
+    tu_guarded *all[] = {&tx, &tg, &tb, &ty, &tm, &tr, &tdy, &tdx, &tdg, &tdb};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        vt_free(all[i]);
+        tu_guarded_free(all[i]);
     free(y_ref);
     free(m_ref);
     free(r_ref);
@@ -391,7 +297,7 @@ static double fd_loss(void *user)
     const int *s = f->k->s;
     ref_instance_norm_forward(f->x, s[0], s[1], s[2], s[3], EPS, f->k->affine ? f->gamma : NULL,
                               f->k->affine ? f->beta : NULL, f->y, NULL, NULL);
-    return tu_dot(f->y, f->k->dy, numel(s));
+    return tu_dot(f->y, f->k->dy, tu_numel4(s));
 }
 
 START_TEST(test_ref_grad)
@@ -399,7 +305,7 @@ START_TEST(test_ref_grad)
     norm_case k;
     case_init(&k, shapes[_i / 2], _i % 2, 0.0, 50 + (uint64_t)_i);
     const int *s = k.s;
-    size_t n = numel(s), c = (size_t)s[1], planes = (size_t)s[0] * s[1];
+    size_t n = tu_numel4(s), c = (size_t)s[1], planes = (size_t)s[0] * s[1];
     fd_state f = {&k, k.x, k.gamma, k.beta, tu_alloc(n)};
     double *m = tu_alloc(planes), *r = tu_alloc(planes);
     double *dx = tu_alloc(n), *dg = tu_alloc(c), *db = tu_alloc(c);
@@ -442,16 +348,16 @@ START_TEST(test_single_pixel)
     const int s[4] = {2, 5, 1, 1};
     norm_case k;
     case_init(&k, s, 1, 0.0, 60);
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     dsd_tensor tx, tg, tb, ty, tm, tr, tdy, tdx;
-    plain_from(&tx, 2, 5, 1, 1, k.x);
-    plain_from(&tg, 1, 5, 1, 1, k.gamma);
-    plain_from(&tb, 1, 5, 1, 1, k.beta);
-    plain_from(&ty, 2, 5, 1, 1, NULL);
-    plain_from(&tm, 2, 5, 1, 1, NULL);
-    plain_from(&tr, 2, 5, 1, 1, NULL);
-    plain_from(&tdy, 2, 5, 1, 1, k.dy);
-    plain_from(&tdx, 2, 5, 1, 1, k.dx0);
+    tu_plain_from(&tx, 2, 5, 1, 1, k.x);
+    tu_plain_from(&tg, 1, 5, 1, 1, k.gamma);
+    tu_plain_from(&tb, 1, 5, 1, 1, k.beta);
+    tu_plain_from(&ty, 2, 5, 1, 1, NULL);
+    tu_plain_from(&tm, 2, 5, 1, 1, NULL);
+    tu_plain_from(&tr, 2, 5, 1, 1, NULL);
+    tu_plain_from(&tdy, 2, 5, 1, 1, k.dy);
+    tu_plain_from(&tdx, 2, 5, 1, 1, k.dx0);
     TU_OK(dsd_instance_norm_forward(ctx, (float)EPS, &tx, &tg, &tb, &ty, &tm, &tr));
     TU_OK(dsd_instance_norm_backward(ctx, &tx, &tg, &tm, &tr, &tdy, &tdx, NULL, NULL));
     double *y = tu_alloc(n), *dx = tu_alloc(n);
@@ -484,7 +390,7 @@ static void expect_error(dsd_status st, dsd_status want, const char *call, const
     double *h = tu_alloc(n);
     tu_download(t, h);
     for (size_t i = 0; i < n; i++)
-        ck_assert_msg(h[i] == SENTINEL, "%s wrote element %zu (%g) despite the error", call, i,
+        ck_assert_msg(h[i] == TU_SENTINEL, "%s wrote element %zu (%g) despite the error", call, i,
                       h[i]);
     free(h);
 }
@@ -493,18 +399,18 @@ START_TEST(test_shape_errors)
 {
     dsd_context *ctx = tu_ctx();
     dsd_tensor x, y, y_bad, g, g_bad, m, m_bad, r, dy_bad, dx, dg, dg_bad;
-    plain_from(&x, 2, 3, 7, 5, NULL);
-    plain_from(&y, 2, 3, 7, 5, NULL);
-    plain_from(&y_bad, 2, 3, 5, 7, NULL);
-    plain_from(&g, 1, 3, 1, 1, NULL);
-    plain_from(&g_bad, 2, 3, 1, 1, NULL);
-    plain_from(&m, 2, 3, 1, 1, NULL);
-    plain_from(&m_bad, 2, 3, 1, 2, NULL);
-    plain_from(&r, 2, 3, 1, 1, NULL);
-    plain_from(&dy_bad, 2, 4, 7, 5, NULL);
-    plain_from(&dx, 2, 3, 7, 5, NULL);
-    plain_from(&dg, 1, 3, 1, 1, NULL);
-    plain_from(&dg_bad, 1, 4, 1, 1, NULL);
+    tu_plain_from(&x, 2, 3, 7, 5, NULL);
+    tu_plain_from(&y, 2, 3, 7, 5, NULL);
+    tu_plain_from(&y_bad, 2, 3, 5, 7, NULL);
+    tu_plain_from(&g, 1, 3, 1, 1, NULL);
+    tu_plain_from(&g_bad, 2, 3, 1, 1, NULL);
+    tu_plain_from(&m, 2, 3, 1, 1, NULL);
+    tu_plain_from(&m_bad, 2, 3, 1, 2, NULL);
+    tu_plain_from(&r, 2, 3, 1, 1, NULL);
+    tu_plain_from(&dy_bad, 2, 4, 7, 5, NULL);
+    tu_plain_from(&dx, 2, 3, 7, 5, NULL);
+    tu_plain_from(&dg, 1, 3, 1, 1, NULL);
+    tu_plain_from(&dg_bad, 1, 4, 1, 1, NULL);
     dsd_tensor *all[] = {&x, &y, &y_bad, &g, &g_bad, &m, &m_bad, &r, &dy_bad, &dx, &dg, &dg_bad};
     const float e = (float)EPS;
 
@@ -562,18 +468,18 @@ static void run_once(const norm_case *k, norm_out *o)
 {
     dsd_context *ctx = tu_ctx();
     const int *s = k->s;
-    size_t n = numel(s), c = (size_t)s[1], planes = (size_t)s[0] * s[1];
+    size_t n = tu_numel4(s), c = (size_t)s[1], planes = (size_t)s[0] * s[1];
     dsd_tensor tx, tg, tb, ty, tm, tr, tdy, tdx, tdg, tdb;
-    plain_from(&tx, s[0], s[1], s[2], s[3], k->x);
-    plain_from(&tg, 1, s[1], 1, 1, k->gamma);
-    plain_from(&tb, 1, s[1], 1, 1, k->beta);
-    plain_from(&ty, s[0], s[1], s[2], s[3], NULL);
-    plain_from(&tm, s[0], s[1], 1, 1, NULL);
-    plain_from(&tr, s[0], s[1], 1, 1, NULL);
-    plain_from(&tdy, s[0], s[1], s[2], s[3], k->dy);
-    plain_from(&tdx, s[0], s[1], s[2], s[3], k->dx0);
-    plain_from(&tdg, 1, s[1], 1, 1, k->dg0);
-    plain_from(&tdb, 1, s[1], 1, 1, k->db0);
+    tu_plain_from(&tx, s[0], s[1], s[2], s[3], k->x);
+    tu_plain_from(&tg, 1, s[1], 1, 1, k->gamma);
+    tu_plain_from(&tb, 1, s[1], 1, 1, k->beta);
+    tu_plain_from(&ty, s[0], s[1], s[2], s[3], NULL);
+    tu_plain_from(&tm, s[0], s[1], 1, 1, NULL);
+    tu_plain_from(&tr, s[0], s[1], 1, 1, NULL);
+    tu_plain_from(&tdy, s[0], s[1], s[2], s[3], k->dy);
+    tu_plain_from(&tdx, s[0], s[1], s[2], s[3], k->dx0);
+    tu_plain_from(&tdg, 1, s[1], 1, 1, k->dg0);
+    tu_plain_from(&tdb, 1, s[1], 1, 1, k->db0);
     TU_OK(dsd_instance_norm_forward(ctx, (float)EPS, &tx, &tg, &tb, &ty, &tm, &tr));
     TU_OK(dsd_instance_norm_backward(ctx, &tx, &tg, &tm, &tr, &tdy, &tdx, &tdg, &tdb));
     o->y = malloc(n * sizeof(float));
@@ -612,7 +518,7 @@ START_TEST(test_determinism)
     norm_out a, b;
     run_once(&k, &a);
     run_once(&k, &b);
-    size_t n = numel(s), c = (size_t)s[1], planes = (size_t)s[0] * s[1];
+    size_t n = tu_numel4(s), c = (size_t)s[1], planes = (size_t)s[0] * s[1];
     ck_assert_msg(memcmp(a.y, b.y, n * sizeof(float)) == 0, "y differs run to run");
     ck_assert_msg(memcmp(a.mean, b.mean, planes * sizeof(float)) == 0, "mean differs");
     ck_assert_msg(memcmp(a.rstd, b.rstd, planes * sizeof(float)) == 0, "rstd differs");
@@ -627,10 +533,7 @@ END_TEST
 
 int main(void)
 {
-    if (tu_small()) {
-        shapes = shapes_small;
-        n_shapes = (int)(sizeof shapes_small / sizeof shapes_small[0]);
-    }
+    shapes = TU_PICK_SHAPES(shapes_full, shapes_small, &n_shapes);
     Suite *s = suite_create("norm");
     TCase *tc = tcase_create("norm");
     tcase_set_timeout(tc, 900);

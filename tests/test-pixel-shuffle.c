@@ -27,11 +27,6 @@ static int n_bases(void)
     return tu_small() ? (int)(sizeof bases_small / sizeof bases_small[0]) : N_FULL;
 }
 
-static size_t numel(const int s[4])
-{
-    return (size_t)s[0] * s[1] * s[2] * s[3];
-}
-
 /* Small (N, C*r*r, H, W) and big (N, C, H*r, W*r) shapes of base. */
 static void sides(const int base[4], int r, int small[4], int big[4])
 {
@@ -45,72 +40,7 @@ static void sides(const int base[4], int r, int small[4], int big[4])
 }
 
 /* ------------------------------------------------------------------------ */
-/* Guarded views: v is images 1..n of base (n+1 images); image 0 holds SENTINEL. */
-
-static const float SENTINEL = 1234.5f;
-
-typedef struct vtensor {
-    dsd_tensor base, v;
-} vtensor;
-
-/* Writes the whole buffer of t from the host: SENTINEL everywhere except
- * count values of host (if not NULL) at element `at`. Oclgrind 21.10's
- * --uninitialized re-sizes a buffer's shadow to the size of each host write,
- * so a write that does not cover the pooled buffer's whole capacity, or
- * starts at an offset, makes later kernel reads look uninitialized; the tests
- * therefore always write all of it (as tests/test-pool.c does). */
-static void write_whole(const dsd_tensor *t, const double *host, size_t at, size_t count)
-{
-    size_t n = t->capacity / sizeof(float);
-    ck_assert_uint_ge(n, at + count);
-    float *f = malloc(n * sizeof *f);
-    ck_assert(f != NULL);
-    for (size_t i = 0; i < n; i++)
-        f[i] = SENTINEL;
-    for (size_t i = 0; host && i < count; i++)
-        f[at + i] = (float)host[i];
-    cl_int rc = clEnqueueWriteBuffer(dsd_context_queue(tu_ctx()), t->buf, CL_TRUE, 0,
-                                     n * sizeof *f, f, 0, NULL, NULL);
-    free(f);
-    ck_assert_msg(rc == CL_SUCCESS, "clEnqueueWriteBuffer: %s", dsd_cl_error_name(rc));
-}
-
-static void vt_init(vtensor *t, const int s[4])
-{
-    tu_tensor(&t->base, s[0] + 1, s[1], s[2], s[3]);
-    write_whole(&t->base, NULL, 0, 0);
-    t->v = dsd_tensor_view_batch(&t->base, 1, s[0]);
-    ck_assert_int_eq(t->v.n, s[0]);
-}
-
-static void vt_from(vtensor *t, const int s[4], const double *host)
-{
-    vt_init(t, s);
-    write_whole(&t->base, host, t->v.offset, dsd_tensor_numel(&t->v));
-}
-
-/* A plain tensor (no view) holding host, or SENTINEL when host is NULL. */
-static void plain_from(dsd_tensor *t, int n, int c, int h, int w, const double *host)
-{
-    tu_tensor(t, n, c, h, w);
-    write_whole(t, host, 0, host ? dsd_tensor_numel(t) : 0);
-}
-
-static void vt_check_guard(const vtensor *t, const char *what)
-{
-    size_t per = (size_t)t->base.c * t->base.h * t->base.w;
-    double *all = tu_alloc(dsd_tensor_numel(&t->base));
-    tu_download(&t->base, all);
-    for (size_t i = 0; i < per; i++)
-        ck_assert_msg(all[i] == SENTINEL, "%s: guard element %zu overwritten with %g", what, i,
-                      all[i]);
-    free(all);
-}
-
-static void vt_free(vtensor *t)
-{
-    tu_tensor_free(&t->base);
-}
+/* Helpers */
 
 static double *random_nonzero(tu_rng *r, size_t n)
 {
@@ -160,16 +90,16 @@ START_TEST(test_forward_backward)
     const int *base = tu_small() ? bases_small[bi] : bases_full[bi];
     int in[4], out[4];
     io_shapes(op, base, r, in, out);
-    size_t n = numel(in);
-    ck_assert_uint_eq(n, numel(out));
+    size_t n = tu_numel4(in);
+    ck_assert_uint_eq(n, tu_numel4(out));
     tu_rng rng = tu_rng_init(100 + (uint64_t)_i);
     double *x = random_nonzero(&rng, n), *dy = random_nonzero(&rng, n);
     double *dx = random_nonzero(&rng, n), *y = tu_alloc(n);
-    vtensor tx, ty, tdy, tdx;
-    vt_from(&tx, in, x);
-    vt_init(&ty, out);
-    vt_from(&tdy, out, dy);
-    vt_from(&tdx, in, dx);
+    tu_guarded tx, ty, tdy, tdx;
+    tu_guarded_from(&tx, in, x);
+    tu_guarded_init(&ty, out);
+    tu_guarded_from(&tdy, out, dy);
+    tu_guarded_from(&tdx, in, dx);
     char what[96];
     snprintf(what, sizeof what, "%s r=%d x %dx%dx%dx%d", op->name, r, in[0], in[1], in[2], in[3]);
 
@@ -183,14 +113,14 @@ START_TEST(test_forward_backward)
     TU_OK(op->bwd(ctx, r, &tdy.v, NULL)); /* nothing to do */
     tu_check_tensor(what, &tdx.v, dx, 1e-4);
 
-    vt_check_guard(&tx, "x");
-    vt_check_guard(&ty, "y");
-    vt_check_guard(&tdy, "dy");
-    vt_check_guard(&tdx, "dx");
-    vt_free(&tx);
-    vt_free(&ty);
-    vt_free(&tdy);
-    vt_free(&tdx);
+    tu_guarded_check(&tx, "x");
+    tu_guarded_check(&ty, "y");
+    tu_guarded_check(&tdy, "dy");
+    tu_guarded_check(&tdx, "dx");
+    tu_guarded_free(&tx);
+    tu_guarded_free(&ty);
+    tu_guarded_free(&tdy);
+    tu_guarded_free(&tdx);
     free(x);
     free(dy);
     free(dx);
@@ -207,9 +137,9 @@ START_TEST(test_known_values)
     const double x[8] = {0, 1, 2, 3, 4, 5, 6, 7}, want[8] = {0, 2, 1, 3, 4, 6, 5, 7};
     double got[8], ref[8];
     dsd_tensor tx, ty, tz;
-    plain_from(&tx, 1, 4, 1, 2, x);
-    plain_from(&ty, 1, 1, 2, 4, NULL);
-    plain_from(&tz, 1, 4, 1, 2, NULL);
+    tu_plain_from(&tx, 1, 4, 1, 2, x);
+    tu_plain_from(&ty, 1, 1, 2, 4, NULL);
+    tu_plain_from(&tz, 1, 4, 1, 2, NULL);
     TU_OK(dsd_pixel_shuffle_forward(ctx, 2, &tx, &ty));
     tu_download(&ty, got);
     ref_pixel_shuffle_forward(2, 1, 4, 1, 2, x, ref);
@@ -238,13 +168,13 @@ START_TEST(test_round_trip)
     const int base[4] = {2, 3, 7, 5};
     int small[4], big[4];
     sides(base, r, small, big);
-    size_t n = numel(small);
+    size_t n = tu_numel4(small);
     tu_rng rng = tu_rng_init(55 + (uint64_t)_i);
     double *x = random_nonzero(&rng, n), *z = tu_alloc(n);
     dsd_tensor tx, ty, tz;
-    plain_from(&tx, small[0], small[1], small[2], small[3], x);
-    plain_from(&ty, big[0], big[1], big[2], big[3], NULL);
-    plain_from(&tz, small[0], small[1], small[2], small[3], NULL);
+    tu_plain_from(&tx, small[0], small[1], small[2], small[3], x);
+    tu_plain_from(&ty, big[0], big[1], big[2], big[3], NULL);
+    tu_plain_from(&tz, small[0], small[1], small[2], small[3], NULL);
     TU_OK(dsd_pixel_shuffle_forward(ctx, r, &tx, &ty));
     TU_OK(dsd_pixel_unshuffle_forward(ctx, r, &ty, &tz));
     tu_download(&tz, z);
@@ -272,7 +202,7 @@ static double fd_loss(void *user)
 {
     fd_ctx *f = user;
     f->op->ref_fwd(f->r, f->in[0], f->in[1], f->in[2], f->in[3], f->x, f->y);
-    return tu_dot(f->y, f->g, numel(f->in));
+    return tu_dot(f->y, f->g, tu_numel4(f->in));
 }
 
 START_TEST(test_ref_grad)
@@ -282,7 +212,7 @@ START_TEST(test_ref_grad)
     const int base[4] = {2, 3, 7, 5};
     int in[4], out[4];
     io_shapes(op, base, r, in, out);
-    size_t n = numel(in);
+    size_t n = tu_numel4(in);
     tu_rng rng = tu_rng_init(77 + (uint64_t)_i);
     fd_ctx f = {op, r, in, random_nonzero(&rng, n), tu_alloc(n), tu_alloc(n)};
     tu_fill(&rng, f.g, n, -1.0, 1.0);
@@ -301,31 +231,6 @@ END_TEST
 /* ------------------------------------------------------------------------ */
 /* Errors: refused before anything is enqueued (outputs untouched) */
 
-static void expect(dsd_status got, dsd_status want, const char *call)
-{
-    char line[DSD_ERROR_LINE_MAX];
-    ck_assert_msg(got == want, "%s returned %s, want %s (%s)", call, dsd_status_name(got),
-                  dsd_status_name(want), dsd_error_format(dsd_context_error(tu_ctx()), line,
-                                                          sizeof line));
-}
-
-static void vt_const(vtensor *t, const int s[4], float value)
-{
-    vt_init(t, s);
-    TU_OK(dsd_tensor_fill(tu_ctx(), &t->v, value));
-}
-
-static void check_untouched(const vtensor *t, double value, const char *what)
-{
-    size_t n = dsd_tensor_numel(&t->v);
-    double *h = tu_alloc(n);
-    tu_download(&t->v, h);
-    for (size_t i = 0; i < n; i++)
-        ck_assert_msg(h[i] == value, "%s: element %zu changed to %g", what, i, h[i]);
-    free(h);
-    vt_check_guard(t, what);
-}
-
 START_TEST(test_errors)
 {
     dsd_context *ctx = tu_ctx();
@@ -333,58 +238,58 @@ START_TEST(test_errors)
     const int s12[4] = {2, 12, 7, 5}, y12[4] = {2, 3, 14, 10}; /* a valid pair */
     const int y12t[4] = {2, 3, 10, 14}, y12c[4] = {2, 4, 14, 10};
     const int odd[4] = {2, 3, 7, 6}, odd_y[4] = {2, 12, 3, 3};
-    vtensor x5, ty5, x12, ty12, ty12t, ty12c, todd, todd_y;
-    vt_const(&x5, s5, 1.0f);
-    vt_const(&ty5, y5, 2.0f);
-    vt_const(&x12, s12, 3.0f);
-    vt_const(&ty12, y12, 4.0f);
-    vt_const(&ty12t, y12t, 5.0f);
-    vt_const(&ty12c, y12c, 6.0f);
-    vt_const(&todd, odd, 7.0f);
-    vt_const(&todd_y, odd_y, 8.0f);
+    tu_guarded x5, ty5, x12, ty12, ty12t, ty12c, todd, todd_y;
+    tu_guarded_const(&x5, s5, 1.0f);
+    tu_guarded_const(&ty5, y5, 2.0f);
+    tu_guarded_const(&x12, s12, 3.0f);
+    tu_guarded_const(&ty12, y12, 4.0f);
+    tu_guarded_const(&ty12t, y12t, 5.0f);
+    tu_guarded_const(&ty12c, y12c, 6.0f);
+    tu_guarded_const(&todd, odd, 7.0f);
+    tu_guarded_const(&todd_y, odd_y, 8.0f);
 
-    expect(dsd_pixel_shuffle_forward(ctx, 2, &x5.v, &ty5.v), DSD_ERR_SHAPE,
-           "shuffle of 5 channels with r = 2");
+    tu_expect_status(dsd_pixel_shuffle_forward(ctx, 2, &x5.v, &ty5.v), DSD_ERR_SHAPE,
+                     "shuffle of 5 channels with r = 2");
     ck_assert_msg(strstr(dsd_context_error(ctx)->message, "2x5x7x5"), "%s",
                   dsd_context_error(ctx)->message);
-    expect(dsd_pixel_shuffle_backward(ctx, 2, &ty5.v, &x5.v), DSD_ERR_SHAPE,
-           "shuffle backward into 5 channels");
-    expect(dsd_pixel_shuffle_forward(ctx, 2, &x12.v, &ty12t.v), DSD_ERR_SHAPE,
-           "shuffle into 2x3x10x14");
-    expect(dsd_pixel_shuffle_forward(ctx, 2, &x12.v, &ty12c.v), DSD_ERR_SHAPE,
-           "shuffle into 4 channels");
-    expect(dsd_pixel_shuffle_forward(ctx, 3, &x12.v, &ty12.v), DSD_ERR_SHAPE,
-           "shuffle of 12 channels with r = 3");
-    expect(dsd_pixel_shuffle_forward(ctx, 0, &x12.v, &ty12.v), DSD_ERR_INVALID_ARGUMENT,
-           "shuffle with r = 0");
-    expect(dsd_pixel_shuffle_forward(ctx, 2, NULL, &ty12.v), DSD_ERR_INVALID_ARGUMENT,
-           "shuffle of NULL");
-    expect(dsd_pixel_unshuffle_forward(ctx, 2, &todd.v, &todd_y.v), DSD_ERR_SHAPE,
-           "unshuffle of 7x6 with r = 2");
-    expect(dsd_pixel_unshuffle_forward(ctx, 2, &ty12t.v, &x12.v), DSD_ERR_SHAPE,
-           "unshuffle of 2x3x10x14 into 2x12x7x5");
-    expect(dsd_pixel_unshuffle_backward(ctx, 2, &x12.v, &ty12t.v), DSD_ERR_SHAPE,
-           "unshuffle backward into 2x3x10x14");
-    expect(dsd_pixel_unshuffle_forward(ctx, -1, &ty12.v, &x12.v), DSD_ERR_INVALID_ARGUMENT,
-           "unshuffle with r = -1");
+    tu_expect_status(dsd_pixel_shuffle_backward(ctx, 2, &ty5.v, &x5.v), DSD_ERR_SHAPE,
+                     "shuffle backward into 5 channels");
+    tu_expect_status(dsd_pixel_shuffle_forward(ctx, 2, &x12.v, &ty12t.v), DSD_ERR_SHAPE,
+                     "shuffle into 2x3x10x14");
+    tu_expect_status(dsd_pixel_shuffle_forward(ctx, 2, &x12.v, &ty12c.v), DSD_ERR_SHAPE,
+                     "shuffle into 4 channels");
+    tu_expect_status(dsd_pixel_shuffle_forward(ctx, 3, &x12.v, &ty12.v), DSD_ERR_SHAPE,
+                     "shuffle of 12 channels with r = 3");
+    tu_expect_status(dsd_pixel_shuffle_forward(ctx, 0, &x12.v, &ty12.v), DSD_ERR_INVALID_ARGUMENT,
+                     "shuffle with r = 0");
+    tu_expect_status(dsd_pixel_shuffle_forward(ctx, 2, NULL, &ty12.v), DSD_ERR_INVALID_ARGUMENT,
+                     "shuffle of NULL");
+    tu_expect_status(dsd_pixel_unshuffle_forward(ctx, 2, &todd.v, &todd_y.v), DSD_ERR_SHAPE,
+                     "unshuffle of 7x6 with r = 2");
+    tu_expect_status(dsd_pixel_unshuffle_forward(ctx, 2, &ty12t.v, &x12.v), DSD_ERR_SHAPE,
+                     "unshuffle of 2x3x10x14 into 2x12x7x5");
+    tu_expect_status(dsd_pixel_unshuffle_backward(ctx, 2, &x12.v, &ty12t.v), DSD_ERR_SHAPE,
+                     "unshuffle backward into 2x3x10x14");
+    tu_expect_status(dsd_pixel_unshuffle_forward(ctx, -1, &ty12.v, &x12.v),
+                     DSD_ERR_INVALID_ARGUMENT, "unshuffle with r = -1");
     /* output overlapping the input */
     dsd_tensor alias;
     TU_OK(dsd_tensor_view_reshape(ctx, &x12.v, 2, 3, 14, 10, &alias));
-    expect(dsd_pixel_shuffle_forward(ctx, 2, &x12.v, &alias), DSD_ERR_INVALID_ARGUMENT,
-           "shuffle in place");
+    tu_expect_status(dsd_pixel_shuffle_forward(ctx, 2, &x12.v, &alias), DSD_ERR_INVALID_ARGUMENT,
+                     "shuffle in place");
 
-    check_untouched(&x5, 1.0, "x5");
-    check_untouched(&ty5, 2.0, "y5");
-    check_untouched(&x12, 3.0, "x12");
-    check_untouched(&ty12, 4.0, "y12");
-    check_untouched(&ty12t, 5.0, "y12t");
-    check_untouched(&ty12c, 6.0, "y12c");
-    check_untouched(&todd, 7.0, "odd");
-    check_untouched(&todd_y, 8.0, "odd y");
+    tu_guarded_check_untouched(&x5, 1.0, "x5");
+    tu_guarded_check_untouched(&ty5, 2.0, "y5");
+    tu_guarded_check_untouched(&x12, 3.0, "x12");
+    tu_guarded_check_untouched(&ty12, 4.0, "y12");
+    tu_guarded_check_untouched(&ty12t, 5.0, "y12t");
+    tu_guarded_check_untouched(&ty12c, 6.0, "y12c");
+    tu_guarded_check_untouched(&todd, 7.0, "odd");
+    tu_guarded_check_untouched(&todd_y, 8.0, "odd y");
 
-    vtensor *all[] = {&x5, &ty5, &x12, &ty12, &ty12t, &ty12c, &todd, &todd_y};
+    tu_guarded *all[] = {&x5, &ty5, &x12, &ty12, &ty12t, &ty12c, &todd, &todd_y};
     for (int k = 0; k < 8; k++)
-        vt_free(all[k]);
+        tu_guarded_free(all[k]);
 }
 END_TEST
 
@@ -396,16 +301,16 @@ START_TEST(test_determinism)
     const int base[4] = {2, 5, 9, 11};
     int in[4], out[4];
     io_shapes(op, base, 2, in, out);
-    size_t n = numel(in);
+    size_t n = tu_numel4(in);
     tu_rng rng = tu_rng_init(88 + (uint64_t)_i);
     double *x = random_nonzero(&rng, n), *dy = random_nonzero(&rng, n);
     float *res[2][2];
     for (int run = 0; run < 2; run++) {
         dsd_tensor tx, ty, tdy, tdx;
-        plain_from(&tx, in[0], in[1], in[2], in[3], x);
-        plain_from(&ty, out[0], out[1], out[2], out[3], NULL);
-        plain_from(&tdy, out[0], out[1], out[2], out[3], dy);
-        plain_from(&tdx, in[0], in[1], in[2], in[3], x);
+        tu_plain_from(&tx, in[0], in[1], in[2], in[3], x);
+        tu_plain_from(&ty, out[0], out[1], out[2], out[3], NULL);
+        tu_plain_from(&tdy, out[0], out[1], out[2], out[3], dy);
+        tu_plain_from(&tdx, in[0], in[1], in[2], in[3], x);
         TU_OK(op->fwd(ctx, 2, &tx, &ty));
         TU_OK(op->bwd(ctx, 2, &tdy, &tdx));
         for (int k = 0; k < 2; k++) {

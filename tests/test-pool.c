@@ -91,7 +91,7 @@ static const int shapes_full[][4] = {
 };
 static const int shapes_small[][4] = {{2, 3, 7, 5}, {2, 5, 1, 1}, {2, 3, 37, 29}};
 static const int (*shapes)[4] = shapes_full;
-static int n_shapes = (int)(sizeof shapes_full / sizeof shapes_full[0]);
+static int n_shapes = TU_COUNT(shapes_full);
 
 /* The input shape for op on shape s: the 2x2 pool needs H, W >= 2, so 1 x 1
  * becomes 3 x 2 (odd H, one output). */
@@ -104,104 +104,8 @@ static void input_shape(const pool_op *op, const int s[4], int in[4])
     }
 }
 
-static size_t numel(const int s[4])
-{
-    return (size_t)s[0] * s[1] * s[2] * s[3];
-}
-
 /* ------------------------------------------------------------------------ */
 /* Helpers */
-
-static const float SENTINEL = 1234.5f;
-
-/* A tensor of shape s as a view of images 1..N of an (N+1)-image tensor whose
- * image 0 holds SENTINEL. */
-typedef struct vtensor {
-    dsd_tensor base, v;
-} vtensor;
-
-/* Writes the whole buffer of t from the host: SENTINEL everywhere except
- * count values of host (if not NULL) at element `at`. Oclgrind 21.10's
- * --uninitialized re-sizes a buffer's shadow to the size of each host write
- * (its hostMemoryStore re-allocates it), so a write that does not cover the
- * pooled buffer's whole capacity, or starts at an offset, makes later kernel
- * accesses look uninitialized; tests therefore always write all of it. */
-static void write_whole(const dsd_tensor *t, const double *host, size_t at, size_t count)
-{
-    size_t n = t->capacity / sizeof(float);
-    ck_assert_uint_ge(n, at + count);
-    float *f = malloc(n * sizeof *f);
-    ck_assert(f != NULL);
-    for (size_t i = 0; i < n; i++)
-        f[i] = SENTINEL;
-    for (size_t i = 0; host && i < count; i++)
-        f[at + i] = (float)host[i];
-    cl_int rc = clEnqueueWriteBuffer(dsd_context_queue(tu_ctx()), t->buf, CL_TRUE, 0,
-                                     n * sizeof *f, f, 0, NULL, NULL);
-    free(f);
-    ck_assert_msg(rc == CL_SUCCESS, "clEnqueueWriteBuffer: %s", dsd_cl_error_name(rc));
-}
-
-static void vt_init(vtensor *t, const int s[4])
-{
-    tu_tensor(&t->base, s[0] + 1, s[1], s[2], s[3]);
-    write_whole(&t->base, NULL, 0, 0);
-    t->v = dsd_tensor_view_batch(&t->base, 1, s[0]);
-    ck_assert_int_eq(t->v.n, s[0]);
-}
-
-static void vt_from(vtensor *t, const int s[4], const double *host)
-{
-    tu_tensor(&t->base, s[0] + 1, s[1], s[2], s[3]);
-    t->v = dsd_tensor_view_batch(&t->base, 1, s[0]);
-    ck_assert_int_eq(t->v.n, s[0]);
-    write_whole(&t->base, host, t->v.offset, dsd_tensor_numel(&t->v));
-}
-
-/* A plain tensor holding host (for the tests without views). */
-static void plain_from(dsd_tensor *t, int n, int c, int h, int w, const double *host)
-{
-    tu_tensor(t, n, c, h, w);
-    write_whole(t, host, 0, dsd_tensor_numel(t));
-}
-
-static void vt_check_guard(const vtensor *t, const char *what)
-{
-    dsd_tensor g = dsd_tensor_view_batch(&t->base, 0, 1);
-    size_t n = dsd_tensor_numel(&g);
-    double *h = tu_alloc(n);
-    tu_download(&g, h);
-    for (size_t i = 0; i < n; i++)
-        ck_assert_msg(h[i] == SENTINEL, "%s: element %zu before the view was overwritten (%g)",
-                      what, i, h[i]);
-    free(h);
-}
-
-static void vt_free(vtensor *t)
-{
-    tu_tensor_free(&t->base);
-}
-
-/* Backward accumulates: compares (t - prefill) with the reference gradient,
- * so a large pre-fill cannot hide a small gradient. */
-static void check_accum(const char *what, const dsd_tensor *t, const double *prefill,
-                        const double *grad, double tol)
-{
-    size_t n = dsd_tensor_numel(t);
-    double *got = tu_alloc(n);
-    tu_download(t, got);
-    for (size_t i = 0; i < n; i++)
-        got[i] -= prefill[i];
-    tu_check_close(what, got, grad, n, tol);
-    free(got);
-}
-
-/* Round to float, so the reference sees exactly what the device sees. */
-static void to_float(double *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)x[i];
-}
 
 /* Distinct values in [-2, 2), none zero, spaced 4/n apart, in random order:
  * the arg-max of any subset is unique and an eps perturbation keeps it. */
@@ -217,7 +121,7 @@ static void fill_distinct(tu_rng *r, double *x, size_t n)
         x[i] = x[j];
         x[j] = t;
     }
-    to_float(x, n);
+    tu_round_to_float(x, n);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -231,19 +135,19 @@ static void check_op(const pool_op *op, const int in[4], const double *x, uint64
     tu_rng r = tu_rng_init(seed);
     int out[4];
     op->out_shape(in, out);
-    size_t nx = numel(in), ny = numel(out);
+    size_t nx = tu_numel4(in), ny = tu_numel4(out);
     double *y_ref = tu_alloc(ny), *dy = tu_alloc(ny);
     double *dx0 = tu_alloc(nx), *dx_ref = tu_alloc(nx); /* pre-fill, gradient */
     tu_fill_nonzero(&r, dy, ny, 0.1, 2.0);
-    to_float(dy, ny);
+    tu_round_to_float(dy, ny);
     tu_fill(&r, dx0, nx, -1.0, 1.0); /* the pre-fill */
-    to_float(dx0, nx);
+    tu_round_to_float(dx0, nx);
 
-    vtensor tx, ty, tdy, tdx;
-    vt_from(&tx, in, x);
-    vt_init(&ty, out);
-    vt_from(&tdy, out, dy);
-    vt_from(&tdx, in, dx0);
+    tu_guarded tx, ty, tdy, tdx;
+    tu_guarded_from(&tx, in, x);
+    tu_guarded_init(&ty, out);
+    tu_guarded_from(&tdy, out, dy);
+    tu_guarded_from(&tdx, in, dx0);
 
     char what[128];
     TU_OK(op->fwd(ctx, &tx.v, &ty.v));
@@ -251,18 +155,18 @@ static void check_op(const pool_op *op, const int in[4], const double *x, uint64
     snprintf(what, sizeof what, "%s forward %dx%dx%dx%d", op->name, in[0], in[1], in[2], in[3]);
     /* a max picks an input: exact */
     tu_check_tensor(what, &ty.v, y_ref, op->is_max ? 0.0 : 1e-4);
-    vt_check_guard(&ty, what);
+    tu_guarded_check(&ty, what);
 
     TU_OK(op->bwd(ctx, &tx.v, &tdy.v, &tdx.v));
     op->ref_bwd(x, dy, in[0], in[1], in[2], in[3], dx_ref);
     snprintf(what, sizeof what, "%s backward %dx%dx%dx%d", op->name, in[0], in[1], in[2], in[3]);
-    check_accum(what, &tdx.v, dx0, dx_ref, 1e-4);
-    vt_check_guard(&tdx, what);
+    tu_check_accum(what, &tdx.v, dx0, dx_ref, 1e-4);
+    tu_guarded_check(&tdx, what);
 
-    vt_free(&tx);
-    vt_free(&ty);
-    vt_free(&tdy);
-    vt_free(&tdx);
+    tu_guarded_free(&tx);
+    tu_guarded_free(&ty);
+    tu_guarded_free(&tdy);
+    tu_guarded_free(&tdx);
     free(y_ref);
     free(dy);
     free(dx0);
@@ -275,14 +179,14 @@ START_TEST(test_forward_backward)
     const pool_op *op = &ops[_i / n_shapes];
     int in[4];
     input_shape(op, shapes[_i % n_shapes], in);
-    size_t nx = numel(in);
+    size_t nx = tu_numel4(in);
     tu_rng r = tu_rng_init(100 + (uint64_t)_i);
     double *x = tu_alloc(nx);
     if (op->is_max)
         fill_distinct(&r, x, nx);
     else {
         tu_fill_nonzero(&r, x, nx, 0.05, 3.0);
-        to_float(x, nx);
+        tu_round_to_float(x, nx);
     }
     check_op(op, in, x, 200 + (uint64_t)_i);
     free(x);
@@ -313,8 +217,8 @@ START_TEST(test_ref_grad)
     input_shape(op, shapes[_i % n_shapes], s.in);
     int out[4];
     op->out_shape(s.in, out);
-    size_t nx = numel(s.in);
-    s.ny = numel(out);
+    size_t nx = tu_numel4(s.in);
+    s.ny = tu_numel4(out);
     tu_rng r = tu_rng_init(300 + (uint64_t)_i);
     s.x = tu_alloc(nx);
     s.y = tu_alloc(s.ny);
@@ -346,7 +250,7 @@ static void check_ref_first(const pool_op *op, const int in[4])
 {
     int out[4];
     op->out_shape(in, out);
-    size_t nx = numel(in), ny = numel(out), hw = (size_t)in[2] * in[3];
+    size_t nx = tu_numel4(in), ny = tu_numel4(out), hw = (size_t)in[2] * in[3];
     double *x = tu_alloc(nx), *dy = tu_alloc(ny), *dx = tu_alloc(nx);
     for (size_t i = 0; i < nx; i++)
         x[i] = 0.75;
@@ -380,7 +284,7 @@ START_TEST(test_ties)
         return;
     const int in[4] = {2, 5, tu_small() ? 9 : 37, tu_small() ? 11 : 29};
     check_ref_first(op, in);
-    size_t nx = numel(in);
+    size_t nx = tu_numel4(in);
     double *x = tu_alloc(nx);
     /* every value equal: across work-items and within one the first wins */
     for (size_t i = 0; i < nx; i++)
@@ -406,7 +310,7 @@ END_TEST
 /* ------------------------------------------------------------------------ */
 /* Shape errors: refused before anything is enqueued */
 
-/* Asserts st is the expected error and that t (if given) still holds SENTINEL. */
+/* Asserts st is the expected error and that t (if given) still holds TU_SENTINEL. */
 static void expect_error(dsd_status st, dsd_status want, const char *call, const dsd_tensor *t)
 {
     ck_assert_msg(st == want, "%s returned %s, expected %s", call, dsd_status_name(st),
@@ -417,7 +321,7 @@ static void expect_error(dsd_status st, dsd_status want, const char *call, const
     double *h = tu_alloc(n);
     tu_download(t, h);
     for (size_t i = 0; i < n; i++)
-        ck_assert_msg(h[i] == SENTINEL, "%s wrote element %zu (%g) despite the error", call, i,
+        ck_assert_msg(h[i] == TU_SENTINEL, "%s wrote element %zu (%g) despite the error", call, i,
                       h[i]);
     free(h);
 }
@@ -426,14 +330,14 @@ START_TEST(test_shape_errors)
 {
     dsd_context *ctx = tu_ctx();
     dsd_tensor x, x2, y_nc, y_bad, y_hw, y_half, dx, dx_bad, empty;
-    plain_from(&x, 2, 3, 7, 5, NULL);
-    plain_from(&x2, 2, 3, 1, 5, NULL); /* too small for 2x2 */
-    plain_from(&y_nc, 2, 3, 1, 1, NULL);
-    plain_from(&y_bad, 2, 4, 1, 1, NULL);
-    plain_from(&y_hw, 2, 1, 7, 5, NULL);
-    plain_from(&y_half, 2, 3, 3, 2, NULL);
-    plain_from(&dx, 2, 3, 7, 5, NULL);
-    plain_from(&dx_bad, 2, 3, 5, 7, NULL);
+    tu_plain_from(&x, 2, 3, 7, 5, NULL);
+    tu_plain_from(&x2, 2, 3, 1, 5, NULL); /* too small for 2x2 */
+    tu_plain_from(&y_nc, 2, 3, 1, 1, NULL);
+    tu_plain_from(&y_bad, 2, 4, 1, 1, NULL);
+    tu_plain_from(&y_hw, 2, 1, 7, 5, NULL);
+    tu_plain_from(&y_half, 2, 3, 3, 2, NULL);
+    tu_plain_from(&dx, 2, 3, 7, 5, NULL);
+    tu_plain_from(&dx_bad, 2, 3, 5, 7, NULL);
     dsd_tensor *all[] = {&x, &x2, &y_nc, &y_bad, &y_hw, &y_half, &dx, &dx_bad};
     empty = dsd_tensor_view_batch(&x, 1, 5); /* out of range: n = 0 */
 
@@ -480,14 +384,14 @@ static void run_once(const pool_op *op, const int in[4], const double *x, const 
     int out[4];
     op->out_shape(in, out);
     dsd_tensor tx, ty, tdy, tdx;
-    plain_from(&tx, in[0], in[1], in[2], in[3], x);
-    plain_from(&ty, out[0], out[1], out[2], out[3], NULL);
-    plain_from(&tdy, out[0], out[1], out[2], out[3], dy);
-    plain_from(&tdx, in[0], in[1], in[2], in[3], dx0);
+    tu_plain_from(&tx, in[0], in[1], in[2], in[3], x);
+    tu_plain_from(&ty, out[0], out[1], out[2], out[3], NULL);
+    tu_plain_from(&tdy, out[0], out[1], out[2], out[3], dy);
+    tu_plain_from(&tdx, in[0], in[1], in[2], in[3], dx0);
     TU_OK(op->fwd(ctx, &tx, &ty));
     TU_OK(op->bwd(ctx, &tx, &tdy, &tdx));
-    TU_OK(dsd_tensor_download(ctx, &ty, y_out, numel(out)));
-    TU_OK(dsd_tensor_download(ctx, &tdx, dx_out, numel(in)));
+    TU_OK(dsd_tensor_download(ctx, &ty, y_out, tu_numel4(out)));
+    TU_OK(dsd_tensor_download(ctx, &tdx, dx_out, tu_numel4(in)));
     tu_tensor_free(&tx);
     tu_tensor_free(&ty);
     tu_tensor_free(&tdy);
@@ -501,7 +405,7 @@ START_TEST(test_determinism)
     int in[4], out[4];
     input_shape(op, s, in);
     op->out_shape(in, out);
-    size_t nx = numel(in), ny = numel(out);
+    size_t nx = tu_numel4(in), ny = tu_numel4(out);
     tu_rng r = tu_rng_init(800 + (uint64_t)_i);
     double *x = tu_alloc(nx), *dy = tu_alloc(ny), *dx0 = tu_alloc(nx);
     tu_fill_nonzero(&r, x, nx, 0.01, 5.0);
@@ -528,10 +432,7 @@ END_TEST
 
 int main(void)
 {
-    if (tu_small()) {
-        shapes = shapes_small;
-        n_shapes = (int)(sizeof shapes_small / sizeof shapes_small[0]);
-    }
+    shapes = TU_PICK_SHAPES(shapes_full, shapes_small, &n_shapes);
     Suite *s = suite_create("pool");
     TCase *tc = tcase_create("pool");
     tcase_set_timeout(tc, 900);

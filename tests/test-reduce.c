@@ -28,96 +28,12 @@ static const int shapes_small[][4] = {
     {2, 3, 7, 5}, {2, 5, 1, 1}, {1, 1, 1, 1}, {2, 3, 37, 29},
 };
 static const int (*shapes)[4] = shapes_full;
-static int n_shapes = (int)(sizeof shapes_full / sizeof shapes_full[0]);
+static int n_shapes = TU_COUNT(shapes_full);
 
 static const int scalar_shape[4] = {1, 1, 1, 1};
 
-static size_t numel(const int s[4])
-{
-    return (size_t)s[0] * s[1] * s[2] * s[3];
-}
-
 /* ------------------------------------------------------------------------ */
 /* Helpers: tensors as views with a guarded image 0 */
-
-static const float SENTINEL = 1234.5f;
-
-/* Writes the whole pooled buffer of t: SENTINEL except count values of host
- * (if not NULL) at element `at`. (Oclgrind's --uninitialized forgets earlier
- * writes when a host write covers only part of a buffer, so tests write all
- * of it.) */
-static void write_whole(const dsd_tensor *t, const double *host, size_t at, size_t count)
-{
-    size_t n = t->capacity / sizeof(float);
-    ck_assert_uint_ge(n, at + count);
-    float *f = malloc(n * sizeof *f);
-    ck_assert(f != NULL);
-    for (size_t i = 0; i < n; i++)
-        f[i] = SENTINEL;
-    for (size_t i = 0; host && i < count; i++)
-        f[at + i] = (float)host[i];
-    cl_int rc = clEnqueueWriteBuffer(dsd_context_queue(tu_ctx()), t->buf, CL_TRUE, 0,
-                                     n * sizeof *f, f, 0, NULL, NULL);
-    free(f);
-    ck_assert_msg(rc == CL_SUCCESS, "clEnqueueWriteBuffer: %s", dsd_cl_error_name(rc));
-}
-
-typedef struct vtensor {
-    dsd_tensor base, v;
-} vtensor;
-
-/* A tensor of shape s (images 1..N of an (N+1)-image tensor) holding host,
- * or SENTINEL everywhere when host is NULL. */
-static void vt_from(vtensor *t, const int s[4], const double *host)
-{
-    tu_tensor(&t->base, s[0] + 1, s[1], s[2], s[3]);
-    t->v = dsd_tensor_view_batch(&t->base, 1, s[0]);
-    ck_assert_int_eq(t->v.n, s[0]);
-    write_whole(&t->base, host, t->v.offset, host ? dsd_tensor_numel(&t->v) : 0);
-}
-
-static void vt_check_guard(const vtensor *t, const char *what)
-{
-    dsd_tensor g = dsd_tensor_view_batch(&t->base, 0, 1);
-    size_t n = dsd_tensor_numel(&g);
-    double *h = tu_alloc(n);
-    tu_download(&g, h);
-    for (size_t i = 0; i < n; i++)
-        ck_assert_msg(h[i] == SENTINEL, "%s: element %zu before the view was overwritten (%g)",
-                      what, i, h[i]);
-    free(h);
-}
-
-static void vt_free(vtensor *t)
-{
-    tu_tensor_free(&t->base);
-}
-
-static double download_scalar(const dsd_tensor *t)
-{
-    double v;
-    tu_download(t, &v);
-    return v;
-}
-
-/* Backward accumulates: compares (t - prefill) with the reference gradient. */
-static void check_accum(const char *what, const dsd_tensor *t, const double *prefill,
-                        const double *grad, double tol)
-{
-    size_t n = dsd_tensor_numel(t);
-    double *got = tu_alloc(n);
-    tu_download(t, got);
-    for (size_t i = 0; i < n; i++)
-        got[i] -= prefill[i];
-    tu_check_close(what, got, grad, n, tol);
-    free(got);
-}
-
-static void to_float(double *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)x[i];
-}
 
 /* ------------------------------------------------------------------------ */
 /* The reductions under test */
@@ -144,12 +60,12 @@ enum { N_OPS = (int)(sizeof ops / sizeof ops[0]) };
 static void check_forward(const reduce_op *op, const int s[4], const double *x, double tol)
 {
     dsd_context *ctx = tu_ctx();
-    size_t n = numel(s);
-    vtensor tx, ty;
-    vt_from(&tx, s, x);
-    vt_from(&ty, scalar_shape, NULL);
+    size_t n = tu_numel4(s);
+    tu_guarded tx, ty;
+    tu_guarded_from(&tx, s, x);
+    tu_guarded_from(&ty, scalar_shape, NULL);
     TU_OK(op->fwd(ctx, &tx.v, &ty.v));
-    double got = download_scalar(&ty.v), ref;
+    double got = tu_download_scalar(&ty.v), ref;
     op->ref_fwd(x, n, &ref);
     double mag = 0.0;
     for (size_t i = 0; i < n; i++)
@@ -162,9 +78,9 @@ static void check_forward(const reduce_op *op, const int s[4], const double *x, 
                   tol);
     char what[96];
     snprintf(what, sizeof what, "%s output", op->name);
-    vt_check_guard(&ty, what);
-    vt_free(&tx);
-    vt_free(&ty);
+    tu_guarded_check(&ty, what);
+    tu_guarded_free(&tx);
+    tu_guarded_free(&ty);
 }
 
 /* _i = op * n_shapes + shape. Positive-mean inputs (|result| ~ sum |x|) and
@@ -173,14 +89,14 @@ START_TEST(test_forward)
 {
     const reduce_op *op = &ops[_i / n_shapes];
     const int *s = shapes[_i % n_shapes];
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     tu_rng r = tu_rng_init(10 + (uint64_t)_i);
     double *x = tu_alloc(n);
     tu_fill(&r, x, n, 0.05, 2.0);
-    to_float(x, n);
+    tu_round_to_float(x, n);
     check_forward(op, s, x, 1e-5);
     tu_fill_nonzero(&r, x, n, 0.05, 2.0);
-    to_float(x, n);
+    tu_round_to_float(x, n);
     check_forward(op, s, x, 1e-5);
     free(x);
 }
@@ -192,7 +108,7 @@ START_TEST(test_exact)
 {
     dsd_context *ctx = tu_ctx();
     const int *s = shapes[_i];
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     double *x = tu_alloc(n);
     double sum = 0.0, sum2 = 0.0;
     for (size_t i = 0; i < n; i++) {
@@ -200,21 +116,21 @@ START_TEST(test_exact)
         sum += x[i];
         sum2 += x[i] * x[i];
     }
-    vtensor tx, ty;
-    vt_from(&tx, s, x);
-    vt_from(&ty, scalar_shape, NULL);
+    tu_guarded tx, ty;
+    tu_guarded_from(&tx, s, x);
+    tu_guarded_from(&ty, scalar_shape, NULL);
     TU_OK(dsd_reduce_sum(ctx, &tx.v, &ty.v));
-    ck_assert_msg(download_scalar(&ty.v) == sum, "sum %zu: %.9g != %.9g", n,
-                  download_scalar(&ty.v), sum);
+    ck_assert_msg(tu_download_scalar(&ty.v) == sum, "sum %zu: %.9g != %.9g", n,
+                  tu_download_scalar(&ty.v), sum);
     TU_OK(dsd_reduce_sum_squares(ctx, &tx.v, &ty.v));
-    ck_assert_msg(download_scalar(&ty.v) == sum2, "sum of squares %zu: %.9g != %.9g", n,
-                  download_scalar(&ty.v), sum2);
+    ck_assert_msg(tu_download_scalar(&ty.v) == sum2, "sum of squares %zu: %.9g != %.9g", n,
+                  tu_download_scalar(&ty.v), sum2);
     TU_OK(dsd_reduce_mean(ctx, &tx.v, &ty.v));
     float mean = (float)sum * (float)(1.0 / (double)n);
-    ck_assert_msg(download_scalar(&ty.v) == mean, "mean %zu: %.9g != %.9g", n,
-                  download_scalar(&ty.v), (double)mean);
-    vt_free(&tx);
-    vt_free(&ty);
+    ck_assert_msg(tu_download_scalar(&ty.v) == mean, "mean %zu: %.9g != %.9g", n,
+                  tu_download_scalar(&ty.v), (double)mean);
+    tu_guarded_free(&tx);
+    tu_guarded_free(&ty);
     free(x);
 }
 END_TEST
@@ -228,7 +144,7 @@ START_TEST(test_backward)
     dsd_context *ctx = tu_ctx();
     int mean = _i % 2;
     const int *s = shapes[_i / 2];
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     tu_rng r = tu_rng_init(40 + (uint64_t)_i);
     double dy = tu_uniform(&r, 0.5, 3.0) * (mean ? -1.0 : 1.0);
     dy = (float)dy;
@@ -238,10 +154,10 @@ START_TEST(test_backward)
     tu_fill(&r, dx0, n, -1.0, 1.0);
     for (size_t i = 0; i < n; i++)
         dx0[i] *= mean ? 1.0 / (double)n : 1.0;
-    to_float(dx0, n);
-    vtensor tdy, tdx;
-    vt_from(&tdy, scalar_shape, &dy);
-    vt_from(&tdx, s, dx0);
+    tu_round_to_float(dx0, n);
+    tu_guarded tdy, tdx;
+    tu_guarded_from(&tdy, scalar_shape, &dy);
+    tu_guarded_from(&tdx, s, dx0);
     if (mean) {
         TU_OK(dsd_reduce_mean_backward(ctx, &tdy.v, &tdx.v));
         ref_reduce_mean_backward(&dy, n, grad);
@@ -252,12 +168,12 @@ START_TEST(test_backward)
     char what[96];
     snprintf(what, sizeof what, "reduce_%s_backward %dx%dx%dx%d", mean ? "mean" : "sum", s[0],
              s[1], s[2], s[3]);
-    check_accum(what, &tdx.v, dx0, grad, 1e-5);
-    vt_check_guard(&tdx, what);
+    tu_check_accum(what, &tdx.v, dx0, grad, 1e-5);
+    tu_guarded_check(&tdx, what);
     /* dy must be untouched */
-    ck_assert(download_scalar(&tdy.v) == dy);
-    vt_free(&tdy);
-    vt_free(&tdx);
+    ck_assert(tu_download_scalar(&tdy.v) == dy);
+    tu_guarded_free(&tdy);
+    tu_guarded_free(&tdx);
     free(dx0);
     free(grad);
 }
@@ -284,7 +200,7 @@ START_TEST(test_ref_grad)
 {
     const int s3[4] = {2, 3, 7, 5};
     tu_rng r = tu_rng_init(77);
-    fd_state s = {.n = numel(s3)};
+    fd_state s = {.n = tu_numel4(s3)};
     s.x = tu_alloc(s.n);
     tu_fill_nonzero(&r, s.x, s.n, 0.1, 2.0);
     s.g = tu_uniform(&r, 0.5, 2.0);
@@ -320,10 +236,10 @@ START_TEST(test_shape_errors)
     double x[210];
     for (int i = 0; i < 210; i++)
         x[i] = 1.0 + i;
-    vtensor tx, ty, tbad;
-    vt_from(&tx, s, x);
-    vt_from(&ty, scalar_shape, NULL);
-    vt_from(&tbad, pair, NULL);
+    tu_guarded tx, ty, tbad;
+    tu_guarded_from(&tx, s, x);
+    tu_guarded_from(&ty, scalar_shape, NULL);
+    tu_guarded_from(&tbad, pair, NULL);
     for (int k = 0; k < N_OPS; k++) {
         ck_assert_int_eq(ops[k].fwd(ctx, &tx.v, &tbad.v), DSD_ERR_SHAPE);
         ck_assert_msg(strstr(dsd_context_error(ctx)->message, "1x1x1x2"), "%s",
@@ -343,14 +259,14 @@ START_TEST(test_shape_errors)
     tu_download(&tx.v, got);
     for (int i = 0; i < 210; i++)
         ck_assert_msg(got[i] == x[i], "x[%d] changed to %g", i, got[i]);
-    ck_assert(download_scalar(&ty.v) == SENTINEL);
+    ck_assert(tu_download_scalar(&ty.v) == TU_SENTINEL);
     double two[2];
     tu_download(&tbad.v, two);
-    ck_assert(two[0] == SENTINEL && two[1] == SENTINEL);
+    ck_assert(two[0] == TU_SENTINEL && two[1] == TU_SENTINEL);
     free(got);
-    vt_free(&tx);
-    vt_free(&ty);
-    vt_free(&tbad);
+    tu_guarded_free(&tx);
+    tu_guarded_free(&ty);
+    tu_guarded_free(&tbad);
 }
 END_TEST
 
@@ -359,17 +275,17 @@ START_TEST(test_determinism)
 {
     dsd_context *ctx = tu_ctx();
     const int *s = shapes[n_shapes - 1];
-    size_t n = numel(s);
+    size_t n = tu_numel4(s);
     tu_rng r = tu_rng_init(99);
     double *x = tu_alloc(n), *dx0 = tu_alloc(n);
     tu_fill_nonzero(&r, x, n, 0.01, 3.0);
     tu_fill(&r, dx0, n, -1.0, 1.0);
     float results[2][N_OPS], *grads[2];
     for (int run = 0; run < 2; run++) {
-        vtensor tx, ty, tdx;
-        vt_from(&tx, s, x);
-        vt_from(&ty, scalar_shape, NULL);
-        vt_from(&tdx, s, dx0);
+        tu_guarded tx, ty, tdx;
+        tu_guarded_from(&tx, s, x);
+        tu_guarded_from(&ty, scalar_shape, NULL);
+        tu_guarded_from(&tdx, s, dx0);
         for (int k = 0; k < N_OPS; k++) {
             TU_OK(ops[k].fwd(ctx, &tx.v, &ty.v));
             TU_OK(dsd_context_finish(ctx));
@@ -380,9 +296,9 @@ START_TEST(test_determinism)
         grads[run] = malloc(n * sizeof(float));
         ck_assert(grads[run] != NULL);
         TU_OK(dsd_tensor_download(ctx, &tdx.v, grads[run], n));
-        vt_free(&tx);
-        vt_free(&ty);
-        vt_free(&tdx);
+        tu_guarded_free(&tx);
+        tu_guarded_free(&ty);
+        tu_guarded_free(&tdx);
     }
     ck_assert_msg(!memcmp(results[0], results[1], sizeof results[0]),
                   "forward differs between runs: %.9g %.9g %.9g vs %.9g %.9g %.9g",
@@ -398,10 +314,7 @@ END_TEST
 
 int main(void)
 {
-    if (tu_small()) {
-        shapes = shapes_small;
-        n_shapes = (int)(sizeof shapes_small / sizeof shapes_small[0]);
-    }
+    shapes = TU_PICK_SHAPES(shapes_full, shapes_small, &n_shapes);
     Suite *s = suite_create("reduce");
     TCase *tc = tcase_create("reduce");
     tcase_set_timeout(tc, 900);

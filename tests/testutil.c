@@ -223,3 +223,131 @@ int tu_run(Suite *s)
     tu_ctx_free();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
+
+size_t tu_numel4(const int s[4])
+{
+    return (size_t)s[0] * s[1] * s[2] * s[3];
+}
+
+const int (*tu_pick_shapes(const int (*full)[4], int n_full, const int (*small)[4],
+                           int n_small, int *n))[4]
+{
+    int use_small = tu_small();
+    *n = use_small ? n_small : n_full;
+    return use_small ? small : full;
+}
+
+void tu_round_to_float(double *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)x[i];
+}
+
+void tu_write_whole_ctx(dsd_context *ctx, const dsd_tensor *t, const double *host, size_t at,
+                        size_t count, float fill)
+{
+    size_t n = t->capacity / sizeof(float);
+    ck_assert_uint_ge(n, at + count);
+    float *f = malloc(n * sizeof *f);
+    ck_assert(f != NULL);
+    for (size_t i = 0; i < n; i++)
+        f[i] = fill;
+    for (size_t i = 0; host && i < count; i++)
+        f[at + i] = (float)host[i];
+    cl_int rc = clEnqueueWriteBuffer(dsd_context_queue(ctx), t->buf, CL_TRUE, 0, n * sizeof *f,
+                                     f, 0, NULL, NULL);
+    free(f);
+    ck_assert_msg(rc == CL_SUCCESS, "clEnqueueWriteBuffer: %s", dsd_cl_error_name(rc));
+}
+
+void tu_write_whole(const dsd_tensor *t, const double *host, size_t at, size_t count)
+{
+    tu_write_whole_ctx(tu_ctx(), t, host, at, count, TU_SENTINEL);
+}
+
+void tu_plain_from(dsd_tensor *t, int n, int c, int h, int w, const double *host)
+{
+    tu_tensor(t, n, c, h, w);
+    tu_write_whole(t, host, 0, host ? dsd_tensor_numel(t) : 0);
+}
+
+void tu_guarded_from_at(tu_guarded *t, const int s[4], const double *host, int first)
+{
+    tu_tensor(&t->base, s[0] + first, s[1], s[2], s[3]);
+    t->v = dsd_tensor_view_batch(&t->base, first, s[0]);
+    ck_assert_int_eq(t->v.n, s[0]);
+    tu_write_whole(&t->base, host, t->v.offset, host ? dsd_tensor_numel(&t->v) : 0);
+}
+
+void tu_guarded_from(tu_guarded *t, const int s[4], const double *host)
+{
+    tu_guarded_from_at(t, s, host, 1);
+}
+
+void tu_guarded_init(tu_guarded *t, const int s[4])
+{
+    tu_guarded_from_at(t, s, NULL, 1);
+}
+
+void tu_guarded_const(tu_guarded *t, const int s[4], float value)
+{
+    tu_guarded_init(t, s);
+    TU_OK(dsd_tensor_fill(tu_ctx(), &t->v, value));
+}
+
+void tu_guarded_check(const tu_guarded *t, const char *what)
+{
+    dsd_tensor g = dsd_tensor_view_batch(&t->base, 0, 1);
+    size_t n = dsd_tensor_numel(&g);
+    double *h = tu_alloc(n);
+    tu_download(&g, h);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(h[i] == TU_SENTINEL,
+                      "%s: guard element %zu (before the view) overwritten with %g", what, i,
+                      h[i]);
+    free(h);
+}
+
+void tu_guarded_check_untouched(const tu_guarded *t, double value, const char *what)
+{
+    size_t n = dsd_tensor_numel(&t->v);
+    double *h = tu_alloc(n);
+    tu_download(&t->v, h);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(h[i] == value, "%s: element %zu changed to %g", what, i, h[i]);
+    free(h);
+    tu_guarded_check(t, what);
+}
+
+void tu_guarded_free(tu_guarded *t)
+{
+    tu_tensor_free(&t->base);
+}
+
+void tu_check_accum(const char *what, const dsd_tensor *t, const double *prefill,
+                    const double *grad, double tol)
+{
+    size_t n = dsd_tensor_numel(t);
+    double *got = tu_alloc(n);
+    tu_download(t, got);
+    for (size_t i = 0; i < n; i++)
+        got[i] -= prefill[i];
+    tu_check_close(what, got, grad, n, tol);
+    free(got);
+}
+
+double tu_download_scalar(const dsd_tensor *t)
+{
+    ck_assert_uint_eq(dsd_tensor_numel(t), 1);
+    double v;
+    tu_download(t, &v);
+    return v;
+}
+
+void tu_expect_status(dsd_status got, dsd_status want, const char *call)
+{
+    char line[DSD_ERROR_LINE_MAX];
+    ck_assert_msg(got == want, "%s returned %s, want %s (%s)", call, dsd_status_name(got),
+                  dsd_status_name(want),
+                  dsd_error_format(dsd_context_error(tu_ctx()), line, sizeof line));
+}

@@ -77,4 +77,84 @@ int tu_run(Suite *s);
 /* Non-zero when DSDEBLUR_TEST_SMALL=1 (under Oclgrind): tests shrink shapes. */
 int tu_small(void);
 
+
+/* ------------------------------------------------------------------------ */
+/* Small shape helpers */
+
+/* Number of elements of a static array. */
+#define TU_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Elements of an (N, C, H, W) shape. */
+size_t tu_numel4(const int s[4]);
+
+/* The shape table to use: small (n_small entries) when tu_small(), else full
+ * (n_full entries). Stores the count in *n. TU_PICK_SHAPES takes the counts
+ * from the arrays' sizes. */
+const int (*tu_pick_shapes(const int (*full)[4], int n_full, const int (*small)[4],
+                           int n_small, int *n))[4];
+#define TU_PICK_SHAPES(full, small, n)                                                      \
+    tu_pick_shapes((full), TU_COUNT(full), (small), TU_COUNT(small), (n))
+
+/* Rounds x[0..n) to float in place, so a double reference sees exactly the
+ * values the device holds. */
+void tu_round_to_float(double *x, size_t n);
+
+/* ------------------------------------------------------------------------ */
+/* Whole-buffer host writes and guarded views */
+
+/* The value the guard image and unwritten buffer space hold. */
+#define TU_SENTINEL 1234.5f
+
+/* Writes the whole pooled buffer of t (t->capacity bytes, from byte 0) in one
+ * host write: fill everywhere, except count values of host (if not NULL,
+ * rounded to float) from element `at` of the buffer. Oclgrind 21.10's
+ * --uninitialized re-sizes a buffer's shadow to the size of each host write
+ * (its hostMemoryStore re-allocates it, ignoring the offset), so a write that
+ * does not cover the pooled buffer's whole capacity, or starts at an offset,
+ * makes later kernel accesses (also by the buffer's next user in the pool)
+ * look uninitialized; tests therefore always write all of it. */
+void tu_write_whole_ctx(dsd_context *ctx, const dsd_tensor *t, const double *host, size_t at,
+                        size_t count, float fill);
+/* Same on tu_ctx() with fill TU_SENTINEL. */
+void tu_write_whole(const dsd_tensor *t, const double *host, size_t at, size_t count);
+
+/* A plain (n, c, h, w) tensor holding host, or TU_SENTINEL everywhere when
+ * host is NULL, written with tu_write_whole. */
+void tu_plain_from(dsd_tensor *t, int n, int c, int h, int w, const double *host);
+
+/* A guarded tensor: v, of shape s, is images first..first+N-1 of base (an
+ * (N+first)-image tensor), so ops see a non-zero offset; everything else in
+ * base's buffer (image 0 in particular) holds TU_SENTINEL, which no op may
+ * touch. */
+typedef struct tu_guarded {
+    dsd_tensor base, v;
+} tu_guarded;
+/* v holds host (TU_SENTINEL when host is NULL); first = 1. */
+void tu_guarded_from(tu_guarded *t, const int s[4], const double *host);
+/* Same with the view starting at image `first` (0 gives no guard image). */
+void tu_guarded_from_at(tu_guarded *t, const int s[4], const double *host, int first);
+/* tu_guarded_from(t, s, NULL): TU_SENTINEL everywhere. */
+void tu_guarded_init(tu_guarded *t, const int s[4]);
+/* tu_guarded_init, then v filled with value on the device. */
+void tu_guarded_const(tu_guarded *t, const int s[4], float value);
+/* Asserts image 0 of base still holds TU_SENTINEL. */
+void tu_guarded_check(const tu_guarded *t, const char *what);
+/* Asserts every element of v equals value, then tu_guarded_check. */
+void tu_guarded_check_untouched(const tu_guarded *t, double value, const char *what);
+void tu_guarded_free(tu_guarded *t);
+
+/* ------------------------------------------------------------------------ */
+/* More checks */
+
+/* Backward ops accumulate: compares (t - prefill) with the reference gradient
+ * grad (tu_check_close), so a large pre-fill cannot hide a small gradient. */
+void tu_check_accum(const char *what, const dsd_tensor *t, const double *prefill,
+                    const double *grad, double tol);
+
+/* The single value of a one-element tensor. */
+double tu_download_scalar(const dsd_tensor *t);
+
+/* Asserts got == want, naming call and the context's error line. */
+void tu_expect_status(dsd_status got, dsd_status want, const char *call);
+
 #endif
