@@ -366,6 +366,35 @@ dsd_status dsd_discriminator_backward(dsd_context *ctx, dsd_discriminator *d,
 /* Gives a tape's activations back without a backward; safe on empty tapes. */
 void dsd_discriminator_tape_free(dsd_context *ctx, dsd_discriminator_tape *tape);
 
+/* ------------------------------------------------------------------------ */
+/* Relativistic average GAN loss (src/model/ragan_loss.c; paper eqs. 5 - 7)
+ *
+ * From the discriminator's logits C(x_r) = real and C(x_f) = fake, both
+ * (N, 1, OH, OW) of the same shape, with BCE(z, t) the mean over elements of
+ * the stable binary cross-entropy with logits (dsd_bce_logits_loss_forward)
+ * and mean() the mean over ALL elements of a logit map (batch and patches):
+ *   discriminator  L_D = BCE(real - mean(fake), 1) + BCE(fake - mean(real), 0)
+ *   generator      L_G = BCE(real - mean(fake), 0) + BCE(fake - mean(real), 1)
+ * sigma(real - mean(fake)) is D_Ra(x_r, x_f) of eq. (5); the sigmoid of the
+ * paper's last layer lives here, inside the BCE, never in the network.
+ * Taking the mean over patches as well as the batch is DeblurGAN-v2's
+ * reading of E_{x_f} for a PatchGAN (doc/losses.md). */
+
+typedef enum dsd_ragan_side {
+    DSD_RAGAN_DISCRIMINATOR = 0, /* L_D: real should look more real than fake */
+    DSD_RAGAN_GENERATOR,         /* L_G: the targets swapped */
+} dsd_ragan_side;
+
+/* loss (1, 1, 1, 1) = L_D or L_G. */
+dsd_status dsd_ragan_loss_forward(dsd_context *ctx, dsd_ragan_side side, const dsd_tensor *real,
+                                  const dsd_tensor *fake, dsd_tensor *loss);
+/* dreal += scale * dL/dreal, dfake += scale * dL/dfake, either may be NULL
+ * (the generator step needs only dfake: the real logits do not depend on G,
+ * but the mean(fake) inside the real term still sends gradient to fake). */
+dsd_status dsd_ragan_loss_backward(dsd_context *ctx, dsd_ragan_side side, float scale,
+                                   const dsd_tensor *real, const dsd_tensor *fake,
+                                   dsd_tensor *dreal, dsd_tensor *dfake);
+
 #ifdef __cplusplus
 }
 #endif
