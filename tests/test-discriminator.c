@@ -18,193 +18,13 @@
 #include "testutil.h"
 #include "ref/activation.h"
 #include "ref/conv2d.h"
+#include "ref/discriminator.h"
 #include "ref/norm.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define SLOPE 0.2
-#define EPS 1e-5
-
-enum { MAXL = DSD_DISCRIMINATOR_MAX_LAYERS + 2 };
-
-/* ------------------------------------------------------------------------ */
-/* Case: config, shapes and host data */
-
-typedef struct disc_case {
-    dsd_discriminator_config cfg;
-    int n, h, w;
-    const dsd_params *table;
-    size_t count;
-    double *p;        /* parameters */
-    double *x, *g;    /* input, upstream gradient of the logits */
-    int oh, ow;
-} disc_case;
-
-/* The reference's own view of the layers. */
-typedef struct rlayer {
-    int cin, cout, stride, norm, act;
-    int h, w, oh, ow;               /* input and output sizes */
-    double *wt, *b, *gamma, *beta;  /* into the parameter (or gradient) array */
-} rlayer;
-
-static double *ref_param(const disc_case *k, double *base, size_t numel, const char *name,
-                         int required)
-{
-    const dsd_param_info *e = dsd_params_find(k->table, name);
-    if (!e) {
-        ck_assert_msg(!required, "no parameter '%s'", name);
-        return NULL;
-    }
-    ck_assert_msg(e->numel == numel, "'%s' has %zu elements, expected %zu", name, e->numel,
-                  numel);
-    return base + e->offset;
-}
-
-/* Layers as the header describes them, computed independently here. */
-static int ref_layers(const disc_case *k, double *base, rlayer *l)
-{
-    const int L = k->cfg.n_layers, B = k->cfg.base_width;
-    int nconv = L + 2, h = k->h, w = k->w, cin = k->cfg.in_channels;
-    for (int i = 0; i < nconv; i++) {
-        int mult = i == 0 ? 1 : (1 << i) < 8 ? (1 << i) : 8;
-        rlayer *r = &l[i];
-        r->cin = cin;
-        r->cout = i == nconv - 1 ? 1 : B * mult;
-        r->stride = i < L ? 2 : 1;
-        r->norm = i >= 1 && i <= L;
-        r->act = i < nconv - 1;
-        r->h = h;
-        r->w = w;
-        r->oh = (h + 4 - 4) / r->stride + 1;
-        r->ow = (w + 4 - 4) / r->stride + 1;
-        char name[64];
-        snprintf(name, sizeof name, "layers.%d.conv.weight", i);
-        r->wt = ref_param(k, base, (size_t)r->cout * r->cin * 16, name, 1);
-        snprintf(name, sizeof name, "layers.%d.conv.bias", i);
-        r->b = ref_param(k, base, (size_t)r->cout, name, 1);
-        snprintf(name, sizeof name, "layers.%d.norm.weight", i);
-        r->gamma = ref_param(k, base, (size_t)r->cout, name, r->norm && k->cfg.norm_affine);
-        snprintf(name, sizeof name, "layers.%d.norm.bias", i);
-        r->beta = ref_param(k, base, (size_t)r->cout, name, r->norm && k->cfg.norm_affine);
-        ck_assert(!r->gamma || (r->norm && k->cfg.norm_affine));
-        h = r->oh;
-        w = r->ow;
-        cin = r->cout;
-    }
-    return nconv;
-}
-
-static ref_conv2d_geom layer_geom(const disc_case *k, const rlayer *r)
-{
-    ref_conv2d_geom g = {k->n, r->cin, r->h, r->w, r->cout, 4, 4, r->stride, 2, 0, 1};
-    return g;
-}
-
-/* Reference activations per layer. */
-typedef struct racts {
-    int nconv;
-    double *z[MAXL], *nrm[MAXL], *a[MAXL], *mean[MAXL], *rstd[MAXL];
-} racts;
-
-static void ref_forward(const disc_case *k, const double *x, racts *t)
-{
-    rlayer l[MAXL];
-    int nconv = ref_layers(k, k->p, l);
-    t->nconv = nconv;
-    const double *in = x;
-    for (int i = 0; i < nconv; i++) {
-        const rlayer *r = &l[i];
-        size_t m = (size_t)k->n * r->cout * r->oh * r->ow;
-        ref_conv2d_geom g = layer_geom(k, r);
-        t->z[i] = tu_alloc(m);
-        t->nrm[i] = tu_alloc(m);
-        t->a[i] = tu_alloc(m);
-        t->mean[i] = tu_alloc((size_t)k->n * r->cout);
-        t->rstd[i] = tu_alloc((size_t)k->n * r->cout);
-        ref_conv2d_forward(&g, in, r->wt, r->b, t->z[i]);
-        if (r->norm)
-            ref_instance_norm_forward(t->z[i], k->n, r->cout, r->oh, r->ow, EPS, r->gamma,
-                                      r->beta, t->nrm[i], t->mean[i], t->rstd[i]);
-        else
-            memcpy(t->nrm[i], t->z[i], m * sizeof(double));
-        if (r->act)
-            ref_activation_forward(DSD_ACT_LEAKY_RELU, SLOPE, t->nrm[i], t->a[i], m);
-        else
-            memcpy(t->a[i], t->nrm[i], m * sizeof(double));
-        in = t->a[i];
-    }
-}
-
-static void racts_free(racts *t)
-{
-    for (int i = 0; i < t->nconv; i++) {
-        free(t->z[i]);
-        free(t->nrm[i]);
-        free(t->a[i]);
-        free(t->mean[i]);
-        free(t->rstd[i]);
-    }
-}
-
-/* dx += dL/dx, dparams += dL/dparams for upstream dlogits. */
-static void ref_backward(const disc_case *k, const double *x, const racts *t,
-                         const double *dlogits, double *dx, double *dparams)
-{
-    rlayer l[MAXL], dl[MAXL];
-    int nconv = ref_layers(k, k->p, l);
-    ref_layers(k, dparams, dl);
-    size_t m_last = (size_t)k->n * l[nconv - 1].cout * l[nconv - 1].oh * l[nconv - 1].ow;
-    double *da = tu_alloc(m_last);
-    memcpy(da, dlogits, m_last * sizeof(double));
-    for (int i = nconv - 1; i >= 0; i--) {
-        const rlayer *r = &l[i];
-        size_t m = (size_t)k->n * r->cout * r->oh * r->ow;
-        double *dn = tu_alloc(m), *dz = tu_alloc(m);
-        if (r->act)
-            ref_activation_backward(DSD_ACT_LEAKY_RELU, SLOPE, t->nrm[i], t->a[i], da, dn, m);
-        else
-            memcpy(dn, da, m * sizeof(double));
-        if (r->norm)
-            ref_instance_norm_backward(t->z[i], k->n, r->cout, r->oh, r->ow, r->gamma,
-                                       t->mean[i], t->rstd[i], dn, dz, dl[i].gamma, dl[i].beta);
-        else
-            memcpy(dz, dn, m * sizeof(double));
-        ref_conv2d_geom g = layer_geom(k, r);
-        size_t min = (size_t)k->n * r->cin * r->h * r->w;
-        double *din = i > 0 ? tu_alloc(min) : dx;
-        ref_conv2d_backward(&g, i > 0 ? t->a[i - 1] : x, r->wt, dz, din, dl[i].wt, dl[i].b);
-        free(dn);
-        free(dz);
-        free(da);
-        da = i > 0 ? din : NULL;
-    }
-}
-
-static size_t logits_numel(const disc_case *k)
-{
-    return (size_t)k->n * k->oh * k->ow;
-}
-
-static size_t image_numel(const disc_case *k)
-{
-    return (size_t)k->n * k->cfg.in_channels * k->h * k->w;
-}
-
-static double ref_loss(void *user)
-{
-    const disc_case *k = user;
-    racts t;
-    ref_forward(k, k->x, &t);
-    double l = tu_dot(t.a[t.nconv - 1], k->g, logits_numel(k));
-    racts_free(&t);
-    return l;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Setup */
 
 static dsd_discriminator_config small_config(int n_layers, int affine)
 {
@@ -213,52 +33,6 @@ static dsd_discriminator_config small_config(int n_layers, int affine)
     c.n_layers = n_layers;
     c.norm_affine = affine;
     return c;
-}
-
-/* Weights U(+-1.5/sqrt(fan_in)), conv biases U(+-0.3), norm weights in
- * [0.5, 1.5], norm biases U(+-0.3); x in [-1, 1]; all rounded to float. */
-static void case_make(disc_case *k, const dsd_discriminator *d, int n, int h, int w,
-                      uint64_t seed)
-{
-    memset(k, 0, sizeof *k);
-    k->cfg = d->cfg;
-    k->n = n;
-    k->h = h;
-    k->w = w;
-    k->table = &d->params;
-    k->count = d->params.count;
-    TU_OK(dsd_discriminator_output_size(&k->cfg, h, w, &k->oh, &k->ow, NULL));
-    tu_rng r = tu_rng_init(seed);
-    k->p = tu_alloc(k->count);
-    for (size_t i = 0; i < d->params.n; i++) {
-        const dsd_param_info *e = &d->params.info[i];
-        double *dst = k->p + e->offset;
-        if (e->init == DSD_PARAM_INIT_ONES)
-            tu_fill(&r, dst, e->numel, 0.5, 1.5);
-        else if (e->ndim == 4)
-            tu_fill_nonzero(&r, dst, e->numel, 0.03 / sqrt((double)e->fan_in),
-                            1.5 / sqrt((double)e->fan_in));
-        else
-            tu_fill_nonzero(&r, dst, e->numel, 0.01, 0.3);
-    }
-    size_t ni = image_numel(k), nl = logits_numel(k);
-    k->x = tu_alloc(ni);
-    k->g = tu_alloc(nl);
-    tu_fill(&r, k->x, ni, -1.0, 1.0);
-    tu_fill(&r, k->g, nl, -1.0, 1.0);
-    for (size_t i = 0; i < k->count; i++)
-        k->p[i] = (float)k->p[i];
-    for (size_t i = 0; i < ni; i++)
-        k->x[i] = (float)k->x[i];
-    for (size_t i = 0; i < nl; i++)
-        k->g[i] = (float)k->g[i];
-}
-
-static void case_free(disc_case *k)
-{
-    free(k->p);
-    free(k->x);
-    free(k->g);
 }
 
 /* The bias of a conv followed by an instance norm: the norm subtracts each
@@ -427,14 +201,14 @@ static void check_case(int n_layers, int affine, int in_channels, int n, int h, 
     cfg.in_channels = in_channels;
     dsd_discriminator d;
     TU_OK(dsd_discriminator_init(ctx, &d, &cfg));
-    disc_case k;
-    case_make(&k, &d, n, h, w, seed);
-    size_t ni = image_numel(&k), nl = logits_numel(&k);
+    ref_disc_case k;
+    ref_disc_case_make(&k, &d, n, h, w, seed);
+    size_t ni = ref_disc_image_numel(&k), nl = ref_disc_logits_numel(&k);
 
-    racts t;
-    ref_forward(&k, k.x, &t);
+    ref_disc_acts t;
+    ref_disc_forward(&k, k.x, &t);
     double *rdx = tu_alloc(ni), *rdp = tu_alloc(k.count);
-    ref_backward(&k, k.x, &t, k.g, rdx, rdp);
+    ref_disc_backward(&k, k.x, &t, k.g, rdx, rdp);
 
     tu_upload(&d.params.values, k.p);
     double *gp = random_prefill(k.count, seed + 1), *dxp = random_prefill(ni, seed + 2);
@@ -468,12 +242,12 @@ static void check_case(int n_layers, int affine, int in_channels, int n, int h, 
     free(dxp);
     free(rdx);
     free(rdp);
-    racts_free(&t);
+    ref_disc_acts_free(&t);
     tu_tensor_free(&x);
     tu_tensor_free(&logits);
     tu_tensor_free(&dl);
     tu_tensor_free(&dx);
-    case_free(&k);
+    ref_disc_case_free(&k);
     dsd_discriminator_free(ctx, &d);
 }
 
@@ -498,18 +272,18 @@ START_TEST(test_two_forwards_accumulate)
     int h = tu_small() ? 9 : 20, w = tu_small() ? 7 : 24;
     dsd_discriminator d;
     TU_OK(dsd_discriminator_init(ctx, &d, &cfg));
-    disc_case real, fake;
-    case_make(&real, &d, 2, h, w, 21);
-    case_make(&fake, &d, 2, h, w, 22);
+    ref_disc_case real, fake;
+    ref_disc_case_make(&real, &d, 2, h, w, 21);
+    ref_disc_case_make(&fake, &d, 2, h, w, 22);
     memcpy(fake.p, real.p, real.count * sizeof(double)); /* one network */
-    size_t ni = image_numel(&real), np = real.count;
+    size_t ni = ref_disc_image_numel(&real), np = real.count;
 
-    racts tr, tf;
-    ref_forward(&real, real.x, &tr);
-    ref_forward(&fake, fake.x, &tf);
+    ref_disc_acts tr, tf;
+    ref_disc_forward(&real, real.x, &tr);
+    ref_disc_forward(&fake, fake.x, &tf);
     double *rdp = tu_alloc(np), *rdx_real = tu_alloc(ni), *rdx_fake = tu_alloc(ni);
-    ref_backward(&real, real.x, &tr, real.g, rdx_real, rdp);
-    ref_backward(&fake, fake.x, &tf, fake.g, rdx_fake, rdp);
+    ref_disc_backward(&real, real.x, &tr, real.g, rdx_real, rdp);
+    ref_disc_backward(&fake, fake.x, &tf, fake.g, rdx_fake, rdp);
 
     tu_upload(&d.params.values, real.p);
     double *gp = random_prefill(np, 23);
@@ -559,13 +333,13 @@ START_TEST(test_two_forwards_accumulate)
     free(rdp);
     free(rdx_real);
     free(rdx_fake);
-    racts_free(&tr);
-    racts_free(&tf);
+    ref_disc_acts_free(&tr);
+    ref_disc_acts_free(&tf);
     dsd_tensor *all[] = {&xr, &xf, &lr, &lf, &gr, &gf, &dxr, &dxf};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         tu_tensor_free(all[i]);
-    case_free(&real);
-    case_free(&fake);
+    ref_disc_case_free(&real);
+    ref_disc_case_free(&fake);
     dsd_discriminator_free(ctx, &d);
 }
 END_TEST
@@ -576,14 +350,14 @@ START_TEST(test_reference_finite_differences)
     dsd_discriminator_config cfg = small_config(3, 1);
     dsd_discriminator d;
     TU_OK(dsd_discriminator_init(ctx, &d, &cfg));
-    disc_case k;
-    case_make(&k, &d, 2, 20, 24, 31);
-    racts t;
-    ref_forward(&k, k.x, &t);
-    size_t ni = image_numel(&k);
+    ref_disc_case k;
+    ref_disc_case_make(&k, &d, 2, 20, 24, 31);
+    ref_disc_acts t;
+    ref_disc_forward(&k, k.x, &t);
+    size_t ni = ref_disc_image_numel(&k);
     double *rdx = tu_alloc(ni), *rdp = tu_alloc(k.count);
-    ref_backward(&k, k.x, &t, k.g, rdx, rdp);
-    racts_free(&t);
+    ref_disc_backward(&k, k.x, &t, k.g, rdx, rdp);
+    ref_disc_acts_free(&t);
     /* three elements of every parameter tensor */
     size_t checked = 0;
     for (size_t i = 0; i < d.params.n; i++) {
@@ -591,7 +365,7 @@ START_TEST(test_reference_finite_differences)
         double fd[3], an[3];
         for (int j = 0; j < 3; j++) {
             size_t idx = e->offset + ((size_t)j * 7919 + 3) % e->numel;
-            tu_numeric_grad(ref_loss, &k, &k.p[idx], 1, 1e-6, &fd[j]);
+            tu_numeric_grad(ref_disc_loss, &k, &k.p[idx], 1, 1e-6, &fd[j]);
             an[j] = rdp[idx];
         }
         char what[128];
@@ -609,13 +383,13 @@ START_TEST(test_reference_finite_differences)
     double fdx[NXS], anx[NXS];
     for (int j = 0; j < NXS; j++) {
         size_t i = (size_t)j * (ni / NXS) + 7;
-        tu_numeric_grad(ref_loss, &k, &k.x[i], 1, 1e-6, &fdx[j]);
+        tu_numeric_grad(ref_disc_loss, &k, &k.x[i], 1, 1e-6, &fdx[j]);
         anx[j] = rdx[i];
     }
     tu_check_close("reference dL/dx vs finite differences", anx, fdx, NXS, 1e-5);
     free(rdx);
     free(rdp);
-    case_free(&k);
+    ref_disc_case_free(&k);
     dsd_discriminator_free(ctx, &d);
 }
 END_TEST
@@ -627,9 +401,9 @@ START_TEST(test_inference_deterministic_no_leaks)
     int h = tu_small() ? 9 : 20, w = tu_small() ? 7 : 24;
     dsd_discriminator d;
     TU_OK(dsd_discriminator_init(ctx, &d, &cfg));
-    disc_case k;
-    case_make(&k, &d, 2, h, w, 41);
-    size_t ni = image_numel(&k), nl = logits_numel(&k), np = k.count;
+    ref_disc_case k;
+    ref_disc_case_make(&k, &d, 2, h, w, 41);
+    size_t ni = ref_disc_image_numel(&k), nl = ref_disc_logits_numel(&k), np = k.count;
     tu_upload(&d.params.values, k.p);
     dsd_tensor x, l1, l2, gl, dx;
     tu_tensor_from(&x, 2, 3, h, w, k.x);
@@ -669,7 +443,7 @@ START_TEST(test_inference_deterministic_no_leaks)
     dsd_tensor *all[] = {&x, &l1, &l2, &gl, &dx};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         tu_tensor_free(all[i]);
-    case_free(&k);
+    ref_disc_case_free(&k);
     dsd_discriminator_free(ctx, &d);
 }
 END_TEST

@@ -23,6 +23,7 @@
  */
 #include "testutil.h"
 #include "ref/activation.h"
+#include "ref/generator.h"
 #include "ref/conv2d.h"
 #include "ref/dropout.h"
 #include "ref/elementwise.h"
@@ -35,424 +36,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SLOPE 0.2
-#define DROPOUT_SEED 0x1234abcdULL
-#define STEP 7u
 
 /* ------------------------------------------------------------------------ */
-/* One test case: config, shapes, host data */
-
-typedef struct gen_case {
-    dsd_generator_config cfg;
-    int n, h, w;
-    int training;            /* reference: apply dropout */
-    uint64_t step, seed;     /* dropout stream and key */
-    const dsd_params *table; /* the library's table: names -> offsets */
-    size_t count;
-    double *p;               /* parameters (count) */
-    double *x, *g;           /* input and upstream gradient (N, 3, H, W) */
-} gen_case;
-
-typedef struct rdims {
-    int n, h, w, h2, w2, h4, w4, b, c, hid, k, nb;
-} rdims;
-
-static rdims dims_of(const gen_case *k)
-{
-    rdims d;
-    d.n = k->n;
-    d.h = k->h;
-    d.w = k->w;
-    d.h2 = k->h / 2;
-    d.w2 = k->w / 2;
-    d.h4 = k->h / 4;
-    d.w4 = k->w / 4;
-    d.b = k->cfg.base_width;
-    d.c = 4 * d.b;
-    d.hid = d.c / k->cfg.mlp_ratio;
-    d.k = k->cfg.up_kernel;
-    d.nb = k->cfg.n_blocks;
-    return d;
-}
-
-static size_t image_numel(const gen_case *k)
-{
-    return (size_t)k->n * 3 * k->h * k->w;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Reference parameters, found by name */
-
-typedef struct rconv {
-    double *w, *b;
-} rconv;
-
-typedef struct rblock_w {
-    rconv fc1, fc2, sa, dw[3], pw[3];
-} rblock_w;
-
-enum { MAX_BLOCKS = 4 };
-
-typedef struct rgen_w {
-    rconv head, down[2], up[2], tail;
-    rblock_w blk[MAX_BLOCKS];
-} rgen_w;
-
-/* base + offset of the conv "<prefix>.weight"/".bias", checking both sizes. */
-static rconv ref_conv_param(const gen_case *k, double *base, int cout, int cin_g, int kh, int kw,
-                            const char *fmt, ...)
-{
-    char prefix[64], name[80];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
-    va_end(ap);
-    rconv r;
-    snprintf(name, sizeof name, "%s.weight", prefix);
-    const dsd_param_info *e = dsd_params_find(k->table, name);
-    ck_assert_msg(e != NULL, "no parameter '%s'", name);
-    ck_assert_msg(e->numel == (size_t)cout * cin_g * kh * kw && e->ndim == 4 &&
-                      e->shape[0] == cout && e->shape[1] == cin_g && e->shape[2] == kh &&
-                      e->shape[3] == kw,
-                  "'%s' is %dx%dx%dx%d, expected %dx%dx%dx%d", name, e->shape[0], e->shape[1],
-                  e->shape[2], e->shape[3], cout, cin_g, kh, kw);
-    r.w = base + e->offset;
-    snprintf(name, sizeof name, "%s.bias", prefix);
-    e = dsd_params_find(k->table, name);
-    ck_assert_msg(e != NULL, "no parameter '%s'", name);
-    ck_assert_msg(e->numel == (size_t)cout && e->ndim == 1 && e->shape[0] == cout,
-                  "'%s' has %zu elements, expected %d", name, e->numel, cout);
-    r.b = base + e->offset;
-    return r;
-}
-
-static void ref_bind(const gen_case *k, double *base, rgen_w *r)
-{
-    rdims d = dims_of(k);
-    ck_assert_int_le(d.nb, MAX_BLOCKS);
-    r->head = ref_conv_param(k, base, d.b, 3, 7, 7, "head");
-    r->down[0] = ref_conv_param(k, base, 2 * d.b, d.b, 3, 3, "down.0");
-    r->down[1] = ref_conv_param(k, base, d.c, 2 * d.b, 3, 3, "down.1");
-    for (int i = 0; i < d.nb; i++) {
-        rblock_w *b = &r->blk[i];
-        b->fc1 = ref_conv_param(k, base, d.hid, d.c, 1, 1, "blocks.%d.ca.fc1", i);
-        b->fc2 = ref_conv_param(k, base, d.c, d.hid, 1, 1, "blocks.%d.ca.fc2", i);
-        b->sa = ref_conv_param(k, base, 1, 2, 7, 7, "blocks.%d.sa.conv", i);
-        for (int j = 0; j < 3; j++) {
-            b->dw[j] = ref_conv_param(k, base, d.c, 1, 3, 3, "blocks.%d.dsc.%d.depthwise", i, j);
-            b->pw[j] = ref_conv_param(k, base, d.c, d.c, 1, 1, "blocks.%d.dsc.%d.pointwise", i, j);
-        }
-    }
-    r->up[0] = ref_conv_param(k, base, 8 * d.b, d.c, d.k, d.k, "up.0");
-    r->up[1] = ref_conv_param(k, base, 4 * d.b, 2 * d.b, d.k, d.k, "up.1");
-    r->tail = ref_conv_param(k, base, 3, d.b, 7, 7, "tail");
-}
-
-static ref_conv2d_geom geom(int n, int cin, int h, int w, int cout, int kk, int stride, int pad,
-                            int reflect, int groups)
-{
-    ref_conv2d_geom g = {n, cin, h, w, cout, kk, kk, stride, pad, reflect, groups};
-    return g;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Reference activations */
-
-typedef struct rblock {
-    double *avg, *mx, *h1, *a1, *h2, *a2, *o1, *o2, *s, *mc;      /* vectors */
-    double *f1, *cm, *cx, *cat, *sc, *ms, *f2;                   /* attention */
-    double *d1, *p1, *l1, *r1, *d2, *p2, *l2, *d3, *p3, *out;    /* DSCs */
-} rblock;
-
-typedef struct rgen {
-    double *h0, *a0, *h1, *a1, *h2, *a2;
-    rblock blk[MAX_BLOCKS];
-    double *u1, *sh1, *v1, *u2, *sh2, *v2, *tl, *t, *s, *y;
-} rgen;
-
-static void rblock_alloc(rblock *a, const rdims *d)
-{
-    size_t nv = (size_t)d->n * d->c, nh = (size_t)d->n * d->hid,
-           np = (size_t)d->n * d->h4 * d->w4, nx = np * d->c;
-    double **vec[] = {&a->avg, &a->mx, &a->o1, &a->o2, &a->s, &a->mc};
-    for (size_t i = 0; i < 6; i++)
-        *vec[i] = tu_alloc(nv);
-    double **hid[] = {&a->h1, &a->a1, &a->h2, &a->a2};
-    for (size_t i = 0; i < 4; i++)
-        *hid[i] = tu_alloc(nh);
-    double **pix[] = {&a->cm, &a->cx, &a->sc, &a->ms};
-    for (size_t i = 0; i < 4; i++)
-        *pix[i] = tu_alloc(np);
-    a->cat = tu_alloc(2 * np);
-    double **full[] = {&a->f1, &a->f2, &a->d1, &a->p1, &a->l1, &a->r1, &a->d2,
-                       &a->p2, &a->l2, &a->d3, &a->p3, &a->out};
-    for (size_t i = 0; i < 12; i++)
-        *full[i] = tu_alloc(nx);
-}
-
-static void rblock_free(rblock *a)
-{
-    double **all = (double **)a;
-    for (size_t i = 0; i < sizeof *a / sizeof(double *); i++)
-        free(all[i]);
-}
-
-static void rgen_alloc(rgen *a, const rdims *d)
-{
-    size_t f = (size_t)d->n * d->h * d->w, f2 = (size_t)d->n * d->h2 * d->w2,
-           f4 = (size_t)d->n * d->h4 * d->w4;
-    a->h0 = tu_alloc(f * d->b);
-    a->a0 = tu_alloc(f * d->b);
-    a->h1 = tu_alloc(f2 * 2 * d->b);
-    a->a1 = tu_alloc(f2 * 2 * d->b);
-    a->h2 = tu_alloc(f4 * d->c);
-    a->a2 = tu_alloc(f4 * d->c);
-    for (int i = 0; i < d->nb; i++)
-        rblock_alloc(&a->blk[i], d);
-    a->u1 = tu_alloc(f4 * 8 * d->b);
-    a->sh1 = tu_alloc(f2 * 2 * d->b);
-    a->v1 = tu_alloc(f2 * 2 * d->b);
-    a->u2 = tu_alloc(f2 * 4 * d->b);
-    a->sh2 = tu_alloc(f * d->b);
-    a->v2 = tu_alloc(f * d->b);
-    a->tl = tu_alloc(f * 3);
-    a->t = tu_alloc(f * 3);
-    a->s = tu_alloc(f * 3);
-    a->y = tu_alloc(f * 3);
-}
-
-static void rgen_free(rgen *a, const rdims *d)
-{
-    double *singles[] = {a->h0, a->a0, a->h1, a->a1,  a->h2, a->a2, a->u1, a->sh1,
-                         a->v1, a->u2, a->sh2, a->v2, a->tl, a->t,  a->s,  a->y};
-    for (size_t i = 0; i < sizeof singles / sizeof singles[0]; i++)
-        free(singles[i]);
-    for (int i = 0; i < d->nb; i++)
-        rblock_free(&a->blk[i]);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Reference DSCRb (as in test-dscrb.c, with the dims of the case) */
-
-static void ref_block_forward(const gen_case *k, const rdims *d, const rblock_w *p, int bi,
-                              const double *x, rblock *a)
-{
-    const int N = d->n, C = d->c, CR = d->hid, H = d->h4, W = d->w4;
-    const size_t NX = (size_t)N * C * H * W, NP = (size_t)N * H * W, NV = (size_t)N * C;
-    const int shape_x[4] = {N, C, H, W}, shape_vec[4] = {N, C, 1, 1}, shape_pix[4] = {N, 1, H, W};
-    ref_conv2d_geom mlp1 = geom(N, C, 1, 1, CR, 1, 1, 0, 0, 1),
-                    mlp2 = geom(N, CR, 1, 1, C, 1, 1, 0, 0, 1),
-                    spatial = geom(N, 2, H, W, 1, 7, 1, 3, 0, 1),
-                    dw = geom(N, C, H, W, C, 3, 1, 1, 1, C), pw = geom(N, C, H, W, C, 1, 1, 0, 0, 1);
-    ref_global_avg_pool_forward(x, N, C, H, W, a->avg);
-    ref_global_max_pool_forward(x, N, C, H, W, a->mx);
-    ref_conv2d_forward(&mlp1, a->avg, p->fc1.w, p->fc1.b, a->h1);
-    ref_activation_forward(DSD_ACT_LEAKY_RELU, SLOPE, a->h1, a->a1, (size_t)N * CR);
-    ref_conv2d_forward(&mlp2, a->a1, p->fc2.w, p->fc2.b, a->o1);
-    ref_conv2d_forward(&mlp1, a->mx, p->fc1.w, p->fc1.b, a->h2);
-    ref_activation_forward(DSD_ACT_LEAKY_RELU, SLOPE, a->h2, a->a2, (size_t)N * CR);
-    ref_conv2d_forward(&mlp2, a->a2, p->fc2.w, p->fc2.b, a->o2);
-    ref_add_forward(shape_vec, a->o1, shape_vec, a->o2, 1.0, a->s);
-    ref_activation_forward(DSD_ACT_SIGMOID, 0, a->s, a->mc, NV);
-    ref_mul_forward(shape_x, x, shape_vec, a->mc, a->f1);
-
-    ref_channel_mean_forward(a->f1, N, C, H, W, a->cm);
-    ref_channel_max_forward(a->f1, N, C, H, W, a->cx);
-    ref_concat_forward(N, 1, 1, H * W, a->cm, a->cx, a->cat);
-    ref_conv2d_forward(&spatial, a->cat, p->sa.w, p->sa.b, a->sc);
-    ref_activation_forward(DSD_ACT_SIGMOID, 0, a->sc, a->ms, NP);
-    ref_mul_forward(shape_x, a->f1, shape_pix, a->ms, a->f2);
-
-    ref_conv2d_forward(&dw, a->f2, p->dw[0].w, p->dw[0].b, a->d1);
-    ref_conv2d_forward(&pw, a->d1, p->pw[0].w, p->pw[0].b, a->p1);
-    ref_activation_forward(DSD_ACT_LEAKY_RELU, SLOPE, a->p1, a->l1, NX);
-    if (k->training && k->cfg.dropout > 0)
-        ref_dropout_forward(k->cfg.dropout, k->seed, k->step * 65536 + (uint64_t)bi, a->l1, NX,
-                            a->r1);
-    else
-        memcpy(a->r1, a->l1, NX * sizeof(double));
-    ref_conv2d_forward(&dw, a->r1, p->dw[1].w, p->dw[1].b, a->d2);
-    ref_conv2d_forward(&pw, a->d2, p->pw[1].w, p->pw[1].b, a->p2);
-    ref_activation_forward(DSD_ACT_LEAKY_RELU, SLOPE, a->p2, a->l2, NX);
-    ref_conv2d_forward(&dw, a->l2, p->dw[2].w, p->dw[2].b, a->d3);
-    ref_conv2d_forward(&pw, a->d3, p->pw[2].w, p->pw[2].b, a->p3);
-    ref_add_forward(shape_x, x, shape_x, a->p3, 1.0, a->out);
-}
-
-/* dx += dL/dx, dp += dL/dparams for the upstream dout. */
-static void ref_block_backward(const gen_case *k, const rdims *d, const rblock_w *p,
-                               rblock_w *dp, int bi, const double *x, const rblock *a,
-                               const double *dout, double *dx)
-{
-    const int N = d->n, C = d->c, CR = d->hid, H = d->h4, W = d->w4;
-    const size_t NX = (size_t)N * C * H * W, NP = (size_t)N * H * W, NV = (size_t)N * C,
-                 NH = (size_t)N * CR;
-    const int shape_x[4] = {N, C, H, W}, shape_vec[4] = {N, C, 1, 1}, shape_pix[4] = {N, 1, H, W};
-    ref_conv2d_geom mlp1 = geom(N, C, 1, 1, CR, 1, 1, 0, 0, 1),
-                    mlp2 = geom(N, CR, 1, 1, C, 1, 1, 0, 0, 1),
-                    spatial = geom(N, 2, H, W, 1, 7, 1, 3, 0, 1),
-                    dw = geom(N, C, H, W, C, 3, 1, 1, 1, C), pw = geom(N, C, H, W, C, 1, 1, 0, 0, 1);
-    double *dp3 = tu_alloc(NX), *dd3 = tu_alloc(NX), *dl2 = tu_alloc(NX), *dp2 = tu_alloc(NX),
-           *dd2 = tu_alloc(NX), *dr1 = tu_alloc(NX), *dl1 = tu_alloc(NX), *dp1 = tu_alloc(NX),
-           *dd1 = tu_alloc(NX), *df2 = tu_alloc(NX), *df1 = tu_alloc(NX);
-    double *dms = tu_alloc(NP), *dsc = tu_alloc(NP), *dcat = tu_alloc(2 * NP), *dcm = tu_alloc(NP),
-           *dcx = tu_alloc(NP);
-    double *dmc = tu_alloc(NV), *ds = tu_alloc(NV), *do1 = tu_alloc(NV), *do2 = tu_alloc(NV),
-           *davg = tu_alloc(NV), *dmx = tu_alloc(NV);
-    double *da1 = tu_alloc(NH), *da2 = tu_alloc(NH), *dh1 = tu_alloc(NH), *dh2 = tu_alloc(NH);
-
-    ref_add_backward(shape_x, shape_x, 1.0, dout, dx, dp3);
-    ref_conv2d_backward(&pw, a->d3, p->pw[2].w, dp3, dd3, dp->pw[2].w, dp->pw[2].b);
-    ref_conv2d_backward(&dw, a->l2, p->dw[2].w, dd3, dl2, dp->dw[2].w, dp->dw[2].b);
-    ref_activation_backward(DSD_ACT_LEAKY_RELU, SLOPE, a->p2, a->l2, dl2, dp2, NX);
-    ref_conv2d_backward(&pw, a->d2, p->pw[1].w, dp2, dd2, dp->pw[1].w, dp->pw[1].b);
-    ref_conv2d_backward(&dw, a->r1, p->dw[1].w, dd2, dr1, dp->dw[1].w, dp->dw[1].b);
-    if (k->training && k->cfg.dropout > 0)
-        ref_dropout_backward(k->cfg.dropout, k->seed, k->step * 65536 + (uint64_t)bi, dr1, NX,
-                             dl1);
-    else
-        for (size_t i = 0; i < NX; i++)
-            dl1[i] += dr1[i];
-    ref_activation_backward(DSD_ACT_LEAKY_RELU, SLOPE, a->p1, a->l1, dl1, dp1, NX);
-    ref_conv2d_backward(&pw, a->d1, p->pw[0].w, dp1, dd1, dp->pw[0].w, dp->pw[0].b);
-    ref_conv2d_backward(&dw, a->f2, p->dw[0].w, dd1, df2, dp->dw[0].w, dp->dw[0].b);
-
-    ref_mul_backward(shape_x, a->f1, shape_pix, a->ms, df2, df1, dms);
-    ref_activation_backward(DSD_ACT_SIGMOID, 0, a->sc, a->ms, dms, dsc, NP);
-    ref_conv2d_backward(&spatial, a->cat, p->sa.w, dsc, dcat, dp->sa.w, dp->sa.b);
-    ref_concat_backward(N, 1, 1, H * W, dcat, dcm, dcx);
-    ref_channel_mean_backward(dcm, N, C, H, W, df1);
-    ref_channel_max_backward(a->f1, dcx, N, C, H, W, df1);
-
-    ref_mul_backward(shape_x, x, shape_vec, a->mc, df1, dx, dmc);
-    ref_activation_backward(DSD_ACT_SIGMOID, 0, a->s, a->mc, dmc, ds, NV);
-    ref_add_backward(shape_vec, shape_vec, 1.0, ds, do1, do2);
-    ref_conv2d_backward(&mlp2, a->a2, p->fc2.w, do2, da2, dp->fc2.w, dp->fc2.b);
-    ref_activation_backward(DSD_ACT_LEAKY_RELU, SLOPE, a->h2, a->a2, da2, dh2, NH);
-    ref_conv2d_backward(&mlp1, a->mx, p->fc1.w, dh2, dmx, dp->fc1.w, dp->fc1.b);
-    ref_conv2d_backward(&mlp2, a->a1, p->fc2.w, do1, da1, dp->fc2.w, dp->fc2.b);
-    ref_activation_backward(DSD_ACT_LEAKY_RELU, SLOPE, a->h1, a->a1, da1, dh1, NH);
-    ref_conv2d_backward(&mlp1, a->avg, p->fc1.w, dh1, davg, dp->fc1.w, dp->fc1.b);
-    ref_global_max_pool_backward(x, dmx, N, C, H, W, dx);
-    ref_global_avg_pool_backward(davg, N, C, H, W, dx);
-
-    double *all[] = {dp3, dd3, dl2, dp2, dd2, dr1, dl1, dp1, dd1, df2, df1, dms, dsc, dcat, dcm,
-                     dcx, dmc, ds,  do1, do2, davg, dmx, da1, da2, dh1, dh2};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        free(all[i]);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Reference generator */
-
-static void ref_gen_forward(const gen_case *k, rgen *a)
-{
-    rdims d = dims_of(k);
-    rgen_w p;
-    ref_bind(k, k->p, &p);
-    const int N = d.n, B = d.b;
-    const size_t f = (size_t)N * d.h * d.w, f2 = (size_t)N * d.h2 * d.w2;
-    ref_conv2d_geom head = geom(N, 3, d.h, d.w, B, 7, 1, 3, 1, 1),
-                    down0 = geom(N, B, d.h, d.w, 2 * B, 3, 2, 1, 0, 1),
-                    down1 = geom(N, 2 * B, d.h2, d.w2, d.c, 3, 2, 1, 0, 1),
-                    up0 = geom(N, d.c, d.h4, d.w4, 8 * B, d.k, 1, d.k / 2, 0, 1),
-                    up1 = geom(N, 2 * B, d.h2, d.w2, 4 * B, d.k, 1, d.k / 2, 0, 1),
-                    tail = geom(N, B, d.h, d.w, 3, 7, 1, 3, 1, 1);
-    ref_conv2d_forward(&head, k->x, p.head.w, p.head.b, a->h0);
-    ref_activation_forward(DSD_ACT_LEAKY_RELU, SLOPE, a->h0, a->a0, f * B);
-    ref_conv2d_forward(&down0, a->a0, p.down[0].w, p.down[0].b, a->h1);
-    ref_activation_forward(DSD_ACT_LEAKY_RELU, SLOPE, a->h1, a->a1, f2 * 2 * B);
-    ref_conv2d_forward(&down1, a->a1, p.down[1].w, p.down[1].b, a->h2);
-    ref_activation_forward(DSD_ACT_LEAKY_RELU, SLOPE, a->h2, a->a2,
-                           (size_t)N * d.c * d.h4 * d.w4);
-    const double *feat = a->a2;
-    for (int i = 0; i < d.nb; i++) {
-        ref_block_forward(k, &d, &p.blk[i], i, feat, &a->blk[i]);
-        feat = a->blk[i].out;
-    }
-    ref_conv2d_forward(&up0, feat, p.up[0].w, p.up[0].b, a->u1);
-    ref_pixel_shuffle_forward(2, N, 8 * B, d.h4, d.w4, a->u1, a->sh1);
-    ref_activation_forward(DSD_ACT_LEAKY_RELU, SLOPE, a->sh1, a->v1, f2 * 2 * B);
-    ref_conv2d_forward(&up1, a->v1, p.up[1].w, p.up[1].b, a->u2);
-    ref_pixel_shuffle_forward(2, N, 4 * B, d.h2, d.w2, a->u2, a->sh2);
-    ref_activation_forward(DSD_ACT_LEAKY_RELU, SLOPE, a->sh2, a->v2, f * B);
-    ref_conv2d_forward(&tail, a->v2, p.tail.w, p.tail.b, a->tl);
-    ref_activation_forward(DSD_ACT_TANH, 0, a->tl, a->t, f * 3);
-    for (size_t i = 0; i < f * 3; i++)
-        a->s[i] = k->x[i] + a->t[i];
-    ref_clamp_forward(-1.0, 1.0, a->s, a->y, f * 3);
-}
-
-/* dx += dL/dx, dparams (laid out like k->p) += dL/dparams for upstream k->g. */
-static void ref_gen_backward(const gen_case *k, const rgen *a, double *dx, double *dparams)
-{
-    rdims d = dims_of(k);
-    rgen_w p, dp;
-    ref_bind(k, k->p, &p);
-    ref_bind(k, dparams, &dp);
-    const int N = d.n, B = d.b;
-    const size_t f = (size_t)N * d.h * d.w, f2 = (size_t)N * d.h2 * d.w2,
-                 f4 = (size_t)N * d.h4 * d.w4;
-    ref_conv2d_geom head = geom(N, 3, d.h, d.w, B, 7, 1, 3, 1, 1),
-                    down0 = geom(N, B, d.h, d.w, 2 * B, 3, 2, 1, 0, 1),
-                    down1 = geom(N, 2 * B, d.h2, d.w2, d.c, 3, 2, 1, 0, 1),
-                    up0 = geom(N, d.c, d.h4, d.w4, 8 * B, d.k, 1, d.k / 2, 0, 1),
-                    up1 = geom(N, 2 * B, d.h2, d.w2, 4 * B, d.k, 1, d.k / 2, 0, 1),
-                    tail = geom(N, B, d.h, d.w, 3, 7, 1, 3, 1, 1);
-    double *ds = tu_alloc(f * 3), *dtl = tu_alloc(f * 3), *dv2 = tu_alloc(f * B),
-           *dsh2 = tu_alloc(f * B), *du2 = tu_alloc(f2 * 4 * B), *dv1 = tu_alloc(f2 * 2 * B),
-           *dsh1 = tu_alloc(f2 * 2 * B), *du1 = tu_alloc(f4 * 8 * B), *dh2 = tu_alloc(f4 * d.c),
-           *da1 = tu_alloc(f2 * 2 * B), *dh1 = tu_alloc(f2 * 2 * B), *da0 = tu_alloc(f * B),
-           *dh0 = tu_alloc(f * B);
-    double *dfeat[MAX_BLOCKS + 1];
-    for (int i = 0; i <= d.nb; i++)
-        dfeat[i] = tu_alloc(f4 * d.c); /* dfeat[i]: gradient of block i's input */
-
-    ref_clamp_backward(-1.0, 1.0, a->s, k->g, ds, f * 3);
-    for (size_t i = 0; i < f * 3; i++)
-        dx[i] += ds[i];
-    ref_activation_backward(DSD_ACT_TANH, 0, a->tl, a->t, ds, dtl, f * 3);
-    ref_conv2d_backward(&tail, a->v2, p.tail.w, dtl, dv2, dp.tail.w, dp.tail.b);
-    ref_activation_backward(DSD_ACT_LEAKY_RELU, SLOPE, a->sh2, a->v2, dv2, dsh2, f * B);
-    ref_pixel_shuffle_backward(2, N, 4 * B, d.h2, d.w2, dsh2, du2);
-    ref_conv2d_backward(&up1, a->v1, p.up[1].w, du2, dv1, dp.up[1].w, dp.up[1].b);
-    ref_activation_backward(DSD_ACT_LEAKY_RELU, SLOPE, a->sh1, a->v1, dv1, dsh1, f2 * 2 * B);
-    ref_pixel_shuffle_backward(2, N, 8 * B, d.h4, d.w4, dsh1, du1);
-    const double *feat = d.nb > 0 ? a->blk[d.nb - 1].out : a->a2;
-    ref_conv2d_backward(&up0, feat, p.up[0].w, du1, dfeat[d.nb], dp.up[0].w, dp.up[0].b);
-    for (int i = d.nb - 1; i >= 0; i--) {
-        const double *in = i > 0 ? a->blk[i - 1].out : a->a2;
-        ref_block_backward(k, &d, &p.blk[i], &dp.blk[i], i, in, &a->blk[i], dfeat[i + 1],
-                           dfeat[i]);
-    }
-    ref_activation_backward(DSD_ACT_LEAKY_RELU, SLOPE, a->h2, a->a2, dfeat[0], dh2, f4 * d.c);
-    ref_conv2d_backward(&down1, a->a1, p.down[1].w, dh2, da1, dp.down[1].w, dp.down[1].b);
-    ref_activation_backward(DSD_ACT_LEAKY_RELU, SLOPE, a->h1, a->a1, da1, dh1, f2 * 2 * B);
-    ref_conv2d_backward(&down0, a->a0, p.down[0].w, dh1, da0, dp.down[0].w, dp.down[0].b);
-    ref_activation_backward(DSD_ACT_LEAKY_RELU, SLOPE, a->h0, a->a0, da0, dh0, f * B);
-    ref_conv2d_backward(&head, k->x, p.head.w, dh0, dx, dp.head.w, dp.head.b);
-
-    double *all[] = {ds, dtl, dv2, dsh2, du2, dv1, dsh1, du1, dh2, da1, dh1, da0, dh0};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        free(all[i]);
-    for (int i = 0; i <= d.nb; i++)
-        free(dfeat[i]);
-}
-
-static double ref_loss(void *user)
-{
-    const gen_case *k = user;
-    rdims d = dims_of(k);
-    rgen a;
-    rgen_alloc(&a, &d);
-    ref_gen_forward(k, &a);
-    double l = tu_dot(a.y, k->g, image_numel(k));
-    rgen_free(&a, &d);
-    return l;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Case setup */
+/* Case setup (the reference network is tests/ref/generator.c) */
 
 static dsd_generator_config small_config(int n_blocks, float dropout)
 {
@@ -464,51 +50,10 @@ static dsd_generator_config small_config(int n_blocks, float dropout)
     return c;
 }
 
-/* Random parameters (weights U(+-1.5/sqrt(fan_in)), biases U(+-0.3)), input
- * in [-0.9, 0.9], upstream in [-1, 1]; all rounded to float. */
-static void case_make(gen_case *k, const dsd_generator *g, int n, int h, int w, uint64_t seed)
-{
-    memset(k, 0, sizeof *k);
-    k->cfg = g->cfg;
-    k->n = n;
-    k->h = h;
-    k->w = w;
-    k->training = 1;
-    k->step = STEP;
-    k->seed = DROPOUT_SEED;
-    k->table = &g->params;
-    k->count = g->params.count;
-    tu_rng r = tu_rng_init(seed);
-    k->p = tu_alloc(k->count);
-    for (size_t i = 0; i < g->params.n; i++) {
-        const dsd_param_info *e = &g->params.info[i];
-        double s = e->ndim == 4 ? 1.5 / sqrt((double)e->fan_in) : 0.3;
-        tu_fill_nonzero(&r, k->p + e->offset, e->numel, 0.02 * s, s);
-    }
-    size_t ni = image_numel(k);
-    k->x = tu_alloc(ni);
-    k->g = tu_alloc(ni);
-    tu_fill(&r, k->x, ni, -0.9, 0.9);
-    tu_fill(&r, k->g, ni, -1.0, 1.0);
-    for (size_t i = 0; i < k->count; i++)
-        k->p[i] = (float)k->p[i];
-    for (size_t i = 0; i < ni; i++) {
-        k->x[i] = (float)k->x[i];
-        k->g[i] = (float)k->g[i];
-    }
-}
-
-static void case_free(gen_case *k)
-{
-    free(k->p);
-    free(k->x);
-    free(k->g);
-}
-
 static void gen_init(dsd_generator *g, const dsd_generator_config *cfg)
 {
     TU_OK(dsd_generator_init(tu_ctx(), g, cfg));
-    g->dropout_seed = DROPOUT_SEED;
+    g->dropout_seed = REF_GEN_DROPOUT_SEED;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -720,11 +265,11 @@ typedef struct dev_run {
     double *dx0, *grads0;            /* the prefills */
 } dev_run;
 
-static void dev_run_case(dsd_generator *g, const gen_case *k, int training, int backward,
+static void dev_run_case(dsd_generator *g, const ref_gen_case *k, int training, int backward,
                          dev_run *out)
 {
     dsd_context *ctx = tu_ctx();
-    size_t ni = image_numel(k);
+    size_t ni = ref_gen_image_numel(k);
     tu_upload(&g->params.values, k->p);
     dsd_tensor x, y, dy, dx;
     tu_tensor_from(&x, k->n, 3, k->h, k->w, k->x);
@@ -789,14 +334,14 @@ static void check_against_reference(int n_blocks, int n, int h, int w, uint64_t 
     dsd_generator_config cfg = small_config(n_blocks, 0.5f);
     dsd_generator g;
     gen_init(&g, &cfg);
-    gen_case k;
-    case_make(&k, &g, n, h, w, seed);
-    rdims d = dims_of(&k);
-    size_t ni = image_numel(&k);
+    ref_gen_case k;
+    ref_gen_case_make(&k, &g, n, h, w, seed);
+    ref_gen_dims d = ref_gen_dims_of(&k);
+    size_t ni = ref_gen_image_numel(&k);
 
     /* training, with dropout */
-    rgen a;
-    rgen_alloc(&a, &d);
+    ref_gen_acts a;
+    ref_gen_acts_alloc(&a, &d);
     ref_gen_forward(&k, &a);
     size_t unclamped = 0;
     for (size_t i = 0; i < ni; i++) {
@@ -824,37 +369,37 @@ static void check_against_reference(int n_blocks, int n, int h, int w, uint64_t 
     tu_check_close("dL/dx through the network", r.dx, rdx, ni, 1e-4);
     check_param_grads(&g.params, r.grads, r.grads0, rdp, 1e-4);
     dev_run_free(&r);
-    rgen_free(&a, &d);
+    ref_gen_acts_free(&a, &d);
 
     /* inference: no dropout */
     k.training = 0;
-    rgen_alloc(&a, &d);
+    ref_gen_acts_alloc(&a, &d);
     ref_gen_forward(&k, &a);
     dev_run_case(&g, &k, 0, 0, &r);
     tu_check_close("generator output (inference)", r.y, a.y, ni, 1e-4);
     dev_run_free(&r);
-    rgen_free(&a, &d);
+    ref_gen_acts_free(&a, &d);
 
     /* the dropout mattered: the training output differs from inference's */
     k.training = 1;
     double *y_train = tu_alloc(ni);
-    rgen_alloc(&a, &d);
+    ref_gen_acts_alloc(&a, &d);
     ref_gen_forward(&k, &a);
     memcpy(y_train, a.y, ni * sizeof(double));
-    rgen_free(&a, &d);
+    ref_gen_acts_free(&a, &d);
     k.training = 0;
     double diff = 0;
-    rgen_alloc(&a, &d);
+    ref_gen_acts_alloc(&a, &d);
     ref_gen_forward(&k, &a);
     for (size_t i = 0; i < ni; i++)
         diff = fmax(diff, fabs(a.y[i] - y_train[i]));
     ck_assert_msg(diff > 1e-3, "dropout changed nothing (%g)", diff);
-    rgen_free(&a, &d);
+    ref_gen_acts_free(&a, &d);
     free(y_train);
 
     free(rdx);
     free(rdp);
-    case_free(&k);
+    ref_gen_case_free(&k);
     dsd_generator_free(ctx, &g);
 }
 
@@ -881,16 +426,16 @@ START_TEST(test_reference_finite_differences)
     dsd_generator_config cfg = small_config(1, 0.5f);
     dsd_generator g;
     gen_init(&g, &cfg);
-    gen_case k;
-    case_make(&k, &g, 2, 12, 16, 303);
-    rdims d = dims_of(&k);
-    size_t ni = image_numel(&k);
-    rgen a;
-    rgen_alloc(&a, &d);
+    ref_gen_case k;
+    ref_gen_case_make(&k, &g, 2, 12, 16, 303);
+    ref_gen_dims d = ref_gen_dims_of(&k);
+    size_t ni = ref_gen_image_numel(&k);
+    ref_gen_acts a;
+    ref_gen_acts_alloc(&a, &d);
     ref_gen_forward(&k, &a);
     double *rdx = tu_alloc(ni), *rdp = tu_alloc(k.count);
     ref_gen_backward(&k, &a, rdx, rdp);
-    rgen_free(&a, &d);
+    ref_gen_acts_free(&a, &d);
 
     /* two elements of every parameter tensor (first and one past the middle) */
     size_t checked = 0;
@@ -900,7 +445,7 @@ START_TEST(test_reference_finite_differences)
         int m = e->numel > 1 ? 2 : 1;
         double fd[2], an[2];
         for (int j = 0; j < m; j++) {
-            tu_numeric_grad(ref_loss, &k, &k.p[idx[j]], 1, 1e-6, &fd[j]);
+            tu_numeric_grad(ref_gen_loss, &k, &k.p[idx[j]], 1, 1e-6, &fd[j]);
             an[j] = rdp[idx[j]];
         }
         char what[128];
@@ -914,13 +459,13 @@ START_TEST(test_reference_finite_differences)
     double fdx[NXS], anx[NXS];
     for (int j = 0; j < NXS; j++) {
         size_t i = (size_t)j * (ni / NXS) + 5;
-        tu_numeric_grad(ref_loss, &k, &k.x[i], 1, 1e-6, &fdx[j]);
+        tu_numeric_grad(ref_gen_loss, &k, &k.x[i], 1, 1e-6, &fdx[j]);
         anx[j] = rdx[i];
     }
     tu_check_close("reference dL/dx vs finite differences", anx, fdx, NXS, 1e-5);
     free(rdx);
     free(rdp);
-    case_free(&k);
+    ref_gen_case_free(&k);
     dsd_generator_free(ctx, &g);
 }
 END_TEST
@@ -931,9 +476,9 @@ START_TEST(test_inference_equals_training_without_dropout)
     dsd_generator_config cfg = small_config(2, 0.0f);
     dsd_generator g;
     gen_init(&g, &cfg);
-    gen_case k;
-    case_make(&k, &g, 2, 12, 16, 404);
-    size_t ni = image_numel(&k);
+    ref_gen_case k;
+    ref_gen_case_make(&k, &g, 2, 12, 16, 404);
+    size_t ni = ref_gen_image_numel(&k);
     tu_upload(&g.params.values, k.p);
     dsd_tensor x, y1, y2;
     tu_tensor_from(&x, k.n, 3, k.h, k.w, k.x);
@@ -953,7 +498,7 @@ START_TEST(test_inference_equals_training_without_dropout)
     tu_tensor_free(&x);
     tu_tensor_free(&y1);
     tu_tensor_free(&y2);
-    case_free(&k);
+    ref_gen_case_free(&k);
     dsd_generator_free(ctx, &g);
 }
 END_TEST
@@ -964,9 +509,9 @@ START_TEST(test_deterministic_and_no_leaks)
     dsd_generator_config cfg = small_config(tu_small() ? 1 : 2, 0.5f);
     dsd_generator g;
     gen_init(&g, &cfg);
-    gen_case k;
-    case_make(&k, &g, 2, tu_small() ? 8 : 12, tu_small() ? 12 : 16, 505);
-    size_t ni = image_numel(&k), np = g.params.count;
+    ref_gen_case k;
+    ref_gen_case_make(&k, &g, 2, tu_small() ? 8 : 12, tu_small() ? 12 : 16, 505);
+    size_t ni = ref_gen_image_numel(&k), np = g.params.count;
     tu_upload(&g.params.values, k.p);
     dsd_tensor x, y, dy, dx;
     tu_tensor_from(&x, k.n, 3, k.h, k.w, k.x);
@@ -1009,7 +554,7 @@ START_TEST(test_deterministic_and_no_leaks)
     tu_tensor_free(&y);
     tu_tensor_free(&dy);
     tu_tensor_free(&dx);
-    case_free(&k);
+    ref_gen_case_free(&k);
     uint64_t arenas = g.arena_bytes;
     uint64_t before_free = dsd_pool_get_stats(ctx).bytes_in_use;
     dsd_generator_free(ctx, &g);
