@@ -79,6 +79,7 @@ typedef enum dsd_status {
     DSD_ERR_CLBLAST,          /* a CLBlast routine failed; cl_code holds its status */
     DSD_ERR_CLFFT,            /* a clFFT routine failed; cl_code holds its status */
     DSD_ERR_NAN,              /* a NaN or Inf was found where it must not be */
+    DSD_ERR_CONFIG,           /* a configuration file or override is invalid */
 } dsd_status;
 
 enum { DSD_ERROR_MESSAGE_MAX = 8192, DSD_ERROR_LINE_MAX = 9000 };
@@ -273,5 +274,6 @@ dsd_status dsd_tensor_copy(dsd_context *ctx, dsd_tensor *dst, const dsd_tensor *
 
 #include "dsdeblur_ops.h"
 #include "dsdeblur_model.h"
+#include "dsdeblur_config.h"
 
 #endif /* DSDEBLUR_H */

@@ -48,6 +48,12 @@ dsd_status dsd_status_from_cl(cl_int code);
  * per call site is not needed: returns a pointer into a thread-local copy). */
 const char *dsd_call_name_(const char *expr);
 
+/* Replaces path with the concatenation of parts[0..count) atomically
+ * (src/io/atomic_file.c): temporary file, fsync, rename; on failure the
+ * temporary is removed and an existing path is left untouched. */
+dsd_status dsd_write_file_atomic(const char *path, const void *const *parts,
+                                 const size_t *sizes, size_t count, dsd_error *err);
+
 /* The context's error slot. */
 dsd_error *dsd_ctx_err(dsd_context *ctx);
 

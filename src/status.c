@@ -23,6 +23,7 @@ const char *dsd_status_name(dsd_status status)
     case DSD_ERR_CLBLAST: return "DSD_ERR_CLBLAST";
     case DSD_ERR_CLFFT: return "DSD_ERR_CLFFT";
     case DSD_ERR_NAN: return "DSD_ERR_NAN";
+    case DSD_ERR_CONFIG: return "DSD_ERR_CONFIG";
     }
     return "DSD_ERR_UNKNOWN";
 }

@@ -1182,31 +1182,6 @@ static void build_header(const dsd_safetensors_writer *w, strbuf *b)
         sb_append(b, " ", 1);
 }
 
-/* fsync the directory holding path so the rename itself is durable. Best
- * effort: the new file is already in place, so a failure here is not one of
- * the save. */
-static void sync_parent_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? copy_bytes(path, slash == path ? 1 : (size_t)(slash - path))
-                      : copy_bytes(".", 1);
-    if (!dir)
-        return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
-static dsd_status write_all(FILE *f, const void *p, size_t n, const char *tmp, dsd_error *err)
-{
-    if (n > 0 && fwrite(p, 1, n, f) != n)
-        return DSD_FAIL(err, DSD_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-    return DSD_OK;
-}
-
 dsd_status dsd_safetensors_writer_save(dsd_safetensors_writer *w, const char *path,
                                        dsd_error *err)
 {
@@ -1216,57 +1191,34 @@ dsd_status dsd_safetensors_writer_save(dsd_safetensors_writer *w, const char *pa
     qsort(w->tensors, w->n_tensors, sizeof *w->tensors, compare_writer_names);
     strbuf header = {0};
     build_header(w, &header);
-    size_t tmp_size = strlen(path) + 32;
-    char *tmp = malloc(tmp_size);
-    if (header.failed || !tmp) {
+    if (header.failed) {
         free(header.data);
-        free(tmp);
         return DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "%s: out of memory building the header",
                         path);
     }
-    snprintf(tmp, tmp_size, "%s.tmp.%ld", path, (long)getpid());
-
-    dsd_status status = DSD_OK;
-    int created = 0;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        status = DSD_FAIL(err, DSD_ERR_IO, "%s: cannot create %s: %s", path, tmp,
-                          strerror(errno));
-        goto done;
+    /* length, header, then every tensor's bytes in name order */
+    size_t count = 2 + w->n_tensors;
+    const void **parts = malloc(count * sizeof *parts);
+    size_t *sizes = malloc(count * sizeof *sizes);
+    if (!parts || !sizes) {
+        free(parts);
+        free(sizes);
+        free(header.data);
+        return DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
     }
-    created = 1;
     unsigned char length[8];
     put_le64(length, header.len);
-    status = write_all(f, length, sizeof length, tmp, err);
-    if (status == DSD_OK)
-        status = write_all(f, header.data, header.len, tmp, err);
-    for (size_t i = 0; status == DSD_OK && i < w->n_tensors; i++)
-        status = write_all(f, w->tensors[i].bytes, w->tensors[i].nbytes, tmp, err);
-    if (status != DSD_OK)
-        goto done;
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        status = DSD_FAIL(err, DSD_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-        goto done;
+    parts[0] = length;
+    sizes[0] = sizeof length;
+    parts[1] = header.data;
+    sizes[1] = header.len;
+    for (size_t i = 0; i < w->n_tensors; i++) {
+        parts[2 + i] = w->tensors[i].bytes;
+        sizes[2 + i] = w->tensors[i].nbytes;
     }
-    int closed = fclose(f);
-    f = NULL;
-    if (closed != 0) {
-        status = DSD_FAIL(err, DSD_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        status = DSD_FAIL(err, DSD_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp,
-                          strerror(errno));
-        goto done;
-    }
-    created = 0;
-    sync_parent_dir(path);
-done:
-    if (f)
-        fclose(f);
-    if (created)
-        remove(tmp);
-    free(tmp);
+    dsd_status status = dsd_write_file_atomic(path, parts, sizes, count, err);
+    free(parts);
+    free(sizes);
     free(header.data);
     return status;
 }

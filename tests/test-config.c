@@ -1,0 +1,282 @@
+/*
+ * test-config.c: the training configuration (src/io/config.c): defaults,
+ * data/paper.yaml, overrides, the YAML round trip, and malformed files, each
+ * giving its expected message with file:line:column. Host only: no OpenCL
+ * device is needed.
+ */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Host-only calls report through a local dsd_error named err. */
+#define OK(expr)                                                                           \
+    do {                                                                                   \
+        dsd_status ok_st_ = (expr);                                                        \
+        ck_assert_msg(ok_st_ == DSD_OK, "%s returned %s: %s", #expr, dsd_status_name(ok_st_), \
+                      err.message);                                                        \
+    } while (0)
+
+static char tmpdir[] = "/tmp/dsdeblur-config-XXXXXX";
+
+static int setup_dir(void)
+{
+    return mkdtemp(tmpdir) != NULL;
+}
+
+/* Writes text to <tmpdir>/name and returns the path (static buffer). */
+static const char *write_file(const char *name, const char *text)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "wb");
+    ck_assert(f != NULL);
+    ck_assert_uint_eq(fwrite(text, 1, strlen(text), f), strlen(text));
+    ck_assert_int_eq(fclose(f), 0);
+    return path;
+}
+
+static void expect_load_error(const char *name, const char *text, dsd_status want,
+                              const char *substring)
+{
+    dsd_config c;
+    dsd_error err;
+    OK(dsd_config_defaults(&c, &err));
+    const char *path = write_file(name, text);
+    dsd_status st = dsd_config_load(&c, path, &err);
+    ck_assert_msg(st == want, "%s: status %s, want %s (%s)", name, dsd_status_name(st),
+                  dsd_status_name(want), err.message);
+    ck_assert_msg(strstr(err.message, substring) != NULL, "%s: message '%s' lacks '%s'", name,
+                  err.message, substring);
+    ck_assert_msg(strstr(err.message, name) != NULL, "%s: message '%s' does not name the file",
+                  name, err.message);
+    dsd_config_free(&c);
+}
+
+START_TEST(test_defaults_are_the_paper)
+{
+    dsd_config c;
+    dsd_error err;
+    OK(dsd_config_defaults(&c, &err));
+    ck_assert_int_eq(c.data.crop, 256);
+    ck_assert_int_eq(c.data.flip, 1);
+    ck_assert_int_eq(c.train.batch, 1);
+    ck_assert_int_eq(c.train.epochs, 500);
+    ck_assert_int_eq(c.train.decay_from, 150);
+    ck_assert(c.train.lr == 1e-4 && c.train.beta1 == 0.5 && c.train.beta2 == 0.999);
+    ck_assert(c.train.lambda == 100 && c.generator.dropout == 0.5);
+    ck_assert_str_eq(c.train.content_loss, "perceptual");
+    ck_assert_int_eq(c.generator.n_blocks, 9);
+    ck_assert_str_eq(c.device, "");
+
+    /* data/paper.yaml holds the same model and training values */
+    char path[1024];
+    const char *src = getenv("DSDEBLUR_TEST_SRCDIR");
+    snprintf(path, sizeof path, "%s/data/paper.yaml", src ? src : ".");
+    dsd_config p;
+    OK(dsd_config_defaults(&p, &err));
+    dsd_status st = dsd_config_load(&p, path, &err);
+    ck_assert_msg(st == DSD_OK, "%s: %s", path, err.message);
+    ck_assert(memcmp(&p.generator, &c.generator, sizeof c.generator) == 0);
+    ck_assert(memcmp(&p.discriminator, &c.discriminator, sizeof c.discriminator) == 0);
+    ck_assert(p.train.lr == c.train.lr && p.train.beta1 == c.train.beta1 &&
+              p.train.beta2 == c.train.beta2 && p.train.eps == c.train.eps &&
+              p.train.lambda == c.train.lambda && p.train.epochs == c.train.epochs &&
+              p.train.decay_from == c.train.decay_from && p.train.batch == c.train.batch);
+    ck_assert_str_eq(p.train.content_loss, "perceptual");
+    ck_assert_str_eq(p.data.train, "GOPRO_Large/train");
+    ck_assert_int_eq(dsd_config_validate(&p, &err), DSD_OK);
+    dsd_config_free(&p);
+    dsd_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_file_and_overrides)
+{
+    dsd_config c;
+    dsd_error err;
+    OK(dsd_config_defaults(&c, &err));
+    const char *path = write_file("run.yaml", "# a small run\n"
+                                              "data:\n"
+                                              "  mode: synthetic\n"
+                                              "  train: /photos\n"
+                                              "  flip: no\n"
+                                              "train:\n"
+                                              "  lr: 2e-4\n"
+                                              "  content_loss: l1\n"
+                                              "  seed: 12345678901\n"
+                                              "device: gpu\n");
+    OK(dsd_config_load(&c, path, &err));
+    ck_assert_int_eq(c.data.mode, DSD_DATA_SYNTHETIC);
+    ck_assert_str_eq(c.data.train, "/photos");
+    ck_assert_int_eq(c.data.flip, 0);
+    ck_assert(c.train.lr == 2e-4);
+    ck_assert(c.train.seed == 12345678901LL);
+    ck_assert_str_eq(c.device, "gpu");
+    ck_assert_int_eq(c.train.epochs, 500); /* untouched keys keep their defaults */
+    OK(dsd_config_set(&c, "train.epochs=3", &err));
+    OK(dsd_config_set(&c, "data.train=/other dir/with spaces", &err));
+    ck_assert_int_eq(c.train.epochs, 3);
+    ck_assert_str_eq(c.data.train, "/other dir/with spaces");
+    OK(dsd_config_set(&c, "train.decay_from=1", &err));
+    OK(dsd_config_validate(&c, &err));
+
+    struct {
+        const char *set, *msg;
+    } bad[] = {
+        {"train.lr", "expected key=value"},
+        {"=3", "expected key=value"},
+        {"train.lrr=1", "unknown key 'train.lrr' (did you mean 'train.lr'?)"},
+        {"nothing.like.it=1", "unknown key 'nothing.like.it'"},
+        {"train.epochs=0", "train.epochs must be between 1 and 1000000"},
+        {"train.lr=abc", "train.lr: 'abc' is not a number"},
+        {"train.lr=inf", "train.lr: 'inf' is not a number"},
+        {"train.content_loss=ssim", "'ssim' is not one of perceptual|l1|mse|fft"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        dsd_status st = dsd_config_set(&c, bad[i].set, &err);
+        ck_assert_msg(st == DSD_ERR_CONFIG, "--set %s accepted", bad[i].set);
+        ck_assert_msg(strstr(err.message, bad[i].msg), "--set %s: '%s' lacks '%s'", bad[i].set,
+                      err.message, bad[i].msg);
+        ck_assert_msg(strstr(err.message, "--set"), "'%s' does not name the override",
+                      err.message);
+    }
+    ck_assert_int_eq(c.train.epochs, 3); /* refused overrides changed nothing */
+    dsd_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_round_trip)
+{
+    dsd_config c, d;
+    dsd_error err;
+    OK(dsd_config_defaults(&c, &err));
+    OK(dsd_config_set(&c, "data.train=yes", &err)); /* a string that looks like a bool */
+    OK(dsd_config_set(&c, "run.dir=1e3", &err));   /* ... and like a number */
+    OK(dsd_config_set(&c, "train.lr=0.00012345678901234567", &err));
+    OK(dsd_config_set(&c, "generator.dropout=0.1", &err));
+    char path[512];
+    snprintf(path, sizeof path, "%s/saved.yaml", tmpdir);
+    OK(dsd_config_save(&c, path, &err));
+    OK(dsd_config_defaults(&d, &err));
+    OK(dsd_config_load(&d, path, &err));
+    char *a, *b;
+    OK(dsd_config_to_string(&c, &a, &err));
+    OK(dsd_config_to_string(&d, &b, &err));
+    ck_assert_str_eq(a, b);
+    ck_assert_str_eq(d.data.train, "yes");
+    ck_assert_str_eq(d.run.dir, "1e3");
+    ck_assert(d.train.lr == c.train.lr); /* doubles survive exactly */
+    ck_assert(d.generator.dropout == 0.1);
+    ck_assert(strstr(a, "lr: 0.00012345678901234567") != NULL);
+    free(a);
+    free(b);
+    /* every key is listed, named and described */
+    const char *name, *help;
+    int n = 0;
+    while (dsd_config_key(n, &name, &help)) {
+        ck_assert(name && *name && help && *help);
+        n++;
+    }
+    ck_assert_int_ge(n, 35);
+    dsd_config_free(&c);
+    dsd_config_free(&d);
+}
+END_TEST
+
+START_TEST(test_malformed_files)
+{
+    expect_load_error("typo.yaml", "data:\n  mdoe: gopro\n", DSD_ERR_CONFIG,
+                      "typo.yaml:2:3: unknown key 'data.mdoe' (did you mean 'data.mode'?)");
+    expect_load_error("type.yaml", "train:\n  lr: fast\n", DSD_ERR_CONFIG,
+                      "type.yaml:2:7: train.lr: 'fast' is not a number");
+    expect_load_error("range.yaml", "train:\n  epochs: 0\n", DSD_ERR_CONFIG,
+                      "range.yaml:2:11: train.epochs must be between 1 and 1000000, not 0");
+    expect_load_error("mode.yaml", "data:\n  mode: video\n", DSD_ERR_CONFIG,
+                      "mode.yaml:2:9: data.mode: 'video' is not one of gopro|paired|synthetic");
+    expect_load_error("syntax.yaml", "train:\n  lr: \"1e-4\n", DSD_ERR_CONFIG,
+                      "not valid YAML");
+    expect_load_error("list.yaml", "train:\n  lr: [1, 2]\n", DSD_ERR_CONFIG,
+                      "list.yaml:2:7: train.lr takes a single value, not a list");
+    expect_load_error("twice.yaml", "train:\n  lr: 1e-4\n  lr: 2e-4\n", DSD_ERR_CONFIG,
+                      "twice.yaml:3:3: train.lr is set twice");
+    expect_load_error("toplist.yaml", "- a\n- b\n", DSD_ERR_CONFIG,
+                      "toplist.yaml:1:1: expected a mapping of sections");
+    expect_load_error("flat.yaml", "train: 5\n", DSD_ERR_CONFIG,
+                      "flat.yaml:1:1: section 'train' must be a mapping of keys");
+    expect_load_error("bool.yaml", "data:\n  flip: maybe\n", DSD_ERR_CONFIG,
+                      "data.flip: 'maybe' is not true or false");
+    expect_load_error("int.yaml", "train:\n  batch: 1.5\n", DSD_ERR_CONFIG,
+                      "int.yaml:2:10: train.batch: '1.5' is not an integer");
+    expect_load_error("alias.yaml", "train:\n  lr: &x 1e-4\n  eps: *x\n", DSD_ERR_CONFIG,
+                      "aliases are not allowed");
+    expect_load_error("docs.yaml", "train:\n  lr: 1e-4\n---\ntrain:\n  lr: 2e-4\n",
+                      DSD_ERR_CONFIG, "expected a single document");
+    expect_load_error("section.yaml", "trian:\n  lr: 1e-4\n", DSD_ERR_CONFIG,
+                      "unknown key 'trian.lr'");
+
+    dsd_config c;
+    dsd_error err;
+    OK(dsd_config_defaults(&c, &err));
+    char missing[512];
+    snprintf(missing, sizeof missing, "%s/no-such.yaml", tmpdir);
+    ck_assert_int_eq(dsd_config_load(&c, missing, &err), DSD_ERR_IO);
+    ck_assert(strstr(err.message, "no-such.yaml: cannot open") != NULL);
+    /* an empty file changes nothing */
+    OK(dsd_config_load(&c, write_file("empty.yaml", ""), &err));
+    ck_assert_int_eq(c.train.epochs, 500);
+    dsd_config_free(&c);
+}
+END_TEST
+
+START_TEST(test_validation)
+{
+    struct {
+        const char *sets[3], *msg;
+    } cases[] = {
+        {{"data.train=x", NULL}, "perceptual needs train.vgg_weights"},
+        {{"data.mode=paired", "train.content_loss=l1", NULL}, "paired needs data.train_blur"},
+        {{"train.content_loss=l1", NULL}, "data.mode gopro needs data.train"},
+        {{"data.train=x", "train.content_loss=l1", "data.crop=30"}, "not a multiple of 4"},
+        {{"data.train=x", "train.content_loss=mse", "train.decay_from=600"},
+         "train.decay_from 600 is after train.epochs 500"},
+        {{"data.train=x", "train.content_loss=fft", "generator.up_kernel=4"}, "must be odd"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dsd_config c;
+        dsd_error err;
+        OK(dsd_config_defaults(&c, &err));
+        for (int j = 0; j < 3 && cases[i].sets[j]; j++)
+            OK(dsd_config_set(&c, cases[i].sets[j], &err));
+        dsd_status st = dsd_config_validate(&c, &err);
+        ck_assert_msg(st == DSD_ERR_CONFIG, "case %zu accepted", i);
+        ck_assert_msg(strstr(err.message, cases[i].msg), "case %zu: '%s' lacks '%s'", i,
+                      err.message, cases[i].msg);
+        dsd_config_free(&c);
+    }
+}
+END_TEST
+
+int main(void)
+{
+    if (!setup_dir()) {
+        perror("mkdtemp");
+        return 1;
+    }
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("config");
+    tcase_add_test(tc, test_defaults_are_the_paper);
+    tcase_add_test(tc, test_file_and_overrides);
+    tcase_add_test(tc, test_round_trip);
+    tcase_add_test(tc, test_malformed_files);
+    tcase_add_test(tc, test_validation);
+    suite_add_tcase(s, tc);
+    int rc = tu_run(s);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmpdir);
+    return rc;
+}
