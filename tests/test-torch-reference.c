@@ -281,7 +281,7 @@ static double max_abs(const dsd_safetensors *st, const dsd_st_tensor *t)
     return m;
 }
 
-/* Downloads the grads arena and compares every parameter's slice. zero_bias_layers:
+/* Downloads the grads arena and compares every parameter's slice. first, last:
  * "layers.<i>.conv.bias" with first <= i <= last have an exactly zero gradient
  * (conv followed by InstanceNorm); their floor is the layer's weight gradient
  * scale. Pass first > last for none. */
