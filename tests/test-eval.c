@@ -92,7 +92,7 @@ static void setup_folders(void)
 {
     const char *srcdir = getenv("DSDEBLUR_TEST_SRCDIR");
     ck_assert_msg(srcdir, "DSDEBLUR_TEST_SRCDIR is not set (run through make check)");
-    char a[512], b[512], from[1024], to[512];
+    char a[512], b[512], from[1024], to[1100];
     snprintf(a, sizeof a, "%s/A", tmp_dir);
     snprintf(b, sizeof b, "%s/B", tmp_dir);
     ck_assert(mkdir(a, 0755) == 0 && mkdir(b, 0755) == 0);
