@@ -1,0 +1,483 @@
+/*
+ * dsdeblur-eval: scores restored images against references, folder by
+ * folder: PSNR and SSIM (skimage or MATLAB protocol, see doc/metrics.md) for
+ * every file name present in both folders, a table on standard output, the
+ * means, and optionally the same as CSV and/or JSON.
+ *
+ * What it does not do (yet): run a model (model mode comes with the trained
+ * generator), pair files whose names differ (a.jpg vs a.png), recurse into
+ * subfolders. Host only: no OpenCL device is needed.
+ *
+ * Every problem with a pair (a file on one side only, unreadable or corrupt,
+ * sizes that differ) is one line on standard error naming the file; the other
+ * pairs are still scored and the exit status is 1. Report files are written
+ * to a temporary name, fsynced and renamed.
+ */
+#include <config.h>
+
+#include "dsdeblur.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *prog = "dsdeblur-eval";
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: %s [--protocol skimage|matlab] [--csv FILE] [--json FILE] A_DIR B_DIR\n"
+            "  A_DIR, B_DIR        folders of images paired by file name (.png, .jpg, .jpeg,\n"
+            "                      .bmp, .tga); typically restored images and references\n"
+            "  --protocol P        SSIM protocol: skimage (default) or matlab\n"
+            "  --csv FILE          also write name,psnr_db,ssim,error rows to FILE\n"
+            "  --json FILE         also write the results and means as JSON to FILE\n"
+            "  --help, --version\n",
+            prog);
+}
+
+// ----------------------------------------------------------------------------
+// Listing and pairing
+
+typedef struct name_list {
+    char **names;
+    size_t count, cap;
+} name_list;
+
+static void name_list_free(name_list *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        free(l->names[i]);
+    free(l->names);
+    memset(l, 0, sizeof *l);
+}
+
+static char *join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    size_t len = strlen(dir);
+    if (p)
+        snprintf(p, n, "%s%s%s", dir, len && dir[len - 1] == '/' ? "" : "/", name);
+    return p;
+}
+
+static int has_image_extension(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot || dot == name)
+        return 0;
+    static const char *exts[] = {".png", ".jpg", ".jpeg", ".bmp", ".tga"};
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
+        if (strcasecmp(dot, exts[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The image files of dir (by extension; hidden files skipped), sorted.
+ * Returns 0, or 1 with the error printed. */
+static int list_images(const char *dir, name_list *out)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "%s: error: %s: cannot open folder: %s\n", prog, dir, strerror(errno));
+        return 1;
+    }
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.' || !has_image_extension(e->d_name))
+            continue;
+        struct stat st;
+        char *path = join(dir, e->d_name);
+        int is_dir = path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+        free(path);
+        if (is_dir)
+            continue; /* a folder named like an image */
+        if (out->count == out->cap) {
+            size_t cap = out->cap ? 2 * out->cap : 64;
+            char **n = realloc(out->names, cap * sizeof *n);
+            if (!n)
+                goto oom;
+            out->names = n;
+            out->cap = cap;
+        }
+        if (!(out->names[out->count] = strdup(e->d_name)))
+            goto oom;
+        out->count++;
+    }
+    closedir(d);
+    if (out->count)
+        qsort(out->names, out->count, sizeof *out->names, compare_names);
+    return 0;
+oom:
+    closedir(d);
+    fprintf(stderr, "%s: error: out of memory listing %s\n", prog, dir);
+    return 1;
+}
+
+typedef struct result {
+    const char *name;   /* borrowed from a name_list */
+    int ok;
+    double psnr, ssim;
+    char error[1024];   /* when !ok */
+} result;
+
+static void fail(result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(result *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->error, sizeof r->error, fmt, ap);
+    va_end(ap);
+    r->ok = 0;
+}
+
+static void score_pair(const char *a_dir, const char *b_dir, dsd_ssim_protocol protocol,
+                       result *r)
+{
+    dsd_error err;
+    dsd_image a = {0}, b = {0};
+    char *pa = join(a_dir, r->name), *pb = join(b_dir, r->name);
+    if (!pa || !pb) {
+        fail(r, "out of memory");
+    } else if (dsd_image_load(pa, &a, &err) != DSD_OK) {
+        fail(r, "%s", err.message);
+    } else if (dsd_image_load(pb, &b, &err) != DSD_OK) {
+        fail(r, "%s", err.message);
+    } else if (a.width != b.width || a.height != b.height) {
+        fail(r, "sizes differ: %d x %d in %s, %d x %d in %s", a.width, a.height, a_dir,
+             b.width, b.height, b_dir);
+    } else if (dsd_psnr(&a, &b, &r->psnr, &err) != DSD_OK ||
+               dsd_ssim(&a, &b, protocol, &r->ssim, &err) != DSD_OK) {
+        fail(r, "%s", err.message);
+    } else {
+        r->ok = 1;
+    }
+    free(pa);
+    free(pb);
+    dsd_image_free(&a);
+    dsd_image_free(&b);
+}
+
+// ----------------------------------------------------------------------------
+// Report files
+
+/* Text written through an in-memory buffer, then saved atomically. */
+typedef struct report {
+    char *data;
+    size_t len, cap;
+    int failed;
+} report;
+
+static void rp(report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void rp(report *r, const char *fmt, ...)
+{
+    for (;;) {
+        if (r->failed)
+            return;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(r->data ? r->data + r->len : NULL, r->data ? r->cap - r->len : 0,
+                          fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            r->failed = 1;
+            return;
+        }
+        if (r->data && r->len + (size_t)n < r->cap) {
+            r->len += (size_t)n;
+            return;
+        }
+        size_t cap = (r->cap ? 2 * r->cap : 4096) + (size_t)n;
+        char *p = realloc(r->data, cap);
+        if (!p) {
+            r->failed = 1;
+            return;
+        }
+        r->data = p;
+        r->cap = cap;
+    }
+}
+
+/* s as a JSON string body (quotes added by the caller). */
+static void rp_json_string(report *r, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            rp(r, "\\%c", *p);
+        else if (*p < 0x20)
+            rp(r, "\\u%04x", *p);
+        else
+            rp(r, "%c", *p);
+    }
+}
+
+/* s as one CSV field (RFC 4180: quoted when it holds , " or a line break). */
+static void rp_csv_field(report *r, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        rp(r, "%s", s);
+        return;
+    }
+    rp(r, "\"");
+    for (const char *p = s; *p; p++) {
+        if (*p == '"')
+            rp(r, "\"\"");
+        else
+            rp(r, "%c", *p);
+    }
+    rp(r, "\"");
+}
+
+/* Writes the report to path via <path>.tmp.<pid>, fsync, rename. */
+static int report_save(report *r, const char *path)
+{
+    if (r->failed) {
+        fprintf(stderr, "%s: error: %s: out of memory building the report\n", prog, path);
+        return 1;
+    }
+    char *tmp = malloc(strlen(path) + 32);
+    if (!tmp) {
+        fprintf(stderr, "%s: error: %s: out of memory\n", prog, path);
+        return 1;
+    }
+    sprintf(tmp, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        fprintf(stderr, "%s: error: %s: cannot create %s: %s\n", prog, path, tmp,
+                strerror(errno));
+        free(tmp);
+        return 1;
+    }
+    size_t done = 0;
+    int werr = 0;
+    while (done < r->len && !werr) {
+        ssize_t n = write(fd, r->data + done, r->len - done);
+        if (n > 0)
+            done += (size_t)n;
+        else if (n < 0 && errno != EINTR)
+            werr = errno;
+        else if (n == 0)
+            werr = EIO;
+    }
+    if (!werr && fsync(fd) != 0)
+        werr = errno;
+    if (close(fd) != 0 && !werr)
+        werr = errno;
+    if (!werr && rename(tmp, path) != 0)
+        werr = errno;
+    if (werr) {
+        fprintf(stderr, "%s: error: %s: write failed: %s\n", prog, path, strerror(werr));
+        unlink(tmp);
+        free(tmp);
+        return 1;
+    }
+    free(tmp);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+
+int main(int argc, char **argv)
+{
+    const char *protocol_name = "skimage", *csv_path = NULL, *json_path = NULL;
+    const char *dirs[2];
+    int n_dirs = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char **value = !strcmp(a, "--protocol") ? &protocol_name
+                             : !strcmp(a, "--csv")    ? &csv_path
+                             : !strcmp(a, "--json")   ? &json_path
+                                                      : NULL;
+        if (value) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "%s: error: %s needs a value (see --help)\n", prog, a);
+                return 2;
+            }
+            *value = argv[++i];
+        } else if (!strncmp(a, "--protocol=", 11)) {
+            protocol_name = a + 11;
+        } else if (!strncmp(a, "--csv=", 6)) {
+            csv_path = a + 6;
+        } else if (!strncmp(a, "--json=", 7)) {
+            json_path = a + 7;
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--version")) {
+            printf("%s %s\n", prog, PACKAGE_VERSION);
+            return 0;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "%s: error: unknown option '%s' (see --help)\n", prog, a);
+            return 2;
+        } else if (n_dirs < 2) {
+            dirs[n_dirs++] = a;
+        } else {
+            fprintf(stderr, "%s: error: unexpected argument '%s': give two folders (see "
+                    "--help)\n", prog, a);
+            return 2;
+        }
+    }
+    if (n_dirs != 2) {
+        fprintf(stderr, "%s: error: give two folders, A_DIR and B_DIR (see --help)\n", prog);
+        return 2;
+    }
+    dsd_error err;
+    dsd_ssim_protocol protocol;
+    if (dsd_ssim_protocol_parse(protocol_name, &protocol, &err) != DSD_OK) {
+        fprintf(stderr, "%s: error: %s\n", prog, err.message);
+        return 2;
+    }
+
+    name_list la = {0}, lb = {0};
+    if (list_images(dirs[0], &la) || list_images(dirs[1], &lb)) {
+        name_list_free(&la);
+        name_list_free(&lb);
+        return 1;
+    }
+
+    /* Merge the two sorted lists: a name on both sides is a pair to score, a
+     * name on one side only is a failure. */
+    result *res = calloc(la.count + lb.count + 1, sizeof *res);
+    if (!res) {
+        fprintf(stderr, "%s: error: out of memory\n", prog);
+        return 1;
+    }
+    size_t n_res = 0, ia = 0, ib = 0;
+    while (ia < la.count || ib < lb.count) {
+        int c = ia == la.count ? 1 : ib == lb.count ? -1 : strcmp(la.names[ia], lb.names[ib]);
+        result *r = &res[n_res++];
+        if (c == 0) {
+            r->name = la.names[ia++];
+            ib++;
+            score_pair(dirs[0], dirs[1], protocol, r);
+        } else if (c < 0) {
+            r->name = la.names[ia++];
+            fail(r, "only in %s, not in %s", dirs[0], dirs[1]);
+        } else {
+            r->name = lb.names[ib++];
+            fail(r, "only in %s, not in %s", dirs[1], dirs[0]);
+        }
+    }
+
+    /* Table, failures, means. */
+    size_t n_ok = 0, n_inf = 0, width = 4;
+    double sum_psnr = 0, sum_psnr_finite = 0, sum_ssim = 0;
+    for (size_t i = 0; i < n_res; i++)
+        if (strlen(res[i].name) > width)
+            width = strlen(res[i].name);
+    if (width > 60)
+        width = 60;
+    printf("%-*s  %9s  %8s\n", (int)width, "name", "PSNR(dB)", "SSIM");
+    for (size_t i = 0; i < n_res; i++) {
+        const result *r = &res[i];
+        if (!r->ok) {
+            fprintf(stderr, "%s: %s: %s\n", prog, r->name, r->error);
+            continue;
+        }
+        n_ok++;
+        n_inf += isinf(r->psnr) != 0;
+        sum_psnr += r->psnr;
+        sum_psnr_finite += isinf(r->psnr) ? 0 : r->psnr;
+        sum_ssim += r->ssim;
+        printf("%-*s  %9.4f  %8.6f\n", (int)width, r->name, r->psnr, r->ssim);
+    }
+    double mean_psnr = n_ok ? sum_psnr / n_ok : NAN, mean_ssim = n_ok ? sum_ssim / n_ok : NAN;
+    printf("%-*s  %9.4f  %8.6f\n", (int)width, "mean", mean_psnr, mean_ssim);
+    printf("%zu pair%s scored, SSIM protocol %s", n_ok, n_ok == 1 ? "" : "s",
+           dsd_ssim_protocol_name(protocol));
+    if (n_inf)
+        printf(", %zu identical (PSNR inf, so the mean PSNR is inf)", n_inf);
+    if (n_inf && n_inf < n_ok)
+        printf(", mean PSNR of the other %zu: %.4f dB", n_ok - n_inf,
+               (sum_psnr_finite) / (double)(n_ok - n_inf));
+    if (n_ok != n_res)
+        printf(", %zu failed (see standard error)", n_res - n_ok);
+    printf("\n");
+
+    int rc = n_ok == n_res && n_res > 0 ? 0 : 1;
+    if (n_res == 0)
+        fprintf(stderr, "%s: error: no images (.png, .jpg, .jpeg, .bmp, .tga) in %s or %s\n",
+                prog, dirs[0], dirs[1]);
+
+    if (csv_path) {
+        report r = {0};
+        rp(&r, "name,psnr_db,ssim_%s,error\n", dsd_ssim_protocol_name(protocol));
+        for (size_t i = 0; i < n_res; i++) {
+            rp_csv_field(&r, res[i].name);
+            if (res[i].ok)
+                rp(&r, ",%.6f,%.8f,\n", res[i].psnr, res[i].ssim); /* inf prints "inf" */
+            else {
+                rp(&r, ",,,");
+                rp_csv_field(&r, res[i].error);
+                rp(&r, "\n");
+            }
+        }
+        if (report_save(&r, csv_path))
+            rc = 1;
+        free(r.data);
+    }
+    if (json_path) {
+        /* PSNR +inf (identical images) has no JSON number: null, with
+         * "identical": true on the pair and "psnr_infinite" in the mean. */
+        report r = {0};
+        rp(&r, "{\n  \"protocol\": \"%s\",\n  \"a_dir\": \"", dsd_ssim_protocol_name(protocol));
+        rp_json_string(&r, dirs[0]);
+        rp(&r, "\",\n  \"b_dir\": \"");
+        rp_json_string(&r, dirs[1]);
+        rp(&r, "\",\n  \"pairs\": [");
+        const char *sep = "\n";
+        for (size_t i = 0; i < n_res; i++) {
+            if (!res[i].ok)
+                continue;
+            rp(&r, "%s    {\"name\": \"", sep);
+            rp_json_string(&r, res[i].name);
+            if (isinf(res[i].psnr))
+                rp(&r, "\", \"psnr\": null, \"identical\": true, \"ssim\": %.8f}", res[i].ssim);
+            else
+                rp(&r, "\", \"psnr\": %.6f, \"ssim\": %.8f}", res[i].psnr, res[i].ssim);
+            sep = ",\n";
+        }
+        rp(&r, "\n  ],\n  \"failed\": [");
+        sep = "\n";
+        for (size_t i = 0; i < n_res; i++) {
+            if (res[i].ok)
+                continue;
+            rp(&r, "%s    {\"name\": \"", sep);
+            rp_json_string(&r, res[i].name);
+            rp(&r, "\", \"error\": \"");
+            rp_json_string(&r, res[i].error);
+            rp(&r, "\"}");
+            sep = ",\n";
+        }
+        rp(&r, "\n  ],\n  \"mean\": {\"count\": %zu, \"psnr_infinite\": %zu, ", n_ok, n_inf);
+        if (n_ok && !n_inf)
+            rp(&r, "\"psnr\": %.6f, ", mean_psnr);
+        else
+            rp(&r, "\"psnr\": null, ");
+        if (n_ok)
+            rp(&r, "\"ssim\": %.8f}\n}\n", mean_ssim);
+        else
+            rp(&r, "\"ssim\": null}\n}\n");
+        if (report_save(&r, json_path))
+            rc = 1;
+        free(r.data);
+    }
+
+    free(res);
+    name_list_free(&la);
+    name_list_free(&lb);
+    return rc;
+}
