@@ -68,7 +68,7 @@ typedef struct dsd_batch {
     float *blur, *sharp;     /* n * 3 * crop * crop floats each (malloc'd) */
     size_t *index;           /* the sample index of each element */
     int bad;                 /* samples skipped while filling this batch */
-    char bad_message[DSD_ERROR_MESSAGE_MAX]; /* the last skip's reason */
+    char bad_message[DSD_ERROR_MESSAGE_MAX]; /* each skip's reason, one per line */
 } dsd_batch;
 
 void dsd_batch_free(dsd_batch *b);

@@ -424,8 +424,10 @@ dsd_status dsd_batcher_make(dsd_batcher *b, uint64_t step, dsd_batch *out, dsd_e
                 dsd_batch_free(out);
                 return st;
             }
-            out->bad++;
-            snprintf(out->bad_message, sizeof out->bad_message, "%s", why.message);
+            /* every skip's reason, one per line, for the tool to warn about */
+            size_t used = strlen(out->bad_message);
+            snprintf(out->bad_message + used, sizeof out->bad_message - used, "%s%s",
+                     out->bad++ ? "\n" : "", why.message);
             if (++b->bad_total > b->spec.max_bad || tries + 1 >= ds->count) {
                 dsd_status fail = DSD_FAIL(err, DSD_ERR_FORMAT, "%d bad training samples "
                                            "(more than data.max_bad %d); the last: %s",

@@ -1,0 +1,328 @@
+/*
+ * test-dataset.c: the training data layouts and batches (src/train/dataset.c)
+ * and the loader thread (src/train/loader.c), on small images this test
+ * writes into a temporary folder. Host only.
+ *
+ * Checked: gopro, paired and synthetic scans (sorted, unpaired files counted
+ * and named, empty folders refused); crops at the same place in both images
+ * of a pair (the blurred file is the sharp one inverted, so every crop can be
+ * checked pixel by pixel against its partner), flips, every epoch visiting
+ * every sample once; batches that depend only on (seed, step) (made in any
+ * order, by the thread or directly); bad samples (corrupt, mismatched sizes,
+ * too small) skipped with their reason, and too many stop the run.
+ */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define OK(expr)                                                                           \
+    do {                                                                                   \
+        dsd_status ok_st_ = (expr);                                                        \
+        ck_assert_msg(ok_st_ == DSD_OK, "%s returned %s: %s", #expr, dsd_status_name(ok_st_), \
+                      err.message);                                                        \
+    } while (0)
+
+static char root[] = "/tmp/dsdeblur-data-XXXXXX";
+
+static void mkdir_p(const char *path)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", path);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* A w x h image whose pixels encode (id, x, y); inverted when invert. */
+static void write_image(const char *path, int w, int h, int id, int invert)
+{
+    dsd_error err;
+    dsd_image img;
+    dsd_image_init(&img);
+    OK(dsd_image_alloc(&img, w, h, &err));
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            uint8_t *p = img.data + ((size_t)y * w + x) * 3;
+            p[0] = (uint8_t)(x * 3 + id);
+            p[1] = (uint8_t)(y * 5 + id * 7);
+            p[2] = (uint8_t)(id * 40);
+            if (invert)
+                for (int c = 0; c < 3; c++)
+                    p[c] = (uint8_t)(255 - p[c]);
+        }
+    OK(dsd_image_save(path, &img, &err));
+    dsd_image_free(&img);
+}
+
+static const char *path_of(const char *rel)
+{
+    static char buf[4][1024];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", root, rel);
+    return buf[k];
+}
+
+/* gopro/<seq>/{blur,sharp}, paired/{blur,sharp}, synthetic/ */
+static void make_tree(void)
+{
+    const char *dirs[] = {"gopro/seqB/blur", "gopro/seqB/sharp", "gopro/seqA/blur",
+                          "gopro/seqA/sharp", "gopro/notes", "paired/blur", "paired/sharp",
+                          "synthetic", "empty"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+        mkdir_p(path_of(dirs[i]));
+    char rel[256];
+    for (int i = 0; i < 3; i++) {
+        snprintf(rel, sizeof rel, "gopro/seqA/blur/%06d.png", i);
+        write_image(path_of(rel), 40, 36, 10 + i, 1);
+        snprintf(rel, sizeof rel, "gopro/seqA/sharp/%06d.png", i);
+        write_image(path_of(rel), 40, 36, 10 + i, 0);
+        snprintf(rel, sizeof rel, "gopro/seqB/blur/%06d.png", i);
+        write_image(path_of(rel), 33, 45, 20 + i, 1);
+        snprintf(rel, sizeof rel, "gopro/seqB/sharp/%06d.png", i);
+        write_image(path_of(rel), 33, 45, 20 + i, 0);
+    }
+    write_image(path_of("gopro/seqB/blur/orphan.png"), 33, 45, 1, 1); /* no sharp partner */
+    FILE *f = fopen(path_of("gopro/seqA/blur/readme.txt"), "w"); /* not an image: ignored */
+    ck_assert(f != NULL);
+    fputs("x", f);
+    fclose(f);
+    for (int i = 0; i < 5; i++) {
+        snprintf(rel, sizeof rel, "paired/blur/img%d.png", i);
+        write_image(path_of(rel), 30, 30, 50 + i, 1);
+        snprintf(rel, sizeof rel, "paired/sharp/img%d.png", i);
+        write_image(path_of(rel), 30, 30, 50 + i, 0);
+        snprintf(rel, sizeof rel, "synthetic/s%d.png", i);
+        write_image(path_of(rel), 29 + i, 31, 60 + i, 0);
+    }
+}
+
+START_TEST(test_scans)
+{
+    dsd_error err;
+    dsd_dataset ds;
+    OK(dsd_dataset_open(&ds, DSD_DATA_GOPRO, path_of("gopro"), NULL, &err));
+    ck_assert_uint_eq(ds.count, 6);
+    ck_assert_uint_eq(ds.unpaired, 1);
+    ck_assert(strstr(ds.unpaired_example, "orphan.png") != NULL);
+    ck_assert(strstr(ds.samples[0].blur, "seqA/blur/000000.png") != NULL);
+    ck_assert(strstr(ds.samples[0].sharp, "seqA/sharp/000000.png") != NULL);
+    ck_assert(strstr(ds.samples[5].sharp, "seqB/sharp/000002.png") != NULL);
+    dsd_dataset_free(&ds);
+
+    OK(dsd_dataset_open(&ds, DSD_DATA_PAIRED, path_of("paired/blur"), path_of("paired/sharp"),
+                        &err));
+    ck_assert_uint_eq(ds.count, 5);
+    dsd_dataset_free(&ds);
+
+    OK(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, path_of("synthetic"), NULL, &err));
+    ck_assert_uint_eq(ds.count, 5);
+    ck_assert(ds.samples[2].blur == NULL);
+    dsd_dataset_free(&ds);
+
+    ck_assert_int_eq(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, path_of("empty"), NULL, &err),
+                     DSD_ERR_FORMAT);
+    ck_assert(strstr(err.message, "no training samples found") != NULL);
+    ck_assert_int_eq(dsd_dataset_open(&ds, DSD_DATA_GOPRO, path_of("missing"), NULL, &err),
+                     DSD_ERR_IO);
+    ck_assert(strstr(err.message, "missing: cannot read the folder") != NULL);
+}
+END_TEST
+
+/* Every crop of a pair lines up: blur == 255 - sharp, pixel for pixel, in
+ * [-1, 1] units blur == -sharp. Every epoch visits every sample once. */
+START_TEST(test_batches_pair_up_and_cover)
+{
+    dsd_error err;
+    dsd_dataset ds;
+    OK(dsd_dataset_open(&ds, DSD_DATA_GOPRO, path_of("gopro"), NULL, &err));
+    dsd_batch_spec spec = {.n = 2, .crop = 16, .flip = 1, .seed = 5, .max_bad = 0};
+    dsd_batcher b;
+    OK(dsd_batcher_init(&b, &ds, &spec, &err));
+    size_t spe = dsd_batch_steps_per_epoch(&ds, &spec);
+    ck_assert_uint_eq(spe, 3);
+    int flipped = 0, plain = 0;
+    for (uint64_t epoch = 0; epoch < 3; epoch++) {
+        int seen[6] = {0};
+        for (uint64_t s = epoch * spe; s < (epoch + 1) * spe; s++) {
+            dsd_batch bt;
+            OK(dsd_batcher_make(&b, s, &bt, &err));
+            size_t per = 3 * 16 * 16;
+            for (int i = 0; i < 2; i++) {
+                seen[bt.index[i]]++;
+                for (size_t j = 0; j < per; j++)
+                    ck_assert_msg(fabsf(bt.blur[i * per + j] + bt.sharp[i * per + j]) < 1e-6f,
+                                  "step %llu element %d: blur and sharp crops differ at %zu",
+                                  (unsigned long long)s, i, j);
+                /* the red channel grows with x (3 per pixel) unless flipped */
+                float d = bt.sharp[i * per + 1] - bt.sharp[i * per + 0];
+                if (d > 0)
+                    plain++;
+                else
+                    flipped++;
+            }
+            ck_assert_int_eq(bt.bad, 0);
+            dsd_batch_free(&bt);
+        }
+        for (int k = 0; k < 6; k++)
+            ck_assert_msg(seen[k] == 1, "epoch %llu saw sample %d %d times",
+                          (unsigned long long)epoch, k, seen[k]);
+    }
+    ck_assert_int_gt(flipped, 0);
+    ck_assert_int_gt(plain, 0);
+    dsd_batcher_free(&b);
+    dsd_dataset_free(&ds);
+}
+END_TEST
+
+static void check_same_batch(const dsd_batch *a, const dsd_batch *b)
+{
+    size_t per = (size_t)a->n * 3 * a->crop * a->crop;
+    ck_assert_uint_eq(a->step, b->step);
+    ck_assert(memcmp(a->index, b->index, (size_t)a->n * sizeof *a->index) == 0);
+    ck_assert(memcmp(a->sharp, b->sharp, per * sizeof(float)) == 0);
+    ck_assert((a->blur == NULL) == (b->blur == NULL));
+    if (a->blur)
+        ck_assert(memcmp(a->blur, b->blur, per * sizeof(float)) == 0);
+}
+
+/* Batches depend on (seed, step) only: the thread from step 4 and a
+ * batcher asked for steps in reverse order give identical batches, and
+ * another seed gives other crops. */
+START_TEST(test_reproducible_and_loader)
+{
+    dsd_error err;
+    dsd_dataset ds;
+    OK(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, path_of("synthetic"), NULL, &err));
+    dsd_batch_spec spec = {.n = 3, .crop = 12, .flip = 1, .seed = 77, .max_bad = 0};
+    enum { STEPS = 7, FIRST = 4 };
+    dsd_batch direct[STEPS];
+    dsd_batcher b;
+    OK(dsd_batcher_init(&b, &ds, &spec, &err));
+    for (int s = STEPS - 1; s >= 0; s--)
+        OK(dsd_batcher_make(&b, FIRST + (uint64_t)s, &direct[s], &err));
+    dsd_batcher_free(&b);
+
+    dsd_loader *l;
+    OK(dsd_loader_start(&l, &ds, &spec, FIRST, 2, &err));
+    for (int s = 0; s < STEPS; s++) {
+        dsd_batch t;
+        OK(dsd_loader_next(l, &t, &err));
+        check_same_batch(&direct[s], &t);
+        dsd_batch_free(&t);
+    }
+    dsd_loader_stop(l);
+
+    dsd_batch_spec other = spec;
+    other.seed = 78;
+    OK(dsd_batcher_init(&b, &ds, &other, &err));
+    dsd_batch t;
+    OK(dsd_batcher_make(&b, FIRST, &t, &err));
+    size_t per = (size_t)3 * 3 * 12 * 12;
+    ck_assert_msg(memcmp(t.sharp, direct[0].sharp, per * sizeof(float)) != 0,
+                  "another seed gave the same batch");
+    dsd_batch_free(&t);
+    dsd_batcher_free(&b);
+    for (int s = 0; s < STEPS; s++)
+        dsd_batch_free(&direct[s]);
+    dsd_dataset_free(&ds);
+}
+END_TEST
+
+START_TEST(test_bad_samples)
+{
+    dsd_error err;
+    mkdir_p(path_of("bad/blur"));
+    mkdir_p(path_of("bad/sharp"));
+    write_image(path_of("bad/blur/a.png"), 30, 30, 1, 1);
+    write_image(path_of("bad/sharp/a.png"), 30, 30, 1, 0);
+    write_image(path_of("bad/blur/b.png"), 30, 28, 2, 1); /* size mismatch */
+    write_image(path_of("bad/sharp/b.png"), 30, 30, 2, 0);
+    write_image(path_of("bad/blur/c.png"), 10, 10, 3, 1); /* smaller than the crop */
+    write_image(path_of("bad/sharp/c.png"), 10, 10, 3, 0);
+    FILE *f = fopen(path_of("bad/blur/d.png"), "wb");      /* not a PNG */
+    fputs("this is not an image", f);
+    fclose(f);
+    write_image(path_of("bad/sharp/d.png"), 30, 30, 4, 0);
+
+    dsd_dataset ds;
+    OK(dsd_dataset_open(&ds, DSD_DATA_PAIRED, path_of("bad/blur"), path_of("bad/sharp"), &err));
+    ck_assert_uint_eq(ds.count, 4);
+    dsd_batch_spec spec = {.n = 1, .crop = 16, .flip = 0, .seed = 3, .max_bad = 100};
+    dsd_batcher b;
+    OK(dsd_batcher_init(&b, &ds, &spec, &err));
+    int bad = 0, good = 0;
+    const char *reasons[3] = {"is 30x28 but", "smaller than the 16x16 crop", "d.png"};
+    int found[3] = {0};
+    for (uint64_t s = 0; s < 8; s++) {
+        dsd_batch t;
+        OK(dsd_batcher_make(&b, s, &t, &err));
+        ck_assert_uint_eq(t.index[0], 0); /* only a.png is usable */
+        good++;
+        bad += t.bad;
+        for (int r = 0; r < 3; r++)
+            if (t.bad && strstr(t.bad_message, reasons[r]))
+                found[r] = 1;
+        dsd_batch_free(&t);
+    }
+    ck_assert_int_eq(good, 8);
+    ck_assert_int_gt(bad, 0);
+    for (int r = 0; r < 3; r++)
+        ck_assert_msg(found[r], "no skip reported '%s'", reasons[r]);
+    dsd_batcher_free(&b);
+
+    /* with max_bad 1 the run stops, naming the reason */
+    spec.max_bad = 1;
+    OK(dsd_batcher_init(&b, &ds, &spec, &err));
+    dsd_status st = DSD_OK;
+    for (uint64_t s = 0; s < 8 && st == DSD_OK; s++) {
+        dsd_batch t;
+        st = dsd_batcher_make(&b, s, &t, &err);
+        if (st == DSD_OK)
+            dsd_batch_free(&t);
+    }
+    ck_assert_int_eq(st, DSD_ERR_FORMAT);
+    ck_assert(strstr(err.message, "bad training samples (more than data.max_bad 1)") != NULL);
+    dsd_batcher_free(&b);
+
+    /* the loader hands the failure over, and keeps handing it over */
+    dsd_loader *l;
+    OK(dsd_loader_start(&l, &ds, &spec, 0, 3, &err));
+    st = DSD_OK;
+    for (int s = 0; s < 10 && st == DSD_OK; s++) {
+        dsd_batch t;
+        st = dsd_loader_next(l, &t, &err);
+        if (st == DSD_OK)
+            dsd_batch_free(&t);
+    }
+    ck_assert_int_eq(st, DSD_ERR_FORMAT);
+    dsd_batch t;
+    ck_assert_int_eq(dsd_loader_next(l, &t, &err), DSD_ERR_FORMAT);
+    dsd_loader_stop(l);
+    dsd_dataset_free(&ds);
+}
+END_TEST
+
+int main(void)
+{
+    if (!mkdtemp(root)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    Suite *s = suite_create("dataset");
+    TCase *tc = tcase_create("dataset");
+    tcase_add_unchecked_fixture(tc, make_tree, NULL);
+    tcase_add_test(tc, test_scans);
+    tcase_add_test(tc, test_batches_pair_up_and_cover);
+    tcase_add_test(tc, test_reproducible_and_loader);
+    tcase_add_test(tc, test_bad_samples);
+    suite_add_tcase(s, tc);
+    int rc = tu_run(s);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", root);
+    return rc;
+}
