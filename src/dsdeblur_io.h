@@ -157,8 +157,13 @@ typedef struct dsd_checkpoint {
 dsd_status dsd_checkpoint_save(dsd_context *ctx, const dsd_checkpoint *ck, const char *path);
 /* Validates the file against ck's networks and moment tensors, then uploads
  * weights and moments, restores g->dropout_seed and fills step, epoch, the
- * counters, rng and config_text. On failure nothing is changed (ck and the
- * device state stay as they were). */
+ * counters, rng and config_text (freeing the text of an earlier load into
+ * the same struct). A differently configured network is refused with
+ * DSD_ERR_INVALID_ARGUMENT listing every differing field; file problems are
+ * DSD_ERR_FORMAT / DSD_ERR_NAN / DSD_ERR_IO as for weight files. On any of
+ * these nothing is changed (ck and the device state stay as they were).
+ * Only an OpenCL failure during the six uploads themselves (its status is
+ * returned) can leave some arenas replaced and others not. */
 dsd_status dsd_checkpoint_load(dsd_context *ctx, dsd_checkpoint *ck, const char *path);
 /* Frees the text a load allocated and sets config_text to NULL when it
  * pointed there; safe on a zeroed struct and after a save. */

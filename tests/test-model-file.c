@@ -493,7 +493,8 @@ START_TEST(test_generator_malformed)
                "tensor 'head.bias' is I32; expected F32, F16 or BF16");
     /* 5. truncated inside the data */
     write_bytes(tpath("trunc.safetensors"), bytes, n - n / 3);
-    LOAD_FAILS(tpath("trunc.safetensors"), DSD_ERR_FORMAT, "trunc.safetensors", "data");
+    LOAD_FAILS(tpath("trunc.safetensors"), DSD_ERR_FORMAT, "trunc.safetensors",
+               "run past the end of the data section");
     /* 6. zero bytes */
     write_bytes(tpath("empty.safetensors"), bytes, 0);
     LOAD_FAILS(tpath("empty.safetensors"), DSD_ERR_FORMAT, "empty.safetensors",
