@@ -5,7 +5,7 @@
  *
  * Checked: save/load round trips bit for bit (weights downloaded before and
  * after, into a network initialized with other weights first), F16 storage
- * equal to the F16 rounding of every weight, the metadata keys and config
+ * equal to the F16 rounding of every weight, a BF16 tensor converted, the metadata keys and config
  * read-back (memcmp against the config, so a config field the file forgets
  * fails), the tensor table (every name with its PyTorch shape, nothing
  * else); checkpoints restoring weights, moments, step, epoch, Adam counters,
@@ -246,6 +246,49 @@ static void patch(const char *src, const char *dst, const char *from, const char
     free(b);
 }
 
+/* src with tensor `name`'s dtype F16 relabelled BF16 (same element size, so
+ * the data stays; the header grows by one byte and is re-padded). */
+static void relabel_bf16(const char *src, const char *dst, const char *name)
+{
+    size_t n;
+    unsigned char *b = read_bytes(src, &n);
+    uint64_t len = 0;
+    for (int i = 0; i < 8; i++)
+        len |= (uint64_t)b[i] << (8 * i);
+    char from[128], to[128];
+    snprintf(from, sizeof from, "\"%s\":{\"dtype\":\"F16\"", name);
+    snprintf(to, sizeof to, "\"%s\":{\"dtype\":\"BF16\"", name);
+    char *h = malloc(len + 16);
+    ck_assert(h);
+    memcpy(h, b + 8, len);
+    h[len] = '\0';
+    char *at = strstr(h, from);
+    ck_assert_msg(at, "%s has no \"%s\"", src, from);
+    size_t head = (size_t)(at - h), fl = strlen(from), tl = strlen(to);
+    char *out = malloc(len + 16);
+    ck_assert(out);
+    memcpy(out, h, head);
+    size_t m = head;
+    memcpy(out + m, to, tl);
+    m += tl;
+    memcpy(out + m, h + head + fl, len - head - fl);
+    m += len - head - fl;
+    while (m > 0 && out[m - 1] == ' ')
+        m--;
+    while (m % 8)
+        out[m++] = ' ';
+    FILE *f = fopen(dst, "wb");
+    ck_assert(f);
+    for (int i = 0; i < 8; i++)
+        fputc((int)(((uint64_t)m >> (8 * i)) & 0xff), f);
+    ck_assert(fwrite(out, 1, m, f) == m);
+    ck_assert(fwrite(b + 8 + len, 1, n - 8 - len, f) == n - 8 - len);
+    ck_assert(fclose(f) == 0);
+    free(out);
+    free(h);
+    free(b);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Weight files */
 
@@ -362,6 +405,21 @@ START_TEST(test_generator_f16)
     }
     ck_assert(worst > 0.0); /* it did round */
     ck_assert(got[1] == 1.0f && got[2] == -65504.0f);
+
+    /* BF16 converts too: head.bias's F16 bits relabelled BF16 load as the
+     * BF16 values of those bits */
+    relabel_bf16(path, tpath("bf16.safetensors"), "head.bias");
+    TU_OK(dsd_generator_load(ctx, &b, tpath("bf16.safetensors")));
+    free(got);
+    got = download(&b.params.values);
+    const dsd_param_info *hb = dsd_params_find(&a.params, "head.bias");
+    for (size_t i = 0; i < a.params.count; i++) {
+        uint16_t bits = dsd_st_f32_to_f16(w[i]);
+        int in_bias = i >= hb->offset && i < hb->offset + hb->numel;
+        float r = in_bias ? dsd_st_bf16_to_f32(bits) : dsd_st_f16_to_f32(bits);
+        ck_assert_msg(got[i] == r, "BF16 file element %zu: %.9g, expected %.9g", i,
+                      (double)got[i], (double)r);
+    }
 
     /* beyond F16's range: refused for F16, fine for F32 */
     w[3] = 70000.0f;
