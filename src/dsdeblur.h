@@ -274,6 +274,7 @@ dsd_status dsd_tensor_copy(dsd_context *ctx, dsd_tensor *dst, const dsd_tensor *
 
 #include "dsdeblur_ops.h"
 #include "dsdeblur_model.h"
+#include "dsdeblur_io.h"
 #include "dsdeblur_image.h"
 #include "dsdeblur_config.h"
 #include "dsdeblur_data.h"
