@@ -378,7 +378,7 @@ void dsd_discriminator_tape_free(dsd_context *ctx, dsd_discriminator_tape *tape)
  * sigma(real - mean(fake)) is D_Ra(x_r, x_f) of eq. (5); the sigmoid of the
  * paper's last layer lives here, inside the BCE, never in the network.
  * Taking the mean over patches as well as the batch is DeblurGAN-v2's
- * reading of E_{x_f} for a PatchGAN (doc/losses.md). */
+ * reading of E_{x_f} for a PatchGAN (doc/model.md). */
 
 typedef enum dsd_ragan_side {
     DSD_RAGAN_DISCRIMINATOR = 0, /* L_D: real should look more real than fake */
@@ -394,6 +394,186 @@ dsd_status dsd_ragan_loss_forward(dsd_context *ctx, dsd_ragan_side side, const d
 dsd_status dsd_ragan_loss_backward(dsd_context *ctx, dsd_ragan_side side, float scale,
                                    const dsd_tensor *real, const dsd_tensor *fake,
                                    dsd_tensor *dreal, dsd_tensor *dfake);
+
+/* ------------------------------------------------------------------------ */
+/* VGG-19 feature extractor (src/model/vgg.c; paper section 2.7, doc/vgg.md)
+ *
+ * The frozen ImageNet VGG-19 of torchvision, `features` up to a chosen index
+ * (default 14, conv3_3 before its ReLU: DeblurGAN's features[:15]), used by
+ * the perceptual loss. torchvision indices of vgg19().features:
+ *    0 conv1_1  1 relu   2 conv1_2  3 relu   4 pool1                 64 ch
+ *    5 conv2_1  6 relu   7 conv2_2  8 relu   9 pool2                128 ch
+ *   10 conv3_1 11 relu  12 conv3_2 13 relu  14 conv3_3 15 relu
+ *   16 conv3_4 17 relu  18 pool3                                    256 ch
+ *   19 .. 27 conv4_1 .. pool4, 28 .. 36 conv5_1 .. pool5             512 ch
+ * Convs 3x3, zero padding 1, bias; pools 2x2 stride 2, floor (an odd side
+ * loses its last row or column, as nn.MaxPool2d(2, 2)). last_layer may be
+ * any conv or ReLU index 0 .. 35 (not a pool); the output of a conv index is
+ * taken before its ReLU.
+ *
+ * Input: x (N, 3, H, W) in [-1, 1] (the generator's range). The network sees
+ * ((x + 1) / 2 - mean_c) / std_c with ImageNet's mean (0.485, 0.456, 0.406)
+ * and std (0.229, 0.224, 0.225), the normalization torchvision's weights were
+ * trained with: computed as x * scale + shift with two (1, 3, 1, 1)
+ * constants (scale_c = 0.5 / std_c, shift_c = (0.5 - mean_c) / std_c) by
+ * the broadcast ops, not folded into conv1_1, because conv1_1's zero padding
+ * must pad the normalized image.
+ *
+ * Parameters: features.<i>.weight (Cout, Cin, 3, 3) and features.<i>.bias
+ * (Cout) for every conv index i <= last_layer, torchvision's names, in one
+ * dsd_params arena. Frozen: only params.values is allocated; params.grads
+ * stays a zeroed struct and nothing ever computes a parameter gradient.
+ * Default (last 14): 1,735,488 parameters (6.6 MiB). dsdeblur cannot
+ * download weights: dsd_vgg_load reads a safetensors file made by
+ * tools/convert_vgg19.py (doc/vgg.md). A network without loaded weights
+ * refuses to run (its features would be meaningless).
+ *
+ * Forwards follow the discriminator's rules: a caller-owned tape (NULL:
+ * inference, nothing kept, each intermediate given back as soon as the next
+ * layer has consumed it), one tape per pending forward; the perceptual loss
+ * runs the fake image with a tape and the real one without. The ReLUs run in
+ * place (their backward reads the output, which has the input's sign). The
+ * backward gives dx only (dx += dL/dx) and consumes the tape. */
+
+enum { DSD_VGG_MAX_INDEX = 35 /* relu5_4: the last non-pool index */ };
+
+typedef enum dsd_vgg_layer_kind {
+    DSD_VGG_LAYER_CONV = 0,
+    DSD_VGG_LAYER_RELU,
+    DSD_VGG_LAYER_POOL,
+} dsd_vgg_layer_kind;
+
+typedef struct dsd_vgg_config {
+    int last_layer;     /* torchvision features index of the output: 14 (conv3_3) */
+} dsd_vgg_config;
+
+dsd_vgg_config dsd_vgg_default_config(void);
+/* DSD_ERR_INVALID_ARGUMENT unless last_layer is a conv or ReLU in 0 .. 35. */
+dsd_status dsd_vgg_config_check(const dsd_vgg_config *cfg, dsd_error *err);
+/* Parameters of a network with this config (0 when invalid). */
+size_t dsd_vgg_param_count(const dsd_vgg_config *cfg);
+/* "conv3_3", "relu3_3", "pool2" for a torchvision index 0 .. 36, else "?". */
+const char *dsd_vgg_layer_name(int index);
+/* The output shape (channels, height, width) for an h x w input;
+ * DSD_ERR_SHAPE when a pool would see a side shorter than 2. */
+dsd_status dsd_vgg_output_shape(const dsd_vgg_config *cfg, int h, int w, int *out_c,
+                                int *out_h, int *out_w, dsd_error *err);
+
+typedef struct dsd_vgg {
+    dsd_vgg_config cfg;
+    int n_layers;                                /* last_layer + 1 */
+    dsd_vgg_layer_kind kind[DSD_VGG_MAX_INDEX + 1];
+    int width[DSD_VGG_MAX_INDEX + 1];            /* output channels of layer i */
+    dsd_params params;                           /* values only (frozen) */
+    dsd_conv_weights w[DSD_VGG_MAX_INDEX + 1];   /* views into params.values at conv
+                                                    indices, zeroed elsewhere */
+    dsd_tensor scale, shift;                     /* (1, 3, 1, 1) input mapping */
+    int has_weights;                             /* set by dsd_vgg_load / _init_weights */
+    size_t arena_bytes;                          /* device bytes of the parameters */
+} dsd_vgg;
+
+/* What a forward with a tape saved (caller-owned; start from a zeroed struct). */
+typedef struct dsd_vgg_tape {
+    int pending;                         /* filled, not yet consumed */
+    dsd_tensor x;                        /* the input (borrowed view) */
+    dsd_tensor xn;                       /* the normalized input */
+    dsd_tensor a[DSD_VGG_MAX_INDEX + 1]; /* output of conv / pool index i (a ReLU
+                                            rewrites its conv's in place); the last
+                                            index's output is the caller's y, unless
+                                            it is a ReLU */
+} dsd_vgg_tape;
+
+/* Validates cfg (NULL: defaults), builds the table and views, allocates the
+ * parameter arena (zeroed, has_weights 0) and the input constants. On
+ * failure vgg is left zeroed (safe to free). */
+dsd_status dsd_vgg_init(dsd_context *ctx, dsd_vgg *vgg, const dsd_vgg_config *cfg);
+void dsd_vgg_free(dsd_context *ctx, dsd_vgg *vgg);
+/* Reads features.<i>.weight / .bias for every conv index <= last_layer from a
+ * safetensors file with torchvision's names (F32, F16 or BF16; other keys,
+ * e.g. the rest of a full vgg19 state_dict, are ignored) and uploads them.
+ * DSD_ERR_IO / DSD_ERR_FORMAT naming the file and the tensor (a missing
+ * tensor, a wrong shape), pointing at doc/vgg.md; on failure the weights on
+ * the device are unchanged. */
+dsd_status dsd_vgg_load(dsd_context *ctx, dsd_vgg *vgg, const char *path);
+/* Random PyTorch-default weights (dsd_params_init_weights), for tests and
+ * benchmarks only: the features of a random VGG are not a perceptual loss. */
+dsd_status dsd_vgg_init_weights(dsd_context *ctx, dsd_vgg *vgg, uint64_t seed);
+
+/* y = features[0 .. last_layer](normalize(x)); x (N, 3, H, W), y the shape
+ * dsd_vgg_output_shape gives, not overlapping x. tape NULL: inference.
+ * Otherwise the tape must be empty; it receives the activations and borrows x
+ * until the backward. */
+dsd_status dsd_vgg_forward(dsd_context *ctx, dsd_vgg *vgg, const dsd_tensor *x, dsd_tensor *y,
+                           dsd_vgg_tape *tape);
+/* dx (may be NULL: then the tape is only freed) += dL/dx for dy = dL/dy of
+ * the forward that filled tape. Consumes the tape. */
+dsd_status dsd_vgg_backward(dsd_context *ctx, dsd_vgg *vgg, dsd_vgg_tape *tape,
+                            const dsd_tensor *dy, dsd_tensor *dx);
+/* Gives a tape's activations back without a backward; safe on empty tapes. */
+void dsd_vgg_tape_free(dsd_context *ctx, dsd_vgg_tape *tape);
+
+/* ------------------------------------------------------------------------ */
+/* Content losses (src/model/content_loss.c; paper section 2.7, doc/vgg.md)
+ *
+ * L_content(fake, real), a scalar, for the generator's loss
+ * L_G = L_adv + lambda L_content (paper eq. 7, lambda = 100):
+ *   PERCEPTUAL  mean over (N, C, h, w) of (phi(fake) - phi(real))^2, phi the
+ *               VGG-19 features above (conv3_3 by default): eq. 8, averaged
+ *               over channels and batch as well, as DeblurGAN's MSELoss does
+ *   L1          mean |fake - real| over the pixels
+ *   MSE         mean (fake - real)^2 over the pixels
+ *   FFT         dsd_fft_loss (mean |Re|, |Im| of FFT2(fake - real))
+ * The object returns the UNWEIGHTED loss: lambda belongs to the trainer's
+ * loss weights (it differs per kind and per experiment), and the backward
+ * takes it as `scale`. real gets no gradient (a constant target).
+ *
+ * forward(training = 1) keeps what the backward needs: the fake image's VGG
+ * tape and both feature maps (perceptual), or borrowed views of fake and
+ * real (pixel kinds; they must stay alive and unchanged until the backward).
+ * The real image's VGG forward keeps nothing. One backward per training
+ * forward; a new forward first drops a pending one. training = 0 computes
+ * the value only (validation). */
+
+typedef enum dsd_content_loss_kind {
+    DSD_CONTENT_LOSS_PERCEPTUAL = 0,
+    DSD_CONTENT_LOSS_L1,
+    DSD_CONTENT_LOSS_MSE,
+    DSD_CONTENT_LOSS_FFT,
+} dsd_content_loss_kind;
+
+/* "perceptual", "l1", "mse", "fft" (exact, lower case) -> kind;
+ * DSD_ERR_INVALID_ARGUMENT naming the valid choices otherwise. */
+dsd_status dsd_content_loss_kind_parse(const char *name, dsd_content_loss_kind *out,
+                                       dsd_error *err);
+/* The name above, or "?" for an invalid kind. */
+const char *dsd_content_loss_kind_name(dsd_content_loss_kind kind);
+
+typedef struct dsd_content_loss {
+    dsd_content_loss_kind kind;
+    dsd_vgg vgg;                 /* PERCEPTUAL only (zeroed otherwise) */
+    int pending;                 /* a training forward awaits its backward */
+    dsd_tensor fake, real;       /* borrowed views (pixel kinds) */
+    dsd_tensor f_fake, f_real;   /* features (PERCEPTUAL) */
+    dsd_vgg_tape tape;           /* the fake image's VGG forward (PERCEPTUAL) */
+} dsd_content_loss;
+
+/* kind PERCEPTUAL needs vgg_weights, the safetensors path dsd_vgg_load
+ * reads, and takes vgg_cfg (NULL: conv3_3); without a path it fails with
+ * DSD_ERR_INVALID_ARGUMENT saying why and pointing at doc/vgg.md. The other
+ * kinds ignore both. On failure l is left zeroed (safe to free). */
+dsd_status dsd_content_loss_init(dsd_context *ctx, dsd_content_loss *l,
+                                 dsd_content_loss_kind kind, const char *vgg_weights,
+                                 const dsd_vgg_config *vgg_cfg);
+void dsd_content_loss_free(dsd_context *ctx, dsd_content_loss *l);
+/* loss (1, 1, 1, 1) = L_content(fake, real); fake and real (N, 3, H, W) of
+ * one shape (any C for the pixel kinds). */
+dsd_status dsd_content_loss_forward(dsd_context *ctx, dsd_content_loss *l, const dsd_tensor *fake,
+                                    const dsd_tensor *real, dsd_tensor *loss, int training);
+/* d_fake += scale * dL/dfake for the pending training forward (scale is the
+ * upstream gradient: lambda in the generator's loss); consumes it.
+ * DSD_ERR_INVALID_ARGUMENT without one. */
+dsd_status dsd_content_loss_backward(dsd_context *ctx, dsd_content_loss *l, float scale,
+                                     dsd_tensor *d_fake);
 
 #ifdef __cplusplus
 }
