@@ -273,5 +273,6 @@ dsd_status dsd_tensor_copy(dsd_context *ctx, dsd_tensor *dst, const dsd_tensor *
 
 #include "dsdeblur_ops.h"
 #include "dsdeblur_model.h"
+#include "dsdeblur_train.h"
 
 #endif /* DSDEBLUR_H */
