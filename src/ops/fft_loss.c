@@ -62,6 +62,8 @@
  */
 #include "internal.h"
 
+#include "ops/fft_plan.h"
+
 #include <clFFT.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -75,12 +77,10 @@ enum { FFT_WG_DEFAULT = 256, FFT_MAX_GROUPS = 128 };
 /* ------------------------------------------------------------------------ */
 /* Plan cache */
 
-typedef struct fft_plan {
-    int h, w;
-    size_t batch;              /* N * C planes */
-    clfftPlanHandle handle;
-    size_t tmp_bytes;          /* scratch the baked plan wants, 0 if none */
-} fft_plan;
+/* The plan struct and the two entry points are shared with the synthetic blur
+ * (src/train/blur_apply.c) through src/ops/fft_plan.h, so one cache serves
+ * every clFFT user of a context. */
+typedef dsd_fft_plan fft_plan;
 
 struct dsd_fft_cache {
     fft_plan *plans;           /* one per (H, W, batch) seen, baked */
@@ -155,8 +155,8 @@ fail:
 
 /* The baked plan for batch planes of h x w (created on first use). The
  * returned pointer is valid until the next call (the array may grow). */
-static dsd_status fft_plan_get(dsd_context *ctx, int h, int w, size_t batch,
-                               const fft_plan **out)
+dsd_status dsd_fft_plan_get(dsd_context *ctx, int h, int w, size_t batch,
+                            const fft_plan **out)
 {
     struct dsd_fft_cache *cache = NULL;
     DSD_TRY(fft_cache_get(ctx, &cache));
@@ -208,8 +208,8 @@ fail:
 }
 
 /* Enqueues the plan in place on spec (tmp may be NULL); never waits. */
-static dsd_status fft_transform(dsd_context *ctx, const fft_plan *plan, clfftDirection dir,
-                                cl_mem spec, cl_mem tmp)
+dsd_status dsd_fft_transform(dsd_context *ctx, const fft_plan *plan, clfftDirection dir,
+                             cl_mem spec, cl_mem tmp)
 {
     cl_command_queue queue = dsd_context_queue(ctx);
     cl_event ev = NULL;
@@ -323,7 +323,7 @@ static dsd_status fft_spectrum(dsd_context *ctx, const dsd_tensor *a, const dsd_
     wk->wg = fft_wg(ctx);
     snprintf(wk->opts, sizeof wk->opts, "-DWG=%zu", wk->wg);
     size_t batch = (size_t)a->n * (size_t)a->c;
-    DSD_TRY(fft_plan_get(ctx, a->h, a->w, batch, &wk->plan));
+    DSD_TRY(dsd_fft_plan_get(ctx, a->h, a->w, batch, &wk->plan));
     DSD_TRY(dsd_tensor_init(ctx, &wk->spec, a->n, a->c, a->h, 2 * a->w));
     if (wk->plan->tmp_bytes > 0) {
         size_t floats = (wk->plan->tmp_bytes + sizeof(float) - 1) / sizeof(float);
@@ -338,7 +338,7 @@ static dsd_status fft_spectrum(dsd_context *ctx, const dsd_tensor *a, const dsd_
     size_t global = count;
     DSD_TRY(dsd_kernel_run(ctx, "fft_loss", wk->opts, "fft_loss_pack", args, NARGS(args), 1,
                            &global, &wk->wg));
-    return fft_transform(ctx, wk->plan, CLFFT_FORWARD, wk->spec.buf, wk->tmp.buf);
+    return dsd_fft_transform(ctx, wk->plan, CLFFT_FORWARD, wk->spec.buf, wk->tmp.buf);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -414,7 +414,7 @@ dsd_status dsd_fft_loss_backward(dsd_context *ctx, float scale, const dsd_tensor
                         &global, &wk.wg);
     if (st != DSD_OK)
         goto done;
-    st = fft_transform(ctx, wk.plan, CLFFT_BACKWARD, wk.spec.buf, wk.tmp.buf);
+    st = dsd_fft_transform(ctx, wk.plan, CLFFT_BACKWARD, wk.spec.buf, wk.tmp.buf);
     if (st != DSD_OK)
         goto done;
 

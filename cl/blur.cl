@@ -1,0 +1,117 @@
+/*
+ * blur.cl: the element-wise kernels around clFFT's transforms for the
+ * synthetic blur (host side: src/train/blur_apply.c; reference: the direct
+ * convolution in tests/ref/blur.c). The transforms themselves are clFFT's.
+ *
+ * Spectra hold planes of FH x FW interleaved complex values (re, im), plane
+ * after plane; an image plane is p = n*C + c, a kernel plane is n (or 0 for
+ * one kernel shared by the batch). dsd_reflect comes from common.cl.
+ *
+ *   blur_pack_image  reflect-pad each H x W plane by (top, left) into the
+ *                    first HP x WP of its FH x FW plane, zeros elsewhere
+ *   blur_pack_kernel zero-pad each KH x KW kernel into FH x FW
+ *   (clFFT forward on both)
+ *   blur_multiply    image spectrum *= its kernel's spectrum
+ *   (clFFT backward, unnormalized)
+ *   blur_crop        y = Re(...)[i + KH-1, j + KW-1] / (FH FW) (+ noise, clamp)
+ */
+
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
+/* The first two words of Philox4x32-10(counter (c0..c3), key (k0, k1)); the
+ * same rounds as dropout.cl and the host's dsd_blur_noise_host. */
+inline uint2 blur_philox(uint c0, uint c1, uint c2, uint c3, uint k0, uint k1)
+{
+    for (int r = 0; r < 10; r++) {
+        uint lo0 = PHILOX_M0 * c0, hi0 = mul_hi(PHILOX_M0, c0);
+        uint lo1 = PHILOX_M1 * c2, hi1 = mul_hi(PHILOX_M1, c2);
+        c0 = hi1 ^ c1 ^ k0;
+        c1 = lo1;
+        c2 = hi0 ^ c3 ^ k1;
+        c3 = lo0;
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+    return (uint2)(c0, c1);
+}
+
+/* The noise tag in the counter's last word ("blur"), so that no other
+ * Philox user with the same seed and stream draws the same words. */
+#define BLUR_NOISE_TAG 0x626c7572u
+
+/* One work-item per complex element e of the N*C padded planes:
+ * spec[p, r, c] = (x[p, reflect(r - top), reflect(c - left)], 0) for r < hp,
+ * c < wp, else 0. */
+kernel void blur_pack_image(global const float *x, uint x_off, global float *spec,
+                            uint spec_off, uint h, uint w, uint fh, uint fw, uint hp, uint wp,
+                            int top, int left, uint count)
+{
+    uint e = get_global_id(0);
+    if (e >= count)
+        return;
+    uint c = e % fw, rest = e / fw;
+    uint r = rest % fh, p = rest / fh;
+    float v = 0.0f;
+    if (r < hp && c < wp) {
+        int i = dsd_reflect((int)r - top, (int)h), j = dsd_reflect((int)c - left, (int)w);
+        v = x[x_off + ((size_t)p * h + (uint)i) * w + (uint)j];
+    }
+    vstore2((float2)(v, 0.0f), e, spec + spec_off);
+}
+
+/* One work-item per complex element e of the kernel planes:
+ * kspec[m, r, c] = (k[m, r, c], 0) for r < kh, c < kw, else 0. */
+kernel void blur_pack_kernel(global const float *k, uint k_off, global float *kspec,
+                             uint kspec_off, uint kh, uint kw, uint fh, uint fw, uint count)
+{
+    uint e = get_global_id(0);
+    if (e >= count)
+        return;
+    uint c = e % fw, rest = e / fw;
+    uint r = rest % fh, m = rest / fh;
+    float v = (r < kh && c < kw) ? k[k_off + ((size_t)m * kh + r) * kw + c] : 0.0f;
+    vstore2((float2)(v, 0.0f), e, kspec + kspec_off);
+}
+
+/* One work-item per complex element e of the image spectra: spec[e] *=
+ * kspec[m, same frequency], m = p / channels, or 0 when shared != 0. */
+kernel void blur_multiply(global float *spec, uint spec_off, global const float *kspec,
+                          uint kspec_off, uint plane, uint channels, uint shared, uint count)
+{
+    uint e = get_global_id(0);
+    if (e >= count)
+        return;
+    uint p = e / plane, f = e % plane;
+    uint m = shared ? 0u : p / channels;
+    float2 a = vload2(e, spec + spec_off);
+    float2 b = vload2((size_t)m * plane + f, kspec + kspec_off);
+    vstore2((float2)(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x), e, spec + spec_off);
+}
+
+/* One work-item per output element i = (p*h + y)*w + x: the circular result
+ * at (y + kh - 1, x + kw - 1) of plane p, times inv (1 / (FH FW)); with
+ * sigma > 0 plus sigma * g(i) and clamped to [-1, 1] (g: Box-Muller of the
+ * first two Philox words of counter (i, s0, s1, BLUR_NOISE_TAG), key (k0, k1)). */
+kernel void blur_crop(global const float *spec, uint spec_off, global float *y, uint y_off,
+                      uint h, uint w, uint fh, uint fw, uint kh, uint kw, float inv, float sigma,
+                      uint k0, uint k1, uint s0, uint s1, uint count)
+{
+    uint i = get_global_id(0);
+    if (i >= count)
+        return;
+    uint col = i % w, rest = i / w;
+    uint row = rest % h, p = rest / h;
+    size_t e = ((size_t)p * fh + row + kh - 1) * fw + col + kw - 1;
+    float v = spec[spec_off + 2 * e] * inv;
+    if (sigma > 0.0f) {
+        uint2 words = blur_philox(i, s0, s1, BLUR_NOISE_TAG, k0, k1);
+        float u1 = (float)((words.x >> 8) + 1u) * (1.0f / 16777216.0f); /* (0, 1] */
+        float u2 = (float)(words.y >> 8) * (1.0f / 16777216.0f);         /* [0, 1) */
+        float g = sqrt(-2.0f * log(u1)) * cospi(2.0f * u2);
+        v = clamp(v + sigma * g, -1.0f, 1.0f);
+    }
+    y[y_off + i] = v;
+}

@@ -1,0 +1,169 @@
+/*
+ * dsdeblur_train.h: training support (included by dsdeblur.h; do not include
+ * it alone).
+ *
+ * Sections: synthetic blur (random camera-shake kernels and their
+ * application to sharp images, for dsdeblur-train's "synthetic" mode).
+ * doc/synthetic-blur.md describes the model with pictures.
+ */
+#ifndef DSDEBLUR_TRAIN_H
+#define DSDEBLUR_TRAIN_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Synthetic blur (src/train/blur_kernel.c; src/train/blur_apply.c,
+ * cl/blur.cl; reference: tests/ref/blur.c)
+ *
+ *     dsd_blur_kernel_params kp;
+ *     dsd_blur_kernel_params_default(&kp);
+ *     dsd_rng rng;
+ *     dsd_rng_init(&rng, seed, image_index);        // kernel k of seed s
+ *     dsd_blur_kernel k;
+ *     dsd_blur_kernel_generate(&kp, &rng, &k, &err);  // host, double arithmetic
+ *     dsd_tensor kt;                                   // (1, 1, k.h, k.w)
+ *     dsd_tensor_init(ctx, &kt, 1, 1, k.h, k.w);
+ *     dsd_tensor_upload(ctx, &kt, k.data, (size_t)k.h * k.w);
+ *     dsd_blur_apply(ctx, sharp, &kt, 0.01f, seed, step, blurred);
+ *
+ * Random numbers
+ * --------------
+ * dsd_rng is Philox4x32-10 (Salmon et al., SC 2011; the generator of
+ * dsd_dropout_*) used as a stream: key (seed lo, seed hi), counter
+ * (block lo, block hi, stream lo, stream hi), four 32-bit words per block.
+ * It is a plain value with no hidden state: copy it to replay draws. Its
+ * outputs are integer arithmetic, hence the same everywhere; the kernel
+ * generator turns them into doubles with sqrt, log, sin, cos and floor only,
+ * so a kernel is bit-identical on every machine whose libm rounds those the
+ * same (glibc on x86-64 and aarch64; the build uses ISO C, where GCC does not
+ * contract a*b+c into an FMA). */
+
+typedef struct dsd_rng {
+    uint32_t key[2];
+    uint32_t ctr[4];   /* next block: (block lo, block hi, stream lo, stream hi) */
+    uint32_t out[4];   /* the current block's words */
+    int used;          /* words of out[] consumed (4: draw a new block) */
+} dsd_rng;
+
+/* Stream `stream` of seed `seed`, at its first word. */
+void dsd_rng_init(dsd_rng *r, uint64_t seed, uint64_t stream);
+/* The next 32-bit word. */
+uint32_t dsd_rng_u32(dsd_rng *r);
+/* Uniform in [0, 1) with 53 random bits (two words). */
+double dsd_rng_uniform(dsd_rng *r);
+/* Standard normal by Box-Muller from two uniforms (four words); the second
+ * value of the pair is discarded, so every call costs the same draws. */
+double dsd_rng_normal(dsd_rng *r);
+
+/* Camera-shake kernels in the style of Boracchi & Foi, "Modeling the
+ * performance of image restoration from motion blur" (IEEE TIP 2012), as
+ * DeblurGAN (Kupyn et al. 2018, motion_blur/generate_trajectory.py and
+ * generate_PSF.py) uses them:
+ *
+ *   A particle starts at 0 with a random direction. At each of steps-1 steps
+ *   its velocity v gains
+ *     dv = big_shake + anxiety * (shake * (g1 + i g2) - centripetal * x) * L/(steps-1)
+ *   (g1, g2 standard normal; with probability prob_big_shake * anxiety an
+ *   abrupt turn big_shake = 2 v e^{i (pi + u - 1/2)}), is renormalized to
+ *   length L/(steps-1), and moves the particle: x += v. So the path is L
+ *   pixels long. Per kernel: centripetal ~ U(0, 0.7), prob_big_shake ~
+ *   U(0, 0.2), shake ~ U(0, 10), initial angle ~ U(0, 2 pi).
+ *   The first ceil(exposure * steps) samples (the camera's exposure) are
+ *   centred in a size x size canvas (bounding-box centre on the anchor pixel
+ *   ((size-1)/2, (size-1)/2) of dsd_blur_apply) and splatted bilinearly with
+ *   weight 1 each; the kernel is then
+ *   normalized to sum 1 (in double, stored as float) and, with trim,
+ *   cropped to the bounding box of its non-zero pixels.
+ *
+ * Differences from DeblurGAN: its partial-exposure PSFs keep the whole
+ * trajectory's centring (so they sit off-centre and shift the image); here
+ * the exposed part is centred. Its canvas indices start at 1; here at 0. */
+
+enum { DSD_BLUR_KERNEL_MAX = 64 };
+
+/* A value for anxiety / exposure: draw it per kernel as DeblurGAN does. */
+#define DSD_BLUR_RANDOM (-1.0)
+
+typedef struct dsd_blur_kernel_params {
+    int size;        /* canvas side in pixels, 1..DSD_BLUR_KERNEL_MAX; default 64 */
+    int steps;       /* trajectory samples, 2..100000; default 2000 */
+    double length;   /* path length L in pixels, 0 <= L <= 2 ((size-1)/2) (size - 1 for odd
+                      * size, size - 2 for even); default 60 */
+    double anxiety;  /* shake strength in [0, 1]; 0 gives a straight line. DSD_BLUR_RANDOM
+                      * (default): uniform from DeblurGAN's {0.01, 0.009, 0.008, 0.007,
+                      * 0.005, 0.003} */
+    double exposure; /* exposed fraction of the trajectory in (0, 1]. DSD_BLUR_RANDOM
+                      * (default): uniform from {0.1, 0.5, 1} (DeblurGAN's parts 1..3) */
+    int trim;        /* 1 (default): crop to the support; 0: keep size x size */
+} dsd_blur_kernel_params;
+
+/* A kernel: h x w floats, row-major, >= 0, summing to 1 (within float rounding). */
+typedef struct dsd_blur_kernel {
+    int h, w;
+    float data[DSD_BLUR_KERNEL_MAX * DSD_BLUR_KERNEL_MAX];
+} dsd_blur_kernel;
+
+void dsd_blur_kernel_params_default(dsd_blur_kernel_params *p);
+
+/* Draws one kernel from rng (which advances by a number of words that
+ * depends only on p->steps and on which parameters are DSD_BLUR_RANDOM).
+ * DSD_ERR_INVALID_ARGUMENT naming the parameter when p is out of range (err
+ * may be NULL). Host only; no allocation. */
+dsd_status dsd_blur_kernel_generate(const dsd_blur_kernel_params *p, dsd_rng *rng,
+                                    dsd_blur_kernel *out, dsd_error *err);
+
+/* Writes k into an out_h x out_w frame (zeros around it, row-major), placed so
+ * that the anchor ((h-1)/2, (w-1)/2) of k lands on the frame's anchor: the
+ * framed kernel blurs exactly as k does. Lets kernels of different trimmed
+ * sizes share one (N, 1, KH, KW) tensor. DSD_ERR_SHAPE when the frame is
+ * smaller than k. */
+dsd_status dsd_blur_kernel_embed(const dsd_blur_kernel *k, int out_h, int out_w, float *out,
+                                 dsd_error *err);
+
+/* y = x (*) kernel + noise, on the device.
+ *
+ * x, y (N, C, H, W), y may be x; kernel (N or 1, 1, KH, KW) on the device,
+ * one kernel per image (or one for all), the same for every channel.
+ *
+ * A true convolution ('same' output, anchor a = ((KH-1)/2, (KW-1)/2) as
+ * numpy.convolve / scipy.signal.convolve2d mode 'same'):
+ *   y[n,c,i,j] = sum_{p,q} k[n,p,q] * xr[n,c, i + a_h - p, j + a_w - q]
+ * where xr reflects x at its borders without repeating the edge pixel
+ * (torch ReflectionPad2d, numpy.pad mode 'reflect'; scipy.ndimage calls it
+ * 'mirror'): xr[-1] = x[1], xr[H] = x[H-2]. The image is reflected by
+ * KH-1-a_h rows above, a_h below (same for columns), and reflection needs
+ * each of those < H (< W): a kernel that large is DSD_ERR_SHAPE (so KH <= H
+ * and KW <= W suffice, and H == 1 allows KH == 1 only).
+ *
+ * Computed by FFT (clFFT, complex-to-complex): each padded plane and each
+ * kernel are zero-padded to FH x FW, the next sizes >= H + KH - 1 and
+ * >= W + KW - 1 whose prime factors are 2, 3, 5, 7, 11, 13; products in
+ * frequency; inverse; crop. Plans are cached in the context with the other
+ * clFFT plans.
+ *
+ * Noise (noise_sigma > 0): y += noise_sigma * g[i], then y is clamped to
+ * [-1, 1] (the model's image range). g[i] for flat NCHW index i is standard
+ * normal by Box-Muller from Philox4x32-10 with key (seed lo, seed hi) and
+ * counter (i, stream lo, stream hi, 0x626c7572), computed on the device in
+ * float: u1 = ((w0 >> 8) + 1) 2^-24, u2 = (w1 >> 8) 2^-24,
+ * g = sqrt(-2 ln u1) cos(2 pi u2). The words are the same on every device;
+ * the value differs from dsd_blur_noise_host by the device's float rounding
+ * of log, sqrt and cos only. noise_sigma == 0: no noise and no clamp.
+ * Negative or non-finite sigma is DSD_ERR_INVALID_ARGUMENT. */
+dsd_status dsd_blur_apply(dsd_context *ctx, const dsd_tensor *x, const dsd_tensor *kernel,
+                          float noise_sigma, uint64_t seed, uint64_t stream, dsd_tensor *y);
+
+/* g[index] of dsd_blur_apply's noise in double, for tests and references. */
+double dsd_blur_noise_host(uint64_t seed, uint64_t stream, uint32_t index);
+
+/* The FFT length dsd_blur_apply uses for n: the smallest m >= n whose prime
+ * factors are all in {2, 3, 5, 7, 11, 13} (n >= 1). */
+int dsd_blur_fft_size(int n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DSDEBLUR_TRAIN_H */

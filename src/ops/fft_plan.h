@@ -1,0 +1,38 @@
+/*
+ * fft_plan.h: the per-context clFFT plan cache of src/ops/fft_loss.c, shared
+ * with the other clFFT users of the library (the synthetic blur,
+ * src/train/blur_apply.c), so every plan of a context lives in one cache and
+ * is destroyed by dsd_fft_cache_release(). Not installed. The rules for
+ * clFFT's process-global state (clfftSetup once per context, never
+ * clfftTeardown) are explained at the top of fft_loss.c.
+ */
+#ifndef DSDEBLUR_OPS_FFT_PLAN_H
+#define DSDEBLUR_OPS_FFT_PLAN_H
+
+#include "internal.h"
+
+#include <clFFT.h>
+
+/* A baked single-precision 2-D complex-to-complex in-place plan over `batch`
+ * contiguous row-major planes of h x w interleaved complex values (distance
+ * h*w complex elements), unnormalized in both directions (scale 1). */
+typedef struct dsd_fft_plan {
+    int h, w;
+    size_t batch;              /* planes per transform */
+    clfftPlanHandle handle;
+    size_t tmp_bytes;          /* scratch the baked plan wants, 0 if none */
+} dsd_fft_plan;
+
+/* The plan for batch planes of h x w, created and baked on first use. The
+ * returned pointer is valid only until the next call (the cache may grow):
+ * copy the struct to hold two plans at once. h and w must factor into 2, 3,
+ * 5, 7, 11 and 13 (callers check; clFFT's own error is reported otherwise). */
+dsd_status dsd_fft_plan_get(dsd_context *ctx, int h, int w, size_t batch,
+                            const dsd_fft_plan **out);
+
+/* Enqueues plan in place on spec (tmp: scratch of at least plan->tmp_bytes, or
+ * NULL when the plan needs none); never waits. */
+dsd_status dsd_fft_transform(dsd_context *ctx, const dsd_fft_plan *plan, clfftDirection dir,
+                             cl_mem spec, cl_mem tmp);
+
+#endif /* DSDEBLUR_OPS_FFT_PLAN_H */
