@@ -3,8 +3,11 @@
  * it alone).
  *
  * Sections: synthetic blur (random camera-shake kernels and their
- * application to sharp images, for dsdeblur-train's "synthetic" mode).
- * doc/synthetic-blur.md describes the model with pictures.
+ * application to sharp images, for dsdeblur-train's "synthetic" mode;
+ * doc/synthetic-blur.md describes the model with pictures), the trainer (one
+ * GAN iteration, validation, checkpoints) and the training log and plot.
+ * The data loader is in dsdeblur_data.h, the configuration in
+ * dsdeblur_config.h.
  */
 #ifndef DSDEBLUR_TRAIN_H
 #define DSDEBLUR_TRAIN_H
@@ -161,6 +164,115 @@ double dsd_blur_noise_host(uint64_t seed, uint64_t stream, uint32_t index);
 /* The FFT length dsd_blur_apply uses for n: the smallest m >= n whose prime
  * factors are all in {2, 3, 5, 7, 11, 13} (n >= 1). */
 int dsd_blur_fft_size(int n);
+
+/* ------------------------------------------------------------------------ */
+/* The trainer (src/train/trainer.c): one GAN iteration of the paper, the
+ * validation pass and checkpoints, for dsdeblur-train and the tests.
+ *
+ *     dsd_trainer *t;
+ *     dsd_trainer_init(ctx, &cfg, &t, &err);            // networks, data, loader
+ *     dsd_trainer_resume(t, "run/checkpoint-000001000.safetensors", &err);   // optional
+ *     while (dsd_trainer_step_index(t) < dsd_trainer_total_steps(t)) {
+ *         dsd_step_stats s;
+ *         dsd_trainer_step(t, &s, &err);
+ *     }
+ *     dsd_trainer_save_checkpoint(t, path, &err);
+ *     dsd_trainer_free(t);
+ *
+ * One step (section 3: D and G alternate, D first as in DeblurGAN):
+ *   fake = G(blur)                                  (training: dropout on)
+ *   D step  L_D = L_D^Ra(D(sharp), D(fake))          fake detached; Adam on D
+ *   G step  L_G = L_G^Ra(D(sharp), D(fake)) + lambda L_content(fake, sharp)
+ *           (D after its update, gradients through D into G only); Adam on G
+ * with lr = dsd_lr_schedule(lr, epoch, decay_from, epochs) for both. In
+ * synthetic mode blur is made on the device from the sharp crop with a
+ * camera-shake kernel per image drawn from (seed, step, element). Everything
+ * random derives from (train.seed, step), so a run resumed from a
+ * checkpoint continues bit for bit like the uninterrupted one on the same
+ * device.
+ *
+ * Every step downloads its three loss values (the only host
+ * synchronization); a non-finite loss, or a non-finite gradient (an
+ * arena-wide sum of squares, then the first bad parameter by name), stops
+ * the step with DSD_ERR_NAN naming the step and the tensor, before any
+ * weight is updated. */
+
+typedef struct dsd_step_stats {
+    uint64_t step;           /* the step just done (0-based) */
+    int epoch;
+    double lr;
+    double loss_d;           /* L_D^Ra */
+    double loss_g_adv;       /* L_G^Ra */
+    double loss_content;     /* unweighted content loss */
+    double loss_g;           /* loss_g_adv + lambda loss_content */
+    int bad;                 /* training samples skipped for this batch */
+    const char *bad_message; /* their reasons, one per line (valid until the next step) */
+} dsd_step_stats;
+
+typedef struct dsd_val_stats {
+    int images;
+    double psnr, ssim;       /* means over the images (SSIM: skimage protocol) */
+    double seconds;          /* wall time of the pass */
+} dsd_val_stats;
+
+typedef struct dsd_trainer dsd_trainer;
+
+/* Builds everything cfg describes (cfg must have passed dsd_config_validate
+ * and must outlive the trainer), with freshly initialized weights at step 0.
+ * Reports the device memory needed when it cannot allocate. */
+dsd_status dsd_trainer_init(dsd_context *ctx, const dsd_config *cfg, dsd_trainer **out,
+                            dsd_error *err);
+void dsd_trainer_free(dsd_trainer *t);
+
+/* Continues from a checkpoint written by dsd_trainer_save_checkpoint: weights,
+ * Adam moments and counters, the step; refused (naming what differs) when the
+ * checkpoint's networks or seed differ from cfg's. */
+dsd_status dsd_trainer_resume(dsd_trainer *t, const char *path, dsd_error *err);
+
+/* One iteration (see above). */
+dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err);
+/* PSNR/SSIM of the generator (inference) over the held-out set, whole images
+ * (reflect... edge-padded to a multiple of 4 and cropped back). DSD_ERR_INVALID_ARGUMENT
+ * without a held-out set. */
+dsd_status dsd_trainer_validate(dsd_trainer *t, dsd_val_stats *out, dsd_error *err);
+/* Checkpoint (dsd_checkpoint_save) with the config text; atomic. */
+dsd_status dsd_trainer_save_checkpoint(dsd_trainer *t, const char *path, dsd_error *err);
+/* The generator alone, as a weight file dsdeblur-run reads. */
+dsd_status dsd_trainer_save_generator(dsd_trainer *t, const char *path, dsd_error *err);
+
+uint64_t dsd_trainer_step_index(const dsd_trainer *t); /* steps done */
+uint64_t dsd_trainer_total_steps(const dsd_trainer *t); /* epochs x steps per epoch */
+size_t dsd_trainer_steps_per_epoch(const dsd_trainer *t);
+int dsd_trainer_has_validation(const dsd_trainer *t);
+/* The networks (for tests and tools). */
+dsd_generator *dsd_trainer_generator(dsd_trainer *t);
+dsd_discriminator *dsd_trainer_discriminator(dsd_trainer *t);
+/* ------------------------------------------------------------------------ */
+/* Training log and plot (src/train/log.c)
+ *
+ * <run.dir>/log.csv gets one row per step:
+ *     step,epoch,lr,loss_d,loss_g_adv,loss_content,loss_g,seconds
+ * and <run.dir>/val.csv one row per validation:
+ *     step,epoch,psnr,ssim,images,seconds
+ * (appended and flushed at once, so a crash loses at most a line; a resumed
+ * run drops rows past its checkpoint's step and continues). plot.svg, next
+ * to them, shows the losses (a moving average over ~1% of the run) and the
+ * validation PSNR against the step; it is rewritten atomically at each
+ * validation and at the end. */
+
+typedef struct dsd_train_log dsd_train_log;
+
+/* Opens (creating) dir/log.csv and dir/val.csv; rows with step >= first_step
+ * are dropped (a resume from first_step). */
+dsd_status dsd_train_log_open(dsd_train_log **out, const char *dir, uint64_t first_step,
+                              dsd_error *err);
+dsd_status dsd_train_log_step(dsd_train_log *log, const dsd_step_stats *s, double seconds,
+                              dsd_error *err);
+dsd_status dsd_train_log_val(dsd_train_log *log, uint64_t step, int epoch,
+                             const dsd_val_stats *v, dsd_error *err);
+/* Writes dir/plot.svg from everything logged (old rows included). */
+dsd_status dsd_train_log_plot(dsd_train_log *log, dsd_error *err);
+void dsd_train_log_close(dsd_train_log *log);
 
 #ifdef __cplusplus
 }

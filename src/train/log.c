@@ -1,0 +1,321 @@
+/*
+ * log.c: the training run's record (dsdeblur_train.h): a CSV row per step
+ * and per validation, appended and flushed as they happen, and an SVG plot
+ * of the loss and validation curves drawn from the whole record. The CSV is
+ * read back on resume so the plot covers the run, not only the last leg.
+ *
+ * The SVG is written by hand: it is a few <polyline>s and labels, and no
+ * Debian library draws plots from C; stb_image_write would need a
+ * rasterizer, which would be the larger hand-rolled thing.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { STEP_COLS = 8, VAL_COLS = 6 };
+
+typedef struct series {
+    double *v;     /* rows x cols */
+    size_t rows, cap;
+    int cols;
+} series;
+
+struct dsd_train_log {
+    char *dir;
+    FILE *steps, *vals;
+    series st, va;
+};
+
+static dsd_status series_add(series *s, const double *row, dsd_error *err)
+{
+    if (s->rows == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 1024;
+        double *v = realloc(s->v, cap * (size_t)s->cols * sizeof *v);
+        if (!v)
+            return DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "training log of %zu rows", cap);
+        s->v = v;
+        s->cap = cap;
+    }
+    memcpy(s->v + s->rows * (size_t)s->cols, row, (size_t)s->cols * sizeof *row);
+    s->rows++;
+    return DSD_OK;
+}
+
+static char *path_in(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+/* Reads the numeric rows of an existing CSV (header skipped) with step <
+ * first_step into s, then rewrites the file with exactly those rows (so a
+ * resumed run's rows follow its checkpoint) and leaves it open for append. */
+static dsd_status reopen(const char *dir, const char *name, const char *header, int cols,
+                         uint64_t first_step, series *s, FILE **out, dsd_error *err)
+{
+    s->cols = cols;
+    char *path = path_in(dir, name);
+    if (!path)
+        return DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "log path");
+    FILE *in = fopen(path, "r");
+    if (in) {
+        char line[1024];
+        while (fgets(line, sizeof line, in)) {
+            double row[16];
+            char *p = line, *end;
+            int k = 0;
+            for (; k < cols; k++) {
+                row[k] = strtod(p, &end);
+                if (end == p)
+                    break;
+                p = *end == ',' ? end + 1 : end;
+            }
+            if (k == cols && row[0] < (double)first_step) {
+                dsd_status st = series_add(s, row, err);
+                if (st != DSD_OK) {
+                    fclose(in);
+                    free(path);
+                    return st;
+                }
+            }
+        }
+        fclose(in);
+    }
+    /* rewrite what is kept, atomically, then append to it */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (!mem) {
+        free(path);
+        return DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "log buffer");
+    }
+    fprintf(mem, "%s\n", header);
+    for (size_t r = 0; r < s->rows; r++)
+        for (int c = 0; c < cols; c++)
+            fprintf(mem, "%.9g%s", s->v[r * (size_t)cols + c], c + 1 < cols ? "," : "\n");
+    fclose(mem);
+    const void *parts[] = {text};
+    size_t sizes[] = {len};
+    dsd_status st = dsd_write_file_atomic(path, parts, sizes, 1, err);
+    free(text);
+    if (st == DSD_OK) {
+        *out = fopen(path, "a");
+        if (!*out)
+            st = DSD_FAIL(err, DSD_ERR_IO, "%s: cannot append: %s", path, strerror(errno));
+    }
+    free(path);
+    return st;
+}
+
+dsd_status dsd_train_log_open(dsd_train_log **out, const char *dir, uint64_t first_step,
+                              dsd_error *err)
+{
+    *out = NULL;
+    dsd_train_log *l = calloc(1, sizeof *l);
+    if (!l)
+        return DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "training log");
+    size_t n = strlen(dir) + 1;
+    l->dir = malloc(n);
+    dsd_status st = l->dir ? DSD_OK : DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "training log");
+    if (st == DSD_OK) {
+        memcpy(l->dir, dir, n);
+        st = reopen(dir, "log.csv", "step,epoch,lr,loss_d,loss_g_adv,loss_content,loss_g,seconds",
+                    STEP_COLS, first_step, &l->st, &l->steps, err);
+    }
+    if (st == DSD_OK)
+        st = reopen(dir, "val.csv", "step,epoch,psnr,ssim,images,seconds", VAL_COLS, first_step,
+                    &l->va, &l->vals, err);
+    if (st != DSD_OK) {
+        dsd_train_log_close(l);
+        return st;
+    }
+    *out = l;
+    return DSD_OK;
+}
+
+void dsd_train_log_close(dsd_train_log *l)
+{
+    if (!l)
+        return;
+    if (l->steps)
+        fclose(l->steps);
+    if (l->vals)
+        fclose(l->vals);
+    free(l->st.v);
+    free(l->va.v);
+    free(l->dir);
+    free(l);
+}
+
+static dsd_status append(dsd_train_log *l, FILE *f, series *s, const double *row,
+                         const char *name, dsd_error *err)
+{
+    DSD_TRY(series_add(s, row, err));
+    for (int c = 0; c < s->cols; c++)
+        fprintf(f, "%.9g%s", row[c], c + 1 < s->cols ? "," : "\n");
+    if (fflush(f) != 0 || ferror(f))
+        return DSD_FAIL(err, DSD_ERR_IO, "%s/%s: write failed: %s", l->dir, name,
+                        strerror(errno));
+    return DSD_OK;
+}
+
+dsd_status dsd_train_log_step(dsd_train_log *l, const dsd_step_stats *s, double seconds,
+                              dsd_error *err)
+{
+    double row[STEP_COLS] = {(double)s->step, s->epoch,      s->lr,     s->loss_d,
+                             s->loss_g_adv,   s->loss_content, s->loss_g, seconds};
+    return append(l, l->steps, &l->st, row, "log.csv", err);
+}
+
+dsd_status dsd_train_log_val(dsd_train_log *l, uint64_t step, int epoch, const dsd_val_stats *v,
+                             dsd_error *err)
+{
+    double row[VAL_COLS] = {(double)step, epoch, v->psnr, v->ssim, v->images, v->seconds};
+    return append(l, l->vals, &l->va, row, "val.csv", err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The plot */
+
+typedef struct panel {
+    double x0, y0, w, h;       /* in SVG pixels */
+    double xmin, xmax, ymin, ymax;
+} panel;
+
+static double px(const panel *p, double x)
+{
+    return p->x0 + (p->xmax > p->xmin ? (x - p->xmin) / (p->xmax - p->xmin) : 0.5) * p->w;
+}
+
+static double py(const panel *p, double y)
+{
+    return p->y0 + p->h - (p->ymax > p->ymin ? (y - p->ymin) / (p->ymax - p->ymin) : 0.5) * p->h;
+}
+
+static void frame(FILE *f, const panel *p, const char *title, const char *ylabel)
+{
+    fprintf(f, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='none' stroke='#888'/>\n",
+            p->x0, p->y0, p->w, p->h);
+    fprintf(f, "<text x='%.1f' y='%.1f' font-size='14' font-weight='bold'>%s</text>\n", p->x0,
+            p->y0 - 8, title);
+    for (int i = 0; i <= 4; i++) {
+        double y = p->ymin + (p->ymax - p->ymin) * i / 4.0;
+        fprintf(f, "<text x='%.1f' y='%.1f' font-size='11' text-anchor='end'>%.4g</text>\n",
+                p->x0 - 4, py(p, y) + 4, y);
+        double x = p->xmin + (p->xmax - p->xmin) * i / 4.0;
+        fprintf(f, "<text x='%.1f' y='%.1f' font-size='11' text-anchor='middle'>%.0f</text>\n",
+                px(p, x), p->y0 + p->h + 14, x);
+    }
+    fprintf(f, "<text x='%.1f' y='%.1f' font-size='11' text-anchor='middle'>step</text>\n",
+            p->x0 + p->w / 2, p->y0 + p->h + 28);
+    fprintf(f, "<text x='%.1f' y='%.1f' font-size='11' transform='rotate(-90 %.1f %.1f)' "
+            "text-anchor='middle'>%s</text>\n", p->x0 - 48, p->y0 + p->h / 2, p->x0 - 48,
+            p->y0 + p->h / 2, ylabel);
+}
+
+/* Column col of s, smoothed by a trailing moving average of `window` rows. */
+static void polyline(FILE *f, const panel *p, const series *s, int col, size_t window,
+                     const char *colour)
+{
+    if (s->rows == 0)
+        return;
+    fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='1.5' points='", colour);
+    double sum = 0;
+    size_t stride = s->rows > 2000 ? s->rows / 2000 : 1; /* at most ~2000 points */
+    for (size_t r = 0; r < s->rows; r++) {
+        sum += s->v[r * (size_t)s->cols + (size_t)col];
+        if (r >= window)
+            sum -= s->v[(r - window) * (size_t)s->cols + (size_t)col];
+        size_t n = r + 1 < window ? r + 1 : window;
+        if (r % stride == 0 || r + 1 == s->rows)
+            fprintf(f, "%.1f,%.1f ", px(p, s->v[r * (size_t)s->cols]), py(p, sum / (double)n));
+    }
+    fprintf(f, "'/>\n");
+}
+
+static void range(const series *s, int col, double *lo, double *hi)
+{
+    *lo = INFINITY;
+    *hi = -INFINITY;
+    for (size_t r = 0; r < s->rows; r++) {
+        double v = s->v[r * (size_t)s->cols + (size_t)col];
+        if (isfinite(v)) {
+            *lo = fmin(*lo, v);
+            *hi = fmax(*hi, v);
+        }
+    }
+    if (!isfinite(*lo)) {
+        *lo = 0;
+        *hi = 1;
+    }
+    if (*hi <= *lo)
+        *hi = *lo + 1;
+}
+
+dsd_status dsd_train_log_plot(dsd_train_log *l, dsd_error *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "plot buffer");
+    const double W = 900, H = 620;
+    fprintf(f, "<?xml version='1.0' encoding='UTF-8'?>\n<svg xmlns='http://www.w3.org/2000/svg' "
+            "width='%.0f' height='%.0f' font-family='sans-serif'>\n<rect width='100%%' "
+            "height='100%%' fill='white'/>\n", W, H);
+    size_t window = l->st.rows / 100 + 1;
+    double xmax = l->st.rows ? l->st.v[(l->st.rows - 1) * STEP_COLS] : 1;
+    if (l->va.rows)
+        xmax = fmax(xmax, l->va.v[(l->va.rows - 1) * VAL_COLS]);
+    /* losses: discriminator, adversarial and content (weighted in loss_g) */
+    panel a = {80, 40, 560, 220, 0, xmax, 0, 1};
+    double lo, hi, lo2, hi2;
+    range(&l->st, 3, &lo, &hi);
+    range(&l->st, 4, &lo2, &hi2);
+    a.ymin = fmin(lo, lo2);
+    a.ymax = fmax(hi, hi2);
+    frame(f, &a, "adversarial losses (moving average)", "loss");
+    polyline(f, &a, &l->st, 3, window, "#d62728");
+    polyline(f, &a, &l->st, 4, window, "#1f77b4");
+    fprintf(f, "<text x='660' y='70' font-size='12' fill='#d62728'>L_D (discriminator)</text>\n"
+            "<text x='660' y='88' font-size='12' fill='#1f77b4'>L_G adversarial</text>\n");
+    panel b = {80, 340, 560, 220, 0, xmax, 0, 1};
+    range(&l->st, 5, &b.ymin, &b.ymax);
+    frame(f, &b, "content loss (moving average)", "content");
+    polyline(f, &b, &l->st, 5, window, "#2ca02c");
+    /* validation PSNR on its own axis, right of the content panel */
+    if (l->va.rows) {
+        panel c = b;
+        range(&l->va, 2, &c.ymin, &c.ymax);
+        polyline(f, &c, &l->va, 2, 1, "#9467bd");
+        for (size_t r = 0; r < l->va.rows; r++)
+            fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='#9467bd'/>\n",
+                    px(&c, l->va.v[r * VAL_COLS]), py(&c, l->va.v[r * VAL_COLS + 2]));
+        fprintf(f, "<text x='660' y='370' font-size='12' fill='#9467bd'>validation PSNR "
+                "%.4g .. %.4g dB</text>\n<text x='660' y='388' font-size='12' fill='#9467bd'>"
+                "last %.4g dB, SSIM %.4g</text>\n", c.ymin, c.ymax,
+                l->va.v[(l->va.rows - 1) * VAL_COLS + 2], l->va.v[(l->va.rows - 1) * VAL_COLS + 3]);
+    }
+    fprintf(f, "<text x='660' y='352' font-size='12' fill='#2ca02c'>content loss</text>\n"
+            "<text x='80' y='600' font-size='11' fill='#555'>%zu steps logged, %zu "
+            "validations</text>\n</svg>\n", l->st.rows, l->va.rows);
+    fclose(f);
+    char *path = path_in(l->dir, "plot.svg");
+    dsd_status st;
+    if (!path) {
+        st = DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "plot path");
+    } else {
+        const void *parts[] = {text};
+        size_t sizes[] = {len};
+        st = dsd_write_file_atomic(path, parts, sizes, 1, err);
+    }
+    free(path);
+    free(text);
+    return st;
+}

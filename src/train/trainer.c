@@ -1,0 +1,524 @@
+/*
+ * trainer.c: the training iteration of the paper (dsdeblur_train.h is the
+ * manual): the generator and discriminator with their Adam states, the
+ * relativistic and content losses, the data loader, synthetic blur, NaN
+ * guards, validation and checkpoints. The loop, the progress bar, the log
+ * and the signals live in tools/dsdeblur-train.c; the pieces each have their
+ * own tests, and tests/test-trainer.c runs the whole thing on a tiny config
+ * (the loss goes down, a resumed run ends bit-identical).
+ *
+ * Library calls that take the context record their errors there; this file
+ * reports through a dsd_error, so CTX() copies the context's error out.
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct dsd_trainer {
+    dsd_context *ctx;
+    const dsd_config *cfg;
+    char *config_text;
+
+    dsd_generator g;
+    dsd_discriminator d;
+    dsd_content_loss content;
+    dsd_tensor g_m, g_v, d_m, d_v; /* Adam moments, one arena each */
+    int g_t, d_t;                  /* Adam step counters */
+
+    dsd_dataset train, val;
+    int has_val;
+    dsd_batch_spec spec;
+    dsd_loader *loader;            /* started lazily at `step` */
+    dsd_batch batch;               /* the current step's batch */
+    size_t steps_per_epoch;
+    uint64_t step;                 /* steps done */
+
+    dsd_blur_kernel_params kernel;
+    float *kernel_host;            /* N frames of kernel.size^2 floats */
+
+    int n, crop, oh, ow;
+    dsd_tensor blur, sharp, fake, dfake;
+    dsd_tensor real_logits, fake_logits, dreal, dfake_logits;
+    dsd_tensor loss_d, loss_adv, loss_content, sumsq, kernels;
+};
+
+#define CTX(t, expr)                                                                       \
+    do {                                                                                   \
+        if ((expr) != DSD_OK) {                                                            \
+            *err = *dsd_context_error((t)->ctx);                                           \
+            return err->status;                                                            \
+        }                                                                                  \
+    } while (0)
+
+/* ------------------------------------------------------------------------ */
+/* Setup */
+
+static dsd_generator_config generator_config(const dsd_config *c)
+{
+    dsd_generator_config g = dsd_generator_default_config();
+    g.n_blocks = c->generator.n_blocks;
+    g.base_width = c->generator.base_width;
+    g.mlp_ratio = c->generator.mlp_ratio;
+    g.up_kernel = c->generator.up_kernel;
+    g.dropout = (float)c->generator.dropout;
+    g.slope = (float)c->generator.slope;
+    return g;
+}
+
+static dsd_discriminator_config discriminator_config(const dsd_config *c)
+{
+    dsd_discriminator_config d = dsd_discriminator_default_config();
+    d.base_width = c->discriminator.base_width;
+    d.n_layers = c->discriminator.n_layers;
+    d.norm_affine = c->discriminator.norm_affine;
+    d.slope = (float)c->generator.slope;
+    return d;
+}
+
+static dsd_status alloc_zero(dsd_trainer *t, dsd_tensor *x, int n, int c, int h, int w,
+                             dsd_error *err)
+{
+    CTX(t, dsd_tensor_init_zero(t->ctx, x, n, c, h, w));
+    return DSD_OK;
+}
+
+dsd_status dsd_trainer_init(dsd_context *ctx, const dsd_config *cfg, dsd_trainer **out,
+                            dsd_error *err)
+{
+    *out = NULL;
+    dsd_trainer *t = calloc(1, sizeof *t);
+    if (!t)
+        return DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "trainer");
+    t->ctx = ctx;
+    t->cfg = cfg;
+    dsd_status st;
+#define TRY(expr)                                                                          \
+    do {                                                                                   \
+        if ((st = (expr)) != DSD_OK)                                                       \
+            goto fail;                                                                     \
+    } while (0)
+#define TRY_CTX(expr)                                                                      \
+    do {                                                                                   \
+        if ((st = (expr)) != DSD_OK) {                                                     \
+            *err = *dsd_context_error(ctx);                                                \
+            goto fail;                                                                     \
+        }                                                                                  \
+    } while (0)
+    TRY(dsd_config_to_string(cfg, &t->config_text, err));
+
+    /* data first: a wrong path should fail before the device is busy */
+    const dsd_data_mode mode = cfg->data.mode;
+    if (mode == DSD_DATA_PAIRED)
+        TRY(dsd_dataset_open(&t->train, mode, cfg->data.train_blur, cfg->data.train_sharp, err));
+    else
+        TRY(dsd_dataset_open(&t->train, mode, cfg->data.train, NULL, err));
+    if (mode == DSD_DATA_PAIRED ? *cfg->data.val_blur != '\0' : *cfg->data.val != '\0') {
+        if (mode == DSD_DATA_PAIRED)
+            TRY(dsd_dataset_open(&t->val, mode, cfg->data.val_blur, cfg->data.val_sharp, err));
+        else
+            TRY(dsd_dataset_open(&t->val, mode, cfg->data.val, NULL, err));
+        t->has_val = 1;
+    }
+    t->n = cfg->train.batch;
+    t->crop = cfg->data.crop;
+    t->spec.n = t->n;
+    t->spec.crop = t->crop;
+    t->spec.flip = cfg->data.flip;
+    t->spec.seed = (uint64_t)cfg->train.seed;
+    t->spec.steps_per_epoch = (size_t)cfg->train.steps_per_epoch;
+    t->spec.max_bad = cfg->data.max_bad;
+    t->steps_per_epoch = dsd_batch_steps_per_epoch(&t->train, &t->spec);
+
+    /* networks, optimizer state, losses */
+    dsd_generator_config gc = generator_config(cfg);
+    dsd_discriminator_config dc = discriminator_config(cfg);
+    TRY_CTX(dsd_generator_init(ctx, &t->g, &gc));
+    TRY_CTX(dsd_discriminator_init(ctx, &t->d, &dc));
+    TRY_CTX(dsd_generator_init_weights(ctx, &t->g, (uint64_t)cfg->train.seed));
+    TRY_CTX(dsd_discriminator_init_weights(ctx, &t->d, (uint64_t)cfg->train.seed + 1));
+    int gc_count = (int)t->g.params.count, dc_count = (int)t->d.params.count;
+    TRY(alloc_zero(t, &t->g_m, 1, 1, 1, gc_count, err));
+    TRY(alloc_zero(t, &t->g_v, 1, 1, 1, gc_count, err));
+    TRY(alloc_zero(t, &t->d_m, 1, 1, 1, dc_count, err));
+    TRY(alloc_zero(t, &t->d_v, 1, 1, 1, dc_count, err));
+    dsd_content_loss_kind kind;
+    TRY(dsd_content_loss_kind_parse(cfg->train.content_loss, &kind, err));
+    TRY_CTX(dsd_content_loss_init(ctx, &t->content, kind, cfg->train.vgg_weights, NULL));
+
+    /* the step's tensors, allocated once */
+    TRY(dsd_discriminator_output_size(&dc, t->crop, t->crop, &t->oh, &t->ow, err));
+    int n = t->n, c = t->crop;
+    dsd_tensor *images[] = {&t->blur, &t->sharp, &t->fake, &t->dfake};
+    for (int i = 0; i < 4; i++)
+        TRY(alloc_zero(t, images[i], n, 3, c, c, err));
+    dsd_tensor *logits[] = {&t->real_logits, &t->fake_logits, &t->dreal, &t->dfake_logits};
+    for (int i = 0; i < 4; i++)
+        TRY(alloc_zero(t, logits[i], n, 1, t->oh, t->ow, err));
+    dsd_tensor *scalars[] = {&t->loss_d, &t->loss_adv, &t->loss_content, &t->sumsq};
+    for (int i = 0; i < 4; i++)
+        TRY(alloc_zero(t, scalars[i], 1, 1, 1, 1, err));
+    if (mode == DSD_DATA_SYNTHETIC) {
+        dsd_blur_kernel_params_default(&t->kernel);
+        t->kernel.size = cfg->data.kernel_size < DSD_BLUR_KERNEL_MAX ? cfg->data.kernel_size
+                                                                    : DSD_BLUR_KERNEL_MAX;
+        if (t->kernel.size > t->crop)
+            t->kernel.size = t->crop;
+        /* the path fills most of the canvas, as DeblurGAN's 60 px in 64 */
+        double longest = 2.0 * ((t->kernel.size - 1) / 2);
+        t->kernel.length = longest * 60.0 / 62.0;
+        int k = t->kernel.size;
+        t->kernel_host = malloc((size_t)n * k * k * sizeof(float));
+        if (!t->kernel_host) {
+            st = DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "blur kernels");
+            goto fail;
+        }
+        TRY(alloc_zero(t, &t->kernels, n, 1, k, k, err));
+    }
+    *out = t;
+    return DSD_OK;
+fail:
+    dsd_trainer_free(t);
+    return st;
+#undef TRY
+#undef TRY_CTX
+}
+
+void dsd_trainer_free(dsd_trainer *t)
+{
+    if (!t)
+        return;
+    dsd_loader_stop(t->loader);
+    dsd_batch_free(&t->batch);
+    dsd_context *ctx = t->ctx;
+    dsd_tensor *all[] = {&t->g_m,         &t->g_v,         &t->d_m,         &t->d_v,
+                         &t->blur,        &t->sharp,       &t->fake,        &t->dfake,
+                         &t->real_logits, &t->fake_logits, &t->dreal,       &t->dfake_logits,
+                         &t->loss_d,      &t->loss_adv,    &t->loss_content, &t->sumsq,
+                         &t->kernels};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i]->buf)
+            dsd_tensor_free(ctx, all[i]);
+    dsd_content_loss_free(ctx, &t->content);
+    dsd_generator_free(ctx, &t->g);
+    dsd_discriminator_free(ctx, &t->d);
+    dsd_dataset_free(&t->train);
+    dsd_dataset_free(&t->val);
+    free(t->kernel_host);
+    free(t->config_text);
+    free(t);
+}
+
+uint64_t dsd_trainer_step_index(const dsd_trainer *t) { return t->step; }
+uint64_t dsd_trainer_total_steps(const dsd_trainer *t)
+{
+    return (uint64_t)t->cfg->train.epochs * t->steps_per_epoch;
+}
+size_t dsd_trainer_steps_per_epoch(const dsd_trainer *t) { return t->steps_per_epoch; }
+int dsd_trainer_has_validation(const dsd_trainer *t) { return t->has_val; }
+dsd_generator *dsd_trainer_generator(dsd_trainer *t) { return &t->g; }
+dsd_discriminator *dsd_trainer_discriminator(dsd_trainer *t) { return &t->d; }
+
+/* ------------------------------------------------------------------------ */
+/* One step */
+
+static double download_scalar(dsd_trainer *t, const dsd_tensor *x, dsd_error *err, int *ok)
+{
+    float v = 0;
+    *ok = dsd_tensor_download(t->ctx, x, &v, 1) == DSD_OK;
+    if (!*ok)
+        *err = *dsd_context_error(t->ctx);
+    return v;
+}
+
+/* DSD_ERR_NAN naming the first non-finite parameter gradient of p, when the
+ * arena's sum of squares is not finite. */
+static dsd_status check_grads(dsd_trainer *t, const dsd_params *p, const char *net,
+                              dsd_error *err)
+{
+    CTX(t, dsd_reduce_sum_squares(t->ctx, &p->grads, &t->sumsq));
+    int ok;
+    double s = download_scalar(t, &t->sumsq, err, &ok);
+    if (!ok)
+        return err->status;
+    if (isfinite(s))
+        return DSD_OK;
+    float *g = malloc(p->count * sizeof *g);
+    const char *name = "(unknown)";
+    if (g && dsd_tensor_download(t->ctx, &p->grads, g, p->count) == DSD_OK) {
+        for (size_t i = 0; i < p->n && !strcmp(name, "(unknown)"); i++)
+            for (size_t j = 0; j < p->info[i].numel; j++)
+                if (!isfinite(g[p->info[i].offset + j])) {
+                    name = p->info[i].name;
+                    break;
+                }
+    }
+    dsd_status st = DSD_FAIL(err, DSD_ERR_NAN, "step %llu: the %s gradient of '%s' is not "
+                             "finite; stopping before any weight is updated (lower train.lr?)",
+                             (unsigned long long)t->step, net, name);
+    free(g);
+    return st;
+}
+
+static dsd_status next_batch(dsd_trainer *t, dsd_error *err)
+{
+    if (!t->loader)
+        DSD_TRY(dsd_loader_start(&t->loader, &t->train, &t->spec, t->step, 3, err));
+    dsd_batch_free(&t->batch);
+    DSD_TRY(dsd_loader_next(t->loader, &t->batch, err));
+    size_t numel = (size_t)t->n * 3 * t->crop * t->crop;
+    CTX(t, dsd_tensor_upload(t->ctx, &t->sharp, t->batch.sharp, numel));
+    if (t->cfg->data.mode != DSD_DATA_SYNTHETIC) {
+        CTX(t, dsd_tensor_upload(t->ctx, &t->blur, t->batch.blur, numel));
+        return DSD_OK;
+    }
+    /* synthetic: kernel i of step s from the stream (s, i) of the seed */
+    int k = t->kernel.size;
+    for (int i = 0; i < t->n; i++) {
+        dsd_rng rng;
+        dsd_rng_init(&rng, (uint64_t)t->cfg->train.seed, t->step * (uint64_t)t->n + (uint64_t)i);
+        dsd_blur_kernel kern;
+        DSD_TRY(dsd_blur_kernel_generate(&t->kernel, &rng, &kern, err));
+        DSD_TRY(dsd_blur_kernel_embed(&kern, k, k, t->kernel_host + (size_t)i * k * k, err));
+    }
+    CTX(t, dsd_tensor_upload(t->ctx, &t->kernels, t->kernel_host, (size_t)t->n * k * k));
+    CTX(t, dsd_blur_apply(t->ctx, &t->sharp, &t->kernels, (float)t->cfg->data.noise_sigma,
+                          (uint64_t)t->cfg->train.seed, t->step, &t->blur));
+    return DSD_OK;
+}
+
+dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
+{
+    dsd_context *ctx = t->ctx;
+    const dsd_config *c = t->cfg;
+    memset(out, 0, sizeof *out);
+    int epoch = (int)(t->step / t->steps_per_epoch);
+    float lr = dsd_lr_schedule((float)c->train.lr, epoch, c->train.decay_from, c->train.epochs);
+    dsd_adam_params adam = {lr, (float)c->train.beta1, (float)c->train.beta2,
+                            (float)c->train.eps};
+    DSD_TRY(next_batch(t, err));
+
+    /* fake = G(blur), kept for the generator's backward */
+    CTX(t, dsd_generator_forward(ctx, &t->g, &t->blur, &t->fake, 1, t->step));
+
+    /* discriminator step on the detached fake */
+    dsd_discriminator_tape tr = {0}, tf = {0};
+    CTX(t, dsd_tensor_fill(ctx, &t->d.params.grads, 0.0f));
+    CTX(t, dsd_discriminator_forward(ctx, &t->d, &t->sharp, &t->real_logits, &tr));
+    CTX(t, dsd_discriminator_forward(ctx, &t->d, &t->fake, &t->fake_logits, &tf));
+    CTX(t, dsd_ragan_loss_forward(ctx, DSD_RAGAN_DISCRIMINATOR, &t->real_logits,
+                                  &t->fake_logits, &t->loss_d));
+    CTX(t, dsd_tensor_fill(ctx, &t->dreal, 0.0f));
+    CTX(t, dsd_tensor_fill(ctx, &t->dfake_logits, 0.0f));
+    CTX(t, dsd_ragan_loss_backward(ctx, DSD_RAGAN_DISCRIMINATOR, 1.0f, &t->real_logits,
+                                   &t->fake_logits, &t->dreal, &t->dfake_logits));
+    CTX(t, dsd_discriminator_backward(ctx, &t->d, &tf, &t->dfake_logits, NULL, 1));
+    CTX(t, dsd_discriminator_backward(ctx, &t->d, &tr, &t->dreal, NULL, 1));
+    int ok;
+    out->loss_d = download_scalar(t, &t->loss_d, err, &ok);
+    if (!ok)
+        return err->status;
+    if (!isfinite(out->loss_d))
+        return DSD_FAIL(err, DSD_ERR_NAN, "step %llu: the discriminator loss is %g; stopping "
+                        "before any weight is updated", (unsigned long long)t->step, out->loss_d);
+    DSD_TRY(check_grads(t, &t->d.params, "discriminator", err));
+    CTX(t, dsd_adam_step(ctx, &adam, ++t->d_t, &t->d.params.values, &t->d.params.grads, &t->d_m,
+                         &t->d_v));
+
+    /* generator step through the updated discriminator */
+    CTX(t, dsd_tensor_fill(ctx, &t->g.params.grads, 0.0f));
+    CTX(t, dsd_discriminator_forward(ctx, &t->d, &t->sharp, &t->real_logits, NULL));
+    CTX(t, dsd_discriminator_forward(ctx, &t->d, &t->fake, &t->fake_logits, &tf));
+    CTX(t, dsd_ragan_loss_forward(ctx, DSD_RAGAN_GENERATOR, &t->real_logits, &t->fake_logits,
+                                  &t->loss_adv));
+    CTX(t, dsd_content_loss_forward(ctx, &t->content, &t->fake, &t->sharp, &t->loss_content, 1));
+    CTX(t, dsd_tensor_fill(ctx, &t->dfake_logits, 0.0f));
+    CTX(t, dsd_tensor_fill(ctx, &t->dfake, 0.0f));
+    CTX(t, dsd_ragan_loss_backward(ctx, DSD_RAGAN_GENERATOR, 1.0f, &t->real_logits,
+                                   &t->fake_logits, NULL, &t->dfake_logits));
+    CTX(t, dsd_discriminator_backward(ctx, &t->d, &tf, &t->dfake_logits, &t->dfake, 0));
+    CTX(t, dsd_content_loss_backward(ctx, &t->content, (float)c->train.lambda, &t->dfake));
+    CTX(t, dsd_generator_backward(ctx, &t->g, &t->dfake, NULL));
+    out->loss_g_adv = download_scalar(t, &t->loss_adv, err, &ok);
+    if (!ok)
+        return err->status;
+    out->loss_content = download_scalar(t, &t->loss_content, err, &ok);
+    if (!ok)
+        return err->status;
+    out->loss_g = out->loss_g_adv + c->train.lambda * out->loss_content;
+    if (!isfinite(out->loss_g))
+        return DSD_FAIL(err, DSD_ERR_NAN, "step %llu: the generator loss is %g (adversarial %g, "
+                        "content %g); stopping before the generator is updated",
+                        (unsigned long long)t->step, out->loss_g, out->loss_g_adv,
+                        out->loss_content);
+    DSD_TRY(check_grads(t, &t->g.params, "generator", err));
+    CTX(t, dsd_adam_step(ctx, &adam, ++t->g_t, &t->g.params.values, &t->g.params.grads, &t->g_m,
+                         &t->g_v));
+
+    out->step = t->step;
+    out->epoch = epoch;
+    out->lr = lr;
+    out->bad = t->batch.bad;
+    out->bad_message = t->batch.bad_message;
+    t->step++;
+    return DSD_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Validation */
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Deblurs one image with the generator in inference mode into out (same
+ * size as in). */
+static dsd_status deblur_image(dsd_trainer *t, const dsd_image *in, dsd_image *out,
+                               dsd_error *err)
+{
+    dsd_image padded;
+    dsd_image_init(&padded);
+    DSD_TRY(dsd_image_pad_to_multiple(in, 4, &padded, err));
+    int w = padded.width, h = padded.height;
+    dsd_status st = DSD_OK;
+    float *host = malloc(dsd_image_numel(&padded) * sizeof *host);
+    dsd_tensor x = {0}, y = {0};
+    dsd_image res;
+    dsd_image_init(&res);
+    if (!host) {
+        st = DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "validation image %dx%d", w, h);
+        goto done;
+    }
+    dsd_image_to_planar(&padded, host);
+#define VTRY(expr)                                                                         \
+    do {                                                                                   \
+        if ((st = (expr)) != DSD_OK) {                                                     \
+            *err = *dsd_context_error(t->ctx);                                             \
+            goto done;                                                                     \
+        }                                                                                  \
+    } while (0)
+    VTRY(dsd_tensor_init(t->ctx, &x, 1, 3, h, w));
+    VTRY(dsd_tensor_init(t->ctx, &y, 1, 3, h, w));
+    VTRY(dsd_tensor_upload(t->ctx, &x, host, dsd_image_numel(&padded)));
+    VTRY(dsd_generator_forward(t->ctx, &t->g, &x, &y, 0, 0));
+    VTRY(dsd_tensor_download(t->ctx, &y, host, dsd_image_numel(&padded)));
+#undef VTRY
+    if ((st = dsd_image_alloc(&res, w, h, err)) != DSD_OK)
+        goto done;
+    dsd_image_from_planar(&res, host);
+    st = dsd_image_crop(&res, 0, 0, in->width, in->height, out, err);
+done:
+    if (x.buf)
+        dsd_tensor_free(t->ctx, &x);
+    if (y.buf)
+        dsd_tensor_free(t->ctx, &y);
+    free(host);
+    dsd_image_free(&padded);
+    dsd_image_free(&res);
+    return st;
+}
+
+dsd_status dsd_trainer_validate(dsd_trainer *t, dsd_val_stats *out, dsd_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!t->has_val)
+        return DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "no held-out set configured (data.val)");
+    double start = now_seconds();
+    size_t count = t->val.count;
+    if (t->cfg->data.val_count > 0 && (size_t)t->cfg->data.val_count < count)
+        count = (size_t)t->cfg->data.val_count;
+    double psnr = 0, ssim = 0;
+    for (size_t i = 0; i < count; i++) {
+        const dsd_sample_files *f = &t->val.samples[i];
+        dsd_image sharp, blur, restored;
+        dsd_image_init(&sharp);
+        dsd_image_init(&blur);
+        dsd_image_init(&restored);
+        dsd_status st = dsd_image_load(f->sharp, &sharp, err);
+        if (st == DSD_OK && f->blur)
+            st = dsd_image_load(f->blur, &blur, err);
+        if (st == DSD_OK && !f->blur)
+            st = DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "synthetic held-out sets need "
+                          "pre-blurred images: use data.mode paired for validation data");
+        if (st == DSD_OK)
+            st = deblur_image(t, &blur, &restored, err);
+        double p = 0, s = 0;
+        if (st == DSD_OK)
+            st = dsd_psnr(&restored, &sharp, &p, err);
+        if (st == DSD_OK)
+            st = dsd_ssim(&restored, &sharp, DSD_SSIM_SKIMAGE, &s, err);
+        dsd_image_free(&sharp);
+        dsd_image_free(&blur);
+        dsd_image_free(&restored);
+        if (st != DSD_OK)
+            return st;
+        psnr += isfinite(p) ? p : 100.0; /* identical images: cap at 100 dB */
+        ssim += s;
+    }
+    out->images = (int)count;
+    out->psnr = count ? psnr / (double)count : 0;
+    out->ssim = count ? ssim / (double)count : 0;
+    out->seconds = now_seconds() - start;
+    return DSD_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoints */
+
+static dsd_checkpoint checkpoint_of(dsd_trainer *t)
+{
+    dsd_checkpoint ck;
+    memset(&ck, 0, sizeof ck);
+    ck.g = &t->g;
+    ck.d = &t->d;
+    ck.g_m = &t->g_m;
+    ck.g_v = &t->g_v;
+    ck.d_m = &t->d_m;
+    ck.d_v = &t->d_v;
+    return ck;
+}
+
+dsd_status dsd_trainer_save_checkpoint(dsd_trainer *t, const char *path, dsd_error *err)
+{
+    dsd_checkpoint ck = checkpoint_of(t);
+    ck.step = t->step;
+    ck.epoch = (int)(t->step / t->steps_per_epoch);
+    ck.g_adam_t = t->g_t;
+    ck.d_adam_t = t->d_t;
+    ck.n_rng = 1;
+    ck.rng[0] = (uint64_t)t->cfg->train.seed; /* all randomness derives from (seed, step) */
+    ck.config_text = t->config_text;
+    CTX(t, dsd_checkpoint_save(t->ctx, &ck, path));
+    return DSD_OK;
+}
+
+dsd_status dsd_trainer_save_generator(dsd_trainer *t, const char *path, dsd_error *err)
+{
+    CTX(t, dsd_generator_save(t->ctx, &t->g, path, DSD_STORAGE_F32));
+    return DSD_OK;
+}
+
+dsd_status dsd_trainer_resume(dsd_trainer *t, const char *path, dsd_error *err)
+{
+    dsd_checkpoint ck = checkpoint_of(t);
+    CTX(t, dsd_checkpoint_load(t->ctx, &ck, path));
+    dsd_status st = DSD_OK;
+    if (ck.n_rng != 1 || ck.rng[0] != (uint64_t)t->cfg->train.seed)
+        st = DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "%s was written with train.seed %llu, this "
+                      "run has %lld: a resumed run must keep its seed", path,
+                      (unsigned long long)(ck.n_rng ? ck.rng[0] : 0), t->cfg->train.seed);
+    if (st == DSD_OK) {
+        t->step = ck.step;
+        t->g_t = ck.g_adam_t;
+        t->d_t = ck.d_adam_t;
+        dsd_loader_stop(t->loader); /* restart the data at the checkpoint's step */
+        t->loader = NULL;
+    }
+    dsd_checkpoint_clear(&ck);
+    return st;
+}
