@@ -1,0 +1,547 @@
+/*
+ * dsdeblur-train: trains the deblurring GAN of the paper (doc/dsdeblur-train.1).
+ *
+ * The loop a researcher leaves running for days: configuration from YAML
+ * files and --set overrides (printed and saved beside the checkpoints), a
+ * progress bar on a terminal and plain lines otherwise, a CSV log and an SVG
+ * plot, validation with the best generator kept, checkpoints every
+ * run.every steps (atomic, the last run.keep kept), Ctrl-C / SIGTERM
+ * finishing the current step and checkpointing, and --resume continuing bit
+ * for bit. The work itself is the library's trainer (src/train/trainer.c).
+ *
+ * Exit status: 0 done or interrupted cleanly, 1 a training error (data,
+ * device, NaN), 2 bad usage or configuration.
+ */
+#include <config.h>
+
+#include "cli.h"
+
+#include <clFFT.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *prog = "dsdeblur-train";
+
+/* Set by SIGINT/SIGTERM; the loop finishes its step, checkpoints and exits. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: %s [-c CONFIG.yaml]... [--set KEY=VALUE]... [options]\n"
+            "  -c, --config FILE   apply a YAML configuration (repeatable; later files win).\n"
+            "                      Defaults are the paper's (data/paper.yaml, without paths)\n"
+            "  --set KEY=VALUE     override one key, e.g. --set train.lr=2e-4 (repeatable)\n"
+            "  --resume [FILE]     continue from a checkpoint; without FILE, the newest\n"
+            "                      checkpoint in run.dir\n"
+            "  --steps N           stop after N more steps (a checkpoint is written)\n"
+            "  --device SEL        OpenCL device (index, P:D, gpu, cpu or a name substring)\n"
+            "  --print-config      print the effective configuration and exit\n"
+            "  --list-keys         list every configuration key and exit\n"
+            "  --list-devices      list OpenCL devices and exit\n"
+            "  -q, --quiet         no progress output (errors and warnings only)\n"
+            "  -h, --help, --version\n"
+            "Writes into run.dir: config.yaml, log.csv, val.csv, plot.svg,\n"
+            "checkpoint-<step>.safetensors, best.safetensors, generator.safetensors.\n",
+            prog);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Run folder helpers */
+
+static int mkdir_p(const char *path)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof buf)
+        return -1;
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return -1;
+            buf[i] = c;
+        }
+    }
+    return 0;
+}
+
+static void checkpoint_path(char *buf, size_t size, const char *dir, uint64_t step)
+{
+    snprintf(buf, size, "%s/checkpoint-%09llu.safetensors", dir, (unsigned long long)step);
+}
+
+/* The steps of the checkpoints in dir, ascending (malloc'd). */
+static size_t list_checkpoints(const char *dir, unsigned long long **out)
+{
+    *out = NULL;
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    size_t n = 0, cap = 0;
+    unsigned long long *v = NULL;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        unsigned long long step;
+        char tail[32];
+        if (sscanf(e->d_name, "checkpoint-%llu.%31s", &step, tail) == 2 &&
+            !strcmp(tail, "safetensors")) {
+            if (n == cap) {
+                cap = cap ? 2 * cap : 16;
+                unsigned long long *g = realloc(v, cap * sizeof *g);
+                if (!g)
+                    break;
+                v = g;
+            }
+            v[n++] = step;
+        }
+    }
+    closedir(d);
+    for (size_t i = 1; i < n; i++) /* insertion sort: a handful of files */
+        for (size_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            unsigned long long t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    *out = v;
+    return n;
+}
+
+/* Removes all but the newest `keep` checkpoints. */
+static void prune_checkpoints(const char *dir, int keep)
+{
+    unsigned long long *steps;
+    size_t n = list_checkpoints(dir, &steps);
+    for (size_t i = 0; i + (size_t)keep < n; i++) {
+        char path[4096];
+        checkpoint_path(path, sizeof path, dir, steps[i]);
+        if (remove(path) != 0)
+            fprintf(stderr, "%s: warning: cannot remove old checkpoint %s: %s\n", prog, path,
+                    strerror(errno));
+    }
+    free(steps);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Progress */
+
+static void format_duration(double s, char *buf, size_t size)
+{
+    if (!isfinite(s) || s < 0) {
+        snprintf(buf, size, "?");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 86400)
+        snprintf(buf, size, "%ldd%02ldh", t / 86400, (t % 86400) / 3600);
+    else if (t >= 3600)
+        snprintf(buf, size, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
+    else
+        snprintf(buf, size, "%ldm%02lds", t / 60, t % 60);
+}
+
+typedef struct progress {
+    int tty, quiet;
+    double start, last_print;
+    uint64_t first_step, total;
+    double avg_d, avg_g, avg_c; /* exponential moving averages for display */
+    int have_avg;
+} progress;
+
+static void progress_update(progress *p, const dsd_step_stats *s, int epochs)
+{
+    if (p->quiet)
+        return;
+    const double a = 0.05;
+    if (!p->have_avg) {
+        p->avg_d = s->loss_d;
+        p->avg_g = s->loss_g_adv;
+        p->avg_c = s->loss_content;
+        p->have_avg = 1;
+    } else {
+        p->avg_d += a * (s->loss_d - p->avg_d);
+        p->avg_g += a * (s->loss_g_adv - p->avg_g);
+        p->avg_c += a * (s->loss_content - p->avg_c);
+    }
+    double now = cli_now();
+    uint64_t done = s->step + 1;
+    if (!p->tty && now - p->last_print < 10.0 && done != p->total && done != p->first_step + 1)
+        return;
+    if (p->tty && now - p->last_print < 0.2 && done != p->total)
+        return;
+    p->last_print = now;
+    double rate = (double)(done - p->first_step) / fmax(now - p->start, 1e-9);
+    char eta[32];
+    format_duration((double)(p->total - done) / rate, eta, sizeof eta);
+    double frac = p->total ? (double)done / (double)p->total : 1;
+    if (p->tty) {
+        char bar[21];
+        int fill = (int)(frac * 20);
+        for (int i = 0; i < 20; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[20] = '\0';
+        fprintf(stderr, "\r[%s] %5.1f%% step %llu/%llu epoch %d/%d  %.2f it/s  ETA %s  "
+                "L_D %.3f L_G %.3f content %.4f lr %.2g \033[K", bar, 100 * frac,
+                (unsigned long long)done, (unsigned long long)p->total, s->epoch + 1, epochs,
+                rate, eta, p->avg_d, p->avg_g, p->avg_c, s->lr);
+    } else {
+        fprintf(stderr, "step %llu/%llu epoch %d/%d %.2f it/s ETA %s L_D %.4f L_G %.4f "
+                "content %.5f lr %.3g\n", (unsigned long long)done,
+                (unsigned long long)p->total, s->epoch + 1, epochs, rate, eta, s->loss_d,
+                s->loss_g_adv, s->loss_content, s->lr);
+    }
+}
+
+static void progress_break(const progress *p)
+{
+    if (p->tty && !p->quiet)
+        fputc('\n', stderr);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Main */
+
+typedef struct options {
+    const char *configs[32];
+    int n_configs;
+    const char *sets[128];
+    int n_sets;
+    const char *resume;   /* NULL, "" (newest) or a path */
+    long long steps;      /* -1: to the end */
+    const char *device;
+    int print_config, list_keys, list_devices, quiet;
+} options;
+
+static int parse_args(int argc, char **argv, options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->steps = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+#define VALUE()                                                                            \
+    (i + 1 < argc ? argv[++i]                                                              \
+                  : (fprintf(stderr, "%s: error: %s needs a value (see --help)\n", prog, a), \
+                     (const char *)NULL))
+        if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
+            const char *v = VALUE();
+            if (!v)
+                return 2;
+            if (o->n_configs == 32) {
+                fprintf(stderr, "%s: error: at most 32 configuration files\n", prog);
+                return 2;
+            }
+            o->configs[o->n_configs++] = v;
+        } else if (!strcmp(a, "--set")) {
+            const char *v = VALUE();
+            if (!v)
+                return 2;
+            if (o->n_sets == 128) {
+                fprintf(stderr, "%s: error: at most 128 --set overrides\n", prog);
+                return 2;
+            }
+            o->sets[o->n_sets++] = v;
+        } else if (!strcmp(a, "--resume")) {
+            o->resume = (i + 1 < argc && argv[i + 1][0] != '-') ? argv[++i] : "";
+        } else if (!strcmp(a, "--steps")) {
+            const char *v = VALUE();
+            char *end;
+            if (!v)
+                return 2;
+            o->steps = strtoll(v, &end, 10);
+            if (*end || o->steps < 0) {
+                fprintf(stderr, "%s: error: --steps needs a count, not '%s'\n", prog, v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--device") || !strcmp(a, "-d")) {
+            if (!(o->device = VALUE()))
+                return 2;
+        } else if (!strcmp(a, "--print-config")) {
+            o->print_config = 1;
+        } else if (!strcmp(a, "--list-keys")) {
+            o->list_keys = 1;
+        } else if (!strcmp(a, "--list-devices")) {
+            o->list_devices = 1;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            o->quiet = 1;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return -1;
+        } else if (!strcmp(a, "--version")) {
+            printf("%s %s\n", prog, PACKAGE_VERSION);
+            return -1;
+        } else {
+            fprintf(stderr, "%s: error: unknown argument '%s' (see --help)\n", prog, a);
+            return 2;
+        }
+#undef VALUE
+    }
+    return 0;
+}
+
+/* The configuration from defaults, files and overrides; 0 or an exit status. */
+static int build_config(const options *o, dsd_config *cfg)
+{
+    dsd_error err;
+    if (dsd_config_defaults(cfg, &err) != DSD_OK) {
+        cli_print_error(prog, &err);
+        return 2;
+    }
+    for (int i = 0; i < o->n_configs; i++)
+        if (dsd_config_load(cfg, o->configs[i], &err) != DSD_OK) {
+            cli_print_error(prog, &err);
+            return 2;
+        }
+    for (int i = 0; i < o->n_sets; i++)
+        if (dsd_config_set(cfg, o->sets[i], &err) != DSD_OK) {
+            cli_print_error(prog, &err);
+            return 2;
+        }
+    if (o->device) {
+        char set[1024];
+        snprintf(set, sizeof set, "device=%s", o->device);
+        if (dsd_config_set(cfg, set, &err) != DSD_OK) {
+            cli_print_error(prog, &err);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+static int save_checkpoint(dsd_trainer *t, const dsd_config *cfg)
+{
+    dsd_error err;
+    char path[4096];
+    checkpoint_path(path, sizeof path, cfg->run.dir, dsd_trainer_step_index(t));
+    if (dsd_trainer_save_checkpoint(t, path, &err) != DSD_OK) {
+        cli_print_error(prog, &err);
+        return 1;
+    }
+    prune_checkpoints(cfg->run.dir, cfg->run.keep);
+    return 0;
+}
+
+/* Validation, log, plot, and best.safetensors on a new best PSNR. */
+static int validate(dsd_trainer *t, const dsd_config *cfg, dsd_train_log *log, double *best,
+                    const progress *p, int epoch)
+{
+    dsd_error err;
+    dsd_val_stats v;
+    if (dsd_trainer_validate(t, &v, &err) != DSD_OK) {
+        progress_break(p);
+        cli_print_error(prog, &err);
+        return 1;
+    }
+    int improved = v.psnr > *best;
+    if (!p->quiet) {
+        progress_break(p);
+        fprintf(stderr, "validation at step %llu: PSNR %.3f dB, SSIM %.4f over %d images "
+                "(%.1f s)%s\n", (unsigned long long)dsd_trainer_step_index(t), v.psnr, v.ssim,
+                v.images, v.seconds, improved ? ", best so far" : "");
+    }
+    if (dsd_train_log_val(log, dsd_trainer_step_index(t), epoch, &v, &err) != DSD_OK ||
+        dsd_train_log_plot(log, &err) != DSD_OK) {
+        cli_print_error(prog, &err);
+        return 1;
+    }
+    if (improved) {
+        *best = v.psnr;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/best.safetensors", cfg->run.dir);
+        if (dsd_trainer_save_generator(t, path, &err) != DSD_OK) {
+            cli_print_error(prog, &err);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int train(const options *o, const dsd_config *cfg)
+{
+    dsd_error err;
+    if (mkdir_p(cfg->run.dir) != 0) {
+        fprintf(stderr, "%s: error: cannot create run.dir %s: %s\n", prog, cfg->run.dir,
+                strerror(errno));
+        return 1;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.yaml", cfg->run.dir);
+    if (dsd_config_save(cfg, path, &err) != DSD_OK) {
+        cli_print_error(prog, &err);
+        return 1;
+    }
+    dsd_context *ctx = cli_context(prog, *cfg->device ? cfg->device : NULL, 0);
+    if (!ctx)
+        return 1;
+    const dsd_device_info *dev = dsd_context_device(ctx);
+    if (!o->quiet)
+        fprintf(stderr, "device: [%d] %s (%s, %s)\n", dev->index, dev->name, dev->platform,
+                dev->c_version);
+    dsd_trainer *t = NULL;
+    dsd_train_log *log = NULL;
+    int rc = 1;
+    if (dsd_trainer_init(ctx, cfg, &t, &err) != DSD_OK) {
+        cli_print_error(prog, &err);
+        goto done;
+    }
+    if (o->resume) {
+        char found[4096];
+        const char *from = o->resume;
+        if (!*from) {
+            unsigned long long *steps;
+            size_t n = list_checkpoints(cfg->run.dir, &steps);
+            if (n == 0) {
+                fprintf(stderr, "%s: error: --resume: no checkpoint-*.safetensors in %s\n", prog,
+                        cfg->run.dir);
+                free(steps);
+                goto done;
+            }
+            checkpoint_path(found, sizeof found, cfg->run.dir, steps[n - 1]);
+            free(steps);
+            from = found;
+        }
+        if (dsd_trainer_resume(t, from, &err) != DSD_OK) {
+            cli_print_error(prog, &err);
+            goto done;
+        }
+        if (!o->quiet)
+            fprintf(stderr, "resumed from %s at step %llu\n", from,
+                    (unsigned long long)dsd_trainer_step_index(t));
+    }
+    if (dsd_train_log_open(&log, cfg->run.dir, dsd_trainer_step_index(t), &err) != DSD_OK) {
+        cli_print_error(prog, &err);
+        goto done;
+    }
+    uint64_t total = dsd_trainer_total_steps(t), end = total;
+    if (o->steps >= 0 && dsd_trainer_step_index(t) + (uint64_t)o->steps < end)
+        end = dsd_trainer_step_index(t) + (uint64_t)o->steps;
+    progress p = {isatty(STDERR_FILENO), o->quiet, cli_now(), 0, dsd_trainer_step_index(t),
+                  total, 0, 0, 0, 0};
+    if (!o->quiet)
+        fprintf(stderr, "training: %zu steps per epoch, %d epochs (lr decays from epoch %d), "
+                "steps %llu..%llu; Ctrl-C stops after a checkpoint\n",
+                dsd_trainer_steps_per_epoch(t), cfg->train.epochs, cfg->train.decay_from,
+                (unsigned long long)dsd_trainer_step_index(t), (unsigned long long)end);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    double best = -INFINITY;
+    int val_every = cfg->run.val_every;
+    while (dsd_trainer_step_index(t) < end && !stop_requested) {
+        double t0 = cli_now();
+        dsd_step_stats s;
+        if (dsd_trainer_step(t, &s, &err) != DSD_OK) {
+            progress_break(&p);
+            cli_print_error(prog, &err);
+            if (err.status == DSD_ERR_NAN)
+                fprintf(stderr, "%s: no checkpoint written for the failed step; the last one in "
+                        "%s is intact\n", prog, cfg->run.dir);
+            goto done;
+        }
+        if (s.bad) {
+            progress_break(&p);
+            for (const char *m = s.bad_message; *m;) {
+                const char *nl = strchr(m, '\n');
+                int len = nl ? (int)(nl - m) : (int)strlen(m);
+                fprintf(stderr, "%s: warning: skipped a training sample: %.*s\n", prog, len, m);
+                m += len + (nl ? 1 : 0);
+            }
+        }
+        if (dsd_train_log_step(log, &s, cli_now() - t0, &err) != DSD_OK) {
+            cli_print_error(prog, &err);
+            goto done;
+        }
+        progress_update(&p, &s, cfg->train.epochs);
+        uint64_t done_steps = s.step + 1;
+        if (done_steps % (uint64_t)cfg->run.every == 0 && done_steps < end) {
+            if (save_checkpoint(t, cfg))
+                goto done;
+        }
+        if (dsd_trainer_has_validation(t) && val_every > 0 &&
+            done_steps % (uint64_t)val_every == 0 && done_steps < end) {
+            if (validate(t, cfg, log, &best, &p, s.epoch))
+                goto done;
+        }
+    }
+    progress_break(&p);
+    if (stop_requested && !o->quiet)
+        fprintf(stderr, "interrupted: writing a checkpoint at step %llu\n",
+                (unsigned long long)dsd_trainer_step_index(t));
+    if (save_checkpoint(t, cfg))
+        goto done;
+    if (dsd_trainer_has_validation(t) && !stop_requested &&
+        validate(t, cfg, log, &best, &p, (int)(dsd_trainer_step_index(t) /
+                                               dsd_trainer_steps_per_epoch(t))))
+        goto done;
+    if (dsd_train_log_plot(log, &err) != DSD_OK) {
+        cli_print_error(prog, &err);
+        goto done;
+    }
+    snprintf(path, sizeof path, "%s/generator.safetensors", cfg->run.dir);
+    if (dsd_trainer_save_generator(t, path, &err) != DSD_OK) {
+        cli_print_error(prog, &err);
+        goto done;
+    }
+    if (!o->quiet)
+        fprintf(stderr, "%s at step %llu; generator weights: %s\n",
+                stop_requested ? "stopped" : "done", (unsigned long long)dsd_trainer_step_index(t),
+                path);
+    rc = 0;
+done:
+    dsd_train_log_close(log);
+    dsd_trainer_free(t);
+    dsd_context_free(ctx);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (o.list_devices)
+        return cli_list_devices(prog, stdout);
+    if (o.list_keys) {
+        const char *name, *help;
+        for (int i = 0; dsd_config_key(i, &name, &help); i++)
+            printf("%-26s %s\n", name, help);
+        return 0;
+    }
+    dsd_config cfg;
+    if ((rc = build_config(&o, &cfg)) != 0)
+        return rc;
+    dsd_error err;
+    if (o.print_config) {
+        rc = dsd_config_write(&cfg, stdout, &err) == DSD_OK ? 0 : 1;
+        if (rc)
+            cli_print_error(prog, &err);
+        dsd_config_free(&cfg);
+        return rc;
+    }
+    if (dsd_config_validate(&cfg, &err) != DSD_OK) {
+        cli_print_error(prog, &err);
+        dsd_config_free(&cfg);
+        return 2;
+    }
+    if (!o.quiet) {
+        fprintf(stderr, "effective configuration:\n");
+        dsd_config_write(&cfg, stderr, &err);
+    }
+    rc = train(&o, &cfg);
+    dsd_config_free(&cfg);
+    clfftTeardown();
+    return rc;
+}
