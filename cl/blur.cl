@@ -5,7 +5,9 @@
  *
  * Spectra hold planes of FH x FW interleaved complex values (re, im), plane
  * after plane; an image plane is p = n*C + c, a kernel plane is n (or 0 for
- * one kernel shared by the batch). dsd_reflect comes from common.cl.
+ * one kernel shared by the batch). dsd_reflect comes from common.cl. Flat
+ * indices are split with q = e / n, r = e - q * n rather than a / and % pair
+ * (Oclgrind 21.10 cannot run the `freeze` LLVM emits for that pair).
  *
  *   blur_pack_image  reflect-pad each H x W plane by (top, left) into the
  *                    first HP x WP of its FH x FW plane, zeros elsewhere
@@ -52,8 +54,8 @@ kernel void blur_pack_image(global const float *x, uint x_off, global float *spe
     uint e = get_global_id(0);
     if (e >= count)
         return;
-    uint c = e % fw, rest = e / fw;
-    uint r = rest % fh, p = rest / fh;
+    uint rest = e / fw, c = e - rest * fw;
+    uint p = rest / fh, r = rest - p * fh;
     float v = 0.0f;
     if (r < hp && c < wp) {
         int i = dsd_reflect((int)r - top, (int)h), j = dsd_reflect((int)c - left, (int)w);
@@ -70,8 +72,8 @@ kernel void blur_pack_kernel(global const float *k, uint k_off, global float *ks
     uint e = get_global_id(0);
     if (e >= count)
         return;
-    uint c = e % fw, rest = e / fw;
-    uint r = rest % fh, m = rest / fh;
+    uint rest = e / fw, c = e - rest * fw;
+    uint m = rest / fh, r = rest - m * fh;
     float v = (r < kh && c < kw) ? k[k_off + ((size_t)m * kh + r) * kw + c] : 0.0f;
     vstore2((float2)(v, 0.0f), e, kspec + kspec_off);
 }
@@ -84,7 +86,7 @@ kernel void blur_multiply(global float *spec, uint spec_off, global const float 
     uint e = get_global_id(0);
     if (e >= count)
         return;
-    uint p = e / plane, f = e % plane;
+    uint p = e / plane, f = e - p * plane;
     uint m = shared ? 0u : p / channels;
     float2 a = vload2(e, spec + spec_off);
     float2 b = vload2((size_t)m * plane + f, kspec + kspec_off);
@@ -102,8 +104,8 @@ kernel void blur_crop(global const float *spec, uint spec_off, global float *y, 
     uint i = get_global_id(0);
     if (i >= count)
         return;
-    uint col = i % w, rest = i / w;
-    uint row = rest % h, p = rest / h;
+    uint rest = i / w, col = i - rest * w;
+    uint p = rest / h, row = rest - p * h;
     size_t e = ((size_t)p * fh + row + kh - 1) * fw + col + kw - 1;
     float v = spec[spec_off + 2 * e] * inv;
     if (sigma > 0.0f) {

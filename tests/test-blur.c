@@ -379,10 +379,18 @@ static const conv_case conv_cases[] = {
     {2, 1, 23, 17, 2, 5, 8, 0, 1},    /* in place */
     {1, 1, 1, 5, 1, 1, 3, 0, 0},      /* a single row */
 };
+/* Under Oclgrind (DSDEBLUR_TEST_SMALL=1): the same kinds of case, smaller. */
+static const conv_case conv_cases_small[] = {
+    {2, 3, 5, 3, 2, 3, 3, 0, 0},
+    {1, 2, 6, 5, 1, 11, 9, 0, 0}, /* kernel wider than half the image */
+    {2, 1, 3, 5, 2, 2, 2, 0, 1},  /* even, in place */
+};
+static const conv_case *cases = conv_cases;
+static int n_cases = TU_COUNT(conv_cases);
 
 START_TEST(test_conv)
 {
-    const conv_case *cc = &conv_cases[_i];
+    const conv_case *cc = &cases[_i];
     tu_rng r = tu_rng_init(0xb1u + (uint64_t)_i);
     int kh = cc->kh, kw = cc->kw;
     static dsd_blur_kernel cam;
@@ -442,28 +450,32 @@ END_TEST
  * the kernel itself (dsd_blur_kernel_embed keeps the anchor). */
 START_TEST(test_delta_and_embed)
 {
-    const int xs[4] = {2, 3, 21, 26};
-    size_t nx = tu_numel4(xs);
+    /* (image H, W, kernel KH, KW) */
+    static const int full[][4] = {{21, 26, 1, 1}, {21, 26, 5, 7}, {21, 26, 6, 3}};
+    static const int small[][4] = {{7, 5, 1, 1}, {5, 3, 3, 3}, {3, 5, 2, 2}};
+    const int (*cases_d)[4] = tu_small() ? small : full;
+    const int n_d = tu_small() ? TU_COUNT(small) : TU_COUNT(full);
     tu_rng r = tu_rng_init(77);
-    double *x = tu_alloc(nx), *got = tu_alloc(nx), *want = tu_alloc(nx);
-    tu_fill(&r, x, nx, -1, 1);
-    tu_round_to_float(x, nx);
-    dsd_tensor tx, ty, tk;
-    tu_tensor_from(&tx, 2, 3, 21, 26, x);
-    tu_tensor(&ty, 2, 3, 21, 26);
-    static const int sizes[][2] = {{1, 1}, {5, 7}, {6, 3}};
-    for (int s = 0; s < TU_COUNT(sizes); s++) {
-        int kh = sizes[s][0], kw = sizes[s][1];
-        double *k = tu_alloc((size_t)kh * kw);
+    for (int s = 0; s < n_d; s++) {
+        int h = cases_d[s][0], w = cases_d[s][1], kh = cases_d[s][2], kw = cases_d[s][3];
+        size_t nx = (size_t)2 * 3 * h * w;
+        double *x = tu_alloc(nx), *k = tu_alloc((size_t)kh * kw);
+        tu_fill(&r, x, nx, -1, 1);
+        tu_round_to_float(x, nx);
         memset(k, 0, (size_t)kh * kw * sizeof *k);
         k[((kh - 1) / 2) * kw + (kw - 1) / 2] = 1.0;
+        dsd_tensor tx, ty, tk;
+        tu_tensor_from(&tx, 2, 3, h, w, x);
+        tu_tensor(&ty, 2, 3, h, w);
         tu_tensor_from(&tk, 1, 1, kh, kw, k);
         TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, 0.0f, 0, 0, &ty));
         char what[64];
-        snprintf(what, sizeof what, "%dx%d delta", kh, kw);
+        snprintf(what, sizeof what, "%dx%d delta on %dx%d", kh, kw, h, w);
         tu_check_tensor(what, &ty, x, 1e-5);
         tu_tensor_free(&tk);
-        free(k);
+        tu_tensor_free(&tx);
+        tu_tensor_free(&ty);
+        free(x), free(k);
     }
     /* A trimmed camera-shake kernel and the same kernel framed in 31x30. */
     dsd_blur_kernel_params p;
@@ -479,19 +491,29 @@ START_TEST(test_delta_and_embed)
     for (int i = 0; i < 31 * 30; i++)
         sum += framed[i];
     ck_assert_msg(fabs(sum - 1) < 1e-6, "framed kernel sums to %.9f", sum);
-    TU_OK(dsd_tensor_init(tu_ctx(), &tk, 1, 1, cam.h, cam.w));
-    TU_OK(dsd_tensor_upload(tu_ctx(), &tk, cam.data, (size_t)cam.h * cam.w));
+    const int xs[4] = {2, 3, 21, 26};
+    size_t nx = tu_numel4(xs);
+    double *x = tu_alloc(nx), *want = tu_alloc(nx);
+    tu_fill(&r, x, nx, -1, 1);
+    dsd_tensor tx, ty, tk;
+    tu_tensor_from(&tx, 2, 3, 21, 26, x);
+    tu_tensor(&ty, 2, 3, 21, 26);
+    double kd[31 * 30];
+    for (int i = 0; i < cam.h * cam.w; i++)
+        kd[i] = cam.data[i];
+    tu_tensor_from(&tk, 1, 1, cam.h, cam.w, kd);
     TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, 0.0f, 0, 0, &ty));
     tu_download(&ty, want);
     tu_tensor_free(&tk);
-    TU_OK(dsd_tensor_init(tu_ctx(), &tk, 1, 1, 31, 30));
-    TU_OK(dsd_tensor_upload(tu_ctx(), &tk, framed, 31 * 30));
+    for (int i = 0; i < 31 * 30; i++)
+        kd[i] = framed[i];
+    tu_tensor_from(&tk, 1, 1, 31, 30, kd);
     TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, 0.0f, 0, 0, &ty));
     tu_check_tensor("framed vs trimmed kernel", &ty, want, 1e-5);
     tu_tensor_free(&tk);
     tu_tensor_free(&tx);
     tu_tensor_free(&ty);
-    free(x), free(got), free(want);
+    free(x), free(want);
 }
 END_TEST
 
@@ -500,7 +522,8 @@ END_TEST
 
 START_TEST(test_noise)
 {
-    const int n = 2, c = 3, h = 97, w = 103; /* 59946 values */
+    /* 59946 values (1680 under Oclgrind) */
+    const int n = tu_small() ? 16 : 2, c = 3, h = tu_small() ? 7 : 97, w = tu_small() ? 5 : 103;
     const float sigma = 0.1f;
     const uint64_t seed = UINT64_C(0x1234567890), stream = 17;
     size_t count = (size_t)n * c * h * w;
@@ -525,7 +548,8 @@ START_TEST(test_noise)
     tu_check_close("noise vs dsd_blur_noise_host", got, want, count, 1e-5);
     double mean = s / count, sd = sqrt(ss / count - mean * mean);
     ck_assert_msg(fabs(mean) < 4 * sigma / sqrt((double)count), "noise mean %.6f", mean);
-    ck_assert_msg(fabs(sd / sigma - 1) < 0.02, "noise std %.6f, want %.3f", sd, (double)sigma);
+    ck_assert_msg(fabs(sd / sigma - 1) < 4 / sqrt(2.0 * count), "noise std %.6f, want %.3f", sd,
+                  (double)sigma);
     /* Reproducible; another stream or seed gives other noise. */
     TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, sigma, seed, stream, &ty));
     tu_download(&ty, other);
@@ -536,7 +560,7 @@ START_TEST(test_noise)
     for (size_t i = 0; i < count; i++)
         corr += got[i] * other[i];
     corr /= ss;
-    ck_assert_msg(fabs(corr) < 0.05, "streams %llu and %llu correlate (%.4f)",
+    ck_assert_msg(fabs(corr) < 4 / sqrt((double)count), "streams %llu and %llu correlate (%.4f)",
                   (unsigned long long)stream, (unsigned long long)stream + 1, corr);
     TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, sigma, seed + 1, stream, &ty));
     tu_download(&ty, other);
@@ -624,13 +648,17 @@ START_TEST(test_errors)
         ck_assert_msg(strstr(dsd_context_error(ctx)->message, "noise_sigma"), "message: %s",
                       dsd_context_error(ctx)->message);
     }
-    /* The largest kernels that fit are accepted: 19 rows on H = 10, 17 columns on W = 9. */
-    dsd_tensor kmax;
-    tu_tensor(&kmax, 1, 1, 19, 17);
+    /* The largest kernels that fit are accepted: 19 rows on H = 10, 17 columns
+     * on W = 9 (under Oclgrind 5 rows on H = 3, a column kernel on W = 5). */
+    dsd_tensor kmax, xm, ym;
+    int mh = tu_small() ? 3 : 10, mw = tu_small() ? 5 : 9;
+    tu_tensor(&kmax, 1, 1, 2 * mh - 1, tu_small() ? 1 : 2 * mw - 1);
+    tu_tensor(&xm, 1, 2, mh, mw);
+    tu_tensor(&ym, 1, 2, mh, mw);
     TU_OK(dsd_tensor_fill(ctx, &kmax, 0.01f));
-    TU_OK(dsd_tensor_fill(ctx, &x, 0.5f));
-    TU_OK(dsd_blur_apply(ctx, &x, &kmax, 0, 0, 0, &y));
-    tu_tensor_free(&kmax);
+    TU_OK(dsd_tensor_fill(ctx, &xm, 0.5f));
+    TU_OK(dsd_blur_apply(ctx, &xm, &kmax, 0, 0, 0, &ym));
+    tu_tensor_free(&kmax), tu_tensor_free(&xm), tu_tensor_free(&ym);
     tu_tensor_free(&x), tu_tensor_free(&y), tu_tensor_free(&k), tu_tensor_free(&ybad);
     tu_tensor_free(&kbad_c), tu_tensor_free(&kbad_n), tu_tensor_free(&kbig_h);
     tu_tensor_free(&kbig_w);
@@ -639,6 +667,10 @@ END_TEST
 
 int main(void)
 {
+    /* As in test-fft-loss: Oclgrind 21.10 cannot run the LLVM `freeze` its
+     * clang emits when optimizing clFFT's generated kernels; unoptimized
+     * builds avoid it. Only Oclgrind reads this; a caller's value wins. */
+    setenv("OCLGRIND_BUILD_OPTIONS", "-cl-opt-disable", 0);
     Suite *s = suite_create("blur");
     TCase *tc = tcase_create("blur");
     tcase_set_timeout(tc, 900);
@@ -649,7 +681,11 @@ int main(void)
     tcase_add_test(tc, test_kernel_checksums);
     tcase_add_test(tc, test_kernel_errors);
     tcase_add_test(tc, test_fft_size);
-    tcase_add_loop_test(tc, test_conv, 0, TU_COUNT(conv_cases));
+    if (tu_small()) {
+        cases = conv_cases_small;
+        n_cases = TU_COUNT(conv_cases_small);
+    }
+    tcase_add_loop_test(tc, test_conv, 0, n_cases);
     tcase_add_test(tc, test_delta_and_embed);
     tcase_add_test(tc, test_noise);
     tcase_add_test(tc, test_noise_host);
