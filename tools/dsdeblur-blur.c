@@ -1,0 +1,235 @@
+/*
+ * dsdeblur-blur: makes a synthetic blurred/sharp test set from sharp images,
+ * with the same random camera-shake kernels and FFT blur dsdeblur-train's
+ * synthetic mode uses (doc/synthetic-blur.md), so a held-out evaluation can be
+ * built from any photographs:
+ *
+ *   dsdeblur-blur [--seed S] [--kernel-size K] [--noise SIGMA] [--device SEL]
+ *                 [--force] -o OUT_DIR SHARP_IMAGE...
+ *
+ * writes OUT_DIR/blur/<stem>.png, OUT_DIR/sharp/<stem>.png (the input, as PNG)
+ * and OUT_DIR/kernels/<stem>.png (the kernel, scaled to its maximum), a layout
+ * `dsdeblur-eval --blur OUT_DIR/blur --sharp OUT_DIR/sharp` and
+ * `data.mode: paired` read. Image i of the command line gets kernel stream i
+ * of the seed. Existing outputs are refused unless --force.
+ *
+ * Exit status: 0, 1 when an image failed (the others are still written), 2 usage.
+ */
+#include <config.h>
+
+#include "cli.h"
+
+#include <clFFT.h>
+#include <errno.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *prog = "dsdeblur-blur";
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: %s [--seed S] [--kernel-size K] [--noise SIGMA] [--device SEL] [--force]\n"
+            "       -o OUT_DIR SHARP_IMAGE...\n"
+            "  writes OUT_DIR/{blur,sharp,kernels}/<name>.png; kernel i of seed S blurs image i\n"
+            "  --kernel-size K  largest kernel side, 3..64 (default 31)\n"
+            "  --noise SIGMA    Gaussian noise std in [-1, 1] units (default 0)\n",
+            prog);
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* OUT/sub/<stem of in>.png */
+static void out_path(char *buf, size_t size, const char *out, const char *sub, const char *in)
+{
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", in);
+    char *base = basename(copy);
+    char *dot = strrchr(base, '.');
+    if (dot && dot != base)
+        *dot = '\0';
+    snprintf(buf, size, "%s/%s/%s.png", out, sub, base);
+}
+
+/* The kernel as a gray picture, scaled so its largest weight is white. */
+static dsd_status save_kernel(const dsd_blur_kernel *k, const char *path, dsd_error *err)
+{
+    dsd_image img;
+    dsd_image_init(&img);
+    const int scale = 4;
+    dsd_status st = dsd_image_alloc(&img, k->w * scale, k->h * scale, err);
+    if (st != DSD_OK)
+        return st;
+    float mx = 0;
+    for (int i = 0; i < k->h * k->w; i++)
+        mx = k->data[i] > mx ? k->data[i] : mx;
+    for (int y = 0; y < img.height; y++)
+        for (int x = 0; x < img.width; x++) {
+            float v = mx > 0 ? k->data[(y / scale) * k->w + x / scale] / mx : 0;
+            uint8_t u = (uint8_t)(v * 255.0f + 0.5f);
+            uint8_t *p = img.data + ((size_t)y * img.width + x) * 3;
+            p[0] = p[1] = p[2] = u;
+        }
+    st = dsd_image_save(path, &img, err);
+    dsd_image_free(&img);
+    return st;
+}
+
+static int blur_one(dsd_context *ctx, const char *in, uint64_t index, uint64_t seed, int ksize,
+                    float noise, const char *out, int force)
+{
+    dsd_error err;
+    char pb[4096], ps[4096], pk[4096];
+    out_path(pb, sizeof pb, out, "blur", in);
+    out_path(ps, sizeof ps, out, "sharp", in);
+    out_path(pk, sizeof pk, out, "kernels", in);
+    if (!force && (exists(pb) || exists(ps))) {
+        fprintf(stderr, "%s: %s: %s exists (use --force to replace it)\n", prog, in,
+                exists(pb) ? pb : ps);
+        return 1;
+    }
+    dsd_image img, res;
+    dsd_image_init(&img);
+    dsd_image_init(&res);
+    if (dsd_image_load(in, &img, &err) != DSD_OK) {
+        cli_print_error(prog, &err);
+        return 1;
+    }
+    int rc = 1;
+    size_t numel = dsd_image_numel(&img);
+    float *host = malloc(numel * sizeof *host);
+    dsd_tensor x = {0}, kt = {0};
+    dsd_blur_kernel_params kp;
+    dsd_blur_kernel_params_default(&kp);
+    kp.size = ksize;
+    kp.length = 2.0 * ((ksize - 1) / 2) * 60.0 / 62.0; /* as dsdeblur-train */
+    dsd_rng rng;
+    dsd_rng_init(&rng, seed, index);
+    dsd_blur_kernel k;
+    if (!host) {
+        fprintf(stderr, "%s: %s: out of memory\n", prog, in);
+        goto done;
+    }
+    if (dsd_blur_kernel_generate(&kp, &rng, &k, &err) != DSD_OK) {
+        cli_print_error(prog, &err);
+        goto done;
+    }
+    dsd_image_to_planar(&img, host);
+    if (dsd_tensor_init(ctx, &x, 1, 3, img.height, img.width) != DSD_OK ||
+        dsd_tensor_init(ctx, &kt, 1, 1, k.h, k.w) != DSD_OK ||
+        dsd_tensor_upload(ctx, &x, host, numel) != DSD_OK ||
+        dsd_tensor_upload(ctx, &kt, k.data, (size_t)k.h * k.w) != DSD_OK ||
+        dsd_blur_apply(ctx, &x, &kt, noise, seed, index, &x) != DSD_OK ||
+        dsd_tensor_download(ctx, &x, host, numel) != DSD_OK) {
+        fprintf(stderr, "%s: %s: ", prog, in);
+        cli_print_error(prog, dsd_context_error(ctx));
+        goto done;
+    }
+    if (dsd_image_alloc(&res, img.width, img.height, &err) != DSD_OK) {
+        cli_print_error(prog, &err);
+        goto done;
+    }
+    dsd_image_from_planar(&res, host);
+    if (dsd_image_save(pb, &res, &err) != DSD_OK || dsd_image_save(ps, &img, &err) != DSD_OK ||
+        save_kernel(&k, pk, &err) != DSD_OK) {
+        cli_print_error(prog, &err);
+        goto done;
+    }
+    printf("%s -> %s (kernel %dx%d)\n", in, pb, k.w, k.h);
+    rc = 0;
+done:
+    if (x.buf)
+        dsd_tensor_free(ctx, &x);
+    if (kt.buf)
+        dsd_tensor_free(ctx, &kt);
+    free(host);
+    dsd_image_free(&img);
+    dsd_image_free(&res);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *out = NULL, *device = NULL;
+    unsigned long long seed = 1;
+    int ksize = 31, force = 0, first = 0;
+    double noise = 0;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        char *end;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--version")) {
+            printf("%s %s\n", prog, PACKAGE_VERSION);
+            return 0;
+        } else if (!strcmp(a, "--force")) {
+            force = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "%s: error: %s needs a value (see --help)\n", prog, a);
+            return 2;
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "-o")) {
+            out = v;
+        } else if (!strcmp(a, "--device")) {
+            device = v;
+        } else if (!strcmp(a, "--seed")) {
+            seed = strtoull(v, &end, 10);
+            if (*end) {
+                fprintf(stderr, "%s: error: --seed '%s' is not a number\n", prog, v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--kernel-size")) {
+            ksize = (int)strtol(v, &end, 10);
+            if (*end || ksize < 3 || ksize > DSD_BLUR_KERNEL_MAX) {
+                fprintf(stderr, "%s: error: --kernel-size must be 3..%d\n", prog,
+                        DSD_BLUR_KERNEL_MAX);
+                return 2;
+            }
+        } else if (!strcmp(a, "--noise")) {
+            noise = strtod(v, &end);
+            if (*end || !(noise >= 0 && noise <= 1)) {
+                fprintf(stderr, "%s: error: --noise must be in [0, 1]\n", prog);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "%s: error: unknown argument '%s' (see --help)\n", prog, a);
+            return 2;
+        }
+    }
+    first = i;
+    if (!out || first >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    const char *subs[] = {"", "/blur", "/sharp", "/kernels"};
+    for (int s = 0; s < 4; s++) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s%s", out, subs[s]);
+        if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+            fprintf(stderr, "%s: error: cannot create %s: %s\n", prog, dir, strerror(errno));
+            return 1;
+        }
+    }
+    dsd_context *ctx = cli_context(prog, device, 0);
+    if (!ctx)
+        return 1;
+    int failed = 0;
+    for (int k = first; k < argc; k++)
+        failed |= blur_one(ctx, argv[k], (uint64_t)(k - first), seed, ksize, (float)noise, out,
+                           force);
+    dsd_context_free(ctx);
+    clfftTeardown();
+    return failed ? 1 : 0;
+}
