@@ -279,5 +279,6 @@ dsd_status dsd_tensor_copy(dsd_context *ctx, dsd_tensor *dst, const dsd_tensor *
 #include "dsdeblur_config.h"
 #include "dsdeblur_data.h"
 #include "dsdeblur_train.h"
+#include "dsdeblur_infer.h"
 
 #endif /* DSDEBLUR_H */

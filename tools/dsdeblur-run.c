@@ -1,30 +1,67 @@
 /*
  * dsdeblur-run: deblurs photographs with a trained generator.
  *
- * This first version provides the device plumbing the later deblurring path
- * stands on: --list-devices, --device, and --self-test, which starts the
- * runtime, runs a smoke computation on the chosen device, checks its result
- * and reports how long start-up took (first run vs. cached kernels).
- * Deblurring itself arrives with the networks (see README.md).
+ *     dsdeblur-run -m model.safetensors -o out/ blurry1.jpg blurry2.png folder/
+ *     dsdeblur-run -m model.safetensors -o sharp.jpg blurry.png
+ *
+ * Inputs are image files or folders (their .png/.jpg/.jpeg/.bmp/.tga files,
+ * not recursive). Output rule: -o ending in '/' or naming an existing folder
+ * is a folder (created when missing) receiving <input stem>.png (or .jpg with
+ * --format jpg); any other -o names one output file, allowed for exactly one
+ * input file, its format taken from its extension (.png, .jpg, .jpeg). The
+ * network is built from the weight file's metadata, so every variant loads;
+ * without -m the installed default model is used if there is one.
+ *
+ * Safety: an output that is (by device and inode, through links) one of the
+ * inputs is never written, even with --force; an existing output is refused
+ * unless --force; two inputs mapping to one output are refused. Every problem
+ * with one image is one line on stderr naming the file; the other images
+ * are still processed, and the exit status is then 1. Usage errors and a
+ * missing model are 2. Also: --list-devices, --device, --self-test (the
+ * runtime smoke test). Man page: doc/dsdeblur-run.1.
  */
 #include <config.h>
 
 #include "cli.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef DSDEBLUR_PKGDATADIR
+#define DSDEBLUR_PKGDATADIR "/usr/local/share/dsdeblur"
+#endif
+#define DEFAULT_MODEL DSDEBLUR_PKGDATADIR "/dsdeblur-default.safetensors"
 
 static const char *prog = "dsdeblur-run";
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: %s [--device SEL] --list-devices | --self-test | --help | --version\n"
-            "  --list-devices   list OpenCL platforms and devices\n"
+            "usage: %s [-m MODEL] -o OUT [options] INPUT...\n"
+            "       %s [--device SEL] --list-devices | --self-test | --help | --version\n"
+            "  INPUT            image files (.png .jpg .jpeg .bmp .tga) or folders of them\n"
+            "  -m, --model F    generator weights (.safetensors); default:\n"
+            "                   %s\n"
+            "  -o, --output OUT a folder (ends in '/' or exists): OUT/<stem>.png per input;\n"
+            "                   otherwise one output file for one input (.png or .jpg)\n"
+            "  --format F       png (default) or jpg, for folder outputs\n"
+            "  --tile N         run in N-pixel tiles (0: whole image, tiles only when the\n"
+            "                   device is too small); results are the same\n"
+            "  --time           print device compute and end-to-end seconds per image\n"
+            "  --force          replace existing outputs (never an input)\n"
             "  --device SEL     device index, P:D, gpu, cpu or a name substring\n"
             "                   (default: $DSDEBLUR_DEVICE, else the first GPU, else any)\n"
-            "  --self-test      start the runtime and run a smoke computation\n",
-            prog);
+            "  --list-devices   list OpenCL platforms and devices\n"
+            "  --self-test      start the runtime and run a smoke computation\n"
+            "exit status: 0 all written, 1 some image or the model failed, 2 usage error or\n"
+            "no model\n",
+            prog, prog, DEFAULT_MODEL);
 }
 
 static int self_test(const char *selector)
@@ -81,40 +118,451 @@ static int self_test(const char *selector)
     return rc;
 }
 
+// ----------------------------------------------------------------------------
+// Jobs: one per input image
+
+typedef struct job {
+    char *in;       /* input path */
+    char *out;      /* output path; NULL when the job already failed */
+    char *error;    /* the one stderr line's text, when the job failed early */
+    int have_stat;  /* st_dev/st_ino valid */
+    dev_t dev;
+    ino_t ino;
+} job;
+
+typedef struct job_list {
+    job *v;
+    size_t count, cap;
+} job_list;
+
+static void oom(void)
+{
+    fprintf(stderr, "%s: error: out of host memory\n", prog);
+    exit(1);
+}
+
+static char *xstrdup(const char *s)
+{
+    char *p = strdup(s);
+    if (!p)
+        oom();
+    return p;
+}
+
+static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *p = malloc((size_t)n + 1);
+    if (!p)
+        oom();
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+static job *job_add(job_list *l, const char *in)
+{
+    if (l->count == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        job *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            oom();
+        l->v = v;
+        l->cap = cap;
+    }
+    job *j = &l->v[l->count++];
+    memset(j, 0, sizeof *j);
+    j->in = xstrdup(in);
+    return j;
+}
+
+static int has_image_extension(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot || dot == name)
+        return 0;
+    static const char *exts[] = {".png", ".jpg", ".jpeg", ".bmp", ".tga"};
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
+        if (strcasecmp(dot, exts[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *join(const char *dir, const char *name)
+{
+    size_t len = strlen(dir);
+    return xprintf("%s%s%s", dir, len && dir[len - 1] == '/' ? "" : "/", name);
+}
+
+/* Adds the image files of folder dir (sorted). Returns 0, or 1 with one line
+ * printed when the folder cannot be read or holds no image. */
+static int add_folder(job_list *l, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "%s: error: %s: cannot open folder: %s\n", prog, dir, strerror(errno));
+        return 1;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.' || !has_image_extension(e->d_name))
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            names = realloc(names, cap * sizeof *names);
+            if (!names)
+                oom();
+        }
+        names[n++] = xstrdup(e->d_name);
+    }
+    closedir(d);
+    if (n)
+        qsort(names, n, sizeof *names, compare_strings);
+    for (size_t i = 0; i < n; i++) {
+        char *p = join(dir, names[i]);
+        job_add(l, p); /* a subfolder named like an image fails at load, by name */
+        free(p);
+        free(names[i]);
+    }
+    free(names);
+    if (!n) {
+        fprintf(stderr, "%s: error: %s: no images (.png, .jpg, .jpeg, .bmp, .tga) in this "
+                "folder\n", prog, dir);
+        return 1;
+    }
+    return 0;
+}
+
+/* "dir/photo.v2.jpg" -> "photo.v2" (malloc'd). */
+static char *stem_of(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    char *s = xstrdup(base);
+    char *dot = strrchr(s, '.');
+    if (dot && dot != s)
+        *dot = '\0';
+    return s;
+}
+
+static int ends_with_ci(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcasecmp(s + a - b, suffix) == 0;
+}
+
+// ----------------------------------------------------------------------------
+
+typedef struct run_options {
+    const char *model, *output, *format, *selector;
+    int tile, timing, force;
+} run_options;
+
+static int parse_int(const char *opt, const char *text, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < 0 || v > 65535) {
+        fprintf(stderr, "%s: error: %s wants a whole number 0 .. 65535, not '%s'\n", prog, opt,
+                text);
+        return 0;
+    }
+    *out = (int)v;
+    return 1;
+}
+
+/* Loads the model: the config from the file's metadata, then the weights. */
+static int load_model(dsd_context *ctx, const char *path, dsd_generator *g)
+{
+    dsd_error err;
+    dsd_generator_config cfg;
+    if (dsd_generator_file_config(path, &cfg, &err) != DSD_OK) {
+        cli_print_error(prog, &err);
+        return 1;
+    }
+    if (dsd_generator_init(ctx, g, &cfg) != DSD_OK || dsd_generator_load(ctx, g, path) != DSD_OK) {
+        cli_print_error(prog, dsd_context_error(ctx));
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    const char *selector = NULL;
+    run_options o = {0};
     int list = 0, test = 0;
+    job_list jobs = {0};
+    const char **inputs = calloc((size_t)argc + 1, sizeof *inputs);
+    int n_inputs = 0;
+    if (!inputs)
+        oom();
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--list-devices")) {
-            list = 1;
-        } else if (!strcmp(argv[i], "--self-test")) {
-            test = 1;
-        } else if (!strcmp(argv[i], "--device") || !strcmp(argv[i], "-d")) {
+        const char *a = argv[i];
+        const char **value = !strcmp(a, "-m") || !strcmp(a, "--model")    ? &o.model
+                             : !strcmp(a, "-o") || !strcmp(a, "--output")  ? &o.output
+                             : !strcmp(a, "--format")                      ? &o.format
+                             : !strcmp(a, "--device") || !strcmp(a, "-d") ? &o.selector
+                                                                           : NULL;
+        const char *eq = !strncmp(a, "--", 2) ? strchr(a, '=') : NULL;
+        char name[32] = "";
+        if (eq && (size_t)(eq - a) < sizeof name) {
+            memcpy(name, a, (size_t)(eq - a));
+            name[eq - a] = '\0';
+            value = !strcmp(name, "--model")    ? &o.model
+                    : !strcmp(name, "--output") ? &o.output
+                    : !strcmp(name, "--format") ? &o.format
+                    : !strcmp(name, "--device") ? &o.selector
+                                                : NULL;
+            if (!strcmp(name, "--tile")) {
+                if (!parse_int("--tile", eq + 1, &o.tile))
+                    return 2;
+                continue;
+            }
+            if (value) {
+                *value = eq + 1;
+                continue;
+            }
+        }
+        if (value && !eq) {
             if (i + 1 >= argc) {
-                fprintf(stderr, "%s: error: %s needs a value (see --help)\n", prog, argv[i]);
+                fprintf(stderr, "%s: error: %s needs a value (see --help)\n", prog, a);
                 return 2;
             }
-            selector = argv[++i];
-        } else if (!strncmp(argv[i], "--device=", 9)) {
-            selector = argv[i] + 9;
-        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            *value = argv[++i];
+        } else if (!strcmp(a, "--tile")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "%s: error: %s needs a value (see --help)\n", prog, a);
+                return 2;
+            }
+            if (!parse_int(a, argv[++i], &o.tile))
+                return 2;
+        } else if (!strcmp(a, "--time")) {
+            o.timing = 1;
+        } else if (!strcmp(a, "--force") || !strcmp(a, "-f")) {
+            o.force = 1;
+        } else if (!strcmp(a, "--list-devices")) {
+            list = 1;
+        } else if (!strcmp(a, "--self-test")) {
+            test = 1;
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(argv[i], "--version")) {
+        } else if (!strcmp(a, "--version")) {
             printf("%s %s\n", prog, PACKAGE_VERSION);
             return 0;
-        } else {
-            fprintf(stderr, "%s: error: unknown argument '%s' (see --help)\n", prog, argv[i]);
+        } else if (!strcmp(a, "--")) {
+            while (++i < argc)
+                inputs[n_inputs++] = argv[i];
+        } else if (a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "%s: error: unknown option '%s' (see --help)\n", prog, a);
             return 2;
+        } else {
+            inputs[n_inputs++] = a;
         }
     }
     if (list)
         return cli_list_devices(prog, stdout);
     if (test)
-        return self_test(selector);
-    fprintf(stderr, "%s: error: deblurring needs a trained model, which this version does not "
-            "have yet; try --list-devices or --self-test\n", prog);
-    usage(stderr);
-    return 2;
+        return self_test(o.selector);
+
+    // ------------------------------------------------------------------
+    // Usage checks, before any device work
+    if (n_inputs == 0) {
+        fprintf(stderr, "%s: error: no input images (see --help)\n", prog);
+        return 2;
+    }
+    if (!o.output) {
+        fprintf(stderr, "%s: error: say where the results go: -o FOLDER/ or, for one input, "
+                "-o FILE.png (see --help)\n", prog);
+        return 2;
+    }
+    const char *ext = ".png";
+    if (o.format) {
+        if (!strcasecmp(o.format, "png"))
+            ext = ".png";
+        else if (!strcasecmp(o.format, "jpg") || !strcasecmp(o.format, "jpeg"))
+            ext = ".jpg";
+        else {
+            fprintf(stderr, "%s: error: --format must be png or jpg, not '%s'\n", prog,
+                    o.format);
+            return 2;
+        }
+    }
+    struct stat st;
+    size_t olen = strlen(o.output);
+    int out_is_dir = (olen && o.output[olen - 1] == '/') ||
+                     (stat(o.output, &st) == 0 && S_ISDIR(st.st_mode));
+    int single_file_input = n_inputs == 1 && !(stat(inputs[0], &st) == 0 && S_ISDIR(st.st_mode));
+    if (!out_is_dir) {
+        if (!single_file_input) {
+            fprintf(stderr, "%s: error: -o %s names one file, but the inputs are %s; end it "
+                    "with '/' to make it a folder\n", prog, o.output,
+                    n_inputs > 1 ? "several" : "a folder");
+            return 2;
+        }
+        const char *fext = ends_with_ci(o.output, ".png")    ? ".png"
+                           : ends_with_ci(o.output, ".jpg")  ? ".jpg"
+                           : ends_with_ci(o.output, ".jpeg") ? ".jpg"
+                                                             : NULL;
+        if (!fext) {
+            fprintf(stderr, "%s: error: -o %s: the output file must end in .png, .jpg or .jpeg "
+                    "(or end -o with '/' for a folder)\n", prog, o.output);
+            return 2;
+        }
+        if (o.format && strcmp(fext, ext)) {
+            fprintf(stderr, "%s: error: --format %s contradicts -o %s\n", prog, o.format,
+                    o.output);
+            return 2;
+        }
+    }
+
+    const char *model = o.model;
+    if (!model) {
+        if (access(DEFAULT_MODEL, R_OK) != 0) {
+            fprintf(stderr, "%s: error: no model given and no default model is installed yet "
+                    "(looked for %s); pass -m MODEL.safetensors\n", prog, DEFAULT_MODEL);
+            return 2;
+        }
+        model = DEFAULT_MODEL;
+    }
+
+    // ------------------------------------------------------------------
+    // Inputs -> jobs, outputs assigned, every refusal decided up front
+    int failed = 0;
+    for (int i = 0; i < n_inputs; i++) {
+        if (stat(inputs[i], &st) == 0 && S_ISDIR(st.st_mode))
+            failed |= add_folder(&jobs, inputs[i]);
+        else
+            job_add(&jobs, inputs[i]); /* missing or bad files fail at load, by name */
+    }
+    for (size_t i = 0; i < jobs.count; i++) {
+        job *j = &jobs.v[i];
+        if (stat(j->in, &st) == 0) {
+            j->have_stat = 1;
+            j->dev = st.st_dev;
+            j->ino = st.st_ino;
+        }
+    }
+    if (out_is_dir && stat(o.output, &st) != 0) {
+        if (mkdir(o.output, 0777) != 0) {
+            fprintf(stderr, "%s: error: %s: cannot create the output folder: %s\n", prog,
+                    o.output, strerror(errno));
+            return 1;
+        }
+    }
+    for (size_t i = 0; i < jobs.count; i++) {
+        job *j = &jobs.v[i];
+        if (out_is_dir) {
+            char *stem = stem_of(j->in), *base = xprintf("%s%s", stem, ext);
+            j->out = join(o.output, base);
+            free(stem);
+            free(base);
+        } else {
+            j->out = xstrdup(o.output);
+        }
+        for (size_t k = 0; k < i && !j->error; k++)
+            if (jobs.v[k].out && !strcmp(jobs.v[k].out, j->out))
+                j->error = xprintf("%s: would write %s, which %s already writes; rename one of "
+                                   "them", j->in, j->out, jobs.v[k].in);
+        if (!j->error && stat(j->out, &st) == 0) {
+            for (size_t k = 0; k < jobs.count && !j->error; k++)
+                if (jobs.v[k].have_stat && jobs.v[k].dev == st.st_dev &&
+                    jobs.v[k].ino == st.st_ino)
+                    j->error = xprintf("%s: the output %s is the input %s; refusing to "
+                                       "overwrite an input (even with --force)", j->in, j->out,
+                                       jobs.v[k].in);
+            if (!j->error && !o.force)
+                j->error = xprintf("%s: %s exists; use --force to replace it", j->in, j->out);
+        }
+        if (j->error) {
+            free(j->out);
+            j->out = NULL;
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Device, model, images
+    dsd_context *ctx = cli_context(prog, o.selector, 0);
+    if (!ctx)
+        return 1;
+    dsd_generator g = {0};
+    if (load_model(ctx, model, &g)) {
+        dsd_generator_free(ctx, &g);
+        dsd_context_free(ctx);
+        return 1;
+    }
+    if (o.timing) {
+        const dsd_device_info *d = dsd_context_device(ctx);
+        printf("model %s: %zu parameters; device [%d] %s\n", model, g.params.count, d->index,
+               d->name);
+    }
+    int progress = isatty(STDERR_FILENO);
+    size_t n_done = 0;
+    double sum_device = 0, sum_total = 0;
+    for (size_t i = 0; i < jobs.count; i++) {
+        job *j = &jobs.v[i];
+        if (progress)
+            fprintf(stderr, "[%zu/%zu] %s\n", i + 1, jobs.count, j->in);
+        if (j->error) {
+            fprintf(stderr, "%s: error: %s\n", prog, j->error);
+            failed = 1;
+            continue;
+        }
+        dsd_error err;
+        dsd_image in = {0}, out = {0};
+        dsd_deblur_options dopt = {o.tile, -1, 0, 0};
+        dsd_deblur_stats s;
+        double t0 = cli_now();
+        if (dsd_image_load(j->in, &in, &err) != DSD_OK) {
+            fprintf(stderr, "%s: error: %s\n", prog, err.message);
+            failed = 1;
+        } else if (dsd_deblur_image(ctx, &g, &in, &out, &dopt, &s) != DSD_OK) {
+            fprintf(stderr, "%s: error: %s: %s\n", prog, j->in, dsd_context_error(ctx)->message);
+            failed = 1;
+        } else if (dsd_image_save(j->out, &out, &err) != DSD_OK) {
+            fprintf(stderr, "%s: error: %s\n", prog, err.message);
+            failed = 1;
+        } else {
+            double total = cli_now() - t0;
+            n_done++;
+            sum_device += s.device_s;
+            sum_total += total;
+            if (o.timing) {
+                printf("%s -> %s: %d x %d, device %.3f s, end to end %.3f s (decode, deblur, "
+                       "encode)", j->in, j->out, in.width, in.height, s.device_s, total);
+                if (s.tile)
+                    printf(", %d tiles of %d px (halo %d)%s", s.n_tiles, s.tile, s.overlap,
+                           s.fallbacks ? ", tiled to fit the device" : "");
+                printf("\n");
+            }
+        }
+        dsd_image_free(&in);
+        dsd_image_free(&out);
+    }
+    if (o.timing && n_done)
+        printf("%zu image%s, mean device %.3f s, mean end to end %.3f s per image\n", n_done,
+               n_done == 1 ? "" : "s", sum_device / n_done, sum_total / n_done);
+
+    dsd_generator_free(ctx, &g);
+    dsd_context_free(ctx);
+    for (size_t i = 0; i < jobs.count; i++) {
+        free(jobs.v[i].in);
+        free(jobs.v[i].out);
+        free(jobs.v[i].error);
+    }
+    free(jobs.v);
+    free(inputs);
+    return failed ? 1 : 0;
 }

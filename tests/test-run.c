@@ -1,0 +1,493 @@
+/*
+ * test-run.c: the dsdeblur-run tool and dsdeblur-eval's model mode end to
+ * end. Writes a tiny generator (B 8, r 4, 1 block) with dsd_generator_save
+ * and test images into a temporary folder, runs the built tools (from the
+ * build directory, as make check does) and checks:
+ *   - outputs written with their inputs' sizes, for files and folders, PNG by
+ *     default, JPEG via --format jpg or an -o FILE.jpg, and the pixels equal
+ *     to dsd_deblur_image's (the tool adds nothing of its own); --time lines;
+ *   - an existing output refused without --force (one line per image, exit 1)
+ *     and replaced with it;
+ *   - an input never overwritten, even with --force: -o naming the input
+ *     itself, the input's folder, or a hard link to it;
+ *   - bad inputs (not an image, truncated PNG, 0-byte file, a 100000x100000
+ *     header, a folder named like an image inside an input folder, a missing
+ *     file) each give one stderr line naming the file, exit 1, and the good
+ *     image is still written;
+ *   - no -m and no installed default: the message and exit 2; usage errors 2;
+ *   - dsdeblur-eval -m: the table's rows carry the library's input and output
+ *     PSNR/SSIM, the parameter count is printed, CSV and JSON have their
+ *     columns and keys.
+ */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmp_dir[64];
+static char model_path[128];
+
+static char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f, "%s: %s", path, strerror(errno));
+    ck_assert(fseek(f, 0, SEEK_END) == 0);
+    long size = ftell(f);
+    ck_assert(size >= 0 && fseek(f, 0, SEEK_SET) == 0);
+    char *buf = malloc((size_t)size + 1);
+    ck_assert(buf && (size == 0 || fread(buf, 1, (size_t)size, f) == (size_t)size));
+    buf[size] = '\0';
+    fclose(f);
+    if (n)
+        *n = (size_t)size;
+    return buf;
+}
+
+static void spill(const char *path, const void *bytes, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f, "%s: %s", path, strerror(errno));
+    ck_assert(n == 0 || fwrite(bytes, 1, n, f) == n);
+    ck_assert(fclose(f) == 0);
+}
+
+static const char *at(const char *rel)
+{
+    static char buf[4][1024];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tmp_dir, rel);
+    return buf[k];
+}
+
+/* Runs `tool args` in tmp_dir's parent context; stdout/stderr into
+ * tmp_dir/out, tmp_dir/err; returns the exit status. */
+static int run_tool(const char *tool, const char *args)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "./tools/%s %s >%s/out 2>%s/err </dev/null", tool, args, tmp_dir,
+             tmp_dir);
+    int st = system(cmd);
+    ck_assert_msg(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
+    return WEXITSTATUS(st);
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static void test_image(dsd_image *img, int w, int h, int seed)
+{
+    dsd_error e;
+    ck_assert(dsd_image_alloc(img, w, h, &e) == DSD_OK);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++)
+                img->data[((size_t)y * w + x) * 3 + c] =
+                    (uint8_t)((x * (7 + seed) + y * (3 + c) + seed * 40 + ((x * y) % 17) * 5) & 255);
+}
+
+static void write_image(const char *rel, int w, int h, int seed)
+{
+    dsd_image img = {0};
+    dsd_error e;
+    test_image(&img, w, h, seed);
+    ck_assert_msg(dsd_image_save(at(rel), &img, &e) == DSD_OK, "%s", e.message);
+    dsd_image_free(&img);
+}
+
+static void check_size(const char *rel, int w, int h)
+{
+    dsd_image img = {0};
+    dsd_error e;
+    ck_assert_msg(dsd_image_load(at(rel), &img, &e) == DSD_OK, "%s", e.message);
+    ck_assert_msg(img.width == w && img.height == h, "%s is %d x %d, want %d x %d", rel,
+                  img.width, img.height, w, h);
+    dsd_image_free(&img);
+}
+
+/* Called at the start of each test (Check's asserts need a running test). */
+static void make_model(void)
+{
+    if (model_path[0])
+        return;
+    dsd_context *ctx = tu_ctx();
+    dsd_generator g;
+    dsd_generator_config cfg = dsd_generator_default_config();
+    cfg.base_width = 8;
+    cfg.mlp_ratio = 4;
+    cfg.n_blocks = 1;
+    TU_OK(dsd_generator_init(ctx, &g, &cfg));
+    TU_OK(dsd_generator_init_weights(ctx, &g, 3));
+    snprintf(model_path, sizeof model_path, "%s/model.safetensors", tmp_dir);
+    TU_OK(dsd_generator_save(ctx, &g, model_path, DSD_STORAGE_F32));
+    dsd_generator_free(ctx, &g);
+}
+
+/* The library's result for one image, to compare the tool's output with. */
+static void library_deblur(const dsd_image *in, dsd_image *out)
+{
+    dsd_context *ctx = tu_ctx();
+    dsd_generator g;
+    dsd_generator_config cfg;
+    dsd_error e;
+    ck_assert(dsd_generator_file_config(model_path, &cfg, &e) == DSD_OK);
+    TU_OK(dsd_generator_init(ctx, &g, &cfg));
+    TU_OK(dsd_generator_load(ctx, &g, model_path));
+    TU_OK(dsd_deblur_image(ctx, &g, in, out, NULL, NULL));
+    dsd_generator_free(ctx, &g);
+}
+
+START_TEST(test_run_outputs)
+{
+    make_model();
+    char args[2048];
+    ck_assert(mkdir(at("imgs"), 0755) == 0);
+    write_image("a.png", 37, 29, 1);
+    write_image("b.jpg", 20, 16, 2);
+    write_image("imgs/c.png", 13, 11, 3);
+    write_image("imgs/d.jpeg", 9, 8, 4);
+    snprintf(args, sizeof args, "-m %s -o %s --time %s %s %s", model_path, at("res/"),
+             at("a.png"), at("b.jpg"), at("imgs"));
+    int rc = run_tool("dsdeblur-run", args);
+    char *out = slurp(at("out"), NULL), *err = slurp(at("err"), NULL);
+    ck_assert_msg(rc == 0, "exit %d\nstdout:\n%s\nstderr:\n%s", rc, out, err);
+    ck_assert_msg(err[0] == '\0', "stderr not empty:\n%s", err);
+    check_size("res/a.png", 37, 29);
+    check_size("res/b.png", 20, 16);
+    check_size("res/c.png", 13, 11);
+    check_size("res/d.png", 9, 8);
+    ck_assert_msg(strstr(out, "37 x 29, device ") && strstr(out, "end to end") &&
+                      strstr(out, "4 images, mean device"),
+                  "--time output:\n%s", out);
+    free(out);
+    free(err);
+
+    /* the tool's pixels are the library's */
+    dsd_image in = {0}, want = {0}, got = {0};
+    dsd_error e;
+    ck_assert(dsd_image_load(at("a.png"), &in, &e) == DSD_OK);
+    ck_assert(dsd_image_load(at("res/a.png"), &got, &e) == DSD_OK);
+    library_deblur(&in, &want);
+    ck_assert_msg(!memcmp(want.data, got.data, dsd_image_numel(&in)),
+                  "res/a.png differs from dsd_deblur_image");
+    size_t changed = 0;
+    for (size_t i = 0; i < dsd_image_numel(&in); i++)
+        changed += in.data[i] != got.data[i];
+    ck_assert_msg(changed > dsd_image_numel(&in) / 2, "only %zu values changed", changed);
+    dsd_image_free(&in);
+    dsd_image_free(&want);
+    dsd_image_free(&got);
+
+    /* one file to one JPEG file; --format jpg for a folder; tiles */
+    snprintf(args, sizeof args, "-m %s -o %s %s", model_path, at("single.jpg"), at("a.png"));
+    ck_assert_int_eq(run_tool("dsdeblur-run", args), 0);
+    check_size("single.jpg", 37, 29);
+    char *jpg = slurp(at("single.jpg"), NULL);
+    ck_assert_msg((unsigned char)jpg[0] == 0xFF && (unsigned char)jpg[1] == 0xD8, "not a JPEG");
+    free(jpg);
+    snprintf(args, sizeof args, "-m %s --format jpg --tile 16 -o %s %s", model_path, at("outj"),
+             at("imgs"));
+    ck_assert(mkdir(at("outj"), 0755) == 0); /* an existing folder without '/' */
+    ck_assert_int_eq(run_tool("dsdeblur-run", args), 0);
+    check_size("outj/c.jpg", 13, 11);
+    check_size("outj/d.jpg", 9, 8);
+
+    /* existing outputs: refused one by one, then replaced with --force */
+    snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, at("res/"), at("a.png"),
+             at("imgs"));
+    ck_assert_int_eq(run_tool("dsdeblur-run", args), 1);
+    err = slurp(at("err"), NULL);
+    ck_assert_msg(count_lines(err) == 3 && strstr(err, "res/a.png exists; use --force") &&
+                      strstr(err, "res/c.png exists") && strstr(err, "res/d.png exists"),
+                  "stderr:\n%s", err);
+    free(err);
+    ck_assert(remove(at("res/c.png")) == 0);
+    snprintf(args, sizeof args, "-m %s -o %s --force %s %s", model_path, at("res/"), at("a.png"),
+             at("imgs"));
+    ck_assert_int_eq(run_tool("dsdeblur-run", args), 0);
+    check_size("res/c.png", 13, 11);
+
+    /* two inputs with one stem: the second is refused */
+    snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, at("dup/"), at("a.png"),
+             at("a.png"));
+    ck_assert_int_eq(run_tool("dsdeblur-run", args), 1);
+    err = slurp(at("err"), NULL);
+    ck_assert_msg(count_lines(err) == 1 && strstr(err, "already writes"), "stderr:\n%s", err);
+    free(err);
+}
+END_TEST
+
+START_TEST(test_never_overwrite_input)
+{
+    make_model();
+    char args[2048];
+    size_t n0, n1;
+    ck_assert(mkdir(at("in"), 0755) == 0 && mkdir(at("linked"), 0755) == 0);
+    write_image("in/p.png", 16, 12, 5);
+    char *before = slurp(at("in/p.png"), &n0);
+    ck_assert(link(at("in/p.png"), at("linked/p.png")) == 0);
+    const char *cases[][2] = {
+        {"in/p.png", "in/p.png"}, /* -o is the input file */
+        {"in/", "in/p.png"},      /* the output folder is the input's */
+        {"linked/", "in/p.png"},  /* the output is a hard link to the input */
+    };
+    for (int k = 0; k < TU_COUNT(cases); k++) {
+        const char *o = at(cases[k][0]);
+        snprintf(args, sizeof args, "-m %s --force -o %s %s", model_path, o, at(cases[k][1]));
+        int rc = run_tool("dsdeblur-run", args);
+        char *err = slurp(at("err"), NULL);
+        ck_assert_msg(rc == 1 && count_lines(err) == 1 &&
+                          strstr(err, "refusing to overwrite an input"),
+                      "case %d: exit %d, stderr:\n%s", k, rc, err);
+        free(err);
+        char *after = slurp(at("in/p.png"), &n1);
+        ck_assert_msg(n0 == n1 && !memcmp(before, after, n0), "case %d: the input changed", k);
+        free(after);
+    }
+    free(before);
+}
+END_TEST
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static uint32_t crc32_png(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+    }
+    return c ^ 0xffffffffu;
+}
+
+START_TEST(test_bad_inputs)
+{
+    make_model();
+    char args[2048];
+    ck_assert(mkdir(at("bad"), 0755) == 0);
+    write_image("bad/good.png", 12, 10, 6);
+    spill(at("bad/notimg.png"), "hello, not an image\n", 20);
+    size_t n;
+    char *png = slurp(at("bad/good.png"), &n);
+    spill(at("bad/trunc.png"), png, n / 2);
+    free(png);
+    spill(at("bad/empty.png"), "", 0);
+    unsigned char h[33] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+    put_be32(h + 8, 13);
+    memcpy(h + 12, "IHDR", 4);
+    put_be32(h + 16, 100000);
+    put_be32(h + 20, 100000);
+    h[24] = 8;
+    h[25] = 2;
+    put_be32(h + 29, crc32_png(h + 12, 17));
+    spill(at("bad/huge.png"), h, sizeof h);
+    ck_assert(mkdir(at("bad/sub.png"), 0755) == 0);
+    snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, at("badout/"), at("bad"),
+             at("missing.png"));
+    int rc = run_tool("dsdeblur-run", args);
+    char *err = slurp(at("err"), NULL);
+    ck_assert_msg(rc == 1, "exit %d, stderr:\n%s", rc, err);
+    ck_assert_msg(count_lines(err) == 6, "want 6 lines, got:\n%s", err);
+    static const char *names[] = {"notimg.png", "trunc.png", "empty.png", "huge.png",
+                                  "sub.png", "missing.png"};
+    for (int k = 0; k < TU_COUNT(names); k++) {
+        char *line = strstr(err, names[k]);
+        ck_assert_msg(line, "no line names %s:\n%s", names[k], err);
+    }
+    ck_assert_msg(strstr(err, "empty file") && strstr(err, "is a directory") &&
+                      strstr(err, "cannot open"),
+                  "stderr:\n%s", err);
+    free(err);
+    check_size("badout/good.png", 12, 10);
+}
+END_TEST
+
+START_TEST(test_usage_and_no_model)
+{
+    make_model();
+    write_image("u.png", 10, 10, 7);
+    char args[2048];
+    snprintf(args, sizeof args, "-o %s %s", at("nomodel/"), at("u.png"));
+    int rc = run_tool("dsdeblur-run", args);
+    char *err = slurp(at("err"), NULL);
+    ck_assert_msg(rc == 2 && strstr(err, "no default model is installed yet") &&
+                      strstr(err, "pass -m"),
+                  "exit %d, stderr:\n%s", rc, err);
+    free(err);
+    struct stat st;
+    ck_assert_msg(stat(at("nomodel"), &st) != 0, "the output folder was created anyway");
+
+    const char *bad[] = {"-m M -o %s/x.png %s/u.png %s/u.png", /* one file, two inputs */
+                         "-m M -o %s/x.gif %s/u.png",          /* unknown output format */
+                         "-m M --format gif -o %s/ %s/u.png",  /* unknown --format */
+                         "-m M --tile -3 -o %s/ %s/u.png",     /* bad tile */
+                         "-m M %s/u.png",                      /* no -o */
+                         "--bogus"};
+    for (int k = 0; k < TU_COUNT(bad); k++) {
+        snprintf(args, sizeof args, bad[k], tmp_dir, tmp_dir, tmp_dir);
+        rc = run_tool("dsdeblur-run", args);
+        err = slurp(at("err"), NULL);
+        ck_assert_msg(rc == 2 && count_lines(err) >= 1, "'%s': exit %d, stderr:\n%s", args, rc,
+                      err);
+        free(err);
+    }
+    /* the device plumbing still answers */
+    ck_assert_int_eq(run_tool("dsdeblur-run", "--help"), 0);
+    ck_assert_int_eq(run_tool("dsdeblur-run", "--list-devices"), 0);
+}
+END_TEST
+
+START_TEST(test_eval_model_mode)
+{
+    make_model();
+    char args[2048];
+    ck_assert(mkdir(at("blur"), 0755) == 0 && mkdir(at("sharp"), 0755) == 0);
+    static const char *names[] = {"p1.png", "p2.png"};
+    static const int sizes[][2] = {{33, 21}, {24, 16}};
+    for (int k = 0; k < 2; k++) {
+        dsd_image s = {0}, b = {0};
+        dsd_error e;
+        int w = sizes[k][0], h = sizes[k][1];
+        test_image(&s, w, h, 8 + k);
+        ck_assert(dsd_image_alloc(&b, w, h, &e) == DSD_OK);
+        for (int y = 0; y < h; y++) /* horizontal 3-tap box blur */
+            for (int x = 0; x < w; x++)
+                for (int c = 0; c < 3; c++) {
+                    int sum = 0;
+                    for (int d = -1; d <= 1; d++) {
+                        int xx = x + d < 0 ? 0 : x + d >= w ? w - 1 : x + d;
+                        sum += s.data[((size_t)y * w + xx) * 3 + c];
+                    }
+                    b.data[((size_t)y * w + x) * 3 + c] = (uint8_t)(sum / 3);
+                }
+        char p[64];
+        snprintf(p, sizeof p, "sharp/%s", names[k]);
+        ck_assert(dsd_image_save(at(p), &s, &e) == DSD_OK);
+        snprintf(p, sizeof p, "blur/%s", names[k]);
+        ck_assert(dsd_image_save(at(p), &b, &e) == DSD_OK);
+        dsd_image_free(&s);
+        dsd_image_free(&b);
+    }
+    snprintf(args, sizeof args, "-m %s --blur %s --sharp %s --csv %s --json %s", model_path,
+             at("blur"), at("sharp"), at("m.csv"), at("m.json"));
+    int rc = run_tool("dsdeblur-eval", args);
+    char *out = slurp(at("out"), NULL), *err = slurp(at("err"), NULL);
+    ck_assert_msg(rc == 0, "exit %d\nstdout:\n%s\nstderr:\n%s", rc, out, err);
+    ck_assert_msg(strstr(out, "in PSNR") && strstr(out, "out SSIM") && strstr(out, "time(s)"),
+                  "%s", out);
+
+    /* each row: the library's input and output scores */
+    dsd_generator_config cfg;
+    dsd_error e;
+    ck_assert(dsd_generator_file_config(model_path, &cfg, &e) == DSD_OK);
+    for (int k = 0; k < 2; k++) {
+        char p[64], row[256];
+        dsd_image b = {0}, s = {0}, o = {0};
+        snprintf(p, sizeof p, "blur/%s", names[k]);
+        ck_assert(dsd_image_load(at(p), &b, &e) == DSD_OK);
+        snprintf(p, sizeof p, "sharp/%s", names[k]);
+        ck_assert(dsd_image_load(at(p), &s, &e) == DSD_OK);
+        library_deblur(&b, &o);
+        double ip, is, op, os;
+        ck_assert(dsd_psnr(&b, &s, &ip, &e) == DSD_OK);
+        ck_assert(dsd_ssim(&b, &s, DSD_SSIM_SKIMAGE, &is, &e) == DSD_OK);
+        ck_assert(dsd_psnr(&o, &s, &op, &e) == DSD_OK);
+        ck_assert(dsd_ssim(&o, &s, DSD_SSIM_SKIMAGE, &os, &e) == DSD_OK);
+        snprintf(row, sizeof row, "%s  %9.4f  %8.6f  %9.4f  %8.6f  ", names[k], ip, is, op, os);
+        ck_assert_msg(strstr(out, row), "want a row starting '%s' in:\n%s", row, out);
+        dsd_image_free(&b);
+        dsd_image_free(&s);
+        dsd_image_free(&o);
+    }
+    char params[64];
+    snprintf(params, sizeof params, "%zu parameters", dsd_generator_param_count(&cfg));
+    ck_assert_msg(strstr(out, params) && strstr(out, "2 images, SSIM protocol skimage"), "%s",
+                  out);
+
+    char *csv = slurp(at("m.csv"), NULL);
+    const char *hdr = "name,input_psnr_db,input_ssim_skimage,output_psnr_db,output_ssim_skimage,"
+                      "seconds,device_seconds,error\n";
+    ck_assert_msg(!strncmp(csv, hdr, strlen(hdr)) && count_lines(csv) == 3, "CSV:\n%s", csv);
+    ck_assert_msg(strstr(csv, "\np1.png,") && strstr(csv, "\np2.png,"), "CSV:\n%s", csv);
+    char *json = slurp(at("m.json"), NULL);
+    snprintf(params, sizeof params, "\"parameters\": %zu", dsd_generator_param_count(&cfg));
+    ck_assert_msg(strstr(json, "\"mode\": \"model\"") && strstr(json, params) &&
+                      strstr(json, "\"name\": \"p1.png\", \"width\": 33, \"height\": 21") &&
+                      strstr(json, "\"mean\": {\"count\": 2, \"input_psnr\": ") &&
+                      strstr(json, "\"device_seconds\""),
+                  "JSON:\n%s", json);
+    free(out);
+    free(err);
+    free(csv);
+    free(json);
+
+    /* a pair missing its sharp image: one line, exit 1; usage errors */
+    spill(at("blur/lonely.png"), "x", 1);
+    snprintf(args, sizeof args, "-m %s --blur %s --sharp %s", model_path, at("blur"),
+             at("sharp"));
+    ck_assert_int_eq(run_tool("dsdeblur-eval", args), 1);
+    err = slurp(at("err"), NULL);
+    ck_assert_msg(count_lines(err) == 1 && strstr(err, "lonely.png: only in"), "%s", err);
+    free(err);
+    snprintf(args, sizeof args, "-m %s --blur %s", model_path, at("blur"));
+    ck_assert_int_eq(run_tool("dsdeblur-eval", args), 2);
+}
+END_TEST
+
+static void remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d) {
+        char sub[1024];
+        for (struct dirent *e; (e = readdir(d));) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+            remove_tree(sub);
+        }
+        closedir(d);
+        rmdir(path);
+    } else {
+        remove(path);
+    }
+}
+
+int main(void)
+{
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dsd-run-XXXXXX");
+    if (!mkdtemp(tmp_dir)) {
+        perror("mkdtemp");
+        return EXIT_FAILURE;
+    }
+    Suite *s = suite_create("run");
+    TCase *tc = tcase_create("run");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_run_outputs);
+    tcase_add_test(tc, test_never_overwrite_input);
+    tcase_add_test(tc, test_bad_inputs);
+    tcase_add_test(tc, test_usage_and_no_model);
+    tcase_add_test(tc, test_eval_model_mode);
+    suite_add_tcase(s, tc);
+    int status = tu_run(s);
+    tu_ctx_free();
+    remove_tree(tmp_dir);
+    return status;
+}
