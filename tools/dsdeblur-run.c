@@ -54,6 +54,7 @@ static void usage(FILE *out)
             "  --tile N         run in N-pixel tiles (0: whole image, tiles only when the\n"
             "                   device is too small); results are the same\n"
             "  --time           print device compute and end-to-end seconds per image\n"
+            "  --compare        also write <output stem>-compare.png: input | output\n"
             "  --force          replace existing outputs (never an input)\n"
             "  --device SEL     device index, P:D, gpu, cpu or a name substring\n"
             "                   (default: $DSDEBLUR_DEVICE, else the first GPU, else any)\n"
@@ -124,6 +125,7 @@ static int self_test(const char *selector)
 typedef struct job {
     char *in;       /* input path */
     char *out;      /* output path; NULL when the job already failed */
+    char *compare;  /* --compare: <out stem>-compare.png, or NULL */
     char *error;    /* the one stderr line's text, when the job failed early */
     int have_stat;  /* st_dev/st_ino valid */
     dev_t dev;
@@ -262,11 +264,40 @@ static int ends_with_ci(const char *s, const char *suffix)
     return a >= b && strcasecmp(s + a - b, suffix) == 0;
 }
 
+/* out with "-compare" before its extension, always .png ("a/b.jpg" ->
+ * "a/b-compare.png"). */
+static char *compare_path(const char *out)
+{
+    const char *slash = strrchr(out, '/'), *dot = strrchr(out, '.');
+    size_t stem = dot && (!slash || dot > slash + 1) ? (size_t)(dot - out) : strlen(out);
+    return xprintf("%.*s-compare.png", (int)stem, out);
+}
+
+/* in | 8 white pixels | out, one image, so the two can be judged side by side. */
+static dsd_status save_comparison(const char *path, const dsd_image *in, const dsd_image *out,
+                                  dsd_error *err)
+{
+    enum { GAP = 8 };
+    dsd_image both = {0};
+    dsd_status st = dsd_image_alloc(&both, 2 * in->width + GAP, in->height, err);
+    if (st != DSD_OK)
+        return st;
+    memset(both.data, 255, dsd_image_numel(&both));
+    size_t row = (size_t)in->width * 3, wide = (size_t)both.width * 3;
+    for (int y = 0; y < in->height; y++) {
+        memcpy(both.data + y * wide, in->data + y * row, row);
+        memcpy(both.data + y * wide + row + GAP * 3, out->data + y * row, row);
+    }
+    st = dsd_image_save(path, &both, err);
+    dsd_image_free(&both);
+    return st;
+}
+
 // ----------------------------------------------------------------------------
 
 typedef struct run_options {
     const char *model, *output, *format, *selector;
-    int tile, timing, force;
+    int tile, timing, force, compare;
 } run_options;
 
 static int parse_int(const char *opt, const char *text, int *out)
@@ -350,6 +381,8 @@ int main(int argc, char **argv)
                 return 2;
         } else if (!strcmp(a, "--time")) {
             o.timing = 1;
+        } else if (!strcmp(a, "--compare")) {
+            o.compare = 1;
         } else if (!strcmp(a, "--force") || !strcmp(a, "-f")) {
             o.force = 1;
         } else if (!strcmp(a, "--list-devices")) {
@@ -486,6 +519,20 @@ int main(int argc, char **argv)
             if (!j->error && !o.force)
                 j->error = xprintf("%s: %s exists; use --force to replace it", j->in, j->out);
         }
+        if (!j->error && o.compare) {
+            j->compare = compare_path(j->out);
+            if (stat(j->compare, &st) == 0) {
+                for (size_t k = 0; k < jobs.count && !j->error; k++)
+                    if (jobs.v[k].have_stat && jobs.v[k].dev == st.st_dev &&
+                        jobs.v[k].ino == st.st_ino)
+                        j->error = xprintf("%s: the comparison %s is the input %s; refusing to "
+                                           "overwrite an input (even with --force)", j->in,
+                                           j->compare, jobs.v[k].in);
+                if (!j->error && !o.force)
+                    j->error = xprintf("%s: %s exists; use --force to replace it", j->in,
+                                       j->compare);
+            }
+        }
         if (j->error) {
             free(j->out);
             j->out = NULL;
@@ -531,7 +578,8 @@ int main(int argc, char **argv)
         } else if (dsd_deblur_image(ctx, &g, &in, &out, &dopt, &s) != DSD_OK) {
             fprintf(stderr, "%s: error: %s: %s\n", prog, j->in, dsd_context_error(ctx)->message);
             failed = 1;
-        } else if (dsd_image_save(j->out, &out, &err) != DSD_OK) {
+        } else if (dsd_image_save(j->out, &out, &err) != DSD_OK ||
+                   (j->compare && save_comparison(j->compare, &in, &out, &err) != DSD_OK)) {
             fprintf(stderr, "%s: error: %s\n", prog, err.message);
             failed = 1;
         } else {
@@ -560,6 +608,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < jobs.count; i++) {
         free(jobs.v[i].in);
         free(jobs.v[i].out);
+        free(jobs.v[i].compare);
         free(jobs.v[i].error);
     }
     free(jobs.v);
