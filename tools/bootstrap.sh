@@ -1,7 +1,7 @@
 #!/bin/sh
 # bootstrap.sh: sets up a fresh Debian/Ubuntu machine, builds dsdeblur and runs
 # either the demo (default) or the whole test suite.
-#   sh tools/bootstrap.sh          install packages, build, list devices, run the demo
+#   sh tools/bootstrap.sh          install packages, build, list devices, deblur a sample
 #   sh tools/bootstrap.sh test     install packages, build, run `make check`
 # Set DSDEBLUR_SKIP_APT=1 to skip the package installation.
 set -eu
@@ -30,7 +30,10 @@ make -j"$jobs"
 case "$mode" in
 demo)
     ./tools/dsdeblur-run --list-devices
-    ./tools/dsdeblur-run --self-test
+    mkdir -p out
+    ./tools/dsdeblur-run -m data/dsdeblur-default.safetensors --compare --force --time \
+        data/samples/dogs-blurred.png -o out/
+    echo "deblurred: out/dogs-blurred.png; side by side (blurred | deblurred): out/dogs-blurred-compare.png"
     ;;
 test)
     status=0
