@@ -231,9 +231,9 @@ dsd_status dsd_trainer_resume(dsd_trainer *t, const char *path, dsd_error *err);
 
 /* One iteration (see above). */
 dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err);
-/* PSNR/SSIM of the generator (inference) over the held-out set, whole images
- * (reflect... edge-padded to a multiple of 4 and cropped back). DSD_ERR_INVALID_ARGUMENT
- * without a held-out set. */
+/* PSNR/SSIM of the generator over the held-out set (the first data.val_count
+ * pairs), whole images through dsd_deblur_image (dsdeblur_infer.h), as
+ * dsdeblur-eval scores them. DSD_ERR_INVALID_ARGUMENT without a held-out set. */
 dsd_status dsd_trainer_validate(dsd_trainer *t, dsd_val_stats *out, dsd_error *err);
 /* Checkpoint (dsd_checkpoint_save) with the config text; atomic. */
 dsd_status dsd_trainer_save_checkpoint(dsd_trainer *t, const char *path, dsd_error *err);

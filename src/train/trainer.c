@@ -376,53 +376,6 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Deblurs one image with the generator in inference mode into out (same
- * size as in). */
-static dsd_status deblur_image(dsd_trainer *t, const dsd_image *in, dsd_image *out,
-                               dsd_error *err)
-{
-    dsd_image padded;
-    dsd_image_init(&padded);
-    DSD_TRY(dsd_image_pad_to_multiple(in, 4, &padded, err));
-    int w = padded.width, h = padded.height;
-    dsd_status st = DSD_OK;
-    float *host = malloc(dsd_image_numel(&padded) * sizeof *host);
-    dsd_tensor x = {0}, y = {0};
-    dsd_image res;
-    dsd_image_init(&res);
-    if (!host) {
-        st = DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "validation image %dx%d", w, h);
-        goto done;
-    }
-    dsd_image_to_planar(&padded, host);
-#define VTRY(expr)                                                                         \
-    do {                                                                                   \
-        if ((st = (expr)) != DSD_OK) {                                                     \
-            *err = *dsd_context_error(t->ctx);                                             \
-            goto done;                                                                     \
-        }                                                                                  \
-    } while (0)
-    VTRY(dsd_tensor_init(t->ctx, &x, 1, 3, h, w));
-    VTRY(dsd_tensor_init(t->ctx, &y, 1, 3, h, w));
-    VTRY(dsd_tensor_upload(t->ctx, &x, host, dsd_image_numel(&padded)));
-    VTRY(dsd_generator_forward(t->ctx, &t->g, &x, &y, 0, 0));
-    VTRY(dsd_tensor_download(t->ctx, &y, host, dsd_image_numel(&padded)));
-#undef VTRY
-    if ((st = dsd_image_alloc(&res, w, h, err)) != DSD_OK)
-        goto done;
-    dsd_image_from_planar(&res, host);
-    st = dsd_image_crop(&res, 0, 0, in->width, in->height, out, err);
-done:
-    if (x.buf)
-        dsd_tensor_free(t->ctx, &x);
-    if (y.buf)
-        dsd_tensor_free(t->ctx, &y);
-    free(host);
-    dsd_image_free(&padded);
-    dsd_image_free(&res);
-    return st;
-}
-
 dsd_status dsd_trainer_validate(dsd_trainer *t, dsd_val_stats *out, dsd_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -445,8 +398,13 @@ dsd_status dsd_trainer_validate(dsd_trainer *t, dsd_val_stats *out, dsd_error *e
         if (st == DSD_OK && !f->blur)
             st = DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "synthetic held-out sets need "
                           "pre-blurred images: use data.mode paired for validation data");
-        if (st == DSD_OK)
-            st = deblur_image(t, &blur, &restored, err);
+        if (st == DSD_OK) {
+            /* the same path dsdeblur-run and dsdeblur-eval take */
+            dsd_deblur_options opts = {0, -1, 0, 0};
+            dsd_deblur_stats ds;
+            if ((st = dsd_deblur_image(t->ctx, &t->g, &blur, &restored, &opts, &ds)) != DSD_OK)
+                *err = *dsd_context_error(t->ctx);
+        }
         double p = 0, s = 0;
         if (st == DSD_OK)
             st = dsd_psnr(&restored, &sharp, &p, err);
