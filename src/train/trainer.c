@@ -245,15 +245,17 @@ static dsd_status check_grads(dsd_trainer *t, const dsd_params *p, const char *n
         return err->status;
     if (isfinite(s))
         return DSD_OK;
+    /* the failure path only: find the first parameter holding a bad value */
     float *g = malloc(p->count * sizeof *g);
     const char *name = "(unknown)";
     if (g && dsd_tensor_download(t->ctx, &p->grads, g, p->count) == DSD_OK) {
-        for (size_t i = 0; i < p->n && !strcmp(name, "(unknown)"); i++)
-            for (size_t j = 0; j < p->info[i].numel; j++)
-                if (!isfinite(g[p->info[i].offset + j])) {
-                    name = p->info[i].name;
-                    break;
-                }
+        for (size_t k = 0; k < p->count; k++)
+            if (!isfinite(g[k])) {
+                for (size_t i = 0; i < p->n; i++)
+                    if (k >= p->info[i].offset && k < p->info[i].offset + p->info[i].numel)
+                        name = p->info[i].name;
+                break;
+            }
     }
     dsd_status st = DSD_FAIL(err, DSD_ERR_NAN, "step %llu: the %s gradient of '%s' is not "
                              "finite; stopping before any weight is updated (lower train.lr?)",
