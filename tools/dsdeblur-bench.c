@@ -1,0 +1,1276 @@
+/*
+ * dsdeblur-bench: times the paper's networks on one OpenCL device, so that
+ * runs on different vendors' devices can be put side by side
+ * (doc/dsdeblur-bench.1 explains every number it prints and every JSON field).
+ *
+ * Two benchmarks:
+ *   inference  dsd_generator_forward (training = 0) on a random 1 x 3 x H x W
+ *              image, for each --size (default 1280x720);
+ *   training   dsd_trainer_step, the real GAN iteration of dsdeblur-train (D
+ *              step and G step with the relativistic loss and the content
+ *              loss, Adam on both, the data loader, the NaN guards), on a
+ *              one-pair paired data set written into a temporary folder.
+ * Each runs --warmup times untimed (kernel compilation, buffer pool), then
+ * --reps times; every run is bracketed by clFinish and timed by the host's
+ * monotonic clock. The context is created with profiling on, and the
+ * per-kernel table of the run with the median wall time is printed: device
+ * time per kernel name from OpenCL events, its share of that run's wall time,
+ * and GFLOP/s and GB/s where the work of that kernel is known (see "Work
+ * model" below); '-' where it is not.
+ *
+ * What this is not: a per-op micro-benchmark (dsdeblur-bench-ops times each
+ * layer op alone) and not a test: nothing here checks results.
+ *
+ * Exit status: 0 done, 1 a runtime error (device, memory, files), 2 bad usage
+ * or configuration.
+ */
+#include <config.h>
+
+#include "cli.h"
+#include "io/safetensors.h"
+
+#include <clFFT.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *prog = "dsdeblur-bench";
+
+/* JSON schema identifier; bump when a field changes meaning or goes away. */
+#define BENCH_SCHEMA "dsdeblur-bench/1"
+
+/* Repetitions when --reps is not given. A CPU (PoCL) takes tens of seconds
+ * per 1280x720 inference, so it gets fewer. */
+enum { REPS_DEFAULT_GPU = 10, REPS_DEFAULT_CPU = 3, REPS_MAX = 1000, MAX_SIZES = 16 };
+
+static volatile sig_atomic_t stop_requested;
+
+/* Records a tool-side error in err the way the library does (status, message). */
+static dsd_status tool_fail(dsd_error *err, dsd_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static dsd_status tool_fail(dsd_error *err, dsd_status status, const char *fmt, ...)
+{
+    dsd_error_clear(err);
+    err->status = status;
+    err->file = __FILE__;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: %s [options]\n"
+            "  --size WxH          inference image size (repeatable; default 1280x720);\n"
+            "                      sides multiples of 4, at least 8\n"
+            "  --train-size N      training crop side (data.crop; default 256)\n"
+            "  --batch N           training batch (train.batch; default 1)\n"
+            "  --no-train          skip the training-step benchmark\n"
+            "  --content KIND      perceptual | l1 | mse | fft (train.content_loss;\n"
+            "                      default perceptual, as the paper)\n"
+            "  --vgg FILE          VGG-19 weights for perceptual (default: random weights\n"
+            "                      written to the temporary folder; timing does not\n"
+            "                      depend on their values)\n"
+            "  -c, --config FILE   YAML configuration as for dsdeblur-train (repeatable)\n"
+            "  --set KEY=VALUE     override one key, e.g. --set generator.n_blocks=6\n"
+            "  --warmup N          untimed runs before timing (default 1, at least 1)\n"
+            "  --reps N            timed runs (default %d on a GPU, %d on a CPU)\n"
+            "  --device SEL        OpenCL device (index, P:D, gpu, cpu or a name substring)\n"
+            "  --json FILE         write all results as JSON (atomically)\n"
+            "  --list-devices      list OpenCL devices and exit\n"
+            "  -q, --quiet         no progress lines on stderr (errors only)\n"
+            "  -h, --help, --version\n",
+            prog, REPS_DEFAULT_GPU, REPS_DEFAULT_CPU);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Options */
+
+typedef struct options {
+    int sizes[MAX_SIZES][2]; /* (width, height) */
+    int n_sizes;
+    int train_size, batch;   /* 0: from the configuration */
+    int no_train;
+    const char *content;     /* NULL: from the configuration */
+    const char *vgg;
+    const char *configs[32];
+    int n_configs;
+    const char *sets[128];
+    int n_sets;
+    int warmup, reps;        /* reps 0: the device's default */
+    const char *device, *json;
+    int list_devices, quiet;
+} options;
+
+static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) {
+        fprintf(stderr, "%s: error: %s needs an integer in %d..%d, not '%s'\n", prog, opt, lo,
+                hi, v);
+        return 2;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+/* 0, -1 (help or version printed: exit 0) or 2. */
+static int parse_args(int argc, char **argv, options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->warmup = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+#define VALUE()                                                                            \
+    (i + 1 < argc ? argv[++i]                                                              \
+                  : (fprintf(stderr, "%s: error: %s needs a value (see --help)\n", prog, a), \
+                     (const char *)NULL))
+        const char *v;
+        if (!strcmp(a, "--size")) {
+            if (!(v = VALUE()))
+                return 2;
+            int w, h;
+            char tail;
+            if (sscanf(v, "%dx%d%c", &w, &h, &tail) != 2 || w < 8 || h < 8 || w % 4 ||
+                h % 4 || w > DSD_IMAGE_MAX_SIDE || h > DSD_IMAGE_MAX_SIDE) {
+                fprintf(stderr, "%s: error: --size '%s': expected WxH with both sides "
+                        "multiples of 4 and at least 8 (the generator downsamples twice)\n",
+                        prog, v);
+                return 2;
+            }
+            if (o->n_sizes == MAX_SIZES) {
+                fprintf(stderr, "%s: error: at most %d --size options\n", prog, MAX_SIZES);
+                return 2;
+            }
+            o->sizes[o->n_sizes][0] = w;
+            o->sizes[o->n_sizes][1] = h;
+            o->n_sizes++;
+        } else if (!strcmp(a, "--train-size")) {
+            if (!(v = VALUE()) || parse_int(a, v, 8, 8192, &o->train_size))
+                return 2;
+        } else if (!strcmp(a, "--batch")) {
+            if (!(v = VALUE()) || parse_int(a, v, 1, 1024, &o->batch))
+                return 2;
+        } else if (!strcmp(a, "--no-train")) {
+            o->no_train = 1;
+        } else if (!strcmp(a, "--content")) {
+            if (!(o->content = VALUE()))
+                return 2;
+            dsd_content_loss_kind k;
+            dsd_error err;
+            if (dsd_content_loss_kind_parse(o->content, &k, &err) != DSD_OK) {
+                fprintf(stderr, "%s: error: --content: %s\n", prog, err.message);
+                return 2;
+            }
+        } else if (!strcmp(a, "--vgg")) {
+            if (!(o->vgg = VALUE()))
+                return 2;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
+            if (!(v = VALUE()))
+                return 2;
+            if (o->n_configs == 32) {
+                fprintf(stderr, "%s: error: at most 32 configuration files\n", prog);
+                return 2;
+            }
+            o->configs[o->n_configs++] = v;
+        } else if (!strcmp(a, "--set")) {
+            if (!(v = VALUE()))
+                return 2;
+            if (o->n_sets == 128) {
+                fprintf(stderr, "%s: error: at most 128 --set overrides\n", prog);
+                return 2;
+            }
+            o->sets[o->n_sets++] = v;
+        } else if (!strcmp(a, "--warmup")) {
+            if (!(v = VALUE()) || parse_int(a, v, 1, REPS_MAX, &o->warmup))
+                return 2;
+        } else if (!strcmp(a, "--reps")) {
+            if (!(v = VALUE()) || parse_int(a, v, 1, REPS_MAX, &o->reps))
+                return 2;
+        } else if (!strcmp(a, "--device") || !strcmp(a, "-d")) {
+            if (!(o->device = VALUE()))
+                return 2;
+        } else if (!strcmp(a, "--json")) {
+            if (!(o->json = VALUE()))
+                return 2;
+        } else if (!strcmp(a, "--list-devices")) {
+            o->list_devices = 1;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            o->quiet = 1;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return -1;
+        } else if (!strcmp(a, "--version")) {
+            printf("%s %s\n", prog, PACKAGE_VERSION);
+            return -1;
+        } else {
+            fprintf(stderr, "%s: error: unknown argument '%s' (see --help)\n", prog, a);
+            return 2;
+        }
+#undef VALUE
+    }
+    if (o->n_sizes == 0) {
+        o->sizes[0][0] = 1280;
+        o->sizes[0][1] = 720;
+        o->n_sizes = 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Temporary folder: the training data set and the random VGG weights */
+
+typedef struct temp_dir {
+    char root[4096];
+    char blur[4200], sharp[4200], run[4200];
+    char blur_png[4300], sharp_png[4300], vgg[4300];
+    int made;
+} temp_dir;
+
+static int temp_dir_make(temp_dir *t)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/tmp";
+    snprintf(t->root, sizeof t->root, "%s/dsdeblur-bench-XXXXXX", base);
+    if (!mkdtemp(t->root)) {
+        fprintf(stderr, "%s: error: cannot create a temporary folder in %s: %s\n", prog, base,
+                strerror(errno));
+        return 1;
+    }
+    t->made = 1;
+    snprintf(t->blur, sizeof t->blur, "%s/blur", t->root);
+    snprintf(t->sharp, sizeof t->sharp, "%s/sharp", t->root);
+    snprintf(t->run, sizeof t->run, "%s/run", t->root);
+    snprintf(t->blur_png, sizeof t->blur_png, "%s/a.png", t->blur);
+    snprintf(t->sharp_png, sizeof t->sharp_png, "%s/a.png", t->sharp);
+    snprintf(t->vgg, sizeof t->vgg, "%s/vgg19-random.safetensors", t->root);
+    const char *dirs[] = {t->blur, t->sharp, t->run};
+    for (int i = 0; i < 3; i++)
+        if (mkdir(dirs[i], 0700) != 0) {
+            fprintf(stderr, "%s: error: cannot create %s: %s\n", prog, dirs[i], strerror(errno));
+            return 1;
+        }
+    return 0;
+}
+
+/* Removes what temp_dir_make and the benchmark put there (nothing else). */
+static void temp_dir_remove(temp_dir *t)
+{
+    if (!t->made)
+        return;
+    const char *files[] = {t->blur_png, t->sharp_png, t->vgg};
+    for (int i = 0; i < 3; i++)
+        if (remove(files[i]) != 0 && errno != ENOENT)
+            fprintf(stderr, "%s: warning: cannot remove %s: %s\n", prog, files[i],
+                    strerror(errno));
+    const char *dirs[] = {t->blur, t->sharp, t->run, t->root};
+    for (int i = 0; i < 4; i++)
+        if (rmdir(dirs[i]) != 0 && errno != ENOENT)
+            fprintf(stderr, "%s: warning: cannot remove %s: %s\n", prog, dirs[i],
+                    strerror(errno));
+    t->made = 0;
+}
+
+/* One side x side pair: a smooth pattern with noise as "sharp", a horizontal
+ * box blur of it as "blur". The values do not matter for timing; they only
+ * have to be a valid image pair. */
+static dsd_status write_pair(const temp_dir *t, int side, dsd_error *err)
+{
+    dsd_image s, b;
+    dsd_image_init(&s);
+    dsd_image_init(&b);
+    dsd_status st = dsd_image_alloc(&s, side, side, err);
+    if (st == DSD_OK)
+        st = dsd_image_alloc(&b, side, side, err);
+    if (st == DSD_OK) {
+        dsd_rng rng;
+        dsd_rng_init(&rng, 1, 0);
+        for (int y = 0; y < side; y++)
+            for (int x = 0; x < side; x++)
+                for (int c = 0; c < 3; c++) {
+                    double v = 127.5 + 80 * sin(0.07 * x + 0.05 * c) * cos(0.09 * y) +
+                               30 * (dsd_rng_uniform(&rng) - 0.5);
+                    s.data[((size_t)y * side + x) * 3 + c] =
+                        (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                }
+        for (int y = 0; y < side; y++)
+            for (int x = 0; x < side; x++)
+                for (int c = 0; c < 3; c++) {
+                    int sum = 0;
+                    for (int d = -3; d <= 3; d++) {
+                        int xx = x + d < 0 ? 0 : x + d >= side ? side - 1 : x + d;
+                        sum += s.data[((size_t)y * side + xx) * 3 + c];
+                    }
+                    b.data[((size_t)y * side + x) * 3 + c] = (uint8_t)(sum / 7);
+                }
+        st = dsd_image_save(t->sharp_png, &s, err);
+    }
+    if (st == DSD_OK)
+        st = dsd_image_save(t->blur_png, &b, err);
+    dsd_image_free(&s);
+    dsd_image_free(&b);
+    return st;
+}
+
+/* A VGG-19 features.0 .. 14 file (conv3_3, the perceptual loss's default)
+ * with torchvision's names and U(-1/sqrt(fan_in), 1/sqrt(fan_in)) values. */
+static dsd_status write_random_vgg(const char *path, dsd_error *err)
+{
+    /* torchvision vgg19().features conv indices up to 14: (index, Cin, Cout) */
+    static const int convs[][3] = {{0, 3, 64},     {2, 64, 64},    {5, 64, 128},
+                                   {7, 128, 128},  {10, 128, 256}, {12, 256, 256},
+                                   {14, 256, 256}};
+    const int n_convs = (int)(sizeof convs / sizeof convs[0]);
+    size_t total = 0;
+    for (int i = 0; i < n_convs; i++)
+        total += (size_t)convs[i][2] * convs[i][1] * 9 + (size_t)convs[i][2];
+    dsd_vgg_config vc = dsd_vgg_default_config();
+    if (vc.last_layer != 14 || total != dsd_vgg_param_count(&vc)) {
+        return tool_fail(err, DSD_ERR_INVALID_ARGUMENT, "the default VGG layout (last layer "
+                         "%d, %zu parameters) is not the conv3_3 one this tool writes (%zu "
+                         "parameters); pass --vgg FILE", vc.last_layer,
+                         dsd_vgg_param_count(&vc), total);
+    }
+    dsd_safetensors_writer *w = NULL;
+    dsd_status st = dsd_safetensors_writer_init(&w, err);
+    float *buf = st == DSD_OK ? malloc((size_t)256 * 256 * 9 * sizeof *buf) : NULL;
+    if (st == DSD_OK && !buf)
+        st = tool_fail(err, DSD_ERR_OUT_OF_MEMORY, "out of host memory for the VGG weights");
+    dsd_rng rng;
+    dsd_rng_init(&rng, 19, 0);
+    for (int i = 0; i < n_convs && st == DSD_OK; i++) {
+        int cin = convs[i][1], cout = convs[i][2];
+        double bound = 1.0 / sqrt(9.0 * cin);
+        size_t nw = (size_t)cout * cin * 9;
+        for (size_t k = 0; k < nw; k++)
+            buf[k] = (float)((2 * dsd_rng_uniform(&rng) - 1) * bound);
+        char name[64];
+        int64_t wshape[4] = {cout, cin, 3, 3}, bshape[1] = {cout};
+        snprintf(name, sizeof name, "features.%d.weight", convs[i][0]);
+        st = dsd_safetensors_writer_add_f32(w, name, 4, wshape, buf, 0, err);
+        for (int k = 0; k < cout && st == DSD_OK; k++)
+            buf[k] = (float)((2 * dsd_rng_uniform(&rng) - 1) * bound);
+        snprintf(name, sizeof name, "features.%d.bias", convs[i][0]);
+        if (st == DSD_OK)
+            st = dsd_safetensors_writer_add_f32(w, name, 1, bshape, buf, 0, err);
+    }
+    if (st == DSD_OK)
+        st = dsd_safetensors_writer_set_metadata(w, "note", "random weights written by "
+                                                 "dsdeblur-bench for timing only", err);
+    if (st == DSD_OK)
+        st = dsd_safetensors_writer_save(w, path, err);
+    free(buf);
+    dsd_safetensors_writer_free(w);
+    return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Work model: the generator's convolutions, layer by layer
+ *
+ * MACs of a conv = N * Cout * OH * OW * (Cin / groups) * KH * KW; FLOPs = 2 MACs
+ * (bias, activations, attention products and the residual adds are not
+ * counted: together they are well under 1% at the paper's size).
+ *
+ * Hand count for the paper's generator (B 64, C 256, r 16, K 3, 9 blocks) at
+ * 1280x720, N 1 (HW = 921,600; /2: 230,400; /4: 57,600):
+ *   head    64 * 921600 * 3 * 49               =   8,670,412,800
+ *   down.0  128 * 230400 * 64 * 9              =  16,986,931,200
+ *   down.1  256 * 57600 * 128 * 9              =  16,986,931,200
+ *   block   fc1, fc2 (avg and max branches) 4 * 16 * 256 = 16,384
+ *           sa 1 * 57600 * 2 * 49                          5,644,800
+ *           3 depthwise 3 * 256 * 57600 * 9              398,131,200
+ *           3 pointwise 3 * 256 * 57600 * 256         11,324,620,800
+ *           one block                                 11,728,413,184
+ *   9 blocks                                   = 105,555,718,656
+ *   up.0    512 * 57600 * 256 * 9              =  67,947,724,800
+ *   up.1    256 * 230400 * 128 * 9             =  67,947,724,800
+ *   tail    3 * 921600 * 64 * 49               =   8,670,412,800
+ *   total                                        292,765,856,256 MACs
+ * = 585.5 GFLOP per 1280x720 inference; gen_conv_macs() gives the same (the
+ * test tests/test-bench.c checks it on a small network against a hand count).
+ *
+ * Per-kernel work. The library routes every conv with groups == Cin to
+ * depthwise_forward, a 1x1 stride-1 unpadded conv to one clblast_sgemm per
+ * image, and every other conv to conv2d_im2col + clblast_sgemm per chunk of
+ * output rows (src/ops/conv2d.c; chunk rows mirrored below); every
+ * non-depthwise conv first runs conv2d_bias_fill. From that routing the tool
+ * predicts the calls, FLOPs and minimal bytes of those four kernels. The
+ * prediction is used only when its call count equals the profiled one: a
+ * mismatch means the library's routing has changed, and the rate is printed
+ * as '-' rather than computed from a wrong model. Bytes are the minimal
+ * traffic (each operand read once, each result written once), so GB/s is a
+ * lower bound on what the kernel moved. */
+
+typedef struct conv_layer {
+    int cin, cout, groups, k, stride, pad;
+    int h, w, oh, ow;
+} conv_layer;
+
+/* Convs of one forward: head, two downs, 11 per block, two ups, tail. */
+static int gen_conv_count(const dsd_generator_config *g)
+{
+    return 6 + 11 * g->n_blocks;
+}
+
+static conv_layer conv_of(int cin, int cout, int groups, int k, int stride, int pad, int h, int w)
+{
+    conv_layer c = {cin, cout, groups, k, stride, pad, h, w, 0, 0};
+    c.oh = (h + 2 * pad - k) / stride + 1;
+    c.ow = (w + 2 * pad - k) / stride + 1;
+    return c;
+}
+
+/* The convs of one forward at h x w, in forward order; returns the count. */
+static int gen_conv_layers(const dsd_generator_config *g, int h, int w, conv_layer *out, int max)
+{
+    const int b = g->base_width, c = 4 * b, k = g->up_kernel;
+    int hid = c / g->mlp_ratio;
+    if (hid < 1)
+        hid = 1;
+    int n = 0;
+#define ADD(...) do { if (n < max) out[n++] = conv_of(__VA_ARGS__); } while (0)
+    ADD(3, b, 1, 7, 1, 3, h, w);                     /* head */
+    ADD(b, 2 * b, 1, 3, 2, 1, h, w);                 /* down.0 */
+    ADD(2 * b, c, 1, 3, 2, 1, h / 2, w / 2);         /* down.1 */
+    for (int i = 0; i < g->n_blocks; i++) {
+        for (int branch = 0; branch < 2; branch++) { /* avg and max pooled */
+            ADD(c, hid, 1, 1, 1, 0, 1, 1);           /* ca.fc1 */
+            ADD(hid, c, 1, 1, 1, 0, 1, 1);           /* ca.fc2 */
+        }
+        ADD(2, 1, 1, 7, 1, 3, h / 4, w / 4);         /* sa.conv */
+        for (int j = 0; j < 3; j++) {
+            ADD(c, c, c, 3, 1, 1, h / 4, w / 4);     /* dsc.j.depthwise */
+            ADD(c, c, 1, 1, 1, 0, h / 4, w / 4);     /* dsc.j.pointwise */
+        }
+    }
+    ADD(c, 8 * b, 1, k, 1, k / 2, h / 4, w / 4);     /* up.0 (then PixelShuffle) */
+    ADD(2 * b, 4 * b, 1, k, 1, k / 2, h / 2, w / 2); /* up.1 */
+    ADD(b, 3, 1, 7, 1, 3, h, w);                     /* tail */
+#undef ADD
+    return n;
+}
+
+static double conv_macs(const conv_layer *l, int batch)
+{
+    return (double)batch * l->cout * l->oh * l->ow * (double)(l->cin / l->groups) * l->k * l->k;
+}
+
+/* Multiply-adds of all convs of one generator forward on batch x 3 x h x w. */
+static double gen_conv_macs(const dsd_generator_config *g, int batch, int h, int w)
+{
+    int max = gen_conv_count(g);
+    conv_layer *layers = malloc((size_t)max * sizeof *layers);
+    if (!layers)
+        return NAN;
+    int n = gen_conv_layers(g, h, w, layers, max);
+    double macs = 0;
+    for (int i = 0; i < n; i++)
+        macs += conv_macs(&layers[i], batch);
+    free(layers);
+    return macs;
+}
+
+typedef struct kernel_work {
+    const char *name;
+    unsigned calls;
+    double flop, bytes;
+} kernel_work;
+
+/* src/ops/conv2d.c's chunk_rows (same bound, same environment override). */
+static int im2col_chunk_rows(const conv_layer *l)
+{
+    size_t limit = (size_t)64 << 20;
+    const char *s = getenv("DSDEBLUR_CONV_COL_LIMIT");
+    if (s && *s) {
+        char *end;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (*end == '\0' && v > 0)
+            limit = (size_t)v;
+    }
+    size_t row_floats = (size_t)l->cin * l->k * l->k * (size_t)l->ow;
+    size_t rows = limit / (row_floats * sizeof(float));
+    if (rows > 0xffffffffu / row_floats)
+        rows = 0xffffffffu / row_floats;
+    if (rows < 1)
+        rows = 1;
+    if (rows > (size_t)l->oh)
+        rows = (size_t)l->oh;
+    return (int)rows;
+}
+
+enum { WORK_SGEMM, WORK_IM2COL, WORK_BIAS_FILL, WORK_DEPTHWISE, WORK_COUNT };
+
+/* The four kernels' work in one inference forward (see "Work model"). */
+static void gen_forward_work(const dsd_generator_config *g, int batch, int h, int w,
+                             kernel_work work[WORK_COUNT])
+{
+    const kernel_work zero[WORK_COUNT] = {{"clblast_sgemm", 0, 0, 0},
+                                          {"conv2d_im2col", 0, 0, 0},
+                                          {"conv2d_bias_fill", 0, 0, 0},
+                                          {"depthwise_forward", 0, 0, 0}};
+    memcpy(work, zero, sizeof zero);
+    int max = gen_conv_count(g);
+    conv_layer *layers = malloc((size_t)max * sizeof *layers);
+    if (!layers)
+        return; /* no model: every rate prints '-' */
+    int n = gen_conv_layers(g, h, w, layers, max);
+    for (int i = 0; i < n; i++) {
+        const conv_layer *l = &layers[i];
+        double in = (double)l->cin * l->h * l->w, out = (double)l->cout * l->oh * l->ow;
+        double wts = (double)l->cout * (l->cin / l->groups) * l->k * l->k;
+        double macs = conv_macs(l, batch);
+        if (l->groups == l->cin && l->groups > 1) {
+            work[WORK_DEPTHWISE].calls += 1;
+            work[WORK_DEPTHWISE].flop += 2 * macs;
+            work[WORK_DEPTHWISE].bytes += 4 * (batch * (in + out) + wts + l->cout);
+            continue;
+        }
+        work[WORK_BIAS_FILL].calls += 1;
+        work[WORK_BIAS_FILL].bytes += 4 * (batch * out + l->cout);
+        work[WORK_SGEMM].flop += 2 * macs;
+        if (l->k == 1 && l->stride == 1 && l->pad == 0) {
+            /* C (Cout x HW) += W (Cout x Cin) X (Cin x HW), per image */
+            work[WORK_SGEMM].calls += (unsigned)batch;
+            work[WORK_SGEMM].bytes += 4 * (wts * batch + batch * (in + 2 * out));
+            continue;
+        }
+        int rows = im2col_chunk_rows(l);
+        unsigned chunks = (unsigned)((l->oh + rows - 1) / rows);
+        double kc = (double)l->cin * l->k * l->k, cols = (double)l->oh * l->ow;
+        work[WORK_IM2COL].calls += chunks * (unsigned)batch;
+        work[WORK_IM2COL].bytes += 4 * batch * (kc * cols + in);
+        /* per chunk: C (Cout x cols) += W (Cout x Kc) col (Kc x cols) */
+        work[WORK_SGEMM].calls += chunks * (unsigned)batch;
+        work[WORK_SGEMM].bytes += 4 * (wts * chunks * batch + batch * (kc * cols + 2 * out));
+    }
+    free(layers);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Timing */
+
+typedef struct kernel_row {
+    dsd_profile_entry e;
+    double gflops, gbps;    /* NAN: unknown */
+} kernel_row;
+
+typedef struct bench_result {
+    int reps;
+    double *wall_s;         /* reps wall times (run order) */
+    double median_s, min_s, max_s;
+    int median_run;         /* 0-based run whose wall time is the median */
+    kernel_row *rows;       /* that run's profile, by total time, descending */
+    size_t n_rows;
+    double events_ms;       /* sum of its event times */
+    int model_mismatch;     /* a modelled kernel's calls differed from the profile */
+} bench_result;
+
+static void bench_result_free(bench_result *r)
+{
+    free(r->wall_s);
+    free(r->rows);
+    memset(r, 0, sizeof *r);
+}
+
+typedef dsd_status (*run_fn)(void *arg, dsd_error *err);
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmp_row(const void *a, const void *b)
+{
+    double x = ((const kernel_row *)a)->e.total_ms, y = ((const kernel_row *)b)->e.total_ms;
+    return (x < y) - (x > y);
+}
+
+/* warmup untimed runs, then reps timed ones, each: profile reset, clock,
+ * run, clFinish, clock, profile collect (outside the timed span). Keeps the
+ * profile of the median run (the lower median for an even count, so that it
+ * is a run that happened). */
+static dsd_status bench(dsd_context *ctx, run_fn fn, void *arg, int warmup, int reps,
+                        int progress, bench_result *r, dsd_error *err)
+{
+    memset(r, 0, sizeof *r);
+    dsd_status st = DSD_OK;
+    dsd_profile_entry **prof = calloc((size_t)reps, sizeof *prof);
+    size_t *n_prof = calloc((size_t)reps, sizeof *n_prof);
+    double *sorted = calloc((size_t)reps, sizeof *sorted);
+    r->wall_s = calloc((size_t)reps, sizeof *r->wall_s);
+    r->reps = reps;
+    if (!prof || !n_prof || !sorted || !r->wall_s) {
+        st = tool_fail(err, DSD_ERR_OUT_OF_MEMORY, "out of host memory");
+        goto done;
+    }
+#define CTX_TRY(expr)                                   \
+    do {                                                \
+        if ((st = (expr)) != DSD_OK) {                  \
+            *err = *dsd_context_error(ctx);             \
+            goto done;                                  \
+        }                                               \
+    } while (0)
+    for (int i = 0; i < warmup + reps; i++) {
+        if (stop_requested) {
+            st = tool_fail(err, DSD_ERR_INVALID_ARGUMENT, "interrupted by a signal");
+            goto done;
+        }
+        CTX_TRY(dsd_context_finish(ctx));
+        dsd_profile_reset(ctx);
+        double t0 = cli_now();
+        if ((st = fn(arg, err)) != DSD_OK)
+            goto done;
+        CTX_TRY(dsd_context_finish(ctx));
+        double t = cli_now() - t0;
+        if (i < warmup) {
+            if (progress)
+                fprintf(stderr, "  warm-up %d/%d: %.3f s\n", i + 1, warmup, t);
+            dsd_profile_reset(ctx);
+            continue;
+        }
+        int k = i - warmup;
+        r->wall_s[k] = t;
+        if (progress)
+            fprintf(stderr, "  run %d/%d: %.3f s\n", k + 1, reps, t);
+        CTX_TRY(dsd_profile_collect(ctx, &prof[k], &n_prof[k]));
+        dsd_profile_reset(ctx);
+    }
+#undef CTX_TRY
+    memcpy(sorted, r->wall_s, (size_t)reps * sizeof *sorted);
+    qsort(sorted, (size_t)reps, sizeof *sorted, cmp_double);
+    r->min_s = sorted[0];
+    r->max_s = sorted[reps - 1];
+    r->median_s = sorted[(reps - 1) / 2];
+    for (int k = 0; k < reps; k++)
+        if (r->wall_s[k] == r->median_s) {
+            r->median_run = k;
+            break;
+        }
+    size_t n = n_prof[r->median_run];
+    r->rows = calloc(n ? n : 1, sizeof *r->rows);
+    if (!r->rows) {
+        st = tool_fail(err, DSD_ERR_OUT_OF_MEMORY, "out of host memory");
+        goto done;
+    }
+    for (size_t j = 0; j < n; j++) {
+        r->rows[j].e = prof[r->median_run][j];
+        r->rows[j].gflops = r->rows[j].gbps = NAN;
+        r->events_ms += r->rows[j].e.total_ms;
+    }
+    r->n_rows = n;
+    qsort(r->rows, n, sizeof *r->rows, cmp_row);
+done:
+    if (prof)
+        for (int k = 0; k < reps; k++)
+            free(prof[k]);
+    free(prof);
+    free(n_prof);
+    free(sorted);
+    return st;
+}
+
+/* Fills the rates of the kernels the work model knows. */
+static void apply_work(bench_result *r, const kernel_work *work, int n_work)
+{
+    for (int i = 0; i < n_work; i++) {
+        if (work[i].calls == 0)
+            continue;
+        for (size_t j = 0; j < r->n_rows; j++) {
+            kernel_row *row = &r->rows[j];
+            if (strcmp(row->e.name, work[i].name) != 0)
+                continue;
+            if (row->e.count != work[i].calls || row->e.total_ms <= 0) {
+                r->model_mismatch |= row->e.count != work[i].calls;
+                break;
+            }
+            if (work[i].flop > 0)
+                row->gflops = work[i].flop / (row->e.total_ms * 1e6);
+            if (work[i].bytes > 0)
+                row->gbps = work[i].bytes / (row->e.total_ms * 1e6);
+            break;
+        }
+    }
+}
+
+static void print_rate(double v)
+{
+    if (isfinite(v))
+        printf(" %9.1f", v);
+    else
+        printf(" %9s", "-");
+}
+
+static void print_result(const char *what, const bench_result *r, double model_gflop)
+{
+    printf("%s: median %.4f s, min %.4f s, max %.4f s over %d runs", what, r->median_s,
+           r->min_s, r->max_s, r->reps);
+    if (model_gflop > 0)
+        printf("; %.4g GFLOP of convolutions -> %.4g GFLOP/s", model_gflop,
+               model_gflop / r->median_s);
+    printf("\n  kernels of run %d (the median), device time from OpenCL events:\n",
+           r->median_run + 1);
+    printf("  %-34s %7s %11s %7s %9s %9s\n", "kernel", "calls", "total ms", "share",
+           "GFLOP/s", "GB/s");
+    for (size_t j = 0; j < r->n_rows; j++) {
+        const kernel_row *row = &r->rows[j];
+        printf("  %-34s %7u %11.3f %6.1f%%", row->e.name, row->e.count, row->e.total_ms,
+               100 * row->e.total_ms / (r->median_s * 1e3));
+        print_rate(row->gflops);
+        print_rate(row->gbps);
+        printf("\n");
+    }
+    double cover = r->events_ms / (r->median_s * 1e3);
+    printf("  events sum to %.3f ms of the run's %.3f ms wall time (%.1f%%); the rest is host "
+           "work, transfers, waits and kernels run without an event\n", r->events_ms,
+           r->median_s * 1e3, 100 * cover);
+    if (cover < 0.9)
+        printf("  note: %.0f%% of the wall time is in no event. Part of it may be CLBlast's "
+               "helper kernels\n  (padding, transposing), which run outside the one event "
+               "CLBlast returns per GEMM: then\n  clblast_sgemm's ms is too low and its "
+               "GFLOP/s too high. The whole-network GFLOP/s (wall\n  clock) is not "
+               "affected.\n", 100 * (1 - cover));
+    if (r->model_mismatch)
+        printf("  note: a modelled kernel's call count differs from the profile; its rates are "
+               "'-' (the library's routing changed)\n");
+    fflush(stdout);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The two benchmarks */
+
+typedef struct infer_arg {
+    dsd_context *ctx;
+    dsd_generator *g;
+    dsd_tensor *x, *y;
+} infer_arg;
+
+static dsd_status run_inference(void *p, dsd_error *err)
+{
+    infer_arg *a = p;
+    dsd_status st = dsd_generator_forward(a->ctx, a->g, a->x, a->y, 0, 0);
+    if (st != DSD_OK)
+        *err = *dsd_context_error(a->ctx);
+    return st;
+}
+
+typedef struct train_arg {
+    dsd_trainer *t;
+    double last_loss_g;
+} train_arg;
+
+static dsd_status run_train_step(void *p, dsd_error *err)
+{
+    train_arg *a = p;
+    dsd_step_stats s;
+    dsd_status st = dsd_trainer_step(a->t, &s, err);
+    a->last_loss_g = s.loss_g;
+    return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* JSON (written by hand: a fixed schema of objects, strings and numbers) */
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default:
+            if (*p < 0x20 || *p == 0x7f)
+                fprintf(f, "\\u%04x", *p);
+            else
+                fputc(*p, f); /* UTF-8 passes through */
+        }
+    }
+    fputc('"', f);
+}
+
+static void json_number(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, "%.9g", v);
+    else
+        fputs("null", f);
+}
+
+static void json_key(FILE *f, const char *indent, const char *key)
+{
+    fprintf(f, "%s\"%s\": ", indent, key);
+}
+
+static void json_profile(FILE *f, const bench_result *r)
+{
+    fputs("{\"run\": ", f);
+    fprintf(f, "%d, \"wall_s\": ", r->median_run + 1);
+    json_number(f, r->median_s);
+    fputs(", \"events_ms\": ", f);
+    json_number(f, r->events_ms);
+    fprintf(f, ", \"model_mismatch\": %s, \"kernels\": [", r->model_mismatch ? "true" : "false");
+    for (size_t j = 0; j < r->n_rows; j++) {
+        const kernel_row *row = &r->rows[j];
+        fputs(j ? ",\n        {" : "\n        {", f);
+        fputs("\"name\": ", f);
+        json_string(f, row->e.name);
+        fprintf(f, ", \"calls\": %u, \"total_ms\": ", row->e.count);
+        json_number(f, row->e.total_ms);
+        fputs(", \"share\": ", f);
+        json_number(f, row->e.total_ms / (r->median_s * 1e3));
+        fputs(", \"gflops\": ", f);
+        json_number(f, row->gflops);
+        fputs(", \"gbps\": ", f);
+        json_number(f, row->gbps);
+        fputc('}', f);
+    }
+    fputs("]}", f);
+}
+
+static void json_times(FILE *f, const bench_result *r)
+{
+    fputs("\"median_s\": ", f);
+    json_number(f, r->median_s);
+    fputs(", \"min_s\": ", f);
+    json_number(f, r->min_s);
+    fputs(", \"max_s\": ", f);
+    json_number(f, r->max_s);
+    fputs(", \"times_s\": [", f);
+    for (int k = 0; k < r->reps; k++) {
+        if (k)
+            fputs(", ", f);
+        json_number(f, r->wall_s[k]);
+    }
+    fputs("]", f);
+}
+
+typedef struct report {
+    const dsd_device_info *dev;
+    const dsd_config *cfg;
+    const char *config_yaml;
+    int warmup, reps, reps_default;
+    int n_sizes;
+    int (*sizes)[2];
+    bench_result *infer;
+    double *infer_macs;
+    size_t gen_params, disc_params;
+    int have_train;
+    bench_result *train;
+    int train_size, batch;
+    const char *content, *vgg; /* vgg: a path, or "random" */
+    char timestamp[32];
+} report;
+
+static void json_write(FILE *f, const report *rp)
+{
+    const dsd_device_info *d = rp->dev;
+    const dsd_config *c = rp->cfg;
+    fputs("{\n", f);
+    json_key(f, "  ", "schema"); json_string(f, BENCH_SCHEMA); fputs(",\n", f);
+    json_key(f, "  ", "version"); json_string(f, PACKAGE_VERSION); fputs(",\n", f);
+    json_key(f, "  ", "timestamp"); json_string(f, rp->timestamp); fputs(",\n", f);
+    json_key(f, "  ", "device");
+    fputs("{", f);
+    fprintf(f, "\"index\": %d, \"platform\": ", d->index); json_string(f, d->platform);
+    fputs(", \"name\": ", f); json_string(f, d->name);
+    fputs(", \"vendor\": ", f); json_string(f, d->vendor);
+    fputs(", \"driver\": ", f); json_string(f, d->driver);
+    fputs(", \"version\": ", f); json_string(f, d->version);
+    fputs(", \"opencl_c_version\": ", f); json_string(f, d->c_version);
+    fputs(", \"type\": ", f);
+    json_string(f, d->is_gpu ? "gpu" : d->is_cpu ? "cpu" : "accelerator");
+    fprintf(f, ", \"compute_units\": %u, \"global_mem_bytes\": %llu, \"local_mem_bytes\": %llu, "
+            "\"max_alloc_bytes\": %llu, \"max_work_group_size\": %zu},\n", d->compute_units,
+            (unsigned long long)d->global_mem_bytes, (unsigned long long)d->local_mem_bytes,
+            (unsigned long long)d->max_alloc_bytes, d->max_work_group_size);
+    json_key(f, "  ", "generator");
+    fprintf(f, "{\"n_blocks\": %d, \"base_width\": %d, \"mlp_ratio\": %d, \"up_kernel\": %d, "
+            "\"dropout\": ", c->generator.n_blocks, c->generator.base_width,
+            c->generator.mlp_ratio, c->generator.up_kernel);
+    json_number(f, c->generator.dropout);
+    fputs(", \"slope\": ", f);
+    json_number(f, c->generator.slope);
+    fprintf(f, ", \"params\": %zu},\n", rp->gen_params);
+    json_key(f, "  ", "discriminator");
+    fprintf(f, "{\"base_width\": %d, \"n_layers\": %d, \"norm_affine\": %s, \"params\": %zu},\n",
+            c->discriminator.base_width, c->discriminator.n_layers,
+            c->discriminator.norm_affine ? "true" : "false", rp->disc_params);
+    json_key(f, "  ", "config_yaml"); json_string(f, rp->config_yaml); fputs(",\n", f);
+    fprintf(f, "  \"warmup\": %d,\n  \"reps\": %d,\n  \"reps_default\": %s,\n", rp->warmup,
+            rp->reps, rp->reps_default ? "true" : "false");
+    json_key(f, "  ", "inference");
+    fputs("[", f);
+    for (int i = 0; i < rp->n_sizes; i++) {
+        const bench_result *r = &rp->infer[i];
+        fputs(i ? ",\n    {" : "\n    {", f);
+        fprintf(f, "\"width\": %d, \"height\": %d, \"batch\": 1, ", rp->sizes[i][0],
+                rp->sizes[i][1]);
+        json_times(f, r);
+        fputs(", \"conv_flop\": ", f);
+        json_number(f, 2 * rp->infer_macs[i]);
+        fputs(", \"gflops\": ", f);
+        json_number(f, 2 * rp->infer_macs[i] / (r->median_s * 1e9));
+        fputs(",\n      \"profile\": ", f);
+        json_profile(f, r);
+        fputs("}", f);
+    }
+    fputs("],\n", f);
+    json_key(f, "  ", "train");
+    if (!rp->have_train) {
+        fputs("null\n", f);
+    } else {
+        const bench_result *r = rp->train;
+        fprintf(f, "{\"width\": %d, \"height\": %d, \"batch\": %d, \"content_loss\": ",
+                rp->train_size, rp->train_size, rp->batch);
+        json_string(f, rp->content);
+        fputs(", \"vgg_weights\": ", f);
+        json_string(f, rp->vgg);
+        fputs(", ", f);
+        json_times(f, r);
+        fputs(",\n      \"profile\": ", f);
+        json_profile(f, r);
+        fputs("}\n", f);
+    }
+    fputs("}\n", f);
+}
+
+/* path.tmp.<pid>, fsync, rename: readers see the old file or the new one. */
+static int json_save(const char *path, const report *rp)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "%s: error: cannot write %s: %s\n", prog, tmp, strerror(errno));
+        return 1;
+    }
+    json_write(f, rp);
+    int bad = ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0;
+    int saved = errno;
+    if (fclose(f) != 0 && !bad) {
+        bad = 1;
+        saved = errno;
+    }
+    if (!bad && rename(tmp, path) != 0) {
+        bad = 1;
+        saved = errno;
+    }
+    if (bad) {
+        fprintf(stderr, "%s: error: cannot write %s: %s\n", prog, path, strerror(saved));
+        remove(tmp);
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Main */
+
+static int build_config(const options *o, const temp_dir *td, dsd_config *cfg)
+{
+    dsd_error err;
+    if (dsd_config_defaults(cfg, &err) != DSD_OK) {
+        cli_print_error(prog, &err);
+        return 1;
+    }
+    for (int i = 0; i < o->n_configs; i++)
+        if (dsd_config_load(cfg, o->configs[i], &err) != DSD_OK) {
+            cli_print_error(prog, &err);
+            return 2;
+        }
+    for (int i = 0; i < o->n_sets; i++)
+        if (dsd_config_set(cfg, o->sets[i], &err) != DSD_OK) {
+            cli_print_error(prog, &err);
+            return 2;
+        }
+    /* the benchmark's own keys: its data set, run folder, sizes and loss */
+    char sets[10][4400];
+    int n = 0;
+    snprintf(sets[n++], sizeof sets[0], "data.mode=paired");
+    snprintf(sets[n++], sizeof sets[0], "data.train_blur=%s", td->blur);
+    snprintf(sets[n++], sizeof sets[0], "data.train_sharp=%s", td->sharp);
+    snprintf(sets[n++], sizeof sets[0], "data.val_blur=");
+    snprintf(sets[n++], sizeof sets[0], "data.val_sharp=");
+    snprintf(sets[n++], sizeof sets[0], "run.dir=%s", td->run);
+    snprintf(sets[n++], sizeof sets[0], "train.vgg_weights=%s", o->vgg ? o->vgg : td->vgg);
+    if (o->train_size)
+        snprintf(sets[n++], sizeof sets[0], "data.crop=%d", o->train_size);
+    if (o->batch)
+        snprintf(sets[n++], sizeof sets[0], "train.batch=%d", o->batch);
+    if (o->content)
+        snprintf(sets[n++], sizeof sets[0], "train.content_loss=%s", o->content);
+    for (int i = 0; i < n; i++)
+        if (dsd_config_set(cfg, sets[i], &err) != DSD_OK) {
+            cli_print_error(prog, &err);
+            return 2;
+        }
+    if (dsd_config_validate(cfg, &err) != DSD_OK) {
+        cli_print_error(prog, &err);
+        return 2;
+    }
+    return 0;
+}
+
+static dsd_generator_config gen_config_of(const dsd_config *c)
+{
+    dsd_generator_config g = dsd_generator_default_config();
+    g.n_blocks = c->generator.n_blocks;
+    g.base_width = c->generator.base_width;
+    g.mlp_ratio = c->generator.mlp_ratio;
+    g.up_kernel = c->generator.up_kernel;
+    g.dropout = (float)c->generator.dropout;
+    g.slope = (float)c->generator.slope;
+    return g;
+}
+
+static dsd_discriminator_config disc_config_of(const dsd_config *c)
+{
+    dsd_discriminator_config d = dsd_discriminator_default_config();
+    d.base_width = c->discriminator.base_width;
+    d.n_layers = c->discriminator.n_layers;
+    d.norm_affine = c->discriminator.norm_affine;
+    d.slope = (float)c->generator.slope;
+    return d;
+}
+
+/* Inference at every size; 0 or 1. */
+static int bench_inference(dsd_context *ctx, const options *o, const dsd_generator_config *gc,
+                           int warmup, int reps, bench_result *out, double *macs)
+{
+    dsd_generator g;
+    memset(&g, 0, sizeof g);
+    dsd_error err;
+    int rc = 1;
+    float *host = NULL;
+    if (dsd_generator_init(ctx, &g, gc) != DSD_OK ||
+        dsd_generator_init_weights(ctx, &g, 1) != DSD_OK) {
+        cli_print_error(prog, dsd_context_error(ctx));
+        goto done;
+    }
+    for (int i = 0; i < o->n_sizes; i++) {
+        const int w = o->sizes[i][0], h = o->sizes[i][1];
+        dsd_tensor x = {0}, y = {0};
+        size_t numel = (size_t)3 * w * h;
+        free(host);
+        host = malloc(numel * sizeof *host);
+        if (!host) {
+            fprintf(stderr, "%s: error: out of host memory for a %dx%d image\n", prog, w, h);
+            goto done;
+        }
+        dsd_rng rng;
+        dsd_rng_init(&rng, 2, (uint64_t)i);
+        for (size_t k = 0; k < numel; k++)
+            host[k] = (float)(2 * dsd_rng_uniform(&rng) - 1);
+        if (dsd_tensor_init(ctx, &x, 1, 3, h, w) != DSD_OK ||
+            dsd_tensor_init(ctx, &y, 1, 3, h, w) != DSD_OK ||
+            dsd_tensor_upload(ctx, &x, host, numel) != DSD_OK) {
+            cli_print_error(prog, dsd_context_error(ctx));
+            dsd_tensor_free(ctx, &x);
+            dsd_tensor_free(ctx, &y);
+            goto done;
+        }
+        infer_arg a = {ctx, &g, &x, &y};
+        const int progress = !o->quiet;
+        if (progress)
+            fprintf(stderr, "inference %dx%d: %d warm-up + %d timed runs...\n", w, h, warmup, reps);
+        dsd_status st = bench(ctx, run_inference, &a, warmup, reps, progress, &out[i], &err);
+        dsd_tensor_free(ctx, &x);
+        dsd_tensor_free(ctx, &y);
+        if (st != DSD_OK) {
+            fprintf(stderr, "%s: inference %dx%d: ", prog, w, h);
+            cli_print_error(prog, &err);
+            goto done;
+        }
+        kernel_work work[WORK_COUNT];
+        gen_forward_work(gc, 1, h, w, work);
+        apply_work(&out[i], work, WORK_COUNT);
+        macs[i] = gen_conv_macs(gc, 1, h, w);
+        char what[64];
+        snprintf(what, sizeof what, "inference %dx%d", w, h);
+        print_result(what, &out[i], 2 * macs[i] * 1e-9);
+    }
+    rc = 0;
+done:
+    free(host);
+    dsd_generator_free(ctx, &g);
+    dsd_pool_trim(ctx);
+    return rc;
+}
+
+static int bench_train(dsd_context *ctx, const dsd_config *cfg, int warmup, int reps,
+                       int progress, bench_result *out)
+{
+    dsd_error err;
+    dsd_trainer *t = NULL;
+    if (dsd_trainer_init(ctx, cfg, &t, &err) != DSD_OK) {
+        cli_print_error(prog, &err);
+        return 1;
+    }
+    train_arg a = {t, 0};
+    if (progress)
+        fprintf(stderr, "training step %dx%d batch %d (%s): %d warm-up + %d timed runs...\n",
+            cfg->data.crop, cfg->data.crop, cfg->train.batch, cfg->train.content_loss, warmup,
+            reps);
+    dsd_status st = bench(ctx, run_train_step, &a, warmup, reps, progress, out, &err);
+    dsd_trainer_free(t);
+    dsd_pool_trim(ctx);
+    if (st != DSD_OK) {
+        fprintf(stderr, "%s: training step: ", prog);
+        cli_print_error(prog, &err);
+        return 1;
+    }
+    char what[96];
+    snprintf(what, sizeof what, "training step %dx%d batch %d", cfg->data.crop, cfg->data.crop,
+             cfg->train.batch);
+    print_result(what, out, 0);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (o.list_devices)
+        return cli_list_devices(prog, stdout);
+
+    temp_dir td;
+    memset(&td, 0, sizeof td);
+    dsd_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    dsd_context *ctx = NULL;
+    bench_result infer[MAX_SIZES], train;
+    double infer_macs[MAX_SIZES] = {0};
+    memset(infer, 0, sizeof infer);
+    memset(&train, 0, sizeof train);
+    char *config_yaml = NULL;
+    dsd_error err;
+
+    if ((rc = temp_dir_make(&td)) != 0)
+        goto done;
+    if ((rc = build_config(&o, &td, &cfg)) != 0)
+        goto done;
+    rc = 1;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+
+    const char *selector = o.device ? o.device : *cfg.device ? cfg.device : NULL;
+    if (!(ctx = cli_context(prog, selector, 1)))
+        goto done;
+    const dsd_device_info *d = dsd_context_device(ctx);
+    int reps_default = o.reps == 0;
+    int reps = reps_default ? (d->is_cpu ? REPS_DEFAULT_CPU : REPS_DEFAULT_GPU) : o.reps;
+    dsd_generator_config gc = gen_config_of(&cfg);
+    dsd_discriminator_config dc = disc_config_of(&cfg);
+    int perceptual = !strcmp(cfg.train.content_loss, "perceptual");
+
+    printf("%s: libdsdeblur %s\n", prog, PACKAGE_VERSION);
+    printf("device: [%d] %s | vendor %s | platform %s | driver %s | %s | %s\n", d->index,
+           d->name, d->vendor, d->platform, d->driver, d->version, d->c_version);
+    printf("        %s, %u compute units, global memory %.0f MiB, max allocation %.0f MiB, "
+           "local %.0f KiB\n", d->is_gpu ? "GPU" : d->is_cpu ? "CPU" : "accelerator",
+           d->compute_units, d->global_mem_bytes / 1048576.0, d->max_alloc_bytes / 1048576.0,
+           d->local_mem_bytes / 1024.0);
+    printf("generator: %d blocks, base width %d, mlp ratio %d, up kernel %d (%zu parameters); "
+           "discriminator: base width %d, %d layers (%zu parameters)\n", gc.n_blocks,
+           gc.base_width, gc.mlp_ratio, gc.up_kernel, dsd_generator_param_count(&gc),
+           dc.base_width, dc.n_layers, dsd_discriminator_param_count(&dc));
+    printf("runs: %d warm-up, %d timed (%s); times are wall clock from enqueue to clFinish\n",
+           o.warmup, reps, reps_default ? (d->is_cpu ? "the default for a CPU; --reps to change"
+                                                     : "the default; --reps to change")
+                                        : "--reps");
+    if (!o.no_train)
+        printf("training: %dx%d crops, batch %d, content loss %s%s\n", cfg.data.crop,
+               cfg.data.crop, cfg.train.batch, cfg.train.content_loss,
+               !perceptual ? ""
+               : o.vgg ? " (VGG-19 weights from --vgg)"
+                       : " with RANDOM VGG-19 weights (timing does not depend on the values; "
+                         "--vgg FILE to use real ones)");
+    printf("\n");
+    fflush(stdout);
+
+    if (bench_inference(ctx, &o, &gc, o.warmup, reps, infer, infer_macs))
+        goto done;
+    if (!o.no_train) {
+        if (perceptual && !o.vgg && write_random_vgg(td.vgg, &err) != DSD_OK) {
+            cli_print_error(prog, &err);
+            goto done;
+        }
+        if (write_pair(&td, cfg.data.crop, &err) != DSD_OK) {
+            cli_print_error(prog, &err);
+            goto done;
+        }
+        if (bench_train(ctx, &cfg, o.warmup, reps, !o.quiet, &train))
+            goto done;
+    }
+
+    if (o.json) {
+        if (dsd_config_to_string(&cfg, &config_yaml, &err) != DSD_OK) {
+            cli_print_error(prog, &err);
+            goto done;
+        }
+        report rp;
+        memset(&rp, 0, sizeof rp);
+        rp.dev = d;
+        rp.cfg = &cfg;
+        rp.config_yaml = config_yaml;
+        rp.warmup = o.warmup;
+        rp.reps = reps;
+        rp.reps_default = reps_default;
+        rp.n_sizes = o.n_sizes;
+        rp.sizes = o.sizes;
+        rp.infer = infer;
+        rp.infer_macs = infer_macs;
+        rp.gen_params = dsd_generator_param_count(&gc);
+        rp.disc_params = dsd_discriminator_param_count(&dc);
+        rp.have_train = !o.no_train;
+        rp.train = &train;
+        rp.train_size = cfg.data.crop;
+        rp.batch = cfg.train.batch;
+        rp.content = cfg.train.content_loss;
+        rp.vgg = !perceptual ? "" : o.vgg ? o.vgg : "random";
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(rp.timestamp, sizeof rp.timestamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        if (json_save(o.json, &rp))
+            goto done;
+        printf("\nresults written to %s\n", o.json);
+    }
+    rc = 0;
+done:
+    for (int i = 0; i < MAX_SIZES; i++)
+        bench_result_free(&infer[i]);
+    bench_result_free(&train);
+    free(config_yaml);
+    dsd_context_free(ctx);
+    dsd_config_free(&cfg);
+    temp_dir_remove(&td);
+    clfftTeardown();
+    return rc;
+}
