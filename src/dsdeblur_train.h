@@ -237,8 +237,10 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
 dsd_status dsd_trainer_validate(dsd_trainer *t, dsd_val_stats *out, dsd_error *err);
 /* Checkpoint (dsd_checkpoint_save) with the config text; atomic. */
 dsd_status dsd_trainer_save_checkpoint(dsd_trainer *t, const char *path, dsd_error *err);
-/* The generator alone, as a weight file dsdeblur-run reads. */
-dsd_status dsd_trainer_save_generator(dsd_trainer *t, const char *path, dsd_error *err);
+/* The generator alone, as a weight file dsdeblur-run reads (F32, or F16 for
+ * a file half the size). */
+dsd_status dsd_trainer_save_generator(dsd_trainer *t, const char *path, dsd_storage storage,
+                                      dsd_error *err);
 
 uint64_t dsd_trainer_step_index(const dsd_trainer *t); /* steps done */
 uint64_t dsd_trainer_total_steps(const dsd_trainer *t); /* epochs x steps per epoch */

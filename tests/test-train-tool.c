@@ -137,6 +137,16 @@ START_TEST(test_run_and_resume)
     ck_assert_msg(!exists(path_of("run/checkpoint-000000003.safetensors")),
                   "run.keep=2 kept an old checkpoint");
 
+    /* any checkpoint's generator can be exported for dsdeblur-run */
+    snprintf(args, sizeof args, "%s --resume --export %s --f16", tiny(), path_of("g16.safetensors"));
+    ck_assert_int_eq(run(args), 0);
+    dsd_error err;
+    dsd_generator_config gc;
+    ck_assert_msg(dsd_generator_file_config(path_of("g16.safetensors"), &gc, &err) == DSD_OK, "%s",
+                  err.message);
+    ck_assert_int_eq(gc.base_width, 8);
+    ck_assert_int_eq(lines(path_of("run/log.csv")), 6); /* exporting trains nothing */
+
     /* other networks refuse the checkpoint and leave it in place */
     snprintf(args, sizeof args, "%s --set generator.n_blocks=2 --resume", tiny());
     ck_assert_int_eq(run(args), 1);

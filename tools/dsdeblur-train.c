@@ -47,6 +47,8 @@ static void usage(FILE *out)
             "  --resume [FILE]     continue from a checkpoint; without FILE, the newest\n"
             "                      checkpoint in run.dir\n"
             "  --steps N           stop after N more steps (a checkpoint is written)\n"
+            "  --export FILE       write the generator (after --resume: the checkpoint's) as\n"
+            "                      a weight file for dsdeblur-run, then exit; --f16 halves it\n"
             "  --device SEL        OpenCL device (index, P:D, gpu, cpu or a name substring)\n"
             "  --print-config      print the effective configuration and exit\n"
             "  --list-keys         list every configuration key and exit\n"
@@ -223,6 +225,8 @@ typedef struct options {
     const char *resume;   /* NULL, "" (newest) or a path */
     long long steps;      /* -1: to the end */
     const char *device;
+    const char *export_path; /* --export: write the generator and stop */
+    int export_f16;
     int print_config, list_keys, list_devices, quiet;
 } options;
 
@@ -269,6 +273,11 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (!strcmp(a, "--device") || !strcmp(a, "-d")) {
             if (!(o->device = VALUE()))
                 return 2;
+        } else if (!strcmp(a, "--export")) {
+            if (!(o->export_path = VALUE()))
+                return 2;
+        } else if (!strcmp(a, "--f16")) {
+            o->export_f16 = 1;
         } else if (!strcmp(a, "--print-config")) {
             o->print_config = 1;
         } else if (!strcmp(a, "--list-keys")) {
@@ -361,7 +370,7 @@ static int validate(dsd_trainer *t, const dsd_config *cfg, dsd_train_log *log, d
         *best = v.psnr;
         char path[4096];
         snprintf(path, sizeof path, "%s/best.safetensors", cfg->run.dir);
-        if (dsd_trainer_save_generator(t, path, &err) != DSD_OK) {
+        if (dsd_trainer_save_generator(t, path, DSD_STORAGE_F32, &err) != DSD_OK) {
             cli_print_error(prog, &err);
             return 1;
         }
@@ -420,6 +429,18 @@ static int train(const options *o, const dsd_config *cfg)
         if (!o->quiet)
             fprintf(stderr, "resumed from %s at step %llu\n", from,
                     (unsigned long long)dsd_trainer_step_index(t));
+    }
+    if (o->export_path) {
+        dsd_storage storage = o->export_f16 ? DSD_STORAGE_F16 : DSD_STORAGE_F32;
+        if (dsd_trainer_save_generator(t, o->export_path, storage, &err) != DSD_OK) {
+            cli_print_error(prog, &err);
+            goto done;
+        }
+        if (!o->quiet)
+            fprintf(stderr, "generator of step %llu written to %s\n",
+                    (unsigned long long)dsd_trainer_step_index(t), o->export_path);
+        rc = 0;
+        goto done;
     }
     if (dsd_train_log_open(&log, cfg->run.dir, dsd_trainer_step_index(t), &err) != DSD_OK) {
         cli_print_error(prog, &err);
@@ -490,7 +511,7 @@ static int train(const options *o, const dsd_config *cfg)
         goto done;
     }
     snprintf(path, sizeof path, "%s/generator.safetensors", cfg->run.dir);
-    if (dsd_trainer_save_generator(t, path, &err) != DSD_OK) {
+    if (dsd_trainer_save_generator(t, path, DSD_STORAGE_F32, &err) != DSD_OK) {
         cli_print_error(prog, &err);
         goto done;
     }

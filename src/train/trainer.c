@@ -457,9 +457,10 @@ dsd_status dsd_trainer_save_checkpoint(dsd_trainer *t, const char *path, dsd_err
     return DSD_OK;
 }
 
-dsd_status dsd_trainer_save_generator(dsd_trainer *t, const char *path, dsd_error *err)
+dsd_status dsd_trainer_save_generator(dsd_trainer *t, const char *path, dsd_storage storage,
+                                      dsd_error *err)
 {
-    CTX(t, dsd_generator_save(t->ctx, &t->g, path, DSD_STORAGE_F32));
+    CTX(t, dsd_generator_save(t->ctx, &t->g, path, storage));
     return DSD_OK;
 }
 
