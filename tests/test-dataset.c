@@ -19,13 +19,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define OK(expr)                                                                           \
-    do {                                                                                   \
-        dsd_status ok_st_ = (expr);                                                        \
-        ck_assert_msg(ok_st_ == DSD_OK, "%s returned %s: %s", #expr, dsd_status_name(ok_st_), \
-                      err.message);                                                        \
-    } while (0)
-
 static char root[] = "/tmp/dsdeblur-data-XXXXXX";
 
 static void mkdir_p(const char *path)
@@ -41,7 +34,7 @@ static void write_image(const char *path, int w, int h, int id, int invert)
     dsd_error err;
     dsd_image img;
     dsd_image_init(&img);
-    OK(dsd_image_alloc(&img, w, h, &err));
+    TU_HOST_OK(dsd_image_alloc(&img, w, h, &err), err);
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
             uint8_t *p = img.data + ((size_t)y * w + x) * 3;
@@ -52,7 +45,7 @@ static void write_image(const char *path, int w, int h, int id, int invert)
                 for (int c = 0; c < 3; c++)
                     p[c] = (uint8_t)(255 - p[c]);
         }
-    OK(dsd_image_save(path, &img, &err));
+    TU_HOST_OK(dsd_image_save(path, &img, &err), err);
     dsd_image_free(&img);
 }
 
@@ -103,7 +96,7 @@ START_TEST(test_scans)
 {
     dsd_error err;
     dsd_dataset ds;
-    OK(dsd_dataset_open(&ds, DSD_DATA_GOPRO, path_of("gopro"), NULL, &err));
+    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_GOPRO, path_of("gopro"), NULL, &err), err);
     ck_assert_uint_eq(ds.count, 6);
     ck_assert_uint_eq(ds.unpaired, 1);
     ck_assert(strstr(ds.unpaired_example, "orphan.png") != NULL);
@@ -112,12 +105,13 @@ START_TEST(test_scans)
     ck_assert(strstr(ds.samples[5].sharp, "seqB/sharp/000002.png") != NULL);
     dsd_dataset_free(&ds);
 
-    OK(dsd_dataset_open(&ds, DSD_DATA_PAIRED, path_of("paired/blur"), path_of("paired/sharp"),
-                        &err));
+    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_PAIRED, path_of("paired/blur"),
+                                path_of("paired/sharp"), &err),
+               err);
     ck_assert_uint_eq(ds.count, 5);
     dsd_dataset_free(&ds);
 
-    OK(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, path_of("synthetic"), NULL, &err));
+    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, path_of("synthetic"), NULL, &err), err);
     ck_assert_uint_eq(ds.count, 5);
     ck_assert(ds.samples[2].blur == NULL);
     dsd_dataset_free(&ds);
@@ -137,10 +131,10 @@ START_TEST(test_batches_pair_up_and_cover)
 {
     dsd_error err;
     dsd_dataset ds;
-    OK(dsd_dataset_open(&ds, DSD_DATA_GOPRO, path_of("gopro"), NULL, &err));
+    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_GOPRO, path_of("gopro"), NULL, &err), err);
     dsd_batch_spec spec = {.n = 2, .crop = 16, .flip = 1, .seed = 5, .max_bad = 0};
     dsd_batcher b;
-    OK(dsd_batcher_init(&b, &ds, &spec, &err));
+    TU_HOST_OK(dsd_batcher_init(&b, &ds, &spec, &err), err);
     size_t spe = dsd_batch_steps_per_epoch(&ds, &spec);
     ck_assert_uint_eq(spe, 3);
     int flipped = 0, plain = 0;
@@ -148,7 +142,7 @@ START_TEST(test_batches_pair_up_and_cover)
         int seen[6] = {0};
         for (uint64_t s = epoch * spe; s < (epoch + 1) * spe; s++) {
             dsd_batch bt;
-            OK(dsd_batcher_make(&b, s, &bt, &err));
+            TU_HOST_OK(dsd_batcher_make(&b, s, &bt, &err), err);
             size_t per = 3 * 16 * 16;
             for (int i = 0; i < 2; i++) {
                 seen[bt.index[i]]++;
@@ -195,21 +189,21 @@ START_TEST(test_reproducible_and_loader)
 {
     dsd_error err;
     dsd_dataset ds;
-    OK(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, path_of("synthetic"), NULL, &err));
+    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, path_of("synthetic"), NULL, &err), err);
     dsd_batch_spec spec = {.n = 3, .crop = 12, .flip = 1, .seed = 77, .max_bad = 0};
     enum { STEPS = 7, FIRST = 4 };
     dsd_batch direct[STEPS];
     dsd_batcher b;
-    OK(dsd_batcher_init(&b, &ds, &spec, &err));
+    TU_HOST_OK(dsd_batcher_init(&b, &ds, &spec, &err), err);
     for (int s = STEPS - 1; s >= 0; s--)
-        OK(dsd_batcher_make(&b, FIRST + (uint64_t)s, &direct[s], &err));
+        TU_HOST_OK(dsd_batcher_make(&b, FIRST + (uint64_t)s, &direct[s], &err), err);
     dsd_batcher_free(&b);
 
     dsd_loader *l;
-    OK(dsd_loader_start(&l, &ds, &spec, FIRST, 2, &err));
+    TU_HOST_OK(dsd_loader_start(&l, &ds, &spec, FIRST, 2, &err), err);
     for (int s = 0; s < STEPS; s++) {
         dsd_batch t;
-        OK(dsd_loader_next(l, &t, &err));
+        TU_HOST_OK(dsd_loader_next(l, &t, &err), err);
         check_same_batch(&direct[s], &t);
         dsd_batch_free(&t);
     }
@@ -217,9 +211,9 @@ START_TEST(test_reproducible_and_loader)
 
     dsd_batch_spec other = spec;
     other.seed = 78;
-    OK(dsd_batcher_init(&b, &ds, &other, &err));
+    TU_HOST_OK(dsd_batcher_init(&b, &ds, &other, &err), err);
     dsd_batch t;
-    OK(dsd_batcher_make(&b, FIRST, &t, &err));
+    TU_HOST_OK(dsd_batcher_make(&b, FIRST, &t, &err), err);
     size_t per = (size_t)3 * 3 * 12 * 12;
     ck_assert_msg(memcmp(t.sharp, direct[0].sharp, per * sizeof(float)) != 0,
                   "another seed gave the same batch");
@@ -248,17 +242,19 @@ START_TEST(test_bad_samples)
     write_image(path_of("bad/sharp/d.png"), 30, 30, 4, 0);
 
     dsd_dataset ds;
-    OK(dsd_dataset_open(&ds, DSD_DATA_PAIRED, path_of("bad/blur"), path_of("bad/sharp"), &err));
+    TU_HOST_OK(
+        dsd_dataset_open(&ds, DSD_DATA_PAIRED, path_of("bad/blur"), path_of("bad/sharp"), &err),
+        err);
     ck_assert_uint_eq(ds.count, 4);
     dsd_batch_spec spec = {.n = 1, .crop = 16, .flip = 0, .seed = 3, .max_bad = 100};
     dsd_batcher b;
-    OK(dsd_batcher_init(&b, &ds, &spec, &err));
+    TU_HOST_OK(dsd_batcher_init(&b, &ds, &spec, &err), err);
     int bad = 0, good = 0;
     const char *reasons[3] = {"is 30x28 but", "smaller than the 16x16 crop", "d.png"};
     int found[3] = {0};
     for (uint64_t s = 0; s < 8; s++) {
         dsd_batch t;
-        OK(dsd_batcher_make(&b, s, &t, &err));
+        TU_HOST_OK(dsd_batcher_make(&b, s, &t, &err), err);
         ck_assert_uint_eq(t.index[0], 0); /* only a.png is usable */
         good++;
         bad += t.bad;
@@ -275,7 +271,7 @@ START_TEST(test_bad_samples)
 
     /* with max_bad 1 the run stops, naming the reason */
     spec.max_bad = 1;
-    OK(dsd_batcher_init(&b, &ds, &spec, &err));
+    TU_HOST_OK(dsd_batcher_init(&b, &ds, &spec, &err), err);
     dsd_status st = DSD_OK;
     for (uint64_t s = 0; s < 8 && st == DSD_OK; s++) {
         dsd_batch t;
@@ -289,7 +285,7 @@ START_TEST(test_bad_samples)
 
     /* the loader hands the failure over, and keeps handing it over */
     dsd_loader *l;
-    OK(dsd_loader_start(&l, &ds, &spec, 0, 3, &err));
+    TU_HOST_OK(dsd_loader_start(&l, &ds, &spec, 0, 3, &err), err);
     st = DSD_OK;
     for (int s = 0; s < 10 && st == DSD_OK; s++) {
         dsd_batch t;

@@ -127,24 +127,6 @@ static void expect_unchanged(const char *what, const dsd_params *p, const dsd_te
     free(now);
 }
 
-/* st == want and the message has every string of the NULL-terminated list. */
-static void expect_error_(dsd_status st, dsd_status want, const dsd_error *err, int line, ...)
-{
-    ck_assert_msg(st == want, "line %d: status %s, expected %s (message: %s)", line,
-                  dsd_status_name(st), dsd_status_name(want), err->message);
-    va_list ap;
-    va_start(ap, line);
-    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *))
-        ck_assert_msg(strstr(err->message, s), "line %d: message \"%s\" lacks \"%s\"", line,
-                      err->message, s);
-    va_end(ap);
-}
-#define EXPECT_CTX_ERROR(expr, want, ...)                                                  \
-    expect_error_((expr), (want), dsd_context_error(tu_ctx()), __LINE__, __VA_ARGS__,      \
-                  (const char *)NULL)
-#define EXPECT_ERROR(expr, want, err, ...) \
-    expect_error_((expr), (want), (err), __LINE__, __VA_ARGS__, (const char *)NULL)
-
 /* ------------------------------------------------------------------------ */
 /* Files built by hand */
 
@@ -424,9 +406,9 @@ START_TEST(test_generator_f16)
     /* beyond F16's range: refused for F16, fine for F32 */
     w[3] = 70000.0f;
     TU_OK(dsd_tensor_upload(ctx, &a.params.values, w, a.params.count));
-    EXPECT_CTX_ERROR(dsd_generator_save(ctx, &a, tpath("big.safetensors"), DSD_STORAGE_F16),
-                     DSD_ERR_INVALID_ARGUMENT, "big.safetensors", "'head.weight' element 3",
-                     "F16");
+    TU_EXPECT_CTX_ERROR(dsd_generator_save(ctx, &a, tpath("big.safetensors"), DSD_STORAGE_F16),
+                        DSD_ERR_INVALID_ARGUMENT, "big.safetensors", "'head.weight' element 3",
+                        "F16");
     ck_assert(!file_exists(tpath("big.safetensors")));
     TU_OK(dsd_generator_save(ctx, &a, tpath("big.safetensors"), DSD_STORAGE_F32));
 
@@ -478,15 +460,16 @@ START_TEST(test_discriminator_round_trip)
     gen_make(&g, &gc, 9);
     float *gw = download(&g.params.values);
     TU_OK(dsd_generator_save(ctx, &g, tpath("g.safetensors"), DSD_STORAGE_F32));
-    EXPECT_CTX_ERROR(dsd_discriminator_load(ctx, &b, tpath("g.safetensors")), DSD_ERR_FORMAT,
-                     "g.safetensors", "'format' is 'dsdeblur-generator', expected "
-                     "'dsdeblur-discriminator'");
+    TU_EXPECT_CTX_ERROR(dsd_discriminator_load(ctx, &b, tpath("g.safetensors")), DSD_ERR_FORMAT,
+                        "g.safetensors",
+                        "'format' is 'dsdeblur-generator', expected "
+                        "'dsdeblur-discriminator'");
     expect_unchanged("after loading a generator file", &b.params, &b.params.values, w);
-    EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, path), DSD_ERR_FORMAT,
-                     "'format' is 'dsdeblur-discriminator', expected 'dsdeblur-generator'");
+    TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, path), DSD_ERR_FORMAT,
+                        "'format' is 'dsdeblur-discriminator', expected 'dsdeblur-generator'");
     expect_unchanged("after loading a discriminator file", &g.params, &g.params.values, gw);
-    EXPECT_ERROR(dsd_discriminator_file_config(tpath("g.safetensors"), &rc, &err),
-                 DSD_ERR_FORMAT, &err, "expected 'dsdeblur-discriminator'");
+    TU_EXPECT_ERROR(dsd_discriminator_file_config(tpath("g.safetensors"), &rc, &err),
+                    DSD_ERR_FORMAT, err, "expected 'dsdeblur-discriminator'");
 
     /* config mismatch: norm_affine changes the table, n_layers the shapes */
     dsd_discriminator_config c2 = cfg;
@@ -495,10 +478,10 @@ START_TEST(test_discriminator_round_trip)
     dsd_discriminator d2;
     disc_make(&d2, &c2, 1);
     float *w2 = download(&d2.params.values);
-    EXPECT_CTX_ERROR(dsd_discriminator_load(ctx, &d2, path), DSD_ERR_INVALID_ARGUMENT,
-                     "d.safetensors was saved with",
-                     "discriminator n_layers 3, this model has 2",
-                     "discriminator norm_affine 1, this model has 0");
+    TU_EXPECT_CTX_ERROR(dsd_discriminator_load(ctx, &d2, path), DSD_ERR_INVALID_ARGUMENT,
+                        "d.safetensors was saved with",
+                        "discriminator n_layers 3, this model has 2",
+                        "discriminator norm_affine 1, this model has 0");
     expect_unchanged("after a config mismatch", &d2.params, &d2.params.values, w2);
 
     free(w);
@@ -526,10 +509,10 @@ START_TEST(test_generator_malformed)
     TU_OK(dsd_generator_save(ctx, &src, good, DSD_STORAGE_F32));
     size_t n;
     unsigned char *bytes = read_bytes(good, &n);
-#define LOAD_FAILS(file, status, ...)                                                      \
-    do {                                                                                   \
-        EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, (file)), (status), __VA_ARGS__);      \
-        expect_unchanged((file), &g.params, &g.params.values, before);                     \
+#define LOAD_FAILS(file, status, ...)                                                              \
+    do {                                                                                           \
+        TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, (file)), (status), __VA_ARGS__);           \
+        expect_unchanged((file), &g.params, &g.params.values, before);                             \
     } while (0)
 
     /* 1. a missing tensor */
@@ -631,9 +614,9 @@ START_TEST(test_generator_config_mismatch)
         gen_make(&other, &cases[i].cfg, 42);
         TU_OK(dsd_generator_save(ctx, &other, tpath(cases[i].file), DSD_STORAGE_F32));
         dsd_generator_free(ctx, &other);
-        EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, tpath(cases[i].file)),
-                         DSD_ERR_INVALID_ARGUMENT, cases[i].file, "was saved with",
-                         cases[i].want);
+        TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, tpath(cases[i].file)),
+                            DSD_ERR_INVALID_ARGUMENT, cases[i].file, "was saved with",
+                            cases[i].want);
         expect_unchanged(cases[i].file, &g.params, &g.params.values, before);
         /* and the file's own config is what a tool would build */
         dsd_error err;
@@ -647,9 +630,10 @@ START_TEST(test_generator_config_mismatch)
     gen_make(&other, &two, 43);
     TU_OK(dsd_generator_save(ctx, &other, tpath("two.safetensors"), DSD_STORAGE_F32));
     dsd_generator_free(ctx, &other);
-    EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, tpath("two.safetensors")),
-                     DSD_ERR_INVALID_ARGUMENT, "two.safetensors was saved with generator "
-                     "n_blocks 9, this model has 2; generator base_width 16, this model has 8");
+    TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, tpath("two.safetensors")),
+                        DSD_ERR_INVALID_ARGUMENT,
+                        "two.safetensors was saved with generator "
+                        "n_blocks 9, this model has 2; generator base_width 16, this model has 8");
     expect_unchanged("two differences", &g.params, &g.params.values, before);
     free(before);
     dsd_generator_free(ctx, &g);
@@ -671,37 +655,37 @@ START_TEST(test_file_config_errors)
     dsd_error err;
 
     rewrite(good, tpath("fc-missing.safetensors"), &(edit){.drop_meta = "generator.up_kernel"});
-    EXPECT_ERROR(dsd_generator_file_config(tpath("fc-missing.safetensors"), &rc, &err),
-                 DSD_ERR_FORMAT, &err, "fc-missing.safetensors",
-                 "metadata has no 'generator.up_kernel'");
+    TU_EXPECT_ERROR(dsd_generator_file_config(tpath("fc-missing.safetensors"), &rc, &err),
+                    DSD_ERR_FORMAT, err, "fc-missing.safetensors",
+                    "metadata has no 'generator.up_kernel'");
     rewrite(good, tpath("fc-int.safetensors"),
             &(edit){.meta_key = "generator.n_blocks", .meta_value = "nine"});
-    EXPECT_ERROR(dsd_generator_file_config(tpath("fc-int.safetensors"), &rc, &err),
-                 DSD_ERR_FORMAT, &err, "'generator.n_blocks' is 'nine', not an integer");
+    TU_EXPECT_ERROR(dsd_generator_file_config(tpath("fc-int.safetensors"), &rc, &err),
+                    DSD_ERR_FORMAT, err, "'generator.n_blocks' is 'nine', not an integer");
     rewrite(good, tpath("fc-space.safetensors"),
             &(edit){.meta_key = "generator.n_blocks", .meta_value = " 2"});
-    EXPECT_ERROR(dsd_generator_file_config(tpath("fc-space.safetensors"), &rc, &err),
-                 DSD_ERR_FORMAT, &err, "'generator.n_blocks' is ' 2', not an integer");
+    TU_EXPECT_ERROR(dsd_generator_file_config(tpath("fc-space.safetensors"), &rc, &err),
+                    DSD_ERR_FORMAT, err, "'generator.n_blocks' is ' 2', not an integer");
     rewrite(good, tpath("fc-float.safetensors"),
             &(edit){.meta_key = "generator.slope", .meta_value = "0.2x"});
-    EXPECT_ERROR(dsd_generator_file_config(tpath("fc-float.safetensors"), &rc, &err),
-                 DSD_ERR_FORMAT, &err, "'generator.slope' is '0.2x', not a finite number");
+    TU_EXPECT_ERROR(dsd_generator_file_config(tpath("fc-float.safetensors"), &rc, &err),
+                    DSD_ERR_FORMAT, err, "'generator.slope' is '0.2x', not a finite number");
     rewrite(good, tpath("fc-inf.safetensors"),
             &(edit){.meta_key = "generator.dropout", .meta_value = "inf"});
-    EXPECT_ERROR(dsd_generator_file_config(tpath("fc-inf.safetensors"), &rc, &err),
-                 DSD_ERR_FORMAT, &err, "'generator.dropout' is 'inf', not a finite number");
+    TU_EXPECT_ERROR(dsd_generator_file_config(tpath("fc-inf.safetensors"), &rc, &err),
+                    DSD_ERR_FORMAT, err, "'generator.dropout' is 'inf', not a finite number");
     rewrite(good, tpath("fc-invalid.safetensors"),
             &(edit){.meta_key = "generator.up_kernel", .meta_value = "2"});
-    EXPECT_ERROR(dsd_generator_file_config(tpath("fc-invalid.safetensors"), &rc, &err),
-                 DSD_ERR_FORMAT, &err, "fc-invalid.safetensors: the saved config is not valid",
-                 "up_kernel 2");
-    EXPECT_ERROR(dsd_generator_file_config(tpath("fc-none.safetensors"), &rc, &err),
-                 DSD_ERR_IO, &err, "fc-none.safetensors");
+    TU_EXPECT_ERROR(dsd_generator_file_config(tpath("fc-invalid.safetensors"), &rc, &err),
+                    DSD_ERR_FORMAT, err, "fc-invalid.safetensors: the saved config is not valid",
+                    "up_kernel 2");
+    TU_EXPECT_ERROR(dsd_generator_file_config(tpath("fc-none.safetensors"), &rc, &err), DSD_ERR_IO,
+                    err, "fc-none.safetensors");
     ck_assert(!memcmp(&rc, &untouched, sizeof rc)); /* failures write nothing */
     /* the load reports the same (and changes nothing) */
     float *before = download(&g.params.values);
-    EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, tpath("fc-missing.safetensors")),
-                     DSD_ERR_FORMAT, "no 'generator.up_kernel'");
+    TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, tpath("fc-missing.safetensors")),
+                        DSD_ERR_FORMAT, "no 'generator.up_kernel'");
     expect_unchanged("fc-missing", &g.params, &g.params.values, before);
     free(before);
     dsd_generator_free(ctx, &g);
@@ -727,12 +711,12 @@ START_TEST(test_save_refusals)
     float saved = w[e->offset + 5];
     w[e->offset + 5] = NAN;
     TU_OK(dsd_tensor_upload(ctx, &g.params.values, w, g.params.count));
-    EXPECT_CTX_ERROR(dsd_generator_save(ctx, &g, path, DSD_STORAGE_F32), DSD_ERR_NAN,
-                     "keep.safetensors", "tensor 'blocks.0.dsc.2.pointwise.weight' element 5");
+    TU_EXPECT_CTX_ERROR(dsd_generator_save(ctx, &g, path, DSD_STORAGE_F32), DSD_ERR_NAN,
+                        "keep.safetensors", "tensor 'blocks.0.dsc.2.pointwise.weight' element 5");
     w[e->offset + 5] = -INFINITY;
     TU_OK(dsd_tensor_upload(ctx, &g.params.values, w, g.params.count));
-    EXPECT_CTX_ERROR(dsd_generator_save(ctx, &g, path, DSD_STORAGE_F16), DSD_ERR_NAN,
-                     "'blocks.0.dsc.2.pointwise.weight' element 5 is -inf");
+    TU_EXPECT_CTX_ERROR(dsd_generator_save(ctx, &g, path, DSD_STORAGE_F16), DSD_ERR_NAN,
+                        "'blocks.0.dsc.2.pointwise.weight' element 5 is -inf");
     size_t n1;
     unsigned char *now = read_bytes(path, &n1);
     ck_assert(n1 == n0 && !memcmp(now, old, n0));
@@ -742,9 +726,9 @@ START_TEST(test_save_refusals)
     TU_OK(dsd_tensor_upload(ctx, &g.params.values, w, g.params.count));
 
     /* a directory that does not exist */
-    EXPECT_CTX_ERROR(dsd_generator_save(ctx, &g, tpath("no-such-dir/g.safetensors"),
-                                        DSD_STORAGE_F32),
-                     DSD_ERR_IO, "no-such-dir/g.safetensors");
+    TU_EXPECT_CTX_ERROR(
+        dsd_generator_save(ctx, &g, tpath("no-such-dir/g.safetensors"), DSD_STORAGE_F32),
+        DSD_ERR_IO, "no-such-dir/g.safetensors");
     ck_assert(!file_exists(tpath("no-such-dir")));
 
     /* the temporary's name taken by a directory: the write fails before the
@@ -752,8 +736,8 @@ START_TEST(test_save_refusals)
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     ck_assert_int_eq(mkdir(tmp, 0700), 0);
-    EXPECT_CTX_ERROR(dsd_generator_save(ctx, &g, path, DSD_STORAGE_F32), DSD_ERR_IO,
-                     "keep.safetensors", "cannot create");
+    TU_EXPECT_CTX_ERROR(dsd_generator_save(ctx, &g, path, DSD_STORAGE_F32), DSD_ERR_IO,
+                        "keep.safetensors", "cannot create");
     now = read_bytes(path, &n1);
     ck_assert(n1 == n0 && !memcmp(now, old, n0));
     free(now);
@@ -765,14 +749,14 @@ START_TEST(test_save_refusals)
     free(now);
 
     /* bad arguments */
-    EXPECT_CTX_ERROR(dsd_generator_save(ctx, &g, path, (dsd_storage)7),
-                     DSD_ERR_INVALID_ARGUMENT, "storage 7");
+    TU_EXPECT_CTX_ERROR(dsd_generator_save(ctx, &g, path, (dsd_storage)7), DSD_ERR_INVALID_ARGUMENT,
+                        "storage 7");
     dsd_generator zero;
     memset(&zero, 0, sizeof zero);
-    EXPECT_CTX_ERROR(dsd_generator_save(ctx, &zero, path, DSD_STORAGE_F32),
-                     DSD_ERR_INVALID_ARGUMENT, "not initialized");
-    EXPECT_CTX_ERROR(dsd_generator_load(ctx, &zero, path), DSD_ERR_INVALID_ARGUMENT,
-                     "not initialized");
+    TU_EXPECT_CTX_ERROR(dsd_generator_save(ctx, &zero, path, DSD_STORAGE_F32),
+                        DSD_ERR_INVALID_ARGUMENT, "not initialized");
+    TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &zero, path), DSD_ERR_INVALID_ARGUMENT,
+                        "not initialized");
 
     free(old);
     free(w);
@@ -986,12 +970,12 @@ START_TEST(test_checkpoint_errors)
     snprintf(good, sizeof good, "%s", tpath("ck-good.safetensors"));
     TU_OK(dsd_checkpoint_save(ctx, &src.ck, good));
     snapshot before = snap(&s);
-#define CK_LOAD_FAILS(file, status, ...)                                                   \
-    do {                                                                                   \
-        EXPECT_CTX_ERROR(dsd_checkpoint_load(ctx, &s.ck, (file)), (status), __VA_ARGS__);  \
-        expect_state((file), &s, &before);                                                 \
-        ck_assert_uint_eq(s.ck.step, 99);                                                  \
-        ck_assert_str_eq(s.ck.config_text, "mine");                                        \
+#define CK_LOAD_FAILS(file, status, ...)                                                           \
+    do {                                                                                           \
+        TU_EXPECT_CTX_ERROR(dsd_checkpoint_load(ctx, &s.ck, (file)), (status), __VA_ARGS__);       \
+        expect_state((file), &s, &before);                                                         \
+        ck_assert_uint_eq(s.ck.step, 99);                                                          \
+        ck_assert_str_eq(s.ck.config_text, "mine");                                                \
     } while (0)
 
     /* a generator file where a checkpoint is expected, and the reverse */
@@ -999,9 +983,9 @@ START_TEST(test_checkpoint_errors)
     CK_LOAD_FAILS(tpath("ck-g.safetensors"), DSD_ERR_FORMAT, "ck-g.safetensors",
                   "'format' is 'dsdeblur-generator', expected 'dsdeblur-checkpoint'");
     float *gw = download(&s.g.params.values);
-    EXPECT_CTX_ERROR(dsd_generator_load(ctx, &s.g, good), DSD_ERR_FORMAT, "ck-good.safetensors",
-                     "'format' is 'dsdeblur-checkpoint', expected 'dsdeblur-generator'",
-                     "dsd_checkpoint_load");
+    TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &s.g, good), DSD_ERR_FORMAT, "ck-good.safetensors",
+                        "'format' is 'dsdeblur-checkpoint', expected 'dsdeblur-generator'",
+                        "dsd_checkpoint_load");
     expect_unchanged("checkpoint as generator", &s.g.params, &s.g.params.values, gw);
     free(gw);
     /* a missing moment */
@@ -1064,10 +1048,10 @@ START_TEST(test_checkpoint_errors)
         random_tensor(&small, 100, 9, 0);
         dsd_tensor *keep = s.ck.d_v;
         s.ck.d_v = &small;
-        EXPECT_CTX_ERROR(dsd_checkpoint_load(ctx, &s.ck, good), DSD_ERR_SHAPE,
-                         "d_v holds 100 floats");
-        EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &s.ck, tpath("ck-x.safetensors")),
-                         DSD_ERR_SHAPE, "d_v holds 100 floats");
+        TU_EXPECT_CTX_ERROR(dsd_checkpoint_load(ctx, &s.ck, good), DSD_ERR_SHAPE,
+                            "d_v holds 100 floats");
+        TU_EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &s.ck, tpath("ck-x.safetensors")),
+                            DSD_ERR_SHAPE, "d_v holds 100 floats");
         s.ck.d_v = keep;
         dsd_tensor_free(ctx, &small);
         ck_assert(!file_exists(tpath("ck-x.safetensors")));
@@ -1080,18 +1064,19 @@ START_TEST(test_checkpoint_errors)
     const dsd_param_info *e = dsd_params_find(&src.d.params, "layers.1.conv.weight");
     v[e->offset + 3] = INFINITY;
     TU_OK(dsd_tensor_upload(ctx, &src.dv, v, src.d.params.count));
-    EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &src.ck, good), DSD_ERR_NAN, "ck-good.safetensors",
-                     "tensor 'optim.discriminator.v.layers.1.conv.weight' element 3 is inf");
+    TU_EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &src.ck, good), DSD_ERR_NAN, "ck-good.safetensors",
+                        "tensor 'optim.discriminator.v.layers.1.conv.weight' element 3 is inf");
     free(v);
     src.ck.n_rng = DSD_CHECKPOINT_RNG_MAX + 1;
-    EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &src.ck, good), DSD_ERR_INVALID_ARGUMENT, "n_rng");
+    TU_EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &src.ck, good), DSD_ERR_INVALID_ARGUMENT, "n_rng");
     src.ck.n_rng = 2;
     src.ck.epoch = -1;
-    EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &src.ck, good), DSD_ERR_INVALID_ARGUMENT, "epoch -1");
+    TU_EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &src.ck, good), DSD_ERR_INVALID_ARGUMENT,
+                        "epoch -1");
     src.ck.epoch = 0;
     src.ck.g_m = NULL;
-    EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &src.ck, good), DSD_ERR_INVALID_ARGUMENT,
-                     "all four Adam moment tensors");
+    TU_EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &src.ck, good), DSD_ERR_INVALID_ARGUMENT,
+                        "all four Adam moment tensors");
     src.ck.g_m = &src.gm;
     unsigned char *now = read_bytes(good, &n1);
     ck_assert(n1 == n0 && !memcmp(now, old, n0));

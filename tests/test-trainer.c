@@ -15,13 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OK(expr)                                                                           \
-    do {                                                                                   \
-        dsd_status ok_st_ = (expr);                                                        \
-        ck_assert_msg(ok_st_ == DSD_OK, "%s returned %s: %s", #expr, dsd_status_name(ok_st_), \
-                      err.message);                                                        \
-    } while (0)
-
 static char root[] = "/tmp/dsdeblur-trainer-XXXXXX";
 
 static const char *path_of(const char *rel)
@@ -41,8 +34,8 @@ static void make_pair(const char *blur_path, const char *sharp_path, int id)
     dsd_image_init(&s);
     dsd_image_init(&b);
     const int w = 40, h = 36;
-    OK(dsd_image_alloc(&s, w, h, &err));
-    OK(dsd_image_alloc(&b, w, h, &err));
+    TU_HOST_OK(dsd_image_alloc(&s, w, h, &err), err);
+    TU_HOST_OK(dsd_image_alloc(&b, w, h, &err), err);
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++)
             for (int c = 0; c < 3; c++) {
@@ -60,8 +53,8 @@ static void make_pair(const char *blur_path, const char *sharp_path, int id)
                 }
                 b.data[((size_t)y * w + x) * 3 + c] = (uint8_t)(sum / 5);
             }
-    OK(dsd_image_save(sharp_path, &s, &err));
-    OK(dsd_image_save(blur_path, &b, &err));
+    TU_HOST_OK(dsd_image_save(sharp_path, &s, &err), err);
+    TU_HOST_OK(dsd_image_save(blur_path, &b, &err), err);
     dsd_image_free(&s);
     dsd_image_free(&b);
 }
@@ -78,7 +71,7 @@ static void setup(void)
 static void tiny_config(dsd_config *c, double dropout, const char *run_dir)
 {
     dsd_error err;
-    OK(dsd_config_defaults(c, &err));
+    TU_HOST_OK(dsd_config_defaults(c, &err), err);
     char set[1200];
     const char *sets[] = {"data.mode=paired", "data.crop=32", "data.flip=false",
                           "generator.base_width=8", "generator.n_blocks=2",
@@ -86,20 +79,20 @@ static void tiny_config(dsd_config *c, double dropout, const char *run_dir)
                           "train.content_loss=l1", "train.lr=0.001", "train.epochs=100",
                           "train.decay_from=100", "train.seed=7"};
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
-        OK(dsd_config_set(c, sets[i], &err));
+        TU_HOST_OK(dsd_config_set(c, sets[i], &err), err);
     snprintf(set, sizeof set, "data.train_blur=%s", path_of("blur"));
-    OK(dsd_config_set(c, set, &err));
+    TU_HOST_OK(dsd_config_set(c, set, &err), err);
     snprintf(set, sizeof set, "data.train_sharp=%s", path_of("sharp"));
-    OK(dsd_config_set(c, set, &err));
+    TU_HOST_OK(dsd_config_set(c, set, &err), err);
     snprintf(set, sizeof set, "data.val_blur=%s", path_of("blur"));
-    OK(dsd_config_set(c, set, &err));
+    TU_HOST_OK(dsd_config_set(c, set, &err), err);
     snprintf(set, sizeof set, "data.val_sharp=%s", path_of("sharp"));
-    OK(dsd_config_set(c, set, &err));
+    TU_HOST_OK(dsd_config_set(c, set, &err), err);
     snprintf(set, sizeof set, "generator.dropout=%g", dropout);
-    OK(dsd_config_set(c, set, &err));
+    TU_HOST_OK(dsd_config_set(c, set, &err), err);
     snprintf(set, sizeof set, "run.dir=%s", run_dir);
-    OK(dsd_config_set(c, set, &err));
-    OK(dsd_config_validate(c, &err));
+    TU_HOST_OK(dsd_config_set(c, set, &err), err);
+    TU_HOST_OK(dsd_config_validate(c, &err), err);
 }
 
 static float *download_all(dsd_trainer *t, size_t *count)
@@ -121,13 +114,13 @@ START_TEST(test_loss_goes_down)
     dsd_config c;
     tiny_config(&c, 0.0, path_of("run"));
     dsd_trainer *t;
-    OK(dsd_trainer_init(tu_ctx(), &c, &t, &err));
+    TU_HOST_OK(dsd_trainer_init(tu_ctx(), &c, &t, &err), err);
     ck_assert_uint_eq(dsd_trainer_steps_per_epoch(t), 1);
     enum { STEPS = 60 };
     double first = 0, last = 0;
     for (int i = 0; i < STEPS; i++) {
         dsd_step_stats s;
-        OK(dsd_trainer_step(t, &s, &err));
+        TU_HOST_OK(dsd_trainer_step(t, &s, &err), err);
         ck_assert_uint_eq(s.step, (uint64_t)i);
         ck_assert(isfinite(s.loss_d) && isfinite(s.loss_g));
         ck_assert(fabs(s.loss_g - (s.loss_g_adv + 100 * s.loss_content)) < 1e-6 * fabs(s.loss_g));
@@ -139,7 +132,7 @@ START_TEST(test_loss_goes_down)
     fprintf(stderr, "content %.4g -> %.4g\n", first, last);
     ck_assert_msg(last < 0.8 * first, "content loss %.4g -> %.4g did not go down", first, last);
     dsd_val_stats v;
-    OK(dsd_trainer_validate(t, &v, &err));
+    TU_HOST_OK(dsd_trainer_validate(t, &v, &err), err);
     ck_assert_int_eq(v.images, 1);
     ck_assert(isfinite(v.psnr) && v.psnr > 5 && v.ssim > -1 && v.ssim <= 1);
     dsd_trainer_free(t);
@@ -155,25 +148,25 @@ START_TEST(test_resume_is_bit_exact)
     tiny_config(&c, 0.5, path_of("run"));
     enum { HALF = 4 };
     dsd_trainer *t;
-    OK(dsd_trainer_init(tu_ctx(), &c, &t, &err));
+    TU_HOST_OK(dsd_trainer_init(tu_ctx(), &c, &t, &err), err);
     dsd_step_stats s;
     for (int i = 0; i < 2 * HALF; i++)
-        OK(dsd_trainer_step(t, &s, &err));
+        TU_HOST_OK(dsd_trainer_step(t, &s, &err), err);
     size_t n1;
     float *straight = download_all(t, &n1);
     dsd_trainer_free(t);
 
-    OK(dsd_trainer_init(tu_ctx(), &c, &t, &err));
+    TU_HOST_OK(dsd_trainer_init(tu_ctx(), &c, &t, &err), err);
     for (int i = 0; i < HALF; i++)
-        OK(dsd_trainer_step(t, &s, &err));
-    OK(dsd_trainer_save_checkpoint(t, path_of("run/ckpt.safetensors"), &err));
+        TU_HOST_OK(dsd_trainer_step(t, &s, &err), err);
+    TU_HOST_OK(dsd_trainer_save_checkpoint(t, path_of("run/ckpt.safetensors"), &err), err);
     dsd_trainer_free(t);
 
-    OK(dsd_trainer_init(tu_ctx(), &c, &t, &err));
-    OK(dsd_trainer_resume(t, path_of("run/ckpt.safetensors"), &err));
+    TU_HOST_OK(dsd_trainer_init(tu_ctx(), &c, &t, &err), err);
+    TU_HOST_OK(dsd_trainer_resume(t, path_of("run/ckpt.safetensors"), &err), err);
     ck_assert_uint_eq(dsd_trainer_step_index(t), HALF);
     for (int i = 0; i < HALF; i++) {
-        OK(dsd_trainer_step(t, &s, &err));
+        TU_HOST_OK(dsd_trainer_step(t, &s, &err), err);
         ck_assert_uint_eq(s.step, (uint64_t)(HALF + i));
     }
     size_t n2;
@@ -186,8 +179,8 @@ START_TEST(test_resume_is_bit_exact)
     dsd_trainer_free(t);
 
     /* another seed refuses the checkpoint */
-    OK(dsd_config_set(&c, "train.seed=8", &err));
-    OK(dsd_trainer_init(tu_ctx(), &c, &t, &err));
+    TU_HOST_OK(dsd_config_set(&c, "train.seed=8", &err), err);
+    TU_HOST_OK(dsd_trainer_init(tu_ctx(), &c, &t, &err), err);
     ck_assert_int_ne(dsd_trainer_resume(t, path_of("run/ckpt.safetensors"), &err), DSD_OK);
     ck_assert_msg(strstr(err.message, "train.seed") != NULL, "%s", err.message);
     dsd_trainer_free(t);
@@ -203,19 +196,19 @@ START_TEST(test_synthetic_and_nan)
     dsd_config c;
     tiny_config(&c, 0.5, path_of("run"));
     char set[1200];
-    OK(dsd_config_set(&c, "data.mode=synthetic", &err));
+    TU_HOST_OK(dsd_config_set(&c, "data.mode=synthetic", &err), err);
     snprintf(set, sizeof set, "data.train=%s", path_of("sharp"));
-    OK(dsd_config_set(&c, set, &err));
-    OK(dsd_config_set(&c, "data.kernel_size=9", &err));
-    OK(dsd_config_set(&c, "data.noise_sigma=0.01", &err));
-    OK(dsd_config_set(&c, "data.val=", &err));
-    OK(dsd_config_validate(&c, &err));
+    TU_HOST_OK(dsd_config_set(&c, set, &err), err);
+    TU_HOST_OK(dsd_config_set(&c, "data.kernel_size=9", &err), err);
+    TU_HOST_OK(dsd_config_set(&c, "data.noise_sigma=0.01", &err), err);
+    TU_HOST_OK(dsd_config_set(&c, "data.val=", &err), err);
+    TU_HOST_OK(dsd_config_validate(&c, &err), err);
     dsd_trainer *t;
-    OK(dsd_trainer_init(tu_ctx(), &c, &t, &err));
+    TU_HOST_OK(dsd_trainer_init(tu_ctx(), &c, &t, &err), err);
     ck_assert(!dsd_trainer_has_validation(t));
     dsd_step_stats s;
-    OK(dsd_trainer_step(t, &s, &err));
-    OK(dsd_trainer_step(t, &s, &err));
+    TU_HOST_OK(dsd_trainer_step(t, &s, &err), err);
+    TU_HOST_OK(dsd_trainer_step(t, &s, &err), err);
     ck_assert(isfinite(s.loss_g));
 
     /* a NaN weight: the step stops, naming it */
@@ -238,24 +231,24 @@ START_TEST(test_log_and_plot)
 {
     dsd_error err;
     dsd_train_log *log;
-    OK(dsd_train_log_open(&log, path_of("run"), 0, &err));
+    TU_HOST_OK(dsd_train_log_open(&log, path_of("run"), 0, &err), err);
     for (int i = 0; i < 10; i++) {
         dsd_step_stats s = {.step = (uint64_t)i, .epoch = i / 5, .lr = 1e-4,
                             .loss_d = 1.3 - 0.01 * i, .loss_g_adv = 0.7, .loss_content = 0.5 / (i + 1),
                             .loss_g = 0.7 + 50.0 / (i + 1)};
-        OK(dsd_train_log_step(log, &s, 0.1, &err));
+        TU_HOST_OK(dsd_train_log_step(log, &s, 0.1, &err), err);
         if (i % 5 == 4) {
             dsd_val_stats v = {1, 20.0 + i, 0.5, 0.2};
-            OK(dsd_train_log_val(log, (uint64_t)i, i / 5, &v, &err));
+            TU_HOST_OK(dsd_train_log_val(log, (uint64_t)i, i / 5, &v, &err), err);
         }
     }
-    OK(dsd_train_log_plot(log, &err));
+    TU_HOST_OK(dsd_train_log_plot(log, &err), err);
     dsd_train_log_close(log);
     /* resumed from step 6: rows 6.. dropped, then continued */
-    OK(dsd_train_log_open(&log, path_of("run"), 6, &err));
+    TU_HOST_OK(dsd_train_log_open(&log, path_of("run"), 6, &err), err);
     dsd_step_stats s = {.step = 6, .loss_d = 9, .loss_g = 9};
-    OK(dsd_train_log_step(log, &s, 0.1, &err));
-    OK(dsd_train_log_plot(log, &err));
+    TU_HOST_OK(dsd_train_log_step(log, &s, 0.1, &err), err);
+    TU_HOST_OK(dsd_train_log_plot(log, &err), err);
     dsd_train_log_close(log);
     FILE *f = fopen(path_of("run/log.csv"), "r");
     ck_assert(f != NULL);

@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,4 +351,32 @@ void tu_expect_status(dsd_status got, dsd_status want, const char *call)
     ck_assert_msg(got == want, "%s returned %s, want %s (%s)", call, dsd_status_name(got),
                   dsd_status_name(want),
                   dsd_error_format(dsd_context_error(tu_ctx()), line, sizeof line));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Host-only calls */
+
+void tu_host_ok_(dsd_status st, const dsd_error *err, const char *expr, const char *file,
+                 int line)
+{
+    if (st == DSD_OK)
+        return;
+    char msg[DSD_ERROR_LINE_MAX];
+    ck_abort_msg("%s:%d: %s returned %s: %s", file, line, expr, dsd_status_name(st),
+                 dsd_error_format(err, msg, sizeof msg));
+}
+
+void tu_expect_error_(dsd_status st, dsd_status want, const dsd_error *err, const char *file,
+                      int line, ...)
+{
+    ck_assert_msg(st == want, "%s:%d: got %s, want %s (message: %s)", file, line,
+                  dsd_status_name(st), dsd_status_name(want), err->message);
+    ck_assert_msg(err->status == want, "%s:%d: returned %s but the error records %s", file,
+                  line, dsd_status_name(want), dsd_status_name(err->status));
+    va_list ap;
+    va_start(ap, line);
+    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *))
+        ck_assert_msg(strstr(err->message, s), "%s:%d: message \"%s\" lacks \"%s\"", file,
+                      line, err->message, s);
+    va_end(ap);
 }

@@ -157,4 +157,26 @@ double tu_download_scalar(const dsd_tensor *t);
 /* Asserts got == want, naming call and the context's error line. */
 void tu_expect_status(dsd_status got, dsd_status want, const char *call);
 
+/* ------------------------------------------------------------------------ */
+/* Host-only calls (they report through a dsd_error, not a context) */
+
+/* Fails the current test unless expr gives DSD_OK, with the formatted error
+ * of the dsd_error err (a variable, not a pointer). */
+#define TU_HOST_OK(expr, err) tu_host_ok_((expr), &(err), #expr, __FILE__, __LINE__)
+void tu_host_ok_(dsd_status st, const dsd_error *err, const char *expr, const char *file,
+                 int line);
+
+/* Asserts expr gives want, that the error records want too, and that its
+ * message contains each of the strings that follow (at least one).
+ * TU_EXPECT_ERROR reads the dsd_error err (a variable); TU_EXPECT_CTX_ERROR
+ * the last error of tu_ctx(). */
+#define TU_EXPECT_ERROR(expr, want, err, ...)                                              \
+    tu_expect_error_((expr), (want), &(err), __FILE__, __LINE__, __VA_ARGS__,             \
+                     (const char *)NULL)
+#define TU_EXPECT_CTX_ERROR(expr, want, ...)                                               \
+    tu_expect_error_((expr), (want), dsd_context_error(tu_ctx()), __FILE__, __LINE__,     \
+                     __VA_ARGS__, (const char *)NULL)
+void tu_expect_error_(dsd_status st, dsd_status want, const dsd_error *err, const char *file,
+                      int line, ...);
+
 #endif
