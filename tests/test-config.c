@@ -11,18 +11,12 @@
 #include <string.h>
 #include <unistd.h>
 
-static char tmpdir[] = "/tmp/dsdeblur-config-XXXXXX";
+static char tmpdir[64];
 
-static int setup_dir(void)
-{
-    return mkdtemp(tmpdir) != NULL;
-}
-
-/* Writes text to <tmpdir>/name and returns the path (static buffer). */
+/* Writes text to <tmpdir>/name and returns the path (a tu_path buffer). */
 static const char *write_file(const char *name, const char *text)
 {
-    static char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    const char *path = tu_path(tmpdir, name);
     FILE *f = fopen(path, "wb");
     ck_assert(f != NULL);
     ck_assert_uint_eq(fwrite(text, 1, strlen(text), f), strlen(text));
@@ -254,10 +248,8 @@ END_TEST
 
 int main(void)
 {
-    if (!setup_dir()) {
-        perror("mkdtemp");
+    if (tu_make_tmp_dir(tmpdir, sizeof tmpdir, "config") != 0)
         return 1;
-    }
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("config");
     tcase_add_test(tc, test_defaults_are_the_paper);
@@ -267,9 +259,6 @@ int main(void)
     tcase_add_test(tc, test_validation);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", tmpdir);
+    tu_rmtree(tmpdir);
     return rc;
 }

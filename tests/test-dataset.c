@@ -19,7 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static char root[] = "/tmp/dsdeblur-data-XXXXXX";
+static char root[64];
 
 static void mkdir_p(const char *path)
 {
@@ -49,15 +49,6 @@ static void write_image(const char *path, int w, int h, int id, int invert)
     dsd_image_free(&img);
 }
 
-static const char *path_of(const char *rel)
-{
-    static char buf[4][1024];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", root, rel);
-    return buf[k];
-}
-
 /* gopro/<seq>/{blur,sharp}, paired/{blur,sharp}, synthetic/ */
 static void make_tree(void)
 {
@@ -65,30 +56,30 @@ static void make_tree(void)
                           "gopro/seqA/sharp", "gopro/notes", "paired/blur", "paired/sharp",
                           "synthetic", "empty"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
-        mkdir_p(path_of(dirs[i]));
+        mkdir_p(tu_path(root, dirs[i]));
     char rel[256];
     for (int i = 0; i < 3; i++) {
         snprintf(rel, sizeof rel, "gopro/seqA/blur/%06d.png", i);
-        write_image(path_of(rel), 40, 36, 10 + i, 1);
+        write_image(tu_path(root, rel), 40, 36, 10 + i, 1);
         snprintf(rel, sizeof rel, "gopro/seqA/sharp/%06d.png", i);
-        write_image(path_of(rel), 40, 36, 10 + i, 0);
+        write_image(tu_path(root, rel), 40, 36, 10 + i, 0);
         snprintf(rel, sizeof rel, "gopro/seqB/blur/%06d.png", i);
-        write_image(path_of(rel), 33, 45, 20 + i, 1);
+        write_image(tu_path(root, rel), 33, 45, 20 + i, 1);
         snprintf(rel, sizeof rel, "gopro/seqB/sharp/%06d.png", i);
-        write_image(path_of(rel), 33, 45, 20 + i, 0);
+        write_image(tu_path(root, rel), 33, 45, 20 + i, 0);
     }
-    write_image(path_of("gopro/seqB/blur/orphan.png"), 33, 45, 1, 1); /* no sharp partner */
-    FILE *f = fopen(path_of("gopro/seqA/blur/readme.txt"), "w"); /* not an image: ignored */
+    write_image(tu_path(root, "gopro/seqB/blur/orphan.png"), 33, 45, 1, 1); /* no sharp partner */
+    FILE *f = fopen(tu_path(root, "gopro/seqA/blur/readme.txt"), "w"); /* not an image: ignored */
     ck_assert(f != NULL);
     fputs("x", f);
     fclose(f);
     for (int i = 0; i < 5; i++) {
         snprintf(rel, sizeof rel, "paired/blur/img%d.png", i);
-        write_image(path_of(rel), 30, 30, 50 + i, 1);
+        write_image(tu_path(root, rel), 30, 30, 50 + i, 1);
         snprintf(rel, sizeof rel, "paired/sharp/img%d.png", i);
-        write_image(path_of(rel), 30, 30, 50 + i, 0);
+        write_image(tu_path(root, rel), 30, 30, 50 + i, 0);
         snprintf(rel, sizeof rel, "synthetic/s%d.png", i);
-        write_image(path_of(rel), 29 + i, 31, 60 + i, 0);
+        write_image(tu_path(root, rel), 29 + i, 31, 60 + i, 0);
     }
 }
 
@@ -96,7 +87,7 @@ START_TEST(test_scans)
 {
     dsd_error err;
     dsd_dataset ds;
-    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_GOPRO, path_of("gopro"), NULL, &err), err);
+    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_GOPRO, tu_path(root, "gopro"), NULL, &err), err);
     ck_assert_uint_eq(ds.count, 6);
     ck_assert_uint_eq(ds.unpaired, 1);
     ck_assert(strstr(ds.unpaired_example, "orphan.png") != NULL);
@@ -105,21 +96,22 @@ START_TEST(test_scans)
     ck_assert(strstr(ds.samples[5].sharp, "seqB/sharp/000002.png") != NULL);
     dsd_dataset_free(&ds);
 
-    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_PAIRED, path_of("paired/blur"),
-                                path_of("paired/sharp"), &err),
+    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_PAIRED, tu_path(root, "paired/blur"),
+                                tu_path(root, "paired/sharp"), &err),
                err);
     ck_assert_uint_eq(ds.count, 5);
     dsd_dataset_free(&ds);
 
-    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, path_of("synthetic"), NULL, &err), err);
+    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, tu_path(root, "synthetic"), NULL, &err),
+               err);
     ck_assert_uint_eq(ds.count, 5);
     ck_assert(ds.samples[2].blur == NULL);
     dsd_dataset_free(&ds);
 
-    ck_assert_int_eq(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, path_of("empty"), NULL, &err),
+    ck_assert_int_eq(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, tu_path(root, "empty"), NULL, &err),
                      DSD_ERR_FORMAT);
     ck_assert(strstr(err.message, "no training samples found") != NULL);
-    ck_assert_int_eq(dsd_dataset_open(&ds, DSD_DATA_GOPRO, path_of("missing"), NULL, &err),
+    ck_assert_int_eq(dsd_dataset_open(&ds, DSD_DATA_GOPRO, tu_path(root, "missing"), NULL, &err),
                      DSD_ERR_IO);
     ck_assert(strstr(err.message, "missing: cannot read the folder") != NULL);
 }
@@ -131,7 +123,7 @@ START_TEST(test_batches_pair_up_and_cover)
 {
     dsd_error err;
     dsd_dataset ds;
-    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_GOPRO, path_of("gopro"), NULL, &err), err);
+    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_GOPRO, tu_path(root, "gopro"), NULL, &err), err);
     dsd_batch_spec spec = {.n = 2, .crop = 16, .flip = 1, .seed = 5, .max_bad = 0};
     dsd_batcher b;
     TU_HOST_OK(dsd_batcher_init(&b, &ds, &spec, &err), err);
@@ -189,7 +181,8 @@ START_TEST(test_reproducible_and_loader)
 {
     dsd_error err;
     dsd_dataset ds;
-    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, path_of("synthetic"), NULL, &err), err);
+    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, tu_path(root, "synthetic"), NULL, &err),
+               err);
     dsd_batch_spec spec = {.n = 3, .crop = 12, .flip = 1, .seed = 77, .max_bad = 0};
     enum { STEPS = 7, FIRST = 4 };
     dsd_batch direct[STEPS];
@@ -228,23 +221,23 @@ END_TEST
 START_TEST(test_bad_samples)
 {
     dsd_error err;
-    mkdir_p(path_of("bad/blur"));
-    mkdir_p(path_of("bad/sharp"));
-    write_image(path_of("bad/blur/a.png"), 30, 30, 1, 1);
-    write_image(path_of("bad/sharp/a.png"), 30, 30, 1, 0);
-    write_image(path_of("bad/blur/b.png"), 30, 28, 2, 1); /* size mismatch */
-    write_image(path_of("bad/sharp/b.png"), 30, 30, 2, 0);
-    write_image(path_of("bad/blur/c.png"), 10, 10, 3, 1); /* smaller than the crop */
-    write_image(path_of("bad/sharp/c.png"), 10, 10, 3, 0);
-    FILE *f = fopen(path_of("bad/blur/d.png"), "wb");      /* not a PNG */
+    mkdir_p(tu_path(root, "bad/blur"));
+    mkdir_p(tu_path(root, "bad/sharp"));
+    write_image(tu_path(root, "bad/blur/a.png"), 30, 30, 1, 1);
+    write_image(tu_path(root, "bad/sharp/a.png"), 30, 30, 1, 0);
+    write_image(tu_path(root, "bad/blur/b.png"), 30, 28, 2, 1); /* size mismatch */
+    write_image(tu_path(root, "bad/sharp/b.png"), 30, 30, 2, 0);
+    write_image(tu_path(root, "bad/blur/c.png"), 10, 10, 3, 1); /* smaller than the crop */
+    write_image(tu_path(root, "bad/sharp/c.png"), 10, 10, 3, 0);
+    FILE *f = fopen(tu_path(root, "bad/blur/d.png"), "wb"); /* not a PNG */
     fputs("this is not an image", f);
     fclose(f);
-    write_image(path_of("bad/sharp/d.png"), 30, 30, 4, 0);
+    write_image(tu_path(root, "bad/sharp/d.png"), 30, 30, 4, 0);
 
     dsd_dataset ds;
-    TU_HOST_OK(
-        dsd_dataset_open(&ds, DSD_DATA_PAIRED, path_of("bad/blur"), path_of("bad/sharp"), &err),
-        err);
+    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_PAIRED, tu_path(root, "bad/blur"),
+                                tu_path(root, "bad/sharp"), &err),
+               err);
     ck_assert_uint_eq(ds.count, 4);
     dsd_batch_spec spec = {.n = 1, .crop = 16, .flip = 0, .seed = 3, .max_bad = 100};
     dsd_batcher b;
@@ -303,10 +296,8 @@ END_TEST
 
 int main(void)
 {
-    if (!mkdtemp(root)) {
-        perror("mkdtemp");
+    if (tu_make_tmp_dir(root, sizeof root, "data") != 0)
         return 1;
-    }
     Suite *s = suite_create("dataset");
     TCase *tc = tcase_create("dataset");
     tcase_add_unchecked_fixture(tc, make_tree, NULL);
@@ -316,9 +307,6 @@ int main(void)
     tcase_add_test(tc, test_bad_samples);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", root);
+    tu_rmtree(root);
     return rc;
 }

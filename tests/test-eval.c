@@ -14,7 +14,6 @@
 
 #include "dsdeblur_image.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -229,37 +228,16 @@ START_TEST(test_eval_folders)
 }
 END_TEST
 
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        char sub[1024];
-        for (struct dirent *e; (e = readdir(d));) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            remove_tree(sub);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        remove(path);
-    }
-}
-
 int main(void)
 {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dsd-eval-XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
+    if (tu_make_tmp_dir(tmp_dir, sizeof tmp_dir, "eval") != 0)
         return EXIT_FAILURE;
-    }
     Suite *s = suite_create("eval");
     TCase *tc = tcase_create("eval");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_eval_folders);
     suite_add_tcase(s, tc);
     int status = tu_run(s); /* no OpenCL context is ever created */
-    remove_tree(tmp_dir);
+    tu_rmtree(tmp_dir);
     return status;
 }

@@ -30,13 +30,6 @@
 
 static char tmp_dir[64];
 
-static const char *tmp_path(char *buf, size_t size, const char *name)
-{
-    int n = snprintf(buf, size, "%s/%s", tmp_dir, name);
-    ck_assert(n > 0 && (size_t)n < size);
-    return buf;
-}
-
 static void write_bytes(const char *path, const void *bytes, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -115,7 +108,7 @@ START_TEST(test_png_round_trip)
         dsd_image img = {0}, back = {0};
         make_image(&img, sizes[s][0], sizes[s][1], 100 + (uint64_t)s, 0);
         char path[256];
-        tmp_path(path, sizeof path, names[s % 3]);
+        tu_path_into(path, sizeof path, tmp_dir, names[s % 3]);
         TU_HOST_OK(dsd_image_save(path, &img, &err), err);
         TU_HOST_OK(dsd_image_load(path, &back, &err), err);
         expect_same_pixels(&img, &back, path);
@@ -136,7 +129,7 @@ START_TEST(test_jpeg_round_trip)
         dsd_image img = {0}, back = {0};
         make_image(&img, jsizes[s][0], jsizes[s][1], 200 + (uint64_t)s, 1);
         char path[256];
-        tmp_path(path, sizeof path, names[s]);
+        tu_path_into(path, sizeof path, tmp_dir, names[s]);
         TU_HOST_OK(dsd_image_save(path, &img, &err), err);
         size_t nbytes;
         unsigned char *bytes = read_bytes(path, &nbytes);
@@ -185,7 +178,7 @@ START_TEST(test_input_layouts)
         unsigned char src[15 * 4];
         source_pixels(src, cases[k].comp);
         char path[256];
-        tmp_path(path, sizeof path, cases[k].name);
+        tu_path_into(path, sizeof path, tmp_dir, cases[k].name);
         int ok = cases[k].kind == 0   ? stbi_write_png(path, 5, 3, cases[k].comp, src, 5 * cases[k].comp)
                  : cases[k].kind == 1 ? stbi_write_bmp(path, 5, 3, cases[k].comp, src)
                                       : stbi_write_tga(path, 5, 3, cases[k].comp, src);
@@ -274,28 +267,29 @@ START_TEST(test_load_errors)
     dsd_image img = {0};
     char path[256];
 
-    TU_EXPECT_ERROR(dsd_image_load(tmp_path(path, sizeof path, "missing.png"), &img, &err),
-                    DSD_ERR_IO, err, "missing.png", "cannot open", "No such file");
+    TU_EXPECT_ERROR(
+        dsd_image_load(tu_path_into(path, sizeof path, tmp_dir, "missing.png"), &img, &err),
+        DSD_ERR_IO, err, "missing.png", "cannot open", "No such file");
 
-    tmp_path(path, sizeof path, "adir.png");
+    tu_path_into(path, sizeof path, tmp_dir, "adir.png");
     ck_assert(mkdir(path, 0755) == 0);
     TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_IO, err, "adir.png",
                     "is a directory");
     ck_assert(rmdir(path) == 0);
 
-    tmp_path(path, sizeof path, "empty.png");
+    tu_path_into(path, sizeof path, tmp_dir, "empty.png");
     write_bytes(path, "", 0);
     TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "empty.png",
                     "empty file", "0 bytes");
 
-    tmp_path(path, sizeof path, "notes.png");
+    tu_path_into(path, sizeof path, tmp_dir, "notes.png");
     const char text[] = "these are not the pixels you are looking for\n";
     write_bytes(path, text, sizeof text - 1);
     TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "notes.png",
                     "not an image");
 
     /* a PNG signature alone */
-    tmp_path(path, sizeof path, "sig.png");
+    tu_path_into(path, sizeof path, tmp_dir, "sig.png");
     write_bytes(path, "\x89PNG\r\n\x1a\n", 8);
     TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "sig.png",
                     "not an image");
@@ -303,7 +297,7 @@ START_TEST(test_load_errors)
     /* a real PNG cut in half: the header is fine, the data is not */
     dsd_image full = {0};
     make_image(&full, 61, 47, 7, 0);
-    tmp_path(path, sizeof path, "cut.png");
+    tu_path_into(path, sizeof path, tmp_dir, "cut.png");
     TU_HOST_OK(dsd_image_save(path, &full, &err), err);
     size_t n;
     unsigned char *bytes = read_bytes(path, &n);
@@ -321,7 +315,7 @@ START_TEST(test_load_errors)
     const uint32_t absurd[][2] = {{100000, 100000}, {20000, 20000}, {70000, 16}, {16, 70000},
                                   {16384, 16385}};
     for (int k = 0; k < TU_COUNT(absurd); k++) {
-        tmp_path(path, sizeof path, "huge.png");
+        tu_path_into(path, sizeof path, tmp_dir, "huge.png");
         write_png_header(path, absurd[k][0], absurd[k][1]);
         dsd_status st = dsd_image_load(path, &img, &err);
         TU_EXPECT_ERROR(st, DSD_ERR_FORMAT, err, "huge.png", "too large");
@@ -351,14 +345,15 @@ START_TEST(test_save_errors)
 
     const char *bad[] = {"x.bmp", "x", "x.png.txt", ".png", "dir.jpg/", "x.jp"};
     for (int k = 0; k < TU_COUNT(bad); k++)
-        TU_EXPECT_ERROR(dsd_image_save(tmp_path(path, sizeof path, bad[k]), &img, &err),
-                        DSD_ERR_INVALID_ARGUMENT, err, "unknown image extension", bad[k]);
+        TU_EXPECT_ERROR(
+            dsd_image_save(tu_path_into(path, sizeof path, tmp_dir, bad[k]), &img, &err),
+            DSD_ERR_INVALID_ARGUMENT, err, "unknown image extension", bad[k]);
 
     TU_EXPECT_ERROR(dsd_image_save("/nonexistent-dsd-dir/x.png", &img, &err), DSD_ERR_IO, err,
                     "/nonexistent-dsd-dir/x.png", "cannot create temporary");
 
     /* the target is a directory: everything works but the rename */
-    tmp_path(path, sizeof path, "isdir.png");
+    tu_path_into(path, sizeof path, tmp_dir, "isdir.png");
     ck_assert(mkdir(path, 0755) == 0);
     TU_EXPECT_ERROR(dsd_image_save(path, &img, &err), DSD_ERR_IO, err, "isdir.png",
                     "cannot rename");
@@ -366,7 +361,7 @@ START_TEST(test_save_errors)
     ck_assert_int_eq(count_temporaries(), 0);
 
     dsd_image empty = {0};
-    TU_EXPECT_ERROR(dsd_image_save(tmp_path(path, sizeof path, "e.png"), &empty, &err),
+    TU_EXPECT_ERROR(dsd_image_save(tu_path_into(path, sizeof path, tmp_dir, "e.png"), &empty, &err),
                     DSD_ERR_INVALID_ARGUMENT, err, "nothing to save");
     dsd_image_free(&img);
 }
@@ -376,7 +371,7 @@ START_TEST(test_save_atomic)
 {
     dsd_error err;
     char path[256];
-    tmp_path(path, sizeof path, "keep.png");
+    tu_path_into(path, sizeof path, tmp_dir, "keep.png");
     dsd_image old = {0}, big = {0}, back = {0};
     make_image(&old, 5, 5, 11, 0);
     TU_HOST_OK(dsd_image_save(path, &old, &err), err);
@@ -518,30 +513,10 @@ START_TEST(test_crop_pad)
 }
 END_TEST
 
-static void remove_tmp_dir(void)
-{
-    DIR *d = opendir(tmp_dir);
-    if (!d)
-        return;
-    char path[512];
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        snprintf(path, sizeof path, "%s/%s", tmp_dir, e->d_name);
-        if (remove(path) != 0)
-            rmdir(path);
-    }
-    closedir(d);
-    rmdir(tmp_dir);
-}
-
 int main(void)
 {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dsd-image-XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
+    if (tu_make_tmp_dir(tmp_dir, sizeof tmp_dir, "image") != 0)
         return EXIT_FAILURE;
-    }
     Suite *s = suite_create("image");
     TCase *tc = tcase_create("image");
     tcase_set_timeout(tc, 120);
@@ -556,6 +531,6 @@ int main(void)
     tcase_add_test(tc, test_crop_pad);
     suite_add_tcase(s, tc);
     int status = tu_run(s); /* no OpenCL context is ever created */
-    remove_tmp_dir();
+    tu_rmtree(tmp_dir);
     return status;
 }

@@ -25,10 +25,8 @@
 #include "testutil.h"
 #include "io/safetensors.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,17 +34,6 @@
 #include <unistd.h>
 
 static char tmp_dir[256];
-
-/* A path in the temporary directory, in one of eight rotating buffers: good
- * for the arguments of one call; copy a path that must live longer. */
-static const char *tpath(const char *name)
-{
-    static char bufs[8][512];
-    static int next;
-    char *b = bufs[next++ % 8];
-    snprintf(b, 512, "%s/%s", tmp_dir, name);
-    return b;
-}
 
 static dsd_generator_config small_gen(void)
 {
@@ -283,7 +270,7 @@ START_TEST(test_generator_round_trip)
     gen_make(&b, &cfg, 22);
     ck_assert_uint_eq(a.params.count, 40865); /* tests below rely on this network */
     char path[512];
-    snprintf(path, sizeof path, "%s", tpath("g.safetensors"));
+    snprintf(path, sizeof path, "%s", tu_path(tmp_dir, "g.safetensors"));
     TU_OK(dsd_generator_save(ctx, &a, path, DSD_STORAGE_F32));
 
     float *want = download(&a.params.values);
@@ -334,10 +321,10 @@ START_TEST(test_generator_round_trip)
     odd.dropout = 1.0f / 3.0f;
     dsd_generator c;
     gen_make(&c, &odd, 3);
-    TU_OK(dsd_generator_save(ctx, &c, tpath("odd.safetensors"), DSD_STORAGE_F32));
-    TU_OK(dsd_generator_file_config(tpath("odd.safetensors"), &rc, &err));
+    TU_OK(dsd_generator_save(ctx, &c, tu_path(tmp_dir, "odd.safetensors"), DSD_STORAGE_F32));
+    TU_OK(dsd_generator_file_config(tu_path(tmp_dir, "odd.safetensors"), &rc, &err));
     ck_assert(!memcmp(&rc, &odd, sizeof rc));
-    TU_OK(dsd_generator_load(ctx, &c, tpath("odd.safetensors")));
+    TU_OK(dsd_generator_load(ctx, &c, tu_path(tmp_dir, "odd.safetensors")));
 
     free(want);
     free(other);
@@ -362,7 +349,7 @@ START_TEST(test_generator_f16)
     w[2] = -65504.0f;
     TU_OK(dsd_tensor_upload(ctx, &a.params.values, w, a.params.count));
     char path[512];
-    snprintf(path, sizeof path, "%s", tpath("g16.safetensors"));
+    snprintf(path, sizeof path, "%s", tu_path(tmp_dir, "g16.safetensors"));
     TU_OK(dsd_generator_save(ctx, &a, path, DSD_STORAGE_F16));
 
     dsd_error err;
@@ -390,8 +377,8 @@ START_TEST(test_generator_f16)
 
     /* BF16 converts too: head.bias's F16 bits relabelled BF16 load as the
      * BF16 values of those bits */
-    relabel_bf16(path, tpath("bf16.safetensors"), "head.bias");
-    TU_OK(dsd_generator_load(ctx, &b, tpath("bf16.safetensors")));
+    relabel_bf16(path, tu_path(tmp_dir, "bf16.safetensors"), "head.bias");
+    TU_OK(dsd_generator_load(ctx, &b, tu_path(tmp_dir, "bf16.safetensors")));
     free(got);
     got = download(&b.params.values);
     const dsd_param_info *hb = dsd_params_find(&a.params, "head.bias");
@@ -406,11 +393,11 @@ START_TEST(test_generator_f16)
     /* beyond F16's range: refused for F16, fine for F32 */
     w[3] = 70000.0f;
     TU_OK(dsd_tensor_upload(ctx, &a.params.values, w, a.params.count));
-    TU_EXPECT_CTX_ERROR(dsd_generator_save(ctx, &a, tpath("big.safetensors"), DSD_STORAGE_F16),
-                        DSD_ERR_INVALID_ARGUMENT, "big.safetensors", "'head.weight' element 3",
-                        "F16");
-    ck_assert(!file_exists(tpath("big.safetensors")));
-    TU_OK(dsd_generator_save(ctx, &a, tpath("big.safetensors"), DSD_STORAGE_F32));
+    TU_EXPECT_CTX_ERROR(
+        dsd_generator_save(ctx, &a, tu_path(tmp_dir, "big.safetensors"), DSD_STORAGE_F16),
+        DSD_ERR_INVALID_ARGUMENT, "big.safetensors", "'head.weight' element 3", "F16");
+    ck_assert(!file_exists(tu_path(tmp_dir, "big.safetensors")));
+    TU_OK(dsd_generator_save(ctx, &a, tu_path(tmp_dir, "big.safetensors"), DSD_STORAGE_F32));
 
     free(w);
     free(got);
@@ -434,7 +421,7 @@ START_TEST(test_discriminator_round_trip)
     w[nw->offset + 2] = 1.5f;
     TU_OK(dsd_tensor_upload(ctx, &a.params.values, w, a.params.count));
     char path[512];
-    snprintf(path, sizeof path, "%s", tpath("d.safetensors"));
+    snprintf(path, sizeof path, "%s", tu_path(tmp_dir, "d.safetensors"));
     TU_OK(dsd_discriminator_save(ctx, &a, path, DSD_STORAGE_F32));
     TU_OK(dsd_discriminator_load(ctx, &b, path));
     float *got = download(&b.params.values);
@@ -459,16 +446,16 @@ START_TEST(test_discriminator_round_trip)
     dsd_generator g;
     gen_make(&g, &gc, 9);
     float *gw = download(&g.params.values);
-    TU_OK(dsd_generator_save(ctx, &g, tpath("g.safetensors"), DSD_STORAGE_F32));
-    TU_EXPECT_CTX_ERROR(dsd_discriminator_load(ctx, &b, tpath("g.safetensors")), DSD_ERR_FORMAT,
-                        "g.safetensors",
+    TU_OK(dsd_generator_save(ctx, &g, tu_path(tmp_dir, "g.safetensors"), DSD_STORAGE_F32));
+    TU_EXPECT_CTX_ERROR(dsd_discriminator_load(ctx, &b, tu_path(tmp_dir, "g.safetensors")),
+                        DSD_ERR_FORMAT, "g.safetensors",
                         "'format' is 'dsdeblur-generator', expected "
                         "'dsdeblur-discriminator'");
     expect_unchanged("after loading a generator file", &b.params, &b.params.values, w);
     TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, path), DSD_ERR_FORMAT,
                         "'format' is 'dsdeblur-discriminator', expected 'dsdeblur-generator'");
     expect_unchanged("after loading a discriminator file", &g.params, &g.params.values, gw);
-    TU_EXPECT_ERROR(dsd_discriminator_file_config(tpath("g.safetensors"), &rc, &err),
+    TU_EXPECT_ERROR(dsd_discriminator_file_config(tu_path(tmp_dir, "g.safetensors"), &rc, &err),
                     DSD_ERR_FORMAT, err, "expected 'dsdeblur-discriminator'");
 
     /* config mismatch: norm_affine changes the table, n_layers the shapes */
@@ -505,7 +492,7 @@ START_TEST(test_generator_malformed)
     gen_make(&src, &cfg, 32);
     float *before = download(&g.params.values);
     char good[512];
-    snprintf(good, sizeof good, "%s", tpath("good.safetensors"));
+    snprintf(good, sizeof good, "%s", tu_path(tmp_dir, "good.safetensors"));
     TU_OK(dsd_generator_save(ctx, &src, good, DSD_STORAGE_F32));
     size_t n;
     unsigned char *bytes = read_bytes(good, &n);
@@ -516,29 +503,32 @@ START_TEST(test_generator_malformed)
     } while (0)
 
     /* 1. a missing tensor */
-    rewrite(good, tpath("missing.safetensors"), &(edit){.drop_tensor = "blocks.1.sa.conv.bias"});
-    LOAD_FAILS(tpath("missing.safetensors"), DSD_ERR_FORMAT, "missing.safetensors",
+    rewrite(good, tu_path(tmp_dir, "missing.safetensors"),
+            &(edit){.drop_tensor = "blocks.1.sa.conv.bias"});
+    LOAD_FAILS(tu_path(tmp_dir, "missing.safetensors"), DSD_ERR_FORMAT, "missing.safetensors",
                "missing tensor 'blocks.1.sa.conv.bias' (shape [1])");
     /* 2. an extra tensor (as a third block would add) */
-    rewrite(good, tpath("extra.safetensors"), &(edit){.extra_tensor = "blocks.2.ca.fc1.bias"});
-    LOAD_FAILS(tpath("extra.safetensors"), DSD_ERR_FORMAT, "extra.safetensors",
+    rewrite(good, tu_path(tmp_dir, "extra.safetensors"),
+            &(edit){.extra_tensor = "blocks.2.ca.fc1.bias"});
+    LOAD_FAILS(tu_path(tmp_dir, "extra.safetensors"), DSD_ERR_FORMAT, "extra.safetensors",
                "unexpected tensor 'blocks.2.ca.fc1.bias'");
     /* 3. a wrong shape: a conv weight flattened (same bytes) */
-    rewrite(good, tpath("shape.safetensors"), &(edit){.flatten_tensor = "down.0.weight"});
-    LOAD_FAILS(tpath("shape.safetensors"), DSD_ERR_FORMAT,
+    rewrite(good, tu_path(tmp_dir, "shape.safetensors"),
+            &(edit){.flatten_tensor = "down.0.weight"});
+    LOAD_FAILS(tu_path(tmp_dir, "shape.safetensors"), DSD_ERR_FORMAT,
                "tensor 'down.0.weight' has shape [1152], this model needs [16,8,3,3]");
     /* 4. a wrong dtype: I32 has F32's size, so only the header changes */
-    patch(good, tpath("i32.safetensors"), "\"head.bias\":{\"dtype\":\"F32\"",
+    patch(good, tu_path(tmp_dir, "i32.safetensors"), "\"head.bias\":{\"dtype\":\"F32\"",
           "\"head.bias\":{\"dtype\":\"I32\"");
-    LOAD_FAILS(tpath("i32.safetensors"), DSD_ERR_FORMAT, "i32.safetensors",
+    LOAD_FAILS(tu_path(tmp_dir, "i32.safetensors"), DSD_ERR_FORMAT, "i32.safetensors",
                "tensor 'head.bias' is I32; expected F32, F16 or BF16");
     /* 5. truncated inside the data */
-    write_bytes(tpath("trunc.safetensors"), bytes, n - n / 3);
-    LOAD_FAILS(tpath("trunc.safetensors"), DSD_ERR_FORMAT, "trunc.safetensors",
+    write_bytes(tu_path(tmp_dir, "trunc.safetensors"), bytes, n - n / 3);
+    LOAD_FAILS(tu_path(tmp_dir, "trunc.safetensors"), DSD_ERR_FORMAT, "trunc.safetensors",
                "run past the end of the data section");
     /* 6. zero bytes */
-    write_bytes(tpath("empty.safetensors"), bytes, 0);
-    LOAD_FAILS(tpath("empty.safetensors"), DSD_ERR_FORMAT, "empty.safetensors",
+    write_bytes(tu_path(tmp_dir, "empty.safetensors"), bytes, 0);
+    LOAD_FAILS(tu_path(tmp_dir, "empty.safetensors"), DSD_ERR_FORMAT, "empty.safetensors",
                "file is 0 bytes");
     /* 7. a header length beyond the end of the file */
     {
@@ -548,36 +538,37 @@ START_TEST(test_generator_malformed)
         uint64_t len = (uint64_t)n; /* > n - 8 */
         for (int i = 0; i < 8; i++)
             lie[i] = (unsigned char)(len >> (8 * i));
-        write_bytes(tpath("lie.safetensors"), lie, n);
+        write_bytes(tu_path(tmp_dir, "lie.safetensors"), lie, n);
         free(lie);
     }
-    LOAD_FAILS(tpath("lie.safetensors"), DSD_ERR_FORMAT, "lie.safetensors",
+    LOAD_FAILS(tu_path(tmp_dir, "lie.safetensors"), DSD_ERR_FORMAT, "lie.safetensors",
                "is larger than the");
     /* 8. not a safetensors file at all */
     {
         const char ppm[] = "P6\n4 4\n255\n0123456789abcdef0123456789abcdef0123456789abcdef";
-        write_bytes(tpath("image.ppm"), ppm, sizeof ppm - 1);
+        write_bytes(tu_path(tmp_dir, "image.ppm"), ppm, sizeof ppm - 1);
     }
-    LOAD_FAILS(tpath("image.ppm"), DSD_ERR_FORMAT, "image.ppm", "not a safetensors file");
+    LOAD_FAILS(tu_path(tmp_dir, "image.ppm"), DSD_ERR_FORMAT, "image.ppm",
+               "not a safetensors file");
     /* 9. a plain safetensors file without our metadata */
-    rewrite(good, tpath("plain.safetensors"), &(edit){.drop_meta = "format"});
-    LOAD_FAILS(tpath("plain.safetensors"), DSD_ERR_FORMAT, "plain.safetensors",
+    rewrite(good, tu_path(tmp_dir, "plain.safetensors"), &(edit){.drop_meta = "format"});
+    LOAD_FAILS(tu_path(tmp_dir, "plain.safetensors"), DSD_ERR_FORMAT, "plain.safetensors",
                "without a 'format' metadata key");
     /* 10. a newer format version */
-    rewrite(good, tpath("v2.safetensors"),
+    rewrite(good, tu_path(tmp_dir, "v2.safetensors"),
             &(edit){.meta_key = "format_version", .meta_value = "2"});
-    LOAD_FAILS(tpath("v2.safetensors"), DSD_ERR_FORMAT, "format_version 2", "newer");
+    LOAD_FAILS(tu_path(tmp_dir, "v2.safetensors"), DSD_ERR_FORMAT, "format_version 2", "newer");
     /* 11. a NaN weight in the file */
-    rewrite(good, tpath("nan.safetensors"), &(edit){.nan_tensor = "tail.bias"});
-    LOAD_FAILS(tpath("nan.safetensors"), DSD_ERR_NAN, "nan.safetensors",
+    rewrite(good, tu_path(tmp_dir, "nan.safetensors"), &(edit){.nan_tensor = "tail.bias"});
+    LOAD_FAILS(tu_path(tmp_dir, "nan.safetensors"), DSD_ERR_NAN, "nan.safetensors",
                "tensor 'tail.bias' element 1 is nan");
     /* 12. garbled config metadata */
-    rewrite(good, tpath("garbled.safetensors"),
+    rewrite(good, tu_path(tmp_dir, "garbled.safetensors"),
             &(edit){.meta_key = "generator.mlp_ratio", .meta_value = "4x"});
-    LOAD_FAILS(tpath("garbled.safetensors"), DSD_ERR_FORMAT,
+    LOAD_FAILS(tu_path(tmp_dir, "garbled.safetensors"), DSD_ERR_FORMAT,
                "metadata 'generator.mlp_ratio' is '4x', not an integer");
     /* 13. no such file */
-    LOAD_FAILS(tpath("nonexistent.safetensors"), DSD_ERR_IO, "nonexistent.safetensors",
+    LOAD_FAILS(tu_path(tmp_dir, "nonexistent.safetensors"), DSD_ERR_IO, "nonexistent.safetensors",
                "cannot open");
 #undef LOAD_FAILS
     free(bytes);
@@ -612,25 +603,25 @@ START_TEST(test_generator_config_mismatch)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         dsd_generator other;
         gen_make(&other, &cases[i].cfg, 42);
-        TU_OK(dsd_generator_save(ctx, &other, tpath(cases[i].file), DSD_STORAGE_F32));
+        TU_OK(dsd_generator_save(ctx, &other, tu_path(tmp_dir, cases[i].file), DSD_STORAGE_F32));
         dsd_generator_free(ctx, &other);
-        TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, tpath(cases[i].file)),
+        TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, tu_path(tmp_dir, cases[i].file)),
                             DSD_ERR_INVALID_ARGUMENT, cases[i].file, "was saved with",
                             cases[i].want);
         expect_unchanged(cases[i].file, &g.params, &g.params.values, before);
         /* and the file's own config is what a tool would build */
         dsd_error err;
         dsd_generator_config rc;
-        TU_OK(dsd_generator_file_config(tpath(cases[i].file), &rc, &err));
+        TU_OK(dsd_generator_file_config(tu_path(tmp_dir, cases[i].file), &rc, &err));
         ck_assert(!memcmp(&rc, &cases[i].cfg, sizeof rc));
     }
     /* several differences are all listed */
     dsd_generator other;
     dsd_generator_config two = {9, 16, 4, 3, 0.5f, 0.2f};
     gen_make(&other, &two, 43);
-    TU_OK(dsd_generator_save(ctx, &other, tpath("two.safetensors"), DSD_STORAGE_F32));
+    TU_OK(dsd_generator_save(ctx, &other, tu_path(tmp_dir, "two.safetensors"), DSD_STORAGE_F32));
     dsd_generator_free(ctx, &other);
-    TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, tpath("two.safetensors")),
+    TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, tu_path(tmp_dir, "two.safetensors")),
                         DSD_ERR_INVALID_ARGUMENT,
                         "two.safetensors was saved with generator "
                         "n_blocks 9, this model has 2; generator base_width 16, this model has 8");
@@ -647,44 +638,46 @@ START_TEST(test_file_config_errors)
     dsd_generator g;
     gen_make(&g, &cfg, 51);
     char good[512];
-    snprintf(good, sizeof good, "%s", tpath("fc.safetensors"));
+    snprintf(good, sizeof good, "%s", tu_path(tmp_dir, "fc.safetensors"));
     TU_OK(dsd_generator_save(ctx, &g, good, DSD_STORAGE_F32));
     dsd_generator_config rc, untouched;
     memset(&rc, 0x5a, sizeof rc);
     untouched = rc;
     dsd_error err;
 
-    rewrite(good, tpath("fc-missing.safetensors"), &(edit){.drop_meta = "generator.up_kernel"});
-    TU_EXPECT_ERROR(dsd_generator_file_config(tpath("fc-missing.safetensors"), &rc, &err),
-                    DSD_ERR_FORMAT, err, "fc-missing.safetensors",
-                    "metadata has no 'generator.up_kernel'");
-    rewrite(good, tpath("fc-int.safetensors"),
+    rewrite(good, tu_path(tmp_dir, "fc-missing.safetensors"),
+            &(edit){.drop_meta = "generator.up_kernel"});
+    TU_EXPECT_ERROR(
+        dsd_generator_file_config(tu_path(tmp_dir, "fc-missing.safetensors"), &rc, &err),
+        DSD_ERR_FORMAT, err, "fc-missing.safetensors", "metadata has no 'generator.up_kernel'");
+    rewrite(good, tu_path(tmp_dir, "fc-int.safetensors"),
             &(edit){.meta_key = "generator.n_blocks", .meta_value = "nine"});
-    TU_EXPECT_ERROR(dsd_generator_file_config(tpath("fc-int.safetensors"), &rc, &err),
+    TU_EXPECT_ERROR(dsd_generator_file_config(tu_path(tmp_dir, "fc-int.safetensors"), &rc, &err),
                     DSD_ERR_FORMAT, err, "'generator.n_blocks' is 'nine', not an integer");
-    rewrite(good, tpath("fc-space.safetensors"),
+    rewrite(good, tu_path(tmp_dir, "fc-space.safetensors"),
             &(edit){.meta_key = "generator.n_blocks", .meta_value = " 2"});
-    TU_EXPECT_ERROR(dsd_generator_file_config(tpath("fc-space.safetensors"), &rc, &err),
+    TU_EXPECT_ERROR(dsd_generator_file_config(tu_path(tmp_dir, "fc-space.safetensors"), &rc, &err),
                     DSD_ERR_FORMAT, err, "'generator.n_blocks' is ' 2', not an integer");
-    rewrite(good, tpath("fc-float.safetensors"),
+    rewrite(good, tu_path(tmp_dir, "fc-float.safetensors"),
             &(edit){.meta_key = "generator.slope", .meta_value = "0.2x"});
-    TU_EXPECT_ERROR(dsd_generator_file_config(tpath("fc-float.safetensors"), &rc, &err),
+    TU_EXPECT_ERROR(dsd_generator_file_config(tu_path(tmp_dir, "fc-float.safetensors"), &rc, &err),
                     DSD_ERR_FORMAT, err, "'generator.slope' is '0.2x', not a finite number");
-    rewrite(good, tpath("fc-inf.safetensors"),
+    rewrite(good, tu_path(tmp_dir, "fc-inf.safetensors"),
             &(edit){.meta_key = "generator.dropout", .meta_value = "inf"});
-    TU_EXPECT_ERROR(dsd_generator_file_config(tpath("fc-inf.safetensors"), &rc, &err),
+    TU_EXPECT_ERROR(dsd_generator_file_config(tu_path(tmp_dir, "fc-inf.safetensors"), &rc, &err),
                     DSD_ERR_FORMAT, err, "'generator.dropout' is 'inf', not a finite number");
-    rewrite(good, tpath("fc-invalid.safetensors"),
+    rewrite(good, tu_path(tmp_dir, "fc-invalid.safetensors"),
             &(edit){.meta_key = "generator.up_kernel", .meta_value = "2"});
-    TU_EXPECT_ERROR(dsd_generator_file_config(tpath("fc-invalid.safetensors"), &rc, &err),
-                    DSD_ERR_FORMAT, err, "fc-invalid.safetensors: the saved config is not valid",
-                    "up_kernel 2");
-    TU_EXPECT_ERROR(dsd_generator_file_config(tpath("fc-none.safetensors"), &rc, &err), DSD_ERR_IO,
-                    err, "fc-none.safetensors");
+    TU_EXPECT_ERROR(
+        dsd_generator_file_config(tu_path(tmp_dir, "fc-invalid.safetensors"), &rc, &err),
+        DSD_ERR_FORMAT, err, "fc-invalid.safetensors: the saved config is not valid",
+        "up_kernel 2");
+    TU_EXPECT_ERROR(dsd_generator_file_config(tu_path(tmp_dir, "fc-none.safetensors"), &rc, &err),
+                    DSD_ERR_IO, err, "fc-none.safetensors");
     ck_assert(!memcmp(&rc, &untouched, sizeof rc)); /* failures write nothing */
     /* the load reports the same (and changes nothing) */
     float *before = download(&g.params.values);
-    TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, tpath("fc-missing.safetensors")),
+    TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, tu_path(tmp_dir, "fc-missing.safetensors")),
                         DSD_ERR_FORMAT, "no 'generator.up_kernel'");
     expect_unchanged("fc-missing", &g.params, &g.params.values, before);
     free(before);
@@ -699,7 +692,7 @@ START_TEST(test_save_refusals)
     dsd_generator g;
     gen_make(&g, &cfg, 61);
     char path[512];
-    snprintf(path, sizeof path, "%s", tpath("keep.safetensors"));
+    snprintf(path, sizeof path, "%s", tu_path(tmp_dir, "keep.safetensors"));
     TU_OK(dsd_generator_save(ctx, &g, path, DSD_STORAGE_F32));
     size_t n0;
     unsigned char *old = read_bytes(path, &n0);
@@ -727,9 +720,9 @@ START_TEST(test_save_refusals)
 
     /* a directory that does not exist */
     TU_EXPECT_CTX_ERROR(
-        dsd_generator_save(ctx, &g, tpath("no-such-dir/g.safetensors"), DSD_STORAGE_F32),
+        dsd_generator_save(ctx, &g, tu_path(tmp_dir, "no-such-dir/g.safetensors"), DSD_STORAGE_F32),
         DSD_ERR_IO, "no-such-dir/g.safetensors");
-    ck_assert(!file_exists(tpath("no-such-dir")));
+    ck_assert(!file_exists(tu_path(tmp_dir, "no-such-dir")));
 
     /* the temporary's name taken by a directory: the write fails before the
      * rename, for root too, and the existing file is left byte for byte */
@@ -864,7 +857,7 @@ START_TEST(test_checkpoint_round_trip)
     a.ck.rng[3] = UINT64_C(0x8000000000000001);
     a.ck.config_text = config_yaml;
     char path[512];
-    snprintf(path, sizeof path, "%s", tpath("ckpt.safetensors"));
+    snprintf(path, sizeof path, "%s", tu_path(tmp_dir, "ckpt.safetensors"));
     TU_OK(dsd_checkpoint_save(ctx, &a.ck, path));
 
     snapshot want = snap(&a);
@@ -938,8 +931,8 @@ START_TEST(test_checkpoint_round_trip)
     /* no RNG words and no text; a second load frees the first's text */
     a.ck.n_rng = 0;
     a.ck.config_text = NULL;
-    TU_OK(dsd_checkpoint_save(ctx, &a.ck, tpath("ckpt0.safetensors")));
-    TU_OK(dsd_checkpoint_load(ctx, &b.ck, tpath("ckpt0.safetensors")));
+    TU_OK(dsd_checkpoint_save(ctx, &a.ck, tu_path(tmp_dir, "ckpt0.safetensors")));
+    TU_OK(dsd_checkpoint_load(ctx, &b.ck, tu_path(tmp_dir, "ckpt0.safetensors")));
     ck_assert_int_eq(b.ck.n_rng, 0);
     ck_assert_str_eq(b.ck.config_text, "");
     dsd_checkpoint_clear(&b.ck);
@@ -967,7 +960,7 @@ START_TEST(test_checkpoint_errors)
     s.ck.step = 99;
     s.ck.config_text = "mine";
     char good[512];
-    snprintf(good, sizeof good, "%s", tpath("ck-good.safetensors"));
+    snprintf(good, sizeof good, "%s", tu_path(tmp_dir, "ck-good.safetensors"));
     TU_OK(dsd_checkpoint_save(ctx, &src.ck, good));
     snapshot before = snap(&s);
 #define CK_LOAD_FAILS(file, status, ...)                                                           \
@@ -979,8 +972,8 @@ START_TEST(test_checkpoint_errors)
     } while (0)
 
     /* a generator file where a checkpoint is expected, and the reverse */
-    TU_OK(dsd_generator_save(ctx, &src.g, tpath("ck-g.safetensors"), DSD_STORAGE_F32));
-    CK_LOAD_FAILS(tpath("ck-g.safetensors"), DSD_ERR_FORMAT, "ck-g.safetensors",
+    TU_OK(dsd_generator_save(ctx, &src.g, tu_path(tmp_dir, "ck-g.safetensors"), DSD_STORAGE_F32));
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-g.safetensors"), DSD_ERR_FORMAT, "ck-g.safetensors",
                   "'format' is 'dsdeblur-generator', expected 'dsdeblur-checkpoint'");
     float *gw = download(&s.g.params.values);
     TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &s.g, good), DSD_ERR_FORMAT, "ck-good.safetensors",
@@ -989,47 +982,54 @@ START_TEST(test_checkpoint_errors)
     expect_unchanged("checkpoint as generator", &s.g.params, &s.g.params.values, gw);
     free(gw);
     /* a missing moment */
-    rewrite(good, tpath("ck-missing.safetensors"),
+    rewrite(good, tu_path(tmp_dir, "ck-missing.safetensors"),
             &(edit){.drop_tensor = "optim.discriminator.v.layers.3.norm.bias"});
-    CK_LOAD_FAILS(tpath("ck-missing.safetensors"), DSD_ERR_FORMAT,
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-missing.safetensors"), DSD_ERR_FORMAT,
                   "missing tensor 'optim.discriminator.v.layers.3.norm.bias'");
     /* an unknown tensor */
-    rewrite(good, tpath("ck-extra.safetensors"), &(edit){.extra_tensor = "optim.ema.head.weight"});
-    CK_LOAD_FAILS(tpath("ck-extra.safetensors"), DSD_ERR_FORMAT,
+    rewrite(good, tu_path(tmp_dir, "ck-extra.safetensors"),
+            &(edit){.extra_tensor = "optim.ema.head.weight"});
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-extra.safetensors"), DSD_ERR_FORMAT,
                   "unexpected tensor 'optim.ema.head.weight'");
     /* F16 inside a checkpoint */
-    rewrite(good, tpath("ck-f16.safetensors"), &(edit){.f16_tensor = "optim.generator.m.up.1.bias"});
-    CK_LOAD_FAILS(tpath("ck-f16.safetensors"), DSD_ERR_FORMAT,
+    rewrite(good, tu_path(tmp_dir, "ck-f16.safetensors"),
+            &(edit){.f16_tensor = "optim.generator.m.up.1.bias"});
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-f16.safetensors"), DSD_ERR_FORMAT,
                   "tensor 'optim.generator.m.up.1.bias' is F16; expected F32");
     /* a NaN moment in the file */
-    rewrite(good, tpath("ck-nan.safetensors"), &(edit){.nan_tensor = "optim.generator.v.head.bias"});
-    CK_LOAD_FAILS(tpath("ck-nan.safetensors"), DSD_ERR_NAN,
+    rewrite(good, tu_path(tmp_dir, "ck-nan.safetensors"),
+            &(edit){.nan_tensor = "optim.generator.v.head.bias"});
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-nan.safetensors"), DSD_ERR_NAN,
                   "tensor 'optim.generator.v.head.bias' element 1 is nan");
     /* garbled counters and RNG words */
-    rewrite(good, tpath("ck-rng.safetensors"),
+    rewrite(good, tu_path(tmp_dir, "ck-rng.safetensors"),
             &(edit){.meta_key = "rng", .meta_value = "0000000000000001 00000000000002"});
-    CK_LOAD_FAILS(tpath("ck-rng.safetensors"), DSD_ERR_FORMAT, "'rng' word 1");
-    rewrite(good, tpath("ck-rng2.safetensors"),
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-rng.safetensors"), DSD_ERR_FORMAT, "'rng' word 1");
+    rewrite(good, tu_path(tmp_dir, "ck-rng2.safetensors"),
             &(edit){.meta_key = "rng", .meta_value = "0000000000000001 "});
-    CK_LOAD_FAILS(tpath("ck-rng2.safetensors"), DSD_ERR_FORMAT, "'rng' word 0");
-    rewrite(good, tpath("ck-step.safetensors"), &(edit){.meta_key = "step", .meta_value = "-1"});
-    CK_LOAD_FAILS(tpath("ck-step.safetensors"), DSD_ERR_FORMAT, "'step' is '-1'");
-    rewrite(good, tpath("ck-epoch.safetensors"),
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-rng2.safetensors"), DSD_ERR_FORMAT, "'rng' word 0");
+    rewrite(good, tu_path(tmp_dir, "ck-step.safetensors"),
+            &(edit){.meta_key = "step", .meta_value = "-1"});
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-step.safetensors"), DSD_ERR_FORMAT, "'step' is '-1'");
+    rewrite(good, tu_path(tmp_dir, "ck-epoch.safetensors"),
             &(edit){.meta_key = "epoch", .meta_value = "99999999999"});
-    CK_LOAD_FAILS(tpath("ck-epoch.safetensors"), DSD_ERR_FORMAT, "'epoch' is '99999999999'");
-    rewrite(good, tpath("ck-text.safetensors"), &(edit){.drop_meta = "config"});
-    CK_LOAD_FAILS(tpath("ck-text.safetensors"), DSD_ERR_FORMAT, "metadata has no 'config'");
-    rewrite(good, tpath("ck-seed.safetensors"),
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-epoch.safetensors"), DSD_ERR_FORMAT,
+                  "'epoch' is '99999999999'");
+    rewrite(good, tu_path(tmp_dir, "ck-text.safetensors"), &(edit){.drop_meta = "config"});
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-text.safetensors"), DSD_ERR_FORMAT,
+                  "metadata has no 'config'");
+    rewrite(good, tu_path(tmp_dir, "ck-seed.safetensors"),
             &(edit){.meta_key = "generator.dropout_seed", .meta_value = "12345"});
-    CK_LOAD_FAILS(tpath("ck-seed.safetensors"), DSD_ERR_FORMAT, "'generator.dropout_seed'");
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-seed.safetensors"), DSD_ERR_FORMAT,
+                  "'generator.dropout_seed'");
     /* truncated */
     {
         size_t n;
         unsigned char *b = read_bytes(good, &n);
-        write_bytes(tpath("ck-trunc.safetensors"), b, n / 2);
+        write_bytes(tu_path(tmp_dir, "ck-trunc.safetensors"), b, n / 2);
         free(b);
     }
-    CK_LOAD_FAILS(tpath("ck-trunc.safetensors"), DSD_ERR_FORMAT, "ck-trunc.safetensors");
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-trunc.safetensors"), DSD_ERR_FORMAT, "ck-trunc.safetensors");
 
     /* a differently configured discriminator */
     {
@@ -1037,10 +1037,10 @@ START_TEST(test_checkpoint_errors)
         dsd_discriminator_config dc2 = dc;
         dc2.n_layers = 2;
         state_make(&o, &gc, &dc2, 500);
-        TU_OK(dsd_checkpoint_save(ctx, &o.ck, tpath("ck-d2.safetensors")));
+        TU_OK(dsd_checkpoint_save(ctx, &o.ck, tu_path(tmp_dir, "ck-d2.safetensors")));
         state_free(&o);
     }
-    CK_LOAD_FAILS(tpath("ck-d2.safetensors"), DSD_ERR_INVALID_ARGUMENT,
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-d2.safetensors"), DSD_ERR_INVALID_ARGUMENT,
                   "ck-d2.safetensors was saved with discriminator n_layers 2, this model has 3");
     /* moments that are not the network's size */
     {
@@ -1050,11 +1050,11 @@ START_TEST(test_checkpoint_errors)
         s.ck.d_v = &small;
         TU_EXPECT_CTX_ERROR(dsd_checkpoint_load(ctx, &s.ck, good), DSD_ERR_SHAPE,
                             "d_v holds 100 floats");
-        TU_EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &s.ck, tpath("ck-x.safetensors")),
+        TU_EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &s.ck, tu_path(tmp_dir, "ck-x.safetensors")),
                             DSD_ERR_SHAPE, "d_v holds 100 floats");
         s.ck.d_v = keep;
         dsd_tensor_free(ctx, &small);
-        ck_assert(!file_exists(tpath("ck-x.safetensors")));
+        ck_assert(!file_exists(tu_path(tmp_dir, "ck-x.safetensors")));
     }
 
     /* refusals at save: a NaN moment, bad counters; the old file stays */
@@ -1091,30 +1091,10 @@ END_TEST
 
 /* ------------------------------------------------------------------------ */
 
-static void remove_tmp_dir(void)
-{
-    DIR *d = opendir(tmp_dir);
-    if (!d)
-        return;
-    char path[600];
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        snprintf(path, sizeof path, "%s/%s", tmp_dir, e->d_name);
-        if (remove(path) != 0)
-            rmdir(path);
-    }
-    closedir(d);
-    rmdir(tmp_dir);
-}
-
 int main(void)
 {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dsd-model-file-XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
+    if (tu_make_tmp_dir(tmp_dir, sizeof tmp_dir, "model-file") != 0)
         return EXIT_FAILURE;
-    }
     Suite *s = suite_create("model-file");
     TCase *tc = tcase_create("model-file");
     tcase_set_timeout(tc, 300);
@@ -1129,6 +1109,6 @@ int main(void)
     tcase_add_test(tc, test_checkpoint_errors);
     suite_add_tcase(s, tc);
     int status = tu_run(s); /* frees the context */
-    remove_tmp_dir();
+    tu_rmtree(tmp_dir);
     return status;
 }

@@ -21,7 +21,6 @@
  */
 #include "testutil.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,15 +54,6 @@ static void spill(const char *path, const void *bytes, size_t n)
     ck_assert_msg(f, "%s: %s", path, strerror(errno));
     ck_assert(n == 0 || fwrite(bytes, 1, n, f) == n);
     ck_assert(fclose(f) == 0);
-}
-
-static const char *at(const char *rel)
-{
-    static char buf[4][1024];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmp_dir, rel);
-    return buf[k];
 }
 
 /* Runs `tool args` in tmp_dir's parent context; stdout/stderr into
@@ -102,7 +92,7 @@ static void write_image(const char *rel, int w, int h, int seed)
     dsd_image img = {0};
     dsd_error e;
     test_image(&img, w, h, seed);
-    ck_assert_msg(dsd_image_save(at(rel), &img, &e) == DSD_OK, "%s", e.message);
+    ck_assert_msg(dsd_image_save(tu_path(tmp_dir, rel), &img, &e) == DSD_OK, "%s", e.message);
     dsd_image_free(&img);
 }
 
@@ -110,7 +100,7 @@ static void check_size(const char *rel, int w, int h)
 {
     dsd_image img = {0};
     dsd_error e;
-    ck_assert_msg(dsd_image_load(at(rel), &img, &e) == DSD_OK, "%s", e.message);
+    ck_assert_msg(dsd_image_load(tu_path(tmp_dir, rel), &img, &e) == DSD_OK, "%s", e.message);
     ck_assert_msg(img.width == w && img.height == h, "%s is %d x %d, want %d x %d", rel,
                   img.width, img.height, w, h);
     dsd_image_free(&img);
@@ -152,15 +142,15 @@ START_TEST(test_run_outputs)
 {
     make_model();
     char args[2048];
-    ck_assert(mkdir(at("imgs"), 0755) == 0);
+    ck_assert(mkdir(tu_path(tmp_dir, "imgs"), 0755) == 0);
     write_image("a.png", 37, 29, 1);
     write_image("b.jpg", 20, 16, 2);
     write_image("imgs/c.png", 13, 11, 3);
     write_image("imgs/d.jpeg", 9, 8, 4);
-    snprintf(args, sizeof args, "-m %s -o %s --time %s %s %s", model_path, at("res/"),
-             at("a.png"), at("b.jpg"), at("imgs"));
+    snprintf(args, sizeof args, "-m %s -o %s --time %s %s %s", model_path, tu_path(tmp_dir, "res/"),
+             tu_path(tmp_dir, "a.png"), tu_path(tmp_dir, "b.jpg"), tu_path(tmp_dir, "imgs"));
     int rc = run_tool("dsdeblur-run", args);
-    char *out = slurp(at("out"), NULL), *err = slurp(at("err"), NULL);
+    char *out = slurp(tu_path(tmp_dir, "out"), NULL), *err = slurp(tu_path(tmp_dir, "err"), NULL);
     ck_assert_msg(rc == 0, "exit %d\nstdout:\n%s\nstderr:\n%s", rc, out, err);
     ck_assert_msg(err[0] == '\0', "stderr not empty:\n%s", err);
     check_size("res/a.png", 37, 29);
@@ -176,8 +166,8 @@ START_TEST(test_run_outputs)
     /* the tool's pixels are the library's */
     dsd_image in = {0}, want = {0}, got = {0};
     dsd_error e;
-    ck_assert(dsd_image_load(at("a.png"), &in, &e) == DSD_OK);
-    ck_assert(dsd_image_load(at("res/a.png"), &got, &e) == DSD_OK);
+    ck_assert(dsd_image_load(tu_path(tmp_dir, "a.png"), &in, &e) == DSD_OK);
+    ck_assert(dsd_image_load(tu_path(tmp_dir, "res/a.png"), &got, &e) == DSD_OK);
     library_deblur(&in, &want);
     ck_assert_msg(!memcmp(want.data, got.data, dsd_image_numel(&in)),
                   "res/a.png differs from dsd_deblur_image");
@@ -190,39 +180,40 @@ START_TEST(test_run_outputs)
     dsd_image_free(&got);
 
     /* one file to one JPEG file; --format jpg for a folder; tiles */
-    snprintf(args, sizeof args, "-m %s -o %s %s", model_path, at("single.jpg"), at("a.png"));
+    snprintf(args, sizeof args, "-m %s -o %s %s", model_path, tu_path(tmp_dir, "single.jpg"),
+             tu_path(tmp_dir, "a.png"));
     ck_assert_int_eq(run_tool("dsdeblur-run", args), 0);
     check_size("single.jpg", 37, 29);
-    char *jpg = slurp(at("single.jpg"), NULL);
+    char *jpg = slurp(tu_path(tmp_dir, "single.jpg"), NULL);
     ck_assert_msg((unsigned char)jpg[0] == 0xFF && (unsigned char)jpg[1] == 0xD8, "not a JPEG");
     free(jpg);
-    snprintf(args, sizeof args, "-m %s --format jpg --tile 16 -o %s %s", model_path, at("outj"),
-             at("imgs"));
-    ck_assert(mkdir(at("outj"), 0755) == 0); /* an existing folder without '/' */
+    snprintf(args, sizeof args, "-m %s --format jpg --tile 16 -o %s %s", model_path,
+             tu_path(tmp_dir, "outj"), tu_path(tmp_dir, "imgs"));
+    ck_assert(mkdir(tu_path(tmp_dir, "outj"), 0755) == 0); /* an existing folder without '/' */
     ck_assert_int_eq(run_tool("dsdeblur-run", args), 0);
     check_size("outj/c.jpg", 13, 11);
     check_size("outj/d.jpg", 9, 8);
 
     /* existing outputs: refused one by one, then replaced with --force */
-    snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, at("res/"), at("a.png"),
-             at("imgs"));
+    snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, tu_path(tmp_dir, "res/"),
+             tu_path(tmp_dir, "a.png"), tu_path(tmp_dir, "imgs"));
     ck_assert_int_eq(run_tool("dsdeblur-run", args), 1);
-    err = slurp(at("err"), NULL);
+    err = slurp(tu_path(tmp_dir, "err"), NULL);
     ck_assert_msg(count_lines(err) == 3 && strstr(err, "res/a.png exists; use --force") &&
                       strstr(err, "res/c.png exists") && strstr(err, "res/d.png exists"),
                   "stderr:\n%s", err);
     free(err);
-    ck_assert(remove(at("res/c.png")) == 0);
-    snprintf(args, sizeof args, "-m %s -o %s --force %s %s", model_path, at("res/"), at("a.png"),
-             at("imgs"));
+    ck_assert(remove(tu_path(tmp_dir, "res/c.png")) == 0);
+    snprintf(args, sizeof args, "-m %s -o %s --force %s %s", model_path, tu_path(tmp_dir, "res/"),
+             tu_path(tmp_dir, "a.png"), tu_path(tmp_dir, "imgs"));
     ck_assert_int_eq(run_tool("dsdeblur-run", args), 0);
     check_size("res/c.png", 13, 11);
 
     /* two inputs with one stem: the second is refused */
-    snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, at("dup/"), at("a.png"),
-             at("a.png"));
+    snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, tu_path(tmp_dir, "dup/"),
+             tu_path(tmp_dir, "a.png"), tu_path(tmp_dir, "a.png"));
     ck_assert_int_eq(run_tool("dsdeblur-run", args), 1);
-    err = slurp(at("err"), NULL);
+    err = slurp(tu_path(tmp_dir, "err"), NULL);
     ck_assert_msg(count_lines(err) == 1 && strstr(err, "already writes"), "stderr:\n%s", err);
     free(err);
 }
@@ -233,25 +224,27 @@ START_TEST(test_never_overwrite_input)
     make_model();
     char args[2048];
     size_t n0, n1;
-    ck_assert(mkdir(at("in"), 0755) == 0 && mkdir(at("linked"), 0755) == 0);
+    ck_assert(mkdir(tu_path(tmp_dir, "in"), 0755) == 0 &&
+              mkdir(tu_path(tmp_dir, "linked"), 0755) == 0);
     write_image("in/p.png", 16, 12, 5);
-    char *before = slurp(at("in/p.png"), &n0);
-    ck_assert(link(at("in/p.png"), at("linked/p.png")) == 0);
+    char *before = slurp(tu_path(tmp_dir, "in/p.png"), &n0);
+    ck_assert(link(tu_path(tmp_dir, "in/p.png"), tu_path(tmp_dir, "linked/p.png")) == 0);
     const char *cases[][2] = {
         {"in/p.png", "in/p.png"}, /* -o is the input file */
         {"in/", "in/p.png"},      /* the output folder is the input's */
         {"linked/", "in/p.png"},  /* the output is a hard link to the input */
     };
     for (int k = 0; k < TU_COUNT(cases); k++) {
-        const char *o = at(cases[k][0]);
-        snprintf(args, sizeof args, "-m %s --force -o %s %s", model_path, o, at(cases[k][1]));
+        const char *o = tu_path(tmp_dir, cases[k][0]);
+        snprintf(args, sizeof args, "-m %s --force -o %s %s", model_path, o,
+                 tu_path(tmp_dir, cases[k][1]));
         int rc = run_tool("dsdeblur-run", args);
-        char *err = slurp(at("err"), NULL);
+        char *err = slurp(tu_path(tmp_dir, "err"), NULL);
         ck_assert_msg(rc == 1 && count_lines(err) == 1 &&
                           strstr(err, "refusing to overwrite an input"),
                       "case %d: exit %d, stderr:\n%s", k, rc, err);
         free(err);
-        char *after = slurp(at("in/p.png"), &n1);
+        char *after = slurp(tu_path(tmp_dir, "in/p.png"), &n1);
         ck_assert_msg(n0 == n1 && !memcmp(before, after, n0), "case %d: the input changed", k);
         free(after);
     }
@@ -282,14 +275,14 @@ START_TEST(test_bad_inputs)
 {
     make_model();
     char args[2048];
-    ck_assert(mkdir(at("bad"), 0755) == 0);
+    ck_assert(mkdir(tu_path(tmp_dir, "bad"), 0755) == 0);
     write_image("bad/good.png", 12, 10, 6);
-    spill(at("bad/notimg.png"), "hello, not an image\n", 20);
+    spill(tu_path(tmp_dir, "bad/notimg.png"), "hello, not an image\n", 20);
     size_t n;
-    char *png = slurp(at("bad/good.png"), &n);
-    spill(at("bad/trunc.png"), png, n / 2);
+    char *png = slurp(tu_path(tmp_dir, "bad/good.png"), &n);
+    spill(tu_path(tmp_dir, "bad/trunc.png"), png, n / 2);
     free(png);
-    spill(at("bad/empty.png"), "", 0);
+    spill(tu_path(tmp_dir, "bad/empty.png"), "", 0);
     unsigned char h[33] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
     put_be32(h + 8, 13);
     memcpy(h + 12, "IHDR", 4);
@@ -298,12 +291,12 @@ START_TEST(test_bad_inputs)
     h[24] = 8;
     h[25] = 2;
     put_be32(h + 29, crc32_png(h + 12, 17));
-    spill(at("bad/huge.png"), h, sizeof h);
-    ck_assert(mkdir(at("bad/sub.png"), 0755) == 0);
-    snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, at("badout/"), at("bad"),
-             at("missing.png"));
+    spill(tu_path(tmp_dir, "bad/huge.png"), h, sizeof h);
+    ck_assert(mkdir(tu_path(tmp_dir, "bad/sub.png"), 0755) == 0);
+    snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, tu_path(tmp_dir, "badout/"),
+             tu_path(tmp_dir, "bad"), tu_path(tmp_dir, "missing.png"));
     int rc = run_tool("dsdeblur-run", args);
-    char *err = slurp(at("err"), NULL);
+    char *err = slurp(tu_path(tmp_dir, "err"), NULL);
     ck_assert_msg(rc == 1, "exit %d, stderr:\n%s", rc, err);
     ck_assert_msg(count_lines(err) == 6, "want 6 lines, got:\n%s", err);
     static const char *names[] = {"notimg.png", "trunc.png", "empty.png", "huge.png",
@@ -325,15 +318,17 @@ START_TEST(test_usage_and_no_model)
     make_model();
     write_image("u.png", 10, 10, 7);
     char args[2048];
-    snprintf(args, sizeof args, "-o %s %s", at("nomodel/"), at("u.png"));
+    snprintf(args, sizeof args, "-o %s %s", tu_path(tmp_dir, "nomodel/"),
+             tu_path(tmp_dir, "u.png"));
     int rc = run_tool("dsdeblur-run", args);
-    char *err = slurp(at("err"), NULL);
+    char *err = slurp(tu_path(tmp_dir, "err"), NULL);
     ck_assert_msg(rc == 2 && strstr(err, "no default model is installed yet") &&
                       strstr(err, "pass -m"),
                   "exit %d, stderr:\n%s", rc, err);
     free(err);
     struct stat st;
-    ck_assert_msg(stat(at("nomodel"), &st) != 0, "the output folder was created anyway");
+    ck_assert_msg(stat(tu_path(tmp_dir, "nomodel"), &st) != 0,
+                  "the output folder was created anyway");
 
     const char *bad[] = {"-m M -o %s/x.png %s/u.png %s/u.png", /* one file, two inputs */
                          "-m M -o %s/x.gif %s/u.png",          /* unknown output format */
@@ -344,7 +339,7 @@ START_TEST(test_usage_and_no_model)
     for (int k = 0; k < TU_COUNT(bad); k++) {
         snprintf(args, sizeof args, bad[k], tmp_dir, tmp_dir, tmp_dir);
         rc = run_tool("dsdeblur-run", args);
-        err = slurp(at("err"), NULL);
+        err = slurp(tu_path(tmp_dir, "err"), NULL);
         ck_assert_msg(rc == 2 && count_lines(err) >= 1, "'%s': exit %d, stderr:\n%s", args, rc,
                       err);
         free(err);
@@ -359,7 +354,8 @@ START_TEST(test_eval_model_mode)
 {
     make_model();
     char args[2048];
-    ck_assert(mkdir(at("blur"), 0755) == 0 && mkdir(at("sharp"), 0755) == 0);
+    ck_assert(mkdir(tu_path(tmp_dir, "blur"), 0755) == 0 &&
+              mkdir(tu_path(tmp_dir, "sharp"), 0755) == 0);
     static const char *names[] = {"p1.png", "p2.png"};
     static const int sizes[][2] = {{33, 21}, {24, 16}};
     for (int k = 0; k < 2; k++) {
@@ -380,16 +376,17 @@ START_TEST(test_eval_model_mode)
                 }
         char p[64];
         snprintf(p, sizeof p, "sharp/%s", names[k]);
-        ck_assert(dsd_image_save(at(p), &s, &e) == DSD_OK);
+        ck_assert(dsd_image_save(tu_path(tmp_dir, p), &s, &e) == DSD_OK);
         snprintf(p, sizeof p, "blur/%s", names[k]);
-        ck_assert(dsd_image_save(at(p), &b, &e) == DSD_OK);
+        ck_assert(dsd_image_save(tu_path(tmp_dir, p), &b, &e) == DSD_OK);
         dsd_image_free(&s);
         dsd_image_free(&b);
     }
     snprintf(args, sizeof args, "-m %s --blur %s --sharp %s --csv %s --json %s", model_path,
-             at("blur"), at("sharp"), at("m.csv"), at("m.json"));
+             tu_path(tmp_dir, "blur"), tu_path(tmp_dir, "sharp"), tu_path(tmp_dir, "m.csv"),
+             tu_path(tmp_dir, "m.json"));
     int rc = run_tool("dsdeblur-eval", args);
-    char *out = slurp(at("out"), NULL), *err = slurp(at("err"), NULL);
+    char *out = slurp(tu_path(tmp_dir, "out"), NULL), *err = slurp(tu_path(tmp_dir, "err"), NULL);
     ck_assert_msg(rc == 0, "exit %d\nstdout:\n%s\nstderr:\n%s", rc, out, err);
     ck_assert_msg(strstr(out, "in PSNR") && strstr(out, "out SSIM") && strstr(out, "time(s)"),
                   "%s", out);
@@ -402,9 +399,9 @@ START_TEST(test_eval_model_mode)
         char p[64], row[256];
         dsd_image b = {0}, s = {0}, o = {0};
         snprintf(p, sizeof p, "blur/%s", names[k]);
-        ck_assert(dsd_image_load(at(p), &b, &e) == DSD_OK);
+        ck_assert(dsd_image_load(tu_path(tmp_dir, p), &b, &e) == DSD_OK);
         snprintf(p, sizeof p, "sharp/%s", names[k]);
-        ck_assert(dsd_image_load(at(p), &s, &e) == DSD_OK);
+        ck_assert(dsd_image_load(tu_path(tmp_dir, p), &s, &e) == DSD_OK);
         library_deblur(&b, &o);
         double ip, is, op, os;
         ck_assert(dsd_psnr(&b, &s, &ip, &e) == DSD_OK);
@@ -422,12 +419,12 @@ START_TEST(test_eval_model_mode)
     ck_assert_msg(strstr(out, params) && strstr(out, "2 images, SSIM protocol skimage"), "%s",
                   out);
 
-    char *csv = slurp(at("m.csv"), NULL);
+    char *csv = slurp(tu_path(tmp_dir, "m.csv"), NULL);
     const char *hdr = "name,input_psnr_db,input_ssim_skimage,output_psnr_db,output_ssim_skimage,"
                       "seconds,device_seconds,error\n";
     ck_assert_msg(!strncmp(csv, hdr, strlen(hdr)) && count_lines(csv) == 3, "CSV:\n%s", csv);
     ck_assert_msg(strstr(csv, "\np1.png,") && strstr(csv, "\np2.png,"), "CSV:\n%s", csv);
-    char *json = slurp(at("m.json"), NULL);
+    char *json = slurp(tu_path(tmp_dir, "m.json"), NULL);
     snprintf(params, sizeof params, "\"parameters\": %zu", dsd_generator_param_count(&cfg));
     ck_assert_msg(strstr(json, "\"mode\": \"model\"") && strstr(json, params) &&
                       strstr(json, "\"name\": \"p1.png\", \"width\": 33, \"height\": 21") &&
@@ -440,43 +437,22 @@ START_TEST(test_eval_model_mode)
     free(json);
 
     /* a pair missing its sharp image: one line, exit 1; usage errors */
-    spill(at("blur/lonely.png"), "x", 1);
-    snprintf(args, sizeof args, "-m %s --blur %s --sharp %s", model_path, at("blur"),
-             at("sharp"));
+    spill(tu_path(tmp_dir, "blur/lonely.png"), "x", 1);
+    snprintf(args, sizeof args, "-m %s --blur %s --sharp %s", model_path, tu_path(tmp_dir, "blur"),
+             tu_path(tmp_dir, "sharp"));
     ck_assert_int_eq(run_tool("dsdeblur-eval", args), 1);
-    err = slurp(at("err"), NULL);
+    err = slurp(tu_path(tmp_dir, "err"), NULL);
     ck_assert_msg(count_lines(err) == 1 && strstr(err, "lonely.png: only in"), "%s", err);
     free(err);
-    snprintf(args, sizeof args, "-m %s --blur %s", model_path, at("blur"));
+    snprintf(args, sizeof args, "-m %s --blur %s", model_path, tu_path(tmp_dir, "blur"));
     ck_assert_int_eq(run_tool("dsdeblur-eval", args), 2);
 }
 END_TEST
 
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        char sub[1024];
-        for (struct dirent *e; (e = readdir(d));) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            remove_tree(sub);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        remove(path);
-    }
-}
-
 int main(void)
 {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dsd-run-XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
+    if (tu_make_tmp_dir(tmp_dir, sizeof tmp_dir, "run") != 0)
         return EXIT_FAILURE;
-    }
     Suite *s = suite_create("run");
     TCase *tc = tcase_create("run");
     tcase_set_timeout(tc, 600);
@@ -488,6 +464,6 @@ int main(void)
     suite_add_tcase(s, tc);
     int status = tu_run(s);
     tu_ctx_free();
-    remove_tree(tmp_dir);
+    tu_rmtree(tmp_dir);
     return status;
 }

@@ -26,14 +26,6 @@
 
 static char tmp_dir[64];
 
-/* tmp_dir/name into buf. */
-static const char *tmp_path(char *buf, size_t size, const char *name)
-{
-    int n = snprintf(buf, size, "%s/%s", tmp_dir, name);
-    ck_assert(n > 0 && (size_t)n < size);
-    return buf;
-}
-
 static void write_bytes(const char *path, const void *bytes, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -226,7 +218,7 @@ START_TEST(test_round_trip)
     int store_f16 = _i;
     dsd_error err;
     char path[256];
-    tmp_path(path, sizeof path, store_f16 ? "rt16.safetensors" : "rt32.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, store_f16 ? "rt16.safetensors" : "rt32.safetensors");
     tu_rng r = tu_rng_init(17 + (uint64_t)_i);
     float *data[N_RT];
     dsd_safetensors_writer *w;
@@ -344,7 +336,7 @@ START_TEST(test_escaping_and_names)
     enum { N = sizeof names / sizeof names[0] };
     dsd_error err;
     char path[256];
-    tmp_path(path, sizeof path, "escape.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "escape.safetensors");
     dsd_safetensors_writer *w;
     TU_HOST_OK(dsd_safetensors_writer_init(&w, &err), err);
     for (int i = 0; i < N; i++) {
@@ -430,7 +422,7 @@ START_TEST(test_read_handmade_minimal)
 {
     dsd_error err;
     char path[256];
-    tmp_path(path, sizeof path, "hand1.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "hand1.safetensors");
     const char *header = "{\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                          "\"__metadata__\":{\"format\":\"pt\"}}";
     /* 1.0f and -2.0f, little-endian */
@@ -467,7 +459,7 @@ START_TEST(test_read_handmade_mixed)
 {
     dsd_error err;
     char path[256];
-    tmp_path(path, sizeof path, "hand2.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "hand2.safetensors");
     const char *header =
         "{\n"
         "  \"z.half\": {\n"
@@ -624,7 +616,7 @@ START_TEST(test_malformed)
     dsd_error err;
     char path[256], file[64];
     snprintf(file, sizeof file, "bad%02d.safetensors", _i);
-    tmp_path(path, sizeof path, file);
+    tu_path_into(path, sizeof path, tmp_dir, file);
     if (b->header)
         write_handmade(path, b->header, b->declared, NULL, b->data_size);
     else
@@ -647,7 +639,7 @@ START_TEST(test_open_missing_file)
 {
     dsd_error err;
     char path[256];
-    tmp_path(path, sizeof path, "does-not-exist.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "does-not-exist.safetensors");
     dsd_safetensors *st;
     TU_EXPECT_ERROR(dsd_safetensors_open(path, &st, &err), DSD_ERR_IO, err, path, "No such file");
     ck_assert_ptr_null(st);
@@ -661,7 +653,7 @@ START_TEST(test_read_f32_errors)
 {
     dsd_error err;
     char path[256];
-    tmp_path(path, sizeof path, "shapes.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "shapes.safetensors");
     dsd_safetensors_writer *w;
     TU_HOST_OK(dsd_safetensors_writer_init(&w, &err), err);
     float x[15] = {0};
@@ -721,7 +713,7 @@ START_TEST(test_save_replaces_atomically)
 {
     dsd_error err;
     char path[256];
-    tmp_path(path, sizeof path, "replace.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "replace.safetensors");
     dsd_safetensors_writer *w = writer_with("old", 4, 1.0f);
     TU_HOST_OK(dsd_safetensors_writer_save(w, path, &err), err);
     dsd_safetensors_writer_free(w);
@@ -767,13 +759,13 @@ START_TEST(test_save_failures)
     dsd_safetensors_writer *w = writer_with("w", 16384, 3.0f); /* 64 KiB of data */
 
     /* a directory that does not exist: the temporary cannot be created */
-    tmp_path(path, sizeof path, "no-such-dir/model.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "no-such-dir/model.safetensors");
     TU_EXPECT_ERROR(dsd_safetensors_writer_save(w, path, &err), DSD_ERR_IO, err, path,
                     "No such file");
     ck_assert_int_eq(count_temporaries(), 0);
 
     /* path is a directory: everything is written, then rename() fails */
-    tmp_path(dir_path, sizeof dir_path, "a-directory");
+    tu_path_into(dir_path, sizeof dir_path, tmp_dir, "a-directory");
     ck_assert_int_eq(mkdir(dir_path, 0700), 0);
     TU_EXPECT_ERROR(dsd_safetensors_writer_save(w, dir_path, &err), DSD_ERR_IO, err, dir_path,
                     "cannot rename");
@@ -783,7 +775,7 @@ START_TEST(test_save_failures)
     ck_assert_int_eq(rmdir(dir_path), 0);
 
     /* a write failing half-way (file size limit) over an existing file */
-    tmp_path(existing, sizeof existing, "existing.safetensors");
+    tu_path_into(existing, sizeof existing, tmp_dir, "existing.safetensors");
     dsd_safetensors_writer *small = writer_with("kept", 3, 5.0f);
     TU_HOST_OK(dsd_safetensors_writer_save(small, existing, &err), err);
     dsd_safetensors_writer_free(small);
@@ -814,29 +806,10 @@ END_TEST
 
 /* ------------------------------------------------------------------------ */
 
-static void remove_tmp_dir(void)
-{
-    DIR *d = opendir(tmp_dir);
-    if (!d)
-        return;
-    char path[512];
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        snprintf(path, sizeof path, "%s/%s", tmp_dir, e->d_name);
-        remove(path);
-    }
-    closedir(d);
-    rmdir(tmp_dir);
-}
-
 int main(void)
 {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dsd-safetensors-XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
+    if (tu_make_tmp_dir(tmp_dir, sizeof tmp_dir, "safetensors") != 0)
         return EXIT_FAILURE;
-    }
     Suite *s = suite_create("safetensors");
     TCase *tc = tcase_create("safetensors");
     tcase_set_timeout(tc, 300);
@@ -853,6 +826,6 @@ int main(void)
     tcase_add_test(tc, test_save_failures);
     suite_add_tcase(s, tc);
     int status = tu_run(s); /* no OpenCL context is ever created */
-    remove_tmp_dir();
+    tu_rmtree(tmp_dir);
     return status;
 }

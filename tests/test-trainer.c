@@ -15,16 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char root[] = "/tmp/dsdeblur-trainer-XXXXXX";
-
-static const char *path_of(const char *rel)
-{
-    static char buf[4][1024];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", root, rel);
-    return buf[k];
-}
+static char root[64];
 
 /* A 40 x 36 sharp image with edges and its 5 x 1 horizontal box blur. */
 static void make_pair(const char *blur_path, const char *sharp_path, int id)
@@ -64,7 +55,7 @@ static void setup(void)
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "mkdir -p '%s/blur' '%s/sharp' '%s/run'", root, root, root);
     ck_assert_int_eq(system(cmd), 0);
-    make_pair(path_of("blur/a.png"), path_of("sharp/a.png"), 0);
+    make_pair(tu_path(root, "blur/a.png"), tu_path(root, "sharp/a.png"), 0);
 }
 
 /* The tiny paired configuration (content loss L1, lambda 100). */
@@ -80,13 +71,13 @@ static void tiny_config(dsd_config *c, double dropout, const char *run_dir)
                           "train.decay_from=100", "train.seed=7"};
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
         TU_HOST_OK(dsd_config_set(c, sets[i], &err), err);
-    snprintf(set, sizeof set, "data.train_blur=%s", path_of("blur"));
+    snprintf(set, sizeof set, "data.train_blur=%s", tu_path(root, "blur"));
     TU_HOST_OK(dsd_config_set(c, set, &err), err);
-    snprintf(set, sizeof set, "data.train_sharp=%s", path_of("sharp"));
+    snprintf(set, sizeof set, "data.train_sharp=%s", tu_path(root, "sharp"));
     TU_HOST_OK(dsd_config_set(c, set, &err), err);
-    snprintf(set, sizeof set, "data.val_blur=%s", path_of("blur"));
+    snprintf(set, sizeof set, "data.val_blur=%s", tu_path(root, "blur"));
     TU_HOST_OK(dsd_config_set(c, set, &err), err);
-    snprintf(set, sizeof set, "data.val_sharp=%s", path_of("sharp"));
+    snprintf(set, sizeof set, "data.val_sharp=%s", tu_path(root, "sharp"));
     TU_HOST_OK(dsd_config_set(c, set, &err), err);
     snprintf(set, sizeof set, "generator.dropout=%g", dropout);
     TU_HOST_OK(dsd_config_set(c, set, &err), err);
@@ -112,7 +103,7 @@ START_TEST(test_loss_goes_down)
 {
     dsd_error err;
     dsd_config c;
-    tiny_config(&c, 0.0, path_of("run"));
+    tiny_config(&c, 0.0, tu_path(root, "run"));
     dsd_trainer *t;
     TU_HOST_OK(dsd_trainer_init(tu_ctx(), &c, &t, &err), err);
     ck_assert_uint_eq(dsd_trainer_steps_per_epoch(t), 1);
@@ -145,7 +136,7 @@ START_TEST(test_resume_is_bit_exact)
 {
     dsd_error err;
     dsd_config c;
-    tiny_config(&c, 0.5, path_of("run"));
+    tiny_config(&c, 0.5, tu_path(root, "run"));
     enum { HALF = 4 };
     dsd_trainer *t;
     TU_HOST_OK(dsd_trainer_init(tu_ctx(), &c, &t, &err), err);
@@ -159,11 +150,11 @@ START_TEST(test_resume_is_bit_exact)
     TU_HOST_OK(dsd_trainer_init(tu_ctx(), &c, &t, &err), err);
     for (int i = 0; i < HALF; i++)
         TU_HOST_OK(dsd_trainer_step(t, &s, &err), err);
-    TU_HOST_OK(dsd_trainer_save_checkpoint(t, path_of("run/ckpt.safetensors"), &err), err);
+    TU_HOST_OK(dsd_trainer_save_checkpoint(t, tu_path(root, "run/ckpt.safetensors"), &err), err);
     dsd_trainer_free(t);
 
     TU_HOST_OK(dsd_trainer_init(tu_ctx(), &c, &t, &err), err);
-    TU_HOST_OK(dsd_trainer_resume(t, path_of("run/ckpt.safetensors"), &err), err);
+    TU_HOST_OK(dsd_trainer_resume(t, tu_path(root, "run/ckpt.safetensors"), &err), err);
     ck_assert_uint_eq(dsd_trainer_step_index(t), HALF);
     for (int i = 0; i < HALF; i++) {
         TU_HOST_OK(dsd_trainer_step(t, &s, &err), err);
@@ -181,7 +172,7 @@ START_TEST(test_resume_is_bit_exact)
     /* another seed refuses the checkpoint */
     TU_HOST_OK(dsd_config_set(&c, "train.seed=8", &err), err);
     TU_HOST_OK(dsd_trainer_init(tu_ctx(), &c, &t, &err), err);
-    ck_assert_int_ne(dsd_trainer_resume(t, path_of("run/ckpt.safetensors"), &err), DSD_OK);
+    ck_assert_int_ne(dsd_trainer_resume(t, tu_path(root, "run/ckpt.safetensors"), &err), DSD_OK);
     ck_assert_msg(strstr(err.message, "train.seed") != NULL, "%s", err.message);
     dsd_trainer_free(t);
     free(straight);
@@ -194,10 +185,10 @@ START_TEST(test_synthetic_and_nan)
 {
     dsd_error err;
     dsd_config c;
-    tiny_config(&c, 0.5, path_of("run"));
+    tiny_config(&c, 0.5, tu_path(root, "run"));
     char set[1200];
     TU_HOST_OK(dsd_config_set(&c, "data.mode=synthetic", &err), err);
-    snprintf(set, sizeof set, "data.train=%s", path_of("sharp"));
+    snprintf(set, sizeof set, "data.train=%s", tu_path(root, "sharp"));
     TU_HOST_OK(dsd_config_set(&c, set, &err), err);
     TU_HOST_OK(dsd_config_set(&c, "data.kernel_size=9", &err), err);
     TU_HOST_OK(dsd_config_set(&c, "data.noise_sigma=0.01", &err), err);
@@ -231,7 +222,7 @@ START_TEST(test_log_and_plot)
 {
     dsd_error err;
     dsd_train_log *log;
-    TU_HOST_OK(dsd_train_log_open(&log, path_of("run"), 0, &err), err);
+    TU_HOST_OK(dsd_train_log_open(&log, tu_path(root, "run"), 0, &err), err);
     for (int i = 0; i < 10; i++) {
         dsd_step_stats s = {.step = (uint64_t)i, .epoch = i / 5, .lr = 1e-4,
                             .loss_d = 1.3 - 0.01 * i, .loss_g_adv = 0.7, .loss_content = 0.5 / (i + 1),
@@ -245,12 +236,12 @@ START_TEST(test_log_and_plot)
     TU_HOST_OK(dsd_train_log_plot(log, &err), err);
     dsd_train_log_close(log);
     /* resumed from step 6: rows 6.. dropped, then continued */
-    TU_HOST_OK(dsd_train_log_open(&log, path_of("run"), 6, &err), err);
+    TU_HOST_OK(dsd_train_log_open(&log, tu_path(root, "run"), 6, &err), err);
     dsd_step_stats s = {.step = 6, .loss_d = 9, .loss_g = 9};
     TU_HOST_OK(dsd_train_log_step(log, &s, 0.1, &err), err);
     TU_HOST_OK(dsd_train_log_plot(log, &err), err);
     dsd_train_log_close(log);
-    FILE *f = fopen(path_of("run/log.csv"), "r");
+    FILE *f = fopen(tu_path(root, "run/log.csv"), "r");
     ck_assert(f != NULL);
     char line[512];
     int rows = 0;
@@ -259,7 +250,7 @@ START_TEST(test_log_and_plot)
         rows++;
     fclose(f);
     ck_assert_int_eq(rows, 7); /* steps 0..5, then the new 6 */
-    f = fopen(path_of("run/plot.svg"), "r");
+    f = fopen(tu_path(root, "run/plot.svg"), "r");
     ck_assert(f != NULL);
     size_t n = fread(line, 1, sizeof line - 1, f);
     line[n] = '\0';
@@ -270,10 +261,8 @@ END_TEST
 
 int main(void)
 {
-    if (!mkdtemp(root)) {
-        perror("mkdtemp");
+    if (tu_make_tmp_dir(root, sizeof root, "trainer") != 0)
         return 1;
-    }
     Suite *s = suite_create("trainer");
     TCase *tc = tcase_create("trainer");
     tcase_add_unchecked_fixture(tc, setup, NULL);
@@ -283,10 +272,7 @@ int main(void)
     tcase_add_test(tc, test_log_and_plot);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", root);
+    tu_rmtree(root);
     tu_ctx_free();
     return rc;
 }

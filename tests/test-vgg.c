@@ -44,13 +44,6 @@ static const double STD[3] = {0.229, 0.224, 0.225};
 
 static char tmp_dir[64];
 
-static const char *tmp_path(char *buf, size_t size, const char *name)
-{
-    int n = snprintf(buf, size, "%s/%s", tmp_dir, name);
-    ck_assert(n > 0 && (size_t)n < size);
-    return buf;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Reference network */
 
@@ -645,7 +638,7 @@ START_TEST(test_load)
                         "no weights", "doc/vgg.md");
 
     /* F32 with extra keys: exact */
-    tmp_path(path, sizeof path, "vgg32.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "vgg32.safetensors");
     write_weights(&k, path, 0, NULL, NULL);
     TU_OK(dsd_vgg_load(ctx, &vgg, path));
     ck_assert_int_eq(vgg.has_weights, 1);
@@ -656,23 +649,23 @@ START_TEST(test_load)
     double *h16 = tu_alloc(k.count);
     for (size_t i = 0; i < k.count; i++)
         h16[i] = dsd_st_f16_to_f32(dsd_st_f32_to_f16((float)k.p[i]));
-    tmp_path(path, sizeof path, "vgg16.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "vgg16.safetensors");
     write_weights(&k, path, 1, NULL, NULL);
     TU_OK(dsd_vgg_load(ctx, &vgg, path));
     expect_values(&vgg, h16, "F16 load");
 
     /* BF16 */
     double *b16 = tu_alloc(k.count);
-    tmp_path(path, sizeof path, "vggbf16.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "vggbf16.safetensors");
     write_bf16(&k, path, b16);
     TU_OK(dsd_vgg_load(ctx, &vgg, path));
     expect_values(&vgg, b16, "BF16 load");
 
     /* back to F32, then failures leave these values in place */
-    tmp_path(path, sizeof path, "vgg32.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "vgg32.safetensors");
     TU_OK(dsd_vgg_load(ctx, &vgg, path));
 
-    tmp_path(path, sizeof path, "missing.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "missing.safetensors");
     write_weights(&k, path, 0, "features.12.bias", NULL);
     TU_EXPECT_CTX_ERROR(dsd_vgg_load(ctx, &vgg, path), DSD_ERR_FORMAT, path, "'features.12.bias'",
                         "conv3_2", "doc/vgg.md");
@@ -680,14 +673,14 @@ START_TEST(test_load)
     printf("missing tensor: %s\n", msg);
     expect_values(&vgg, k.p, "after a failed load (missing tensor)");
 
-    tmp_path(path, sizeof path, "wrong.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "wrong.safetensors");
     write_weights(&k, path, 0, NULL, "features.5.weight");
     TU_EXPECT_CTX_ERROR(dsd_vgg_load(ctx, &vgg, path), DSD_ERR_FORMAT, path, "'features.5.weight'",
                         "conv2_1", "[128,64,9,1]", "[128,64,3,3]");
     printf("wrong shape: %s\n", dsd_context_error(ctx)->message);
     expect_values(&vgg, k.p, "after a failed load (wrong shape)");
 
-    tmp_path(path, sizeof path, "does-not-exist.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "does-not-exist.safetensors");
     TU_EXPECT_CTX_ERROR(dsd_vgg_load(ctx, &vgg, path), DSD_ERR_IO, path, "doc/vgg.md",
                         "convert_vgg19.py");
     TU_EXPECT_CTX_ERROR(dsd_vgg_load(ctx, &vgg, NULL), DSD_ERR_INVALID_ARGUMENT, "doc/vgg.md");
@@ -698,7 +691,7 @@ START_TEST(test_load)
     dsd_vgg deep;
     dsd_vgg_config c16 = {16};
     TU_OK(dsd_vgg_init(ctx, &deep, &c16));
-    tmp_path(path, sizeof path, "vgg32.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "vgg32.safetensors");
     TU_EXPECT_CTX_ERROR(dsd_vgg_load(ctx, &deep, path), DSD_ERR_FORMAT, "features.16.bias",
                         "conv3_4");
     ck_assert_int_eq(deep.has_weights, 0);
@@ -755,7 +748,7 @@ START_TEST(test_perceptual_needs_weights)
     TU_EXPECT_CTX_ERROR(dsd_content_loss_init(ctx, &l, DSD_CONTENT_LOSS_PERCEPTUAL, "", NULL),
                         DSD_ERR_INVALID_ARGUMENT, "doc/vgg.md");
     char path[128];
-    tmp_path(path, sizeof path, "absent.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "absent.safetensors");
     uint64_t before = dsd_pool_get_stats(ctx).bytes_in_use;
     TU_EXPECT_CTX_ERROR(dsd_content_loss_init(ctx, &l, DSD_CONTENT_LOSS_PERCEPTUAL, path, NULL),
                         DSD_ERR_IO, path, "doc/vgg.md");
@@ -859,7 +852,7 @@ static void check_content(dsd_content_loss_kind kind, int n, int h, int w, uint6
         case_make(&k.v, &shape_only, n, h, w, seed);
         free(k.v.x); /* the reference network is run on fake and real instead */
         k.v.x = NULL;
-        tmp_path(path, sizeof path, "content.safetensors");
+        tu_path_into(path, sizeof path, tmp_dir, "content.safetensors");
         write_weights(&k.v, path, 0, NULL, NULL);
     }
     size_t m = lcase_numel(&k);
@@ -963,25 +956,10 @@ END_TEST
 
 /* ------------------------------------------------------------------------ */
 
-static void remove_tmp_dir(void)
-{
-    const char *names[] = {"vgg32.safetensors", "vgg16.safetensors", "vggbf16.safetensors",
-                           "missing.safetensors", "wrong.safetensors", "content.safetensors"};
-    char path[128];
-    for (int i = 0; i < TU_COUNT(names); i++) { /* outside a test: no ck_assert */
-        snprintf(path, sizeof path, "%s/%s", tmp_dir, names[i]);
-        unlink(path);
-    }
-    rmdir(tmp_dir);
-}
-
 int main(void)
 {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dsd-vgg-XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
+    if (tu_make_tmp_dir(tmp_dir, sizeof tmp_dir, "vgg") != 0)
         return EXIT_FAILURE;
-    }
     Suite *s = suite_create("vgg");
     TCase *tc = tcase_create("vgg");
     tcase_set_timeout(tc, 900);
@@ -998,6 +976,6 @@ int main(void)
     suite_add_tcase(s, tc);
     int status = tu_run(s); /* frees the shared context first */
     clfftTeardown();        /* the FFT loss's process-wide clFFT state (see src/ops/fft_loss.c) */
-    remove_tmp_dir();
+    tu_rmtree(tmp_dir);
     return status;
 }

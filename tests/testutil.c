@@ -3,11 +3,15 @@
  */
 #include "testutil.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static dsd_context *shared_ctx;
 
@@ -379,4 +383,82 @@ void tu_expect_error_(dsd_status st, dsd_status want, const dsd_error *err, cons
         ck_assert_msg(strstr(err->message, s), "%s:%d: message \"%s\" lacks \"%s\"", file,
                       line, err->message, s);
     va_end(ap);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Temporary folders and paths */
+
+int tu_make_tmp_dir(char *buf, size_t size, const char *name)
+{
+    int n = snprintf(buf, size, "/tmp/dsdeblur-%s-XXXXXX", name);
+    if (n < 0 || (size_t)n >= size) {
+        fprintf(stderr, "tu_make_tmp_dir: a %zu-byte buffer cannot hold the name for '%s'\n",
+                size, name);
+        return -1;
+    }
+    if (!mkdtemp(buf)) {
+        fprintf(stderr, "mkdtemp %s: %s\n", buf, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void tu_mkdtemp(char *buf, size_t size, const char *name)
+{
+    ck_assert_msg(tu_make_tmp_dir(buf, size, name) == 0, "cannot make a temporary folder for %s",
+                  name);
+}
+
+int tu_rmtree(const char *path)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        fprintf(stderr, "could not remove %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    if (S_ISDIR(sb.st_mode)) {
+        DIR *d = opendir(path);
+        if (d) {
+            for (struct dirent *e; (e = readdir(d));) {
+                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                    continue;
+                size_t n = strlen(path) + strlen(e->d_name) + 2;
+                char *sub = malloc(n);
+                if (!sub) {
+                    rc = -1;
+                    break;
+                }
+                snprintf(sub, n, "%s/%s", path, e->d_name);
+                rc |= tu_rmtree(sub);
+                free(sub);
+            }
+            closedir(d);
+        }
+        if (rmdir(path) != 0) {
+            fprintf(stderr, "could not remove %s: %s\n", path, strerror(errno));
+            rc = -1;
+        }
+    } else if (unlink(path) != 0) {
+        fprintf(stderr, "could not remove %s: %s\n", path, strerror(errno));
+        rc = -1;
+    }
+    return rc;
+}
+
+const char *tu_path_into(char *buf, size_t size, const char *dir, const char *rel)
+{
+    int n = snprintf(buf, size, "%s/%s", dir, rel);
+    ck_assert_msg(n > 0 && (size_t)n < size, "path too long for %zu bytes: %s/%s", size, dir,
+                  rel);
+    return buf;
+}
+
+const char *tu_path(const char *dir, const char *rel)
+{
+    static char bufs[8][1024];
+    static int next;
+    return tu_path_into(bufs[next++ % 8], sizeof bufs[0], dir, rel);
 }

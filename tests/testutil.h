@@ -179,4 +179,26 @@ void tu_host_ok_(dsd_status st, const dsd_error *err, const char *expr, const ch
 void tu_expect_error_(dsd_status st, dsd_status want, const dsd_error *err, const char *file,
                       int line, ...);
 
+/* ------------------------------------------------------------------------ */
+/* Temporary folders and paths (host only) */
+
+/* Makes a fresh folder /tmp/dsdeblur-<name>-XXXXXX in buf (64 bytes do).
+ * Returns 0, or -1 after saying why on stderr. It does not assert, so main()
+ * can call it before the suite runs. */
+int tu_make_tmp_dir(char *buf, size_t size, const char *name);
+/* The same inside a test, failing the test when the folder cannot be made. */
+void tu_mkdtemp(char *buf, size_t size, const char *name);
+/* Removes path and everything below it (links themselves, never their
+ * targets). Returns 0, or -1 after naming on stderr what is left. Does not
+ * assert, so main() can call it after the suite. */
+int tu_rmtree(const char *path);
+
+/* dir/rel in one of eight rotating buffers: good for the arguments of a call
+ * or two; copy a path that must live longer. Fails the test if it does not
+ * fit (1024 bytes). */
+const char *tu_path(const char *dir, const char *rel);
+/* dir/rel into buf (of size bytes), for a path that must live longer;
+ * returns buf. Fails the test if it does not fit. */
+const char *tu_path_into(char *buf, size_t size, const char *dir, const char *rel);
+
 #endif
