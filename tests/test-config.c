@@ -17,10 +17,7 @@ static char tmpdir[64];
 static const char *write_file(const char *name, const char *text)
 {
     const char *path = tu_path(tmpdir, name);
-    FILE *f = fopen(path, "wb");
-    ck_assert(f != NULL);
-    ck_assert_uint_eq(fwrite(text, 1, strlen(text), f), strlen(text));
-    ck_assert_int_eq(fclose(f), 0);
+    tu_write_file(path, text, strlen(text));
     return path;
 }
 

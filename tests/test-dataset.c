@@ -69,10 +69,7 @@ static void make_tree(void)
         write_image(tu_path(root, rel), 33, 45, 20 + i, 0);
     }
     write_image(tu_path(root, "gopro/seqB/blur/orphan.png"), 33, 45, 1, 1); /* no sharp partner */
-    FILE *f = fopen(tu_path(root, "gopro/seqA/blur/readme.txt"), "w"); /* not an image: ignored */
-    ck_assert(f != NULL);
-    fputs("x", f);
-    fclose(f);
+    tu_write_file(tu_path(root, "gopro/seqA/blur/readme.txt"), "x", 1); /* not an image: ignored */
     for (int i = 0; i < 5; i++) {
         snprintf(rel, sizeof rel, "paired/blur/img%d.png", i);
         write_image(tu_path(root, rel), 30, 30, 50 + i, 1);
@@ -229,9 +226,8 @@ START_TEST(test_bad_samples)
     write_image(tu_path(root, "bad/sharp/b.png"), 30, 30, 2, 0);
     write_image(tu_path(root, "bad/blur/c.png"), 10, 10, 3, 1); /* smaller than the crop */
     write_image(tu_path(root, "bad/sharp/c.png"), 10, 10, 3, 0);
-    FILE *f = fopen(tu_path(root, "bad/blur/d.png"), "wb"); /* not a PNG */
-    fputs("this is not an image", f);
-    fclose(f);
+    const char text[] = "this is not an image";
+    tu_write_file(tu_path(root, "bad/blur/d.png"), text, sizeof text - 1); /* not a PNG */
     write_image(tu_path(root, "bad/sharp/d.png"), 30, 30, 4, 0);
 
     dsd_dataset ds;

@@ -28,35 +28,11 @@ static char tmp_dir[64];
 static const char *pairs[] = {"astro_61x47_noise", "chelsea_64x64_blur", "coffee_33x29_motion",
                               "astro_11x11_shift"};
 
-static char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    ck_assert(fseek(f, 0, SEEK_END) == 0);
-    long size = ftell(f);
-    ck_assert(size >= 0 && fseek(f, 0, SEEK_SET) == 0);
-    char *buf = malloc((size_t)size + 1);
-    ck_assert(buf && fread(buf, 1, (size_t)size, f) == (size_t)size);
-    buf[size] = '\0';
-    fclose(f);
-    if (n)
-        *n = (size_t)size;
-    return buf;
-}
-
-static void spill(const char *path, const char *bytes, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    ck_assert(n == 0 || fwrite(bytes, 1, n, f) == n);
-    ck_assert(fclose(f) == 0);
-}
-
 static void copy_file(const char *from, const char *to)
 {
     size_t n;
-    char *b = slurp(from, &n);
-    spill(to, b, n);
+    char *b = tu_read_file(from, &n);
+    tu_write_file(to, b, n);
     free(b);
 }
 
@@ -72,19 +48,10 @@ static int run_eval(const char *args)
     return WEXITSTATUS(st);
 }
 
+/* tmp_dir/name, read whole (tu_read_file); free() it. */
 static char *tmp_file(const char *name)
 {
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", tmp_dir, name);
-    return slurp(path, NULL);
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
+    return tu_read_file(tu_path(tmp_dir, name), NULL);
 }
 
 static void setup_folders(void)
@@ -123,11 +90,11 @@ static void add_problems(void)
     snprintf(to, sizeof to, "%s/B/size,odd.png", tmp_dir);
     copy_file(from, to);
     snprintf(to, sizeof to, "%s/A/bad.jpg", tmp_dir);
-    spill(to, "not a jpeg", 10);
+    tu_write_file(to, "not a jpeg", 10);
     snprintf(to, sizeof to, "%s/B/bad.jpg", tmp_dir);
-    spill(to, "not a jpeg", 10);
+    tu_write_file(to, "not a jpeg", 10);
     snprintf(to, sizeof to, "%s/A/README", tmp_dir); /* ignored: no image extension */
-    spill(to, "x", 1);
+    tu_write_file(to, "x", 1);
     snprintf(to, sizeof to, "%s/B/sub.png", tmp_dir); /* ignored: a folder */
     ck_assert(mkdir(to, 0755) == 0);
 }
@@ -176,13 +143,13 @@ START_TEST(test_eval_folders)
                   "ignored files were not ignored:\n%s\n%s", out, err);
 
     /* one stderr line per problem, naming the file */
-    ck_assert_msg(count_lines(err) == 3, "want 3 lines on stderr, got:\n%s", err);
+    ck_assert_msg(tu_count_lines(err) == 3, "want 3 lines on stderr, got:\n%s", err);
     ck_assert_msg(strstr(err, "onlyA.PNG: only in"), "%s", err);
     ck_assert_msg(strstr(err, "bad.jpg:") && strstr(err, "not an image"), "%s", err);
     ck_assert_msg(strstr(err, "size,odd.png: sizes differ: 11 x 11"), "%s", err);
 
     char *csv = tmp_file("r.csv");
-    ck_assert_msg(count_lines(csv) == 1 + 5 + 3, "CSV:\n%s", csv);
+    ck_assert_msg(tu_count_lines(csv) == 1 + 5 + 3, "CSV:\n%s", csv);
     ck_assert_msg(!strncmp(csv, "name,psnr_db,ssim_skimage,error\n", 32), "CSV:\n%s", csv);
     ck_assert_msg(strstr(csv, "\nsame.png,inf,1.00000000,\n"), "CSV:\n%s", csv);
     ck_assert_msg(strstr(csv, "\n\"size,odd.png\",,,\"sizes differ"), "CSV:\n%s", csv);

@@ -18,7 +18,6 @@
 #include <stb_image_write.h>
 
 #include <dirent.h>
-#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,29 +28,6 @@
 #include <unistd.h>
 
 static char tmp_dir[64];
-
-static void write_bytes(const char *path, const void *bytes, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    ck_assert(n == 0 || fwrite(bytes, 1, n, f) == n);
-    ck_assert(fclose(f) == 0);
-}
-
-static unsigned char *read_bytes(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    ck_assert(fseek(f, 0, SEEK_END) == 0);
-    long size = ftell(f);
-    ck_assert(size >= 0 && fseek(f, 0, SEEK_SET) == 0);
-    unsigned char *buf = malloc((size_t)size + 1);
-    ck_assert(buf);
-    ck_assert((size_t)size == fread(buf, 1, (size_t)size, f));
-    fclose(f);
-    *n = (size_t)size;
-    return buf;
-}
 
 /* Files in tmp_dir whose name contains ".tmp." (left-over temporaries). */
 static int count_temporaries(void)
@@ -132,7 +108,7 @@ START_TEST(test_jpeg_round_trip)
         tu_path_into(path, sizeof path, tmp_dir, names[s]);
         TU_HOST_OK(dsd_image_save(path, &img, &err), err);
         size_t nbytes;
-        unsigned char *bytes = read_bytes(path, &nbytes);
+        unsigned char *bytes = tu_read_file(path, &nbytes);
         ck_assert_msg(nbytes > 2 && bytes[0] == 0xFF && bytes[1] == 0xD8, "%s: not a JPEG",
                       path);
         free(bytes);
@@ -258,7 +234,7 @@ static void write_png_header(const char *path, uint32_t w, uint32_t h)
     b[25] = 2; /* colour type RGB */
     b[26] = b[27] = b[28] = 0;
     put_be32(b + 29, png_crc(b + 12, 17));
-    write_bytes(path, b, sizeof b);
+    tu_write_file(path, b, sizeof b);
 }
 
 START_TEST(test_load_errors)
@@ -278,19 +254,19 @@ START_TEST(test_load_errors)
     ck_assert(rmdir(path) == 0);
 
     tu_path_into(path, sizeof path, tmp_dir, "empty.png");
-    write_bytes(path, "", 0);
+    tu_write_file(path, "", 0);
     TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "empty.png",
                     "empty file", "0 bytes");
 
     tu_path_into(path, sizeof path, tmp_dir, "notes.png");
     const char text[] = "these are not the pixels you are looking for\n";
-    write_bytes(path, text, sizeof text - 1);
+    tu_write_file(path, text, sizeof text - 1);
     TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "notes.png",
                     "not an image");
 
     /* a PNG signature alone */
     tu_path_into(path, sizeof path, tmp_dir, "sig.png");
-    write_bytes(path, "\x89PNG\r\n\x1a\n", 8);
+    tu_write_file(path, "\x89PNG\r\n\x1a\n", 8);
     TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "sig.png",
                     "not an image");
 
@@ -300,8 +276,8 @@ START_TEST(test_load_errors)
     tu_path_into(path, sizeof path, tmp_dir, "cut.png");
     TU_HOST_OK(dsd_image_save(path, &full, &err), err);
     size_t n;
-    unsigned char *bytes = read_bytes(path, &n);
-    write_bytes(path, bytes, n / 2);
+    unsigned char *bytes = tu_read_file(path, &n);
+    tu_write_file(path, bytes, n / 2);
     free(bytes);
     TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "cut.png",
                     "cannot decode", "61 x 47");
@@ -376,7 +352,7 @@ START_TEST(test_save_atomic)
     make_image(&old, 5, 5, 11, 0);
     TU_HOST_OK(dsd_image_save(path, &old, &err), err);
     size_t size_before, size_after;
-    unsigned char *before = read_bytes(path, &size_before);
+    unsigned char *before = tu_read_file(path, &size_before);
 
     /* A save that fails mid-write (file size limit): the old file stays. */
     make_image(&big, 64, 64, 12, 0); /* noise: ~12 KB of PNG */
@@ -391,7 +367,7 @@ START_TEST(test_save_atomic)
     signal(SIGXFSZ, old_handler);
     TU_EXPECT_ERROR(st, DSD_ERR_IO, err, "write failed", "File too large");
     ck_assert_int_eq(count_temporaries(), 0);
-    unsigned char *after = read_bytes(path, &size_after);
+    unsigned char *after = tu_read_file(path, &size_after);
     ck_assert_uint_eq(size_after, size_before);
     ck_assert(memcmp(before, after, size_before) == 0);
     free(after);

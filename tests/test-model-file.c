@@ -25,7 +25,6 @@
 #include "testutil.h"
 #include "io/safetensors.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,35 +116,6 @@ static void expect_unchanged(const char *what, const dsd_params *p, const dsd_te
 /* ------------------------------------------------------------------------ */
 /* Files built by hand */
 
-static void write_bytes(const char *path, const void *bytes, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    ck_assert(n == 0 || fwrite(bytes, 1, n, f) == n);
-    ck_assert(fclose(f) == 0);
-}
-
-static unsigned char *read_bytes(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    ck_assert(fseek(f, 0, SEEK_END) == 0);
-    long size = ftell(f);
-    ck_assert(size >= 0 && fseek(f, 0, SEEK_SET) == 0);
-    unsigned char *buf = malloc((size_t)size + 1);
-    ck_assert(buf);
-    ck_assert((size_t)fread(buf, 1, (size_t)size, f) == (size_t)size);
-    fclose(f);
-    *n = (size_t)size;
-    return buf;
-}
-
-static int file_exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
-
 /* How rewrite() changes a file (NULL fields: no change). */
 typedef struct edit {
     const char *drop_tensor;
@@ -205,13 +175,13 @@ static void patch(const char *src, const char *dst, const char *from, const char
 {
     size_t n, len = strlen(from);
     ck_assert_uint_eq(len, strlen(to));
-    unsigned char *b = read_bytes(src, &n);
+    unsigned char *b = tu_read_file(src, &n);
     size_t at = 0;
     while (at + len <= n && memcmp(b + at, from, len))
         at++;
     ck_assert_msg(at + len <= n, "%s has no \"%s\"", src, from);
     memcpy(b + at, to, len);
-    write_bytes(dst, b, n);
+    tu_write_file(dst, b, n);
     free(b);
 }
 
@@ -220,7 +190,7 @@ static void patch(const char *src, const char *dst, const char *from, const char
 static void relabel_bf16(const char *src, const char *dst, const char *name)
 {
     size_t n;
-    unsigned char *b = read_bytes(src, &n);
+    unsigned char *b = tu_read_file(src, &n);
     uint64_t len = 0;
     for (int i = 0; i < 8; i++)
         len |= (uint64_t)b[i] << (8 * i);
@@ -396,7 +366,7 @@ START_TEST(test_generator_f16)
     TU_EXPECT_CTX_ERROR(
         dsd_generator_save(ctx, &a, tu_path(tmp_dir, "big.safetensors"), DSD_STORAGE_F16),
         DSD_ERR_INVALID_ARGUMENT, "big.safetensors", "'head.weight' element 3", "F16");
-    ck_assert(!file_exists(tu_path(tmp_dir, "big.safetensors")));
+    ck_assert(!tu_file_exists(tu_path(tmp_dir, "big.safetensors")));
     TU_OK(dsd_generator_save(ctx, &a, tu_path(tmp_dir, "big.safetensors"), DSD_STORAGE_F32));
 
     free(w);
@@ -495,7 +465,7 @@ START_TEST(test_generator_malformed)
     snprintf(good, sizeof good, "%s", tu_path(tmp_dir, "good.safetensors"));
     TU_OK(dsd_generator_save(ctx, &src, good, DSD_STORAGE_F32));
     size_t n;
-    unsigned char *bytes = read_bytes(good, &n);
+    unsigned char *bytes = tu_read_file(good, &n);
 #define LOAD_FAILS(file, status, ...)                                                              \
     do {                                                                                           \
         TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, (file)), (status), __VA_ARGS__);           \
@@ -523,11 +493,11 @@ START_TEST(test_generator_malformed)
     LOAD_FAILS(tu_path(tmp_dir, "i32.safetensors"), DSD_ERR_FORMAT, "i32.safetensors",
                "tensor 'head.bias' is I32; expected F32, F16 or BF16");
     /* 5. truncated inside the data */
-    write_bytes(tu_path(tmp_dir, "trunc.safetensors"), bytes, n - n / 3);
+    tu_write_file(tu_path(tmp_dir, "trunc.safetensors"), bytes, n - n / 3);
     LOAD_FAILS(tu_path(tmp_dir, "trunc.safetensors"), DSD_ERR_FORMAT, "trunc.safetensors",
                "run past the end of the data section");
     /* 6. zero bytes */
-    write_bytes(tu_path(tmp_dir, "empty.safetensors"), bytes, 0);
+    tu_write_file(tu_path(tmp_dir, "empty.safetensors"), bytes, 0);
     LOAD_FAILS(tu_path(tmp_dir, "empty.safetensors"), DSD_ERR_FORMAT, "empty.safetensors",
                "file is 0 bytes");
     /* 7. a header length beyond the end of the file */
@@ -538,7 +508,7 @@ START_TEST(test_generator_malformed)
         uint64_t len = (uint64_t)n; /* > n - 8 */
         for (int i = 0; i < 8; i++)
             lie[i] = (unsigned char)(len >> (8 * i));
-        write_bytes(tu_path(tmp_dir, "lie.safetensors"), lie, n);
+        tu_write_file(tu_path(tmp_dir, "lie.safetensors"), lie, n);
         free(lie);
     }
     LOAD_FAILS(tu_path(tmp_dir, "lie.safetensors"), DSD_ERR_FORMAT, "lie.safetensors",
@@ -546,7 +516,7 @@ START_TEST(test_generator_malformed)
     /* 8. not a safetensors file at all */
     {
         const char ppm[] = "P6\n4 4\n255\n0123456789abcdef0123456789abcdef0123456789abcdef";
-        write_bytes(tu_path(tmp_dir, "image.ppm"), ppm, sizeof ppm - 1);
+        tu_write_file(tu_path(tmp_dir, "image.ppm"), ppm, sizeof ppm - 1);
     }
     LOAD_FAILS(tu_path(tmp_dir, "image.ppm"), DSD_ERR_FORMAT, "image.ppm",
                "not a safetensors file");
@@ -695,7 +665,7 @@ START_TEST(test_save_refusals)
     snprintf(path, sizeof path, "%s", tu_path(tmp_dir, "keep.safetensors"));
     TU_OK(dsd_generator_save(ctx, &g, path, DSD_STORAGE_F32));
     size_t n0;
-    unsigned char *old = read_bytes(path, &n0);
+    unsigned char *old = tu_read_file(path, &n0);
 
     /* NaN and Inf weights: refused, naming the tensor; the old file stays */
     float *w = download(&g.params.values);
@@ -711,7 +681,7 @@ START_TEST(test_save_refusals)
     TU_EXPECT_CTX_ERROR(dsd_generator_save(ctx, &g, path, DSD_STORAGE_F16), DSD_ERR_NAN,
                         "'blocks.0.dsc.2.pointwise.weight' element 5 is -inf");
     size_t n1;
-    unsigned char *now = read_bytes(path, &n1);
+    unsigned char *now = tu_read_file(path, &n1);
     ck_assert(n1 == n0 && !memcmp(now, old, n0));
     free(now);
     w[e->offset + 5] = saved;
@@ -722,7 +692,7 @@ START_TEST(test_save_refusals)
     TU_EXPECT_CTX_ERROR(
         dsd_generator_save(ctx, &g, tu_path(tmp_dir, "no-such-dir/g.safetensors"), DSD_STORAGE_F32),
         DSD_ERR_IO, "no-such-dir/g.safetensors");
-    ck_assert(!file_exists(tu_path(tmp_dir, "no-such-dir")));
+    ck_assert(!tu_file_exists(tu_path(tmp_dir, "no-such-dir")));
 
     /* the temporary's name taken by a directory: the write fails before the
      * rename, for root too, and the existing file is left byte for byte */
@@ -731,13 +701,13 @@ START_TEST(test_save_refusals)
     ck_assert_int_eq(mkdir(tmp, 0700), 0);
     TU_EXPECT_CTX_ERROR(dsd_generator_save(ctx, &g, path, DSD_STORAGE_F32), DSD_ERR_IO,
                         "keep.safetensors", "cannot create");
-    now = read_bytes(path, &n1);
+    now = tu_read_file(path, &n1);
     ck_assert(n1 == n0 && !memcmp(now, old, n0));
     free(now);
     ck_assert_int_eq(rmdir(tmp), 0);
     /* and once the way is clear the save replaces it */
     TU_OK(dsd_generator_save(ctx, &g, path, DSD_STORAGE_F32));
-    now = read_bytes(path, &n1);
+    now = tu_read_file(path, &n1);
     ck_assert(n1 == n0 && memcmp(now, old, n0));
     free(now);
 
@@ -1025,8 +995,8 @@ START_TEST(test_checkpoint_errors)
     /* truncated */
     {
         size_t n;
-        unsigned char *b = read_bytes(good, &n);
-        write_bytes(tu_path(tmp_dir, "ck-trunc.safetensors"), b, n / 2);
+        unsigned char *b = tu_read_file(good, &n);
+        tu_write_file(tu_path(tmp_dir, "ck-trunc.safetensors"), b, n / 2);
         free(b);
     }
     CK_LOAD_FAILS(tu_path(tmp_dir, "ck-trunc.safetensors"), DSD_ERR_FORMAT, "ck-trunc.safetensors");
@@ -1054,12 +1024,12 @@ START_TEST(test_checkpoint_errors)
                             DSD_ERR_SHAPE, "d_v holds 100 floats");
         s.ck.d_v = keep;
         dsd_tensor_free(ctx, &small);
-        ck_assert(!file_exists(tu_path(tmp_dir, "ck-x.safetensors")));
+        ck_assert(!tu_file_exists(tu_path(tmp_dir, "ck-x.safetensors")));
     }
 
     /* refusals at save: a NaN moment, bad counters; the old file stays */
     size_t n0, n1;
-    unsigned char *old = read_bytes(good, &n0);
+    unsigned char *old = tu_read_file(good, &n0);
     float *v = download(&src.dv);
     const dsd_param_info *e = dsd_params_find(&src.d.params, "layers.1.conv.weight");
     v[e->offset + 3] = INFINITY;
@@ -1078,7 +1048,7 @@ START_TEST(test_checkpoint_errors)
     TU_EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &src.ck, good), DSD_ERR_INVALID_ARGUMENT,
                         "all four Adam moment tensors");
     src.ck.g_m = &src.gm;
-    unsigned char *now = read_bytes(good, &n1);
+    unsigned char *now = tu_read_file(good, &n1);
     ck_assert(n1 == n0 && !memcmp(now, old, n0));
     free(now);
     free(old);

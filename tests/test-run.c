@@ -21,7 +21,6 @@
  */
 #include "testutil.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,28 +31,10 @@
 static char tmp_dir[64];
 static char model_path[128];
 
-static char *slurp(const char *path, size_t *n)
+/* tmp_dir/name, read whole (tu_read_file); free() it. */
+static char *tmp_file(const char *name)
 {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    ck_assert(fseek(f, 0, SEEK_END) == 0);
-    long size = ftell(f);
-    ck_assert(size >= 0 && fseek(f, 0, SEEK_SET) == 0);
-    char *buf = malloc((size_t)size + 1);
-    ck_assert(buf && (size == 0 || fread(buf, 1, (size_t)size, f) == (size_t)size));
-    buf[size] = '\0';
-    fclose(f);
-    if (n)
-        *n = (size_t)size;
-    return buf;
-}
-
-static void spill(const char *path, const void *bytes, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    ck_assert(n == 0 || fwrite(bytes, 1, n, f) == n);
-    ck_assert(fclose(f) == 0);
+    return tu_read_file(tu_path(tmp_dir, name), NULL);
 }
 
 /* Runs `tool args` in tmp_dir's parent context; stdout/stderr into
@@ -66,14 +47,6 @@ static int run_tool(const char *tool, const char *args)
     int st = system(cmd);
     ck_assert_msg(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
     return WEXITSTATUS(st);
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
 }
 
 static void test_image(dsd_image *img, int w, int h, int seed)
@@ -150,7 +123,7 @@ START_TEST(test_run_outputs)
     snprintf(args, sizeof args, "-m %s -o %s --time %s %s %s", model_path, tu_path(tmp_dir, "res/"),
              tu_path(tmp_dir, "a.png"), tu_path(tmp_dir, "b.jpg"), tu_path(tmp_dir, "imgs"));
     int rc = run_tool("dsdeblur-run", args);
-    char *out = slurp(tu_path(tmp_dir, "out"), NULL), *err = slurp(tu_path(tmp_dir, "err"), NULL);
+    char *out = tmp_file("out"), *err = tmp_file("err");
     ck_assert_msg(rc == 0, "exit %d\nstdout:\n%s\nstderr:\n%s", rc, out, err);
     ck_assert_msg(err[0] == '\0', "stderr not empty:\n%s", err);
     check_size("res/a.png", 37, 29);
@@ -184,7 +157,7 @@ START_TEST(test_run_outputs)
              tu_path(tmp_dir, "a.png"));
     ck_assert_int_eq(run_tool("dsdeblur-run", args), 0);
     check_size("single.jpg", 37, 29);
-    char *jpg = slurp(tu_path(tmp_dir, "single.jpg"), NULL);
+    char *jpg = tmp_file("single.jpg");
     ck_assert_msg((unsigned char)jpg[0] == 0xFF && (unsigned char)jpg[1] == 0xD8, "not a JPEG");
     free(jpg);
     snprintf(args, sizeof args, "-m %s --format jpg --tile 16 -o %s %s", model_path,
@@ -198,8 +171,8 @@ START_TEST(test_run_outputs)
     snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, tu_path(tmp_dir, "res/"),
              tu_path(tmp_dir, "a.png"), tu_path(tmp_dir, "imgs"));
     ck_assert_int_eq(run_tool("dsdeblur-run", args), 1);
-    err = slurp(tu_path(tmp_dir, "err"), NULL);
-    ck_assert_msg(count_lines(err) == 3 && strstr(err, "res/a.png exists; use --force") &&
+    err = tmp_file("err");
+    ck_assert_msg(tu_count_lines(err) == 3 && strstr(err, "res/a.png exists; use --force") &&
                       strstr(err, "res/c.png exists") && strstr(err, "res/d.png exists"),
                   "stderr:\n%s", err);
     free(err);
@@ -213,8 +186,8 @@ START_TEST(test_run_outputs)
     snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, tu_path(tmp_dir, "dup/"),
              tu_path(tmp_dir, "a.png"), tu_path(tmp_dir, "a.png"));
     ck_assert_int_eq(run_tool("dsdeblur-run", args), 1);
-    err = slurp(tu_path(tmp_dir, "err"), NULL);
-    ck_assert_msg(count_lines(err) == 1 && strstr(err, "already writes"), "stderr:\n%s", err);
+    err = tmp_file("err");
+    ck_assert_msg(tu_count_lines(err) == 1 && strstr(err, "already writes"), "stderr:\n%s", err);
     free(err);
 }
 END_TEST
@@ -227,7 +200,7 @@ START_TEST(test_never_overwrite_input)
     ck_assert(mkdir(tu_path(tmp_dir, "in"), 0755) == 0 &&
               mkdir(tu_path(tmp_dir, "linked"), 0755) == 0);
     write_image("in/p.png", 16, 12, 5);
-    char *before = slurp(tu_path(tmp_dir, "in/p.png"), &n0);
+    char *before = tu_read_file(tu_path(tmp_dir, "in/p.png"), &n0);
     ck_assert(link(tu_path(tmp_dir, "in/p.png"), tu_path(tmp_dir, "linked/p.png")) == 0);
     const char *cases[][2] = {
         {"in/p.png", "in/p.png"}, /* -o is the input file */
@@ -239,12 +212,12 @@ START_TEST(test_never_overwrite_input)
         snprintf(args, sizeof args, "-m %s --force -o %s %s", model_path, o,
                  tu_path(tmp_dir, cases[k][1]));
         int rc = run_tool("dsdeblur-run", args);
-        char *err = slurp(tu_path(tmp_dir, "err"), NULL);
-        ck_assert_msg(rc == 1 && count_lines(err) == 1 &&
+        char *err = tmp_file("err");
+        ck_assert_msg(rc == 1 && tu_count_lines(err) == 1 &&
                           strstr(err, "refusing to overwrite an input"),
                       "case %d: exit %d, stderr:\n%s", k, rc, err);
         free(err);
-        char *after = slurp(tu_path(tmp_dir, "in/p.png"), &n1);
+        char *after = tu_read_file(tu_path(tmp_dir, "in/p.png"), &n1);
         ck_assert_msg(n0 == n1 && !memcmp(before, after, n0), "case %d: the input changed", k);
         free(after);
     }
@@ -277,12 +250,12 @@ START_TEST(test_bad_inputs)
     char args[2048];
     ck_assert(mkdir(tu_path(tmp_dir, "bad"), 0755) == 0);
     write_image("bad/good.png", 12, 10, 6);
-    spill(tu_path(tmp_dir, "bad/notimg.png"), "hello, not an image\n", 20);
+    tu_write_file(tu_path(tmp_dir, "bad/notimg.png"), "hello, not an image\n", 20);
     size_t n;
-    char *png = slurp(tu_path(tmp_dir, "bad/good.png"), &n);
-    spill(tu_path(tmp_dir, "bad/trunc.png"), png, n / 2);
+    char *png = tu_read_file(tu_path(tmp_dir, "bad/good.png"), &n);
+    tu_write_file(tu_path(tmp_dir, "bad/trunc.png"), png, n / 2);
     free(png);
-    spill(tu_path(tmp_dir, "bad/empty.png"), "", 0);
+    tu_write_file(tu_path(tmp_dir, "bad/empty.png"), "", 0);
     unsigned char h[33] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
     put_be32(h + 8, 13);
     memcpy(h + 12, "IHDR", 4);
@@ -291,14 +264,14 @@ START_TEST(test_bad_inputs)
     h[24] = 8;
     h[25] = 2;
     put_be32(h + 29, crc32_png(h + 12, 17));
-    spill(tu_path(tmp_dir, "bad/huge.png"), h, sizeof h);
+    tu_write_file(tu_path(tmp_dir, "bad/huge.png"), h, sizeof h);
     ck_assert(mkdir(tu_path(tmp_dir, "bad/sub.png"), 0755) == 0);
     snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, tu_path(tmp_dir, "badout/"),
              tu_path(tmp_dir, "bad"), tu_path(tmp_dir, "missing.png"));
     int rc = run_tool("dsdeblur-run", args);
-    char *err = slurp(tu_path(tmp_dir, "err"), NULL);
+    char *err = tmp_file("err");
     ck_assert_msg(rc == 1, "exit %d, stderr:\n%s", rc, err);
-    ck_assert_msg(count_lines(err) == 6, "want 6 lines, got:\n%s", err);
+    ck_assert_msg(tu_count_lines(err) == 6, "want 6 lines, got:\n%s", err);
     static const char *names[] = {"notimg.png", "trunc.png", "empty.png", "huge.png",
                                   "sub.png", "missing.png"};
     for (int k = 0; k < TU_COUNT(names); k++) {
@@ -321,7 +294,7 @@ START_TEST(test_usage_and_no_model)
     snprintf(args, sizeof args, "-o %s %s", tu_path(tmp_dir, "nomodel/"),
              tu_path(tmp_dir, "u.png"));
     int rc = run_tool("dsdeblur-run", args);
-    char *err = slurp(tu_path(tmp_dir, "err"), NULL);
+    char *err = tmp_file("err");
     ck_assert_msg(rc == 2 && strstr(err, "no default model is installed yet") &&
                       strstr(err, "pass -m"),
                   "exit %d, stderr:\n%s", rc, err);
@@ -339,8 +312,8 @@ START_TEST(test_usage_and_no_model)
     for (int k = 0; k < TU_COUNT(bad); k++) {
         snprintf(args, sizeof args, bad[k], tmp_dir, tmp_dir, tmp_dir);
         rc = run_tool("dsdeblur-run", args);
-        err = slurp(tu_path(tmp_dir, "err"), NULL);
-        ck_assert_msg(rc == 2 && count_lines(err) >= 1, "'%s': exit %d, stderr:\n%s", args, rc,
+        err = tmp_file("err");
+        ck_assert_msg(rc == 2 && tu_count_lines(err) >= 1, "'%s': exit %d, stderr:\n%s", args, rc,
                       err);
         free(err);
     }
@@ -386,7 +359,7 @@ START_TEST(test_eval_model_mode)
              tu_path(tmp_dir, "blur"), tu_path(tmp_dir, "sharp"), tu_path(tmp_dir, "m.csv"),
              tu_path(tmp_dir, "m.json"));
     int rc = run_tool("dsdeblur-eval", args);
-    char *out = slurp(tu_path(tmp_dir, "out"), NULL), *err = slurp(tu_path(tmp_dir, "err"), NULL);
+    char *out = tmp_file("out"), *err = tmp_file("err");
     ck_assert_msg(rc == 0, "exit %d\nstdout:\n%s\nstderr:\n%s", rc, out, err);
     ck_assert_msg(strstr(out, "in PSNR") && strstr(out, "out SSIM") && strstr(out, "time(s)"),
                   "%s", out);
@@ -419,12 +392,12 @@ START_TEST(test_eval_model_mode)
     ck_assert_msg(strstr(out, params) && strstr(out, "2 images, SSIM protocol skimage"), "%s",
                   out);
 
-    char *csv = slurp(tu_path(tmp_dir, "m.csv"), NULL);
+    char *csv = tmp_file("m.csv");
     const char *hdr = "name,input_psnr_db,input_ssim_skimage,output_psnr_db,output_ssim_skimage,"
                       "seconds,device_seconds,error\n";
-    ck_assert_msg(!strncmp(csv, hdr, strlen(hdr)) && count_lines(csv) == 3, "CSV:\n%s", csv);
+    ck_assert_msg(!strncmp(csv, hdr, strlen(hdr)) && tu_count_lines(csv) == 3, "CSV:\n%s", csv);
     ck_assert_msg(strstr(csv, "\np1.png,") && strstr(csv, "\np2.png,"), "CSV:\n%s", csv);
-    char *json = slurp(tu_path(tmp_dir, "m.json"), NULL);
+    char *json = tmp_file("m.json");
     snprintf(params, sizeof params, "\"parameters\": %zu", dsd_generator_param_count(&cfg));
     ck_assert_msg(strstr(json, "\"mode\": \"model\"") && strstr(json, params) &&
                       strstr(json, "\"name\": \"p1.png\", \"width\": 33, \"height\": 21") &&
@@ -437,12 +410,12 @@ START_TEST(test_eval_model_mode)
     free(json);
 
     /* a pair missing its sharp image: one line, exit 1; usage errors */
-    spill(tu_path(tmp_dir, "blur/lonely.png"), "x", 1);
+    tu_write_file(tu_path(tmp_dir, "blur/lonely.png"), "x", 1);
     snprintf(args, sizeof args, "-m %s --blur %s --sharp %s", model_path, tu_path(tmp_dir, "blur"),
              tu_path(tmp_dir, "sharp"));
     ck_assert_int_eq(run_tool("dsdeblur-eval", args), 1);
-    err = slurp(tu_path(tmp_dir, "err"), NULL);
-    ck_assert_msg(count_lines(err) == 1 && strstr(err, "lonely.png: only in"), "%s", err);
+    err = tmp_file("err");
+    ck_assert_msg(tu_count_lines(err) == 1 && strstr(err, "lonely.png: only in"), "%s", err);
     free(err);
     snprintf(args, sizeof args, "-m %s --blur %s", model_path, tu_path(tmp_dir, "blur"));
     ck_assert_int_eq(run_tool("dsdeblur-eval", args), 2);

@@ -14,7 +14,6 @@
 #include "io/safetensors.h"
 
 #include <dirent.h>
-#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,30 +24,6 @@
 #include <unistd.h>
 
 static char tmp_dir[64];
-
-static void write_bytes(const char *path, const void *bytes, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    ck_assert(n == 0 || fwrite(bytes, 1, n, f) == n);
-    ck_assert(fclose(f) == 0);
-}
-
-static unsigned char *read_bytes(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    ck_assert(fseek(f, 0, SEEK_END) == 0);
-    long size = ftell(f);
-    ck_assert(size >= 0 && fseek(f, 0, SEEK_SET) == 0);
-    unsigned char *buf = malloc((size_t)size + 1);
-    ck_assert(buf);
-    ck_assert((size_t)fread(buf, 1, (size_t)size, f) == (size_t)size);
-    fclose(f);
-    buf[size] = '\0';
-    *n = (size_t)size;
-    return buf;
-}
 
 /* A file built by hand: u64 little-endian `declared` (or the header's length
  * when declared < 0), the header text, then data_size bytes of data (zeros
@@ -66,7 +41,7 @@ static void write_handmade(const char *path, const char *header, long long decla
     memcpy(buf + 8, header, hlen);
     if (data)
         memcpy(buf + 8 + hlen, data, data_size);
-    write_bytes(path, buf, total);
+    tu_write_file(path, buf, total);
     free(buf);
 }
 
@@ -246,7 +221,7 @@ START_TEST(test_round_trip)
 
     /* the raw layout: header padded to 8 with spaces, data right after */
     size_t size;
-    unsigned char *raw = read_bytes(path, &size);
+    unsigned char *raw = tu_read_file(path, &size);
     uint64_t hlen = 0;
     for (int i = 0; i < 8; i++)
         hlen |= (uint64_t)raw[i] << (8 * i);
@@ -384,7 +359,7 @@ START_TEST(test_escaping_and_names)
 
     /* the header is JSON: escapes, not raw control characters */
     size_t size;
-    unsigned char *raw = read_bytes(path, &size);
+    unsigned char *raw = tu_read_file(path, &size);
     ck_assert(strstr((char *)raw + 8, "\"quote\\\"inside\""));
     ck_assert(strstr((char *)raw + 8, "\"back\\\\slash\\\\\""));
     ck_assert(strstr((char *)raw + 8, "ctrl\\u0001\\u001f\\u007f"));
@@ -620,7 +595,7 @@ START_TEST(test_malformed)
     if (b->header)
         write_handmade(path, b->header, b->declared, NULL, b->data_size);
     else
-        write_bytes(path, b->raw, b->raw_len);
+        tu_write_file(path, b->raw, b->raw_len);
     dsd_safetensors *st = (dsd_safetensors *)&err; /* must be reset to NULL */
     dsd_status status = dsd_safetensors_open(path, &st, &err);
     ck_assert_msg(status == DSD_ERR_FORMAT, "%s: got %s (%s)", b->label,
@@ -780,7 +755,7 @@ START_TEST(test_save_failures)
     TU_HOST_OK(dsd_safetensors_writer_save(small, existing, &err), err);
     dsd_safetensors_writer_free(small);
     size_t size_before, size_after;
-    unsigned char *before = read_bytes(existing, &size_before);
+    unsigned char *before = tu_read_file(existing, &size_before);
 
     struct rlimit saved, limited;
     ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
@@ -793,7 +768,7 @@ START_TEST(test_save_failures)
     signal(SIGXFSZ, old_handler);
     TU_EXPECT_ERROR(status, DSD_ERR_IO, err, "write failed", "File too large");
     ck_assert_int_eq(count_temporaries(), 0);
-    unsigned char *after = read_bytes(existing, &size_after);
+    unsigned char *after = tu_read_file(existing, &size_after);
     ck_assert_uint_eq(size_after, size_before);
     ck_assert(memcmp(before, after, size_before) == 0);
     free(before);

@@ -9,7 +9,6 @@
  */
 #include "testutil.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,30 +19,21 @@
 
 static char root[64];
 
-static char *slurp(const char *path)
+/* Whether the file at path contains text. */
+static int file_has(const char *path, const char *text)
 {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
+    char *s = tu_read_file(path, NULL);
+    int found = strstr(s, text) != NULL;
+    free(s);
+    return found;
 }
 
-static int lines(const char *path)
+static int file_lines(const char *path)
 {
-    const char *s = slurp(path);
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
+    char *s = tu_read_file(path, NULL);
+    int n = tu_count_lines(s);
+    free(s);
     return n;
-}
-
-static int exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
 }
 
 /* The tiny run's arguments (networks of width 8, 32 x 32 crops). */
@@ -89,21 +79,21 @@ static void setup(void)
 
 START_TEST(test_config_errors)
 {
-    FILE *f = fopen(tu_path(root, "bad.yaml"), "w");
-    fputs("train:\n  lrr: 1\n", f);
-    fclose(f);
+    const char yaml[] = "train:\n  lrr: 1\n";
+    tu_write_file(tu_path(root, "bad.yaml"), yaml, sizeof yaml - 1);
     char args[1200];
     snprintf(args, sizeof args, "-c %s", tu_path(root, "bad.yaml"));
     ck_assert_int_eq(run(args), 2);
-    const char *e = slurp(tu_path(root, "err"));
+    char *e = tu_read_file(tu_path(root, "err"), NULL);
     ck_assert_msg(strstr(e, "bad.yaml:2:3: unknown key 'train.lrr' (did you mean 'train.lr'?)"),
                   "%s", e);
+    free(e);
     ck_assert_int_eq(run("--set train.epochs=zero"), 2);
     ck_assert_int_eq(run("--bogus"), 2);
     ck_assert_int_eq(run("--set train.lr=2e-4 --print-config"), 0);
-    ck_assert(strstr(slurp(tu_path(root, "out")), "lr: 0.0002") != NULL);
+    ck_assert(file_has(tu_path(root, "out"), "lr: 0.0002"));
     ck_assert_int_eq(run("--set train.content_loss=perceptual --set data.train=x"), 2);
-    ck_assert(strstr(slurp(tu_path(root, "err")), "needs train.vgg_weights") != NULL);
+    ck_assert(file_has(tu_path(root, "err"), "needs train.vgg_weights"));
 }
 END_TEST
 
@@ -116,24 +106,25 @@ START_TEST(test_run_and_resume)
                            "run/checkpoint-000000002.safetensors",
                            "run/checkpoint-000000003.safetensors", "run/generator.safetensors"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
-        ck_assert_msg(exists(tu_path(root, files[i])), "%s missing", files[i]);
-    ck_assert_int_eq(lines(tu_path(root, "run/log.csv")), 4);
-    ck_assert(strstr(slurp(tu_path(root, "run/config.yaml")), "content_loss: \"l1\"") != NULL);
+        ck_assert_msg(tu_file_exists(tu_path(root, files[i])), "%s missing", files[i]);
+    ck_assert_int_eq(file_lines(tu_path(root, "run/log.csv")), 4);
+    ck_assert(file_has(tu_path(root, "run/config.yaml"), "content_loss: \"l1\""));
 
     snprintf(args, sizeof args, "%s --resume --steps 2", tiny());
     ck_assert_int_eq(run(args), 0);
-    ck_assert_int_eq(lines(tu_path(root, "run/log.csv")), 6);
-    ck_assert(exists(tu_path(root, "run/checkpoint-000000005.safetensors")));
-    ck_assert(exists(tu_path(root, "run/checkpoint-000000004.safetensors")));
-    ck_assert_msg(!exists(tu_path(root, "run/checkpoint-000000003.safetensors")),
+    ck_assert_int_eq(file_lines(tu_path(root, "run/log.csv")), 6);
+    ck_assert(tu_file_exists(tu_path(root, "run/checkpoint-000000005.safetensors")));
+    ck_assert(tu_file_exists(tu_path(root, "run/checkpoint-000000004.safetensors")));
+    ck_assert_msg(!tu_file_exists(tu_path(root, "run/checkpoint-000000003.safetensors")),
                   "run.keep=2 kept an old checkpoint");
 
     /* other networks refuse the checkpoint and leave it in place */
     snprintf(args, sizeof args, "%s --set generator.n_blocks=2 --resume", tiny());
     ck_assert_int_eq(run(args), 1);
-    const char *e = slurp(tu_path(root, "err"));
+    char *e = tu_read_file(tu_path(root, "err"), NULL);
     ck_assert_msg(strstr(e, "n_blocks") != NULL, "%s", e);
-    ck_assert(exists(tu_path(root, "run/checkpoint-000000005.safetensors")));
+    free(e);
+    ck_assert(tu_file_exists(tu_path(root, "run/checkpoint-000000005.safetensors")));
 }
 END_TEST
 
@@ -154,19 +145,19 @@ START_TEST(test_sigterm_checkpoints)
     int rows = 0;
     for (int i = 0; i < 600 && rows < 4; i++) {
         usleep(100000);
-        if (exists(tu_path(root, "sig/log.csv")))
-            rows = lines(tu_path(root, "sig/log.csv"));
+        if (tu_file_exists(tu_path(root, "sig/log.csv")))
+            rows = file_lines(tu_path(root, "sig/log.csv"));
     }
     ck_assert_int_ge(rows, 4);
     kill(pid, SIGTERM);
     int st;
     ck_assert(waitpid(pid, &st, 0) == pid);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
-    int steps = lines(tu_path(root, "sig/log.csv")) - 1;
+    int steps = file_lines(tu_path(root, "sig/log.csv")) - 1;
     char ck[128];
     snprintf(ck, sizeof ck, "sig/checkpoint-%09d.safetensors", steps);
-    ck_assert_msg(exists(tu_path(root, ck)), "no %s after SIGTERM", ck);
-    ck_assert(exists(tu_path(root, "sig/generator.safetensors")));
+    ck_assert_msg(tu_file_exists(tu_path(root, ck)), "no %s after SIGTERM", ck);
+    ck_assert(tu_file_exists(tu_path(root, "sig/generator.safetensors")));
 }
 END_TEST
 

@@ -462,3 +462,46 @@ const char *tu_path(const char *dir, const char *rel)
     static int next;
     return tu_path_into(bufs[next++ % 8], sizeof bufs[0], dir, rel);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Whole files */
+
+void *tu_read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f, "%s: %s", path, strerror(errno));
+    ck_assert_msg(fseek(f, 0, SEEK_END) == 0, "%s: cannot seek", path);
+    long size = ftell(f);
+    ck_assert_msg(size >= 0 && fseek(f, 0, SEEK_SET) == 0, "%s: cannot seek", path);
+    char *buf = malloc((size_t)size + 1);
+    ck_assert(buf);
+    ck_assert_msg(size == 0 || fread(buf, 1, (size_t)size, f) == (size_t)size,
+                  "%s: short read", path);
+    fclose(f);
+    buf[size] = '\0';
+    if (n)
+        *n = (size_t)size;
+    return buf;
+}
+
+void tu_write_file(const char *path, const void *bytes, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f, "%s: %s", path, strerror(errno));
+    ck_assert_msg(n == 0 || fwrite(bytes, 1, n, f) == n, "%s: short write", path);
+    ck_assert_msg(fclose(f) == 0, "%s: %s", path, strerror(errno));
+}
+
+int tu_file_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+int tu_count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}

@@ -201,4 +201,17 @@ const char *tu_path(const char *dir, const char *rel);
  * returns buf. Fails the test if it does not fit. */
 const char *tu_path_into(char *buf, size_t size, const char *dir, const char *rel);
 
+/* ------------------------------------------------------------------------ */
+/* Whole files (host only; each fails the test on an I/O error) */
+
+/* The whole file, malloc'd with a NUL after its last byte (so text can be
+ * searched); its size in *n when n is not NULL. free() it. */
+void *tu_read_file(const char *path, size_t *n);
+/* Creates or replaces path with bytes[0..n). */
+void tu_write_file(const char *path, const void *bytes, size_t n);
+/* Non-zero when something (file, folder, ...) exists at path. */
+int tu_file_exists(const char *path);
+/* The number of '\n' in s. */
+int tu_count_lines(const char *s);
+
 #endif
