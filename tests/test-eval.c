@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static char tmp_dir[64];
@@ -34,18 +33,6 @@ static void copy_file(const char *from, const char *to)
     char *b = tu_read_file(from, &n);
     tu_write_file(to, b, n);
     free(b);
-}
-
-/* Runs the tool with args, stdout/stderr into tmp_dir/out, tmp_dir/err;
- * returns the exit status. */
-static int run_eval(const char *args)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "./tools/dsdeblur-eval %s >%s/out 2>%s/err", args, tmp_dir,
-             tmp_dir);
-    int st = system(cmd);
-    ck_assert_msg(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
-    return WEXITSTATUS(st);
 }
 
 /* tmp_dir/name, read whole (tu_read_file); free() it. */
@@ -106,7 +93,7 @@ START_TEST(test_eval_folders)
     char args[1024];
     snprintf(args, sizeof args, "--protocol skimage --csv %s/r.csv --json=%s/r.json %s/A %s/B/",
              tmp_dir, tmp_dir, tmp_dir, tmp_dir);
-    int rc = run_eval(args);
+    int rc = tu_run_tool("dsdeblur-eval", args, tmp_dir);
     char *out = tmp_file("out"), *err = tmp_file("err");
     ck_assert_msg(rc == 1, "exit status %d, want 1 (a pair failed)\nstdout:\n%s\nstderr:\n%s", rc,
                   out, err);
@@ -172,7 +159,7 @@ START_TEST(test_eval_folders)
         ck_assert_msg(remove(p) == 0, "%s: %s", p, strerror(errno));
     }
     snprintf(args, sizeof args, "--protocol matlab %s/A %s/B", tmp_dir, tmp_dir);
-    rc = run_eval(args);
+    rc = tu_run_tool("dsdeblur-eval", args, tmp_dir);
     out = tmp_file("out");
     err = tmp_file("err");
     ck_assert_msg(rc == 0 && err[0] == '\0', "clean run: exit %d\n%s\n%s", rc, out, err);
@@ -183,12 +170,12 @@ START_TEST(test_eval_folders)
     free(err);
 
     /* usage errors */
-    ck_assert_int_eq(run_eval("--protocol foo A B"), 2);
-    ck_assert_int_eq(run_eval("onlyone"), 2);
-    ck_assert_int_eq(run_eval("--bogus A B"), 2);
-    ck_assert_int_eq(run_eval("--help"), 0);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-eval", "--protocol foo A B", tmp_dir), 2);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-eval", "onlyone", tmp_dir), 2);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-eval", "--bogus A B", tmp_dir), 2);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-eval", "--help", tmp_dir), 0);
     snprintf(args, sizeof args, "%s/A %s/nonexistent", tmp_dir, tmp_dir);
-    ck_assert_int_eq(run_eval(args), 1);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-eval", args, tmp_dir), 1);
     err = tmp_file("err");
     ck_assert_msg(strstr(err, "nonexistent: cannot open folder"), "%s", err);
     free(err);

@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static char tmp_dir[64];
@@ -35,18 +34,6 @@ static char model_path[128];
 static char *tmp_file(const char *name)
 {
     return tu_read_file(tu_path(tmp_dir, name), NULL);
-}
-
-/* Runs `tool args` in tmp_dir's parent context; stdout/stderr into
- * tmp_dir/out, tmp_dir/err; returns the exit status. */
-static int run_tool(const char *tool, const char *args)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "./tools/%s %s >%s/out 2>%s/err </dev/null", tool, args, tmp_dir,
-             tmp_dir);
-    int st = system(cmd);
-    ck_assert_msg(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
-    return WEXITSTATUS(st);
 }
 
 static void test_image(dsd_image *img, int w, int h, int seed)
@@ -122,7 +109,7 @@ START_TEST(test_run_outputs)
     write_image("imgs/d.jpeg", 9, 8, 4);
     snprintf(args, sizeof args, "-m %s -o %s --time %s %s %s", model_path, tu_path(tmp_dir, "res/"),
              tu_path(tmp_dir, "a.png"), tu_path(tmp_dir, "b.jpg"), tu_path(tmp_dir, "imgs"));
-    int rc = run_tool("dsdeblur-run", args);
+    int rc = tu_run_tool("dsdeblur-run", args, tmp_dir);
     char *out = tmp_file("out"), *err = tmp_file("err");
     ck_assert_msg(rc == 0, "exit %d\nstdout:\n%s\nstderr:\n%s", rc, out, err);
     ck_assert_msg(err[0] == '\0', "stderr not empty:\n%s", err);
@@ -155,7 +142,7 @@ START_TEST(test_run_outputs)
     /* one file to one JPEG file; --format jpg for a folder; tiles */
     snprintf(args, sizeof args, "-m %s -o %s %s", model_path, tu_path(tmp_dir, "single.jpg"),
              tu_path(tmp_dir, "a.png"));
-    ck_assert_int_eq(run_tool("dsdeblur-run", args), 0);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-run", args, tmp_dir), 0);
     check_size("single.jpg", 37, 29);
     char *jpg = tmp_file("single.jpg");
     ck_assert_msg((unsigned char)jpg[0] == 0xFF && (unsigned char)jpg[1] == 0xD8, "not a JPEG");
@@ -163,14 +150,14 @@ START_TEST(test_run_outputs)
     snprintf(args, sizeof args, "-m %s --format jpg --tile 16 -o %s %s", model_path,
              tu_path(tmp_dir, "outj"), tu_path(tmp_dir, "imgs"));
     ck_assert(mkdir(tu_path(tmp_dir, "outj"), 0755) == 0); /* an existing folder without '/' */
-    ck_assert_int_eq(run_tool("dsdeblur-run", args), 0);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-run", args, tmp_dir), 0);
     check_size("outj/c.jpg", 13, 11);
     check_size("outj/d.jpg", 9, 8);
 
     /* existing outputs: refused one by one, then replaced with --force */
     snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, tu_path(tmp_dir, "res/"),
              tu_path(tmp_dir, "a.png"), tu_path(tmp_dir, "imgs"));
-    ck_assert_int_eq(run_tool("dsdeblur-run", args), 1);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-run", args, tmp_dir), 1);
     err = tmp_file("err");
     ck_assert_msg(tu_count_lines(err) == 3 && strstr(err, "res/a.png exists; use --force") &&
                       strstr(err, "res/c.png exists") && strstr(err, "res/d.png exists"),
@@ -179,13 +166,13 @@ START_TEST(test_run_outputs)
     ck_assert(remove(tu_path(tmp_dir, "res/c.png")) == 0);
     snprintf(args, sizeof args, "-m %s -o %s --force %s %s", model_path, tu_path(tmp_dir, "res/"),
              tu_path(tmp_dir, "a.png"), tu_path(tmp_dir, "imgs"));
-    ck_assert_int_eq(run_tool("dsdeblur-run", args), 0);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-run", args, tmp_dir), 0);
     check_size("res/c.png", 13, 11);
 
     /* two inputs with one stem: the second is refused */
     snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, tu_path(tmp_dir, "dup/"),
              tu_path(tmp_dir, "a.png"), tu_path(tmp_dir, "a.png"));
-    ck_assert_int_eq(run_tool("dsdeblur-run", args), 1);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-run", args, tmp_dir), 1);
     err = tmp_file("err");
     ck_assert_msg(tu_count_lines(err) == 1 && strstr(err, "already writes"), "stderr:\n%s", err);
     free(err);
@@ -211,7 +198,7 @@ START_TEST(test_never_overwrite_input)
         const char *o = tu_path(tmp_dir, cases[k][0]);
         snprintf(args, sizeof args, "-m %s --force -o %s %s", model_path, o,
                  tu_path(tmp_dir, cases[k][1]));
-        int rc = run_tool("dsdeblur-run", args);
+        int rc = tu_run_tool("dsdeblur-run", args, tmp_dir);
         char *err = tmp_file("err");
         ck_assert_msg(rc == 1 && tu_count_lines(err) == 1 &&
                           strstr(err, "refusing to overwrite an input"),
@@ -268,7 +255,7 @@ START_TEST(test_bad_inputs)
     ck_assert(mkdir(tu_path(tmp_dir, "bad/sub.png"), 0755) == 0);
     snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, tu_path(tmp_dir, "badout/"),
              tu_path(tmp_dir, "bad"), tu_path(tmp_dir, "missing.png"));
-    int rc = run_tool("dsdeblur-run", args);
+    int rc = tu_run_tool("dsdeblur-run", args, tmp_dir);
     char *err = tmp_file("err");
     ck_assert_msg(rc == 1, "exit %d, stderr:\n%s", rc, err);
     ck_assert_msg(tu_count_lines(err) == 6, "want 6 lines, got:\n%s", err);
@@ -293,7 +280,7 @@ START_TEST(test_usage_and_no_model)
     char args[2048];
     snprintf(args, sizeof args, "-o %s %s", tu_path(tmp_dir, "nomodel/"),
              tu_path(tmp_dir, "u.png"));
-    int rc = run_tool("dsdeblur-run", args);
+    int rc = tu_run_tool("dsdeblur-run", args, tmp_dir);
     char *err = tmp_file("err");
     ck_assert_msg(rc == 2 && strstr(err, "no default model is installed yet") &&
                       strstr(err, "pass -m"),
@@ -311,15 +298,15 @@ START_TEST(test_usage_and_no_model)
                          "--bogus"};
     for (int k = 0; k < TU_COUNT(bad); k++) {
         snprintf(args, sizeof args, bad[k], tmp_dir, tmp_dir, tmp_dir);
-        rc = run_tool("dsdeblur-run", args);
+        rc = tu_run_tool("dsdeblur-run", args, tmp_dir);
         err = tmp_file("err");
         ck_assert_msg(rc == 2 && tu_count_lines(err) >= 1, "'%s': exit %d, stderr:\n%s", args, rc,
                       err);
         free(err);
     }
     /* the device plumbing still answers */
-    ck_assert_int_eq(run_tool("dsdeblur-run", "--help"), 0);
-    ck_assert_int_eq(run_tool("dsdeblur-run", "--list-devices"), 0);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-run", "--help", tmp_dir), 0);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-run", "--list-devices", tmp_dir), 0);
 }
 END_TEST
 
@@ -358,7 +345,7 @@ START_TEST(test_eval_model_mode)
     snprintf(args, sizeof args, "-m %s --blur %s --sharp %s --csv %s --json %s", model_path,
              tu_path(tmp_dir, "blur"), tu_path(tmp_dir, "sharp"), tu_path(tmp_dir, "m.csv"),
              tu_path(tmp_dir, "m.json"));
-    int rc = run_tool("dsdeblur-eval", args);
+    int rc = tu_run_tool("dsdeblur-eval", args, tmp_dir);
     char *out = tmp_file("out"), *err = tmp_file("err");
     ck_assert_msg(rc == 0, "exit %d\nstdout:\n%s\nstderr:\n%s", rc, out, err);
     ck_assert_msg(strstr(out, "in PSNR") && strstr(out, "out SSIM") && strstr(out, "time(s)"),
@@ -413,12 +400,12 @@ START_TEST(test_eval_model_mode)
     tu_write_file(tu_path(tmp_dir, "blur/lonely.png"), "x", 1);
     snprintf(args, sizeof args, "-m %s --blur %s --sharp %s", model_path, tu_path(tmp_dir, "blur"),
              tu_path(tmp_dir, "sharp"));
-    ck_assert_int_eq(run_tool("dsdeblur-eval", args), 1);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-eval", args, tmp_dir), 1);
     err = tmp_file("err");
     ck_assert_msg(tu_count_lines(err) == 1 && strstr(err, "lonely.png: only in"), "%s", err);
     free(err);
     snprintf(args, sizeof args, "-m %s --blur %s", model_path, tu_path(tmp_dir, "blur"));
-    ck_assert_int_eq(run_tool("dsdeblur-eval", args), 2);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-eval", args, tmp_dir), 2);
 }
 END_TEST
 

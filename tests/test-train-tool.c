@@ -50,13 +50,10 @@ static const char *tiny(void)
     return args;
 }
 
-static int run(const char *args)
+/* dsdeblur-train with args (tu_run_tool, output in root/out, root/err). */
+static int train(const char *args)
 {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "./tools/dsdeblur-train %s >%s/out 2>%s/err", args, root, root);
-    int st = system(cmd);
-    ck_assert_msg(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
-    return WEXITSTATUS(st);
+    return tu_run_tool("dsdeblur-train", args, root);
 }
 
 static void setup(void)
@@ -83,16 +80,16 @@ START_TEST(test_config_errors)
     tu_write_file(tu_path(root, "bad.yaml"), yaml, sizeof yaml - 1);
     char args[1200];
     snprintf(args, sizeof args, "-c %s", tu_path(root, "bad.yaml"));
-    ck_assert_int_eq(run(args), 2);
+    ck_assert_int_eq(train(args), 2);
     char *e = tu_read_file(tu_path(root, "err"), NULL);
     ck_assert_msg(strstr(e, "bad.yaml:2:3: unknown key 'train.lrr' (did you mean 'train.lr'?)"),
                   "%s", e);
     free(e);
-    ck_assert_int_eq(run("--set train.epochs=zero"), 2);
-    ck_assert_int_eq(run("--bogus"), 2);
-    ck_assert_int_eq(run("--set train.lr=2e-4 --print-config"), 0);
+    ck_assert_int_eq(train("--set train.epochs=zero"), 2);
+    ck_assert_int_eq(train("--bogus"), 2);
+    ck_assert_int_eq(train("--set train.lr=2e-4 --print-config"), 0);
     ck_assert(file_has(tu_path(root, "out"), "lr: 0.0002"));
-    ck_assert_int_eq(run("--set train.content_loss=perceptual --set data.train=x"), 2);
+    ck_assert_int_eq(train("--set train.content_loss=perceptual --set data.train=x"), 2);
     ck_assert(file_has(tu_path(root, "err"), "needs train.vgg_weights"));
 }
 END_TEST
@@ -101,7 +98,7 @@ START_TEST(test_run_and_resume)
 {
     char args[4096];
     snprintf(args, sizeof args, "%s --steps 3", tiny());
-    ck_assert_int_eq(run(args), 0);
+    ck_assert_int_eq(train(args), 0);
     const char *files[] = {"run/config.yaml", "run/log.csv", "run/val.csv", "run/plot.svg",
                            "run/checkpoint-000000002.safetensors",
                            "run/checkpoint-000000003.safetensors", "run/generator.safetensors"};
@@ -111,7 +108,7 @@ START_TEST(test_run_and_resume)
     ck_assert(file_has(tu_path(root, "run/config.yaml"), "content_loss: \"l1\""));
 
     snprintf(args, sizeof args, "%s --resume --steps 2", tiny());
-    ck_assert_int_eq(run(args), 0);
+    ck_assert_int_eq(train(args), 0);
     ck_assert_int_eq(file_lines(tu_path(root, "run/log.csv")), 6);
     ck_assert(tu_file_exists(tu_path(root, "run/checkpoint-000000005.safetensors")));
     ck_assert(tu_file_exists(tu_path(root, "run/checkpoint-000000004.safetensors")));
@@ -120,7 +117,7 @@ START_TEST(test_run_and_resume)
 
     /* other networks refuse the checkpoint and leave it in place */
     snprintf(args, sizeof args, "%s --set generator.n_blocks=2 --resume", tiny());
-    ck_assert_int_eq(run(args), 1);
+    ck_assert_int_eq(train(args), 1);
     char *e = tu_read_file(tu_path(root, "err"), NULL);
     ck_assert_msg(strstr(e, "n_blocks") != NULL, "%s", e);
     free(e);

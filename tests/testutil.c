@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static dsd_context *shared_ctx;
@@ -504,4 +505,19 @@ int tu_count_lines(const char *s)
     for (; *s; s++)
         n += *s == '\n';
     return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Built tools */
+
+int tu_run_tool(const char *tool, const char *args, const char *dir)
+{
+    char cmd[8192];
+    int n = snprintf(cmd, sizeof cmd, "./tools/%s %s >%s/out 2>%s/err </dev/null", tool, args,
+                     dir, dir);
+    ck_assert_msg(n > 0 && (size_t)n < sizeof cmd, "command too long: ./tools/%s %s", tool,
+                  args);
+    int st = system(cmd);
+    ck_assert_msg(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
+    return WEXITSTATUS(st);
 }

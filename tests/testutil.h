@@ -214,4 +214,13 @@ int tu_file_exists(const char *path);
 /* The number of '\n' in s. */
 int tu_count_lines(const char *s);
 
+/* ------------------------------------------------------------------------ */
+/* Built tools */
+
+/* Runs ./tools/<tool> args through the shell from the build directory (as
+ * make check does), stdin from /dev/null, stdout into dir/out and stderr
+ * into dir/err. Returns the exit status; fails the test when the command
+ * does not fit or the tool did not exit (a signal). */
+int tu_run_tool(const char *tool, const char *args, const char *dir);
+
 #endif
