@@ -21,13 +21,6 @@
 
 static char root[64];
 
-static void mkdir_p(const char *path)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", path);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
 /* A w x h image whose pixels encode (id, x, y); inverted when invert. */
 static void write_image(const char *path, int w, int h, int id, int invert)
 {
@@ -49,6 +42,17 @@ static void write_image(const char *path, int w, int h, int id, int invert)
     dsd_image_free(&img);
 }
 
+/* <root>/<dir>/blur/<name> (inverted) and <root>/<dir>/sharp/<name>: one
+ * w x h image id, so every crop can be checked against its partner. */
+static void write_pair(const char *dir, const char *name, int w, int h, int id)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "%s/blur/%s", dir, name);
+    write_image(tu_path(root, rel), w, h, id, 1);
+    snprintf(rel, sizeof rel, "%s/sharp/%s", dir, name);
+    write_image(tu_path(root, rel), w, h, id, 0);
+}
+
 /* gopro/<seq>/{blur,sharp}, paired/{blur,sharp}, synthetic/ */
 static void make_tree(void)
 {
@@ -56,25 +60,18 @@ static void make_tree(void)
                           "gopro/seqA/sharp", "gopro/notes", "paired/blur", "paired/sharp",
                           "synthetic", "empty"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
-        mkdir_p(tu_path(root, dirs[i]));
-    char rel[256];
+        tu_mkdir_p(tu_path(root, dirs[i]));
+    char name[32], rel[256];
     for (int i = 0; i < 3; i++) {
-        snprintf(rel, sizeof rel, "gopro/seqA/blur/%06d.png", i);
-        write_image(tu_path(root, rel), 40, 36, 10 + i, 1);
-        snprintf(rel, sizeof rel, "gopro/seqA/sharp/%06d.png", i);
-        write_image(tu_path(root, rel), 40, 36, 10 + i, 0);
-        snprintf(rel, sizeof rel, "gopro/seqB/blur/%06d.png", i);
-        write_image(tu_path(root, rel), 33, 45, 20 + i, 1);
-        snprintf(rel, sizeof rel, "gopro/seqB/sharp/%06d.png", i);
-        write_image(tu_path(root, rel), 33, 45, 20 + i, 0);
+        snprintf(name, sizeof name, "%06d.png", i);
+        write_pair("gopro/seqA", name, 40, 36, 10 + i);
+        write_pair("gopro/seqB", name, 33, 45, 20 + i);
     }
     write_image(tu_path(root, "gopro/seqB/blur/orphan.png"), 33, 45, 1, 1); /* no sharp partner */
     tu_write_file(tu_path(root, "gopro/seqA/blur/readme.txt"), "x", 1); /* not an image: ignored */
     for (int i = 0; i < 5; i++) {
-        snprintf(rel, sizeof rel, "paired/blur/img%d.png", i);
-        write_image(tu_path(root, rel), 30, 30, 50 + i, 1);
-        snprintf(rel, sizeof rel, "paired/sharp/img%d.png", i);
-        write_image(tu_path(root, rel), 30, 30, 50 + i, 0);
+        snprintf(name, sizeof name, "img%d.png", i);
+        write_pair("paired", name, 30, 30, 50 + i);
         snprintf(rel, sizeof rel, "synthetic/s%d.png", i);
         write_image(tu_path(root, rel), 29 + i, 31, 60 + i, 0);
     }
@@ -218,14 +215,12 @@ END_TEST
 START_TEST(test_bad_samples)
 {
     dsd_error err;
-    mkdir_p(tu_path(root, "bad/blur"));
-    mkdir_p(tu_path(root, "bad/sharp"));
-    write_image(tu_path(root, "bad/blur/a.png"), 30, 30, 1, 1);
-    write_image(tu_path(root, "bad/sharp/a.png"), 30, 30, 1, 0);
+    tu_mkdir_p(tu_path(root, "bad/blur"));
+    tu_mkdir_p(tu_path(root, "bad/sharp"));
+    write_pair("bad", "a.png", 30, 30, 1);
     write_image(tu_path(root, "bad/blur/b.png"), 30, 28, 2, 1); /* size mismatch */
     write_image(tu_path(root, "bad/sharp/b.png"), 30, 30, 2, 0);
-    write_image(tu_path(root, "bad/blur/c.png"), 10, 10, 3, 1); /* smaller than the crop */
-    write_image(tu_path(root, "bad/sharp/c.png"), 10, 10, 3, 0);
+    write_pair("bad", "c.png", 10, 10, 3); /* smaller than the crop */
     const char text[] = "this is not an image";
     tu_write_file(tu_path(root, "bad/blur/d.png"), text, sizeof text - 1); /* not a PNG */
     write_image(tu_path(root, "bad/sharp/d.png"), 30, 30, 4, 0);

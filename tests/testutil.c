@@ -449,6 +449,25 @@ int tu_rmtree(const char *path)
     return rc;
 }
 
+void tu_mkdir_p(const char *path)
+{
+    size_t n = strlen(path);
+    char *p = malloc(n + 1);
+    ck_assert(p);
+    memcpy(p, path, n + 1);
+    for (size_t i = 1; i <= n; i++)
+        if (p[i] == '/' || p[i] == '\0') {
+            char c = p[i];
+            p[i] = '\0';
+            ck_assert_msg(mkdir(p, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", p,
+                          strerror(errno));
+            p[i] = c;
+        }
+    free(p);
+    struct stat sb;
+    ck_assert_msg(stat(path, &sb) == 0 && S_ISDIR(sb.st_mode), "%s is not a folder", path);
+}
+
 const char *tu_path_into(char *buf, size_t size, const char *dir, const char *rel)
 {
     int n = snprintf(buf, size, "%s/%s", dir, rel);

@@ -193,6 +193,10 @@ void tu_mkdtemp(char *buf, size_t size, const char *name);
  * assert, so main() can call it after the suite. */
 int tu_rmtree(const char *path);
 
+/* mkdir -p without a shell: path and its missing parents (0755). Fails the
+ * test when path is not a folder afterwards. */
+void tu_mkdir_p(const char *path);
+
 /* dir/rel in one of eight rotating buffers: good for the arguments of a call
  * or two; copy a path that must live longer. Fails the test if it does not
  * fit (1024 bytes). */
