@@ -17,7 +17,6 @@
 
 #include <stb_image_write.h>
 
-#include <dirent.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,18 +27,6 @@
 #include <unistd.h>
 
 static char tmp_dir[64];
-
-/* Files in tmp_dir whose name contains ".tmp." (left-over temporaries). */
-static int count_temporaries(void)
-{
-    DIR *d = opendir(tmp_dir);
-    ck_assert(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += strstr(e->d_name, ".tmp.") != NULL;
-    closedir(d);
-    return n;
-}
 
 /* An image of w x h pixels: random noise (smooth = 0) or smooth gradients
  * with mild noise (smooth = 1, what JPEG handles well). */
@@ -92,7 +79,7 @@ START_TEST(test_png_round_trip)
         dsd_image_free(&back);
         ck_assert(remove(path) == 0);
     }
-    ck_assert_int_eq(count_temporaries(), 0);
+    ck_assert_int_eq(tu_count_temporaries(tmp_dir), 0);
 }
 END_TEST
 
@@ -334,7 +321,7 @@ START_TEST(test_save_errors)
     TU_EXPECT_ERROR(dsd_image_save(path, &img, &err), DSD_ERR_IO, err, "isdir.png",
                     "cannot rename");
     ck_assert(rmdir(path) == 0);
-    ck_assert_int_eq(count_temporaries(), 0);
+    ck_assert_int_eq(tu_count_temporaries(tmp_dir), 0);
 
     dsd_image empty = {0};
     TU_EXPECT_ERROR(dsd_image_save(tu_path_into(path, sizeof path, tmp_dir, "e.png"), &empty, &err),
@@ -366,7 +353,7 @@ START_TEST(test_save_atomic)
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
     signal(SIGXFSZ, old_handler);
     TU_EXPECT_ERROR(st, DSD_ERR_IO, err, "write failed", "File too large");
-    ck_assert_int_eq(count_temporaries(), 0);
+    ck_assert_int_eq(tu_count_temporaries(tmp_dir), 0);
     unsigned char *after = tu_read_file(path, &size_after);
     ck_assert_uint_eq(size_after, size_before);
     ck_assert(memcmp(before, after, size_before) == 0);
@@ -376,7 +363,7 @@ START_TEST(test_save_atomic)
     TU_HOST_OK(dsd_image_save(path, &big, &err), err);
     TU_HOST_OK(dsd_image_load(path, &back, &err), err);
     expect_same_pixels(&big, &back, "replaced keep.png");
-    ck_assert_int_eq(count_temporaries(), 0);
+    ck_assert_int_eq(tu_count_temporaries(tmp_dir), 0);
 
     free(before);
     dsd_image_free(&old);

@@ -13,7 +13,6 @@
 
 #include "io/safetensors.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,18 +42,6 @@ static void write_handmade(const char *path, const char *header, long long decla
         memcpy(buf + 8 + hlen, data, data_size);
     tu_write_file(path, buf, total);
     free(buf);
-}
-
-/* Entries of tmp_dir whose name contains ".tmp." (leftover temporaries). */
-static int count_temporaries(void)
-{
-    DIR *d = opendir(tmp_dir);
-    ck_assert(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += strstr(e->d_name, ".tmp.") != NULL;
-    closedir(d);
-    return n;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -720,7 +707,7 @@ START_TEST(test_save_replaces_atomically)
     ck_assert_ptr_nonnull(dsd_safetensors_find(st, "new"));
     ck_assert_ptr_null(dsd_safetensors_find(st, "old"));
     dsd_safetensors_close(st);
-    ck_assert_int_eq(count_temporaries(), 0);
+    ck_assert_int_eq(tu_count_temporaries(tmp_dir), 0);
     ck_assert_int_eq(remove(path), 0);
 }
 END_TEST
@@ -737,14 +724,14 @@ START_TEST(test_save_failures)
     tu_path_into(path, sizeof path, tmp_dir, "no-such-dir/model.safetensors");
     TU_EXPECT_ERROR(dsd_safetensors_writer_save(w, path, &err), DSD_ERR_IO, err, path,
                     "No such file");
-    ck_assert_int_eq(count_temporaries(), 0);
+    ck_assert_int_eq(tu_count_temporaries(tmp_dir), 0);
 
     /* path is a directory: everything is written, then rename() fails */
     tu_path_into(dir_path, sizeof dir_path, tmp_dir, "a-directory");
     ck_assert_int_eq(mkdir(dir_path, 0700), 0);
     TU_EXPECT_ERROR(dsd_safetensors_writer_save(w, dir_path, &err), DSD_ERR_IO, err, dir_path,
                     "cannot rename");
-    ck_assert_int_eq(count_temporaries(), 0);
+    ck_assert_int_eq(tu_count_temporaries(tmp_dir), 0);
     struct stat sb;
     ck_assert(stat(dir_path, &sb) == 0 && S_ISDIR(sb.st_mode));
     ck_assert_int_eq(rmdir(dir_path), 0);
@@ -767,7 +754,7 @@ START_TEST(test_save_failures)
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
     signal(SIGXFSZ, old_handler);
     TU_EXPECT_ERROR(status, DSD_ERR_IO, err, "write failed", "File too large");
-    ck_assert_int_eq(count_temporaries(), 0);
+    ck_assert_int_eq(tu_count_temporaries(tmp_dir), 0);
     unsigned char *after = tu_read_file(existing, &size_after);
     ck_assert_uint_eq(size_after, size_before);
     ck_assert(memcmp(before, after, size_before) == 0);

@@ -512,6 +512,17 @@ void tu_write_file(const char *path, const void *bytes, size_t n)
     ck_assert_msg(fclose(f) == 0, "%s: %s", path, strerror(errno));
 }
 
+int tu_count_temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ck_assert_msg(d, "%s: %s", dir, strerror(errno));
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strstr(e->d_name, ".tmp.") != NULL;
+    closedir(d);
+    return n;
+}
+
 int tu_file_exists(const char *path)
 {
     struct stat sb;

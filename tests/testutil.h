@@ -213,6 +213,9 @@ const char *tu_path_into(char *buf, size_t size, const char *dir, const char *re
 void *tu_read_file(const char *path, size_t *n);
 /* Creates or replaces path with bytes[0..n). */
 void tu_write_file(const char *path, const void *bytes, size_t n);
+/* Entries of folder dir whose name contains ".tmp." (temporaries an atomic
+ * save left behind). */
+int tu_count_temporaries(const char *dir);
 /* Non-zero when something (file, folder, ...) exists at path. */
 int tu_file_exists(const char *path);
 /* The number of '\n' in s. */
