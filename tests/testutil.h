@@ -2,7 +2,12 @@
  * testutil.h: what every test shares. A per-process OpenCL context (tests run
  * with CK_NOFORK), deterministic random data, double <-> device transfers,
  * a relative-error comparison that names the worst element, and central
- * finite differences on double-precision references.
+ * finite differences on double-precision references. For host-only tests:
+ * assertions on calls that report through a dsd_error, temporary folders,
+ * whole-file reads and writes, and running a built tool.
+ *
+ * Everything that asserts (ck_assert) must run inside a test or a fixture;
+ * tu_make_tmp_dir and tu_rmtree do not assert, for main().
  *
  * Comparisons use max|got - ref| / max(max|ref|, floor) <= tol, the
  * "relative error with an absolute floor" of the test plan (doc/testing.md).
