@@ -11,30 +11,13 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Host-only calls report through a local dsd_error named err. */
-#define OK(expr)                                                                           \
-    do {                                                                                   \
-        dsd_status ok_st_ = (expr);                                                        \
-        ck_assert_msg(ok_st_ == DSD_OK, "%s returned %s: %s", #expr, dsd_status_name(ok_st_), \
-                      err.message);                                                        \
-    } while (0)
+static char tmpdir[64];
 
-static char tmpdir[] = "/tmp/dsdeblur-config-XXXXXX";
-
-static int setup_dir(void)
-{
-    return mkdtemp(tmpdir) != NULL;
-}
-
-/* Writes text to <tmpdir>/name and returns the path (static buffer). */
+/* Writes text to <tmpdir>/name and returns the path (a tu_path buffer). */
 static const char *write_file(const char *name, const char *text)
 {
-    static char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "wb");
-    ck_assert(f != NULL);
-    ck_assert_uint_eq(fwrite(text, 1, strlen(text), f), strlen(text));
-    ck_assert_int_eq(fclose(f), 0);
+    const char *path = tu_path(tmpdir, name);
+    tu_write_file(path, text, strlen(text));
     return path;
 }
 
@@ -43,7 +26,7 @@ static void expect_load_error(const char *name, const char *text, dsd_status wan
 {
     dsd_config c;
     dsd_error err;
-    OK(dsd_config_defaults(&c, &err));
+    TU_HOST_OK(dsd_config_defaults(&c, &err), err);
     const char *path = write_file(name, text);
     dsd_status st = dsd_config_load(&c, path, &err);
     ck_assert_msg(st == want, "%s: status %s, want %s (%s)", name, dsd_status_name(st),
@@ -59,7 +42,7 @@ START_TEST(test_defaults_are_the_paper)
 {
     dsd_config c;
     dsd_error err;
-    OK(dsd_config_defaults(&c, &err));
+    TU_HOST_OK(dsd_config_defaults(&c, &err), err);
     ck_assert_int_eq(c.data.crop, 256);
     ck_assert_int_eq(c.data.flip, 1);
     ck_assert_int_eq(c.train.batch, 1);
@@ -76,7 +59,7 @@ START_TEST(test_defaults_are_the_paper)
     const char *src = getenv("DSDEBLUR_TEST_SRCDIR");
     snprintf(path, sizeof path, "%s/data/paper.yaml", src ? src : ".");
     dsd_config p;
-    OK(dsd_config_defaults(&p, &err));
+    TU_HOST_OK(dsd_config_defaults(&p, &err), err);
     dsd_status st = dsd_config_load(&p, path, &err);
     ck_assert_msg(st == DSD_OK, "%s: %s", path, err.message);
     ck_assert(memcmp(&p.generator, &c.generator, sizeof c.generator) == 0);
@@ -97,7 +80,7 @@ START_TEST(test_file_and_overrides)
 {
     dsd_config c;
     dsd_error err;
-    OK(dsd_config_defaults(&c, &err));
+    TU_HOST_OK(dsd_config_defaults(&c, &err), err);
     const char *path = write_file("run.yaml", "# a small run\n"
                                               "data:\n"
                                               "  mode: synthetic\n"
@@ -108,7 +91,7 @@ START_TEST(test_file_and_overrides)
                                               "  content_loss: l1\n"
                                               "  seed: 12345678901\n"
                                               "device: gpu\n");
-    OK(dsd_config_load(&c, path, &err));
+    TU_HOST_OK(dsd_config_load(&c, path, &err), err);
     ck_assert_int_eq(c.data.mode, DSD_DATA_SYNTHETIC);
     ck_assert_str_eq(c.data.train, "/photos");
     ck_assert_int_eq(c.data.flip, 0);
@@ -116,12 +99,12 @@ START_TEST(test_file_and_overrides)
     ck_assert(c.train.seed == 12345678901LL);
     ck_assert_str_eq(c.device, "gpu");
     ck_assert_int_eq(c.train.epochs, 500); /* untouched keys keep their defaults */
-    OK(dsd_config_set(&c, "train.epochs=3", &err));
-    OK(dsd_config_set(&c, "data.train=/other dir/with spaces", &err));
+    TU_HOST_OK(dsd_config_set(&c, "train.epochs=3", &err), err);
+    TU_HOST_OK(dsd_config_set(&c, "data.train=/other dir/with spaces", &err), err);
     ck_assert_int_eq(c.train.epochs, 3);
     ck_assert_str_eq(c.data.train, "/other dir/with spaces");
-    OK(dsd_config_set(&c, "train.decay_from=1", &err));
-    OK(dsd_config_validate(&c, &err));
+    TU_HOST_OK(dsd_config_set(&c, "train.decay_from=1", &err), err);
+    TU_HOST_OK(dsd_config_validate(&c, &err), err);
 
     struct {
         const char *set, *msg;
@@ -152,19 +135,20 @@ START_TEST(test_round_trip)
 {
     dsd_config c, d;
     dsd_error err;
-    OK(dsd_config_defaults(&c, &err));
-    OK(dsd_config_set(&c, "data.train=yes", &err)); /* a string that looks like a bool */
-    OK(dsd_config_set(&c, "run.dir=1e3", &err));   /* ... and like a number */
-    OK(dsd_config_set(&c, "train.lr=0.00012345678901234567", &err));
-    OK(dsd_config_set(&c, "generator.dropout=0.1", &err));
+    TU_HOST_OK(dsd_config_defaults(&c, &err), err);
+    /* a string that looks like a bool, and one like a number */
+    TU_HOST_OK(dsd_config_set(&c, "data.train=yes", &err), err);
+    TU_HOST_OK(dsd_config_set(&c, "run.dir=1e3", &err), err);
+    TU_HOST_OK(dsd_config_set(&c, "train.lr=0.00012345678901234567", &err), err);
+    TU_HOST_OK(dsd_config_set(&c, "generator.dropout=0.1", &err), err);
     char path[512];
     snprintf(path, sizeof path, "%s/saved.yaml", tmpdir);
-    OK(dsd_config_save(&c, path, &err));
-    OK(dsd_config_defaults(&d, &err));
-    OK(dsd_config_load(&d, path, &err));
+    TU_HOST_OK(dsd_config_save(&c, path, &err), err);
+    TU_HOST_OK(dsd_config_defaults(&d, &err), err);
+    TU_HOST_OK(dsd_config_load(&d, path, &err), err);
     char *a, *b;
-    OK(dsd_config_to_string(&c, &a, &err));
-    OK(dsd_config_to_string(&d, &b, &err));
+    TU_HOST_OK(dsd_config_to_string(&c, &a, &err), err);
+    TU_HOST_OK(dsd_config_to_string(&d, &b, &err), err);
     ck_assert_str_eq(a, b);
     ck_assert_str_eq(d.data.train, "yes");
     ck_assert_str_eq(d.run.dir, "1e3");
@@ -219,13 +203,13 @@ START_TEST(test_malformed_files)
 
     dsd_config c;
     dsd_error err;
-    OK(dsd_config_defaults(&c, &err));
+    TU_HOST_OK(dsd_config_defaults(&c, &err), err);
     char missing[512];
     snprintf(missing, sizeof missing, "%s/no-such.yaml", tmpdir);
     ck_assert_int_eq(dsd_config_load(&c, missing, &err), DSD_ERR_IO);
     ck_assert(strstr(err.message, "no-such.yaml: cannot open") != NULL);
     /* an empty file changes nothing */
-    OK(dsd_config_load(&c, write_file("empty.yaml", ""), &err));
+    TU_HOST_OK(dsd_config_load(&c, write_file("empty.yaml", ""), &err), err);
     ck_assert_int_eq(c.train.epochs, 500);
     dsd_config_free(&c);
 }
@@ -247,9 +231,9 @@ START_TEST(test_validation)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         dsd_config c;
         dsd_error err;
-        OK(dsd_config_defaults(&c, &err));
+        TU_HOST_OK(dsd_config_defaults(&c, &err), err);
         for (int j = 0; j < 3 && cases[i].sets[j]; j++)
-            OK(dsd_config_set(&c, cases[i].sets[j], &err));
+            TU_HOST_OK(dsd_config_set(&c, cases[i].sets[j], &err), err);
         dsd_status st = dsd_config_validate(&c, &err);
         ck_assert_msg(st == DSD_ERR_CONFIG, "case %zu accepted", i);
         ck_assert_msg(strstr(err.message, cases[i].msg), "case %zu: '%s' lacks '%s'", i,
@@ -261,10 +245,8 @@ END_TEST
 
 int main(void)
 {
-    if (!setup_dir()) {
-        perror("mkdtemp");
+    if (tu_make_tmp_dir(tmpdir, sizeof tmpdir, "config") != 0)
         return 1;
-    }
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("config");
     tcase_add_test(tc, test_defaults_are_the_paper);
@@ -274,9 +256,6 @@ int main(void)
     tcase_add_test(tc, test_validation);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", tmpdir);
+    tu_rmtree(tmpdir);
     return rc;
 }

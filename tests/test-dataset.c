@@ -19,21 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define OK(expr)                                                                           \
-    do {                                                                                   \
-        dsd_status ok_st_ = (expr);                                                        \
-        ck_assert_msg(ok_st_ == DSD_OK, "%s returned %s: %s", #expr, dsd_status_name(ok_st_), \
-                      err.message);                                                        \
-    } while (0)
-
-static char root[] = "/tmp/dsdeblur-data-XXXXXX";
-
-static void mkdir_p(const char *path)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", path);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static char root[64];
 
 /* A w x h image whose pixels encode (id, x, y); inverted when invert. */
 static void write_image(const char *path, int w, int h, int id, int invert)
@@ -41,7 +27,7 @@ static void write_image(const char *path, int w, int h, int id, int invert)
     dsd_error err;
     dsd_image img;
     dsd_image_init(&img);
-    OK(dsd_image_alloc(&img, w, h, &err));
+    TU_HOST_OK(dsd_image_alloc(&img, w, h, &err), err);
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
             uint8_t *p = img.data + ((size_t)y * w + x) * 3;
@@ -52,17 +38,19 @@ static void write_image(const char *path, int w, int h, int id, int invert)
                 for (int c = 0; c < 3; c++)
                     p[c] = (uint8_t)(255 - p[c]);
         }
-    OK(dsd_image_save(path, &img, &err));
+    TU_HOST_OK(dsd_image_save(path, &img, &err), err);
     dsd_image_free(&img);
 }
 
-static const char *path_of(const char *rel)
+/* <root>/<dir>/blur/<name> (inverted) and <root>/<dir>/sharp/<name>: one
+ * w x h image id, so every crop can be checked against its partner. */
+static void write_pair(const char *dir, const char *name, int w, int h, int id)
 {
-    static char buf[4][1024];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", root, rel);
-    return buf[k];
+    char rel[256];
+    snprintf(rel, sizeof rel, "%s/blur/%s", dir, name);
+    write_image(tu_path(root, rel), w, h, id, 1);
+    snprintf(rel, sizeof rel, "%s/sharp/%s", dir, name);
+    write_image(tu_path(root, rel), w, h, id, 0);
 }
 
 /* gopro/<seq>/{blur,sharp}, paired/{blur,sharp}, synthetic/ */
@@ -72,30 +60,20 @@ static void make_tree(void)
                           "gopro/seqA/sharp", "gopro/notes", "paired/blur", "paired/sharp",
                           "synthetic", "empty"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
-        mkdir_p(path_of(dirs[i]));
-    char rel[256];
+        tu_mkdir_p(tu_path(root, dirs[i]));
+    char name[32], rel[256];
     for (int i = 0; i < 3; i++) {
-        snprintf(rel, sizeof rel, "gopro/seqA/blur/%06d.png", i);
-        write_image(path_of(rel), 40, 36, 10 + i, 1);
-        snprintf(rel, sizeof rel, "gopro/seqA/sharp/%06d.png", i);
-        write_image(path_of(rel), 40, 36, 10 + i, 0);
-        snprintf(rel, sizeof rel, "gopro/seqB/blur/%06d.png", i);
-        write_image(path_of(rel), 33, 45, 20 + i, 1);
-        snprintf(rel, sizeof rel, "gopro/seqB/sharp/%06d.png", i);
-        write_image(path_of(rel), 33, 45, 20 + i, 0);
+        snprintf(name, sizeof name, "%06d.png", i);
+        write_pair("gopro/seqA", name, 40, 36, 10 + i);
+        write_pair("gopro/seqB", name, 33, 45, 20 + i);
     }
-    write_image(path_of("gopro/seqB/blur/orphan.png"), 33, 45, 1, 1); /* no sharp partner */
-    FILE *f = fopen(path_of("gopro/seqA/blur/readme.txt"), "w"); /* not an image: ignored */
-    ck_assert(f != NULL);
-    fputs("x", f);
-    fclose(f);
+    write_image(tu_path(root, "gopro/seqB/blur/orphan.png"), 33, 45, 1, 1); /* no sharp partner */
+    tu_write_file(tu_path(root, "gopro/seqA/blur/readme.txt"), "x", 1); /* not an image: ignored */
     for (int i = 0; i < 5; i++) {
-        snprintf(rel, sizeof rel, "paired/blur/img%d.png", i);
-        write_image(path_of(rel), 30, 30, 50 + i, 1);
-        snprintf(rel, sizeof rel, "paired/sharp/img%d.png", i);
-        write_image(path_of(rel), 30, 30, 50 + i, 0);
+        snprintf(name, sizeof name, "img%d.png", i);
+        write_pair("paired", name, 30, 30, 50 + i);
         snprintf(rel, sizeof rel, "synthetic/s%d.png", i);
-        write_image(path_of(rel), 29 + i, 31, 60 + i, 0);
+        write_image(tu_path(root, rel), 29 + i, 31, 60 + i, 0);
     }
 }
 
@@ -103,7 +81,7 @@ START_TEST(test_scans)
 {
     dsd_error err;
     dsd_dataset ds;
-    OK(dsd_dataset_open(&ds, DSD_DATA_GOPRO, path_of("gopro"), NULL, &err));
+    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_GOPRO, tu_path(root, "gopro"), NULL, &err), err);
     ck_assert_uint_eq(ds.count, 6);
     ck_assert_uint_eq(ds.unpaired, 1);
     ck_assert(strstr(ds.unpaired_example, "orphan.png") != NULL);
@@ -112,20 +90,22 @@ START_TEST(test_scans)
     ck_assert(strstr(ds.samples[5].sharp, "seqB/sharp/000002.png") != NULL);
     dsd_dataset_free(&ds);
 
-    OK(dsd_dataset_open(&ds, DSD_DATA_PAIRED, path_of("paired/blur"), path_of("paired/sharp"),
-                        &err));
+    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_PAIRED, tu_path(root, "paired/blur"),
+                                tu_path(root, "paired/sharp"), &err),
+               err);
     ck_assert_uint_eq(ds.count, 5);
     dsd_dataset_free(&ds);
 
-    OK(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, path_of("synthetic"), NULL, &err));
+    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, tu_path(root, "synthetic"), NULL, &err),
+               err);
     ck_assert_uint_eq(ds.count, 5);
     ck_assert(ds.samples[2].blur == NULL);
     dsd_dataset_free(&ds);
 
-    ck_assert_int_eq(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, path_of("empty"), NULL, &err),
+    ck_assert_int_eq(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, tu_path(root, "empty"), NULL, &err),
                      DSD_ERR_FORMAT);
     ck_assert(strstr(err.message, "no training samples found") != NULL);
-    ck_assert_int_eq(dsd_dataset_open(&ds, DSD_DATA_GOPRO, path_of("missing"), NULL, &err),
+    ck_assert_int_eq(dsd_dataset_open(&ds, DSD_DATA_GOPRO, tu_path(root, "missing"), NULL, &err),
                      DSD_ERR_IO);
     ck_assert(strstr(err.message, "missing: cannot read the folder") != NULL);
 }
@@ -137,10 +117,10 @@ START_TEST(test_batches_pair_up_and_cover)
 {
     dsd_error err;
     dsd_dataset ds;
-    OK(dsd_dataset_open(&ds, DSD_DATA_GOPRO, path_of("gopro"), NULL, &err));
+    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_GOPRO, tu_path(root, "gopro"), NULL, &err), err);
     dsd_batch_spec spec = {.n = 2, .crop = 16, .flip = 1, .seed = 5, .max_bad = 0};
     dsd_batcher b;
-    OK(dsd_batcher_init(&b, &ds, &spec, &err));
+    TU_HOST_OK(dsd_batcher_init(&b, &ds, &spec, &err), err);
     size_t spe = dsd_batch_steps_per_epoch(&ds, &spec);
     ck_assert_uint_eq(spe, 3);
     int flipped = 0, plain = 0;
@@ -148,7 +128,7 @@ START_TEST(test_batches_pair_up_and_cover)
         int seen[6] = {0};
         for (uint64_t s = epoch * spe; s < (epoch + 1) * spe; s++) {
             dsd_batch bt;
-            OK(dsd_batcher_make(&b, s, &bt, &err));
+            TU_HOST_OK(dsd_batcher_make(&b, s, &bt, &err), err);
             size_t per = 3 * 16 * 16;
             for (int i = 0; i < 2; i++) {
                 seen[bt.index[i]]++;
@@ -195,21 +175,22 @@ START_TEST(test_reproducible_and_loader)
 {
     dsd_error err;
     dsd_dataset ds;
-    OK(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, path_of("synthetic"), NULL, &err));
+    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, tu_path(root, "synthetic"), NULL, &err),
+               err);
     dsd_batch_spec spec = {.n = 3, .crop = 12, .flip = 1, .seed = 77, .max_bad = 0};
     enum { STEPS = 7, FIRST = 4 };
     dsd_batch direct[STEPS];
     dsd_batcher b;
-    OK(dsd_batcher_init(&b, &ds, &spec, &err));
+    TU_HOST_OK(dsd_batcher_init(&b, &ds, &spec, &err), err);
     for (int s = STEPS - 1; s >= 0; s--)
-        OK(dsd_batcher_make(&b, FIRST + (uint64_t)s, &direct[s], &err));
+        TU_HOST_OK(dsd_batcher_make(&b, FIRST + (uint64_t)s, &direct[s], &err), err);
     dsd_batcher_free(&b);
 
     dsd_loader *l;
-    OK(dsd_loader_start(&l, &ds, &spec, FIRST, 2, &err));
+    TU_HOST_OK(dsd_loader_start(&l, &ds, &spec, FIRST, 2, &err), err);
     for (int s = 0; s < STEPS; s++) {
         dsd_batch t;
-        OK(dsd_loader_next(l, &t, &err));
+        TU_HOST_OK(dsd_loader_next(l, &t, &err), err);
         check_same_batch(&direct[s], &t);
         dsd_batch_free(&t);
     }
@@ -217,9 +198,9 @@ START_TEST(test_reproducible_and_loader)
 
     dsd_batch_spec other = spec;
     other.seed = 78;
-    OK(dsd_batcher_init(&b, &ds, &other, &err));
+    TU_HOST_OK(dsd_batcher_init(&b, &ds, &other, &err), err);
     dsd_batch t;
-    OK(dsd_batcher_make(&b, FIRST, &t, &err));
+    TU_HOST_OK(dsd_batcher_make(&b, FIRST, &t, &err), err);
     size_t per = (size_t)3 * 3 * 12 * 12;
     ck_assert_msg(memcmp(t.sharp, direct[0].sharp, per * sizeof(float)) != 0,
                   "another seed gave the same batch");
@@ -234,31 +215,30 @@ END_TEST
 START_TEST(test_bad_samples)
 {
     dsd_error err;
-    mkdir_p(path_of("bad/blur"));
-    mkdir_p(path_of("bad/sharp"));
-    write_image(path_of("bad/blur/a.png"), 30, 30, 1, 1);
-    write_image(path_of("bad/sharp/a.png"), 30, 30, 1, 0);
-    write_image(path_of("bad/blur/b.png"), 30, 28, 2, 1); /* size mismatch */
-    write_image(path_of("bad/sharp/b.png"), 30, 30, 2, 0);
-    write_image(path_of("bad/blur/c.png"), 10, 10, 3, 1); /* smaller than the crop */
-    write_image(path_of("bad/sharp/c.png"), 10, 10, 3, 0);
-    FILE *f = fopen(path_of("bad/blur/d.png"), "wb");      /* not a PNG */
-    fputs("this is not an image", f);
-    fclose(f);
-    write_image(path_of("bad/sharp/d.png"), 30, 30, 4, 0);
+    tu_mkdir_p(tu_path(root, "bad/blur"));
+    tu_mkdir_p(tu_path(root, "bad/sharp"));
+    write_pair("bad", "a.png", 30, 30, 1);
+    write_image(tu_path(root, "bad/blur/b.png"), 30, 28, 2, 1); /* size mismatch */
+    write_image(tu_path(root, "bad/sharp/b.png"), 30, 30, 2, 0);
+    write_pair("bad", "c.png", 10, 10, 3); /* smaller than the crop */
+    const char text[] = "this is not an image";
+    tu_write_file(tu_path(root, "bad/blur/d.png"), text, sizeof text - 1); /* not a PNG */
+    write_image(tu_path(root, "bad/sharp/d.png"), 30, 30, 4, 0);
 
     dsd_dataset ds;
-    OK(dsd_dataset_open(&ds, DSD_DATA_PAIRED, path_of("bad/blur"), path_of("bad/sharp"), &err));
+    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_PAIRED, tu_path(root, "bad/blur"),
+                                tu_path(root, "bad/sharp"), &err),
+               err);
     ck_assert_uint_eq(ds.count, 4);
     dsd_batch_spec spec = {.n = 1, .crop = 16, .flip = 0, .seed = 3, .max_bad = 100};
     dsd_batcher b;
-    OK(dsd_batcher_init(&b, &ds, &spec, &err));
+    TU_HOST_OK(dsd_batcher_init(&b, &ds, &spec, &err), err);
     int bad = 0, good = 0;
     const char *reasons[3] = {"is 30x28 but", "smaller than the 16x16 crop", "d.png"};
     int found[3] = {0};
     for (uint64_t s = 0; s < 8; s++) {
         dsd_batch t;
-        OK(dsd_batcher_make(&b, s, &t, &err));
+        TU_HOST_OK(dsd_batcher_make(&b, s, &t, &err), err);
         ck_assert_uint_eq(t.index[0], 0); /* only a.png is usable */
         good++;
         bad += t.bad;
@@ -275,7 +255,7 @@ START_TEST(test_bad_samples)
 
     /* with max_bad 1 the run stops, naming the reason */
     spec.max_bad = 1;
-    OK(dsd_batcher_init(&b, &ds, &spec, &err));
+    TU_HOST_OK(dsd_batcher_init(&b, &ds, &spec, &err), err);
     dsd_status st = DSD_OK;
     for (uint64_t s = 0; s < 8 && st == DSD_OK; s++) {
         dsd_batch t;
@@ -289,7 +269,7 @@ START_TEST(test_bad_samples)
 
     /* the loader hands the failure over, and keeps handing it over */
     dsd_loader *l;
-    OK(dsd_loader_start(&l, &ds, &spec, 0, 3, &err));
+    TU_HOST_OK(dsd_loader_start(&l, &ds, &spec, 0, 3, &err), err);
     st = DSD_OK;
     for (int s = 0; s < 10 && st == DSD_OK; s++) {
         dsd_batch t;
@@ -307,10 +287,8 @@ END_TEST
 
 int main(void)
 {
-    if (!mkdtemp(root)) {
-        perror("mkdtemp");
+    if (tu_make_tmp_dir(root, sizeof root, "data") != 0)
         return 1;
-    }
     Suite *s = suite_create("dataset");
     TCase *tc = tcase_create("dataset");
     tcase_add_unchecked_fixture(tc, make_tree, NULL);
@@ -320,9 +298,6 @@ int main(void)
     tcase_add_test(tc, test_bad_samples);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", root);
+    tu_rmtree(root);
     return rc;
 }

@@ -14,14 +14,12 @@
 
 #include "dsdeblur_image.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static char tmp_dir[64];
@@ -29,63 +27,18 @@ static char tmp_dir[64];
 static const char *pairs[] = {"astro_61x47_noise", "chelsea_64x64_blur", "coffee_33x29_motion",
                               "astro_11x11_shift"};
 
-static char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    ck_assert(fseek(f, 0, SEEK_END) == 0);
-    long size = ftell(f);
-    ck_assert(size >= 0 && fseek(f, 0, SEEK_SET) == 0);
-    char *buf = malloc((size_t)size + 1);
-    ck_assert(buf && fread(buf, 1, (size_t)size, f) == (size_t)size);
-    buf[size] = '\0';
-    fclose(f);
-    if (n)
-        *n = (size_t)size;
-    return buf;
-}
-
-static void spill(const char *path, const char *bytes, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    ck_assert(n == 0 || fwrite(bytes, 1, n, f) == n);
-    ck_assert(fclose(f) == 0);
-}
-
 static void copy_file(const char *from, const char *to)
 {
     size_t n;
-    char *b = slurp(from, &n);
-    spill(to, b, n);
+    char *b = tu_read_file(from, &n);
+    tu_write_file(to, b, n);
     free(b);
 }
 
-/* Runs the tool with args, stdout/stderr into tmp_dir/out, tmp_dir/err;
- * returns the exit status. */
-static int run_eval(const char *args)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "./tools/dsdeblur-eval %s >%s/out 2>%s/err", args, tmp_dir,
-             tmp_dir);
-    int st = system(cmd);
-    ck_assert_msg(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
-    return WEXITSTATUS(st);
-}
-
+/* tmp_dir/name, read whole (tu_read_file); free() it. */
 static char *tmp_file(const char *name)
 {
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", tmp_dir, name);
-    return slurp(path, NULL);
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
+    return tu_read_file(tu_path(tmp_dir, name), NULL);
 }
 
 static void setup_folders(void)
@@ -124,11 +77,11 @@ static void add_problems(void)
     snprintf(to, sizeof to, "%s/B/size,odd.png", tmp_dir);
     copy_file(from, to);
     snprintf(to, sizeof to, "%s/A/bad.jpg", tmp_dir);
-    spill(to, "not a jpeg", 10);
+    tu_write_file(to, "not a jpeg", 10);
     snprintf(to, sizeof to, "%s/B/bad.jpg", tmp_dir);
-    spill(to, "not a jpeg", 10);
+    tu_write_file(to, "not a jpeg", 10);
     snprintf(to, sizeof to, "%s/A/README", tmp_dir); /* ignored: no image extension */
-    spill(to, "x", 1);
+    tu_write_file(to, "x", 1);
     snprintf(to, sizeof to, "%s/B/sub.png", tmp_dir); /* ignored: a folder */
     ck_assert(mkdir(to, 0755) == 0);
 }
@@ -140,7 +93,7 @@ START_TEST(test_eval_folders)
     char args[1024];
     snprintf(args, sizeof args, "--protocol skimage --csv %s/r.csv --json=%s/r.json %s/A %s/B/",
              tmp_dir, tmp_dir, tmp_dir, tmp_dir);
-    int rc = run_eval(args);
+    int rc = tu_run_tool("dsdeblur-eval", args, tmp_dir);
     char *out = tmp_file("out"), *err = tmp_file("err");
     ck_assert_msg(rc == 1, "exit status %d, want 1 (a pair failed)\nstdout:\n%s\nstderr:\n%s", rc,
                   out, err);
@@ -177,13 +130,13 @@ START_TEST(test_eval_folders)
                   "ignored files were not ignored:\n%s\n%s", out, err);
 
     /* one stderr line per problem, naming the file */
-    ck_assert_msg(count_lines(err) == 3, "want 3 lines on stderr, got:\n%s", err);
+    ck_assert_msg(tu_count_lines(err) == 3, "want 3 lines on stderr, got:\n%s", err);
     ck_assert_msg(strstr(err, "onlyA.PNG: only in"), "%s", err);
     ck_assert_msg(strstr(err, "bad.jpg:") && strstr(err, "not an image"), "%s", err);
     ck_assert_msg(strstr(err, "size,odd.png: sizes differ: 11 x 11"), "%s", err);
 
     char *csv = tmp_file("r.csv");
-    ck_assert_msg(count_lines(csv) == 1 + 5 + 3, "CSV:\n%s", csv);
+    ck_assert_msg(tu_count_lines(csv) == 1 + 5 + 3, "CSV:\n%s", csv);
     ck_assert_msg(!strncmp(csv, "name,psnr_db,ssim_skimage,error\n", 32), "CSV:\n%s", csv);
     ck_assert_msg(strstr(csv, "\nsame.png,inf,1.00000000,\n"), "CSV:\n%s", csv);
     ck_assert_msg(strstr(csv, "\n\"size,odd.png\",,,\"sizes differ"), "CSV:\n%s", csv);
@@ -206,7 +159,7 @@ START_TEST(test_eval_folders)
         ck_assert_msg(remove(p) == 0, "%s: %s", p, strerror(errno));
     }
     snprintf(args, sizeof args, "--protocol matlab %s/A %s/B", tmp_dir, tmp_dir);
-    rc = run_eval(args);
+    rc = tu_run_tool("dsdeblur-eval", args, tmp_dir);
     out = tmp_file("out");
     err = tmp_file("err");
     ck_assert_msg(rc == 0 && err[0] == '\0', "clean run: exit %d\n%s\n%s", rc, out, err);
@@ -217,49 +170,28 @@ START_TEST(test_eval_folders)
     free(err);
 
     /* usage errors */
-    ck_assert_int_eq(run_eval("--protocol foo A B"), 2);
-    ck_assert_int_eq(run_eval("onlyone"), 2);
-    ck_assert_int_eq(run_eval("--bogus A B"), 2);
-    ck_assert_int_eq(run_eval("--help"), 0);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-eval", "--protocol foo A B", tmp_dir), 2);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-eval", "onlyone", tmp_dir), 2);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-eval", "--bogus A B", tmp_dir), 2);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-eval", "--help", tmp_dir), 0);
     snprintf(args, sizeof args, "%s/A %s/nonexistent", tmp_dir, tmp_dir);
-    ck_assert_int_eq(run_eval(args), 1);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-eval", args, tmp_dir), 1);
     err = tmp_file("err");
     ck_assert_msg(strstr(err, "nonexistent: cannot open folder"), "%s", err);
     free(err);
 }
 END_TEST
 
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        char sub[1024];
-        for (struct dirent *e; (e = readdir(d));) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            remove_tree(sub);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        remove(path);
-    }
-}
-
 int main(void)
 {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dsd-eval-XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
+    if (tu_make_tmp_dir(tmp_dir, sizeof tmp_dir, "eval") != 0)
         return EXIT_FAILURE;
-    }
     Suite *s = suite_create("eval");
     TCase *tc = tcase_create("eval");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_eval_folders);
     suite_add_tcase(s, tc);
     int status = tu_run(s); /* no OpenCL context is ever created */
-    remove_tree(tmp_dir);
+    tu_rmtree(tmp_dir);
     return status;
 }

@@ -17,11 +17,8 @@
 
 #include <stb_image_write.h>
 
-#include <dirent.h>
-#include <errno.h>
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,81 +28,12 @@
 
 static char tmp_dir[64];
 
-static const char *tmp_path(char *buf, size_t size, const char *name)
-{
-    int n = snprintf(buf, size, "%s/%s", tmp_dir, name);
-    ck_assert(n > 0 && (size_t)n < size);
-    return buf;
-}
-
-static void expect_ok_(dsd_status st, const dsd_error *err, const char *expr, int line)
-{
-    if (st == DSD_OK)
-        return;
-    char msg[DSD_ERROR_LINE_MAX];
-    ck_abort_msg("line %d: %s returned %s: %s", line, expr, dsd_status_name(st),
-                 dsd_error_format(err, msg, sizeof msg));
-}
-#define EXPECT_OK(expr) expect_ok_((expr), &err, #expr, __LINE__)
-
-/* Asserts st == want and that err's message contains each NULL-ended
- * substring. */
-static void expect_error_(dsd_status st, dsd_status want, const dsd_error *err, int line, ...)
-{
-    ck_assert_msg(st == want, "line %d: got %s, want %s (message: %s)", line,
-                  dsd_status_name(st), dsd_status_name(want), err->message);
-    ck_assert_int_eq(err->status, want);
-    va_list ap;
-    va_start(ap, line);
-    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *))
-        ck_assert_msg(strstr(err->message, s), "line %d: message \"%s\" lacks \"%s\"", line,
-                      err->message, s);
-    va_end(ap);
-}
-#define EXPECT_ERROR(expr, want, ...) \
-    expect_error_((expr), (want), &err, __LINE__, __VA_ARGS__, (const char *)NULL)
-
-static void write_bytes(const char *path, const void *bytes, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    ck_assert(n == 0 || fwrite(bytes, 1, n, f) == n);
-    ck_assert(fclose(f) == 0);
-}
-
-static unsigned char *read_bytes(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    ck_assert(fseek(f, 0, SEEK_END) == 0);
-    long size = ftell(f);
-    ck_assert(size >= 0 && fseek(f, 0, SEEK_SET) == 0);
-    unsigned char *buf = malloc((size_t)size + 1);
-    ck_assert(buf);
-    ck_assert((size_t)size == fread(buf, 1, (size_t)size, f));
-    fclose(f);
-    *n = (size_t)size;
-    return buf;
-}
-
-/* Files in tmp_dir whose name contains ".tmp." (left-over temporaries). */
-static int count_temporaries(void)
-{
-    DIR *d = opendir(tmp_dir);
-    ck_assert(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += strstr(e->d_name, ".tmp.") != NULL;
-    closedir(d);
-    return n;
-}
-
 /* An image of w x h pixels: random noise (smooth = 0) or smooth gradients
  * with mild noise (smooth = 1, what JPEG handles well). */
 static void make_image(dsd_image *img, int w, int h, uint64_t seed, int smooth)
 {
     dsd_error err;
-    EXPECT_OK(dsd_image_alloc(img, w, h, &err));
+    TU_HOST_OK(dsd_image_alloc(img, w, h, &err), err);
     tu_rng r = tu_rng_init(seed);
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++)
@@ -143,15 +71,15 @@ START_TEST(test_png_round_trip)
         dsd_image img = {0}, back = {0};
         make_image(&img, sizes[s][0], sizes[s][1], 100 + (uint64_t)s, 0);
         char path[256];
-        tmp_path(path, sizeof path, names[s % 3]);
-        EXPECT_OK(dsd_image_save(path, &img, &err));
-        EXPECT_OK(dsd_image_load(path, &back, &err));
+        tu_path_into(path, sizeof path, tmp_dir, names[s % 3]);
+        TU_HOST_OK(dsd_image_save(path, &img, &err), err);
+        TU_HOST_OK(dsd_image_load(path, &back, &err), err);
         expect_same_pixels(&img, &back, path);
         dsd_image_free(&img);
         dsd_image_free(&back);
         ck_assert(remove(path) == 0);
     }
-    ck_assert_int_eq(count_temporaries(), 0);
+    ck_assert_int_eq(tu_count_temporaries(tmp_dir), 0);
 }
 END_TEST
 
@@ -164,18 +92,18 @@ START_TEST(test_jpeg_round_trip)
         dsd_image img = {0}, back = {0};
         make_image(&img, jsizes[s][0], jsizes[s][1], 200 + (uint64_t)s, 1);
         char path[256];
-        tmp_path(path, sizeof path, names[s]);
-        EXPECT_OK(dsd_image_save(path, &img, &err));
+        tu_path_into(path, sizeof path, tmp_dir, names[s]);
+        TU_HOST_OK(dsd_image_save(path, &img, &err), err);
         size_t nbytes;
-        unsigned char *bytes = read_bytes(path, &nbytes);
+        unsigned char *bytes = tu_read_file(path, &nbytes);
         ck_assert_msg(nbytes > 2 && bytes[0] == 0xFF && bytes[1] == 0xD8, "%s: not a JPEG",
                       path);
         free(bytes);
-        EXPECT_OK(dsd_image_load(path, &back, &err));
+        TU_HOST_OK(dsd_image_load(path, &back, &err), err);
         ck_assert_int_eq(back.width, img.width);
         ck_assert_int_eq(back.height, img.height);
         double psnr;
-        EXPECT_OK(dsd_psnr(&img, &back, &psnr, &err));
+        TU_HOST_OK(dsd_psnr(&img, &back, &psnr, &err), err);
         /* quality 95 on smooth content: typically ~40 dB; 4:2:0 chroma and
          * the noise keep it finite */
         ck_assert_msg(psnr > 33 && isfinite(psnr), "%s: JPEG round trip PSNR %.2f dB", path,
@@ -213,13 +141,13 @@ START_TEST(test_input_layouts)
         unsigned char src[15 * 4];
         source_pixels(src, cases[k].comp);
         char path[256];
-        tmp_path(path, sizeof path, cases[k].name);
+        tu_path_into(path, sizeof path, tmp_dir, cases[k].name);
         int ok = cases[k].kind == 0   ? stbi_write_png(path, 5, 3, cases[k].comp, src, 5 * cases[k].comp)
                  : cases[k].kind == 1 ? stbi_write_bmp(path, 5, 3, cases[k].comp, src)
                                       : stbi_write_tga(path, 5, 3, cases[k].comp, src);
         ck_assert_msg(ok, "%s: stbi_write failed", path);
         dsd_image img = {0};
-        EXPECT_OK(dsd_image_load(path, &img, &err));
+        TU_HOST_OK(dsd_image_load(path, &img, &err), err);
         ck_assert_int_eq(img.width, 5);
         ck_assert_int_eq(img.height, 3);
         ck_assert_int_eq(img.channels, 3);
@@ -244,7 +172,7 @@ START_TEST(test_png16)
     char path[1024];
     snprintf(path, sizeof path, "%s/tests/data/image/gray16_5x3.png", srcdir);
     dsd_image img = {0};
-    EXPECT_OK(dsd_image_load(path, &img, &err));
+    TU_HOST_OK(dsd_image_load(path, &img, &err), err);
     ck_assert_int_eq(img.width, 5);
     ck_assert_int_eq(img.height, 3);
     for (int i = 0; i < 15; i++) {
@@ -293,7 +221,7 @@ static void write_png_header(const char *path, uint32_t w, uint32_t h)
     b[25] = 2; /* colour type RGB */
     b[26] = b[27] = b[28] = 0;
     put_be32(b + 29, png_crc(b + 12, 17));
-    write_bytes(path, b, sizeof b);
+    tu_write_file(path, b, sizeof b);
 }
 
 START_TEST(test_load_errors)
@@ -302,40 +230,44 @@ START_TEST(test_load_errors)
     dsd_image img = {0};
     char path[256];
 
-    EXPECT_ERROR(dsd_image_load(tmp_path(path, sizeof path, "missing.png"), &img, &err),
-                 DSD_ERR_IO, "missing.png", "cannot open", "No such file");
+    TU_EXPECT_ERROR(
+        dsd_image_load(tu_path_into(path, sizeof path, tmp_dir, "missing.png"), &img, &err),
+        DSD_ERR_IO, err, "missing.png", "cannot open", "No such file");
 
-    tmp_path(path, sizeof path, "adir.png");
+    tu_path_into(path, sizeof path, tmp_dir, "adir.png");
     ck_assert(mkdir(path, 0755) == 0);
-    EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_IO, "adir.png", "is a directory");
+    TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_IO, err, "adir.png",
+                    "is a directory");
     ck_assert(rmdir(path) == 0);
 
-    tmp_path(path, sizeof path, "empty.png");
-    write_bytes(path, "", 0);
-    EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, "empty.png", "empty file",
-                 "0 bytes");
+    tu_path_into(path, sizeof path, tmp_dir, "empty.png");
+    tu_write_file(path, "", 0);
+    TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "empty.png",
+                    "empty file", "0 bytes");
 
-    tmp_path(path, sizeof path, "notes.png");
+    tu_path_into(path, sizeof path, tmp_dir, "notes.png");
     const char text[] = "these are not the pixels you are looking for\n";
-    write_bytes(path, text, sizeof text - 1);
-    EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, "notes.png", "not an image");
+    tu_write_file(path, text, sizeof text - 1);
+    TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "notes.png",
+                    "not an image");
 
     /* a PNG signature alone */
-    tmp_path(path, sizeof path, "sig.png");
-    write_bytes(path, "\x89PNG\r\n\x1a\n", 8);
-    EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, "sig.png", "not an image");
+    tu_path_into(path, sizeof path, tmp_dir, "sig.png");
+    tu_write_file(path, "\x89PNG\r\n\x1a\n", 8);
+    TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "sig.png",
+                    "not an image");
 
     /* a real PNG cut in half: the header is fine, the data is not */
     dsd_image full = {0};
     make_image(&full, 61, 47, 7, 0);
-    tmp_path(path, sizeof path, "cut.png");
-    EXPECT_OK(dsd_image_save(path, &full, &err));
+    tu_path_into(path, sizeof path, tmp_dir, "cut.png");
+    TU_HOST_OK(dsd_image_save(path, &full, &err), err);
     size_t n;
-    unsigned char *bytes = read_bytes(path, &n);
-    write_bytes(path, bytes, n / 2);
+    unsigned char *bytes = tu_read_file(path, &n);
+    tu_write_file(path, bytes, n / 2);
     free(bytes);
-    EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, "cut.png", "cannot decode",
-                 "61 x 47");
+    TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "cut.png",
+                    "cannot decode", "61 x 47");
     dsd_image_free(&full);
 
     /* Headers claiming absurd sizes. 100000^2 and 20000^2 are refused (by stb
@@ -346,20 +278,20 @@ START_TEST(test_load_errors)
     const uint32_t absurd[][2] = {{100000, 100000}, {20000, 20000}, {70000, 16}, {16, 70000},
                                   {16384, 16385}};
     for (int k = 0; k < TU_COUNT(absurd); k++) {
-        tmp_path(path, sizeof path, "huge.png");
+        tu_path_into(path, sizeof path, tmp_dir, "huge.png");
         write_png_header(path, absurd[k][0], absurd[k][1]);
         dsd_status st = dsd_image_load(path, &img, &err);
-        EXPECT_ERROR(st, DSD_ERR_FORMAT, "huge.png", "too large");
+        TU_EXPECT_ERROR(st, DSD_ERR_FORMAT, err, "huge.png", "too large");
         ck_assert_msg(!strstr(err.message, "cannot decode"), "%u x %u reached the decoder: %s",
                       absurd[k][0], absurd[k][1], err.message);
         ck_assert(img.data == NULL && img.width == 0);
     }
     /* the same header at a sane size passes the checks and fails in decoding */
     write_png_header(path, 640, 480);
-    EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, "huge.png", "cannot decode",
-                 "640 x 480");
+    TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "huge.png",
+                    "cannot decode", "640 x 480");
 
-    EXPECT_ERROR(dsd_image_load(NULL, &img, &err), DSD_ERR_INVALID_ARGUMENT, "path");
+    TU_EXPECT_ERROR(dsd_image_load(NULL, &img, &err), DSD_ERR_INVALID_ARGUMENT, err, "path");
     dsd_image_free(&img);
 }
 END_TEST
@@ -376,22 +308,24 @@ START_TEST(test_save_errors)
 
     const char *bad[] = {"x.bmp", "x", "x.png.txt", ".png", "dir.jpg/", "x.jp"};
     for (int k = 0; k < TU_COUNT(bad); k++)
-        EXPECT_ERROR(dsd_image_save(tmp_path(path, sizeof path, bad[k]), &img, &err),
-                     DSD_ERR_INVALID_ARGUMENT, "unknown image extension", bad[k]);
+        TU_EXPECT_ERROR(
+            dsd_image_save(tu_path_into(path, sizeof path, tmp_dir, bad[k]), &img, &err),
+            DSD_ERR_INVALID_ARGUMENT, err, "unknown image extension", bad[k]);
 
-    EXPECT_ERROR(dsd_image_save("/nonexistent-dsd-dir/x.png", &img, &err), DSD_ERR_IO,
-                 "/nonexistent-dsd-dir/x.png", "cannot create temporary");
+    TU_EXPECT_ERROR(dsd_image_save("/nonexistent-dsd-dir/x.png", &img, &err), DSD_ERR_IO, err,
+                    "/nonexistent-dsd-dir/x.png", "cannot create temporary");
 
     /* the target is a directory: everything works but the rename */
-    tmp_path(path, sizeof path, "isdir.png");
+    tu_path_into(path, sizeof path, tmp_dir, "isdir.png");
     ck_assert(mkdir(path, 0755) == 0);
-    EXPECT_ERROR(dsd_image_save(path, &img, &err), DSD_ERR_IO, "isdir.png", "cannot rename");
+    TU_EXPECT_ERROR(dsd_image_save(path, &img, &err), DSD_ERR_IO, err, "isdir.png",
+                    "cannot rename");
     ck_assert(rmdir(path) == 0);
-    ck_assert_int_eq(count_temporaries(), 0);
+    ck_assert_int_eq(tu_count_temporaries(tmp_dir), 0);
 
     dsd_image empty = {0};
-    EXPECT_ERROR(dsd_image_save(tmp_path(path, sizeof path, "e.png"), &empty, &err),
-                 DSD_ERR_INVALID_ARGUMENT, "nothing to save");
+    TU_EXPECT_ERROR(dsd_image_save(tu_path_into(path, sizeof path, tmp_dir, "e.png"), &empty, &err),
+                    DSD_ERR_INVALID_ARGUMENT, err, "nothing to save");
     dsd_image_free(&img);
 }
 END_TEST
@@ -400,12 +334,12 @@ START_TEST(test_save_atomic)
 {
     dsd_error err;
     char path[256];
-    tmp_path(path, sizeof path, "keep.png");
+    tu_path_into(path, sizeof path, tmp_dir, "keep.png");
     dsd_image old = {0}, big = {0}, back = {0};
     make_image(&old, 5, 5, 11, 0);
-    EXPECT_OK(dsd_image_save(path, &old, &err));
+    TU_HOST_OK(dsd_image_save(path, &old, &err), err);
     size_t size_before, size_after;
-    unsigned char *before = read_bytes(path, &size_before);
+    unsigned char *before = tu_read_file(path, &size_before);
 
     /* A save that fails mid-write (file size limit): the old file stays. */
     make_image(&big, 64, 64, 12, 0); /* noise: ~12 KB of PNG */
@@ -418,18 +352,18 @@ START_TEST(test_save_atomic)
     dsd_status st = dsd_image_save(path, &big, &err);
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
     signal(SIGXFSZ, old_handler);
-    EXPECT_ERROR(st, DSD_ERR_IO, "write failed", "File too large");
-    ck_assert_int_eq(count_temporaries(), 0);
-    unsigned char *after = read_bytes(path, &size_after);
+    TU_EXPECT_ERROR(st, DSD_ERR_IO, err, "write failed", "File too large");
+    ck_assert_int_eq(tu_count_temporaries(tmp_dir), 0);
+    unsigned char *after = tu_read_file(path, &size_after);
     ck_assert_uint_eq(size_after, size_before);
     ck_assert(memcmp(before, after, size_before) == 0);
     free(after);
 
     /* A save that succeeds replaces it. */
-    EXPECT_OK(dsd_image_save(path, &big, &err));
-    EXPECT_OK(dsd_image_load(path, &back, &err));
+    TU_HOST_OK(dsd_image_save(path, &big, &err), err);
+    TU_HOST_OK(dsd_image_load(path, &back, &err), err);
     expect_same_pixels(&big, &back, "replaced keep.png");
-    ck_assert_int_eq(count_temporaries(), 0);
+    ck_assert_int_eq(tu_count_temporaries(tmp_dir), 0);
 
     free(before);
     dsd_image_free(&old);
@@ -447,7 +381,7 @@ START_TEST(test_planar)
     dsd_error err;
     /* every value: u -> x -> u exactly, x in [-1, 1], endpoints exact */
     dsd_image img = {0};
-    EXPECT_OK(dsd_image_alloc(&img, 256, 1, &err));
+    TU_HOST_OK(dsd_image_alloc(&img, 256, 1, &err), err);
     for (int i = 0; i < 256; i++)
         for (int c = 0; c < 3; c++)
             img.data[i * 3 + c] = (uint8_t)((i + 85 * c) % 256);
@@ -465,7 +399,7 @@ START_TEST(test_planar)
     ck_assert(x[0 * 256 + 0] == -1.0f); /* u = 0 */
     ck_assert(x[0 * 256 + 255] == 1.0f); /* u = 255 */
     dsd_image back = {0};
-    EXPECT_OK(dsd_image_alloc(&back, 256, 1, &err));
+    TU_HOST_OK(dsd_image_alloc(&back, 256, 1, &err), err);
     ck_assert_uint_eq(dsd_image_from_planar(&back, x), 0);
     expect_same_pixels(&img, &back, "planar round trip");
     free(x);
@@ -479,7 +413,7 @@ START_TEST(test_planar)
     float planes[27];
     for (int c = 0; c < 3; c++)
         memcpy(planes + c * 9, in, sizeof in);
-    EXPECT_OK(dsd_image_alloc(&back, 9, 1, &err));
+    TU_HOST_OK(dsd_image_alloc(&back, 9, 1, &err), err);
     ck_assert_uint_eq(dsd_image_from_planar(&back, planes), 3); /* one NaN per channel */
     for (int i = 0; i < 9; i++)
         for (int c = 0; c < 3; c++)
@@ -494,7 +428,7 @@ START_TEST(test_crop_pad)
     dsd_error err;
     dsd_image src = {0}, dst = {0}, pad = {0};
     make_image(&src, 61, 47, 21, 0);
-    EXPECT_OK(dsd_image_crop(&src, 3, 5, 17, 9, &dst, &err));
+    TU_HOST_OK(dsd_image_crop(&src, 3, 5, 17, 9, &dst, &err), err);
     ck_assert_int_eq(dst.width, 17);
     ck_assert_int_eq(dst.height, 9);
     for (int y = 0; y < 9; y++)
@@ -502,16 +436,16 @@ START_TEST(test_crop_pad)
             for (int c = 0; c < 3; c++)
                 ck_assert(dst.data[(y * 17 + x) * 3 + c] ==
                           src.data[((y + 5) * 61 + x + 3) * 3 + c]);
-    EXPECT_OK(dsd_image_crop(&src, 60, 46, 1, 1, &dst, &err));
+    TU_HOST_OK(dsd_image_crop(&src, 60, 46, 1, 1, &dst, &err), err);
     ck_assert(memcmp(dst.data, src.data + (46 * 61 + 60) * 3, 3) == 0);
-    EXPECT_ERROR(dsd_image_crop(&src, 50, 0, 12, 5, &dst, &err), DSD_ERR_INVALID_ARGUMENT,
-                 "12 x 5 at (50, 0)", "61 x 47");
-    EXPECT_ERROR(dsd_image_crop(&src, -1, 0, 2, 2, &dst, &err), DSD_ERR_INVALID_ARGUMENT,
-                 "not inside");
-    EXPECT_ERROR(dsd_image_crop(&src, 0, 0, 0, 2, &dst, &err), DSD_ERR_INVALID_ARGUMENT,
-                 "not inside");
+    TU_EXPECT_ERROR(dsd_image_crop(&src, 50, 0, 12, 5, &dst, &err), DSD_ERR_INVALID_ARGUMENT, err,
+                    "12 x 5 at (50, 0)", "61 x 47");
+    TU_EXPECT_ERROR(dsd_image_crop(&src, -1, 0, 2, 2, &dst, &err), DSD_ERR_INVALID_ARGUMENT, err,
+                    "not inside");
+    TU_EXPECT_ERROR(dsd_image_crop(&src, 0, 0, 0, 2, &dst, &err), DSD_ERR_INVALID_ARGUMENT, err,
+                    "not inside");
 
-    EXPECT_OK(dsd_image_pad_to_multiple(&src, 8, &pad, &err));
+    TU_HOST_OK(dsd_image_pad_to_multiple(&src, 8, &pad, &err), err);
     ck_assert_int_eq(pad.width, 64);
     ck_assert_int_eq(pad.height, 48);
     for (int y = 0; y < 48; y++)
@@ -521,18 +455,19 @@ START_TEST(test_crop_pad)
                 ck_assert_msg(pad.data[(y * 64 + x) * 3 + c] == src.data[(sy * 61 + sx) * 3 + c],
                               "pad (%d, %d, %d)", x, y, c);
         }
-    EXPECT_OK(dsd_image_crop(&pad, 0, 0, 61, 47, &dst, &err));
+    TU_HOST_OK(dsd_image_crop(&pad, 0, 0, 61, 47, &dst, &err), err);
     expect_same_pixels(&src, &dst, "pad then crop");
-    EXPECT_OK(dsd_image_pad_to_multiple(&src, 1, &pad, &err));
+    TU_HOST_OK(dsd_image_pad_to_multiple(&src, 1, &pad, &err), err);
     expect_same_pixels(&src, &pad, "pad to multiple of 1");
-    EXPECT_ERROR(dsd_image_pad_to_multiple(&src, 0, &pad, &err), DSD_ERR_INVALID_ARGUMENT,
-                 "multiple >= 1");
+    TU_EXPECT_ERROR(dsd_image_pad_to_multiple(&src, 0, &pad, &err), DSD_ERR_INVALID_ARGUMENT, err,
+                    "multiple >= 1");
 
     /* allocation limits; free is idempotent */
-    EXPECT_ERROR(dsd_image_alloc(&dst, 0, 5, &err), DSD_ERR_INVALID_ARGUMENT, "0 x 5");
-    EXPECT_ERROR(dsd_image_alloc(&dst, 65536, 1, &err), DSD_ERR_INVALID_ARGUMENT, "65536 x 1");
-    EXPECT_ERROR(dsd_image_alloc(&dst, 16384, 16385, &err), DSD_ERR_INVALID_ARGUMENT,
-                 "16384 x 16385");
+    TU_EXPECT_ERROR(dsd_image_alloc(&dst, 0, 5, &err), DSD_ERR_INVALID_ARGUMENT, err, "0 x 5");
+    TU_EXPECT_ERROR(dsd_image_alloc(&dst, 65536, 1, &err), DSD_ERR_INVALID_ARGUMENT, err,
+                    "65536 x 1");
+    TU_EXPECT_ERROR(dsd_image_alloc(&dst, 16384, 16385, &err), DSD_ERR_INVALID_ARGUMENT, err,
+                    "16384 x 16385");
     ck_assert(dst.data == NULL);
     dsd_image_free(&src);
     dsd_image_free(&src);
@@ -541,30 +476,10 @@ START_TEST(test_crop_pad)
 }
 END_TEST
 
-static void remove_tmp_dir(void)
-{
-    DIR *d = opendir(tmp_dir);
-    if (!d)
-        return;
-    char path[512];
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        snprintf(path, sizeof path, "%s/%s", tmp_dir, e->d_name);
-        if (remove(path) != 0)
-            rmdir(path);
-    }
-    closedir(d);
-    rmdir(tmp_dir);
-}
-
 int main(void)
 {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dsd-image-XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
+    if (tu_make_tmp_dir(tmp_dir, sizeof tmp_dir, "image") != 0)
         return EXIT_FAILURE;
-    }
     Suite *s = suite_create("image");
     TCase *tc = tcase_create("image");
     tcase_set_timeout(tc, 120);
@@ -579,6 +494,6 @@ int main(void)
     tcase_add_test(tc, test_crop_pad);
     suite_add_tcase(s, tc);
     int status = tu_run(s); /* no OpenCL context is ever created */
-    remove_tmp_dir();
+    tu_rmtree(tmp_dir);
     return status;
 }

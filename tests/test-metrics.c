@@ -21,34 +21,9 @@
 #include "dsdeblur_image.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void expect_ok_(dsd_status st, const dsd_error *err, const char *expr, int line)
-{
-    if (st == DSD_OK)
-        return;
-    char msg[DSD_ERROR_LINE_MAX];
-    ck_abort_msg("line %d: %s returned %s: %s", line, expr, dsd_status_name(st),
-                 dsd_error_format(err, msg, sizeof msg));
-}
-#define EXPECT_OK(expr) expect_ok_((expr), &err, #expr, __LINE__)
-
-static void expect_error_(dsd_status st, dsd_status want, const dsd_error *err, int line, ...)
-{
-    ck_assert_msg(st == want, "line %d: got %s, want %s (message: %s)", line,
-                  dsd_status_name(st), dsd_status_name(want), err->message);
-    va_list ap;
-    va_start(ap, line);
-    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *))
-        ck_assert_msg(strstr(err->message, s), "line %d: message \"%s\" lacks \"%s\"", line,
-                      err->message, s);
-    va_end(ap);
-}
-#define EXPECT_ERROR(expr, want, ...) \
-    expect_error_((expr), (want), &err, __LINE__, __VA_ARGS__, (const char *)NULL)
 
 // ----------------------------------------------------------------------------
 // 1. Reference values from scikit-image / scipy
@@ -74,7 +49,7 @@ static void load_data(const char *name, const char *tag, dsd_image *img)
     char path[1024];
     snprintf(path, sizeof path, "%s/tests/data/metrics/%s_%s.png", srcdir, name, tag);
     dsd_error err;
-    EXPECT_OK(dsd_image_load(path, img, &err));
+    TU_HOST_OK(dsd_image_load(path, img, &err), err);
 }
 
 START_TEST(test_reference_values)
@@ -85,11 +60,11 @@ START_TEST(test_reference_values)
     load_data(refs[k].name, "a", &a);
     load_data(refs[k].name, "b", &b);
     double psnr, sk, ml, sk_ba, ml_ba;
-    EXPECT_OK(dsd_psnr(&a, &b, &psnr, &err));
-    EXPECT_OK(dsd_ssim(&a, &b, DSD_SSIM_SKIMAGE, &sk, &err));
-    EXPECT_OK(dsd_ssim(&a, &b, DSD_SSIM_MATLAB, &ml, &err));
-    EXPECT_OK(dsd_ssim(&b, &a, DSD_SSIM_SKIMAGE, &sk_ba, &err));
-    EXPECT_OK(dsd_ssim(&b, &a, DSD_SSIM_MATLAB, &ml_ba, &err));
+    TU_HOST_OK(dsd_psnr(&a, &b, &psnr, &err), err);
+    TU_HOST_OK(dsd_ssim(&a, &b, DSD_SSIM_SKIMAGE, &sk, &err), err);
+    TU_HOST_OK(dsd_ssim(&a, &b, DSD_SSIM_MATLAB, &ml, &err), err);
+    TU_HOST_OK(dsd_ssim(&b, &a, DSD_SSIM_SKIMAGE, &sk_ba, &err), err);
+    TU_HOST_OK(dsd_ssim(&b, &a, DSD_SSIM_MATLAB, &ml_ba, &err), err);
     double e_psnr = fabs(psnr - refs[k].psnr) / refs[k].psnr;
     double e_sk = fabs(sk - refs[k].ssim_skimage), e_ml = fabs(ml - refs[k].ssim_matlab);
     printf("%-22s psnr %.10f (rel err %.1e)  skimage %.10f (abs err %.1e)  matlab %.10f "
@@ -181,8 +156,8 @@ static double ssim_brute(const dsd_image *a, const dsd_image *b, int matlab)
 static void random_pair(dsd_image *a, dsd_image *b, int w, int h, uint64_t seed)
 {
     dsd_error err;
-    EXPECT_OK(dsd_image_alloc(a, w, h, &err));
-    EXPECT_OK(dsd_image_alloc(b, w, h, &err));
+    TU_HOST_OK(dsd_image_alloc(a, w, h, &err), err);
+    TU_HOST_OK(dsd_image_alloc(b, w, h, &err), err);
     tu_rng r = tu_rng_init(seed);
     for (size_t i = 0; i < dsd_image_numel(a); i++) {
         /* b = a + noise, so the SSIM is well inside (0, 1) */
@@ -206,8 +181,9 @@ START_TEST(test_brute_force)
         dsd_image a = {0}, b = {0};
         random_pair(&a, &b, cases[k].w, cases[k].h, 500 + (uint64_t)k);
         double got, want = ssim_brute(&a, &b, cases[k].matlab);
-        EXPECT_OK(dsd_ssim(&a, &b, cases[k].matlab ? DSD_SSIM_MATLAB : DSD_SSIM_SKIMAGE, &got,
-                           &err));
+        TU_HOST_OK(
+            dsd_ssim(&a, &b, cases[k].matlab ? DSD_SSIM_MATLAB : DSD_SSIM_SKIMAGE, &got, &err),
+            err);
         ck_assert_msg(fabs(got - want) <= 1e-9, "%s %d x %d: %.12f, brute force %.12f",
                       cases[k].matlab ? "matlab" : "skimage", cases[k].w, cases[k].h, got, want);
         ck_assert_msg(want > 0.01 && want < 0.99, "case %d: degenerate reference %.6f", k, want);
@@ -228,13 +204,13 @@ START_TEST(test_analytic)
     double v;
 
     /* identical: PSNR +inf, SSIM 1 in both protocols */
-    EXPECT_OK(dsd_psnr(&a, &a, &v, &err));
+    TU_HOST_OK(dsd_psnr(&a, &a, &v, &err), err);
     ck_assert_msg(isinf(v) && v > 0, "PSNR of identical images: %g", v);
-    EXPECT_OK(dsd_mse(&a, &a, &v, &err));
+    TU_HOST_OK(dsd_mse(&a, &a, &v, &err), err);
     ck_assert(v == 0);
-    EXPECT_OK(dsd_ssim(&a, &a, DSD_SSIM_SKIMAGE, &v, &err));
+    TU_HOST_OK(dsd_ssim(&a, &a, DSD_SSIM_SKIMAGE, &v, &err), err);
     ck_assert_msg(fabs(v - 1) <= 1e-12, "SSIM(skimage) of identical images: %.15f", v);
-    EXPECT_OK(dsd_ssim(&a, &a, DSD_SSIM_MATLAB, &v, &err));
+    TU_HOST_OK(dsd_ssim(&a, &a, DSD_SSIM_MATLAB, &v, &err), err);
     ck_assert_msg(fabs(v - 1) <= 1e-12, "SSIM(matlab) of identical images: %.15f", v);
 
     /* constant offset d on every value: MSE = d^2, PSNR = 20 log10(255 / d) */
@@ -243,9 +219,9 @@ START_TEST(test_analytic)
             a.data[i] = (uint8_t)(a.data[i] % 200);
             b.data[i] = (uint8_t)(a.data[i] + d);
         }
-        EXPECT_OK(dsd_mse(&a, &b, &v, &err));
+        TU_HOST_OK(dsd_mse(&a, &b, &v, &err), err);
         ck_assert_msg(v == (double)d * d, "MSE with offset %d: %g", d, v);
-        EXPECT_OK(dsd_psnr(&b, &a, &v, &err));
+        TU_HOST_OK(dsd_psnr(&b, &a, &v, &err), err);
         double want = 20 * log10(255.0 / d);
         ck_assert_msg(fabs(v - want) <= 1e-12 * want, "PSNR with offset %d: %.12f, want %.12f",
                       d, v, want);
@@ -255,29 +231,29 @@ START_TEST(test_analytic)
     /* constant images p and q: zero variances, so SSIM = the luminance term
      * (2pq + C1) / (p^2 + q^2 + C1), in both protocols */
     dsd_image p = {0}, q = {0};
-    EXPECT_OK(dsd_image_alloc(&p, 15, 12, &err));
-    EXPECT_OK(dsd_image_alloc(&q, 15, 12, &err));
+    TU_HOST_OK(dsd_image_alloc(&p, 15, 12, &err), err);
+    TU_HOST_OK(dsd_image_alloc(&q, 15, 12, &err), err);
     memset(p.data, 100, dsd_image_numel(&p));
     memset(q.data, 140, dsd_image_numel(&q));
     const double C1 = (0.01 * 255) * (0.01 * 255);
     double want = (2.0 * 100 * 140 + C1) / (100.0 * 100 + 140.0 * 140 + C1);
-    EXPECT_OK(dsd_ssim(&p, &q, DSD_SSIM_SKIMAGE, &v, &err));
+    TU_HOST_OK(dsd_ssim(&p, &q, DSD_SSIM_SKIMAGE, &v, &err), err);
     ck_assert_msg(fabs(v - want) <= 1e-12, "SSIM(skimage) of constants: %.15f, want %.15f", v,
                   want);
-    EXPECT_OK(dsd_ssim(&p, &q, DSD_SSIM_MATLAB, &v, &err));
+    TU_HOST_OK(dsd_ssim(&p, &q, DSD_SSIM_MATLAB, &v, &err), err);
     ck_assert_msg(fabs(v - want) <= 1e-12, "SSIM(matlab) of constants: %.15f, want %.15f", v,
                   want);
 
     /* Border pixels count in both protocols. */
     dsd_image e = {0};
     random_pair(&a, &b, 31, 27, 901);
-    EXPECT_OK(dsd_image_crop(&a, 0, 0, 31, 27, &e, &err));
+    TU_HOST_OK(dsd_image_crop(&a, 0, 0, 31, 27, &e, &err), err);
     double sk0, ml0, sk1, ml1;
-    EXPECT_OK(dsd_ssim(&a, &b, DSD_SSIM_SKIMAGE, &sk0, &err));
-    EXPECT_OK(dsd_ssim(&a, &b, DSD_SSIM_MATLAB, &ml0, &err));
+    TU_HOST_OK(dsd_ssim(&a, &b, DSD_SSIM_SKIMAGE, &sk0, &err), err);
+    TU_HOST_OK(dsd_ssim(&a, &b, DSD_SSIM_MATLAB, &ml0, &err), err);
     e.data[0] ^= 0x80; /* pixel (0, 0), red */
-    EXPECT_OK(dsd_ssim(&e, &b, DSD_SSIM_SKIMAGE, &sk1, &err));
-    EXPECT_OK(dsd_ssim(&e, &b, DSD_SSIM_MATLAB, &ml1, &err));
+    TU_HOST_OK(dsd_ssim(&e, &b, DSD_SSIM_SKIMAGE, &sk1, &err), err);
+    TU_HOST_OK(dsd_ssim(&e, &b, DSD_SSIM_MATLAB, &ml1, &err), err);
     /* (0, 0) is inside the window of the first kept pixel (5, 5), so it
      * counts for skimage too; only the border RULE never matters there (no
      * kept window reaches past the edge, see doc/metrics.md) */
@@ -285,7 +261,7 @@ START_TEST(test_analytic)
     ck_assert_msg(ml1 != ml0, "matlab ignores a corner change: %.15f", ml1);
     e.data[0] = a.data[0];
     e.data[(0 * 31 + 30) * 3 + 2] ^= 0x40; /* top-right corner, blue */
-    EXPECT_OK(dsd_ssim(&e, &b, DSD_SSIM_SKIMAGE, &sk1, &err));
+    TU_HOST_OK(dsd_ssim(&e, &b, DSD_SSIM_SKIMAGE, &sk1, &err), err);
     ck_assert(sk1 != sk0);
 
     dsd_image_free(&a);
@@ -306,29 +282,31 @@ START_TEST(test_errors)
     double v;
     random_pair(&a, &b, 12, 11, 1);
     dsd_image c = {0};
-    EXPECT_OK(dsd_image_alloc(&c, 11, 12, &err));
-    EXPECT_ERROR(dsd_psnr(&a, &c, &v, &err), DSD_ERR_SHAPE, "dsd_psnr", "12 x 11 vs 11 x 12");
-    EXPECT_ERROR(dsd_mse(&a, &c, &v, &err), DSD_ERR_SHAPE, "dsd_mse");
-    EXPECT_ERROR(dsd_ssim(&a, &c, DSD_SSIM_MATLAB, &v, &err), DSD_ERR_SHAPE, "12 x 11 vs 11 x 12");
-    EXPECT_ERROR(dsd_psnr(&a, &empty, &v, &err), DSD_ERR_INVALID_ARGUMENT, "loaded");
-    EXPECT_ERROR(dsd_ssim(&empty, &a, DSD_SSIM_SKIMAGE, &v, &err), DSD_ERR_INVALID_ARGUMENT,
-                 "loaded");
-    EXPECT_ERROR(dsd_ssim(&a, &b, (dsd_ssim_protocol)7, &v, &err), DSD_ERR_INVALID_ARGUMENT,
-                 "unknown protocol 7");
+    TU_HOST_OK(dsd_image_alloc(&c, 11, 12, &err), err);
+    TU_EXPECT_ERROR(dsd_psnr(&a, &c, &v, &err), DSD_ERR_SHAPE, err, "dsd_psnr",
+                    "12 x 11 vs 11 x 12");
+    TU_EXPECT_ERROR(dsd_mse(&a, &c, &v, &err), DSD_ERR_SHAPE, err, "dsd_mse");
+    TU_EXPECT_ERROR(dsd_ssim(&a, &c, DSD_SSIM_MATLAB, &v, &err), DSD_ERR_SHAPE, err,
+                    "12 x 11 vs 11 x 12");
+    TU_EXPECT_ERROR(dsd_psnr(&a, &empty, &v, &err), DSD_ERR_INVALID_ARGUMENT, err, "loaded");
+    TU_EXPECT_ERROR(dsd_ssim(&empty, &a, DSD_SSIM_SKIMAGE, &v, &err), DSD_ERR_INVALID_ARGUMENT, err,
+                    "loaded");
+    TU_EXPECT_ERROR(dsd_ssim(&a, &b, (dsd_ssim_protocol)7, &v, &err), DSD_ERR_INVALID_ARGUMENT, err,
+                    "unknown protocol 7");
 
     dsd_image s = {0}, t = {0};
     random_pair(&s, &t, 10, 40, 2);
-    EXPECT_ERROR(dsd_ssim(&s, &t, DSD_SSIM_SKIMAGE, &v, &err), DSD_ERR_SHAPE, "10 x 40",
-                 "11 x 11");
-    EXPECT_OK(dsd_ssim(&s, &t, DSD_SSIM_MATLAB, &v, &err));
+    TU_EXPECT_ERROR(dsd_ssim(&s, &t, DSD_SSIM_SKIMAGE, &v, &err), DSD_ERR_SHAPE, err, "10 x 40",
+                    "11 x 11");
+    TU_HOST_OK(dsd_ssim(&s, &t, DSD_SSIM_MATLAB, &v, &err), err);
 
     dsd_ssim_protocol p;
-    EXPECT_OK(dsd_ssim_protocol_parse("MATLAB", &p, &err));
+    TU_HOST_OK(dsd_ssim_protocol_parse("MATLAB", &p, &err), err);
     ck_assert_int_eq(p, DSD_SSIM_MATLAB);
-    EXPECT_OK(dsd_ssim_protocol_parse("skimage", &p, &err));
+    TU_HOST_OK(dsd_ssim_protocol_parse("skimage", &p, &err), err);
     ck_assert_int_eq(p, DSD_SSIM_SKIMAGE);
-    EXPECT_ERROR(dsd_ssim_protocol_parse("matlab2", &p, &err), DSD_ERR_INVALID_ARGUMENT,
-                 "'matlab2'");
+    TU_EXPECT_ERROR(dsd_ssim_protocol_parse("matlab2", &p, &err), DSD_ERR_INVALID_ARGUMENT, err,
+                    "'matlab2'");
     ck_assert_str_eq(dsd_ssim_protocol_name(DSD_SSIM_MATLAB), "matlab");
     ck_assert_str_eq(dsd_ssim_protocol_name(DSD_SSIM_SKIMAGE), "skimage");
 

@@ -25,10 +25,7 @@
 #include "testutil.h"
 #include "io/safetensors.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,17 +33,6 @@
 #include <unistd.h>
 
 static char tmp_dir[256];
-
-/* A path in the temporary directory, in one of eight rotating buffers: good
- * for the arguments of one call; copy a path that must live longer. */
-static const char *tpath(const char *name)
-{
-    static char bufs[8][512];
-    static int next;
-    char *b = bufs[next++ % 8];
-    snprintf(b, 512, "%s/%s", tmp_dir, name);
-    return b;
-}
 
 static dsd_generator_config small_gen(void)
 {
@@ -127,55 +113,8 @@ static void expect_unchanged(const char *what, const dsd_params *p, const dsd_te
     free(now);
 }
 
-/* st == want and the message has every string of the NULL-terminated list. */
-static void expect_error_(dsd_status st, dsd_status want, const dsd_error *err, int line, ...)
-{
-    ck_assert_msg(st == want, "line %d: status %s, expected %s (message: %s)", line,
-                  dsd_status_name(st), dsd_status_name(want), err->message);
-    va_list ap;
-    va_start(ap, line);
-    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *))
-        ck_assert_msg(strstr(err->message, s), "line %d: message \"%s\" lacks \"%s\"", line,
-                      err->message, s);
-    va_end(ap);
-}
-#define EXPECT_CTX_ERROR(expr, want, ...)                                                  \
-    expect_error_((expr), (want), dsd_context_error(tu_ctx()), __LINE__, __VA_ARGS__,      \
-                  (const char *)NULL)
-#define EXPECT_ERROR(expr, want, err, ...) \
-    expect_error_((expr), (want), (err), __LINE__, __VA_ARGS__, (const char *)NULL)
-
 /* ------------------------------------------------------------------------ */
 /* Files built by hand */
-
-static void write_bytes(const char *path, const void *bytes, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    ck_assert(n == 0 || fwrite(bytes, 1, n, f) == n);
-    ck_assert(fclose(f) == 0);
-}
-
-static unsigned char *read_bytes(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    ck_assert(fseek(f, 0, SEEK_END) == 0);
-    long size = ftell(f);
-    ck_assert(size >= 0 && fseek(f, 0, SEEK_SET) == 0);
-    unsigned char *buf = malloc((size_t)size + 1);
-    ck_assert(buf);
-    ck_assert((size_t)fread(buf, 1, (size_t)size, f) == (size_t)size);
-    fclose(f);
-    *n = (size_t)size;
-    return buf;
-}
-
-static int file_exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
 
 /* How rewrite() changes a file (NULL fields: no change). */
 typedef struct edit {
@@ -236,13 +175,13 @@ static void patch(const char *src, const char *dst, const char *from, const char
 {
     size_t n, len = strlen(from);
     ck_assert_uint_eq(len, strlen(to));
-    unsigned char *b = read_bytes(src, &n);
+    unsigned char *b = tu_read_file(src, &n);
     size_t at = 0;
     while (at + len <= n && memcmp(b + at, from, len))
         at++;
     ck_assert_msg(at + len <= n, "%s has no \"%s\"", src, from);
     memcpy(b + at, to, len);
-    write_bytes(dst, b, n);
+    tu_write_file(dst, b, n);
     free(b);
 }
 
@@ -251,7 +190,7 @@ static void patch(const char *src, const char *dst, const char *from, const char
 static void relabel_bf16(const char *src, const char *dst, const char *name)
 {
     size_t n;
-    unsigned char *b = read_bytes(src, &n);
+    unsigned char *b = tu_read_file(src, &n);
     uint64_t len = 0;
     for (int i = 0; i < 8; i++)
         len |= (uint64_t)b[i] << (8 * i);
@@ -301,7 +240,7 @@ START_TEST(test_generator_round_trip)
     gen_make(&b, &cfg, 22);
     ck_assert_uint_eq(a.params.count, 40865); /* tests below rely on this network */
     char path[512];
-    snprintf(path, sizeof path, "%s", tpath("g.safetensors"));
+    snprintf(path, sizeof path, "%s", tu_path(tmp_dir, "g.safetensors"));
     TU_OK(dsd_generator_save(ctx, &a, path, DSD_STORAGE_F32));
 
     float *want = download(&a.params.values);
@@ -352,10 +291,10 @@ START_TEST(test_generator_round_trip)
     odd.dropout = 1.0f / 3.0f;
     dsd_generator c;
     gen_make(&c, &odd, 3);
-    TU_OK(dsd_generator_save(ctx, &c, tpath("odd.safetensors"), DSD_STORAGE_F32));
-    TU_OK(dsd_generator_file_config(tpath("odd.safetensors"), &rc, &err));
+    TU_OK(dsd_generator_save(ctx, &c, tu_path(tmp_dir, "odd.safetensors"), DSD_STORAGE_F32));
+    TU_OK(dsd_generator_file_config(tu_path(tmp_dir, "odd.safetensors"), &rc, &err));
     ck_assert(!memcmp(&rc, &odd, sizeof rc));
-    TU_OK(dsd_generator_load(ctx, &c, tpath("odd.safetensors")));
+    TU_OK(dsd_generator_load(ctx, &c, tu_path(tmp_dir, "odd.safetensors")));
 
     free(want);
     free(other);
@@ -380,7 +319,7 @@ START_TEST(test_generator_f16)
     w[2] = -65504.0f;
     TU_OK(dsd_tensor_upload(ctx, &a.params.values, w, a.params.count));
     char path[512];
-    snprintf(path, sizeof path, "%s", tpath("g16.safetensors"));
+    snprintf(path, sizeof path, "%s", tu_path(tmp_dir, "g16.safetensors"));
     TU_OK(dsd_generator_save(ctx, &a, path, DSD_STORAGE_F16));
 
     dsd_error err;
@@ -408,8 +347,8 @@ START_TEST(test_generator_f16)
 
     /* BF16 converts too: head.bias's F16 bits relabelled BF16 load as the
      * BF16 values of those bits */
-    relabel_bf16(path, tpath("bf16.safetensors"), "head.bias");
-    TU_OK(dsd_generator_load(ctx, &b, tpath("bf16.safetensors")));
+    relabel_bf16(path, tu_path(tmp_dir, "bf16.safetensors"), "head.bias");
+    TU_OK(dsd_generator_load(ctx, &b, tu_path(tmp_dir, "bf16.safetensors")));
     free(got);
     got = download(&b.params.values);
     const dsd_param_info *hb = dsd_params_find(&a.params, "head.bias");
@@ -424,11 +363,11 @@ START_TEST(test_generator_f16)
     /* beyond F16's range: refused for F16, fine for F32 */
     w[3] = 70000.0f;
     TU_OK(dsd_tensor_upload(ctx, &a.params.values, w, a.params.count));
-    EXPECT_CTX_ERROR(dsd_generator_save(ctx, &a, tpath("big.safetensors"), DSD_STORAGE_F16),
-                     DSD_ERR_INVALID_ARGUMENT, "big.safetensors", "'head.weight' element 3",
-                     "F16");
-    ck_assert(!file_exists(tpath("big.safetensors")));
-    TU_OK(dsd_generator_save(ctx, &a, tpath("big.safetensors"), DSD_STORAGE_F32));
+    TU_EXPECT_CTX_ERROR(
+        dsd_generator_save(ctx, &a, tu_path(tmp_dir, "big.safetensors"), DSD_STORAGE_F16),
+        DSD_ERR_INVALID_ARGUMENT, "big.safetensors", "'head.weight' element 3", "F16");
+    ck_assert(!tu_file_exists(tu_path(tmp_dir, "big.safetensors")));
+    TU_OK(dsd_generator_save(ctx, &a, tu_path(tmp_dir, "big.safetensors"), DSD_STORAGE_F32));
 
     free(w);
     free(got);
@@ -452,7 +391,7 @@ START_TEST(test_discriminator_round_trip)
     w[nw->offset + 2] = 1.5f;
     TU_OK(dsd_tensor_upload(ctx, &a.params.values, w, a.params.count));
     char path[512];
-    snprintf(path, sizeof path, "%s", tpath("d.safetensors"));
+    snprintf(path, sizeof path, "%s", tu_path(tmp_dir, "d.safetensors"));
     TU_OK(dsd_discriminator_save(ctx, &a, path, DSD_STORAGE_F32));
     TU_OK(dsd_discriminator_load(ctx, &b, path));
     float *got = download(&b.params.values);
@@ -477,16 +416,17 @@ START_TEST(test_discriminator_round_trip)
     dsd_generator g;
     gen_make(&g, &gc, 9);
     float *gw = download(&g.params.values);
-    TU_OK(dsd_generator_save(ctx, &g, tpath("g.safetensors"), DSD_STORAGE_F32));
-    EXPECT_CTX_ERROR(dsd_discriminator_load(ctx, &b, tpath("g.safetensors")), DSD_ERR_FORMAT,
-                     "g.safetensors", "'format' is 'dsdeblur-generator', expected "
-                     "'dsdeblur-discriminator'");
+    TU_OK(dsd_generator_save(ctx, &g, tu_path(tmp_dir, "g.safetensors"), DSD_STORAGE_F32));
+    TU_EXPECT_CTX_ERROR(dsd_discriminator_load(ctx, &b, tu_path(tmp_dir, "g.safetensors")),
+                        DSD_ERR_FORMAT, "g.safetensors",
+                        "'format' is 'dsdeblur-generator', expected "
+                        "'dsdeblur-discriminator'");
     expect_unchanged("after loading a generator file", &b.params, &b.params.values, w);
-    EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, path), DSD_ERR_FORMAT,
-                     "'format' is 'dsdeblur-discriminator', expected 'dsdeblur-generator'");
+    TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, path), DSD_ERR_FORMAT,
+                        "'format' is 'dsdeblur-discriminator', expected 'dsdeblur-generator'");
     expect_unchanged("after loading a discriminator file", &g.params, &g.params.values, gw);
-    EXPECT_ERROR(dsd_discriminator_file_config(tpath("g.safetensors"), &rc, &err),
-                 DSD_ERR_FORMAT, &err, "expected 'dsdeblur-discriminator'");
+    TU_EXPECT_ERROR(dsd_discriminator_file_config(tu_path(tmp_dir, "g.safetensors"), &rc, &err),
+                    DSD_ERR_FORMAT, err, "expected 'dsdeblur-discriminator'");
 
     /* config mismatch: norm_affine changes the table, n_layers the shapes */
     dsd_discriminator_config c2 = cfg;
@@ -495,10 +435,10 @@ START_TEST(test_discriminator_round_trip)
     dsd_discriminator d2;
     disc_make(&d2, &c2, 1);
     float *w2 = download(&d2.params.values);
-    EXPECT_CTX_ERROR(dsd_discriminator_load(ctx, &d2, path), DSD_ERR_INVALID_ARGUMENT,
-                     "d.safetensors was saved with",
-                     "discriminator n_layers 3, this model has 2",
-                     "discriminator norm_affine 1, this model has 0");
+    TU_EXPECT_CTX_ERROR(dsd_discriminator_load(ctx, &d2, path), DSD_ERR_INVALID_ARGUMENT,
+                        "d.safetensors was saved with",
+                        "discriminator n_layers 3, this model has 2",
+                        "discriminator norm_affine 1, this model has 0");
     expect_unchanged("after a config mismatch", &d2.params, &d2.params.values, w2);
 
     free(w);
@@ -522,40 +462,43 @@ START_TEST(test_generator_malformed)
     gen_make(&src, &cfg, 32);
     float *before = download(&g.params.values);
     char good[512];
-    snprintf(good, sizeof good, "%s", tpath("good.safetensors"));
+    snprintf(good, sizeof good, "%s", tu_path(tmp_dir, "good.safetensors"));
     TU_OK(dsd_generator_save(ctx, &src, good, DSD_STORAGE_F32));
     size_t n;
-    unsigned char *bytes = read_bytes(good, &n);
-#define LOAD_FAILS(file, status, ...)                                                      \
-    do {                                                                                   \
-        EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, (file)), (status), __VA_ARGS__);      \
-        expect_unchanged((file), &g.params, &g.params.values, before);                     \
+    unsigned char *bytes = tu_read_file(good, &n);
+#define LOAD_FAILS(file, status, ...)                                                              \
+    do {                                                                                           \
+        TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, (file)), (status), __VA_ARGS__);           \
+        expect_unchanged((file), &g.params, &g.params.values, before);                             \
     } while (0)
 
     /* 1. a missing tensor */
-    rewrite(good, tpath("missing.safetensors"), &(edit){.drop_tensor = "blocks.1.sa.conv.bias"});
-    LOAD_FAILS(tpath("missing.safetensors"), DSD_ERR_FORMAT, "missing.safetensors",
+    rewrite(good, tu_path(tmp_dir, "missing.safetensors"),
+            &(edit){.drop_tensor = "blocks.1.sa.conv.bias"});
+    LOAD_FAILS(tu_path(tmp_dir, "missing.safetensors"), DSD_ERR_FORMAT, "missing.safetensors",
                "missing tensor 'blocks.1.sa.conv.bias' (shape [1])");
     /* 2. an extra tensor (as a third block would add) */
-    rewrite(good, tpath("extra.safetensors"), &(edit){.extra_tensor = "blocks.2.ca.fc1.bias"});
-    LOAD_FAILS(tpath("extra.safetensors"), DSD_ERR_FORMAT, "extra.safetensors",
+    rewrite(good, tu_path(tmp_dir, "extra.safetensors"),
+            &(edit){.extra_tensor = "blocks.2.ca.fc1.bias"});
+    LOAD_FAILS(tu_path(tmp_dir, "extra.safetensors"), DSD_ERR_FORMAT, "extra.safetensors",
                "unexpected tensor 'blocks.2.ca.fc1.bias'");
     /* 3. a wrong shape: a conv weight flattened (same bytes) */
-    rewrite(good, tpath("shape.safetensors"), &(edit){.flatten_tensor = "down.0.weight"});
-    LOAD_FAILS(tpath("shape.safetensors"), DSD_ERR_FORMAT,
+    rewrite(good, tu_path(tmp_dir, "shape.safetensors"),
+            &(edit){.flatten_tensor = "down.0.weight"});
+    LOAD_FAILS(tu_path(tmp_dir, "shape.safetensors"), DSD_ERR_FORMAT,
                "tensor 'down.0.weight' has shape [1152], this model needs [16,8,3,3]");
     /* 4. a wrong dtype: I32 has F32's size, so only the header changes */
-    patch(good, tpath("i32.safetensors"), "\"head.bias\":{\"dtype\":\"F32\"",
+    patch(good, tu_path(tmp_dir, "i32.safetensors"), "\"head.bias\":{\"dtype\":\"F32\"",
           "\"head.bias\":{\"dtype\":\"I32\"");
-    LOAD_FAILS(tpath("i32.safetensors"), DSD_ERR_FORMAT, "i32.safetensors",
+    LOAD_FAILS(tu_path(tmp_dir, "i32.safetensors"), DSD_ERR_FORMAT, "i32.safetensors",
                "tensor 'head.bias' is I32; expected F32, F16 or BF16");
     /* 5. truncated inside the data */
-    write_bytes(tpath("trunc.safetensors"), bytes, n - n / 3);
-    LOAD_FAILS(tpath("trunc.safetensors"), DSD_ERR_FORMAT, "trunc.safetensors",
+    tu_write_file(tu_path(tmp_dir, "trunc.safetensors"), bytes, n - n / 3);
+    LOAD_FAILS(tu_path(tmp_dir, "trunc.safetensors"), DSD_ERR_FORMAT, "trunc.safetensors",
                "run past the end of the data section");
     /* 6. zero bytes */
-    write_bytes(tpath("empty.safetensors"), bytes, 0);
-    LOAD_FAILS(tpath("empty.safetensors"), DSD_ERR_FORMAT, "empty.safetensors",
+    tu_write_file(tu_path(tmp_dir, "empty.safetensors"), bytes, 0);
+    LOAD_FAILS(tu_path(tmp_dir, "empty.safetensors"), DSD_ERR_FORMAT, "empty.safetensors",
                "file is 0 bytes");
     /* 7. a header length beyond the end of the file */
     {
@@ -565,36 +508,37 @@ START_TEST(test_generator_malformed)
         uint64_t len = (uint64_t)n; /* > n - 8 */
         for (int i = 0; i < 8; i++)
             lie[i] = (unsigned char)(len >> (8 * i));
-        write_bytes(tpath("lie.safetensors"), lie, n);
+        tu_write_file(tu_path(tmp_dir, "lie.safetensors"), lie, n);
         free(lie);
     }
-    LOAD_FAILS(tpath("lie.safetensors"), DSD_ERR_FORMAT, "lie.safetensors",
+    LOAD_FAILS(tu_path(tmp_dir, "lie.safetensors"), DSD_ERR_FORMAT, "lie.safetensors",
                "is larger than the");
     /* 8. not a safetensors file at all */
     {
         const char ppm[] = "P6\n4 4\n255\n0123456789abcdef0123456789abcdef0123456789abcdef";
-        write_bytes(tpath("image.ppm"), ppm, sizeof ppm - 1);
+        tu_write_file(tu_path(tmp_dir, "image.ppm"), ppm, sizeof ppm - 1);
     }
-    LOAD_FAILS(tpath("image.ppm"), DSD_ERR_FORMAT, "image.ppm", "not a safetensors file");
+    LOAD_FAILS(tu_path(tmp_dir, "image.ppm"), DSD_ERR_FORMAT, "image.ppm",
+               "not a safetensors file");
     /* 9. a plain safetensors file without our metadata */
-    rewrite(good, tpath("plain.safetensors"), &(edit){.drop_meta = "format"});
-    LOAD_FAILS(tpath("plain.safetensors"), DSD_ERR_FORMAT, "plain.safetensors",
+    rewrite(good, tu_path(tmp_dir, "plain.safetensors"), &(edit){.drop_meta = "format"});
+    LOAD_FAILS(tu_path(tmp_dir, "plain.safetensors"), DSD_ERR_FORMAT, "plain.safetensors",
                "without a 'format' metadata key");
     /* 10. a newer format version */
-    rewrite(good, tpath("v2.safetensors"),
+    rewrite(good, tu_path(tmp_dir, "v2.safetensors"),
             &(edit){.meta_key = "format_version", .meta_value = "2"});
-    LOAD_FAILS(tpath("v2.safetensors"), DSD_ERR_FORMAT, "format_version 2", "newer");
+    LOAD_FAILS(tu_path(tmp_dir, "v2.safetensors"), DSD_ERR_FORMAT, "format_version 2", "newer");
     /* 11. a NaN weight in the file */
-    rewrite(good, tpath("nan.safetensors"), &(edit){.nan_tensor = "tail.bias"});
-    LOAD_FAILS(tpath("nan.safetensors"), DSD_ERR_NAN, "nan.safetensors",
+    rewrite(good, tu_path(tmp_dir, "nan.safetensors"), &(edit){.nan_tensor = "tail.bias"});
+    LOAD_FAILS(tu_path(tmp_dir, "nan.safetensors"), DSD_ERR_NAN, "nan.safetensors",
                "tensor 'tail.bias' element 1 is nan");
     /* 12. garbled config metadata */
-    rewrite(good, tpath("garbled.safetensors"),
+    rewrite(good, tu_path(tmp_dir, "garbled.safetensors"),
             &(edit){.meta_key = "generator.mlp_ratio", .meta_value = "4x"});
-    LOAD_FAILS(tpath("garbled.safetensors"), DSD_ERR_FORMAT,
+    LOAD_FAILS(tu_path(tmp_dir, "garbled.safetensors"), DSD_ERR_FORMAT,
                "metadata 'generator.mlp_ratio' is '4x', not an integer");
     /* 13. no such file */
-    LOAD_FAILS(tpath("nonexistent.safetensors"), DSD_ERR_IO, "nonexistent.safetensors",
+    LOAD_FAILS(tu_path(tmp_dir, "nonexistent.safetensors"), DSD_ERR_IO, "nonexistent.safetensors",
                "cannot open");
 #undef LOAD_FAILS
     free(bytes);
@@ -629,27 +573,28 @@ START_TEST(test_generator_config_mismatch)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         dsd_generator other;
         gen_make(&other, &cases[i].cfg, 42);
-        TU_OK(dsd_generator_save(ctx, &other, tpath(cases[i].file), DSD_STORAGE_F32));
+        TU_OK(dsd_generator_save(ctx, &other, tu_path(tmp_dir, cases[i].file), DSD_STORAGE_F32));
         dsd_generator_free(ctx, &other);
-        EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, tpath(cases[i].file)),
-                         DSD_ERR_INVALID_ARGUMENT, cases[i].file, "was saved with",
-                         cases[i].want);
+        TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, tu_path(tmp_dir, cases[i].file)),
+                            DSD_ERR_INVALID_ARGUMENT, cases[i].file, "was saved with",
+                            cases[i].want);
         expect_unchanged(cases[i].file, &g.params, &g.params.values, before);
         /* and the file's own config is what a tool would build */
         dsd_error err;
         dsd_generator_config rc;
-        TU_OK(dsd_generator_file_config(tpath(cases[i].file), &rc, &err));
+        TU_OK(dsd_generator_file_config(tu_path(tmp_dir, cases[i].file), &rc, &err));
         ck_assert(!memcmp(&rc, &cases[i].cfg, sizeof rc));
     }
     /* several differences are all listed */
     dsd_generator other;
     dsd_generator_config two = {9, 16, 4, 3, 0.5f, 0.2f};
     gen_make(&other, &two, 43);
-    TU_OK(dsd_generator_save(ctx, &other, tpath("two.safetensors"), DSD_STORAGE_F32));
+    TU_OK(dsd_generator_save(ctx, &other, tu_path(tmp_dir, "two.safetensors"), DSD_STORAGE_F32));
     dsd_generator_free(ctx, &other);
-    EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, tpath("two.safetensors")),
-                     DSD_ERR_INVALID_ARGUMENT, "two.safetensors was saved with generator "
-                     "n_blocks 9, this model has 2; generator base_width 16, this model has 8");
+    TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, tu_path(tmp_dir, "two.safetensors")),
+                        DSD_ERR_INVALID_ARGUMENT,
+                        "two.safetensors was saved with generator "
+                        "n_blocks 9, this model has 2; generator base_width 16, this model has 8");
     expect_unchanged("two differences", &g.params, &g.params.values, before);
     free(before);
     dsd_generator_free(ctx, &g);
@@ -663,45 +608,47 @@ START_TEST(test_file_config_errors)
     dsd_generator g;
     gen_make(&g, &cfg, 51);
     char good[512];
-    snprintf(good, sizeof good, "%s", tpath("fc.safetensors"));
+    snprintf(good, sizeof good, "%s", tu_path(tmp_dir, "fc.safetensors"));
     TU_OK(dsd_generator_save(ctx, &g, good, DSD_STORAGE_F32));
     dsd_generator_config rc, untouched;
     memset(&rc, 0x5a, sizeof rc);
     untouched = rc;
     dsd_error err;
 
-    rewrite(good, tpath("fc-missing.safetensors"), &(edit){.drop_meta = "generator.up_kernel"});
-    EXPECT_ERROR(dsd_generator_file_config(tpath("fc-missing.safetensors"), &rc, &err),
-                 DSD_ERR_FORMAT, &err, "fc-missing.safetensors",
-                 "metadata has no 'generator.up_kernel'");
-    rewrite(good, tpath("fc-int.safetensors"),
+    rewrite(good, tu_path(tmp_dir, "fc-missing.safetensors"),
+            &(edit){.drop_meta = "generator.up_kernel"});
+    TU_EXPECT_ERROR(
+        dsd_generator_file_config(tu_path(tmp_dir, "fc-missing.safetensors"), &rc, &err),
+        DSD_ERR_FORMAT, err, "fc-missing.safetensors", "metadata has no 'generator.up_kernel'");
+    rewrite(good, tu_path(tmp_dir, "fc-int.safetensors"),
             &(edit){.meta_key = "generator.n_blocks", .meta_value = "nine"});
-    EXPECT_ERROR(dsd_generator_file_config(tpath("fc-int.safetensors"), &rc, &err),
-                 DSD_ERR_FORMAT, &err, "'generator.n_blocks' is 'nine', not an integer");
-    rewrite(good, tpath("fc-space.safetensors"),
+    TU_EXPECT_ERROR(dsd_generator_file_config(tu_path(tmp_dir, "fc-int.safetensors"), &rc, &err),
+                    DSD_ERR_FORMAT, err, "'generator.n_blocks' is 'nine', not an integer");
+    rewrite(good, tu_path(tmp_dir, "fc-space.safetensors"),
             &(edit){.meta_key = "generator.n_blocks", .meta_value = " 2"});
-    EXPECT_ERROR(dsd_generator_file_config(tpath("fc-space.safetensors"), &rc, &err),
-                 DSD_ERR_FORMAT, &err, "'generator.n_blocks' is ' 2', not an integer");
-    rewrite(good, tpath("fc-float.safetensors"),
+    TU_EXPECT_ERROR(dsd_generator_file_config(tu_path(tmp_dir, "fc-space.safetensors"), &rc, &err),
+                    DSD_ERR_FORMAT, err, "'generator.n_blocks' is ' 2', not an integer");
+    rewrite(good, tu_path(tmp_dir, "fc-float.safetensors"),
             &(edit){.meta_key = "generator.slope", .meta_value = "0.2x"});
-    EXPECT_ERROR(dsd_generator_file_config(tpath("fc-float.safetensors"), &rc, &err),
-                 DSD_ERR_FORMAT, &err, "'generator.slope' is '0.2x', not a finite number");
-    rewrite(good, tpath("fc-inf.safetensors"),
+    TU_EXPECT_ERROR(dsd_generator_file_config(tu_path(tmp_dir, "fc-float.safetensors"), &rc, &err),
+                    DSD_ERR_FORMAT, err, "'generator.slope' is '0.2x', not a finite number");
+    rewrite(good, tu_path(tmp_dir, "fc-inf.safetensors"),
             &(edit){.meta_key = "generator.dropout", .meta_value = "inf"});
-    EXPECT_ERROR(dsd_generator_file_config(tpath("fc-inf.safetensors"), &rc, &err),
-                 DSD_ERR_FORMAT, &err, "'generator.dropout' is 'inf', not a finite number");
-    rewrite(good, tpath("fc-invalid.safetensors"),
+    TU_EXPECT_ERROR(dsd_generator_file_config(tu_path(tmp_dir, "fc-inf.safetensors"), &rc, &err),
+                    DSD_ERR_FORMAT, err, "'generator.dropout' is 'inf', not a finite number");
+    rewrite(good, tu_path(tmp_dir, "fc-invalid.safetensors"),
             &(edit){.meta_key = "generator.up_kernel", .meta_value = "2"});
-    EXPECT_ERROR(dsd_generator_file_config(tpath("fc-invalid.safetensors"), &rc, &err),
-                 DSD_ERR_FORMAT, &err, "fc-invalid.safetensors: the saved config is not valid",
-                 "up_kernel 2");
-    EXPECT_ERROR(dsd_generator_file_config(tpath("fc-none.safetensors"), &rc, &err),
-                 DSD_ERR_IO, &err, "fc-none.safetensors");
+    TU_EXPECT_ERROR(
+        dsd_generator_file_config(tu_path(tmp_dir, "fc-invalid.safetensors"), &rc, &err),
+        DSD_ERR_FORMAT, err, "fc-invalid.safetensors: the saved config is not valid",
+        "up_kernel 2");
+    TU_EXPECT_ERROR(dsd_generator_file_config(tu_path(tmp_dir, "fc-none.safetensors"), &rc, &err),
+                    DSD_ERR_IO, err, "fc-none.safetensors");
     ck_assert(!memcmp(&rc, &untouched, sizeof rc)); /* failures write nothing */
     /* the load reports the same (and changes nothing) */
     float *before = download(&g.params.values);
-    EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, tpath("fc-missing.safetensors")),
-                     DSD_ERR_FORMAT, "no 'generator.up_kernel'");
+    TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &g, tu_path(tmp_dir, "fc-missing.safetensors")),
+                        DSD_ERR_FORMAT, "no 'generator.up_kernel'");
     expect_unchanged("fc-missing", &g.params, &g.params.values, before);
     free(before);
     dsd_generator_free(ctx, &g);
@@ -715,10 +662,10 @@ START_TEST(test_save_refusals)
     dsd_generator g;
     gen_make(&g, &cfg, 61);
     char path[512];
-    snprintf(path, sizeof path, "%s", tpath("keep.safetensors"));
+    snprintf(path, sizeof path, "%s", tu_path(tmp_dir, "keep.safetensors"));
     TU_OK(dsd_generator_save(ctx, &g, path, DSD_STORAGE_F32));
     size_t n0;
-    unsigned char *old = read_bytes(path, &n0);
+    unsigned char *old = tu_read_file(path, &n0);
 
     /* NaN and Inf weights: refused, naming the tensor; the old file stays */
     float *w = download(&g.params.values);
@@ -727,14 +674,14 @@ START_TEST(test_save_refusals)
     float saved = w[e->offset + 5];
     w[e->offset + 5] = NAN;
     TU_OK(dsd_tensor_upload(ctx, &g.params.values, w, g.params.count));
-    EXPECT_CTX_ERROR(dsd_generator_save(ctx, &g, path, DSD_STORAGE_F32), DSD_ERR_NAN,
-                     "keep.safetensors", "tensor 'blocks.0.dsc.2.pointwise.weight' element 5");
+    TU_EXPECT_CTX_ERROR(dsd_generator_save(ctx, &g, path, DSD_STORAGE_F32), DSD_ERR_NAN,
+                        "keep.safetensors", "tensor 'blocks.0.dsc.2.pointwise.weight' element 5");
     w[e->offset + 5] = -INFINITY;
     TU_OK(dsd_tensor_upload(ctx, &g.params.values, w, g.params.count));
-    EXPECT_CTX_ERROR(dsd_generator_save(ctx, &g, path, DSD_STORAGE_F16), DSD_ERR_NAN,
-                     "'blocks.0.dsc.2.pointwise.weight' element 5 is -inf");
+    TU_EXPECT_CTX_ERROR(dsd_generator_save(ctx, &g, path, DSD_STORAGE_F16), DSD_ERR_NAN,
+                        "'blocks.0.dsc.2.pointwise.weight' element 5 is -inf");
     size_t n1;
-    unsigned char *now = read_bytes(path, &n1);
+    unsigned char *now = tu_read_file(path, &n1);
     ck_assert(n1 == n0 && !memcmp(now, old, n0));
     free(now);
     w[e->offset + 5] = saved;
@@ -742,37 +689,37 @@ START_TEST(test_save_refusals)
     TU_OK(dsd_tensor_upload(ctx, &g.params.values, w, g.params.count));
 
     /* a directory that does not exist */
-    EXPECT_CTX_ERROR(dsd_generator_save(ctx, &g, tpath("no-such-dir/g.safetensors"),
-                                        DSD_STORAGE_F32),
-                     DSD_ERR_IO, "no-such-dir/g.safetensors");
-    ck_assert(!file_exists(tpath("no-such-dir")));
+    TU_EXPECT_CTX_ERROR(
+        dsd_generator_save(ctx, &g, tu_path(tmp_dir, "no-such-dir/g.safetensors"), DSD_STORAGE_F32),
+        DSD_ERR_IO, "no-such-dir/g.safetensors");
+    ck_assert(!tu_file_exists(tu_path(tmp_dir, "no-such-dir")));
 
     /* the temporary's name taken by a directory: the write fails before the
      * rename, for root too, and the existing file is left byte for byte */
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     ck_assert_int_eq(mkdir(tmp, 0700), 0);
-    EXPECT_CTX_ERROR(dsd_generator_save(ctx, &g, path, DSD_STORAGE_F32), DSD_ERR_IO,
-                     "keep.safetensors", "cannot create");
-    now = read_bytes(path, &n1);
+    TU_EXPECT_CTX_ERROR(dsd_generator_save(ctx, &g, path, DSD_STORAGE_F32), DSD_ERR_IO,
+                        "keep.safetensors", "cannot create");
+    now = tu_read_file(path, &n1);
     ck_assert(n1 == n0 && !memcmp(now, old, n0));
     free(now);
     ck_assert_int_eq(rmdir(tmp), 0);
     /* and once the way is clear the save replaces it */
     TU_OK(dsd_generator_save(ctx, &g, path, DSD_STORAGE_F32));
-    now = read_bytes(path, &n1);
+    now = tu_read_file(path, &n1);
     ck_assert(n1 == n0 && memcmp(now, old, n0));
     free(now);
 
     /* bad arguments */
-    EXPECT_CTX_ERROR(dsd_generator_save(ctx, &g, path, (dsd_storage)7),
-                     DSD_ERR_INVALID_ARGUMENT, "storage 7");
+    TU_EXPECT_CTX_ERROR(dsd_generator_save(ctx, &g, path, (dsd_storage)7), DSD_ERR_INVALID_ARGUMENT,
+                        "storage 7");
     dsd_generator zero;
     memset(&zero, 0, sizeof zero);
-    EXPECT_CTX_ERROR(dsd_generator_save(ctx, &zero, path, DSD_STORAGE_F32),
-                     DSD_ERR_INVALID_ARGUMENT, "not initialized");
-    EXPECT_CTX_ERROR(dsd_generator_load(ctx, &zero, path), DSD_ERR_INVALID_ARGUMENT,
-                     "not initialized");
+    TU_EXPECT_CTX_ERROR(dsd_generator_save(ctx, &zero, path, DSD_STORAGE_F32),
+                        DSD_ERR_INVALID_ARGUMENT, "not initialized");
+    TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &zero, path), DSD_ERR_INVALID_ARGUMENT,
+                        "not initialized");
 
     free(old);
     free(w);
@@ -880,7 +827,7 @@ START_TEST(test_checkpoint_round_trip)
     a.ck.rng[3] = UINT64_C(0x8000000000000001);
     a.ck.config_text = config_yaml;
     char path[512];
-    snprintf(path, sizeof path, "%s", tpath("ckpt.safetensors"));
+    snprintf(path, sizeof path, "%s", tu_path(tmp_dir, "ckpt.safetensors"));
     TU_OK(dsd_checkpoint_save(ctx, &a.ck, path));
 
     snapshot want = snap(&a);
@@ -954,8 +901,8 @@ START_TEST(test_checkpoint_round_trip)
     /* no RNG words and no text; a second load frees the first's text */
     a.ck.n_rng = 0;
     a.ck.config_text = NULL;
-    TU_OK(dsd_checkpoint_save(ctx, &a.ck, tpath("ckpt0.safetensors")));
-    TU_OK(dsd_checkpoint_load(ctx, &b.ck, tpath("ckpt0.safetensors")));
+    TU_OK(dsd_checkpoint_save(ctx, &a.ck, tu_path(tmp_dir, "ckpt0.safetensors")));
+    TU_OK(dsd_checkpoint_load(ctx, &b.ck, tu_path(tmp_dir, "ckpt0.safetensors")));
     ck_assert_int_eq(b.ck.n_rng, 0);
     ck_assert_str_eq(b.ck.config_text, "");
     dsd_checkpoint_clear(&b.ck);
@@ -983,69 +930,76 @@ START_TEST(test_checkpoint_errors)
     s.ck.step = 99;
     s.ck.config_text = "mine";
     char good[512];
-    snprintf(good, sizeof good, "%s", tpath("ck-good.safetensors"));
+    snprintf(good, sizeof good, "%s", tu_path(tmp_dir, "ck-good.safetensors"));
     TU_OK(dsd_checkpoint_save(ctx, &src.ck, good));
     snapshot before = snap(&s);
-#define CK_LOAD_FAILS(file, status, ...)                                                   \
-    do {                                                                                   \
-        EXPECT_CTX_ERROR(dsd_checkpoint_load(ctx, &s.ck, (file)), (status), __VA_ARGS__);  \
-        expect_state((file), &s, &before);                                                 \
-        ck_assert_uint_eq(s.ck.step, 99);                                                  \
-        ck_assert_str_eq(s.ck.config_text, "mine");                                        \
+#define CK_LOAD_FAILS(file, status, ...)                                                           \
+    do {                                                                                           \
+        TU_EXPECT_CTX_ERROR(dsd_checkpoint_load(ctx, &s.ck, (file)), (status), __VA_ARGS__);       \
+        expect_state((file), &s, &before);                                                         \
+        ck_assert_uint_eq(s.ck.step, 99);                                                          \
+        ck_assert_str_eq(s.ck.config_text, "mine");                                                \
     } while (0)
 
     /* a generator file where a checkpoint is expected, and the reverse */
-    TU_OK(dsd_generator_save(ctx, &src.g, tpath("ck-g.safetensors"), DSD_STORAGE_F32));
-    CK_LOAD_FAILS(tpath("ck-g.safetensors"), DSD_ERR_FORMAT, "ck-g.safetensors",
+    TU_OK(dsd_generator_save(ctx, &src.g, tu_path(tmp_dir, "ck-g.safetensors"), DSD_STORAGE_F32));
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-g.safetensors"), DSD_ERR_FORMAT, "ck-g.safetensors",
                   "'format' is 'dsdeblur-generator', expected 'dsdeblur-checkpoint'");
     float *gw = download(&s.g.params.values);
-    EXPECT_CTX_ERROR(dsd_generator_load(ctx, &s.g, good), DSD_ERR_FORMAT, "ck-good.safetensors",
-                     "'format' is 'dsdeblur-checkpoint', expected 'dsdeblur-generator'",
-                     "dsd_checkpoint_load");
+    TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &s.g, good), DSD_ERR_FORMAT, "ck-good.safetensors",
+                        "'format' is 'dsdeblur-checkpoint', expected 'dsdeblur-generator'",
+                        "dsd_checkpoint_load");
     expect_unchanged("checkpoint as generator", &s.g.params, &s.g.params.values, gw);
     free(gw);
     /* a missing moment */
-    rewrite(good, tpath("ck-missing.safetensors"),
+    rewrite(good, tu_path(tmp_dir, "ck-missing.safetensors"),
             &(edit){.drop_tensor = "optim.discriminator.v.layers.3.norm.bias"});
-    CK_LOAD_FAILS(tpath("ck-missing.safetensors"), DSD_ERR_FORMAT,
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-missing.safetensors"), DSD_ERR_FORMAT,
                   "missing tensor 'optim.discriminator.v.layers.3.norm.bias'");
     /* an unknown tensor */
-    rewrite(good, tpath("ck-extra.safetensors"), &(edit){.extra_tensor = "optim.ema.head.weight"});
-    CK_LOAD_FAILS(tpath("ck-extra.safetensors"), DSD_ERR_FORMAT,
+    rewrite(good, tu_path(tmp_dir, "ck-extra.safetensors"),
+            &(edit){.extra_tensor = "optim.ema.head.weight"});
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-extra.safetensors"), DSD_ERR_FORMAT,
                   "unexpected tensor 'optim.ema.head.weight'");
     /* F16 inside a checkpoint */
-    rewrite(good, tpath("ck-f16.safetensors"), &(edit){.f16_tensor = "optim.generator.m.up.1.bias"});
-    CK_LOAD_FAILS(tpath("ck-f16.safetensors"), DSD_ERR_FORMAT,
+    rewrite(good, tu_path(tmp_dir, "ck-f16.safetensors"),
+            &(edit){.f16_tensor = "optim.generator.m.up.1.bias"});
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-f16.safetensors"), DSD_ERR_FORMAT,
                   "tensor 'optim.generator.m.up.1.bias' is F16; expected F32");
     /* a NaN moment in the file */
-    rewrite(good, tpath("ck-nan.safetensors"), &(edit){.nan_tensor = "optim.generator.v.head.bias"});
-    CK_LOAD_FAILS(tpath("ck-nan.safetensors"), DSD_ERR_NAN,
+    rewrite(good, tu_path(tmp_dir, "ck-nan.safetensors"),
+            &(edit){.nan_tensor = "optim.generator.v.head.bias"});
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-nan.safetensors"), DSD_ERR_NAN,
                   "tensor 'optim.generator.v.head.bias' element 1 is nan");
     /* garbled counters and RNG words */
-    rewrite(good, tpath("ck-rng.safetensors"),
+    rewrite(good, tu_path(tmp_dir, "ck-rng.safetensors"),
             &(edit){.meta_key = "rng", .meta_value = "0000000000000001 00000000000002"});
-    CK_LOAD_FAILS(tpath("ck-rng.safetensors"), DSD_ERR_FORMAT, "'rng' word 1");
-    rewrite(good, tpath("ck-rng2.safetensors"),
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-rng.safetensors"), DSD_ERR_FORMAT, "'rng' word 1");
+    rewrite(good, tu_path(tmp_dir, "ck-rng2.safetensors"),
             &(edit){.meta_key = "rng", .meta_value = "0000000000000001 "});
-    CK_LOAD_FAILS(tpath("ck-rng2.safetensors"), DSD_ERR_FORMAT, "'rng' word 0");
-    rewrite(good, tpath("ck-step.safetensors"), &(edit){.meta_key = "step", .meta_value = "-1"});
-    CK_LOAD_FAILS(tpath("ck-step.safetensors"), DSD_ERR_FORMAT, "'step' is '-1'");
-    rewrite(good, tpath("ck-epoch.safetensors"),
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-rng2.safetensors"), DSD_ERR_FORMAT, "'rng' word 0");
+    rewrite(good, tu_path(tmp_dir, "ck-step.safetensors"),
+            &(edit){.meta_key = "step", .meta_value = "-1"});
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-step.safetensors"), DSD_ERR_FORMAT, "'step' is '-1'");
+    rewrite(good, tu_path(tmp_dir, "ck-epoch.safetensors"),
             &(edit){.meta_key = "epoch", .meta_value = "99999999999"});
-    CK_LOAD_FAILS(tpath("ck-epoch.safetensors"), DSD_ERR_FORMAT, "'epoch' is '99999999999'");
-    rewrite(good, tpath("ck-text.safetensors"), &(edit){.drop_meta = "config"});
-    CK_LOAD_FAILS(tpath("ck-text.safetensors"), DSD_ERR_FORMAT, "metadata has no 'config'");
-    rewrite(good, tpath("ck-seed.safetensors"),
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-epoch.safetensors"), DSD_ERR_FORMAT,
+                  "'epoch' is '99999999999'");
+    rewrite(good, tu_path(tmp_dir, "ck-text.safetensors"), &(edit){.drop_meta = "config"});
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-text.safetensors"), DSD_ERR_FORMAT,
+                  "metadata has no 'config'");
+    rewrite(good, tu_path(tmp_dir, "ck-seed.safetensors"),
             &(edit){.meta_key = "generator.dropout_seed", .meta_value = "12345"});
-    CK_LOAD_FAILS(tpath("ck-seed.safetensors"), DSD_ERR_FORMAT, "'generator.dropout_seed'");
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-seed.safetensors"), DSD_ERR_FORMAT,
+                  "'generator.dropout_seed'");
     /* truncated */
     {
         size_t n;
-        unsigned char *b = read_bytes(good, &n);
-        write_bytes(tpath("ck-trunc.safetensors"), b, n / 2);
+        unsigned char *b = tu_read_file(good, &n);
+        tu_write_file(tu_path(tmp_dir, "ck-trunc.safetensors"), b, n / 2);
         free(b);
     }
-    CK_LOAD_FAILS(tpath("ck-trunc.safetensors"), DSD_ERR_FORMAT, "ck-trunc.safetensors");
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-trunc.safetensors"), DSD_ERR_FORMAT, "ck-trunc.safetensors");
 
     /* a differently configured discriminator */
     {
@@ -1053,10 +1007,10 @@ START_TEST(test_checkpoint_errors)
         dsd_discriminator_config dc2 = dc;
         dc2.n_layers = 2;
         state_make(&o, &gc, &dc2, 500);
-        TU_OK(dsd_checkpoint_save(ctx, &o.ck, tpath("ck-d2.safetensors")));
+        TU_OK(dsd_checkpoint_save(ctx, &o.ck, tu_path(tmp_dir, "ck-d2.safetensors")));
         state_free(&o);
     }
-    CK_LOAD_FAILS(tpath("ck-d2.safetensors"), DSD_ERR_INVALID_ARGUMENT,
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-d2.safetensors"), DSD_ERR_INVALID_ARGUMENT,
                   "ck-d2.safetensors was saved with discriminator n_layers 2, this model has 3");
     /* moments that are not the network's size */
     {
@@ -1064,36 +1018,37 @@ START_TEST(test_checkpoint_errors)
         random_tensor(&small, 100, 9, 0);
         dsd_tensor *keep = s.ck.d_v;
         s.ck.d_v = &small;
-        EXPECT_CTX_ERROR(dsd_checkpoint_load(ctx, &s.ck, good), DSD_ERR_SHAPE,
-                         "d_v holds 100 floats");
-        EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &s.ck, tpath("ck-x.safetensors")),
-                         DSD_ERR_SHAPE, "d_v holds 100 floats");
+        TU_EXPECT_CTX_ERROR(dsd_checkpoint_load(ctx, &s.ck, good), DSD_ERR_SHAPE,
+                            "d_v holds 100 floats");
+        TU_EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &s.ck, tu_path(tmp_dir, "ck-x.safetensors")),
+                            DSD_ERR_SHAPE, "d_v holds 100 floats");
         s.ck.d_v = keep;
         dsd_tensor_free(ctx, &small);
-        ck_assert(!file_exists(tpath("ck-x.safetensors")));
+        ck_assert(!tu_file_exists(tu_path(tmp_dir, "ck-x.safetensors")));
     }
 
     /* refusals at save: a NaN moment, bad counters; the old file stays */
     size_t n0, n1;
-    unsigned char *old = read_bytes(good, &n0);
+    unsigned char *old = tu_read_file(good, &n0);
     float *v = download(&src.dv);
     const dsd_param_info *e = dsd_params_find(&src.d.params, "layers.1.conv.weight");
     v[e->offset + 3] = INFINITY;
     TU_OK(dsd_tensor_upload(ctx, &src.dv, v, src.d.params.count));
-    EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &src.ck, good), DSD_ERR_NAN, "ck-good.safetensors",
-                     "tensor 'optim.discriminator.v.layers.1.conv.weight' element 3 is inf");
+    TU_EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &src.ck, good), DSD_ERR_NAN, "ck-good.safetensors",
+                        "tensor 'optim.discriminator.v.layers.1.conv.weight' element 3 is inf");
     free(v);
     src.ck.n_rng = DSD_CHECKPOINT_RNG_MAX + 1;
-    EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &src.ck, good), DSD_ERR_INVALID_ARGUMENT, "n_rng");
+    TU_EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &src.ck, good), DSD_ERR_INVALID_ARGUMENT, "n_rng");
     src.ck.n_rng = 2;
     src.ck.epoch = -1;
-    EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &src.ck, good), DSD_ERR_INVALID_ARGUMENT, "epoch -1");
+    TU_EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &src.ck, good), DSD_ERR_INVALID_ARGUMENT,
+                        "epoch -1");
     src.ck.epoch = 0;
     src.ck.g_m = NULL;
-    EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &src.ck, good), DSD_ERR_INVALID_ARGUMENT,
-                     "all four Adam moment tensors");
+    TU_EXPECT_CTX_ERROR(dsd_checkpoint_save(ctx, &src.ck, good), DSD_ERR_INVALID_ARGUMENT,
+                        "all four Adam moment tensors");
     src.ck.g_m = &src.gm;
-    unsigned char *now = read_bytes(good, &n1);
+    unsigned char *now = tu_read_file(good, &n1);
     ck_assert(n1 == n0 && !memcmp(now, old, n0));
     free(now);
     free(old);
@@ -1106,30 +1061,10 @@ END_TEST
 
 /* ------------------------------------------------------------------------ */
 
-static void remove_tmp_dir(void)
-{
-    DIR *d = opendir(tmp_dir);
-    if (!d)
-        return;
-    char path[600];
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        snprintf(path, sizeof path, "%s/%s", tmp_dir, e->d_name);
-        if (remove(path) != 0)
-            rmdir(path);
-    }
-    closedir(d);
-    rmdir(tmp_dir);
-}
-
 int main(void)
 {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dsd-model-file-XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
+    if (tu_make_tmp_dir(tmp_dir, sizeof tmp_dir, "model-file") != 0)
         return EXIT_FAILURE;
-    }
     Suite *s = suite_create("model-file");
     TCase *tc = tcase_create("model-file");
     tcase_set_timeout(tc, 300);
@@ -1144,6 +1079,6 @@ int main(void)
     tcase_add_test(tc, test_checkpoint_errors);
     suite_add_tcase(s, tc);
     int status = tu_run(s); /* frees the context */
-    remove_tmp_dir();
+    tu_rmtree(tmp_dir);
     return status;
 }

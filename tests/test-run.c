@@ -21,69 +21,19 @@
  */
 #include "testutil.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static char tmp_dir[64];
 static char model_path[128];
 
-static char *slurp(const char *path, size_t *n)
+/* tmp_dir/name, read whole (tu_read_file); free() it. */
+static char *tmp_file(const char *name)
 {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    ck_assert(fseek(f, 0, SEEK_END) == 0);
-    long size = ftell(f);
-    ck_assert(size >= 0 && fseek(f, 0, SEEK_SET) == 0);
-    char *buf = malloc((size_t)size + 1);
-    ck_assert(buf && (size == 0 || fread(buf, 1, (size_t)size, f) == (size_t)size));
-    buf[size] = '\0';
-    fclose(f);
-    if (n)
-        *n = (size_t)size;
-    return buf;
-}
-
-static void spill(const char *path, const void *bytes, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    ck_assert(n == 0 || fwrite(bytes, 1, n, f) == n);
-    ck_assert(fclose(f) == 0);
-}
-
-static const char *at(const char *rel)
-{
-    static char buf[4][1024];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmp_dir, rel);
-    return buf[k];
-}
-
-/* Runs `tool args` in tmp_dir's parent context; stdout/stderr into
- * tmp_dir/out, tmp_dir/err; returns the exit status. */
-static int run_tool(const char *tool, const char *args)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "./tools/%s %s >%s/out 2>%s/err </dev/null", tool, args, tmp_dir,
-             tmp_dir);
-    int st = system(cmd);
-    ck_assert_msg(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
-    return WEXITSTATUS(st);
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
+    return tu_read_file(tu_path(tmp_dir, name), NULL);
 }
 
 static void test_image(dsd_image *img, int w, int h, int seed)
@@ -102,7 +52,7 @@ static void write_image(const char *rel, int w, int h, int seed)
     dsd_image img = {0};
     dsd_error e;
     test_image(&img, w, h, seed);
-    ck_assert_msg(dsd_image_save(at(rel), &img, &e) == DSD_OK, "%s", e.message);
+    ck_assert_msg(dsd_image_save(tu_path(tmp_dir, rel), &img, &e) == DSD_OK, "%s", e.message);
     dsd_image_free(&img);
 }
 
@@ -110,7 +60,7 @@ static void check_size(const char *rel, int w, int h)
 {
     dsd_image img = {0};
     dsd_error e;
-    ck_assert_msg(dsd_image_load(at(rel), &img, &e) == DSD_OK, "%s", e.message);
+    ck_assert_msg(dsd_image_load(tu_path(tmp_dir, rel), &img, &e) == DSD_OK, "%s", e.message);
     ck_assert_msg(img.width == w && img.height == h, "%s is %d x %d, want %d x %d", rel,
                   img.width, img.height, w, h);
     dsd_image_free(&img);
@@ -152,15 +102,15 @@ START_TEST(test_run_outputs)
 {
     make_model();
     char args[2048];
-    ck_assert(mkdir(at("imgs"), 0755) == 0);
+    ck_assert(mkdir(tu_path(tmp_dir, "imgs"), 0755) == 0);
     write_image("a.png", 37, 29, 1);
     write_image("b.jpg", 20, 16, 2);
     write_image("imgs/c.png", 13, 11, 3);
     write_image("imgs/d.jpeg", 9, 8, 4);
-    snprintf(args, sizeof args, "-m %s -o %s --time %s %s %s", model_path, at("res/"),
-             at("a.png"), at("b.jpg"), at("imgs"));
-    int rc = run_tool("dsdeblur-run", args);
-    char *out = slurp(at("out"), NULL), *err = slurp(at("err"), NULL);
+    snprintf(args, sizeof args, "-m %s -o %s --time %s %s %s", model_path, tu_path(tmp_dir, "res/"),
+             tu_path(tmp_dir, "a.png"), tu_path(tmp_dir, "b.jpg"), tu_path(tmp_dir, "imgs"));
+    int rc = tu_run_tool("dsdeblur-run", args, tmp_dir);
+    char *out = tmp_file("out"), *err = tmp_file("err");
     ck_assert_msg(rc == 0, "exit %d\nstdout:\n%s\nstderr:\n%s", rc, out, err);
     ck_assert_msg(err[0] == '\0', "stderr not empty:\n%s", err);
     check_size("res/a.png", 37, 29);
@@ -176,8 +126,8 @@ START_TEST(test_run_outputs)
     /* the tool's pixels are the library's */
     dsd_image in = {0}, want = {0}, got = {0};
     dsd_error e;
-    ck_assert(dsd_image_load(at("a.png"), &in, &e) == DSD_OK);
-    ck_assert(dsd_image_load(at("res/a.png"), &got, &e) == DSD_OK);
+    ck_assert(dsd_image_load(tu_path(tmp_dir, "a.png"), &in, &e) == DSD_OK);
+    ck_assert(dsd_image_load(tu_path(tmp_dir, "res/a.png"), &got, &e) == DSD_OK);
     library_deblur(&in, &want);
     ck_assert_msg(!memcmp(want.data, got.data, dsd_image_numel(&in)),
                   "res/a.png differs from dsd_deblur_image");
@@ -190,40 +140,41 @@ START_TEST(test_run_outputs)
     dsd_image_free(&got);
 
     /* one file to one JPEG file; --format jpg for a folder; tiles */
-    snprintf(args, sizeof args, "-m %s -o %s %s", model_path, at("single.jpg"), at("a.png"));
-    ck_assert_int_eq(run_tool("dsdeblur-run", args), 0);
+    snprintf(args, sizeof args, "-m %s -o %s %s", model_path, tu_path(tmp_dir, "single.jpg"),
+             tu_path(tmp_dir, "a.png"));
+    ck_assert_int_eq(tu_run_tool("dsdeblur-run", args, tmp_dir), 0);
     check_size("single.jpg", 37, 29);
-    char *jpg = slurp(at("single.jpg"), NULL);
+    char *jpg = tmp_file("single.jpg");
     ck_assert_msg((unsigned char)jpg[0] == 0xFF && (unsigned char)jpg[1] == 0xD8, "not a JPEG");
     free(jpg);
-    snprintf(args, sizeof args, "-m %s --format jpg --tile 16 -o %s %s", model_path, at("outj"),
-             at("imgs"));
-    ck_assert(mkdir(at("outj"), 0755) == 0); /* an existing folder without '/' */
-    ck_assert_int_eq(run_tool("dsdeblur-run", args), 0);
+    snprintf(args, sizeof args, "-m %s --format jpg --tile 16 -o %s %s", model_path,
+             tu_path(tmp_dir, "outj"), tu_path(tmp_dir, "imgs"));
+    ck_assert(mkdir(tu_path(tmp_dir, "outj"), 0755) == 0); /* an existing folder without '/' */
+    ck_assert_int_eq(tu_run_tool("dsdeblur-run", args, tmp_dir), 0);
     check_size("outj/c.jpg", 13, 11);
     check_size("outj/d.jpg", 9, 8);
 
     /* existing outputs: refused one by one, then replaced with --force */
-    snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, at("res/"), at("a.png"),
-             at("imgs"));
-    ck_assert_int_eq(run_tool("dsdeblur-run", args), 1);
-    err = slurp(at("err"), NULL);
-    ck_assert_msg(count_lines(err) == 3 && strstr(err, "res/a.png exists; use --force") &&
+    snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, tu_path(tmp_dir, "res/"),
+             tu_path(tmp_dir, "a.png"), tu_path(tmp_dir, "imgs"));
+    ck_assert_int_eq(tu_run_tool("dsdeblur-run", args, tmp_dir), 1);
+    err = tmp_file("err");
+    ck_assert_msg(tu_count_lines(err) == 3 && strstr(err, "res/a.png exists; use --force") &&
                       strstr(err, "res/c.png exists") && strstr(err, "res/d.png exists"),
                   "stderr:\n%s", err);
     free(err);
-    ck_assert(remove(at("res/c.png")) == 0);
-    snprintf(args, sizeof args, "-m %s -o %s --force %s %s", model_path, at("res/"), at("a.png"),
-             at("imgs"));
-    ck_assert_int_eq(run_tool("dsdeblur-run", args), 0);
+    ck_assert(remove(tu_path(tmp_dir, "res/c.png")) == 0);
+    snprintf(args, sizeof args, "-m %s -o %s --force %s %s", model_path, tu_path(tmp_dir, "res/"),
+             tu_path(tmp_dir, "a.png"), tu_path(tmp_dir, "imgs"));
+    ck_assert_int_eq(tu_run_tool("dsdeblur-run", args, tmp_dir), 0);
     check_size("res/c.png", 13, 11);
 
     /* two inputs with one stem: the second is refused */
-    snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, at("dup/"), at("a.png"),
-             at("a.png"));
-    ck_assert_int_eq(run_tool("dsdeblur-run", args), 1);
-    err = slurp(at("err"), NULL);
-    ck_assert_msg(count_lines(err) == 1 && strstr(err, "already writes"), "stderr:\n%s", err);
+    snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, tu_path(tmp_dir, "dup/"),
+             tu_path(tmp_dir, "a.png"), tu_path(tmp_dir, "a.png"));
+    ck_assert_int_eq(tu_run_tool("dsdeblur-run", args, tmp_dir), 1);
+    err = tmp_file("err");
+    ck_assert_msg(tu_count_lines(err) == 1 && strstr(err, "already writes"), "stderr:\n%s", err);
     free(err);
 }
 END_TEST
@@ -233,25 +184,27 @@ START_TEST(test_never_overwrite_input)
     make_model();
     char args[2048];
     size_t n0, n1;
-    ck_assert(mkdir(at("in"), 0755) == 0 && mkdir(at("linked"), 0755) == 0);
+    ck_assert(mkdir(tu_path(tmp_dir, "in"), 0755) == 0 &&
+              mkdir(tu_path(tmp_dir, "linked"), 0755) == 0);
     write_image("in/p.png", 16, 12, 5);
-    char *before = slurp(at("in/p.png"), &n0);
-    ck_assert(link(at("in/p.png"), at("linked/p.png")) == 0);
+    char *before = tu_read_file(tu_path(tmp_dir, "in/p.png"), &n0);
+    ck_assert(link(tu_path(tmp_dir, "in/p.png"), tu_path(tmp_dir, "linked/p.png")) == 0);
     const char *cases[][2] = {
         {"in/p.png", "in/p.png"}, /* -o is the input file */
         {"in/", "in/p.png"},      /* the output folder is the input's */
         {"linked/", "in/p.png"},  /* the output is a hard link to the input */
     };
     for (int k = 0; k < TU_COUNT(cases); k++) {
-        const char *o = at(cases[k][0]);
-        snprintf(args, sizeof args, "-m %s --force -o %s %s", model_path, o, at(cases[k][1]));
-        int rc = run_tool("dsdeblur-run", args);
-        char *err = slurp(at("err"), NULL);
-        ck_assert_msg(rc == 1 && count_lines(err) == 1 &&
+        const char *o = tu_path(tmp_dir, cases[k][0]);
+        snprintf(args, sizeof args, "-m %s --force -o %s %s", model_path, o,
+                 tu_path(tmp_dir, cases[k][1]));
+        int rc = tu_run_tool("dsdeblur-run", args, tmp_dir);
+        char *err = tmp_file("err");
+        ck_assert_msg(rc == 1 && tu_count_lines(err) == 1 &&
                           strstr(err, "refusing to overwrite an input"),
                       "case %d: exit %d, stderr:\n%s", k, rc, err);
         free(err);
-        char *after = slurp(at("in/p.png"), &n1);
+        char *after = tu_read_file(tu_path(tmp_dir, "in/p.png"), &n1);
         ck_assert_msg(n0 == n1 && !memcmp(before, after, n0), "case %d: the input changed", k);
         free(after);
     }
@@ -282,14 +235,14 @@ START_TEST(test_bad_inputs)
 {
     make_model();
     char args[2048];
-    ck_assert(mkdir(at("bad"), 0755) == 0);
+    ck_assert(mkdir(tu_path(tmp_dir, "bad"), 0755) == 0);
     write_image("bad/good.png", 12, 10, 6);
-    spill(at("bad/notimg.png"), "hello, not an image\n", 20);
+    tu_write_file(tu_path(tmp_dir, "bad/notimg.png"), "hello, not an image\n", 20);
     size_t n;
-    char *png = slurp(at("bad/good.png"), &n);
-    spill(at("bad/trunc.png"), png, n / 2);
+    char *png = tu_read_file(tu_path(tmp_dir, "bad/good.png"), &n);
+    tu_write_file(tu_path(tmp_dir, "bad/trunc.png"), png, n / 2);
     free(png);
-    spill(at("bad/empty.png"), "", 0);
+    tu_write_file(tu_path(tmp_dir, "bad/empty.png"), "", 0);
     unsigned char h[33] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
     put_be32(h + 8, 13);
     memcpy(h + 12, "IHDR", 4);
@@ -298,14 +251,14 @@ START_TEST(test_bad_inputs)
     h[24] = 8;
     h[25] = 2;
     put_be32(h + 29, crc32_png(h + 12, 17));
-    spill(at("bad/huge.png"), h, sizeof h);
-    ck_assert(mkdir(at("bad/sub.png"), 0755) == 0);
-    snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, at("badout/"), at("bad"),
-             at("missing.png"));
-    int rc = run_tool("dsdeblur-run", args);
-    char *err = slurp(at("err"), NULL);
+    tu_write_file(tu_path(tmp_dir, "bad/huge.png"), h, sizeof h);
+    ck_assert(mkdir(tu_path(tmp_dir, "bad/sub.png"), 0755) == 0);
+    snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, tu_path(tmp_dir, "badout/"),
+             tu_path(tmp_dir, "bad"), tu_path(tmp_dir, "missing.png"));
+    int rc = tu_run_tool("dsdeblur-run", args, tmp_dir);
+    char *err = tmp_file("err");
     ck_assert_msg(rc == 1, "exit %d, stderr:\n%s", rc, err);
-    ck_assert_msg(count_lines(err) == 6, "want 6 lines, got:\n%s", err);
+    ck_assert_msg(tu_count_lines(err) == 6, "want 6 lines, got:\n%s", err);
     static const char *names[] = {"notimg.png", "trunc.png", "empty.png", "huge.png",
                                   "sub.png", "missing.png"};
     for (int k = 0; k < TU_COUNT(names); k++) {
@@ -325,15 +278,17 @@ START_TEST(test_usage_and_no_model)
     make_model();
     write_image("u.png", 10, 10, 7);
     char args[2048];
-    snprintf(args, sizeof args, "-o %s %s", at("nomodel/"), at("u.png"));
-    int rc = run_tool("dsdeblur-run", args);
-    char *err = slurp(at("err"), NULL);
+    snprintf(args, sizeof args, "-o %s %s", tu_path(tmp_dir, "nomodel/"),
+             tu_path(tmp_dir, "u.png"));
+    int rc = tu_run_tool("dsdeblur-run", args, tmp_dir);
+    char *err = tmp_file("err");
     ck_assert_msg(rc == 2 && strstr(err, "no default model is installed yet") &&
                       strstr(err, "pass -m"),
                   "exit %d, stderr:\n%s", rc, err);
     free(err);
     struct stat st;
-    ck_assert_msg(stat(at("nomodel"), &st) != 0, "the output folder was created anyway");
+    ck_assert_msg(stat(tu_path(tmp_dir, "nomodel"), &st) != 0,
+                  "the output folder was created anyway");
 
     const char *bad[] = {"-m M -o %s/x.png %s/u.png %s/u.png", /* one file, two inputs */
                          "-m M -o %s/x.gif %s/u.png",          /* unknown output format */
@@ -343,15 +298,15 @@ START_TEST(test_usage_and_no_model)
                          "--bogus"};
     for (int k = 0; k < TU_COUNT(bad); k++) {
         snprintf(args, sizeof args, bad[k], tmp_dir, tmp_dir, tmp_dir);
-        rc = run_tool("dsdeblur-run", args);
-        err = slurp(at("err"), NULL);
-        ck_assert_msg(rc == 2 && count_lines(err) >= 1, "'%s': exit %d, stderr:\n%s", args, rc,
+        rc = tu_run_tool("dsdeblur-run", args, tmp_dir);
+        err = tmp_file("err");
+        ck_assert_msg(rc == 2 && tu_count_lines(err) >= 1, "'%s': exit %d, stderr:\n%s", args, rc,
                       err);
         free(err);
     }
     /* the device plumbing still answers */
-    ck_assert_int_eq(run_tool("dsdeblur-run", "--help"), 0);
-    ck_assert_int_eq(run_tool("dsdeblur-run", "--list-devices"), 0);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-run", "--help", tmp_dir), 0);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-run", "--list-devices", tmp_dir), 0);
 }
 END_TEST
 
@@ -359,7 +314,8 @@ START_TEST(test_eval_model_mode)
 {
     make_model();
     char args[2048];
-    ck_assert(mkdir(at("blur"), 0755) == 0 && mkdir(at("sharp"), 0755) == 0);
+    ck_assert(mkdir(tu_path(tmp_dir, "blur"), 0755) == 0 &&
+              mkdir(tu_path(tmp_dir, "sharp"), 0755) == 0);
     static const char *names[] = {"p1.png", "p2.png"};
     static const int sizes[][2] = {{33, 21}, {24, 16}};
     for (int k = 0; k < 2; k++) {
@@ -380,16 +336,17 @@ START_TEST(test_eval_model_mode)
                 }
         char p[64];
         snprintf(p, sizeof p, "sharp/%s", names[k]);
-        ck_assert(dsd_image_save(at(p), &s, &e) == DSD_OK);
+        ck_assert(dsd_image_save(tu_path(tmp_dir, p), &s, &e) == DSD_OK);
         snprintf(p, sizeof p, "blur/%s", names[k]);
-        ck_assert(dsd_image_save(at(p), &b, &e) == DSD_OK);
+        ck_assert(dsd_image_save(tu_path(tmp_dir, p), &b, &e) == DSD_OK);
         dsd_image_free(&s);
         dsd_image_free(&b);
     }
     snprintf(args, sizeof args, "-m %s --blur %s --sharp %s --csv %s --json %s", model_path,
-             at("blur"), at("sharp"), at("m.csv"), at("m.json"));
-    int rc = run_tool("dsdeblur-eval", args);
-    char *out = slurp(at("out"), NULL), *err = slurp(at("err"), NULL);
+             tu_path(tmp_dir, "blur"), tu_path(tmp_dir, "sharp"), tu_path(tmp_dir, "m.csv"),
+             tu_path(tmp_dir, "m.json"));
+    int rc = tu_run_tool("dsdeblur-eval", args, tmp_dir);
+    char *out = tmp_file("out"), *err = tmp_file("err");
     ck_assert_msg(rc == 0, "exit %d\nstdout:\n%s\nstderr:\n%s", rc, out, err);
     ck_assert_msg(strstr(out, "in PSNR") && strstr(out, "out SSIM") && strstr(out, "time(s)"),
                   "%s", out);
@@ -402,9 +359,9 @@ START_TEST(test_eval_model_mode)
         char p[64], row[256];
         dsd_image b = {0}, s = {0}, o = {0};
         snprintf(p, sizeof p, "blur/%s", names[k]);
-        ck_assert(dsd_image_load(at(p), &b, &e) == DSD_OK);
+        ck_assert(dsd_image_load(tu_path(tmp_dir, p), &b, &e) == DSD_OK);
         snprintf(p, sizeof p, "sharp/%s", names[k]);
-        ck_assert(dsd_image_load(at(p), &s, &e) == DSD_OK);
+        ck_assert(dsd_image_load(tu_path(tmp_dir, p), &s, &e) == DSD_OK);
         library_deblur(&b, &o);
         double ip, is, op, os;
         ck_assert(dsd_psnr(&b, &s, &ip, &e) == DSD_OK);
@@ -422,12 +379,12 @@ START_TEST(test_eval_model_mode)
     ck_assert_msg(strstr(out, params) && strstr(out, "2 images, SSIM protocol skimage"), "%s",
                   out);
 
-    char *csv = slurp(at("m.csv"), NULL);
+    char *csv = tmp_file("m.csv");
     const char *hdr = "name,input_psnr_db,input_ssim_skimage,output_psnr_db,output_ssim_skimage,"
                       "seconds,device_seconds,error\n";
-    ck_assert_msg(!strncmp(csv, hdr, strlen(hdr)) && count_lines(csv) == 3, "CSV:\n%s", csv);
+    ck_assert_msg(!strncmp(csv, hdr, strlen(hdr)) && tu_count_lines(csv) == 3, "CSV:\n%s", csv);
     ck_assert_msg(strstr(csv, "\np1.png,") && strstr(csv, "\np2.png,"), "CSV:\n%s", csv);
-    char *json = slurp(at("m.json"), NULL);
+    char *json = tmp_file("m.json");
     snprintf(params, sizeof params, "\"parameters\": %zu", dsd_generator_param_count(&cfg));
     ck_assert_msg(strstr(json, "\"mode\": \"model\"") && strstr(json, params) &&
                       strstr(json, "\"name\": \"p1.png\", \"width\": 33, \"height\": 21") &&
@@ -440,43 +397,22 @@ START_TEST(test_eval_model_mode)
     free(json);
 
     /* a pair missing its sharp image: one line, exit 1; usage errors */
-    spill(at("blur/lonely.png"), "x", 1);
-    snprintf(args, sizeof args, "-m %s --blur %s --sharp %s", model_path, at("blur"),
-             at("sharp"));
-    ck_assert_int_eq(run_tool("dsdeblur-eval", args), 1);
-    err = slurp(at("err"), NULL);
-    ck_assert_msg(count_lines(err) == 1 && strstr(err, "lonely.png: only in"), "%s", err);
+    tu_write_file(tu_path(tmp_dir, "blur/lonely.png"), "x", 1);
+    snprintf(args, sizeof args, "-m %s --blur %s --sharp %s", model_path, tu_path(tmp_dir, "blur"),
+             tu_path(tmp_dir, "sharp"));
+    ck_assert_int_eq(tu_run_tool("dsdeblur-eval", args, tmp_dir), 1);
+    err = tmp_file("err");
+    ck_assert_msg(tu_count_lines(err) == 1 && strstr(err, "lonely.png: only in"), "%s", err);
     free(err);
-    snprintf(args, sizeof args, "-m %s --blur %s", model_path, at("blur"));
-    ck_assert_int_eq(run_tool("dsdeblur-eval", args), 2);
+    snprintf(args, sizeof args, "-m %s --blur %s", model_path, tu_path(tmp_dir, "blur"));
+    ck_assert_int_eq(tu_run_tool("dsdeblur-eval", args, tmp_dir), 2);
 }
 END_TEST
 
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        char sub[1024];
-        for (struct dirent *e; (e = readdir(d));) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            remove_tree(sub);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        remove(path);
-    }
-}
-
 int main(void)
 {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dsd-run-XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
+    if (tu_make_tmp_dir(tmp_dir, sizeof tmp_dir, "run") != 0)
         return EXIT_FAILURE;
-    }
     Suite *s = suite_create("run");
     TCase *tc = tcase_create("run");
     tcase_set_timeout(tc, 600);
@@ -488,6 +424,6 @@ int main(void)
     suite_add_tcase(s, tc);
     int status = tu_run(s);
     tu_ctx_free();
-    remove_tree(tmp_dir);
+    tu_rmtree(tmp_dir);
     return status;
 }

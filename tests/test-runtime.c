@@ -69,30 +69,6 @@ START_TEST(test_invalid_selector)
 }
 END_TEST
 
-/* A fresh temporary directory under /tmp; the caller removes it. */
-static void make_tmpdir(char *buf, size_t size)
-{
-    snprintf(buf, size, "/tmp/dsdeblur-test-XXXXXX");
-    ck_assert(mkdtemp(buf) != NULL);
-}
-
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (e->d_name[0] == '.')
-                continue;
-            char p[1200];
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            remove(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 /* Makes a context with its own cache dir, fills a tensor with a kernel and
  * checks the values; returns the program statistics. */
 static dsd_program_stats fill_with_cache(const char *cache)
@@ -149,7 +125,7 @@ static int count_and_corrupt(const char *dir, int mode)
 START_TEST(test_kernel_cache_hit_and_corruption)
 {
     char dir[64];
-    make_tmpdir(dir, sizeof dir);
+    tu_mkdtemp(dir, sizeof dir, "runtime");
     dsd_program_stats a = fill_with_cache(dir);
     ck_assert_uint_ge(a.built_from_source, 1);
     ck_assert_uint_eq(a.loaded_from_disk, 0);
@@ -173,7 +149,7 @@ START_TEST(test_kernel_cache_hit_and_corruption)
     dsd_program_stats e = fill_with_cache(dir);
     ck_assert_uint_eq(e.built_from_source, 0);
     ck_assert_uint_ge(e.loaded_from_disk, 1);
-    remove_tree(dir);
+    tu_rmtree(dir);
 }
 END_TEST
 
@@ -198,7 +174,7 @@ END_TEST
 START_TEST(test_kernel_dir_override_with_broken_source)
 {
     char dir[64];
-    make_tmpdir(dir, sizeof dir);
+    tu_mkdtemp(dir, sizeof dir, "runtime");
     char p[200];
     snprintf(p, sizeof p, "%s/common.cl", dir);
     FILE *f = fopen(p, "w");
@@ -224,7 +200,7 @@ START_TEST(test_kernel_dir_override_with_broken_source)
                   dsd_context_error(ctx)->message);
     dsd_tensor_free(ctx, &t);
     dsd_context_free(ctx);
-    remove_tree(dir);
+    tu_rmtree(dir);
 }
 END_TEST
 

@@ -13,11 +13,8 @@
 
 #include "io/safetensors.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,65 +23,6 @@
 #include <unistd.h>
 
 static char tmp_dir[64];
-
-/* tmp_dir/name into buf. */
-static const char *tmp_path(char *buf, size_t size, const char *name)
-{
-    int n = snprintf(buf, size, "%s/%s", tmp_dir, name);
-    ck_assert(n > 0 && (size_t)n < size);
-    return buf;
-}
-
-static void expect_ok_(dsd_status st, const dsd_error *err, const char *expr, int line)
-{
-    if (st == DSD_OK)
-        return;
-    char msg[DSD_ERROR_LINE_MAX];
-    ck_abort_msg("line %d: %s returned %s: %s", line, expr, dsd_status_name(st),
-                 dsd_error_format(err, msg, sizeof msg));
-}
-#define EXPECT_OK(expr) expect_ok_((expr), &err, #expr, __LINE__)
-
-/* Asserts st == want and that err's message contains each of the NULL-ended
- * substrings. */
-static void expect_error_(dsd_status st, dsd_status want, const dsd_error *err, int line, ...)
-{
-    ck_assert_msg(st == want, "line %d: got %s, want %s (message: %s)", line,
-                  dsd_status_name(st), dsd_status_name(want), err->message);
-    ck_assert_int_eq(err->status, want);
-    va_list ap;
-    va_start(ap, line);
-    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *))
-        ck_assert_msg(strstr(err->message, s), "line %d: message \"%s\" lacks \"%s\"", line,
-                      err->message, s);
-    va_end(ap);
-}
-#define EXPECT_ERROR(expr, want, ...) \
-    expect_error_((expr), (want), &err, __LINE__, __VA_ARGS__, (const char *)NULL)
-
-static void write_bytes(const char *path, const void *bytes, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    ck_assert(n == 0 || fwrite(bytes, 1, n, f) == n);
-    ck_assert(fclose(f) == 0);
-}
-
-static unsigned char *read_bytes(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    ck_assert(fseek(f, 0, SEEK_END) == 0);
-    long size = ftell(f);
-    ck_assert(size >= 0 && fseek(f, 0, SEEK_SET) == 0);
-    unsigned char *buf = malloc((size_t)size + 1);
-    ck_assert(buf);
-    ck_assert((size_t)fread(buf, 1, (size_t)size, f) == (size_t)size);
-    fclose(f);
-    buf[size] = '\0';
-    *n = (size_t)size;
-    return buf;
-}
 
 /* A file built by hand: u64 little-endian `declared` (or the header's length
  * when declared < 0), the header text, then data_size bytes of data (zeros
@@ -102,20 +40,8 @@ static void write_handmade(const char *path, const char *header, long long decla
     memcpy(buf + 8, header, hlen);
     if (data)
         memcpy(buf + 8 + hlen, data, data_size);
-    write_bytes(path, buf, total);
+    tu_write_file(path, buf, total);
     free(buf);
-}
-
-/* Entries of tmp_dir whose name contains ".tmp." (leftover temporaries). */
-static int count_temporaries(void)
-{
-    DIR *d = opendir(tmp_dir);
-    ck_assert(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += strstr(e->d_name, ".tmp.") != NULL;
-    closedir(d);
-    return n;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -254,11 +180,11 @@ START_TEST(test_round_trip)
     int store_f16 = _i;
     dsd_error err;
     char path[256];
-    tmp_path(path, sizeof path, store_f16 ? "rt16.safetensors" : "rt32.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, store_f16 ? "rt16.safetensors" : "rt32.safetensors");
     tu_rng r = tu_rng_init(17 + (uint64_t)_i);
     float *data[N_RT];
     dsd_safetensors_writer *w;
-    EXPECT_OK(dsd_safetensors_writer_init(&w, &err));
+    TU_HOST_OK(dsd_safetensors_writer_init(&w, &err), err);
     for (int i = 0; i < N_RT; i++) {
         size_t n = numel_of(rt_tensors[i].ndim, rt_tensors[i].shape);
         data[i] = malloc((n ? n : 1) * sizeof(float));
@@ -269,19 +195,20 @@ START_TEST(test_round_trip)
             data[i][0] = 3e-6f;
             data[i][1] = -60000.0f;
         }
-        EXPECT_OK(dsd_safetensors_writer_add_f32(w, rt_tensors[i].name, rt_tensors[i].ndim,
-                                                 rt_tensors[i].ndim ? rt_tensors[i].shape : NULL,
-                                                 data[i], store_f16, &err));
+        TU_HOST_OK(dsd_safetensors_writer_add_f32(w, rt_tensors[i].name, rt_tensors[i].ndim,
+                                                  rt_tensors[i].ndim ? rt_tensors[i].shape : NULL,
+                                                  data[i], store_f16, &err),
+                   err);
     }
-    EXPECT_OK(dsd_safetensors_writer_set_metadata(w, "format", "pt", &err));
-    EXPECT_OK(dsd_safetensors_writer_set_metadata(w, "step", "1", &err));
-    EXPECT_OK(dsd_safetensors_writer_set_metadata(w, "step", "1200", &err)); /* replaces */
-    EXPECT_OK(dsd_safetensors_writer_save(w, path, &err));
+    TU_HOST_OK(dsd_safetensors_writer_set_metadata(w, "format", "pt", &err), err);
+    TU_HOST_OK(dsd_safetensors_writer_set_metadata(w, "step", "1", &err), err);
+    TU_HOST_OK(dsd_safetensors_writer_set_metadata(w, "step", "1200", &err), err); /* replaces */
+    TU_HOST_OK(dsd_safetensors_writer_save(w, path, &err), err);
     dsd_safetensors_writer_free(w);
 
     /* the raw layout: header padded to 8 with spaces, data right after */
     size_t size;
-    unsigned char *raw = read_bytes(path, &size);
+    unsigned char *raw = tu_read_file(path, &size);
     uint64_t hlen = 0;
     for (int i = 0; i < 8; i++)
         hlen |= (uint64_t)raw[i] << (8 * i);
@@ -294,7 +221,7 @@ START_TEST(test_round_trip)
     ck_assert_msg(raw[last] == '}', "header ends with '%c'", raw[last]);
 
     dsd_safetensors *st;
-    EXPECT_OK(dsd_safetensors_open(path, &st, &err));
+    TU_HOST_OK(dsd_safetensors_open(path, &st, &err), err);
     ck_assert_uint_eq(dsd_safetensors_count(st), N_RT);
     ck_assert_ptr_null(dsd_safetensors_tensor(st, N_RT));
     /* index order is name order, and offsets are consecutive in that order */
@@ -322,8 +249,9 @@ START_TEST(test_round_trip)
         ck_assert_uint_eq(t->nbytes, n * (store_f16 ? 2 : 4));
         float *got = malloc((n ? n : 1) * sizeof(float));
         ck_assert(got);
-        EXPECT_OK(dsd_safetensors_read_f32(st, rt_tensors[i].name, rt_tensors[i].ndim,
-                                           rt_tensors[i].shape, got, &err));
+        TU_HOST_OK(dsd_safetensors_read_f32(st, rt_tensors[i].name, rt_tensors[i].ndim,
+                                            rt_tensors[i].shape, got, &err),
+                   err);
         for (size_t j = 0; j < n; j++) {
             float x = data[i][j];
             if (!store_f16) {
@@ -370,13 +298,13 @@ START_TEST(test_escaping_and_names)
     enum { N = sizeof names / sizeof names[0] };
     dsd_error err;
     char path[256];
-    tmp_path(path, sizeof path, "escape.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "escape.safetensors");
     dsd_safetensors_writer *w;
-    EXPECT_OK(dsd_safetensors_writer_init(&w, &err));
+    TU_HOST_OK(dsd_safetensors_writer_init(&w, &err), err);
     for (int i = 0; i < N; i++) {
         float v[2] = {(float)i, -(float)i};
         int64_t shape[1] = {2};
-        EXPECT_OK(dsd_safetensors_writer_add_f32(w, names[i], 1, shape, v, 0, &err));
+        TU_HOST_OK(dsd_safetensors_writer_add_f32(w, names[i], 1, shape, v, 0, &err), err);
     }
     /* the longest name libyaml can read back: 1022 characters + 2 quotes */
     char *long_name = malloc(1100);
@@ -384,41 +312,41 @@ START_TEST(test_escaping_and_names)
     memset(long_name, 'n', 1022);
     long_name[1022] = '\0';
     float one = 1.0f;
-    EXPECT_OK(dsd_safetensors_writer_add_f32(w, long_name, 0, NULL, &one, 1, &err));
+    TU_HOST_OK(dsd_safetensors_writer_add_f32(w, long_name, 0, NULL, &one, 1, &err), err);
     char *long_value = malloc(5001);
     ck_assert(long_value);
     memset(long_value, 'v', 5000);
     long_value[5000] = '\0';
-    EXPECT_OK(dsd_safetensors_writer_set_metadata(w, "k\"e\\y", "va\"l\\ue\n\x01", &err));
-    EXPECT_OK(dsd_safetensors_writer_set_metadata(w, "long", long_value, &err));
+    TU_HOST_OK(dsd_safetensors_writer_set_metadata(w, "k\"e\\y", "va\"l\\ue\n\x01", &err), err);
+    TU_HOST_OK(dsd_safetensors_writer_set_metadata(w, "long", long_value, &err), err);
 
     /* refusals */
     int64_t bad_shape[1] = {-1};
-    EXPECT_ERROR(dsd_safetensors_writer_add_f32(w, "", 0, NULL, &one, 0, &err),
-                 DSD_ERR_INVALID_ARGUMENT, "empty");
-    EXPECT_ERROR(dsd_safetensors_writer_add_f32(w, "__metadata__", 0, NULL, &one, 0, &err),
-                 DSD_ERR_INVALID_ARGUMENT, "reserved");
-    EXPECT_ERROR(dsd_safetensors_writer_add_f32(w, names[0], 0, NULL, &one, 0, &err),
-                 DSD_ERR_INVALID_ARGUMENT, "already added");
-    EXPECT_ERROR(dsd_safetensors_writer_add_f32(w, "bad\xff", 0, NULL, &one, 0, &err),
-                 DSD_ERR_INVALID_ARGUMENT, "UTF-8");
-    EXPECT_ERROR(dsd_safetensors_writer_add_f32(w, "neg", 1, bad_shape, &one, 0, &err),
-                 DSD_ERR_INVALID_ARGUMENT, "'neg'", "-1");
-    EXPECT_ERROR(dsd_safetensors_writer_add_f32(w, "deep", 9, bad_shape, &one, 0, &err),
-                 DSD_ERR_INVALID_ARGUMENT, "ndim 9");
+    TU_EXPECT_ERROR(dsd_safetensors_writer_add_f32(w, "", 0, NULL, &one, 0, &err),
+                    DSD_ERR_INVALID_ARGUMENT, err, "empty");
+    TU_EXPECT_ERROR(dsd_safetensors_writer_add_f32(w, "__metadata__", 0, NULL, &one, 0, &err),
+                    DSD_ERR_INVALID_ARGUMENT, err, "reserved");
+    TU_EXPECT_ERROR(dsd_safetensors_writer_add_f32(w, names[0], 0, NULL, &one, 0, &err),
+                    DSD_ERR_INVALID_ARGUMENT, err, "already added");
+    TU_EXPECT_ERROR(dsd_safetensors_writer_add_f32(w, "bad\xff", 0, NULL, &one, 0, &err),
+                    DSD_ERR_INVALID_ARGUMENT, err, "UTF-8");
+    TU_EXPECT_ERROR(dsd_safetensors_writer_add_f32(w, "neg", 1, bad_shape, &one, 0, &err),
+                    DSD_ERR_INVALID_ARGUMENT, err, "'neg'", "-1");
+    TU_EXPECT_ERROR(dsd_safetensors_writer_add_f32(w, "deep", 9, bad_shape, &one, 0, &err),
+                    DSD_ERR_INVALID_ARGUMENT, err, "ndim 9");
     long_name[1022] = 'n';
     long_name[1023] = '\0';
-    EXPECT_ERROR(dsd_safetensors_writer_add_f32(w, long_name, 0, NULL, &one, 0, &err),
-                 DSD_ERR_INVALID_ARGUMENT, "too long", "1025");
+    TU_EXPECT_ERROR(dsd_safetensors_writer_add_f32(w, long_name, 0, NULL, &one, 0, &err),
+                    DSD_ERR_INVALID_ARGUMENT, err, "too long", "1025");
     long_name[1022] = '\0';
-    EXPECT_ERROR(dsd_safetensors_writer_set_metadata(w, "k", "\xc0\x80", &err),
-                 DSD_ERR_INVALID_ARGUMENT, "UTF-8");
-    EXPECT_OK(dsd_safetensors_writer_save(w, path, &err));
+    TU_EXPECT_ERROR(dsd_safetensors_writer_set_metadata(w, "k", "\xc0\x80", &err),
+                    DSD_ERR_INVALID_ARGUMENT, err, "UTF-8");
+    TU_HOST_OK(dsd_safetensors_writer_save(w, path, &err), err);
     dsd_safetensors_writer_free(w);
 
     /* the header is JSON: escapes, not raw control characters */
     size_t size;
-    unsigned char *raw = read_bytes(path, &size);
+    unsigned char *raw = tu_read_file(path, &size);
     ck_assert(strstr((char *)raw + 8, "\"quote\\\"inside\""));
     ck_assert(strstr((char *)raw + 8, "\"back\\\\slash\\\\\""));
     ck_assert(strstr((char *)raw + 8, "ctrl\\u0001\\u001f\\u007f"));
@@ -426,14 +354,14 @@ START_TEST(test_escaping_and_names)
     free(raw);
 
     dsd_safetensors *st;
-    EXPECT_OK(dsd_safetensors_open(path, &st, &err));
+    TU_HOST_OK(dsd_safetensors_open(path, &st, &err), err);
     ck_assert_uint_eq(dsd_safetensors_count(st), N + 1);
     for (int i = 0; i < N; i++) {
         const dsd_st_tensor *t = dsd_safetensors_find(st, names[i]);
         ck_assert_msg(t, "name %d not found", i);
         float v[2];
         int64_t shape[1] = {2};
-        EXPECT_OK(dsd_safetensors_read_f32(st, names[i], 1, shape, v, &err));
+        TU_HOST_OK(dsd_safetensors_read_f32(st, names[i], 1, shape, v, &err), err);
         ck_assert(v[0] == (float)i && v[1] == -(float)i);
     }
     ck_assert(dsd_safetensors_find(st, long_name));
@@ -456,7 +384,7 @@ START_TEST(test_read_handmade_minimal)
 {
     dsd_error err;
     char path[256];
-    tmp_path(path, sizeof path, "hand1.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "hand1.safetensors");
     const char *header = "{\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                          "\"__metadata__\":{\"format\":\"pt\"}}";
     /* 1.0f and -2.0f, little-endian */
@@ -464,7 +392,7 @@ START_TEST(test_read_handmade_minimal)
     write_handmade(path, header, -1, data, sizeof data);
 
     dsd_safetensors *st;
-    EXPECT_OK(dsd_safetensors_open(path, &st, &err));
+    TU_HOST_OK(dsd_safetensors_open(path, &st, &err), err);
     ck_assert_uint_eq(dsd_safetensors_count(st), 1);
     const dsd_st_tensor *t = dsd_safetensors_find(st, "b");
     ck_assert_ptr_nonnull(t);
@@ -476,7 +404,7 @@ START_TEST(test_read_handmade_minimal)
     ck_assert_uint_eq(t->offset, 0);
     float v[2];
     int64_t shape[1] = {2};
-    EXPECT_OK(dsd_safetensors_read_f32(st, "b", 1, shape, v, &err));
+    TU_HOST_OK(dsd_safetensors_read_f32(st, "b", 1, shape, v, &err), err);
     ck_assert(v[0] == 1.0f && v[1] == -2.0f);
     ck_assert_uint_eq(dsd_safetensors_metadata_count(st), 1);
     ck_assert_str_eq(dsd_safetensors_metadata(st, "format"), "pt");
@@ -493,7 +421,7 @@ START_TEST(test_read_handmade_mixed)
 {
     dsd_error err;
     char path[256];
-    tmp_path(path, sizeof path, "hand2.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "hand2.safetensors");
     const char *header =
         "{\n"
         "  \"z.half\": {\n"
@@ -516,7 +444,7 @@ START_TEST(test_read_handmade_mixed)
     write_handmade(path, header, -1, data, sizeof data);
 
     dsd_safetensors *st;
-    EXPECT_OK(dsd_safetensors_open(path, &st, &err));
+    TU_HOST_OK(dsd_safetensors_open(path, &st, &err), err);
     ck_assert_uint_eq(dsd_safetensors_count(st), 4);
     static const char *const order[] = {"a.bf16", "empty", "m.int", "z.half"};
     for (size_t i = 0; i < 4; i++)
@@ -524,13 +452,13 @@ START_TEST(test_read_handmade_mixed)
 
     float h[6];
     int64_t hs[2] = {2, 3};
-    EXPECT_OK(dsd_safetensors_read_f32(st, "z.half", 2, hs, h, &err));
+    TU_HOST_OK(dsd_safetensors_read_f32(st, "z.half", 2, hs, h, &err), err);
     ck_assert(h[0] == 1.0f && h[1] == 0x1p-24f && isinf(h[2]) && h[2] > 0);
     ck_assert(isinf(h[3]) && h[3] < 0 && h[4] == 65504.0f && h[5] == 0.0f && signbit(h[5]));
 
     float b[2];
     int64_t bs[1] = {2};
-    EXPECT_OK(dsd_safetensors_read_f32(st, "a.bf16", 1, bs, b, &err));
+    TU_HOST_OK(dsd_safetensors_read_f32(st, "a.bf16", 1, bs, b, &err), err);
     ck_assert(b[0] == 1.0f && isnan(b[1]));
 
     const dsd_st_tensor *m = dsd_safetensors_find(st, "m.int");
@@ -539,11 +467,11 @@ START_TEST(test_read_handmade_mixed)
     ck_assert_uint_eq(m->numel, 1);
     ck_assert_int_eq(((const unsigned char *)m->data)[0], 42);
     float dummy;
-    EXPECT_ERROR(dsd_safetensors_read_f32(st, "m.int", 0, NULL, &dummy, &err), DSD_ERR_FORMAT,
-                 "hand2.safetensors", "'m.int'", "I64");
+    TU_EXPECT_ERROR(dsd_safetensors_read_f32(st, "m.int", 0, NULL, &dummy, &err), DSD_ERR_FORMAT,
+                    err, "hand2.safetensors", "'m.int'", "I64");
 
     int64_t es[2] = {0, 5};
-    EXPECT_OK(dsd_safetensors_read_f32(st, "empty", 2, es, NULL, &err));
+    TU_HOST_OK(dsd_safetensors_read_f32(st, "empty", 2, es, NULL, &err), err);
     ck_assert_uint_eq(dsd_safetensors_find(st, "empty")->nbytes, 0);
 
     ck_assert_str_eq(dsd_safetensors_metadata(st, "k\"q"), "v\\w");
@@ -650,11 +578,11 @@ START_TEST(test_malformed)
     dsd_error err;
     char path[256], file[64];
     snprintf(file, sizeof file, "bad%02d.safetensors", _i);
-    tmp_path(path, sizeof path, file);
+    tu_path_into(path, sizeof path, tmp_dir, file);
     if (b->header)
         write_handmade(path, b->header, b->declared, NULL, b->data_size);
     else
-        write_bytes(path, b->raw, b->raw_len);
+        tu_write_file(path, b->raw, b->raw_len);
     dsd_safetensors *st = (dsd_safetensors *)&err; /* must be reset to NULL */
     dsd_status status = dsd_safetensors_open(path, &st, &err);
     ck_assert_msg(status == DSD_ERR_FORMAT, "%s: got %s (%s)", b->label,
@@ -673,11 +601,12 @@ START_TEST(test_open_missing_file)
 {
     dsd_error err;
     char path[256];
-    tmp_path(path, sizeof path, "does-not-exist.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "does-not-exist.safetensors");
     dsd_safetensors *st;
-    EXPECT_ERROR(dsd_safetensors_open(path, &st, &err), DSD_ERR_IO, path, "No such file");
+    TU_EXPECT_ERROR(dsd_safetensors_open(path, &st, &err), DSD_ERR_IO, err, path, "No such file");
     ck_assert_ptr_null(st);
-    EXPECT_ERROR(dsd_safetensors_open(tmp_dir, &st, &err), DSD_ERR_IO, "not a regular file");
+    TU_EXPECT_ERROR(dsd_safetensors_open(tmp_dir, &st, &err), DSD_ERR_IO, err,
+                    "not a regular file");
 }
 END_TEST
 
@@ -686,35 +615,35 @@ START_TEST(test_read_f32_errors)
 {
     dsd_error err;
     char path[256];
-    tmp_path(path, sizeof path, "shapes.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "shapes.safetensors");
     dsd_safetensors_writer *w;
-    EXPECT_OK(dsd_safetensors_writer_init(&w, &err));
+    TU_HOST_OK(dsd_safetensors_writer_init(&w, &err), err);
     float x[15] = {0};
     int64_t shape[2] = {3, 5};
-    EXPECT_OK(dsd_safetensors_writer_add_f32(w, "enc.w", 2, shape, x, 0, &err));
-    EXPECT_OK(dsd_safetensors_writer_save(w, path, &err));
+    TU_HOST_OK(dsd_safetensors_writer_add_f32(w, "enc.w", 2, shape, x, 0, &err), err);
+    TU_HOST_OK(dsd_safetensors_writer_save(w, path, &err), err);
     dsd_safetensors_writer_free(w);
 
     dsd_safetensors *st;
-    EXPECT_OK(dsd_safetensors_open(path, &st, &err));
+    TU_HOST_OK(dsd_safetensors_open(path, &st, &err), err);
     float out[16];
     int64_t wrong[2] = {3, 4}, flat[1] = {15};
-    EXPECT_ERROR(dsd_safetensors_read_f32(st, "enc.w", 2, wrong, out, &err), DSD_ERR_FORMAT,
-                 "shapes.safetensors: tensor 'enc.w': expected shape [3,4] but the file has "
-                 "[3,5]");
-    EXPECT_ERROR(dsd_safetensors_read_f32(st, "enc.w", 1, flat, out, &err), DSD_ERR_FORMAT,
-                 "'enc.w'", "expected shape [15]", "has [3,5]");
-    EXPECT_ERROR(dsd_safetensors_read_f32(st, "enc.w", 0, NULL, out, &err), DSD_ERR_FORMAT,
-                 "expected shape []");
-    EXPECT_ERROR(dsd_safetensors_read_f32(st, "enc.v", 2, shape, out, &err), DSD_ERR_FORMAT,
-                 "shapes.safetensors", "no tensor 'enc.v'");
-    EXPECT_ERROR(dsd_safetensors_read_f32(st, "enc.w", 9, shape, out, &err),
-                 DSD_ERR_INVALID_ARGUMENT, "ndim 9");
-    EXPECT_ERROR(dsd_safetensors_read_f32(st, "enc.w", 2, NULL, out, &err),
-                 DSD_ERR_INVALID_ARGUMENT, "ndim 2");
-    EXPECT_ERROR(dsd_safetensors_read_f32(st, "enc.w", 2, shape, NULL, &err),
-                 DSD_ERR_INVALID_ARGUMENT, "out is NULL");
-    EXPECT_OK(dsd_safetensors_read_f32(st, "enc.w", 2, shape, out, &err));
+    TU_EXPECT_ERROR(dsd_safetensors_read_f32(st, "enc.w", 2, wrong, out, &err), DSD_ERR_FORMAT, err,
+                    "shapes.safetensors: tensor 'enc.w': expected shape [3,4] but the file has "
+                    "[3,5]");
+    TU_EXPECT_ERROR(dsd_safetensors_read_f32(st, "enc.w", 1, flat, out, &err), DSD_ERR_FORMAT, err,
+                    "'enc.w'", "expected shape [15]", "has [3,5]");
+    TU_EXPECT_ERROR(dsd_safetensors_read_f32(st, "enc.w", 0, NULL, out, &err), DSD_ERR_FORMAT, err,
+                    "expected shape []");
+    TU_EXPECT_ERROR(dsd_safetensors_read_f32(st, "enc.v", 2, shape, out, &err), DSD_ERR_FORMAT, err,
+                    "shapes.safetensors", "no tensor 'enc.v'");
+    TU_EXPECT_ERROR(dsd_safetensors_read_f32(st, "enc.w", 9, shape, out, &err),
+                    DSD_ERR_INVALID_ARGUMENT, err, "ndim 9");
+    TU_EXPECT_ERROR(dsd_safetensors_read_f32(st, "enc.w", 2, NULL, out, &err),
+                    DSD_ERR_INVALID_ARGUMENT, err, "ndim 2");
+    TU_EXPECT_ERROR(dsd_safetensors_read_f32(st, "enc.w", 2, shape, NULL, &err),
+                    DSD_ERR_INVALID_ARGUMENT, err, "out is NULL");
+    TU_HOST_OK(dsd_safetensors_read_f32(st, "enc.w", 2, shape, out, &err), err);
     dsd_safetensors_close(st);
     dsd_safetensors_close(NULL);
     dsd_safetensors_writer_free(NULL);
@@ -729,13 +658,13 @@ static dsd_safetensors_writer *writer_with(const char *name, size_t n, float val
 {
     dsd_error err;
     dsd_safetensors_writer *w;
-    EXPECT_OK(dsd_safetensors_writer_init(&w, &err));
+    TU_HOST_OK(dsd_safetensors_writer_init(&w, &err), err);
     float *x = malloc(n * sizeof *x);
     ck_assert(x);
     for (size_t i = 0; i < n; i++)
         x[i] = value;
     int64_t shape[1] = {(int64_t)n};
-    EXPECT_OK(dsd_safetensors_writer_add_f32(w, name, 1, shape, x, 0, &err));
+    TU_HOST_OK(dsd_safetensors_writer_add_f32(w, name, 1, shape, x, 0, &err), err);
     free(x);
     return w;
 }
@@ -746,9 +675,9 @@ START_TEST(test_save_replaces_atomically)
 {
     dsd_error err;
     char path[256];
-    tmp_path(path, sizeof path, "replace.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "replace.safetensors");
     dsd_safetensors_writer *w = writer_with("old", 4, 1.0f);
-    EXPECT_OK(dsd_safetensors_writer_save(w, path, &err));
+    TU_HOST_OK(dsd_safetensors_writer_save(w, path, &err), err);
     dsd_safetensors_writer_free(w);
     struct stat before, after;
     ck_assert_int_eq(stat(path, &before), 0);
@@ -756,8 +685,8 @@ START_TEST(test_save_replaces_atomically)
     ck_assert(old);
 
     w = writer_with("new", 6, 2.0f);
-    EXPECT_OK(dsd_safetensors_writer_save(w, path, &err));
-    EXPECT_OK(dsd_safetensors_writer_save(w, path, &err)); /* the writer can save again */
+    TU_HOST_OK(dsd_safetensors_writer_save(w, path, &err), err);
+    TU_HOST_OK(dsd_safetensors_writer_save(w, path, &err), err); /* the writer can save again */
     dsd_safetensors_writer_free(w);
     ck_assert_int_eq(stat(path, &after), 0);
     ck_assert_msg(before.st_ino != after.st_ino, "file was rewritten in place");
@@ -773,12 +702,12 @@ START_TEST(test_save_replaces_atomically)
     ck_assert_msg(found, "old handle lost its contents");
 
     dsd_safetensors *st;
-    EXPECT_OK(dsd_safetensors_open(path, &st, &err));
+    TU_HOST_OK(dsd_safetensors_open(path, &st, &err), err);
     ck_assert_uint_eq(dsd_safetensors_count(st), 1);
     ck_assert_ptr_nonnull(dsd_safetensors_find(st, "new"));
     ck_assert_ptr_null(dsd_safetensors_find(st, "old"));
     dsd_safetensors_close(st);
-    ck_assert_int_eq(count_temporaries(), 0);
+    ck_assert_int_eq(tu_count_temporaries(tmp_dir), 0);
     ck_assert_int_eq(remove(path), 0);
 }
 END_TEST
@@ -792,28 +721,28 @@ START_TEST(test_save_failures)
     dsd_safetensors_writer *w = writer_with("w", 16384, 3.0f); /* 64 KiB of data */
 
     /* a directory that does not exist: the temporary cannot be created */
-    tmp_path(path, sizeof path, "no-such-dir/model.safetensors");
-    EXPECT_ERROR(dsd_safetensors_writer_save(w, path, &err), DSD_ERR_IO, path,
-                 "No such file");
-    ck_assert_int_eq(count_temporaries(), 0);
+    tu_path_into(path, sizeof path, tmp_dir, "no-such-dir/model.safetensors");
+    TU_EXPECT_ERROR(dsd_safetensors_writer_save(w, path, &err), DSD_ERR_IO, err, path,
+                    "No such file");
+    ck_assert_int_eq(tu_count_temporaries(tmp_dir), 0);
 
     /* path is a directory: everything is written, then rename() fails */
-    tmp_path(dir_path, sizeof dir_path, "a-directory");
+    tu_path_into(dir_path, sizeof dir_path, tmp_dir, "a-directory");
     ck_assert_int_eq(mkdir(dir_path, 0700), 0);
-    EXPECT_ERROR(dsd_safetensors_writer_save(w, dir_path, &err), DSD_ERR_IO, dir_path,
-                 "cannot rename");
-    ck_assert_int_eq(count_temporaries(), 0);
+    TU_EXPECT_ERROR(dsd_safetensors_writer_save(w, dir_path, &err), DSD_ERR_IO, err, dir_path,
+                    "cannot rename");
+    ck_assert_int_eq(tu_count_temporaries(tmp_dir), 0);
     struct stat sb;
     ck_assert(stat(dir_path, &sb) == 0 && S_ISDIR(sb.st_mode));
     ck_assert_int_eq(rmdir(dir_path), 0);
 
     /* a write failing half-way (file size limit) over an existing file */
-    tmp_path(existing, sizeof existing, "existing.safetensors");
+    tu_path_into(existing, sizeof existing, tmp_dir, "existing.safetensors");
     dsd_safetensors_writer *small = writer_with("kept", 3, 5.0f);
-    EXPECT_OK(dsd_safetensors_writer_save(small, existing, &err));
+    TU_HOST_OK(dsd_safetensors_writer_save(small, existing, &err), err);
     dsd_safetensors_writer_free(small);
     size_t size_before, size_after;
-    unsigned char *before = read_bytes(existing, &size_before);
+    unsigned char *before = tu_read_file(existing, &size_before);
 
     struct rlimit saved, limited;
     ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
@@ -824,9 +753,9 @@ START_TEST(test_save_failures)
     dsd_status status = dsd_safetensors_writer_save(w, existing, &err);
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
     signal(SIGXFSZ, old_handler);
-    EXPECT_ERROR(status, DSD_ERR_IO, "write failed", "File too large");
-    ck_assert_int_eq(count_temporaries(), 0);
-    unsigned char *after = read_bytes(existing, &size_after);
+    TU_EXPECT_ERROR(status, DSD_ERR_IO, err, "write failed", "File too large");
+    ck_assert_int_eq(tu_count_temporaries(tmp_dir), 0);
+    unsigned char *after = tu_read_file(existing, &size_after);
     ck_assert_uint_eq(size_after, size_before);
     ck_assert(memcmp(before, after, size_before) == 0);
     free(before);
@@ -839,29 +768,10 @@ END_TEST
 
 /* ------------------------------------------------------------------------ */
 
-static void remove_tmp_dir(void)
-{
-    DIR *d = opendir(tmp_dir);
-    if (!d)
-        return;
-    char path[512];
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        snprintf(path, sizeof path, "%s/%s", tmp_dir, e->d_name);
-        remove(path);
-    }
-    closedir(d);
-    rmdir(tmp_dir);
-}
-
 int main(void)
 {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dsd-safetensors-XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
+    if (tu_make_tmp_dir(tmp_dir, sizeof tmp_dir, "safetensors") != 0)
         return EXIT_FAILURE;
-    }
     Suite *s = suite_create("safetensors");
     TCase *tc = tcase_create("safetensors");
     tcase_set_timeout(tc, 300);
@@ -878,6 +788,6 @@ int main(void)
     tcase_add_test(tc, test_save_failures);
     suite_add_tcase(s, tc);
     int status = tu_run(s); /* no OpenCL context is ever created */
-    remove_tmp_dir();
+    tu_rmtree(tmp_dir);
     return status;
 }

@@ -9,7 +9,6 @@
  */
 #include "testutil.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,41 +17,23 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char root[] = "/tmp/dsdeblur-train-tool-XXXXXX";
+static char root[64];
 
-static const char *path_of(const char *rel)
+/* Whether the file at path contains text. */
+static int file_has(const char *path, const char *text)
 {
-    static char buf[4][1024];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", root, rel);
-    return buf[k];
+    char *s = tu_read_file(path, NULL);
+    int found = strstr(s, text) != NULL;
+    free(s);
+    return found;
 }
 
-static char *slurp(const char *path)
+static int file_lines(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f, "%s: %s", path, strerror(errno));
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
-static int lines(const char *path)
-{
-    const char *s = slurp(path);
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
+    char *s = tu_read_file(path, NULL);
+    int n = tu_count_lines(s);
+    free(s);
     return n;
-}
-
-static int exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
 }
 
 /* The tiny run's arguments (networks of width 8, 32 x 32 crops). */
@@ -65,54 +46,50 @@ static const char *tiny(void)
              "--set generator.mlp_ratio=4 --set discriminator.base_width=8 "
              "--set train.content_loss=l1 --set train.epochs=1000 --set train.decay_from=500 "
              "--set run.dir=%s --set run.every=2 --set run.keep=2 -q",
-             path_of("blur"), path_of("sharp"), path_of("run"));
+             tu_path(root, "blur"), tu_path(root, "sharp"), tu_path(root, "run"));
     return args;
 }
 
-static int run(const char *args)
+/* dsdeblur-train with args (tu_run_tool, output in root/out, root/err). */
+static int train(const char *args)
 {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "./tools/dsdeblur-train %s >%s/out 2>%s/err", args, root, root);
-    int st = system(cmd);
-    ck_assert_msg(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
-    return WEXITSTATUS(st);
+    return tu_run_tool("dsdeblur-train", args, root);
 }
 
 static void setup(void)
 {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s/blur' '%s/sharp'", root, root);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_mkdir_p(tu_path(root, "blur"));
+    tu_mkdir_p(tu_path(root, "sharp"));
     dsd_error err;
     dsd_image a;
     dsd_image_init(&a);
     ck_assert_int_eq(dsd_image_alloc(&a, 36, 34, &err), DSD_OK);
     for (size_t i = 0; i < dsd_image_numel(&a); i++)
         a.data[i] = (uint8_t)((i * 37) % 251);
-    ck_assert_int_eq(dsd_image_save(path_of("sharp/x.png"), &a, &err), DSD_OK);
+    ck_assert_int_eq(dsd_image_save(tu_path(root, "sharp/x.png"), &a, &err), DSD_OK);
     for (size_t i = 0; i < dsd_image_numel(&a); i++)
         a.data[i] = (uint8_t)(a.data[i] / 2 + 60);
-    ck_assert_int_eq(dsd_image_save(path_of("blur/x.png"), &a, &err), DSD_OK);
+    ck_assert_int_eq(dsd_image_save(tu_path(root, "blur/x.png"), &a, &err), DSD_OK);
     dsd_image_free(&a);
 }
 
 START_TEST(test_config_errors)
 {
-    FILE *f = fopen(path_of("bad.yaml"), "w");
-    fputs("train:\n  lrr: 1\n", f);
-    fclose(f);
+    const char yaml[] = "train:\n  lrr: 1\n";
+    tu_write_file(tu_path(root, "bad.yaml"), yaml, sizeof yaml - 1);
     char args[1200];
-    snprintf(args, sizeof args, "-c %s", path_of("bad.yaml"));
-    ck_assert_int_eq(run(args), 2);
-    const char *e = slurp(path_of("err"));
+    snprintf(args, sizeof args, "-c %s", tu_path(root, "bad.yaml"));
+    ck_assert_int_eq(train(args), 2);
+    char *e = tu_read_file(tu_path(root, "err"), NULL);
     ck_assert_msg(strstr(e, "bad.yaml:2:3: unknown key 'train.lrr' (did you mean 'train.lr'?)"),
                   "%s", e);
-    ck_assert_int_eq(run("--set train.epochs=zero"), 2);
-    ck_assert_int_eq(run("--bogus"), 2);
-    ck_assert_int_eq(run("--set train.lr=2e-4 --print-config"), 0);
-    ck_assert(strstr(slurp(path_of("out")), "lr: 0.0002") != NULL);
-    ck_assert_int_eq(run("--set train.content_loss=perceptual --set data.train=x"), 2);
-    ck_assert(strstr(slurp(path_of("err")), "needs train.vgg_weights") != NULL);
+    free(e);
+    ck_assert_int_eq(train("--set train.epochs=zero"), 2);
+    ck_assert_int_eq(train("--bogus"), 2);
+    ck_assert_int_eq(train("--set train.lr=2e-4 --print-config"), 0);
+    ck_assert(file_has(tu_path(root, "out"), "lr: 0.0002"));
+    ck_assert_int_eq(train("--set train.content_loss=perceptual --set data.train=x"), 2);
+    ck_assert(file_has(tu_path(root, "err"), "needs train.vgg_weights"));
 }
 END_TEST
 
@@ -120,21 +97,21 @@ START_TEST(test_run_and_resume)
 {
     char args[4096];
     snprintf(args, sizeof args, "%s --steps 3", tiny());
-    ck_assert_int_eq(run(args), 0);
+    ck_assert_int_eq(train(args), 0);
     const char *files[] = {"run/config.yaml", "run/log.csv", "run/val.csv", "run/plot.svg",
                            "run/checkpoint-000000002.safetensors",
                            "run/checkpoint-000000003.safetensors", "run/generator.safetensors"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
-        ck_assert_msg(exists(path_of(files[i])), "%s missing", files[i]);
-    ck_assert_int_eq(lines(path_of("run/log.csv")), 4);
-    ck_assert(strstr(slurp(path_of("run/config.yaml")), "content_loss: \"l1\"") != NULL);
+        ck_assert_msg(tu_file_exists(tu_path(root, files[i])), "%s missing", files[i]);
+    ck_assert_int_eq(file_lines(tu_path(root, "run/log.csv")), 4);
+    ck_assert(file_has(tu_path(root, "run/config.yaml"), "content_loss: \"l1\""));
 
     snprintf(args, sizeof args, "%s --resume --steps 2", tiny());
-    ck_assert_int_eq(run(args), 0);
-    ck_assert_int_eq(lines(path_of("run/log.csv")), 6);
-    ck_assert(exists(path_of("run/checkpoint-000000005.safetensors")));
-    ck_assert(exists(path_of("run/checkpoint-000000004.safetensors")));
-    ck_assert_msg(!exists(path_of("run/checkpoint-000000003.safetensors")),
+    ck_assert_int_eq(train(args), 0);
+    ck_assert_int_eq(file_lines(tu_path(root, "run/log.csv")), 6);
+    ck_assert(tu_file_exists(tu_path(root, "run/checkpoint-000000005.safetensors")));
+    ck_assert(tu_file_exists(tu_path(root, "run/checkpoint-000000004.safetensors")));
+    ck_assert_msg(!tu_file_exists(tu_path(root, "run/checkpoint-000000003.safetensors")),
                   "run.keep=2 kept an old checkpoint");
 
     /* any checkpoint's generator can be exported for dsdeblur-run */
@@ -149,10 +126,11 @@ START_TEST(test_run_and_resume)
 
     /* other networks refuse the checkpoint and leave it in place */
     snprintf(args, sizeof args, "%s --set generator.n_blocks=2 --resume", tiny());
-    ck_assert_int_eq(run(args), 1);
-    const char *e = slurp(path_of("err"));
+    ck_assert_int_eq(train(args), 1);
+    char *e = tu_read_file(tu_path(root, "err"), NULL);
     ck_assert_msg(strstr(e, "n_blocks") != NULL, "%s", e);
-    ck_assert(exists(path_of("run/checkpoint-000000005.safetensors")));
+    free(e);
+    ck_assert(tu_file_exists(tu_path(root, "run/checkpoint-000000005.safetensors")));
 }
 END_TEST
 
@@ -160,7 +138,7 @@ START_TEST(test_sigterm_checkpoints)
 {
     char args[4096];
     snprintf(args, sizeof args, "%s --set run.dir=%s --set run.every=100000", tiny(),
-             path_of("sig"));
+             tu_path(root, "sig"));
     char cmd[4300];
     snprintf(cmd, sizeof cmd, "exec ./tools/dsdeblur-train %s >%s/out 2>%s/err", args, root, root);
     pid_t pid = fork();
@@ -173,28 +151,26 @@ START_TEST(test_sigterm_checkpoints)
     int rows = 0;
     for (int i = 0; i < 600 && rows < 4; i++) {
         usleep(100000);
-        if (exists(path_of("sig/log.csv")))
-            rows = lines(path_of("sig/log.csv"));
+        if (tu_file_exists(tu_path(root, "sig/log.csv")))
+            rows = file_lines(tu_path(root, "sig/log.csv"));
     }
     ck_assert_int_ge(rows, 4);
     kill(pid, SIGTERM);
     int st;
     ck_assert(waitpid(pid, &st, 0) == pid);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
-    int steps = lines(path_of("sig/log.csv")) - 1;
+    int steps = file_lines(tu_path(root, "sig/log.csv")) - 1;
     char ck[128];
     snprintf(ck, sizeof ck, "sig/checkpoint-%09d.safetensors", steps);
-    ck_assert_msg(exists(path_of(ck)), "no %s after SIGTERM", ck);
-    ck_assert(exists(path_of("sig/generator.safetensors")));
+    ck_assert_msg(tu_file_exists(tu_path(root, ck)), "no %s after SIGTERM", ck);
+    ck_assert(tu_file_exists(tu_path(root, "sig/generator.safetensors")));
 }
 END_TEST
 
 int main(void)
 {
-    if (!mkdtemp(root)) {
-        perror("mkdtemp");
+    if (tu_make_tmp_dir(root, sizeof root, "train-tool") != 0)
         return 1;
-    }
     Suite *s = suite_create("train_tool");
     TCase *tc = tcase_create("train_tool");
     tcase_add_unchecked_fixture(tc, setup, NULL);
@@ -203,9 +179,6 @@ int main(void)
     tcase_add_test(tc, test_sigterm_checkpoints);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", root);
+    tu_rmtree(root);
     return rc;
 }

@@ -15,23 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OK(expr)                                                                           \
-    do {                                                                                   \
-        dsd_status ok_st_ = (expr);                                                        \
-        ck_assert_msg(ok_st_ == DSD_OK, "%s returned %s: %s", #expr, dsd_status_name(ok_st_), \
-                      err.message);                                                        \
-    } while (0)
-
-static char root[] = "/tmp/dsdeblur-trainer-XXXXXX";
-
-static const char *path_of(const char *rel)
-{
-    static char buf[4][1024];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", root, rel);
-    return buf[k];
-}
+static char root[64];
 
 /* A 40 x 36 sharp image with edges and its 5 x 1 horizontal box blur. */
 static void make_pair(const char *blur_path, const char *sharp_path, int id)
@@ -41,8 +25,8 @@ static void make_pair(const char *blur_path, const char *sharp_path, int id)
     dsd_image_init(&s);
     dsd_image_init(&b);
     const int w = 40, h = 36;
-    OK(dsd_image_alloc(&s, w, h, &err));
-    OK(dsd_image_alloc(&b, w, h, &err));
+    TU_HOST_OK(dsd_image_alloc(&s, w, h, &err), err);
+    TU_HOST_OK(dsd_image_alloc(&b, w, h, &err), err);
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++)
             for (int c = 0; c < 3; c++) {
@@ -60,25 +44,25 @@ static void make_pair(const char *blur_path, const char *sharp_path, int id)
                 }
                 b.data[((size_t)y * w + x) * 3 + c] = (uint8_t)(sum / 5);
             }
-    OK(dsd_image_save(sharp_path, &s, &err));
-    OK(dsd_image_save(blur_path, &b, &err));
+    TU_HOST_OK(dsd_image_save(sharp_path, &s, &err), err);
+    TU_HOST_OK(dsd_image_save(blur_path, &b, &err), err);
     dsd_image_free(&s);
     dsd_image_free(&b);
 }
 
 static void setup(void)
 {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s/blur' '%s/sharp' '%s/run'", root, root, root);
-    ck_assert_int_eq(system(cmd), 0);
-    make_pair(path_of("blur/a.png"), path_of("sharp/a.png"), 0);
+    tu_mkdir_p(tu_path(root, "blur"));
+    tu_mkdir_p(tu_path(root, "sharp"));
+    tu_mkdir_p(tu_path(root, "run"));
+    make_pair(tu_path(root, "blur/a.png"), tu_path(root, "sharp/a.png"), 0);
 }
 
 /* The tiny paired configuration (content loss L1, lambda 100). */
 static void tiny_config(dsd_config *c, double dropout, const char *run_dir)
 {
     dsd_error err;
-    OK(dsd_config_defaults(c, &err));
+    TU_HOST_OK(dsd_config_defaults(c, &err), err);
     char set[1200];
     const char *sets[] = {"data.mode=paired", "data.crop=32", "data.flip=false",
                           "generator.base_width=8", "generator.n_blocks=2",
@@ -86,20 +70,20 @@ static void tiny_config(dsd_config *c, double dropout, const char *run_dir)
                           "train.content_loss=l1", "train.lr=0.001", "train.epochs=100",
                           "train.decay_from=100", "train.seed=7"};
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
-        OK(dsd_config_set(c, sets[i], &err));
-    snprintf(set, sizeof set, "data.train_blur=%s", path_of("blur"));
-    OK(dsd_config_set(c, set, &err));
-    snprintf(set, sizeof set, "data.train_sharp=%s", path_of("sharp"));
-    OK(dsd_config_set(c, set, &err));
-    snprintf(set, sizeof set, "data.val_blur=%s", path_of("blur"));
-    OK(dsd_config_set(c, set, &err));
-    snprintf(set, sizeof set, "data.val_sharp=%s", path_of("sharp"));
-    OK(dsd_config_set(c, set, &err));
+        TU_HOST_OK(dsd_config_set(c, sets[i], &err), err);
+    snprintf(set, sizeof set, "data.train_blur=%s", tu_path(root, "blur"));
+    TU_HOST_OK(dsd_config_set(c, set, &err), err);
+    snprintf(set, sizeof set, "data.train_sharp=%s", tu_path(root, "sharp"));
+    TU_HOST_OK(dsd_config_set(c, set, &err), err);
+    snprintf(set, sizeof set, "data.val_blur=%s", tu_path(root, "blur"));
+    TU_HOST_OK(dsd_config_set(c, set, &err), err);
+    snprintf(set, sizeof set, "data.val_sharp=%s", tu_path(root, "sharp"));
+    TU_HOST_OK(dsd_config_set(c, set, &err), err);
     snprintf(set, sizeof set, "generator.dropout=%g", dropout);
-    OK(dsd_config_set(c, set, &err));
+    TU_HOST_OK(dsd_config_set(c, set, &err), err);
     snprintf(set, sizeof set, "run.dir=%s", run_dir);
-    OK(dsd_config_set(c, set, &err));
-    OK(dsd_config_validate(c, &err));
+    TU_HOST_OK(dsd_config_set(c, set, &err), err);
+    TU_HOST_OK(dsd_config_validate(c, &err), err);
 }
 
 static float *download_all(dsd_trainer *t, size_t *count)
@@ -119,15 +103,15 @@ START_TEST(test_loss_goes_down)
 {
     dsd_error err;
     dsd_config c;
-    tiny_config(&c, 0.0, path_of("run"));
+    tiny_config(&c, 0.0, tu_path(root, "run"));
     dsd_trainer *t;
-    OK(dsd_trainer_init(tu_ctx(), &c, &t, &err));
+    TU_HOST_OK(dsd_trainer_init(tu_ctx(), &c, &t, &err), err);
     ck_assert_uint_eq(dsd_trainer_steps_per_epoch(t), 1);
     enum { STEPS = 60 };
     double first = 0, last = 0;
     for (int i = 0; i < STEPS; i++) {
         dsd_step_stats s;
-        OK(dsd_trainer_step(t, &s, &err));
+        TU_HOST_OK(dsd_trainer_step(t, &s, &err), err);
         ck_assert_uint_eq(s.step, (uint64_t)i);
         ck_assert(isfinite(s.loss_d) && isfinite(s.loss_g));
         ck_assert(fabs(s.loss_g - (s.loss_g_adv + 100 * s.loss_content)) < 1e-6 * fabs(s.loss_g));
@@ -139,7 +123,7 @@ START_TEST(test_loss_goes_down)
     fprintf(stderr, "content %.4g -> %.4g\n", first, last);
     ck_assert_msg(last < 0.8 * first, "content loss %.4g -> %.4g did not go down", first, last);
     dsd_val_stats v;
-    OK(dsd_trainer_validate(t, &v, &err));
+    TU_HOST_OK(dsd_trainer_validate(t, &v, &err), err);
     ck_assert_int_eq(v.images, 1);
     ck_assert(isfinite(v.psnr) && v.psnr > 5 && v.ssim > -1 && v.ssim <= 1);
     dsd_trainer_free(t);
@@ -152,28 +136,28 @@ START_TEST(test_resume_is_bit_exact)
 {
     dsd_error err;
     dsd_config c;
-    tiny_config(&c, 0.5, path_of("run"));
+    tiny_config(&c, 0.5, tu_path(root, "run"));
     enum { HALF = 4 };
     dsd_trainer *t;
-    OK(dsd_trainer_init(tu_ctx(), &c, &t, &err));
+    TU_HOST_OK(dsd_trainer_init(tu_ctx(), &c, &t, &err), err);
     dsd_step_stats s;
     for (int i = 0; i < 2 * HALF; i++)
-        OK(dsd_trainer_step(t, &s, &err));
+        TU_HOST_OK(dsd_trainer_step(t, &s, &err), err);
     size_t n1;
     float *straight = download_all(t, &n1);
     dsd_trainer_free(t);
 
-    OK(dsd_trainer_init(tu_ctx(), &c, &t, &err));
+    TU_HOST_OK(dsd_trainer_init(tu_ctx(), &c, &t, &err), err);
     for (int i = 0; i < HALF; i++)
-        OK(dsd_trainer_step(t, &s, &err));
-    OK(dsd_trainer_save_checkpoint(t, path_of("run/ckpt.safetensors"), &err));
+        TU_HOST_OK(dsd_trainer_step(t, &s, &err), err);
+    TU_HOST_OK(dsd_trainer_save_checkpoint(t, tu_path(root, "run/ckpt.safetensors"), &err), err);
     dsd_trainer_free(t);
 
-    OK(dsd_trainer_init(tu_ctx(), &c, &t, &err));
-    OK(dsd_trainer_resume(t, path_of("run/ckpt.safetensors"), &err));
+    TU_HOST_OK(dsd_trainer_init(tu_ctx(), &c, &t, &err), err);
+    TU_HOST_OK(dsd_trainer_resume(t, tu_path(root, "run/ckpt.safetensors"), &err), err);
     ck_assert_uint_eq(dsd_trainer_step_index(t), HALF);
     for (int i = 0; i < HALF; i++) {
-        OK(dsd_trainer_step(t, &s, &err));
+        TU_HOST_OK(dsd_trainer_step(t, &s, &err), err);
         ck_assert_uint_eq(s.step, (uint64_t)(HALF + i));
     }
     size_t n2;
@@ -186,9 +170,9 @@ START_TEST(test_resume_is_bit_exact)
     dsd_trainer_free(t);
 
     /* another seed refuses the checkpoint */
-    OK(dsd_config_set(&c, "train.seed=8", &err));
-    OK(dsd_trainer_init(tu_ctx(), &c, &t, &err));
-    ck_assert_int_ne(dsd_trainer_resume(t, path_of("run/ckpt.safetensors"), &err), DSD_OK);
+    TU_HOST_OK(dsd_config_set(&c, "train.seed=8", &err), err);
+    TU_HOST_OK(dsd_trainer_init(tu_ctx(), &c, &t, &err), err);
+    ck_assert_int_ne(dsd_trainer_resume(t, tu_path(root, "run/ckpt.safetensors"), &err), DSD_OK);
     ck_assert_msg(strstr(err.message, "train.seed") != NULL, "%s", err.message);
     dsd_trainer_free(t);
     free(straight);
@@ -201,21 +185,21 @@ START_TEST(test_synthetic_and_nan)
 {
     dsd_error err;
     dsd_config c;
-    tiny_config(&c, 0.5, path_of("run"));
+    tiny_config(&c, 0.5, tu_path(root, "run"));
     char set[1200];
-    OK(dsd_config_set(&c, "data.mode=synthetic", &err));
-    snprintf(set, sizeof set, "data.train=%s", path_of("sharp"));
-    OK(dsd_config_set(&c, set, &err));
-    OK(dsd_config_set(&c, "data.kernel_size=9", &err));
-    OK(dsd_config_set(&c, "data.noise_sigma=0.01", &err));
-    OK(dsd_config_set(&c, "data.val=", &err));
-    OK(dsd_config_validate(&c, &err));
+    TU_HOST_OK(dsd_config_set(&c, "data.mode=synthetic", &err), err);
+    snprintf(set, sizeof set, "data.train=%s", tu_path(root, "sharp"));
+    TU_HOST_OK(dsd_config_set(&c, set, &err), err);
+    TU_HOST_OK(dsd_config_set(&c, "data.kernel_size=9", &err), err);
+    TU_HOST_OK(dsd_config_set(&c, "data.noise_sigma=0.01", &err), err);
+    TU_HOST_OK(dsd_config_set(&c, "data.val=", &err), err);
+    TU_HOST_OK(dsd_config_validate(&c, &err), err);
     dsd_trainer *t;
-    OK(dsd_trainer_init(tu_ctx(), &c, &t, &err));
+    TU_HOST_OK(dsd_trainer_init(tu_ctx(), &c, &t, &err), err);
     ck_assert(!dsd_trainer_has_validation(t));
     dsd_step_stats s;
-    OK(dsd_trainer_step(t, &s, &err));
-    OK(dsd_trainer_step(t, &s, &err));
+    TU_HOST_OK(dsd_trainer_step(t, &s, &err), err);
+    TU_HOST_OK(dsd_trainer_step(t, &s, &err), err);
     ck_assert(isfinite(s.loss_g));
 
     /* a NaN weight: the step stops, naming it */
@@ -238,26 +222,26 @@ START_TEST(test_log_and_plot)
 {
     dsd_error err;
     dsd_train_log *log;
-    OK(dsd_train_log_open(&log, path_of("run"), 0, &err));
+    TU_HOST_OK(dsd_train_log_open(&log, tu_path(root, "run"), 0, &err), err);
     for (int i = 0; i < 10; i++) {
         dsd_step_stats s = {.step = (uint64_t)i, .epoch = i / 5, .lr = 1e-4,
                             .loss_d = 1.3 - 0.01 * i, .loss_g_adv = 0.7, .loss_content = 0.5 / (i + 1),
                             .loss_g = 0.7 + 50.0 / (i + 1)};
-        OK(dsd_train_log_step(log, &s, 0.1, &err));
+        TU_HOST_OK(dsd_train_log_step(log, &s, 0.1, &err), err);
         if (i % 5 == 4) {
             dsd_val_stats v = {1, 20.0 + i, 0.5, 0.2};
-            OK(dsd_train_log_val(log, (uint64_t)i, i / 5, &v, &err));
+            TU_HOST_OK(dsd_train_log_val(log, (uint64_t)i, i / 5, &v, &err), err);
         }
     }
-    OK(dsd_train_log_plot(log, &err));
+    TU_HOST_OK(dsd_train_log_plot(log, &err), err);
     dsd_train_log_close(log);
     /* resumed from step 6: rows 6.. dropped, then continued */
-    OK(dsd_train_log_open(&log, path_of("run"), 6, &err));
+    TU_HOST_OK(dsd_train_log_open(&log, tu_path(root, "run"), 6, &err), err);
     dsd_step_stats s = {.step = 6, .loss_d = 9, .loss_g = 9};
-    OK(dsd_train_log_step(log, &s, 0.1, &err));
-    OK(dsd_train_log_plot(log, &err));
+    TU_HOST_OK(dsd_train_log_step(log, &s, 0.1, &err), err);
+    TU_HOST_OK(dsd_train_log_plot(log, &err), err);
     dsd_train_log_close(log);
-    FILE *f = fopen(path_of("run/log.csv"), "r");
+    FILE *f = fopen(tu_path(root, "run/log.csv"), "r");
     ck_assert(f != NULL);
     char line[512];
     int rows = 0;
@@ -266,7 +250,7 @@ START_TEST(test_log_and_plot)
         rows++;
     fclose(f);
     ck_assert_int_eq(rows, 7); /* steps 0..5, then the new 6 */
-    f = fopen(path_of("run/plot.svg"), "r");
+    f = fopen(tu_path(root, "run/plot.svg"), "r");
     ck_assert(f != NULL);
     size_t n = fread(line, 1, sizeof line - 1, f);
     line[n] = '\0';
@@ -277,10 +261,8 @@ END_TEST
 
 int main(void)
 {
-    if (!mkdtemp(root)) {
-        perror("mkdtemp");
+    if (tu_make_tmp_dir(root, sizeof root, "trainer") != 0)
         return 1;
-    }
     Suite *s = suite_create("trainer");
     TCase *tc = tcase_create("trainer");
     tcase_add_unchecked_fixture(tc, setup, NULL);
@@ -290,10 +272,7 @@ int main(void)
     tcase_add_test(tc, test_log_and_plot);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", root);
+    tu_rmtree(root);
     tu_ctx_free();
     return rc;
 }

@@ -32,7 +32,6 @@
 #include <clFFT.h>
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,29 +43,6 @@ static const double MEAN[3] = {0.485, 0.456, 0.406};
 static const double STD[3] = {0.229, 0.224, 0.225};
 
 static char tmp_dir[64];
-
-static const char *tmp_path(char *buf, size_t size, const char *name)
-{
-    int n = snprintf(buf, size, "%s/%s", tmp_dir, name);
-    ck_assert(n > 0 && (size_t)n < size);
-    return buf;
-}
-
-/* Asserts st == want and that the context's message contains each of the
- * NULL-ended substrings. */
-static void expect_error_(dsd_status st, dsd_status want, const char *msg, int line, ...)
-{
-    ck_assert_msg(st == want, "line %d: got %s, want %s (message: %s)", line,
-                  dsd_status_name(st), dsd_status_name(want), msg);
-    va_list ap;
-    va_start(ap, line);
-    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *))
-        ck_assert_msg(strstr(msg, s), "line %d: message \"%s\" lacks \"%s\"", line, msg, s);
-    va_end(ap);
-}
-#define EXPECT_CTX_ERROR(expr, want, ...)                                                  \
-    expect_error_((expr), (want), dsd_context_error(tu_ctx())->message, __LINE__,        \
-                  __VA_ARGS__, (const char *)NULL)
 
 /* ------------------------------------------------------------------------ */
 /* Reference network */
@@ -413,7 +389,7 @@ START_TEST(test_table_and_views)
     dsd_vgg_free(ctx, &vgg); /* safe twice (zeroed) */
 
     dsd_vgg_config bad = {9};
-    EXPECT_CTX_ERROR(dsd_vgg_init(ctx, &vgg, &bad), DSD_ERR_INVALID_ARGUMENT, "pool2");
+    TU_EXPECT_CTX_ERROR(dsd_vgg_init(ctx, &vgg, &bad), DSD_ERR_INVALID_ARGUMENT, "pool2");
     ck_assert_ptr_null(vgg.params.values.buf);
 }
 END_TEST
@@ -542,16 +518,16 @@ START_TEST(test_tape_deterministic_no_leaks)
                       "tape and no-tape features differ");
         /* errors: a pending tape is not overwritten; an empty one has no backward */
         TU_OK(dsd_vgg_forward(ctx, &vgg, &x, &y1, &tape));
-        EXPECT_CTX_ERROR(dsd_vgg_forward(ctx, &vgg, &x, &y1, &tape), DSD_ERR_INVALID_ARGUMENT,
-                         "tape");
+        TU_EXPECT_CTX_ERROR(dsd_vgg_forward(ctx, &vgg, &x, &y1, &tape), DSD_ERR_INVALID_ARGUMENT,
+                            "tape");
         ck_assert(tape.pending);
-        EXPECT_CTX_ERROR(dsd_vgg_backward(ctx, &vgg, &tape, &dx, &dx), DSD_ERR_SHAPE, "dy");
+        TU_EXPECT_CTX_ERROR(dsd_vgg_backward(ctx, &vgg, &tape, &dx, &dx), DSD_ERR_SHAPE, "dy");
         ck_assert(tape.pending);
         /* dx NULL: nothing computed, the tape is consumed */
         TU_OK(dsd_vgg_backward(ctx, &vgg, &tape, &dy, NULL));
         ck_assert(!tape.pending);
-        EXPECT_CTX_ERROR(dsd_vgg_backward(ctx, &vgg, &tape, &dy, &dx), DSD_ERR_INVALID_ARGUMENT,
-                         "no forward");
+        TU_EXPECT_CTX_ERROR(dsd_vgg_backward(ctx, &vgg, &tape, &dy, &dx), DSD_ERR_INVALID_ARGUMENT,
+                            "no forward");
         TU_OK(dsd_vgg_forward(ctx, &vgg, &x, &y1, &tape));
         dsd_vgg_tape_free(ctx, &tape);
         ck_assert(!tape.pending);
@@ -568,10 +544,10 @@ START_TEST(test_tape_deterministic_no_leaks)
     tu_tensor(&x4, 2, 4, h, w);
     tu_tensor(&tiny, 1, 3, 1, 1);
     tu_tensor(&ytiny, 1, 64, 1, 1);
-    EXPECT_CTX_ERROR(dsd_vgg_forward(ctx, &vgg, &x4, &y1, NULL), DSD_ERR_SHAPE, "3 channels");
-    EXPECT_CTX_ERROR(dsd_vgg_forward(ctx, &vgg, &x, &dx, NULL), DSD_ERR_SHAPE, "gives");
-    EXPECT_CTX_ERROR(dsd_vgg_forward(ctx, &vgg, &tiny, &ytiny, NULL), DSD_ERR_SHAPE,
-                     "too small");
+    TU_EXPECT_CTX_ERROR(dsd_vgg_forward(ctx, &vgg, &x4, &y1, NULL), DSD_ERR_SHAPE, "3 channels");
+    TU_EXPECT_CTX_ERROR(dsd_vgg_forward(ctx, &vgg, &x, &dx, NULL), DSD_ERR_SHAPE, "gives");
+    TU_EXPECT_CTX_ERROR(dsd_vgg_forward(ctx, &vgg, &tiny, &ytiny, NULL), DSD_ERR_SHAPE,
+                        "too small");
     tu_tensor_free(&x4);
     tu_tensor_free(&tiny);
     tu_tensor_free(&ytiny);
@@ -658,11 +634,11 @@ START_TEST(test_load)
     tu_tensor(&x, 1, 3, 16, 16);
     TU_OK(dsd_tensor_fill(ctx, &x, 0.25f));
     tu_tensor(&y, 1, k.oc, k.oh, k.ow);
-    EXPECT_CTX_ERROR(dsd_vgg_forward(ctx, &vgg, &x, &y, NULL), DSD_ERR_INVALID_ARGUMENT,
-                     "no weights", "doc/vgg.md");
+    TU_EXPECT_CTX_ERROR(dsd_vgg_forward(ctx, &vgg, &x, &y, NULL), DSD_ERR_INVALID_ARGUMENT,
+                        "no weights", "doc/vgg.md");
 
     /* F32 with extra keys: exact */
-    tmp_path(path, sizeof path, "vgg32.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "vgg32.safetensors");
     write_weights(&k, path, 0, NULL, NULL);
     TU_OK(dsd_vgg_load(ctx, &vgg, path));
     ck_assert_int_eq(vgg.has_weights, 1);
@@ -673,41 +649,41 @@ START_TEST(test_load)
     double *h16 = tu_alloc(k.count);
     for (size_t i = 0; i < k.count; i++)
         h16[i] = dsd_st_f16_to_f32(dsd_st_f32_to_f16((float)k.p[i]));
-    tmp_path(path, sizeof path, "vgg16.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "vgg16.safetensors");
     write_weights(&k, path, 1, NULL, NULL);
     TU_OK(dsd_vgg_load(ctx, &vgg, path));
     expect_values(&vgg, h16, "F16 load");
 
     /* BF16 */
     double *b16 = tu_alloc(k.count);
-    tmp_path(path, sizeof path, "vggbf16.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "vggbf16.safetensors");
     write_bf16(&k, path, b16);
     TU_OK(dsd_vgg_load(ctx, &vgg, path));
     expect_values(&vgg, b16, "BF16 load");
 
     /* back to F32, then failures leave these values in place */
-    tmp_path(path, sizeof path, "vgg32.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "vgg32.safetensors");
     TU_OK(dsd_vgg_load(ctx, &vgg, path));
 
-    tmp_path(path, sizeof path, "missing.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "missing.safetensors");
     write_weights(&k, path, 0, "features.12.bias", NULL);
-    EXPECT_CTX_ERROR(dsd_vgg_load(ctx, &vgg, path), DSD_ERR_FORMAT, path,
-                     "'features.12.bias'", "conv3_2", "doc/vgg.md");
+    TU_EXPECT_CTX_ERROR(dsd_vgg_load(ctx, &vgg, path), DSD_ERR_FORMAT, path, "'features.12.bias'",
+                        "conv3_2", "doc/vgg.md");
     snprintf(msg, sizeof msg, "%s", dsd_context_error(ctx)->message);
     printf("missing tensor: %s\n", msg);
     expect_values(&vgg, k.p, "after a failed load (missing tensor)");
 
-    tmp_path(path, sizeof path, "wrong.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "wrong.safetensors");
     write_weights(&k, path, 0, NULL, "features.5.weight");
-    EXPECT_CTX_ERROR(dsd_vgg_load(ctx, &vgg, path), DSD_ERR_FORMAT, path,
-                     "'features.5.weight'", "conv2_1", "[128,64,9,1]", "[128,64,3,3]");
+    TU_EXPECT_CTX_ERROR(dsd_vgg_load(ctx, &vgg, path), DSD_ERR_FORMAT, path, "'features.5.weight'",
+                        "conv2_1", "[128,64,9,1]", "[128,64,3,3]");
     printf("wrong shape: %s\n", dsd_context_error(ctx)->message);
     expect_values(&vgg, k.p, "after a failed load (wrong shape)");
 
-    tmp_path(path, sizeof path, "does-not-exist.safetensors");
-    EXPECT_CTX_ERROR(dsd_vgg_load(ctx, &vgg, path), DSD_ERR_IO, path, "doc/vgg.md",
-                     "convert_vgg19.py");
-    EXPECT_CTX_ERROR(dsd_vgg_load(ctx, &vgg, NULL), DSD_ERR_INVALID_ARGUMENT, "doc/vgg.md");
+    tu_path_into(path, sizeof path, tmp_dir, "does-not-exist.safetensors");
+    TU_EXPECT_CTX_ERROR(dsd_vgg_load(ctx, &vgg, path), DSD_ERR_IO, path, "doc/vgg.md",
+                        "convert_vgg19.py");
+    TU_EXPECT_CTX_ERROR(dsd_vgg_load(ctx, &vgg, NULL), DSD_ERR_INVALID_ARGUMENT, "doc/vgg.md");
     expect_values(&vgg, k.p, "after a failed load (no file)");
 
     /* a deeper network needs features.16.bias, which the file lacks (its
@@ -715,9 +691,9 @@ START_TEST(test_load)
     dsd_vgg deep;
     dsd_vgg_config c16 = {16};
     TU_OK(dsd_vgg_init(ctx, &deep, &c16));
-    tmp_path(path, sizeof path, "vgg32.safetensors");
-    EXPECT_CTX_ERROR(dsd_vgg_load(ctx, &deep, path), DSD_ERR_FORMAT, "features.16.bias",
-                     "conv3_4");
+    tu_path_into(path, sizeof path, tmp_dir, "vgg32.safetensors");
+    TU_EXPECT_CTX_ERROR(dsd_vgg_load(ctx, &deep, path), DSD_ERR_FORMAT, "features.16.bias",
+                        "conv3_4");
     ck_assert_int_eq(deep.has_weights, 0);
     dsd_vgg_free(ctx, &deep);
 
@@ -764,22 +740,22 @@ START_TEST(test_perceptual_needs_weights)
 {
     dsd_context *ctx = tu_ctx();
     dsd_content_loss l;
-    EXPECT_CTX_ERROR(dsd_content_loss_init(ctx, &l, DSD_CONTENT_LOSS_PERCEPTUAL, NULL, NULL),
-                     DSD_ERR_INVALID_ARGUMENT, "perceptual loss needs", "doc/vgg.md",
-                     "tools/convert_vgg19.py", "cannot download");
+    TU_EXPECT_CTX_ERROR(dsd_content_loss_init(ctx, &l, DSD_CONTENT_LOSS_PERCEPTUAL, NULL, NULL),
+                        DSD_ERR_INVALID_ARGUMENT, "perceptual loss needs", "doc/vgg.md",
+                        "tools/convert_vgg19.py", "cannot download");
     ck_assert_ptr_null(l.vgg.params.values.buf);
     dsd_content_loss_free(ctx, &l);
-    EXPECT_CTX_ERROR(dsd_content_loss_init(ctx, &l, DSD_CONTENT_LOSS_PERCEPTUAL, "", NULL),
-                     DSD_ERR_INVALID_ARGUMENT, "doc/vgg.md");
+    TU_EXPECT_CTX_ERROR(dsd_content_loss_init(ctx, &l, DSD_CONTENT_LOSS_PERCEPTUAL, "", NULL),
+                        DSD_ERR_INVALID_ARGUMENT, "doc/vgg.md");
     char path[128];
-    tmp_path(path, sizeof path, "absent.safetensors");
+    tu_path_into(path, sizeof path, tmp_dir, "absent.safetensors");
     uint64_t before = dsd_pool_get_stats(ctx).bytes_in_use;
-    EXPECT_CTX_ERROR(dsd_content_loss_init(ctx, &l, DSD_CONTENT_LOSS_PERCEPTUAL, path, NULL),
-                     DSD_ERR_IO, path, "doc/vgg.md");
+    TU_EXPECT_CTX_ERROR(dsd_content_loss_init(ctx, &l, DSD_CONTENT_LOSS_PERCEPTUAL, path, NULL),
+                        DSD_ERR_IO, path, "doc/vgg.md");
     ck_assert_ptr_null(l.vgg.params.values.buf);
     ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, before);
-    EXPECT_CTX_ERROR(dsd_content_loss_init(ctx, &l, (dsd_content_loss_kind)7, NULL, NULL),
-                     DSD_ERR_INVALID_ARGUMENT, "perceptual, l1, mse, fft");
+    TU_EXPECT_CTX_ERROR(dsd_content_loss_init(ctx, &l, (dsd_content_loss_kind)7, NULL, NULL),
+                        DSD_ERR_INVALID_ARGUMENT, "perceptual, l1, mse, fft");
     /* pixel kinds need no weights */
     TU_OK(dsd_content_loss_init(ctx, &l, DSD_CONTENT_LOSS_L1, NULL, NULL));
     ck_assert_ptr_null(l.vgg.params.values.buf);
@@ -876,7 +852,7 @@ static void check_content(dsd_content_loss_kind kind, int n, int h, int w, uint6
         case_make(&k.v, &shape_only, n, h, w, seed);
         free(k.v.x); /* the reference network is run on fake and real instead */
         k.v.x = NULL;
-        tmp_path(path, sizeof path, "content.safetensors");
+        tu_path_into(path, sizeof path, tmp_dir, "content.safetensors");
         write_weights(&k.v, path, 0, NULL, NULL);
     }
     size_t m = lcase_numel(&k);
@@ -905,8 +881,8 @@ static void check_content(dsd_content_loss_kind kind, int n, int h, int w, uint6
     TU_OK(dsd_content_loss_forward(ctx, &l, &fake, &real, &loss, 0));
     ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, before);
     double got0 = tu_download_scalar(&loss);
-    EXPECT_CTX_ERROR(dsd_content_loss_backward(ctx, &l, scale, &dfake), DSD_ERR_INVALID_ARGUMENT,
-                     "no training forward");
+    TU_EXPECT_CTX_ERROR(dsd_content_loss_backward(ctx, &l, scale, &dfake), DSD_ERR_INVALID_ARGUMENT,
+                        "no training forward");
 
     TU_OK(dsd_content_loss_forward(ctx, &l, &fake, &real, &loss, 1));
     double got = tu_download_scalar(&loss);
@@ -926,10 +902,10 @@ static void check_content(dsd_content_loss_kind kind, int n, int h, int w, uint6
     TU_OK(dsd_content_loss_forward(ctx, &l, &fake, &real, &loss, 1));
     TU_OK(dsd_content_loss_forward(ctx, &l, &fake, &real, &loss, 1));
     ck_assert(l.pending);
-    EXPECT_CTX_ERROR(dsd_content_loss_forward(ctx, &l, &fake, &loss, &loss, 1), DSD_ERR_SHAPE,
-                     "real");
+    TU_EXPECT_CTX_ERROR(dsd_content_loss_forward(ctx, &l, &fake, &loss, &loss, 1), DSD_ERR_SHAPE,
+                        "real");
     ck_assert(l.pending); /* a refused call changes nothing */
-    EXPECT_CTX_ERROR(dsd_content_loss_backward(ctx, &l, 1.0f, &loss), DSD_ERR_SHAPE, "d_fake");
+    TU_EXPECT_CTX_ERROR(dsd_content_loss_backward(ctx, &l, 1.0f, &loss), DSD_ERR_SHAPE, "d_fake");
     ck_assert(l.pending);
     dsd_content_loss_free(ctx, &l);
     ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, base);
@@ -980,25 +956,10 @@ END_TEST
 
 /* ------------------------------------------------------------------------ */
 
-static void remove_tmp_dir(void)
-{
-    const char *names[] = {"vgg32.safetensors", "vgg16.safetensors", "vggbf16.safetensors",
-                           "missing.safetensors", "wrong.safetensors", "content.safetensors"};
-    char path[128];
-    for (int i = 0; i < TU_COUNT(names); i++) { /* outside a test: no ck_assert */
-        snprintf(path, sizeof path, "%s/%s", tmp_dir, names[i]);
-        unlink(path);
-    }
-    rmdir(tmp_dir);
-}
-
 int main(void)
 {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dsd-vgg-XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-        perror("mkdtemp");
+    if (tu_make_tmp_dir(tmp_dir, sizeof tmp_dir, "vgg") != 0)
         return EXIT_FAILURE;
-    }
     Suite *s = suite_create("vgg");
     TCase *tc = tcase_create("vgg");
     tcase_set_timeout(tc, 900);
@@ -1015,6 +976,6 @@ int main(void)
     suite_add_tcase(s, tc);
     int status = tu_run(s); /* frees the shared context first */
     clfftTeardown();        /* the FFT loss's process-wide clFFT state (see src/ops/fft_loss.c) */
-    remove_tmp_dir();
+    tu_rmtree(tmp_dir);
     return status;
 }

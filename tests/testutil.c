@@ -3,10 +3,16 @@
  */
 #include "testutil.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static dsd_context *shared_ctx;
 
@@ -350,4 +356,198 @@ void tu_expect_status(dsd_status got, dsd_status want, const char *call)
     ck_assert_msg(got == want, "%s returned %s, want %s (%s)", call, dsd_status_name(got),
                   dsd_status_name(want),
                   dsd_error_format(dsd_context_error(tu_ctx()), line, sizeof line));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Host-only calls */
+
+void tu_host_ok_(dsd_status st, const dsd_error *err, const char *expr, const char *file,
+                 int line)
+{
+    if (st == DSD_OK)
+        return;
+    char msg[DSD_ERROR_LINE_MAX];
+    ck_abort_msg("%s:%d: %s returned %s: %s", file, line, expr, dsd_status_name(st),
+                 dsd_error_format(err, msg, sizeof msg));
+}
+
+void tu_expect_error_(dsd_status st, dsd_status want, const dsd_error *err, const char *file,
+                      int line, ...)
+{
+    ck_assert_msg(st == want, "%s:%d: got %s, want %s (message: %s)", file, line,
+                  dsd_status_name(st), dsd_status_name(want), err->message);
+    ck_assert_msg(err->status == want, "%s:%d: returned %s but the error records %s", file,
+                  line, dsd_status_name(want), dsd_status_name(err->status));
+    va_list ap;
+    va_start(ap, line);
+    for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *))
+        ck_assert_msg(strstr(err->message, s), "%s:%d: message \"%s\" lacks \"%s\"", file,
+                      line, err->message, s);
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Temporary folders and paths */
+
+int tu_make_tmp_dir(char *buf, size_t size, const char *name)
+{
+    int n = snprintf(buf, size, "/tmp/dsdeblur-%s-XXXXXX", name);
+    if (n < 0 || (size_t)n >= size) {
+        fprintf(stderr, "tu_make_tmp_dir: a %zu-byte buffer cannot hold the name for '%s'\n",
+                size, name);
+        return -1;
+    }
+    if (!mkdtemp(buf)) {
+        fprintf(stderr, "mkdtemp %s: %s\n", buf, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void tu_mkdtemp(char *buf, size_t size, const char *name)
+{
+    ck_assert_msg(tu_make_tmp_dir(buf, size, name) == 0, "cannot make a temporary folder for %s",
+                  name);
+}
+
+int tu_rmtree(const char *path)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        fprintf(stderr, "could not remove %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    if (S_ISDIR(sb.st_mode)) {
+        DIR *d = opendir(path);
+        if (d) {
+            for (struct dirent *e; (e = readdir(d));) {
+                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                    continue;
+                size_t n = strlen(path) + strlen(e->d_name) + 2;
+                char *sub = malloc(n);
+                if (!sub) {
+                    rc = -1;
+                    break;
+                }
+                snprintf(sub, n, "%s/%s", path, e->d_name);
+                rc |= tu_rmtree(sub);
+                free(sub);
+            }
+            closedir(d);
+        }
+        if (rmdir(path) != 0) {
+            fprintf(stderr, "could not remove %s: %s\n", path, strerror(errno));
+            rc = -1;
+        }
+    } else if (unlink(path) != 0) {
+        fprintf(stderr, "could not remove %s: %s\n", path, strerror(errno));
+        rc = -1;
+    }
+    return rc;
+}
+
+void tu_mkdir_p(const char *path)
+{
+    size_t n = strlen(path);
+    char *p = malloc(n + 1);
+    ck_assert(p);
+    memcpy(p, path, n + 1);
+    for (size_t i = 1; i <= n; i++)
+        if (p[i] == '/' || p[i] == '\0') {
+            char c = p[i];
+            p[i] = '\0';
+            ck_assert_msg(mkdir(p, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", p,
+                          strerror(errno));
+            p[i] = c;
+        }
+    free(p);
+    struct stat sb;
+    ck_assert_msg(stat(path, &sb) == 0 && S_ISDIR(sb.st_mode), "%s is not a folder", path);
+}
+
+const char *tu_path_into(char *buf, size_t size, const char *dir, const char *rel)
+{
+    int n = snprintf(buf, size, "%s/%s", dir, rel);
+    ck_assert_msg(n > 0 && (size_t)n < size, "path too long for %zu bytes: %s/%s", size, dir,
+                  rel);
+    return buf;
+}
+
+const char *tu_path(const char *dir, const char *rel)
+{
+    static char bufs[8][1024];
+    static int next;
+    return tu_path_into(bufs[next++ % 8], sizeof bufs[0], dir, rel);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Whole files */
+
+void *tu_read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f, "%s: %s", path, strerror(errno));
+    ck_assert_msg(fseek(f, 0, SEEK_END) == 0, "%s: cannot seek", path);
+    long size = ftell(f);
+    ck_assert_msg(size >= 0 && fseek(f, 0, SEEK_SET) == 0, "%s: cannot seek", path);
+    char *buf = malloc((size_t)size + 1);
+    ck_assert(buf);
+    ck_assert_msg(size == 0 || fread(buf, 1, (size_t)size, f) == (size_t)size,
+                  "%s: short read", path);
+    fclose(f);
+    buf[size] = '\0';
+    if (n)
+        *n = (size_t)size;
+    return buf;
+}
+
+void tu_write_file(const char *path, const void *bytes, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f, "%s: %s", path, strerror(errno));
+    ck_assert_msg(n == 0 || fwrite(bytes, 1, n, f) == n, "%s: short write", path);
+    ck_assert_msg(fclose(f) == 0, "%s: %s", path, strerror(errno));
+}
+
+int tu_count_temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ck_assert_msg(d, "%s: %s", dir, strerror(errno));
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strstr(e->d_name, ".tmp.") != NULL;
+    closedir(d);
+    return n;
+}
+
+int tu_file_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+int tu_count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Built tools */
+
+int tu_run_tool(const char *tool, const char *args, const char *dir)
+{
+    char cmd[8192];
+    int n = snprintf(cmd, sizeof cmd, "./tools/%s %s >%s/out 2>%s/err </dev/null", tool, args,
+                     dir, dir);
+    ck_assert_msg(n > 0 && (size_t)n < sizeof cmd, "command too long: ./tools/%s %s", tool,
+                  args);
+    int st = system(cmd);
+    ck_assert_msg(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
+    return WEXITSTATUS(st);
 }

@@ -2,7 +2,12 @@
  * testutil.h: what every test shares. A per-process OpenCL context (tests run
  * with CK_NOFORK), deterministic random data, double <-> device transfers,
  * a relative-error comparison that names the worst element, and central
- * finite differences on double-precision references.
+ * finite differences on double-precision references. For host-only tests:
+ * assertions on calls that report through a dsd_error, temporary folders,
+ * whole-file reads and writes, and running a built tool.
+ *
+ * Everything that asserts (ck_assert) must run inside a test or a fixture;
+ * tu_make_tmp_dir and tu_rmtree do not assert, for main().
  *
  * Comparisons use max|got - ref| / max(max|ref|, floor) <= tol, the
  * "relative error with an absolute floor" of the test plan (doc/testing.md).
@@ -156,5 +161,78 @@ double tu_download_scalar(const dsd_tensor *t);
 
 /* Asserts got == want, naming call and the context's error line. */
 void tu_expect_status(dsd_status got, dsd_status want, const char *call);
+
+/* ------------------------------------------------------------------------ */
+/* Host-only calls (they report through a dsd_error, not a context) */
+
+/* Fails the current test unless expr gives DSD_OK, with the formatted error
+ * of the dsd_error err (a variable, not a pointer). */
+#define TU_HOST_OK(expr, err) tu_host_ok_((expr), &(err), #expr, __FILE__, __LINE__)
+void tu_host_ok_(dsd_status st, const dsd_error *err, const char *expr, const char *file,
+                 int line);
+
+/* Asserts expr gives want, that the error records want too, and that its
+ * message contains each of the strings that follow (at least one).
+ * TU_EXPECT_ERROR reads the dsd_error err (a variable); TU_EXPECT_CTX_ERROR
+ * the last error of tu_ctx(). */
+#define TU_EXPECT_ERROR(expr, want, err, ...)                                              \
+    tu_expect_error_((expr), (want), &(err), __FILE__, __LINE__, __VA_ARGS__,             \
+                     (const char *)NULL)
+#define TU_EXPECT_CTX_ERROR(expr, want, ...)                                               \
+    tu_expect_error_((expr), (want), dsd_context_error(tu_ctx()), __FILE__, __LINE__,     \
+                     __VA_ARGS__, (const char *)NULL)
+void tu_expect_error_(dsd_status st, dsd_status want, const dsd_error *err, const char *file,
+                      int line, ...);
+
+/* ------------------------------------------------------------------------ */
+/* Temporary folders and paths (host only) */
+
+/* Makes a fresh folder /tmp/dsdeblur-<name>-XXXXXX in buf (64 bytes do).
+ * Returns 0, or -1 after saying why on stderr. It does not assert, so main()
+ * can call it before the suite runs. */
+int tu_make_tmp_dir(char *buf, size_t size, const char *name);
+/* The same inside a test, failing the test when the folder cannot be made. */
+void tu_mkdtemp(char *buf, size_t size, const char *name);
+/* Removes path and everything below it (links themselves, never their
+ * targets). Returns 0, or -1 after naming on stderr what is left. Does not
+ * assert, so main() can call it after the suite. */
+int tu_rmtree(const char *path);
+
+/* mkdir -p without a shell: path and its missing parents (0755). Fails the
+ * test when path is not a folder afterwards. */
+void tu_mkdir_p(const char *path);
+
+/* dir/rel in one of eight rotating buffers: good for the arguments of a call
+ * or two; copy a path that must live longer. Fails the test if it does not
+ * fit (1024 bytes). */
+const char *tu_path(const char *dir, const char *rel);
+/* dir/rel into buf (of size bytes), for a path that must live longer;
+ * returns buf. Fails the test if it does not fit. */
+const char *tu_path_into(char *buf, size_t size, const char *dir, const char *rel);
+
+/* ------------------------------------------------------------------------ */
+/* Whole files (host only; each fails the test on an I/O error) */
+
+/* The whole file, malloc'd with a NUL after its last byte (so text can be
+ * searched); its size in *n when n is not NULL. free() it. */
+void *tu_read_file(const char *path, size_t *n);
+/* Creates or replaces path with bytes[0..n). */
+void tu_write_file(const char *path, const void *bytes, size_t n);
+/* Entries of folder dir whose name contains ".tmp." (temporaries an atomic
+ * save left behind). */
+int tu_count_temporaries(const char *dir);
+/* Non-zero when something (file, folder, ...) exists at path. */
+int tu_file_exists(const char *path);
+/* The number of '\n' in s. */
+int tu_count_lines(const char *s);
+
+/* ------------------------------------------------------------------------ */
+/* Built tools */
+
+/* Runs ./tools/<tool> args through the shell from the build directory (as
+ * make check does), stdin from /dev/null, stdout into dir/out and stderr
+ * into dir/err. Returns the exit status; fails the test when the command
+ * does not fit or the tool did not exit (a signal). */
+int tu_run_tool(const char *tool, const char *args, const char *dir);
 
 #endif

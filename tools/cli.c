@@ -3,7 +3,12 @@
  */
 #include "cli.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 
 void cli_print_error(const char *prog, const dsd_error *err)
@@ -65,4 +70,77 @@ double cli_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int cli_has_image_extension(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot || dot == name)
+        return 0;
+    static const char *exts[] = {".png", ".jpg", ".jpeg", ".bmp", ".tga"};
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
+        if (strcasecmp(dot, exts[i]) == 0)
+            return 1;
+    return 0;
+}
+
+void cli_names_free(cli_names *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        free(l->names[i]);
+    free(l->names);
+    memset(l, 0, sizeof *l);
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Whether dir/name is a folder (0 when that cannot be told). */
+static int is_folder(const char *dir, const char *name)
+{
+    size_t len = strlen(dir), n = len + strlen(name) + 2;
+    char *path = malloc(n);
+    if (!path)
+        return 0;
+    snprintf(path, n, "%s%s%s", dir, len && dir[len - 1] == '/' ? "" : "/", name);
+    struct stat st;
+    int yes = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    free(path);
+    return yes;
+}
+
+int cli_list_images(const char *prog, const char *dir, int skip_folders, cli_names *out)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "%s: error: %s: cannot open folder: %s\n", prog, dir, strerror(errno));
+        return 1;
+    }
+    size_t first = out->count;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.' || !cli_has_image_extension(e->d_name))
+            continue;
+        if (skip_folders && is_folder(dir, e->d_name))
+            continue;
+        if (out->count == out->cap) {
+            size_t cap = out->cap ? 2 * out->cap : 64;
+            char **n = realloc(out->names, cap * sizeof *n);
+            if (!n)
+                goto oom;
+            out->names = n;
+            out->cap = cap;
+        }
+        if (!(out->names[out->count] = strdup(e->d_name)))
+            goto oom;
+        out->count++;
+    }
+    closedir(d);
+    if (out->count > first)
+        qsort(out->names + first, out->count - first, sizeof *out->names, compare_names);
+    return 0;
+oom:
+    closedir(d);
+    return -1;
 }

@@ -23,7 +23,6 @@
 
 #include "cli.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -31,8 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *prog = "dsdeblur-eval";
@@ -59,19 +56,6 @@ static void usage(FILE *out)
 // ----------------------------------------------------------------------------
 // Listing and pairing
 
-typedef struct name_list {
-    char **names;
-    size_t count, cap;
-} name_list;
-
-static void name_list_free(name_list *l)
-{
-    for (size_t i = 0; i < l->count; i++)
-        free(l->names[i]);
-    free(l->names);
-    memset(l, 0, sizeof *l);
-}
-
 static char *join(const char *dir, const char *name)
 {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -82,65 +66,18 @@ static char *join(const char *dir, const char *name)
     return p;
 }
 
-static int has_image_extension(const char *name)
+/* The image files of dir (by extension; hidden files and folders skipped),
+ * sorted. Returns 0, or 1 with the error printed. */
+static int list_images(const char *dir, cli_names *out)
 {
-    const char *dot = strrchr(name, '.');
-    if (!dot || dot == name)
-        return 0;
-    static const char *exts[] = {".png", ".jpg", ".jpeg", ".bmp", ".tga"};
-    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
-        if (strcasecmp(dot, exts[i]) == 0)
-            return 1;
-    return 0;
-}
-
-static int compare_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The image files of dir (by extension; hidden files skipped), sorted.
- * Returns 0, or 1 with the error printed. */
-static int list_images(const char *dir, name_list *out)
-{
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "%s: error: %s: cannot open folder: %s\n", prog, dir, strerror(errno));
-        return 1;
-    }
-    for (struct dirent *e; (e = readdir(d));) {
-        if (e->d_name[0] == '.' || !has_image_extension(e->d_name))
-            continue;
-        struct stat st;
-        char *path = join(dir, e->d_name);
-        int is_dir = path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-        free(path);
-        if (is_dir)
-            continue; /* a folder named like an image */
-        if (out->count == out->cap) {
-            size_t cap = out->cap ? 2 * out->cap : 64;
-            char **n = realloc(out->names, cap * sizeof *n);
-            if (!n)
-                goto oom;
-            out->names = n;
-            out->cap = cap;
-        }
-        if (!(out->names[out->count] = strdup(e->d_name)))
-            goto oom;
-        out->count++;
-    }
-    closedir(d);
-    if (out->count)
-        qsort(out->names, out->count, sizeof *out->names, compare_names);
-    return 0;
-oom:
-    closedir(d);
-    fprintf(stderr, "%s: error: out of memory listing %s\n", prog, dir);
-    return 1;
+    int rc = cli_list_images(prog, dir, 1, out);
+    if (rc < 0)
+        fprintf(stderr, "%s: error: out of memory listing %s\n", prog, dir);
+    return rc != 0;
 }
 
 typedef struct result {
-    const char *name;   /* borrowed from a name_list */
+    const char *name;   /* borrowed from a cli_names */
     int ok;
     double psnr, ssim;
     char error[1024];   /* when !ok */
@@ -304,7 +241,7 @@ static int report_save(report *r, const char *path)
 // Model mode: deblur, then score input and output
 
 typedef struct model_result {
-    const char *name;   /* borrowed from a name_list */
+    const char *name;   /* borrowed from a cli_names */
     int ok;
     double in_psnr, in_ssim, out_psnr, out_ssim;
     double seconds, device_seconds;
@@ -381,16 +318,16 @@ static int model_mode(const char *model, const char *blur_dir, const char *sharp
         fprintf(stderr, "%s: error: %s\n", prog, err.message);
         return 1;
     }
-    name_list la = {0}, lb = {0};
+    cli_names la = {0}, lb = {0};
     if (list_images(blur_dir, &la) || list_images(sharp_dir, &lb)) {
-        name_list_free(&la);
-        name_list_free(&lb);
+        cli_names_free(&la);
+        cli_names_free(&lb);
         return 1;
     }
     dsd_context *ctx = cli_context(prog, selector, 0);
     if (!ctx) {
-        name_list_free(&la);
-        name_list_free(&lb);
+        cli_names_free(&la);
+        cli_names_free(&lb);
         return 1;
     }
     dsd_generator g = {0};
@@ -557,8 +494,8 @@ out:
     free(res);
     dsd_generator_free(ctx, &g);
     dsd_context_free(ctx);
-    name_list_free(&la);
-    name_list_free(&lb);
+    cli_names_free(&la);
+    cli_names_free(&lb);
     return rc;
 }
 
@@ -656,10 +593,10 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    name_list la = {0}, lb = {0};
+    cli_names la = {0}, lb = {0};
     if (list_images(dirs[0], &la) || list_images(dirs[1], &lb)) {
-        name_list_free(&la);
-        name_list_free(&lb);
+        cli_names_free(&la);
+        cli_names_free(&lb);
         return 1;
     }
 
@@ -792,7 +729,7 @@ int main(int argc, char **argv)
     }
 
     free(res);
-    name_list_free(&la);
-    name_list_free(&lb);
+    cli_names_free(&la);
+    cli_names_free(&lb);
     return rc;
 }

@@ -24,7 +24,6 @@
 
 #include "cli.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -183,23 +182,6 @@ static job *job_add(job_list *l, const char *in)
     return j;
 }
 
-static int has_image_extension(const char *name)
-{
-    const char *dot = strrchr(name, '.');
-    if (!dot || dot == name)
-        return 0;
-    static const char *exts[] = {".png", ".jpg", ".jpeg", ".bmp", ".tga"};
-    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
-        if (strcasecmp(dot, exts[i]) == 0)
-            return 1;
-    return 0;
-}
-
-static int compare_strings(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static char *join(const char *dir, const char *name)
 {
     size_t len = strlen(dir);
@@ -210,34 +192,19 @@ static char *join(const char *dir, const char *name)
  * printed when the folder cannot be read or holds no image. */
 static int add_folder(job_list *l, const char *dir)
 {
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "%s: error: %s: cannot open folder: %s\n", prog, dir, strerror(errno));
+    cli_names names = {0};
+    int rc = cli_list_images(prog, dir, 0, &names);
+    if (rc < 0)
+        oom();
+    if (rc)
         return 1;
-    }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (e->d_name[0] == '.' || !has_image_extension(e->d_name))
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            names = realloc(names, cap * sizeof *names);
-            if (!names)
-                oom();
-        }
-        names[n++] = xstrdup(e->d_name);
-    }
-    closedir(d);
-    if (n)
-        qsort(names, n, sizeof *names, compare_strings);
+    size_t n = names.count;
     for (size_t i = 0; i < n; i++) {
-        char *p = join(dir, names[i]);
+        char *p = join(dir, names.names[i]);
         job_add(l, p); /* a subfolder named like an image fails at load, by name */
         free(p);
-        free(names[i]);
     }
-    free(names);
+    cli_names_free(&names);
     if (!n) {
         fprintf(stderr, "%s: error: %s: no images (.png, .jpg, .jpeg, .bmp, .tga) in this "
                 "folder\n", prog, dir);
