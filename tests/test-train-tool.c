@@ -115,14 +115,15 @@ START_TEST(test_run_and_resume)
                   "run.keep=2 kept an old checkpoint");
 
     /* any checkpoint's generator can be exported for dsdeblur-run */
-    snprintf(args, sizeof args, "%s --resume --export %s --f16", tiny(), path_of("g16.safetensors"));
-    ck_assert_int_eq(run(args), 0);
+    snprintf(args, sizeof args, "%s --resume --export %s --f16", tiny(),
+             tu_path(root, "g16.safetensors"));
+    ck_assert_int_eq(train(args), 0);
     dsd_error err;
     dsd_generator_config gc;
-    ck_assert_msg(dsd_generator_file_config(path_of("g16.safetensors"), &gc, &err) == DSD_OK, "%s",
-                  err.message);
+    ck_assert_msg(dsd_generator_file_config(tu_path(root, "g16.safetensors"), &gc, &err) == DSD_OK,
+                  "%s", err.message);
     ck_assert_int_eq(gc.base_width, 8);
-    ck_assert_int_eq(lines(path_of("run/log.csv")), 6); /* exporting trains nothing */
+    ck_assert_int_eq(file_lines(tu_path(root, "run/log.csv")), 6); /* exporting trains nothing */
 
     /* other networks refuse the checkpoint and leave it in place */
     snprintf(args, sizeof args, "%s --set generator.n_blocks=2 --resume", tiny());
