@@ -258,9 +258,9 @@ dsd_discriminator *dsd_trainer_discriminator(dsd_trainer *t);
  *     step,epoch,psnr,ssim,images,seconds
  * (appended and flushed at once, so a crash loses at most a line; a resumed
  * run drops rows past its checkpoint's step and continues). plot.svg, next
- * to them, shows the losses (a moving average over ~1% of the run) and the
+ * to them, shows the losses (a moving average over ~2% of the run) and the
  * validation PSNR against the step; it is rewritten atomically at each
- * validation and at the end. */
+ * checkpoint, validation and at the end. */
 
 typedef struct dsd_train_log dsd_train_log;
 

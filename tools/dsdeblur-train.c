@@ -489,6 +489,10 @@ static int train(const options *o, const dsd_config *cfg)
         if (done_steps % (uint64_t)cfg->run.every == 0 && done_steps < end) {
             if (save_checkpoint(t, cfg))
                 goto done;
+            if (dsd_train_log_plot(log, &err) != DSD_OK) {
+                cli_print_error(prog, &err);
+                goto done;
+            }
         }
         if (dsd_trainer_has_validation(t) && val_every > 0 &&
             done_steps % (uint64_t)val_every == 0 && done_steps < end) {

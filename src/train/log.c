@@ -269,7 +269,7 @@ dsd_status dsd_train_log_plot(dsd_train_log *l, dsd_error *err)
     fprintf(f, "<?xml version='1.0' encoding='UTF-8'?>\n<svg xmlns='http://www.w3.org/2000/svg' "
             "width='%.0f' height='%.0f' font-family='sans-serif'>\n<rect width='100%%' "
             "height='100%%' fill='white'/>\n", W, H);
-    size_t window = l->st.rows / 100 + 1;
+    size_t window = l->st.rows / 50 + 1; /* ~2% of the run */
     double xmax = l->st.rows ? l->st.v[(l->st.rows - 1) * STEP_COLS] : 1;
     if (l->va.rows)
         xmax = fmax(xmax, l->va.v[(l->va.rows - 1) * VAL_COLS]);
