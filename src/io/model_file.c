@@ -258,7 +258,8 @@ int dsd_mf_discriminator_config_diff(const dsd_discriminator_config *file,
 static const char *format_hint(const char *format)
 {
     if (!strcmp(format, "dsdeblur-checkpoint"))
-        return " (a training checkpoint: `dsdeblur-train --resume FILE --export OUT.safetensors` extracts its generator; in C, dsd_checkpoint_load)";
+        return " (a training checkpoint: `dsdeblur-train --resume FILE --export "
+               "OUT.safetensors` extracts its generator; in C, dsd_checkpoint_load)";
     if (!strcmp(format, "dsdeblur-generator"))
         return " (generator weights: load them with dsd_generator_load)";
     if (!strcmp(format, "dsdeblur-discriminator"))
