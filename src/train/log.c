@@ -219,43 +219,55 @@ static void frame(FILE *f, const panel *p, const char *title, const char *ylabel
             p->y0 + p->h / 2, ylabel);
 }
 
-/* Column col of s, smoothed by a trailing moving average of `window` rows. */
-static void polyline(FILE *f, const panel *p, const series *s, int col, size_t window,
-                     const char *colour)
+/* Column col of s smoothed by a trailing moving average of `window` rows
+ * (malloc'd, s->rows values; NULL when out of memory or empty). */
+static double *smooth(const series *s, int col, size_t window)
 {
-    if (s->rows == 0)
-        return;
-    fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='1.5' points='", colour);
+    double *v = s->rows ? malloc(s->rows * sizeof *v) : NULL;
+    if (!v)
+        return NULL;
     double sum = 0;
-    size_t stride = s->rows > 2000 ? s->rows / 2000 : 1; /* at most ~2000 points */
     for (size_t r = 0; r < s->rows; r++) {
         sum += s->v[r * (size_t)s->cols + (size_t)col];
         if (r >= window)
             sum -= s->v[(r - window) * (size_t)s->cols + (size_t)col];
-        size_t n = r + 1 < window ? r + 1 : window;
-        if (r % stride == 0 || r + 1 == s->rows)
-            fprintf(f, "%.1f,%.1f ", px(p, s->v[r * (size_t)s->cols]), py(p, sum / (double)n));
+        v[r] = sum / (double)(r + 1 < window ? r + 1 : window);
     }
-    fprintf(f, "'/>\n");
+    return v;
 }
 
-static void range(const series *s, int col, double *lo, double *hi)
+/* The finite range of v[0..n) into [*lo, *hi] (widened when they are set). */
+static void widen(const double *v, size_t n, double *lo, double *hi)
 {
-    *lo = INFINITY;
-    *hi = -INFINITY;
-    for (size_t r = 0; r < s->rows; r++) {
-        double v = s->v[r * (size_t)s->cols + (size_t)col];
-        if (isfinite(v)) {
-            *lo = fmin(*lo, v);
-            *hi = fmax(*hi, v);
+    for (size_t r = 0; v && r < n; r++)
+        if (isfinite(v[r])) {
+            *lo = fmin(*lo, v[r]);
+            *hi = fmax(*hi, v[r]);
         }
-    }
-    if (!isfinite(*lo)) {
+}
+
+static void fix_range(double *lo, double *hi)
+{
+    if (!isfinite(*lo) || !isfinite(*hi)) {
         *lo = 0;
         *hi = 1;
     }
     if (*hi <= *lo)
         *hi = *lo + 1;
+}
+
+/* v (one value per row of s, x from column 0) as a polyline. */
+static void polyline(FILE *f, const panel *p, const series *s, const double *v,
+                     const char *colour)
+{
+    if (!v || s->rows == 0)
+        return;
+    fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='1.5' points='", colour);
+    size_t stride = s->rows > 2000 ? s->rows / 2000 : 1; /* at most ~2000 points */
+    for (size_t r = 0; r < s->rows; r++)
+        if (r % stride == 0 || r + 1 == s->rows)
+            fprintf(f, "%.1f,%.1f ", px(p, s->v[r * (size_t)s->cols]), py(p, v[r]));
+    fprintf(f, "'/>\n");
 }
 
 dsd_status dsd_train_log_plot(dsd_train_log *l, dsd_error *err)
@@ -273,27 +285,31 @@ dsd_status dsd_train_log_plot(dsd_train_log *l, dsd_error *err)
     double xmax = l->st.rows ? l->st.v[(l->st.rows - 1) * STEP_COLS] : 1;
     if (l->va.rows)
         xmax = fmax(xmax, l->va.v[(l->va.rows - 1) * VAL_COLS]);
-    /* losses: discriminator, adversarial and content (weighted in loss_g) */
-    panel a = {80, 40, 560, 220, 0, xmax, 0, 1};
-    double lo, hi, lo2, hi2;
-    range(&l->st, 3, &lo, &hi);
-    range(&l->st, 4, &lo2, &hi2);
-    a.ymin = fmin(lo, lo2);
-    a.ymax = fmax(hi, hi2);
+    /* the axes span the smoothed curves, so noise does not squash them */
+    double *ld = smooth(&l->st, 3, window), *lg = smooth(&l->st, 4, window),
+           *lc = smooth(&l->st, 5, window), *vp = smooth(&l->va, 2, 1);
+    panel a = {80, 40, 560, 220, 0, xmax, INFINITY, -INFINITY};
+    widen(ld, l->st.rows, &a.ymin, &a.ymax);
+    widen(lg, l->st.rows, &a.ymin, &a.ymax);
+    fix_range(&a.ymin, &a.ymax);
     frame(f, &a, "adversarial losses (moving average)", "loss");
-    polyline(f, &a, &l->st, 3, window, "#d62728");
-    polyline(f, &a, &l->st, 4, window, "#1f77b4");
+    polyline(f, &a, &l->st, ld, "#d62728");
+    polyline(f, &a, &l->st, lg, "#1f77b4");
     fprintf(f, "<text x='660' y='70' font-size='12' fill='#d62728'>L_D (discriminator)</text>\n"
             "<text x='660' y='88' font-size='12' fill='#1f77b4'>L_G adversarial</text>\n");
-    panel b = {80, 340, 560, 220, 0, xmax, 0, 1};
-    range(&l->st, 5, &b.ymin, &b.ymax);
+    panel b = {80, 340, 560, 220, 0, xmax, INFINITY, -INFINITY};
+    widen(lc, l->st.rows, &b.ymin, &b.ymax);
+    fix_range(&b.ymin, &b.ymax);
     frame(f, &b, "content loss (moving average)", "content");
-    polyline(f, &b, &l->st, 5, window, "#2ca02c");
-    /* validation PSNR on its own axis, right of the content panel */
+    polyline(f, &b, &l->st, lc, "#2ca02c");
+    /* validation PSNR on its own axis, over the content panel */
     if (l->va.rows) {
         panel c = b;
-        range(&l->va, 2, &c.ymin, &c.ymax);
-        polyline(f, &c, &l->va, 2, 1, "#9467bd");
+        c.ymin = INFINITY;
+        c.ymax = -INFINITY;
+        widen(vp, l->va.rows, &c.ymin, &c.ymax);
+        fix_range(&c.ymin, &c.ymax);
+        polyline(f, &c, &l->va, vp, "#9467bd");
         for (size_t r = 0; r < l->va.rows; r++)
             fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='#9467bd'/>\n",
                     px(&c, l->va.v[r * VAL_COLS]), py(&c, l->va.v[r * VAL_COLS + 2]));
@@ -302,6 +318,10 @@ dsd_status dsd_train_log_plot(dsd_train_log *l, dsd_error *err)
                 "last %.4g dB, SSIM %.4g</text>\n", c.ymin, c.ymax,
                 l->va.v[(l->va.rows - 1) * VAL_COLS + 2], l->va.v[(l->va.rows - 1) * VAL_COLS + 3]);
     }
+    free(ld);
+    free(lg);
+    free(lc);
+    free(vp);
     fprintf(f, "<text x='660' y='352' font-size='12' fill='#2ca02c'>content loss</text>\n"
             "<text x='80' y='600' font-size='11' fill='#555'>%zu steps logged, %zu "
             "validations</text>\n</svg>\n", l->st.rows, l->va.rows);
