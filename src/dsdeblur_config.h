@@ -111,6 +111,11 @@ dsd_status dsd_config_save(const dsd_config *cfg, const char *path, dsd_error *e
  * description; 0 when i is past the last key. */
 int dsd_config_key(int i, const char **name, const char **help);
 
+/* The network configs cfg describes (the discriminator shares the
+ * generator's LeakyReLU slope). */
+dsd_generator_config dsd_config_generator(const dsd_config *cfg);
+dsd_discriminator_config dsd_config_discriminator(const dsd_config *cfg);
+
 /* Name of a data mode ("gopro"). */
 const char *dsd_data_mode_name(dsd_data_mode mode);
 

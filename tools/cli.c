@@ -65,6 +65,27 @@ dsd_context *cli_context(const char *prog, const char *selector, int profiling)
     return ctx;
 }
 
+int cli_config_build(const char *prog, dsd_config *cfg, const char *const *files, int n_files,
+                     const char *const *sets, int n_sets)
+{
+    dsd_error err;
+    if (dsd_config_defaults(cfg, &err) != DSD_OK) {
+        cli_print_error(prog, &err);
+        return 1;
+    }
+    for (int i = 0; i < n_files; i++)
+        if (dsd_config_load(cfg, files[i], &err) != DSD_OK)
+            goto fail;
+    for (int i = 0; i < n_sets; i++)
+        if (dsd_config_set(cfg, sets[i], &err) != DSD_OK)
+            goto fail;
+    return 0;
+fail:
+    cli_print_error(prog, &err);
+    dsd_config_free(cfg);
+    return 2;
+}
+
 double cli_now(void)
 {
     struct timespec ts;

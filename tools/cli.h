@@ -18,6 +18,12 @@ int cli_list_devices(const char *prog, FILE *out);
 /* Creates a context for selector (NULL: DSDEBLUR_DEVICE / default); prints the
  * error and returns NULL on failure. */
 dsd_context *cli_context(const char *prog, const char *selector, int profiling);
+/* cfg = the paper's defaults, then each file (in order), then each
+ * "key=value" override, as dsdeblur-train and dsdeblur-bench read them.
+ * Prints the error and returns 2 (1 when the defaults cannot be built); 0 on
+ * success (cfg must then be freed with dsd_config_free). */
+int cli_config_build(const char *prog, dsd_config *cfg, const char *const *files, int n_files,
+                     const char *const *sets, int n_sets);
 /* Seconds from a monotonic clock. */
 double cli_now(void);
 

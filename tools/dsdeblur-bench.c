@@ -993,20 +993,9 @@ static int json_save(const char *path, const report *rp)
 static int build_config(const options *o, const temp_dir *td, dsd_config *cfg)
 {
     dsd_error err;
-    if (dsd_config_defaults(cfg, &err) != DSD_OK) {
-        cli_print_error(prog, &err);
-        return 1;
-    }
-    for (int i = 0; i < o->n_configs; i++)
-        if (dsd_config_load(cfg, o->configs[i], &err) != DSD_OK) {
-            cli_print_error(prog, &err);
-            return 2;
-        }
-    for (int i = 0; i < o->n_sets; i++)
-        if (dsd_config_set(cfg, o->sets[i], &err) != DSD_OK) {
-            cli_print_error(prog, &err);
-            return 2;
-        }
+    int rc = cli_config_build(prog, cfg, o->configs, o->n_configs, o->sets, o->n_sets);
+    if (rc)
+        return rc;
     /* the benchmark's own keys: its data set, run folder, sizes and loss */
     char sets[10][4400];
     int n = 0;
@@ -1033,28 +1022,6 @@ static int build_config(const options *o, const temp_dir *td, dsd_config *cfg)
         return 2;
     }
     return 0;
-}
-
-static dsd_generator_config gen_config_of(const dsd_config *c)
-{
-    dsd_generator_config g = dsd_generator_default_config();
-    g.n_blocks = c->generator.n_blocks;
-    g.base_width = c->generator.base_width;
-    g.mlp_ratio = c->generator.mlp_ratio;
-    g.up_kernel = c->generator.up_kernel;
-    g.dropout = (float)c->generator.dropout;
-    g.slope = (float)c->generator.slope;
-    return g;
-}
-
-static dsd_discriminator_config disc_config_of(const dsd_config *c)
-{
-    dsd_discriminator_config d = dsd_discriminator_default_config();
-    d.base_width = c->discriminator.base_width;
-    d.n_layers = c->discriminator.n_layers;
-    d.norm_affine = c->discriminator.norm_affine;
-    d.slope = (float)c->generator.slope;
-    return d;
 }
 
 /* Inference at every size; 0 or 1. */
@@ -1185,8 +1152,8 @@ int main(int argc, char **argv)
     const dsd_device_info *d = dsd_context_device(ctx);
     int reps_default = o.reps == 0;
     int reps = reps_default ? (d->is_cpu ? REPS_DEFAULT_CPU : REPS_DEFAULT_GPU) : o.reps;
-    dsd_generator_config gc = gen_config_of(&cfg);
-    dsd_discriminator_config dc = disc_config_of(&cfg);
+    dsd_generator_config gc = dsd_config_generator(&cfg);
+    dsd_discriminator_config dc = dsd_config_discriminator(&cfg);
     int perceptual = !strcmp(cfg.train.content_loss, "perceptual");
 
     printf("%s: libdsdeblur %s\n", prog, PACKAGE_VERSION);

@@ -301,31 +301,20 @@ static int parse_args(int argc, char **argv, options *o)
     return 0;
 }
 
-/* The configuration from defaults, files and overrides; 0 or an exit status. */
+/* The configuration from defaults, files, overrides and --device; 0 or an
+ * exit status. */
 static int build_config(const options *o, dsd_config *cfg)
 {
+    int rc = cli_config_build(prog, cfg, o->configs, o->n_configs, o->sets, o->n_sets);
+    if (rc || !o->device)
+        return rc;
     dsd_error err;
-    if (dsd_config_defaults(cfg, &err) != DSD_OK) {
+    char set[1024];
+    snprintf(set, sizeof set, "device=%s", o->device);
+    if (dsd_config_set(cfg, set, &err) != DSD_OK) {
         cli_print_error(prog, &err);
+        dsd_config_free(cfg);
         return 2;
-    }
-    for (int i = 0; i < o->n_configs; i++)
-        if (dsd_config_load(cfg, o->configs[i], &err) != DSD_OK) {
-            cli_print_error(prog, &err);
-            return 2;
-        }
-    for (int i = 0; i < o->n_sets; i++)
-        if (dsd_config_set(cfg, o->sets[i], &err) != DSD_OK) {
-            cli_print_error(prog, &err);
-            return 2;
-        }
-    if (o->device) {
-        char set[1024];
-        snprintf(set, sizeof set, "device=%s", o->device);
-        if (dsd_config_set(cfg, set, &err) != DSD_OK) {
-            cli_print_error(prog, &err);
-            return 2;
-        }
     }
     return 0;
 }

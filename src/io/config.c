@@ -335,6 +335,28 @@ dsd_status dsd_config_defaults(dsd_config *cfg, dsd_error *err)
     return DSD_OK;
 }
 
+dsd_generator_config dsd_config_generator(const dsd_config *c)
+{
+    dsd_generator_config g = dsd_generator_default_config();
+    g.n_blocks = c->generator.n_blocks;
+    g.base_width = c->generator.base_width;
+    g.mlp_ratio = c->generator.mlp_ratio;
+    g.up_kernel = c->generator.up_kernel;
+    g.dropout = (float)c->generator.dropout;
+    g.slope = (float)c->generator.slope;
+    return g;
+}
+
+dsd_discriminator_config dsd_config_discriminator(const dsd_config *c)
+{
+    dsd_discriminator_config d = dsd_discriminator_default_config();
+    d.base_width = c->discriminator.base_width;
+    d.n_layers = c->discriminator.n_layers;
+    d.norm_affine = c->discriminator.norm_affine;
+    d.slope = (float)c->generator.slope;
+    return d;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Overrides */
 

@@ -56,28 +56,6 @@ struct dsd_trainer {
 /* ------------------------------------------------------------------------ */
 /* Setup */
 
-static dsd_generator_config generator_config(const dsd_config *c)
-{
-    dsd_generator_config g = dsd_generator_default_config();
-    g.n_blocks = c->generator.n_blocks;
-    g.base_width = c->generator.base_width;
-    g.mlp_ratio = c->generator.mlp_ratio;
-    g.up_kernel = c->generator.up_kernel;
-    g.dropout = (float)c->generator.dropout;
-    g.slope = (float)c->generator.slope;
-    return g;
-}
-
-static dsd_discriminator_config discriminator_config(const dsd_config *c)
-{
-    dsd_discriminator_config d = dsd_discriminator_default_config();
-    d.base_width = c->discriminator.base_width;
-    d.n_layers = c->discriminator.n_layers;
-    d.norm_affine = c->discriminator.norm_affine;
-    d.slope = (float)c->generator.slope;
-    return d;
-}
-
 static dsd_status alloc_zero(dsd_trainer *t, dsd_tensor *x, int n, int c, int h, int w,
                              dsd_error *err)
 {
@@ -133,8 +111,8 @@ dsd_status dsd_trainer_init(dsd_context *ctx, const dsd_config *cfg, dsd_trainer
     t->steps_per_epoch = dsd_batch_steps_per_epoch(&t->train, &t->spec);
 
     /* networks, optimizer state, losses */
-    dsd_generator_config gc = generator_config(cfg);
-    dsd_discriminator_config dc = discriminator_config(cfg);
+    dsd_generator_config gc = dsd_config_generator(cfg);
+    dsd_discriminator_config dc = dsd_config_discriminator(cfg);
     TRY_CTX(dsd_generator_init(ctx, &t->g, &gc));
     TRY_CTX(dsd_discriminator_init(ctx, &t->d, &dc));
     TRY_CTX(dsd_generator_init_weights(ctx, &t->g, (uint64_t)cfg->train.seed));
