@@ -1,7 +1,8 @@
 /*
  * conv2d.cl: the data-movement kernels around the CLBlast GEMMs of the
  * general (groups == 1) convolution (host side: src/ops/conv2d.c, reference:
- * tests/ref/conv2d.c). The multiply-adds themselves run in CLBlast.
+ * tests/ref/conv2d.c). The multiply-adds run in CLBlast, except the forward
+ * of convolutions with at most 4 output channels (conv2d_direct_few).
  *
  * Column layout, for one image and the output rows [r0, r0 + rows):
  *   col[k][j], k = (c * KH + kh) * KW + kw  (Kc = Cin*KH*KW rows),
@@ -14,6 +15,7 @@
  *   the same element and no atomics are needed. With reflection several
  *   padded coordinates read the same pixel (at most three per axis: p, -p,
  *   2*size-2-p), and the gather visits each of them.
+ * - conv2d_direct_few is the whole forward for cout <= 4, without a GEMM.
  * - conv2d_bias_fill writes bias[c] into every y element (the forward GEMM
  *   then accumulates with beta = 1); conv2d_bias_backward reduces dy per
  *   channel with a fixed local tree.
@@ -80,6 +82,45 @@ kernel void conv2d_im2col(global const float *x, uint x_off, global float *col, 
     if (ih >= 0 && iw >= 0)
         v = x[x_off + (c * h + (uint)ih) * w + (uint)iw];
     col[col_off + i] = v;
+}
+
+/* The forward of a convolution with few output channels (cout <= 4: the
+ * generator's tail 7x7 64->3, the spatial attention's 7x7 2->1), where a
+ * GEMM with M = cout would waste most of every tile. One work-item per
+ * output pixel (img * OH + oh) * OW + ow computes all cout outputs, summing
+ * over (c, kh, kw) in a fixed order, plus the bias when has_bias. */
+kernel void conv2d_direct_few(global const float *x, uint x_off, global const float *wt,
+                              uint w_off, global const float *bias, uint b_off, uint has_bias,
+                              global float *y, uint y_off, uint n, uint cin, uint h, uint w,
+                              uint cout, uint kh_n, uint kw_n, uint stride, int pad,
+                              uint reflect, uint oh_n, uint ow_n)
+{
+    uint i = get_global_id(0);
+    uint plane = oh_n * ow_n;
+    if (i >= n * plane)
+        return;
+    uint img = i / plane, p = i - img * plane;
+    uint oh = p / ow_n, ow = p - oh * ow_n;
+    float acc[4];
+    for (uint o = 0; o < 4; o++)
+        acc[o] = (has_bias && o < cout) ? bias[b_off + o] : 0.0f;
+    for (uint c = 0; c < cin; c++)
+        for (uint kh = 0; kh < kh_n; kh++) {
+            int ih = conv_pad_index((int)(oh * stride + kh) - pad, (int)h, reflect);
+            if (ih < 0)
+                continue;
+            for (uint kw = 0; kw < kw_n; kw++) {
+                int iw = conv_pad_index((int)(ow * stride + kw) - pad, (int)w, reflect);
+                if (iw < 0)
+                    continue;
+                float v = x[x_off + ((img * cin + c) * h + (uint)ih) * w + (uint)iw];
+                uint k = (c * kh_n + kh) * kw_n + kw, kc = cin * kh_n * kw_n;
+                for (uint o = 0; o < cout; o++)
+                    acc[o] += wt[w_off + o * kc + k] * v;
+            }
+        }
+    for (uint o = 0; o < cout; o++)
+        y[y_off + (img * cout + o) * plane + p] = acc[o];
 }
 
 /* One work-item per dx element of the input rows [ih0, ih0 + nih) of every

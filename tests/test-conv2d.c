@@ -60,6 +60,10 @@ static const conv_case cases[] = {
     {"k3 s1 p2 reflect", 2, 3, 5, 6, 5, 3, 3, 1, 2, 1, 1},
     {"k1 s1 p1 reflect", 2, 5, 7, 5, 3, 1, 1, 1, 1, 1, 0},
     {"k3 s2 p2 reflect", 2, 3, 7, 9, 5, 3, 3, 2, 2, 1, 0},
+    /* the direct forward for few output channels: the tail and spatial attention */
+    {"k7 s1 p3 reflect cout 3 (tail)", 2, 6, 9, 11, 3, 7, 7, 1, 3, 1, 1},
+    {"k7 s1 p3 zero cout 1 (spatial attention)", 2, 2, 7, 5, 1, 7, 7, 1, 3, 0, 1},
+    {"k3 s2 p1 reflect cout 4", 2, 5, 9, 7, 4, 3, 3, 2, 1, 1, 0},
 };
 enum { N_CASES = (int)(sizeof cases / sizeof cases[0]) };
 
