@@ -413,9 +413,10 @@ static dsd_status write_random_vgg(const char *path, dsd_error *err)
  * Per-kernel work. The library routes every conv with groups == Cin to
  * depthwise_forward, a 1x1 stride-1 unpadded conv to one clblast_sgemm per
  * image, and every other conv to conv2d_im2col + clblast_sgemm per chunk of
- * output rows (src/ops/conv2d.c; chunk rows mirrored below); every
- * non-depthwise conv first runs conv2d_bias_fill. From that routing the tool
- * predicts the calls, FLOPs and minimal bytes of those four kernels. The
+ * output rows (src/ops/conv2d.c; chunk rows mirrored below), except that a
+ * conv with at most 4 output channels runs conv2d_direct_few instead; every
+ * other non-depthwise conv first runs conv2d_bias_fill. From that routing the
+ * tool predicts the calls, FLOPs and minimal bytes of those five kernels. The
  * prediction is used only when its call count equals the profiled one: a
  * mismatch means the library's routing has changed, and the rate is printed
  * as '-' rather than computed from a wrong model. Bytes are the minimal
@@ -519,16 +520,21 @@ static int im2col_chunk_rows(const conv_layer *l)
     return (int)rows;
 }
 
-enum { WORK_SGEMM, WORK_IM2COL, WORK_BIAS_FILL, WORK_DEPTHWISE, WORK_COUNT };
+enum { WORK_SGEMM, WORK_IM2COL, WORK_BIAS_FILL, WORK_DEPTHWISE, WORK_DIRECT, WORK_COUNT };
 
-/* The four kernels' work in one inference forward (see "Work model"). */
+/* Convs with at most this many output channels (and not 1x1 stride 1 unpadded)
+ * run conv2d_direct_few, one launch for the batch (src/ops/conv2d.c). */
+enum { DIRECT_MAX_COUT = 4 };
+
+/* The five kernels' work in one inference forward (see "Work model"). */
 static void gen_forward_work(const dsd_generator_config *g, int batch, int h, int w,
                              kernel_work work[WORK_COUNT])
 {
     const kernel_work zero[WORK_COUNT] = {{"clblast_sgemm", 0, 0, 0},
                                           {"conv2d_im2col", 0, 0, 0},
                                           {"conv2d_bias_fill", 0, 0, 0},
-                                          {"depthwise_forward", 0, 0, 0}};
+                                          {"depthwise_forward", 0, 0, 0},
+                                          {"conv2d_direct_few", 0, 0, 0}};
     memcpy(work, zero, sizeof zero);
     int max = gen_conv_count(g);
     conv_layer *layers = malloc((size_t)max * sizeof *layers);
@@ -546,10 +552,17 @@ static void gen_forward_work(const dsd_generator_config *g, int batch, int h, in
             work[WORK_DEPTHWISE].bytes += 4 * (batch * (in + out) + wts + l->cout);
             continue;
         }
+        int pointwise = l->k == 1 && l->stride == 1 && l->pad == 0;
+        if (l->cout <= DIRECT_MAX_COUT && !pointwise) {
+            work[WORK_DIRECT].calls += 1;
+            work[WORK_DIRECT].flop += 2 * macs;
+            work[WORK_DIRECT].bytes += 4 * (batch * (in + out) + wts + l->cout);
+            continue;
+        }
         work[WORK_BIAS_FILL].calls += 1;
         work[WORK_BIAS_FILL].bytes += 4 * (batch * out + l->cout);
         work[WORK_SGEMM].flop += 2 * macs;
-        if (l->k == 1 && l->stride == 1 && l->pad == 0) {
+        if (pointwise) {
             /* C (Cout x HW) += W (Cout x Cin) X (Cin x HW), per image */
             work[WORK_SGEMM].calls += (unsigned)batch;
             work[WORK_SGEMM].bytes += 4 * (wts * batch + batch * (in + 2 * out));
