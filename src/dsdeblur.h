@@ -253,6 +253,9 @@ static inline size_t dsd_tensor_plane(const dsd_tensor *t)
 }
 /* Same shape? */
 int dsd_tensor_same_shape(const dsd_tensor *a, const dsd_tensor *b);
+/* Non-zero when a and b share at least one float (same buffer, intersecting
+ * [offset, offset + numel) ranges). */
+int dsd_tensor_overlap(const dsd_tensor *a, const dsd_tensor *b);
 
 /* Images n0 .. n0+count-1 of t, sharing its buffer. */
 dsd_tensor dsd_tensor_view_batch(const dsd_tensor *t, int n0, int count);

@@ -1,8 +1,8 @@
 /*
  * dsdeblur_model.h: the networks of the paper, forward and backward, with
  * their parameters in one device arena each (included by dsdeblur.h; do not
- * include it alone). Implementations: src/model/generator.c (which also holds
- * the dsd_params_* arena code every network shares) and
+ * include it alone). Implementations: src/model/params.c (the dsd_params_*
+ * arena code every network shares), src/model/generator.c and
  * src/model/discriminator.c; double-precision reference networks and the
  * gradient checks: tests/test-generator.c, tests/test-discriminator.c.
  *
@@ -128,7 +128,7 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------------ */
-/* Parameter arenas (src/model/generator.c) */
+/* Parameter arenas (src/model/params.c) */
 
 enum { DSD_PARAM_NAME_MAX = 64 };
 

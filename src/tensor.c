@@ -51,6 +51,14 @@ void dsd_tensor_free(dsd_context *ctx, dsd_tensor *t)
     memset(t, 0, sizeof *t);
 }
 
+int dsd_tensor_overlap(const dsd_tensor *a, const dsd_tensor *b)
+{
+    if (a->buf != b->buf)
+        return 0;
+    size_t as = a->offset, bs = b->offset;
+    return as < bs + dsd_tensor_numel(b) && bs < as + dsd_tensor_numel(a);
+}
+
 int dsd_tensor_same_shape(const dsd_tensor *a, const dsd_tensor *b)
 {
     return a->n == b->n && a->c == b->c && a->h == b->h && a->w == b->w;

@@ -206,14 +206,6 @@ void dsd_discriminator_tape_free(dsd_context *ctx, dsd_discriminator_tape *tape)
 /* ------------------------------------------------------------------------ */
 /* Forward */
 
-static int overlap(const dsd_tensor *a, const dsd_tensor *b)
-{
-    if (a->buf != b->buf)
-        return 0;
-    size_t as = a->offset, bs = b->offset;
-    return as < bs + dsd_tensor_numel(b) && bs < as + dsd_tensor_numel(a);
-}
-
 /* Runs the layers; tape receives the activations (training) or is scratch
  * (inference: each layer's input is given back once its output exists).
  * On failure the caller frees the tape. */
@@ -283,7 +275,7 @@ dsd_status dsd_discriminator_forward(dsd_context *ctx, dsd_discriminator *d, con
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: logits are %dx%dx%dx%d but x "
                         "%dx%dx%dx%d gives %dx1x%dx%d", op, logits->n, logits->c, logits->h,
                         logits->w, x->n, x->c, x->h, x->w, x->n, oh, ow);
-    if (overlap(x, logits))
+    if (dsd_tensor_overlap(x, logits))
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: logits overlap x", op);
 
     dsd_discriminator_tape scratch;

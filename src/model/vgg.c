@@ -328,14 +328,6 @@ void dsd_vgg_tape_free(dsd_context *ctx, dsd_vgg_tape *tape)
     memset(tape, 0, sizeof *tape); /* x is borrowed: forgotten, not freed */
 }
 
-static int overlap(const dsd_tensor *a, const dsd_tensor *b)
-{
-    if (a->buf != b->buf)
-        return 0;
-    size_t as = a->offset, bs = b->offset;
-    return as < bs + dsd_tensor_numel(b) && bs < as + dsd_tensor_numel(a);
-}
-
 static const dsd_conv2d_params vgg_conv = {3, 3, 1, 1, DSD_PAD_ZERO, 1};
 
 /* Runs the layers into t (training: everything kept; inference: each input
@@ -416,7 +408,7 @@ dsd_status dsd_vgg_forward(dsd_context *ctx, dsd_vgg *vgg, const dsd_tensor *x, 
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: the tape holds a "
                         "forward not yet backpropagated (free it or use another)", op);
     DSD_TRY(check_input(ctx, op, vgg, x, "x", y, "y"));
-    if (overlap(x, y))
+    if (dsd_tensor_overlap(x, y))
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: y overlaps x", op);
 
     dsd_vgg_tape scratch;

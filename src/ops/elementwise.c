@@ -79,20 +79,12 @@ static dsd_status check_broadcast(dsd_context *ctx, const char *op, const dsd_te
     return DSD_OK;
 }
 
-static int overlaps(const dsd_tensor *x, const dsd_tensor *y)
-{
-    if (x->buf != y->buf)
-        return 0;
-    size_t xs = x->offset, ys = y->offset;
-    return xs < ys + dsd_tensor_numel(y) && ys < xs + dsd_tensor_numel(x);
-}
-
 /* An output may be an input itself (same floats, same shape: each work-item
  * reads its element before writing it) or disjoint from it. */
 static dsd_status check_alias(dsd_context *ctx, const char *op, const dsd_tensor *out,
                               const char *out_what, const dsd_tensor *in, const char *in_what)
 {
-    if (!overlaps(out, in))
+    if (!dsd_tensor_overlap(out, in))
         return DSD_OK;
     if (out->offset == in->offset && dsd_tensor_same_shape(out, in))
         return DSD_OK;
@@ -405,7 +397,7 @@ dsd_status dsd_concat_forward(dsd_context *ctx, const dsd_tensor *a, const dsd_t
     DSD_TRY(check_tensor(ctx, op, y, "y"));
     if (!same_nhw(a, y) || !same_nhw(b, y) || (long)a->c + b->c != y->c)
         return concat_fail(ctx, op, y, "y", a, b);
-    if (overlaps(y, a) || overlaps(y, b))
+    if (dsd_tensor_overlap(y, a) || dsd_tensor_overlap(y, b))
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: y overlaps an input",
                         op);
     cl_uint hw = (cl_uint)dsd_tensor_plane(y), ca = (cl_uint)a->c, cb = (cl_uint)b->c;
