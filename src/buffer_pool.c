@@ -122,3 +122,8 @@ dsd_pool_stats dsd_pool_get_stats(const dsd_context *ctx)
 {
     return ctx->pool_stats;
 }
+
+void dsd_pool_reset_peak(dsd_context *ctx)
+{
+    ctx->pool_stats.peak_bytes = ctx->pool_stats.bytes_in_use + ctx->pool_stats.bytes_cached;
+}

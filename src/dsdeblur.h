@@ -223,6 +223,8 @@ typedef struct dsd_pool_stats {
     unsigned reuses;            /* leases served from the free list */
 } dsd_pool_stats;
 dsd_pool_stats dsd_pool_get_stats(const dsd_context *ctx);
+/* Starts a new peak: peak_bytes = what is leased and cached now. */
+void dsd_pool_reset_peak(dsd_context *ctx);
 /* Releases all cached free buffers back to the driver. */
 void dsd_pool_trim(dsd_context *ctx);
 

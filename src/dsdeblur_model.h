@@ -19,14 +19,17 @@
  *     dsd_generator_init_weights(ctx, &g, 42);              // PyTorch-default init
  *
  *     // one training step of the generator alone
+ *     dsd_generator_tape tape = {0};                        // caller-owned, reused
  *     dsd_tensor_fill(ctx, &g.params.grads, 0.0f);          // zero grads once per step
- *     dsd_generator_forward(ctx, &g, &blur, &sharp_hat, 1, step);   // keeps activations
+ *     tape.step = step;                                     // dropout masks of this step
+ *     dsd_generator_forward(ctx, &g, &blur, &sharp_hat, &tape);  // keeps activations
  *     ... loss forward, loss backward into d_sharp_hat ...
- *     dsd_generator_backward(ctx, &g, &d_sharp_hat, NULL);  // accumulates into grads
+ *     dsd_generator_backward(ctx, &g, &tape, &d_sharp_hat, NULL);  // accumulates grads
  *     dsd_adam_step(ctx, &hp, step + 1, &g.params.values, &g.params.grads, &m, &v);
+ *     dsd_generator_tape_free(ctx, &tape);
  *
  *     // deblurring: no activations kept, memory bounded by a few feature maps
- *     dsd_generator_forward(ctx, &g, &blur, &out, 0, 0);
+ *     dsd_generator_forward(ctx, &g, &blur, &out, NULL);
  *     dsd_generator_free(ctx, &g);
  *
  * Parameter arenas (dsd_params)
@@ -255,7 +258,69 @@ typedef struct dsd_generator_weights {
     dsd_conv_weights tail;         /* (3, B, 7, 7) */
 } dsd_generator_weights;
 
-struct dsd_generator_tape;
+/* ------------------------------------------------------------------------ */
+/* Network plans (src/model/plan.c)
+ *
+ * What one pass of a network does at one input shape, decided before it
+ * runs and recorded from the network's own code run in planning mode: the
+ * convolutions in forward order, each with its route and chunking, and every
+ * activation and temporary placed in one device arena (first fit). Training
+ * and inference walk the plan; dsd_deblur_estimate_bytes and dsdeblur-bench's
+ * work model read it.
+ *
+ *     dsd_network_plan plan = {0};
+ *     dsd_generator_plan(&cfg, 1, 720, 1280, 0, &plan, &err);  // inference at 720p
+ *     printf("%.1f GFLOP, %.0f MiB\n", 2e-9 * dsd_network_plan_macs(&plan),
+ *            dsd_network_plan_bytes(&plan) / 1048576.0);
+ *     dsd_network_plan_free(&plan);
+ */
+
+typedef struct dsd_plan_layer {
+    char name[DSD_PARAM_NAME_MAX]; /* its parameters' prefix, e.g. "blocks.2.ca.fc1" */
+    int stage;                     /* dsd_generator_stage for the generator */
+    dsd_conv2d_plan conv;          /* shapes, route, chunking, workspace */
+} dsd_plan_layer;
+
+typedef struct dsd_plan_slot {
+    size_t offset, floats; /* in the arena, in floats */
+} dsd_plan_slot;
+
+typedef struct dsd_network_plan {
+    dsd_plan_layer *layers;      /* forward convolutions in order (a shared conv used
+                                    twice, like the channel attention's MLP, twice) */
+    size_t n_layers, cap_layers;
+    dsd_plan_slot *slots;        /* every slot the pass takes, in order */
+    size_t n_slots, cap_slots;
+    size_t arena_floats;         /* the arena: the peak of the live slots */
+    size_t workspace_bytes;      /* the largest column buffer of any convolution */
+    dsd_plan_slot *live;         /* planning only: the slots not yet given back */
+    size_t n_live, cap_live;
+} dsd_network_plan;
+
+void dsd_network_plan_free(dsd_network_plan *plan);
+/* Device bytes the pass needs besides weights, input and output: the arena
+ * plus the workspace. */
+uint64_t dsd_network_plan_bytes(const dsd_network_plan *plan);
+/* Multiply-adds of the planned forward convolutions. */
+double dsd_network_plan_macs(const dsd_network_plan *plan);
+
+/* Building a plan (used by the networks' planning mode). */
+void dsd_network_plan_reset(dsd_network_plan *plan);
+dsd_status dsd_network_plan_add_layer(dsd_network_plan *plan, const char *name, int stage,
+                                      const dsd_conv2d_plan *conv, dsd_error *err);
+void dsd_network_plan_need_workspace(dsd_network_plan *plan, size_t bytes);
+dsd_status dsd_network_plan_take(dsd_network_plan *plan, size_t floats, size_t *offset,
+                                 dsd_error *err);
+void dsd_network_plan_give(dsd_network_plan *plan, size_t offset);
+
+/* ------------------------------------------------------------------------ */
+/* The generator, continued */
+
+typedef enum dsd_generator_stage {
+    DSD_GENERATOR_ENCODE = 0, /* head, down.0, down.1: x (N, 3, H, W) -> f (N, C, H/4, W/4) */
+    DSD_GENERATOR_BLOCKS,     /* the DSCRbs on f */
+    DSD_GENERATOR_DECODE,     /* up.0, up.1, tail, residual, clamp: f, x -> y */
+} dsd_generator_stage;
 
 typedef struct dsd_generator {
     dsd_generator_config cfg;
@@ -265,28 +330,76 @@ typedef struct dsd_generator {
     uint64_t dropout_seed;         /* Philox key of the blocks' dropout; set by
                                       dsd_generator_init_weights, else 0x5eed */
     size_t arena_bytes;            /* device bytes of values + grads */
-    struct dsd_generator_tape *tape; /* activations of a pending training forward */
 } dsd_generator;
+
+/* What a training forward saved for its backward, and the memory both run
+ * in (caller-owned; start from a zeroed struct and set step before each
+ * forward). The arena is sized from the pass's plan on first use and kept
+ * while the shape stays the same, so steps after the first allocate
+ * nothing. */
+typedef struct dsd_generator_tape {
+    uint64_t step;                 /* in: the dropout masks are those of this step */
+    int pending;                   /* a forward waits for its backward */
+    int block;                     /* -1: the whole network; b: block b alone */
+    int n, h, w;                   /* the input shape the plan and arena are for */
+    dsd_generator_config cfg;      /* and the network (a tape may move between generators) */
+    dsd_network_plan plan;         /* forward and backward of that shape */
+    dsd_tensor arena;              /* activations and gradient temporaries (owned) */
+    dsd_tensor workspace;          /* the convolutions' column buffer (owned) */
+    size_t next_slot;              /* the backward continues the plan's slots here */
+    dsd_tensor x;                  /* the input (borrowed view) */
+    struct dsd_generator_saved *saved; /* the activations (private layout) */
+} dsd_generator_tape;
 
 /* Validates cfg (NULL: defaults), builds the table and views, allocates both
  * arenas (zeroed). On failure g is left zeroed (safe to free). */
 dsd_status dsd_generator_init(dsd_context *ctx, dsd_generator *g, const dsd_generator_config *cfg);
-/* Gives back arenas and pending activations; safe on a zeroed struct. */
+/* Gives back the arenas; safe on a zeroed struct. */
 void dsd_generator_free(dsd_context *ctx, dsd_generator *g);
 /* PyTorch-default initialization (see dsd_params_init_weights); also sets
  * dropout_seed = seed. */
 dsd_status dsd_generator_init_weights(dsd_context *ctx, dsd_generator *g, uint64_t seed);
 
-/* y = G(x); x, y (N, 3, H, W), not overlapping. training: keep activations
- * for dsd_generator_backward and apply dropout with masks of `step`. */
+/* The plan of one pass on (n, 3, h, w): training (forward with dropout and
+ * the backward) or inference. *plan is reset and refilled (start from a
+ * zeroed struct; free with dsd_network_plan_free). */
+dsd_status dsd_generator_plan(const dsd_generator_config *cfg, int n, int h, int w, int training,
+                              dsd_network_plan *plan, dsd_error *err);
+
+/* The plan of one stage alone (inference) for an (n, 3, h, w) image:
+ * ENCODE and DECODE of that image, BLOCKS one block on its feature map. */
+dsd_status dsd_generator_plan_stage(const dsd_generator_config *cfg, dsd_generator_stage stage,
+                                    int n, int h, int w, dsd_network_plan *plan, dsd_error *err);
+
+/* y = G(x); x, y (N, 3, H, W), not overlapping. tape NULL: inference (no
+ * dropout, nothing kept). Otherwise training: dropout with the masks of
+ * tape->step, activations kept in the tape for dsd_generator_backward. */
 dsd_status dsd_generator_forward(dsd_context *ctx, dsd_generator *g, const dsd_tensor *x,
-                                 dsd_tensor *y, int training, uint64_t step);
-/* Backward of the last training forward: accumulates dL/dparams into
- * g->params.grads and, when dx is not NULL, dx += dL/dx; dy = dL/dy. Gives
- * the saved activations back. DSD_ERR_INVALID_ARGUMENT without a pending
- * training forward. */
-dsd_status dsd_generator_backward(dsd_context *ctx, dsd_generator *g, const dsd_tensor *dy,
-                                  dsd_tensor *dx);
+                                 dsd_tensor *y, dsd_generator_tape *tape);
+/* Backward of the forward that filled tape: accumulates dL/dparams into
+ * g->params.grads and, when dx is not NULL, dx += dL/dx; dy = dL/dy.
+ * DSD_ERR_INVALID_ARGUMENT without a pending forward. The tape keeps its
+ * arena for the next step. */
+dsd_status dsd_generator_backward(dsd_context *ctx, dsd_generator *g, dsd_generator_tape *tape,
+                                  const dsd_tensor *dy, dsd_tensor *dx);
+/* Gives back a tape's arena; safe on zeroed tapes. */
+void dsd_generator_tape_free(dsd_context *ctx, dsd_generator_tape *tape);
+
+/* The stages on their own (inference), for the tiled path of src/infer:
+ * f (N, C, H/4, W/4) = encode(x); out = block b (f); y = decode(f, x), y may
+ * be x's shape only. Each runs in an arena of its own plan, leased for the
+ * call. */
+dsd_status dsd_generator_encode(dsd_context *ctx, dsd_generator *g, const dsd_tensor *x,
+                                dsd_tensor *f);
+dsd_status dsd_generator_block(dsd_context *ctx, dsd_generator *g, int b, const dsd_tensor *f,
+                               dsd_tensor *out);
+dsd_status dsd_generator_decode(dsd_context *ctx, dsd_generator *g, const dsd_tensor *f,
+                                const dsd_tensor *x, dsd_tensor *y);
+/* Block b alone in training mode (tests): out = DSCRb_b(f) with the tape's
+ * step, then dx += dL/df and the block's parameter gradients. */
+dsd_status dsd_generator_block_train_forward(dsd_context *ctx, dsd_generator *g, int b,
+                                             const dsd_tensor *f, dsd_tensor *out,
+                                             dsd_generator_tape *tape);
 
 /* ------------------------------------------------------------------------ */
 /* Discriminator (src/model/discriminator.c; paper section 2.5): PatchGAN

@@ -66,6 +66,48 @@ dsd_status dsd_conv2d_backward(dsd_context *ctx, const dsd_conv2d_params *p, con
                                const dsd_tensor *weight, const dsd_tensor *dy, dsd_tensor *dx,
                                dsd_tensor *dweight, dsd_tensor *dbias);
 
+/* How a convolution runs: the one place its route and chunking are decided.
+ * dsd_conv2d_forward/_backward take this route; network plans (src/model/
+ * plan.c), the memory estimates and dsdeblur-bench's work model read it. */
+typedef enum dsd_conv2d_route {
+    DSD_CONV2D_ROUTE_DEPTHWISE = 0, /* groups == Cin: src/ops/depthwise.c */
+    DSD_CONV2D_ROUTE_POINTWISE,     /* 1x1, stride 1, no pad: one GEMM per image */
+    DSD_CONV2D_ROUTE_IM2COL,        /* im2col in chunks of output rows + GEMM */
+    DSD_CONV2D_ROUTE_DIRECT_FEW,    /* forward only: one direct kernel (Cout <= 4) */
+} dsd_conv2d_route;
+
+typedef struct dsd_conv2d_plan {
+    dsd_conv2d_params params;
+    int n, cin, h, w;             /* x */
+    int cout, oh, ow;             /* y */
+    dsd_conv2d_route forward;     /* the forward's route */
+    dsd_conv2d_route backward;    /* the backward's (DIRECT_FEW has none: IM2COL) */
+    int chunk_rows;               /* output rows per im2col chunk (0 without im2col) */
+    int chunks;                   /* im2col chunks per image (0 without im2col) */
+    size_t forward_workspace;     /* bytes of the column buffer each pass needs */
+    size_t backward_workspace;    /* (0 where the route has none) */
+    double macs;                  /* multiply-adds of the forward (all images) */
+} dsd_conv2d_plan;
+
+/* The column-buffer bound in bytes: $DSDEBLUR_CONV_COL_LIMIT when it is a
+ * positive integer, else 64 MiB. */
+size_t dsd_conv2d_col_limit(void);
+/* Plans p on an (n, cin, h, w) input with cout output channels (validates
+ * the shapes the way dsd_conv2d_forward does; err may be NULL). */
+dsd_status dsd_conv2d_plan_make(const dsd_conv2d_params *p, int n, int cin, int h, int w,
+                                int cout, dsd_conv2d_plan *out, dsd_error *err);
+/* dsd_conv2d_forward / _backward with the column buffer taken from
+ * workspace (a float tensor of at least the plan's forward_workspace /
+ * backward_workspace bytes; NULL: leased from the pool for the call). */
+dsd_status dsd_conv2d_forward_ws(dsd_context *ctx, const dsd_conv2d_params *p,
+                                 const dsd_tensor *x, const dsd_tensor *weight,
+                                 const dsd_tensor *bias, dsd_tensor *y,
+                                 const dsd_tensor *workspace);
+dsd_status dsd_conv2d_backward_ws(dsd_context *ctx, const dsd_conv2d_params *p,
+                                  const dsd_tensor *x, const dsd_tensor *weight,
+                                  const dsd_tensor *dy, dsd_tensor *dx, dsd_tensor *dweight,
+                                  dsd_tensor *dbias, const dsd_tensor *workspace);
+
 /* The depthwise path (groups == Cin == Cout); dsd_conv2d_* dispatch here. */
 dsd_status dsd_depthwise_conv2d_forward(dsd_context *ctx, const dsd_conv2d_params *p,
                                         const dsd_tensor *x, const dsd_tensor *weight,

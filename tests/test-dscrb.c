@@ -10,8 +10,10 @@
  *        depthwise 3x3 + pointwise 1x1, both with bias)
  *   out = x + that
  *
- * The same block runs on the device (library ops, in mirrored backward order)
- * and on the CPU from the double-precision references in tests/ref. The test
+ * The same block runs on the device (the library's own block: block 0 of a
+ * one-block generator, through dsd_generator_block_train_forward and
+ * dsd_generator_backward, the code training runs) and on the CPU from the
+ * double-precision references in tests/ref. The test
  * compares the output, dx and every parameter gradient (the shared MLP's
  * weights receive two accumulated contributions), checks the reference
  * backward against central finite differences of the reference forward, and
@@ -33,6 +35,8 @@ enum { N = 2, C = 8, CR = 2, H = 9, W = 7 };
 #define SLOPE 0.2
 #define DROP_P 0.5
 #define SEED 1234567ULL
+/* The library's dropout stream of block 0 at step 0 (dsdeblur_model.h). */
+#define STREAM 0
 
 /* Parameters, in one table so both implementations and the checks loop over them. */
 enum { P_W1, P_B1, P_W2, P_B2, P_WS, P_BS, P_WD1, P_BD1, P_WP1, P_BP1, P_WD2, P_BD2, P_WP2,
@@ -115,7 +119,7 @@ static void ref_block_forward(const block_data *b, ref_acts *a)
     ref_conv2d_forward(&g.dw, a->f2, p[P_WD1], p[P_BD1], a->d1);
     ref_conv2d_forward(&g.pw, a->d1, p[P_WP1], p[P_BP1], a->p1);
     ref_activation_forward(DSD_ACT_LEAKY_RELU, SLOPE, a->p1, a->l1, NX);
-    ref_dropout_forward(DROP_P, SEED, 1, a->l1, NX, a->r1);
+    ref_dropout_forward(DROP_P, SEED, STREAM, a->l1, NX, a->r1);
     ref_conv2d_forward(&g.dw, a->r1, p[P_WD2], p[P_BD2], a->d2);
     ref_conv2d_forward(&g.pw, a->d2, p[P_WP2], p[P_BP2], a->p2);
     ref_activation_forward(DSD_ACT_LEAKY_RELU, SLOPE, a->p2, a->l2, NX);
@@ -150,7 +154,7 @@ static void ref_block_backward(const block_data *b, const ref_acts *a, double *d
     memset(t2, 0, sizeof t2);
     ref_conv2d_backward(&g.pw, a->d2, p[P_WP2], t1, t2, dp[P_WP2], dp[P_BP2]); /* dd2 */
     ref_conv2d_backward(&g.dw, a->r1, p[P_WD2], t2, dr1, dp[P_WD2], dp[P_BD2]);
-    ref_dropout_backward(DROP_P, SEED, 1, dr1, NX, dl1);
+    ref_dropout_backward(DROP_P, SEED, STREAM, dr1, NX, dl1);
     ref_activation_backward(DSD_ACT_LEAKY_RELU, SLOPE, a->p1, a->l1, dl1, dp1, NX);
     memset(t1, 0, sizeof t1);
     ref_conv2d_backward(&g.pw, a->d1, p[P_WP1], dp1, t1, dp[P_WP1], dp[P_BP1]); /* dd1 */
@@ -179,146 +183,72 @@ static void ref_block_backward(const block_data *b, const ref_acts *a, double *d
 /* ------------------------------------------------------------------------ */
 /* Device */
 
-typedef struct dev_block {
-    dsd_tensor x, g, dx, p[P_COUNT], dp[P_COUNT];
-    dsd_tensor avg, mx, h1, a1, h2, a2, o1, o2, s, mc, f1, cm, cx, cat, sc, ms, f2;
-    dsd_tensor d1, p1, l1, r1, d2, p2, l2, d3, p3, out;
-} dev_block;
+/* The library's generator parameter each test parameter is. */
+static const char *library_name[P_COUNT] = {
+    "blocks.0.ca.fc1.weight", "blocks.0.ca.fc1.bias", "blocks.0.ca.fc2.weight",
+    "blocks.0.ca.fc2.bias", "blocks.0.sa.conv.weight", "blocks.0.sa.conv.bias",
+    "blocks.0.dsc.0.depthwise.weight", "blocks.0.dsc.0.depthwise.bias",
+    "blocks.0.dsc.0.pointwise.weight", "blocks.0.dsc.0.pointwise.bias",
+    "blocks.0.dsc.1.depthwise.weight", "blocks.0.dsc.1.depthwise.bias",
+    "blocks.0.dsc.1.pointwise.weight", "blocks.0.dsc.1.pointwise.bias",
+    "blocks.0.dsc.2.depthwise.weight", "blocks.0.dsc.2.depthwise.bias",
+    "blocks.0.dsc.2.pointwise.weight", "blocks.0.dsc.2.pointwise.bias"};
 
-static const dsd_conv2d_params conv_1x1 = {1, 1, 1, 0, DSD_PAD_ZERO, 1};
-static const dsd_conv2d_params conv_spatial = {7, 7, 1, 3, DSD_PAD_ZERO, 1};
-static const dsd_conv2d_params conv_dw = {3, 3, 1, 1, DSD_PAD_REFLECT, C};
+typedef struct dev_block {
+    dsd_generator g;          /* one block of C = 4 B channels, hidden C / r = CR */
+    dsd_generator_tape tape;
+    dsd_tensor x, g_out, dx, out;
+    dsd_tensor dp[P_COUNT];   /* views into g.params.grads */
+} dev_block;
 
 static void dev_alloc(dev_block *d, const block_data *b)
 {
+    dsd_context *ctx = tu_ctx();
     memset(d, 0, sizeof *d);
-    tu_tensor_from(&d->x, N, C, H, W, b->x);
-    tu_tensor_from(&d->g, N, C, H, W, b->g);
-    tu_tensor(&d->dx, N, C, H, W);
+    dsd_generator_config cfg = {.n_blocks = 1, .base_width = C / 4, .mlp_ratio = C / CR,
+                                .up_kernel = 3, .dropout = DROP_P, .slope = SLOPE};
+    TU_OK(dsd_generator_init(ctx, &d->g, &cfg));
+    d->g.dropout_seed = SEED;
+    double *host = tu_alloc(d->g.params.count);
+    for (size_t i = 0; i < d->g.params.count; i++)
+        host[i] = 0.0;
     for (int i = 0; i < P_COUNT; i++) {
-        const int *s = param_shape[i];
-        tu_tensor_from(&d->p[i], s[0], s[1], s[2], s[3], b->p[i]);
-        tu_tensor(&d->dp[i], s[0], s[1], s[2], s[3]);
+        const dsd_param_info *e = dsd_params_find(&d->g.params, library_name[i]);
+        ck_assert_msg(e != NULL, "the library has no parameter %s", library_name[i]);
+        ck_assert_uint_eq(e->numel, numel4(param_shape[i]));
+        memcpy(host + e->offset, b->p[i], e->numel * sizeof *host);
+        TU_OK(dsd_params_view(ctx, &d->g.params.grads, e, &d->dp[i]));
     }
-    dsd_tensor *vecs[] = {&d->avg, &d->mx, &d->o1, &d->o2, &d->s, &d->mc};
-    for (size_t i = 0; i < 6; i++)
-        tu_tensor(vecs[i], N, C, 1, 1);
-    dsd_tensor *hid[] = {&d->h1, &d->a1, &d->h2, &d->a2};
-    for (size_t i = 0; i < 4; i++)
-        tu_tensor(hid[i], N, CR, 1, 1);
-    dsd_tensor *pix[] = {&d->cm, &d->cx, &d->sc, &d->ms};
-    for (size_t i = 0; i < 4; i++)
-        tu_tensor(pix[i], N, 1, H, W);
-    tu_tensor(&d->cat, N, 2, H, W);
-    dsd_tensor *full[] = {&d->f1, &d->f2, &d->d1, &d->p1, &d->l1, &d->r1, &d->d2,
-                          &d->p2, &d->l2, &d->d3, &d->p3, &d->out};
-    for (size_t i = 0; i < 12; i++)
-        tu_tensor(full[i], N, C, H, W);
+    tu_upload(&d->g.params.values, host);
+    free(host);
+    tu_tensor_from(&d->x, N, C, H, W, b->x);
+    tu_tensor_from(&d->g_out, N, C, H, W, b->g);
+    tu_tensor(&d->dx, N, C, H, W);
+    tu_tensor(&d->out, N, C, H, W);
 }
 
 static void dev_free(dev_block *d)
 {
-    dsd_tensor *all = &d->x;
-    size_t count = sizeof *d / sizeof(dsd_tensor);
-    for (size_t i = 0; i < count; i++)
-        tu_tensor_free(&all[i]);
+    dsd_context *ctx = tu_ctx();
+    dsd_generator_tape_free(ctx, &d->tape);
+    dsd_generator_free(ctx, &d->g);
+    tu_tensor_free(&d->x);
+    tu_tensor_free(&d->g_out);
+    tu_tensor_free(&d->dx);
+    tu_tensor_free(&d->out);
 }
 
 static void dev_forward(dsd_context *ctx, dev_block *d)
 {
-    dsd_tensor *p = d->p;
-    TU_OK(dsd_global_avg_pool_forward(ctx, &d->x, &d->avg));
-    TU_OK(dsd_global_max_pool_forward(ctx, &d->x, &d->mx));
-    TU_OK(dsd_conv2d_forward(ctx, &conv_1x1, &d->avg, &p[P_W1], &p[P_B1], &d->h1));
-    TU_OK(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, SLOPE, &d->h1, &d->a1));
-    TU_OK(dsd_conv2d_forward(ctx, &conv_1x1, &d->a1, &p[P_W2], &p[P_B2], &d->o1));
-    TU_OK(dsd_conv2d_forward(ctx, &conv_1x1, &d->mx, &p[P_W1], &p[P_B1], &d->h2));
-    TU_OK(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, SLOPE, &d->h2, &d->a2));
-    TU_OK(dsd_conv2d_forward(ctx, &conv_1x1, &d->a2, &p[P_W2], &p[P_B2], &d->o2));
-    TU_OK(dsd_add_forward(ctx, &d->o1, &d->o2, 1.0f, &d->s));
-    TU_OK(dsd_activation_forward(ctx, DSD_ACT_SIGMOID, 0, &d->s, &d->mc));
-    TU_OK(dsd_mul_forward(ctx, &d->x, &d->mc, &d->f1));
-
-    TU_OK(dsd_channel_mean_forward(ctx, &d->f1, &d->cm));
-    TU_OK(dsd_channel_max_forward(ctx, &d->f1, &d->cx));
-    TU_OK(dsd_concat_forward(ctx, &d->cm, &d->cx, &d->cat));
-    TU_OK(dsd_conv2d_forward(ctx, &conv_spatial, &d->cat, &p[P_WS], &p[P_BS], &d->sc));
-    TU_OK(dsd_activation_forward(ctx, DSD_ACT_SIGMOID, 0, &d->sc, &d->ms));
-    TU_OK(dsd_mul_forward(ctx, &d->f1, &d->ms, &d->f2));
-
-    TU_OK(dsd_conv2d_forward(ctx, &conv_dw, &d->f2, &p[P_WD1], &p[P_BD1], &d->d1));
-    TU_OK(dsd_conv2d_forward(ctx, &conv_1x1, &d->d1, &p[P_WP1], &p[P_BP1], &d->p1));
-    TU_OK(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, SLOPE, &d->p1, &d->l1));
-    TU_OK(dsd_dropout_forward(ctx, DROP_P, SEED, 1, &d->l1, &d->r1));
-    TU_OK(dsd_conv2d_forward(ctx, &conv_dw, &d->r1, &p[P_WD2], &p[P_BD2], &d->d2));
-    TU_OK(dsd_conv2d_forward(ctx, &conv_1x1, &d->d2, &p[P_WP2], &p[P_BP2], &d->p2));
-    TU_OK(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, SLOPE, &d->p2, &d->l2));
-    TU_OK(dsd_conv2d_forward(ctx, &conv_dw, &d->l2, &p[P_WD3], &p[P_BD3], &d->d3));
-    TU_OK(dsd_conv2d_forward(ctx, &conv_1x1, &d->d3, &p[P_WP3], &p[P_BP3], &d->p3));
-    TU_OK(dsd_add_forward(ctx, &d->x, &d->p3, 1.0f, &d->out));
+    d->tape.step = 0;
+    TU_OK(dsd_generator_block_train_forward(ctx, &d->g, 0, &d->x, &d->out, &d->tape));
 }
 
-/* Zeroes dx/dp, then runs the backward in mirrored order; activation
- * gradients are leased per step and zeroed (backward accumulates). */
 static void dev_backward(dsd_context *ctx, dev_block *d)
 {
-    dsd_tensor *p = d->p, *dp = d->dp;
     TU_OK(dsd_tensor_fill(ctx, &d->dx, 0.0f));
-    for (int i = 0; i < P_COUNT; i++)
-        TU_OK(dsd_tensor_fill(ctx, &dp[i], 0.0f));
-    dsd_tensor t1, t2, t3, dr1, dl1, dp1, df2, df1, dms, dsc, dcat, dcm, dcx;
-    dsd_tensor dmc, ds, do1, do2, da1, da2, dh1, dh2, davg, dmx;
-    dsd_tensor *full[] = {&t1, &t2, &t3, &dr1, &dl1, &dp1, &df2, &df1};
-    for (size_t i = 0; i < 8; i++)
-        TU_OK(dsd_tensor_init_zero(ctx, full[i], N, C, H, W));
-    dsd_tensor *pix[] = {&dms, &dsc, &dcm, &dcx};
-    for (size_t i = 0; i < 4; i++)
-        TU_OK(dsd_tensor_init_zero(ctx, pix[i], N, 1, H, W));
-    TU_OK(dsd_tensor_init_zero(ctx, &dcat, N, 2, H, W));
-    dsd_tensor *vec[] = {&dmc, &ds, &do1, &do2, &davg, &dmx};
-    for (size_t i = 0; i < 6; i++)
-        TU_OK(dsd_tensor_init_zero(ctx, vec[i], N, C, 1, 1));
-    dsd_tensor *hid[] = {&da1, &da2, &dh1, &dh2};
-    for (size_t i = 0; i < 4; i++)
-        TU_OK(dsd_tensor_init_zero(ctx, hid[i], N, CR, 1, 1));
-
-    TU_OK(dsd_add_backward(ctx, 1.0f, &d->g, &d->dx, &t1));
-    TU_OK(dsd_conv2d_backward(ctx, &conv_1x1, &d->d3, &p[P_WP3], &t1, &t2, &dp[P_WP3], &dp[P_BP3]));
-    TU_OK(dsd_conv2d_backward(ctx, &conv_dw, &d->l2, &p[P_WD3], &t2, &t3, &dp[P_WD3], &dp[P_BD3]));
-    TU_OK(dsd_tensor_fill(ctx, &t1, 0.0f));
-    TU_OK(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, SLOPE, &d->p2, &d->l2, &t3, &t1));
-    TU_OK(dsd_tensor_fill(ctx, &t2, 0.0f));
-    TU_OK(dsd_conv2d_backward(ctx, &conv_1x1, &d->d2, &p[P_WP2], &t1, &t2, &dp[P_WP2], &dp[P_BP2]));
-    TU_OK(dsd_conv2d_backward(ctx, &conv_dw, &d->r1, &p[P_WD2], &t2, &dr1, &dp[P_WD2], &dp[P_BD2]));
-    TU_OK(dsd_dropout_backward(ctx, DROP_P, SEED, 1, &dr1, &dl1));
-    TU_OK(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, SLOPE, &d->p1, &d->l1, &dl1, &dp1));
-    TU_OK(dsd_tensor_fill(ctx, &t1, 0.0f));
-    TU_OK(dsd_conv2d_backward(ctx, &conv_1x1, &d->d1, &p[P_WP1], &dp1, &t1, &dp[P_WP1], &dp[P_BP1]));
-    TU_OK(dsd_conv2d_backward(ctx, &conv_dw, &d->f2, &p[P_WD1], &t1, &df2, &dp[P_WD1], &dp[P_BD1]));
-
-    TU_OK(dsd_mul_backward(ctx, &d->f1, &d->ms, &df2, &df1, &dms));
-    TU_OK(dsd_activation_backward(ctx, DSD_ACT_SIGMOID, 0, &d->sc, &d->ms, &dms, &dsc));
-    TU_OK(dsd_conv2d_backward(ctx, &conv_spatial, &d->cat, &p[P_WS], &dsc, &dcat, &dp[P_WS], &dp[P_BS]));
-    TU_OK(dsd_concat_backward(ctx, &dcat, &dcm, &dcx));
-    TU_OK(dsd_channel_mean_backward(ctx, &dcm, &df1));
-    TU_OK(dsd_channel_max_backward(ctx, &d->f1, &dcx, &df1));
-
-    TU_OK(dsd_mul_backward(ctx, &d->x, &d->mc, &df1, &d->dx, &dmc));
-    TU_OK(dsd_activation_backward(ctx, DSD_ACT_SIGMOID, 0, &d->s, &d->mc, &dmc, &ds));
-    TU_OK(dsd_add_backward(ctx, 1.0f, &ds, &do1, &do2));
-    TU_OK(dsd_conv2d_backward(ctx, &conv_1x1, &d->a2, &p[P_W2], &do2, &da2, &dp[P_W2], &dp[P_B2]));
-    TU_OK(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, SLOPE, &d->h2, &d->a2, &da2, &dh2));
-    TU_OK(dsd_conv2d_backward(ctx, &conv_1x1, &d->mx, &p[P_W1], &dh2, &dmx, &dp[P_W1], &dp[P_B1]));
-    TU_OK(dsd_conv2d_backward(ctx, &conv_1x1, &d->a1, &p[P_W2], &do1, &da1, &dp[P_W2], &dp[P_B2]));
-    TU_OK(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, SLOPE, &d->h1, &d->a1, &da1, &dh1));
-    TU_OK(dsd_conv2d_backward(ctx, &conv_1x1, &d->avg, &p[P_W1], &dh1, &davg, &dp[P_W1], &dp[P_B1]));
-    TU_OK(dsd_global_max_pool_backward(ctx, &d->x, &dmx, &d->dx));
-    TU_OK(dsd_global_avg_pool_backward(ctx, &davg, &d->dx));
-
-    dsd_tensor *all[] = {&t1, &t2, &t3, &dr1, &dl1, &dp1, &df2, &df1, &dms, &dsc, &dcat, &dcm,
-                         &dcx, &dmc, &ds, &do1, &do2, &da1, &da2, &dh1, &dh2, &davg, &dmx};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        dsd_tensor_free(ctx, all[i]);
+    TU_OK(dsd_tensor_fill(ctx, &d->g.params.grads, 0.0f));
+    TU_OK(dsd_generator_backward(ctx, &d->g, &d->tape, &d->g_out, &d->dx));
 }
 
 /* ------------------------------------------------------------------------ */

@@ -167,7 +167,8 @@ static double dev_step(nets *m, const gan_case *k, int side, double *grads)
     TU_OK(dsd_tensor_fill(ctx, &dfake, 0.0f));
 
     dsd_discriminator_tape tr = {0}, tf = {0};
-    TU_OK(dsd_generator_forward(ctx, &m->g, &blur, &fake, side == 1, k->g.step));
+    dsd_generator_tape gtape = {.step = k->g.step};
+    TU_OK(dsd_generator_forward(ctx, &m->g, &blur, &fake, side == 1 ? &gtape : NULL));
     if (side == 1) {
         TU_OK(dsd_discriminator_forward(ctx, &m->d, &sharp, &lr, NULL));
         TU_OK(dsd_discriminator_forward(ctx, &m->d, &fake, &lf, &tf));
@@ -177,7 +178,8 @@ static double dev_step(nets *m, const gan_case *k, int side, double *grads)
         TU_OK(dsd_ragan_loss_backward(ctx, DSD_RAGAN_GENERATOR, 1.0f, &lr, &lf, NULL, &dlf));
         TU_OK(dsd_discriminator_backward(ctx, &m->d, &tf, &dlf, &dfake, 0));
         TU_OK(dsd_mse_loss_backward(ctx, (float)LAMBDA, &fake, &sharp, &dfake, NULL));
-        TU_OK(dsd_generator_backward(ctx, &m->g, &dfake, NULL));
+        TU_OK(dsd_generator_backward(ctx, &m->g, &gtape, &dfake, NULL));
+        dsd_generator_tape_free(ctx, &gtape);
         tu_download(&m->g.params.grads, grads);
         /* D's gradients stay untouched by the generator step */
         double *dd = tu_alloc(m->d.params.count);

@@ -274,7 +274,8 @@ static void dev_run_case(dsd_generator *g, const ref_gen_case *k, int training, 
     dsd_tensor x, y, dy, dx;
     tu_tensor_from(&x, k->n, 3, k->h, k->w, k->x);
     tu_tensor(&y, k->n, 3, k->h, k->w);
-    TU_OK(dsd_generator_forward(ctx, g, &x, &y, training, k->step));
+    dsd_generator_tape tape = {.step = k->step};
+    TU_OK(dsd_generator_forward(ctx, g, &x, &y, training ? &tape : NULL));
     out->y = tu_alloc(ni);
     tu_download(&y, out->y);
     if (backward) {
@@ -290,7 +291,7 @@ static void dev_run_case(dsd_generator *g, const ref_gen_case *k, int training, 
         tu_tensor_from(&dy, k->n, 3, k->h, k->w, k->g);
         tu_tensor_from(&dx, k->n, 3, k->h, k->w, out->dx0);
         tu_upload(&g->params.grads, out->grads0);
-        TU_OK(dsd_generator_backward(ctx, g, &dy, &dx));
+        TU_OK(dsd_generator_backward(ctx, g, &tape, &dy, &dx));
         out->dx = tu_alloc(ni);
         out->grads = tu_alloc(k->count);
         tu_download(&dx, out->dx);
@@ -298,6 +299,7 @@ static void dev_run_case(dsd_generator *g, const ref_gen_case *k, int training, 
         tu_tensor_free(&dy);
         tu_tensor_free(&dx);
     }
+    dsd_generator_tape_free(ctx, &tape);
     tu_tensor_free(&x);
     tu_tensor_free(&y);
 }
@@ -484,15 +486,20 @@ START_TEST(test_inference_equals_training_without_dropout)
     tu_tensor_from(&x, k.n, 3, k.h, k.w, k.x);
     tu_tensor(&y1, k.n, 3, k.h, k.w);
     tu_tensor(&y2, k.n, 3, k.h, k.w);
-    TU_OK(dsd_generator_forward(ctx, &g, &x, &y1, 1, 5));
-    TU_OK(dsd_generator_forward(ctx, &g, &x, &y2, 0, 0));
+    dsd_generator_tape tape = {.step = 5};
+    TU_OK(dsd_generator_forward(ctx, &g, &x, &y1, &tape));
+    TU_OK(dsd_generator_forward(ctx, &g, &x, &y2, NULL));
     float *f1 = malloc(ni * sizeof *f1), *f2 = malloc(ni * sizeof *f2);
     TU_OK(dsd_tensor_download(ctx, &y1, f1, ni));
     TU_OK(dsd_tensor_download(ctx, &y2, f2, ni));
     ck_assert_msg(memcmp(f1, f2, ni * sizeof *f1) == 0,
                   "inference and training (dropout 0) outputs differ");
-    /* the inference forward dropped the pending training activations */
-    ck_assert_int_eq(dsd_generator_backward(ctx, &g, &y1, NULL), DSD_ERR_INVALID_ARGUMENT);
+    /* the inference forward left the pending training forward alone; its
+     * backward consumes it */
+    TU_OK(dsd_generator_backward(ctx, &g, &tape, &y1, NULL));
+    ck_assert_int_eq(dsd_generator_backward(ctx, &g, &tape, &y1, NULL),
+                     DSD_ERR_INVALID_ARGUMENT);
+    dsd_generator_tape_free(ctx, &tape);
     free(f1);
     free(f2);
     tu_tensor_free(&x);
@@ -523,31 +530,42 @@ START_TEST(test_deterministic_and_no_leaks)
     for (int r = 0; r < 2; r++) {
         TU_OK(dsd_context_finish(ctx));
         uint64_t before = dsd_pool_get_stats(ctx).bytes_in_use;
+        dsd_generator_tape tape = {.step = 11};
         TU_OK(dsd_tensor_fill(ctx, &g.params.grads, 0.0f));
         TU_OK(dsd_tensor_fill(ctx, &dx, 0.0f));
-        TU_OK(dsd_generator_forward(ctx, &g, &x, &y, 1, 11));
-        ck_assert_uint_gt(dsd_pool_get_stats(ctx).bytes_in_use, before); /* activations kept */
-        TU_OK(dsd_generator_backward(ctx, &g, &dy, &dx));
+        TU_OK(dsd_generator_forward(ctx, &g, &x, &y, &tape));
+        uint64_t with_tape = dsd_pool_get_stats(ctx).bytes_in_use;
+        ck_assert_uint_gt(with_tape, before); /* activations kept */
+        TU_OK(dsd_generator_backward(ctx, &g, &tape, &dy, &dx));
         in_use[r] = dsd_pool_get_stats(ctx).bytes_in_use;
-        ck_assert_uint_eq(in_use[r], before); /* all given back */
-        TU_OK(dsd_generator_forward(ctx, &g, &x, &y, 0, 0));
-        ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, before);
+        ck_assert_uint_eq(in_use[r], with_tape); /* the backward allocates nothing */
+        TU_OK(dsd_generator_forward(ctx, &g, &x, &y, NULL));
+        ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, with_tape);
         run[r] = malloc((2 * ni + np) * sizeof(float));
-        TU_OK(dsd_generator_forward(ctx, &g, &x, &y, 1, 11));
+        TU_OK(dsd_generator_forward(ctx, &g, &x, &y, &tape));
+        ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, with_tape); /* arena reused */
         TU_OK(dsd_tensor_download(ctx, &y, run[r], ni));
-        TU_OK(dsd_generator_backward(ctx, &g, &dy, &dx)); /* dx, grads accumulate twice */
+        TU_OK(dsd_generator_backward(ctx, &g, &tape, &dy, &dx)); /* dx, grads accumulate twice */
         TU_OK(dsd_tensor_download(ctx, &dx, run[r] + ni, ni));
         TU_OK(dsd_tensor_download(ctx, &g.params.grads, run[r] + 2 * ni, np));
+        dsd_generator_tape_free(ctx, &tape);
+        ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, before); /* all given back */
+        in_use[r] = before;
     }
     ck_assert_msg(memcmp(run[0], run[1], (2 * ni + np) * sizeof(float)) == 0,
                   "two runs of the generator differ");
     /* a forward that is never backpropagated is dropped by the next one and
-     * by free */
-    TU_OK(dsd_generator_forward(ctx, &g, &x, &y, 1, 12));
-    TU_OK(dsd_generator_forward(ctx, &g, &x, &y, 1, 13));
-    TU_OK(dsd_generator_backward(ctx, &g, &dy, NULL));
+     * by the tape's free */
+    dsd_generator_tape tape = {.step = 12};
+    TU_OK(dsd_generator_forward(ctx, &g, &x, &y, &tape));
+    tape.step = 13;
+    TU_OK(dsd_generator_forward(ctx, &g, &x, &y, &tape));
+    TU_OK(dsd_generator_backward(ctx, &g, &tape, &dy, NULL));
+    ck_assert_int_eq(dsd_generator_backward(ctx, &g, &tape, &dy, NULL), DSD_ERR_INVALID_ARGUMENT);
+    tape.step = 14;
+    TU_OK(dsd_generator_forward(ctx, &g, &x, &y, &tape));
+    dsd_generator_tape_free(ctx, &tape);
     ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, in_use[0]);
-    TU_OK(dsd_generator_forward(ctx, &g, &x, &y, 1, 14));
     free(run[0]);
     free(run[1]);
     tu_tensor_free(&x);
@@ -575,21 +593,24 @@ START_TEST(test_errors)
     tu_tensor(&odd, 2, 3, 12, 14);
     tu_tensor(&four, 2, 4, 12, 16);
     tu_tensor(&y_small, 1, 3, 12, 16);
-    ck_assert_int_eq(dsd_generator_forward(ctx, &g, &odd, &odd, 0, 0), DSD_ERR_SHAPE);
-    ck_assert_int_eq(dsd_generator_forward(ctx, &g, &four, &y, 0, 0), DSD_ERR_SHAPE);
-    ck_assert_int_eq(dsd_generator_forward(ctx, &g, &x, &y_small, 0, 0), DSD_ERR_SHAPE);
-    ck_assert_int_eq(dsd_generator_forward(ctx, &g, &x, &x, 0, 0), DSD_ERR_INVALID_ARGUMENT);
-    ck_assert_int_eq(dsd_generator_forward(ctx, &g, NULL, &y, 0, 0), DSD_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(dsd_generator_forward(ctx, &g, &odd, &odd, NULL), DSD_ERR_SHAPE);
+    ck_assert_int_eq(dsd_generator_forward(ctx, &g, &four, &y, NULL), DSD_ERR_SHAPE);
+    ck_assert_int_eq(dsd_generator_forward(ctx, &g, &x, &y_small, NULL), DSD_ERR_SHAPE);
+    ck_assert_int_eq(dsd_generator_forward(ctx, &g, &x, &x, NULL), DSD_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(dsd_generator_forward(ctx, &g, NULL, &y, NULL), DSD_ERR_INVALID_ARGUMENT);
     dsd_tensor x4;
     tu_tensor(&x4, 1, 3, 4, 8); /* blocks would be 1x2: too small for reflect padding */
     dsd_tensor y4;
     tu_tensor(&y4, 1, 3, 4, 8);
-    ck_assert_int_eq(dsd_generator_forward(ctx, &g, &x4, &y4, 0, 0), DSD_ERR_SHAPE);
-    ck_assert_int_eq(dsd_generator_backward(ctx, &g, &y, NULL), DSD_ERR_INVALID_ARGUMENT);
-    TU_OK(dsd_generator_forward(ctx, &g, &x, &y, 1, 0));
-    ck_assert_int_eq(dsd_generator_backward(ctx, &g, &y_small, NULL), DSD_ERR_SHAPE);
-    ck_assert_int_eq(dsd_generator_backward(ctx, &g, &y, &y_small), DSD_ERR_SHAPE);
-    TU_OK(dsd_generator_backward(ctx, &g, &y, NULL)); /* still pending after the errors */
+    ck_assert_int_eq(dsd_generator_forward(ctx, &g, &x4, &y4, NULL), DSD_ERR_SHAPE);
+    dsd_generator_tape tape = {0};
+    ck_assert_int_eq(dsd_generator_backward(ctx, &g, &tape, &y, NULL), DSD_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(dsd_generator_backward(ctx, &g, NULL, &y, NULL), DSD_ERR_INVALID_ARGUMENT);
+    TU_OK(dsd_generator_forward(ctx, &g, &x, &y, &tape));
+    ck_assert_int_eq(dsd_generator_backward(ctx, &g, &tape, &y_small, NULL), DSD_ERR_SHAPE);
+    ck_assert_int_eq(dsd_generator_backward(ctx, &g, &tape, &y, &y_small), DSD_ERR_SHAPE);
+    TU_OK(dsd_generator_backward(ctx, &g, &tape, &y, NULL)); /* still pending after the errors */
+    dsd_generator_tape_free(ctx, &tape);
     const char *msg = dsd_context_error(ctx)->message;
     (void)msg;
 

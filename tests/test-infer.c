@@ -88,7 +88,7 @@ static float *reference(dsd_generator *g, const float *x, int h, int w)
     TU_OK(dsd_tensor_init(ctx, &tx, 1, 3, ph, pw));
     TU_OK(dsd_tensor_init(ctx, &ty, 1, 3, ph, pw));
     TU_OK(dsd_tensor_upload(ctx, &tx, xp, (size_t)3 * ph * pw));
-    TU_OK(dsd_generator_forward(ctx, g, &tx, &ty, 0, 0));
+    TU_OK(dsd_generator_forward(ctx, g, &tx, &ty, NULL));
     TU_OK(dsd_tensor_download(ctx, &ty, xp, (size_t)3 * ph * pw));
     for (int c = 0; c < 3; c++)
         for (int i = 0; i < h; i++)
@@ -253,7 +253,7 @@ START_TEST(test_tiled_equals_untiled)
                 TU_OK(dsd_tensor_init(ctx, &tx_, 1, 3, eh, ew));
                 TU_OK(dsd_tensor_init(ctx, &ty_, 1, 3, eh, ew));
                 TU_OK(dsd_tensor_upload(ctx, &tx_, buf, (size_t)3 * eh * ew));
-                TU_OK(dsd_generator_forward(ctx, &g, &tx_, &ty_, 0, 0));
+                TU_OK(dsd_generator_forward(ctx, &g, &tx_, &ty_, NULL));
                 TU_OK(dsd_tensor_download(ctx, &ty_, buf, (size_t)3 * eh * ew));
                 dsd_tensor_free(ctx, &tx_);
                 dsd_tensor_free(ctx, &ty_);

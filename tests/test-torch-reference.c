@@ -386,8 +386,10 @@ START_TEST(test_generator_matches_torch)
     TU_OK(dsd_tensor_init(ctx, &dx, x.n, x.c, x.h, x.w));
     TU_OK(dsd_tensor_fill(ctx, &dx, 0.0f));
 
-    TU_OK(dsd_generator_forward(ctx, &g, &x, &y, 1, 0));
-    TU_OK(dsd_generator_backward(ctx, &g, &dy, &dx));
+    dsd_generator_tape tape = {.step = 0};
+    TU_OK(dsd_generator_forward(ctx, &g, &x, &y, &tape));
+    TU_OK(dsd_generator_backward(ctx, &g, &tape, &dy, &dx));
+    dsd_generator_tape_free(ctx, &tape);
 
     err_summary sum = {0};
     sum.out = compare_tensor("generator y", &y, st, need(st, "generator.y"));
@@ -553,7 +555,7 @@ static double perturbed_error(dsd_context *ctx, const dsd_safetensors *st, int g
         dsd_generator g;
         TU_OK(dsd_generator_init(ctx, &g, &cfg));
         upload_weights_perturbed(st, prefix, &g.params, name, delta);
-        TU_OK(dsd_generator_forward(ctx, &g, &x, &y, 0, 0));
+        TU_OK(dsd_generator_forward(ctx, &g, &x, &y, NULL));
         dsd_generator_free(ctx, &g);
     } else {
         dsd_discriminator_config cfg = discriminator_config(st);

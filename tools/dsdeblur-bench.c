@@ -407,90 +407,21 @@ static dsd_status write_random_vgg(const char *path, dsd_error *err)
  *   up.1    256 * 230400 * 128 * 9             =  67,947,724,800
  *   tail    3 * 921600 * 64 * 49               =   8,670,412,800
  *   total                                        292,765,856,256 MACs
- * = 585.5 GFLOP per 1280x720 inference; gen_conv_macs() gives the same (the
+ * = 585.5 GFLOP per 1280x720 inference; the plan gives the same (the
  * test tests/test-bench.c checks it on a small network against a hand count).
  *
- * Per-kernel work. The library routes every conv with groups == Cin to
- * depthwise_forward, a 1x1 stride-1 unpadded conv to one clblast_sgemm per
- * image, and every other conv to conv2d_im2col + clblast_sgemm per chunk of
- * output rows (src/ops/conv2d.c; chunk rows mirrored below), except that a
- * conv with at most 4 output channels runs conv2d_direct_few instead; every
- * other non-depthwise conv first runs conv2d_bias_fill. From that routing the
- * tool predicts the calls, FLOPs and minimal bytes of those five kernels. The
- * prediction is used only when its call count equals the profiled one: a
- * mismatch means the library's routing has changed, and the rate is printed
- * as '-' rather than computed from a wrong model. Bytes are the minimal
- * traffic (each operand read once, each result written once), so GB/s is a
- * lower bound on what the kernel moved. */
-
-typedef struct conv_layer {
-    int cin, cout, groups, k, stride, pad;
-    int h, w, oh, ow;
-} conv_layer;
-
-/* Convs of one forward: head, two downs, 11 per block, two ups, tail. */
-static int gen_conv_count(const dsd_generator_config *g)
-{
-    return 6 + 11 * g->n_blocks;
-}
-
-static conv_layer conv_of(int cin, int cout, int groups, int k, int stride, int pad, int h, int w)
-{
-    conv_layer c = {cin, cout, groups, k, stride, pad, h, w, 0, 0};
-    c.oh = (h + 2 * pad - k) / stride + 1;
-    c.ow = (w + 2 * pad - k) / stride + 1;
-    return c;
-}
-
-/* The convs of one forward at h x w, in forward order; returns the count. */
-static int gen_conv_layers(const dsd_generator_config *g, int h, int w, conv_layer *out, int max)
-{
-    const int b = g->base_width, c = 4 * b, k = g->up_kernel;
-    int hid = c / g->mlp_ratio;
-    if (hid < 1)
-        hid = 1;
-    int n = 0;
-#define ADD(...) do { if (n < max) out[n++] = conv_of(__VA_ARGS__); } while (0)
-    ADD(3, b, 1, 7, 1, 3, h, w);                     /* head */
-    ADD(b, 2 * b, 1, 3, 2, 1, h, w);                 /* down.0 */
-    ADD(2 * b, c, 1, 3, 2, 1, h / 2, w / 2);         /* down.1 */
-    for (int i = 0; i < g->n_blocks; i++) {
-        for (int branch = 0; branch < 2; branch++) { /* avg and max pooled */
-            ADD(c, hid, 1, 1, 1, 0, 1, 1);           /* ca.fc1 */
-            ADD(hid, c, 1, 1, 1, 0, 1, 1);           /* ca.fc2 */
-        }
-        ADD(2, 1, 1, 7, 1, 3, h / 4, w / 4);         /* sa.conv */
-        for (int j = 0; j < 3; j++) {
-            ADD(c, c, c, 3, 1, 1, h / 4, w / 4);     /* dsc.j.depthwise */
-            ADD(c, c, 1, 1, 1, 0, h / 4, w / 4);     /* dsc.j.pointwise */
-        }
-    }
-    ADD(c, 8 * b, 1, k, 1, k / 2, h / 4, w / 4);     /* up.0 (then PixelShuffle) */
-    ADD(2 * b, 4 * b, 1, k, 1, k / 2, h / 2, w / 2); /* up.1 */
-    ADD(b, 3, 1, 7, 1, 3, h, w);                     /* tail */
-#undef ADD
-    return n;
-}
-
-static double conv_macs(const conv_layer *l, int batch)
-{
-    return (double)batch * l->cout * l->oh * l->ow * (double)(l->cin / l->groups) * l->k * l->k;
-}
-
-/* Multiply-adds of all convs of one generator forward on batch x 3 x h x w. */
-static double gen_conv_macs(const dsd_generator_config *g, int batch, int h, int w)
-{
-    int max = gen_conv_count(g);
-    conv_layer *layers = malloc((size_t)max * sizeof *layers);
-    if (!layers)
-        return NAN;
-    int n = gen_conv_layers(g, h, w, layers, max);
-    double macs = 0;
-    for (int i = 0; i < n; i++)
-        macs += conv_macs(&layers[i], batch);
-    free(layers);
-    return macs;
-}
+ * Per-kernel work. The generator's plan (dsd_generator_plan, src/model/
+ * plan.c) lists every conv of the forward with the route and chunking the
+ * library will take (dsd_conv2d_plan_make, the one place conv2d decides):
+ * depthwise_forward for groups == Cin, conv2d_direct_few for at most 4
+ * output channels, one clblast_sgemm per image for a 1x1 stride-1 unpadded
+ * conv, else conv2d_im2col + clblast_sgemm per chunk of output rows; every
+ * conv that is neither depthwise nor direct first runs conv2d_bias_fill.
+ * From the plan the tool predicts the calls, FLOPs and minimal bytes of
+ * those five kernels. The prediction is used only when its call count equals
+ * the profiled one (a mismatch prints '-' rather than a rate from a wrong
+ * model). Bytes are the minimal traffic (each operand read once, each result
+ * written once), so GB/s is a lower bound on what the kernel moved. */
 
 typedef struct kernel_work {
     const char *name;
@@ -498,86 +429,70 @@ typedef struct kernel_work {
     double flop, bytes;
 } kernel_work;
 
-/* src/ops/conv2d.c's chunk_rows (same bound, same environment override). */
-static int im2col_chunk_rows(const conv_layer *l)
-{
-    size_t limit = (size_t)64 << 20;
-    const char *s = getenv("DSDEBLUR_CONV_COL_LIMIT");
-    if (s && *s) {
-        char *end;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (*end == '\0' && v > 0)
-            limit = (size_t)v;
-    }
-    size_t row_floats = (size_t)l->cin * l->k * l->k * (size_t)l->ow;
-    size_t rows = limit / (row_floats * sizeof(float));
-    if (rows > 0xffffffffu / row_floats)
-        rows = 0xffffffffu / row_floats;
-    if (rows < 1)
-        rows = 1;
-    if (rows > (size_t)l->oh)
-        rows = (size_t)l->oh;
-    return (int)rows;
-}
-
 enum { WORK_SGEMM, WORK_IM2COL, WORK_BIAS_FILL, WORK_DEPTHWISE, WORK_DIRECT, WORK_COUNT };
 
-/* Convs with at most this many output channels (and not 1x1 stride 1 unpadded)
- * run conv2d_direct_few, one launch for the batch (src/ops/conv2d.c). */
-enum { DIRECT_MAX_COUT = 4 };
-
-/* The five kernels' work in one inference forward (see "Work model"). */
+/* The five kernels' work in one inference forward of batch x 3 x h x w, read
+ * from the generator's plan; *macs: all its convs' multiply-adds, *bytes:
+ * the device memory the plan needs (NAN and 0 when it cannot be planned). */
 static void gen_forward_work(const dsd_generator_config *g, int batch, int h, int w,
-                             kernel_work work[WORK_COUNT])
+                             kernel_work work[WORK_COUNT], double *macs, uint64_t *bytes)
 {
-    const kernel_work zero[WORK_COUNT] = {{"clblast_sgemm", 0, 0, 0},
-                                          {"conv2d_im2col", 0, 0, 0},
-                                          {"conv2d_bias_fill", 0, 0, 0},
-                                          {"depthwise_forward", 0, 0, 0},
-                                          {"conv2d_direct_few", 0, 0, 0}};
+    const kernel_work zero[WORK_COUNT] = {
+        [WORK_SGEMM] = {.name = "clblast_sgemm"},
+        [WORK_IM2COL] = {.name = "conv2d_im2col"},
+        [WORK_BIAS_FILL] = {.name = "conv2d_bias_fill"},
+        [WORK_DEPTHWISE] = {.name = "depthwise_forward"},
+        [WORK_DIRECT] = {.name = "conv2d_direct_few"},
+    };
     memcpy(work, zero, sizeof zero);
-    int max = gen_conv_count(g);
-    conv_layer *layers = malloc((size_t)max * sizeof *layers);
-    if (!layers)
+    *macs = NAN;
+    *bytes = 0;
+    dsd_network_plan plan = {0};
+    if (dsd_generator_plan(g, batch, h, w, 0, &plan, NULL) != DSD_OK) {
+        dsd_network_plan_free(&plan);
         return; /* no model: every rate prints '-' */
-    int n = gen_conv_layers(g, h, w, layers, max);
-    for (int i = 0; i < n; i++) {
-        const conv_layer *l = &layers[i];
+    }
+    *macs = dsd_network_plan_macs(&plan);
+    *bytes = dsd_network_plan_bytes(&plan);
+    for (size_t i = 0; i < plan.n_layers; i++) {
+        const dsd_conv2d_plan *l = &plan.layers[i].conv;
+        const int k = l->params.kernel_h * l->params.kernel_w;
         double in = (double)l->cin * l->h * l->w, out = (double)l->cout * l->oh * l->ow;
-        double wts = (double)l->cout * (l->cin / l->groups) * l->k * l->k;
-        double macs = conv_macs(l, batch);
-        if (l->groups == l->cin && l->groups > 1) {
-            work[WORK_DEPTHWISE].calls += 1;
-            work[WORK_DEPTHWISE].flop += 2 * macs;
-            work[WORK_DEPTHWISE].bytes += 4 * (batch * (in + out) + wts + l->cout);
-            continue;
+        double wts = (double)l->cout * (l->cin / l->params.groups) * k;
+        switch (l->forward) {
+        case DSD_CONV2D_ROUTE_DEPTHWISE:
+        case DSD_CONV2D_ROUTE_DIRECT_FEW: {
+            kernel_work *kw = &work[l->forward == DSD_CONV2D_ROUTE_DEPTHWISE ? WORK_DEPTHWISE
+                                                                             : WORK_DIRECT];
+            kw->calls += 1;
+            kw->flop += 2 * l->macs;
+            kw->bytes += 4 * (batch * (in + out) + wts + l->cout);
+            break;
         }
-        int pointwise = l->k == 1 && l->stride == 1 && l->pad == 0;
-        if (l->cout <= DIRECT_MAX_COUT && !pointwise) {
-            work[WORK_DIRECT].calls += 1;
-            work[WORK_DIRECT].flop += 2 * macs;
-            work[WORK_DIRECT].bytes += 4 * (batch * (in + out) + wts + l->cout);
-            continue;
-        }
-        work[WORK_BIAS_FILL].calls += 1;
-        work[WORK_BIAS_FILL].bytes += 4 * (batch * out + l->cout);
-        work[WORK_SGEMM].flop += 2 * macs;
-        if (pointwise) {
+        case DSD_CONV2D_ROUTE_POINTWISE:
+            work[WORK_BIAS_FILL].calls += 1;
+            work[WORK_BIAS_FILL].bytes += 4 * (batch * out + l->cout);
+            work[WORK_SGEMM].flop += 2 * l->macs;
             /* C (Cout x HW) += W (Cout x Cin) X (Cin x HW), per image */
             work[WORK_SGEMM].calls += (unsigned)batch;
             work[WORK_SGEMM].bytes += 4 * (wts * batch + batch * (in + 2 * out));
-            continue;
+            break;
+        case DSD_CONV2D_ROUTE_IM2COL: {
+            work[WORK_BIAS_FILL].calls += 1;
+            work[WORK_BIAS_FILL].bytes += 4 * (batch * out + l->cout);
+            work[WORK_SGEMM].flop += 2 * l->macs;
+            unsigned chunks = (unsigned)l->chunks;
+            double kc = (double)l->cin * k, cols = (double)l->oh * l->ow;
+            work[WORK_IM2COL].calls += chunks * (unsigned)batch;
+            work[WORK_IM2COL].bytes += 4 * batch * (kc * cols + in);
+            /* per chunk: C (Cout x cols) += W (Cout x Kc) col (Kc x cols) */
+            work[WORK_SGEMM].calls += chunks * (unsigned)batch;
+            work[WORK_SGEMM].bytes += 4 * (wts * chunks * batch + batch * (kc * cols + 2 * out));
+            break;
         }
-        int rows = im2col_chunk_rows(l);
-        unsigned chunks = (unsigned)((l->oh + rows - 1) / rows);
-        double kc = (double)l->cin * l->k * l->k, cols = (double)l->oh * l->ow;
-        work[WORK_IM2COL].calls += chunks * (unsigned)batch;
-        work[WORK_IM2COL].bytes += 4 * batch * (kc * cols + in);
-        /* per chunk: C (Cout x cols) += W (Cout x Kc) col (Kc x cols) */
-        work[WORK_SGEMM].calls += chunks * (unsigned)batch;
-        work[WORK_SGEMM].bytes += 4 * (wts * chunks * batch + batch * (kc * cols + 2 * out));
+        }
     }
-    free(layers);
+    dsd_network_plan_free(&plan);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -597,6 +512,8 @@ typedef struct bench_result {
     size_t n_rows;
     double events_ms;       /* sum of its event times */
     int model_mismatch;     /* a modelled kernel's calls differed from the profile */
+    uint64_t peak_bytes;    /* the buffer pool's peak over the runs (weights included) */
+    uint64_t planned_bytes; /* inference: the plan's arena and workspace (0: unknown) */
 } bench_result;
 
 static void bench_result_free(bench_result *r)
@@ -634,6 +551,7 @@ static dsd_status bench(dsd_context *ctx, run_fn fn, void *arg, int warmup, int 
     double *sorted = calloc((size_t)reps, sizeof *sorted);
     r->wall_s = calloc((size_t)reps, sizeof *r->wall_s);
     r->reps = reps;
+    dsd_pool_reset_peak(ctx);
     if (!prof || !n_prof || !sorted || !r->wall_s) {
         st = tool_fail(err, DSD_ERR_OUT_OF_MEMORY, "out of host memory");
         goto done;
@@ -671,6 +589,7 @@ static dsd_status bench(dsd_context *ctx, run_fn fn, void *arg, int warmup, int 
         dsd_profile_reset(ctx);
     }
 #undef CTX_TRY
+    r->peak_bytes = dsd_pool_get_stats(ctx).peak_bytes;
     memcpy(sorted, r->wall_s, (size_t)reps * sizeof *sorted);
     qsort(sorted, (size_t)reps, sizeof *sorted, cmp_double);
     r->min_s = sorted[0];
@@ -742,6 +661,10 @@ static void print_result(const char *what, const bench_result *r, double model_g
     if (model_gflop > 0)
         printf("; %.4g GFLOP of convolutions -> %.4g GFLOP/s", model_gflop,
                model_gflop / r->median_s);
+    printf("\n  device memory: peak %.1f MiB (buffer pool: weights, inputs, activations, "
+           "workspace)", r->peak_bytes / 1048576.0);
+    if (r->planned_bytes)
+        printf("; the plan's arena and workspace %.1f MiB", r->planned_bytes / 1048576.0);
     printf("\n  kernels of run %d (the median), device time from OpenCL events:\n",
            r->median_run + 1);
     printf("  %-34s %7s %11s %7s %9s %9s\n", "kernel", "calls", "total ms", "share",
@@ -782,7 +705,7 @@ typedef struct infer_arg {
 static dsd_status run_inference(void *p, dsd_error *err)
 {
     infer_arg *a = p;
-    dsd_status st = dsd_generator_forward(a->ctx, a->g, a->x, a->y, 0, 0);
+    dsd_status st = dsd_generator_forward(a->ctx, a->g, a->x, a->y, NULL);
     if (st != DSD_OK)
         *err = *dsd_context_error(a->ctx);
     return st;
@@ -866,6 +789,7 @@ static void json_profile(FILE *f, const bench_result *r)
 
 static void json_times(FILE *f, const bench_result *r)
 {
+    fprintf(f, "\"peak_device_bytes\": %llu, ", (unsigned long long)r->peak_bytes);
     fputs("\"median_s\": ", f);
     json_number(f, r->median_s);
     fputs(", \"min_s\": ", f);
@@ -1086,9 +1010,10 @@ static int bench_inference(dsd_context *ctx, const options *o, const dsd_generat
             goto done;
         }
         kernel_work work[WORK_COUNT];
-        gen_forward_work(gc, 1, h, w, work);
+        uint64_t planned;
+        gen_forward_work(gc, 1, h, w, work, &macs[i], &planned);
         apply_work(&out[i], work, WORK_COUNT);
-        macs[i] = gen_conv_macs(gc, 1, h, w);
+        out[i].planned_bytes = planned;
         char what[64];
         snprintf(what, sizeof what, "inference %dx%d", w, h);
         print_result(what, &out[i], 2 * macs[i] * 1e-9);

@@ -73,34 +73,57 @@ static int round4(int v)
     return (v + 3) / 4 * 4;
 }
 
+/* Device bytes of one inference pass (the plan's arena and workspace);
+ * *largest grows to its largest buffer. UINT64_MAX when it cannot be planned. */
+static uint64_t pass_bytes(const dsd_generator_config *cfg, int stage, int h, int w,
+                           uint64_t *largest)
+{
+    dsd_network_plan plan = {0};
+    dsd_status st = stage < 0 ? dsd_generator_plan(cfg, 1, h, w, 0, &plan, NULL)
+                              : dsd_generator_plan_stage(cfg, (dsd_generator_stage)stage, 1, h,
+                                                         w, &plan, NULL);
+    uint64_t bytes = st == DSD_OK ? dsd_network_plan_bytes(&plan) : UINT64_MAX;
+    uint64_t arena = (uint64_t)plan.arena_floats * sizeof(float);
+    if (st != DSD_OK)
+        arena = UINT64_MAX;
+    *largest = arena > *largest ? arena : *largest;
+    *largest = plan.workspace_bytes > *largest ? plan.workspace_bytes : *largest;
+    dsd_network_plan_free(&plan);
+    return bytes;
+}
+
+static uint64_t sum_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
 void dsd_deblur_estimate_bytes(const dsd_generator_config *cfg, int h, int w, int tile,
                                uint64_t *peak, uint64_t *largest)
 {
-    const double b = cfg ? cfg->base_width : 64;
+    const dsd_generator_config c = cfg ? *cfg : dsd_generator_default_config();
     int ph, pw;
     dsd_deblur_padded_size(h, w, &ph, &pw);
-    double p = (double)ph * pw, top, big;
-    /* conv2d's column buffer: the tail's B * 49 rows per pixel, at most
-     * 64 MiB (CONV_COL_LIMIT_BYTES in src/ops/conv2d.c) */
-    double col = 49.0 * b * p * 4 < 64.0 * 1048576.0 ? 49.0 * b * p * 4 : 64.0 * 1048576.0;
-    if (tile <= 0) {
-        /* up.1's output (4B at H/2 x W/2 = B floats per pixel) and its
-         * shuffled copy (B per pixel) side by side, plus x and y */
-        top = (2 * b + 6) * p;
-        big = b * p;
-    } else {
-        int e = cfg ? dsd_deblur_default_overlap(cfg) : 12;
-        int t = round4(tile);
-        double th = t + 2.0 * e < ph ? t + 2.0 * e : ph, tw = t + 2.0 * e < pw ? t + 2.0 * e : pw;
-        double a = th * tw;
-        /* the whole (4B, H/4, W/4) map (B/4 floats per pixel) plus one tile's
-         * full-resolution peak, or three such maps inside a block */
-        double tiles = b / 4 * p + (2 * b + 6) * a, blocks = 0.75 * b * p;
-        top = tiles > blocks ? tiles : blocks;
-        big = b / 4 * p > b * a ? b / 4 * p : b * a;
+    const uint64_t image = (uint64_t)3 * ph * pw * sizeof(float);
+    *largest = image;
+    if (tile <= 0) { /* x, y and the whole network's pass */
+        *peak = sum_sat(2 * image, pass_bytes(&c, -1, ph, pw, largest));
+        return;
     }
-    *peak = (uint64_t)(top * 4 + col);
-    *largest = (uint64_t)(big * 4);
+    /* the whole quarter-resolution map (and the next block's output) stay on
+     * the device; one tile of x, of its features and of y at a time */
+    int e = dsd_deblur_default_overlap(&c), t = round4(tile);
+    int th = t + 2 * e < ph ? t + 2 * e : ph, tw = t + 2 * e < pw ? t + 2 * e : pw;
+    const uint64_t map = (uint64_t)4 * c.base_width * (ph / 4) * (pw / 4) * sizeof(float);
+    const uint64_t x_tile = (uint64_t)3 * th * tw * sizeof(float);
+    const uint64_t f_tile = (uint64_t)4 * c.base_width * (th / 4) * (tw / 4) * sizeof(float);
+    *largest = map > x_tile ? map : x_tile;
+    uint64_t enc = sum_sat(map + x_tile + f_tile,
+                           pass_bytes(&c, DSD_GENERATOR_ENCODE, th, tw, largest));
+    uint64_t blocks = sum_sat(2 * map, pass_bytes(&c, DSD_GENERATOR_BLOCKS, ph, pw, largest));
+    uint64_t dec = sum_sat(map + 2 * x_tile + f_tile,
+                           pass_bytes(&c, DSD_GENERATOR_DECODE, th, tw, largest));
+    *peak = enc > blocks ? enc : blocks;
+    *peak = dec > *peak ? dec : *peak;
 }
 
 /* Planar (3, h, w) -> (3, ph, pw), padded on the right and bottom. Mirrors
@@ -122,151 +145,7 @@ static void pad_planar(const float *x, int h, int w, float *out, int ph, int pw)
 }
 
 /* ------------------------------------------------------------------------ */
-/* The network in stages (inference; mirrors generator_run in
- * src/model/generator.c op for op) */
-
-static const dsd_conv2d_params conv_7x7_reflect = {7, 7, 1, 3, DSD_PAD_REFLECT, 1};
-static const dsd_conv2d_params conv_down = {3, 3, 2, 1, DSD_PAD_ZERO, 1};
-static const dsd_conv2d_params conv_1x1 = {1, 1, 1, 0, DSD_PAD_ZERO, 1};
-static const dsd_conv2d_params conv_spatial = {7, 7, 1, 3, DSD_PAD_ZERO, 1};
-
-/* f (1, 4B, h/4, w/4) = the encoder on x (1, 3, h, w). */
-static dsd_status stage_encode(dsd_context *ctx, const dsd_generator *g, const dsd_tensor *x,
-                               dsd_tensor *f)
-{
-    const dsd_generator_weights *w = &g->w;
-    const int b = g->cfg.base_width, h = x->h, wd = x->w;
-    const float s = g->cfg.slope;
-    dsd_tensor a0 = {0}, a1 = {0};
-    dsd_status st;
-    CHECK(dsd_tensor_init(ctx, &a0, 1, b, h, wd));
-    CHECK(dsd_conv2d_forward(ctx, &conv_7x7_reflect, x, &w->head.weight, &w->head.bias, &a0));
-    CHECK(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, s, &a0, &a0));
-    CHECK(dsd_tensor_init(ctx, &a1, 1, 2 * b, h / 2, wd / 2));
-    CHECK(dsd_conv2d_forward(ctx, &conv_down, &a0, &w->down[0].weight, &w->down[0].bias, &a1));
-    dsd_tensor_free(ctx, &a0);
-    CHECK(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, s, &a1, &a1));
-    CHECK(dsd_conv2d_forward(ctx, &conv_down, &a1, &w->down[1].weight, &w->down[1].bias, f));
-    CHECK(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, s, f, f));
-done:
-    dsd_tensor_free(ctx, &a0);
-    dsd_tensor_free(ctx, &a1);
-    return st;
-}
-
-/* out = DSCRb_b(x) on a whole (1, C, h, w) map (dscrb_forward, inference). */
-static dsd_status block_forward(dsd_context *ctx, const dsd_generator *g, int bi,
-                                const dsd_tensor *x, dsd_tensor *out)
-{
-    const dsd_dscrb_weights *w = &g->w.blocks[bi];
-    const float s = g->cfg.slope;
-    const int c = x->c, h = x->h, wd = x->w, hidden = w->fc1.weight.n;
-    const dsd_conv2d_params dw = {3, 3, 1, 1, DSD_PAD_REFLECT, c};
-    dsd_tensor avg = {0}, mx = {0}, a1 = {0}, a2 = {0}, mc = {0}, o2 = {0}, f1 = {0};
-    dsd_tensor cm = {0}, cx = {0}, cat = {0}, ms = {0}, d = {0}, l = {0};
-    dsd_status st;
-
-    /* channel attention over the whole map: mc (1, C, 1, 1) */
-    CHECK(dsd_tensor_init(ctx, &avg, 1, c, 1, 1));
-    CHECK(dsd_tensor_init(ctx, &mx, 1, c, 1, 1));
-    CHECK(dsd_global_avg_pool_forward(ctx, x, &avg));
-    CHECK(dsd_global_max_pool_forward(ctx, x, &mx));
-    CHECK(dsd_tensor_init(ctx, &a1, 1, hidden, 1, 1));
-    CHECK(dsd_conv2d_forward(ctx, &conv_1x1, &avg, &w->fc1.weight, &w->fc1.bias, &a1));
-    CHECK(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, s, &a1, &a1));
-    CHECK(dsd_tensor_init(ctx, &mc, 1, c, 1, 1));
-    CHECK(dsd_conv2d_forward(ctx, &conv_1x1, &a1, &w->fc2.weight, &w->fc2.bias, &mc));
-    CHECK(dsd_tensor_init(ctx, &a2, 1, hidden, 1, 1));
-    CHECK(dsd_conv2d_forward(ctx, &conv_1x1, &mx, &w->fc1.weight, &w->fc1.bias, &a2));
-    CHECK(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, s, &a2, &a2));
-    CHECK(dsd_tensor_init(ctx, &o2, 1, c, 1, 1));
-    CHECK(dsd_conv2d_forward(ctx, &conv_1x1, &a2, &w->fc2.weight, &w->fc2.bias, &o2));
-    CHECK(dsd_add_forward(ctx, &mc, &o2, 1.0f, &mc));
-    CHECK(dsd_activation_forward(ctx, DSD_ACT_SIGMOID, 0.0f, &mc, &mc));
-    CHECK(dsd_tensor_init(ctx, &f1, 1, c, h, wd));
-    CHECK(dsd_mul_forward(ctx, x, &mc, &f1));
-
-    /* spatial attention, in place on f1 */
-    CHECK(dsd_tensor_init(ctx, &cm, 1, 1, h, wd));
-    CHECK(dsd_tensor_init(ctx, &cx, 1, 1, h, wd));
-    CHECK(dsd_channel_mean_forward(ctx, &f1, &cm));
-    CHECK(dsd_channel_max_forward(ctx, &f1, &cx));
-    CHECK(dsd_tensor_init(ctx, &cat, 1, 2, h, wd));
-    CHECK(dsd_concat_forward(ctx, &cm, &cx, &cat));
-    CHECK(dsd_tensor_init(ctx, &ms, 1, 1, h, wd));
-    CHECK(dsd_conv2d_forward(ctx, &conv_spatial, &cat, &w->sa.weight, &w->sa.bias, &ms));
-    CHECK(dsd_activation_forward(ctx, DSD_ACT_SIGMOID, 0.0f, &ms, &ms));
-    CHECK(dsd_mul_forward(ctx, &f1, &ms, &f1));
-
-    /* DSC -> LReLU -> DSC -> LReLU -> DSC (dropout is off), then + x */
-    CHECK(dsd_tensor_init(ctx, &d, 1, c, h, wd));
-    CHECK(dsd_conv2d_forward(ctx, &dw, &f1, &w->depthwise[0].weight, &w->depthwise[0].bias, &d));
-    dsd_tensor_free(ctx, &f1);
-    CHECK(dsd_tensor_init(ctx, &l, 1, c, h, wd));
-    CHECK(dsd_conv2d_forward(ctx, &conv_1x1, &d, &w->pointwise[0].weight,
-                             &w->pointwise[0].bias, &l));
-    CHECK(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, s, &l, &l));
-    CHECK(dsd_conv2d_forward(ctx, &dw, &l, &w->depthwise[1].weight, &w->depthwise[1].bias, &d));
-    CHECK(dsd_conv2d_forward(ctx, &conv_1x1, &d, &w->pointwise[1].weight,
-                             &w->pointwise[1].bias, &l));
-    CHECK(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, s, &l, &l));
-    CHECK(dsd_conv2d_forward(ctx, &dw, &l, &w->depthwise[2].weight, &w->depthwise[2].bias, &d));
-    CHECK(dsd_conv2d_forward(ctx, &conv_1x1, &d, &w->pointwise[2].weight,
-                             &w->pointwise[2].bias, out));
-    CHECK(dsd_add_forward(ctx, out, x, 1.0f, out));
-done:
-    dsd_tensor_free(ctx, &avg);
-    dsd_tensor_free(ctx, &mx);
-    dsd_tensor_free(ctx, &a1);
-    dsd_tensor_free(ctx, &a2);
-    dsd_tensor_free(ctx, &mc);
-    dsd_tensor_free(ctx, &o2);
-    dsd_tensor_free(ctx, &f1);
-    dsd_tensor_free(ctx, &cm);
-    dsd_tensor_free(ctx, &cx);
-    dsd_tensor_free(ctx, &cat);
-    dsd_tensor_free(ctx, &ms);
-    dsd_tensor_free(ctx, &d);
-    dsd_tensor_free(ctx, &l);
-    return st;
-}
-
-/* y (1, 3, h, w) = clamp(x + tanh(decoder(f)), -1, 1), f (1, 4B, h/4, w/4). */
-static dsd_status stage_decode(dsd_context *ctx, const dsd_generator *g, const dsd_tensor *f,
-                               const dsd_tensor *x, dsd_tensor *y)
-{
-    const dsd_generator_weights *w = &g->w;
-    const int b = g->cfg.base_width, k = g->cfg.up_kernel, h = x->h, wd = x->w;
-    const float s = g->cfg.slope;
-    const dsd_conv2d_params up = {k, k, 1, k / 2, DSD_PAD_ZERO, 1};
-    dsd_tensor u = {0}, v1 = {0}, v2 = {0}, t = {0};
-    dsd_status st;
-    CHECK(dsd_tensor_init(ctx, &u, 1, 8 * b, h / 4, wd / 4));
-    CHECK(dsd_conv2d_forward(ctx, &up, f, &w->up[0].weight, &w->up[0].bias, &u));
-    CHECK(dsd_tensor_init(ctx, &v1, 1, 2 * b, h / 2, wd / 2));
-    CHECK(dsd_pixel_shuffle_forward(ctx, 2, &u, &v1));
-    dsd_tensor_free(ctx, &u);
-    CHECK(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, s, &v1, &v1));
-    CHECK(dsd_tensor_init(ctx, &u, 1, 4 * b, h / 2, wd / 2));
-    CHECK(dsd_conv2d_forward(ctx, &up, &v1, &w->up[1].weight, &w->up[1].bias, &u));
-    dsd_tensor_free(ctx, &v1);
-    CHECK(dsd_tensor_init(ctx, &v2, 1, b, h, wd));
-    CHECK(dsd_pixel_shuffle_forward(ctx, 2, &u, &v2));
-    dsd_tensor_free(ctx, &u);
-    CHECK(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, s, &v2, &v2));
-    CHECK(dsd_tensor_init(ctx, &t, 1, 3, h, wd));
-    CHECK(dsd_conv2d_forward(ctx, &conv_7x7_reflect, &v2, &w->tail.weight, &w->tail.bias, &t));
-    dsd_tensor_free(ctx, &v2);
-    CHECK(dsd_activation_forward(ctx, DSD_ACT_TANH, 0.0f, &t, &t));
-    CHECK(dsd_add_forward(ctx, x, &t, 1.0f, y));
-    CHECK(dsd_clamp_forward(ctx, -1.0f, 1.0f, y, y));
-done:
-    dsd_tensor_free(ctx, &u);
-    dsd_tensor_free(ctx, &v1);
-    dsd_tensor_free(ctx, &v2);
-    dsd_tensor_free(ctx, &t);
-    return st;
-}
+/* Tiles */
 
 /* dst[:, dy .. dy + h, dx .. dx + w] = src[:, sy .. sy + h, sx .. sx + w] for
  * batch-1 tensors of one channel count: one rectangular copy, channels as
@@ -346,7 +225,7 @@ static dsd_status run_tiled(dsd_context *ctx, dsd_generator *g, const float *xp,
             CHECK(dsd_context_finish(ctx));
             t0 = now_s();
             CHECK(dsd_tensor_init(ctx, &ft, 1, c, eh / 4, ew / 4));
-            CHECK(stage_encode(ctx, g, &xt, &ft));
+            CHECK(dsd_generator_encode(ctx, g, &xt, &ft));
             CHECK(copy_rect(ctx, &ft, (sx.core0 - sx.ext0) / 4, (sy.core0 - sy.ext0) / 4, &f,
                             sx.core0 / 4, sy.core0 / 4, (sx.core1 - sx.core0) / 4,
                             (sy.core1 - sy.core0) / 4));
@@ -361,7 +240,7 @@ static dsd_status run_tiled(dsd_context *ctx, dsd_generator *g, const float *xp,
     t0 = now_s();
     for (int b = 0; b < g->cfg.n_blocks; b++) {
         CHECK(dsd_tensor_init(ctx, &f2, 1, c, ph / 4, pw / 4));
-        CHECK(block_forward(ctx, g, b, &f, &f2));
+        CHECK(dsd_generator_block(ctx, g, b, &f, &f2));
         dsd_tensor_free(ctx, &f);
         f = f2;
         memset(&f2, 0, sizeof f2);
@@ -381,7 +260,7 @@ static dsd_status run_tiled(dsd_context *ctx, dsd_generator *g, const float *xp,
             CHECK(dsd_tensor_init(ctx, &ft, 1, c, eh / 4, ew / 4));
             CHECK(copy_rect(ctx, &f, sx.ext0 / 4, sy.ext0 / 4, &ft, 0, 0, ew / 4, eh / 4));
             CHECK(dsd_tensor_init(ctx, &yt, 1, 3, eh, ew));
-            CHECK(stage_decode(ctx, g, &ft, &xt, &yt));
+            CHECK(dsd_generator_decode(ctx, g, &ft, &xt, &yt));
             dsd_tensor_free(ctx, &ft);
             CHECK(dsd_context_finish(ctx));
             *device_s += now_s() - t0;
@@ -416,7 +295,7 @@ static dsd_status run_whole(dsd_context *ctx, dsd_generator *g, const float *xp,
     CHECK(dsd_tensor_upload(ctx, &x, xp, count));
     CHECK(dsd_context_finish(ctx));
     double t0 = now_s();
-    CHECK(dsd_generator_forward(ctx, g, &x, &y, 0, 0));
+    CHECK(dsd_generator_forward(ctx, g, &x, &y, NULL));
     CHECK(dsd_context_finish(ctx));
     *device_s += now_s() - t0;
     CHECK(dsd_tensor_download(ctx, &y, yp, count));

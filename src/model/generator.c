@@ -158,60 +158,6 @@ static dsd_status generator_bind(dsd_context *ctx, dsd_generator *g, const dsd_t
 }
 
 /* ------------------------------------------------------------------------ */
-/* Saved activations */
-
-/* One DSCRb's activations (training), or its scratch (inference). */
-typedef struct dscrb_saved {
-    dsd_tensor avg, mx;   /* (N, C, 1, 1) pooled block input */
-    dsd_tensor a1, a2;    /* (N, hidden, 1, 1) LReLU(fc1(avg)), LReLU(fc1(mx)) */
-    dsd_tensor mc;        /* (N, C, 1, 1) channel attention map */
-    dsd_tensor f1;        /* (N, C, H, W) x * mc */
-    dsd_tensor cat;       /* (N, 2, H, W) [mean_c f1; max_c f1] */
-    dsd_tensor ms;        /* (N, 1, H, W) spatial attention map */
-    dsd_tensor f2;        /* (N, C, H, W) f1 * ms */
-    dsd_tensor d[3];      /* (N, C, H, W) depthwise outputs of the three DSCs */
-    dsd_tensor l1;        /* DSC 1 -> LReLU -> Dropout (in place) */
-    dsd_tensor l2;        /* DSC 2 -> LReLU */
-    dsd_tensor out;       /* x + DSC 3 */
-    dsd_tensor o2, cm, cx; /* forward scratch, never kept */
-} dscrb_saved;
-
-struct dsd_generator_tape {
-    int pending;          /* a training forward waits for its backward */
-    uint64_t step;
-    dsd_tensor x;         /* (N, 3, H, W) the input, borrowed */
-    dsd_tensor a0;        /* (N, B, H, W) head after LReLU */
-    dsd_tensor a1;        /* (N, 2B, H/2, W/2) down.0 after LReLU */
-    dsd_tensor a2;        /* (N, C, H/4, W/4) down.1 after LReLU */
-    dscrb_saved *blocks;  /* n_blocks (training) or one scratch block (inference) */
-    dsd_tensor feat;      /* inference: the current block input */
-    dsd_tensor u;         /* up conv output before the shuffle (scratch) */
-    dsd_tensor v1;        /* (N, 2B, H/2, W/2) up.0 after shuffle + LReLU */
-    dsd_tensor v2;        /* (N, B, H, W) up.1 after shuffle + LReLU */
-    dsd_tensor t;         /* (N, 3, H, W) tanh(tail) */
-    dsd_tensor s;         /* (N, 3, H, W) x + t, the clamp's input */
-};
-
-static void dscrb_saved_release(dsd_context *ctx, dscrb_saved *s)
-{
-    dsd_tensor *all = (dsd_tensor *)s;
-    for (size_t i = 0; i < sizeof *s / sizeof(dsd_tensor); i++)
-        dsd_tensor_free(ctx, &all[i]);
-}
-
-static void tape_release(dsd_context *ctx, struct dsd_generator_tape *t, int n_blocks)
-{
-    for (int i = 0; i < n_blocks; i++)
-        dscrb_saved_release(ctx, &t->blocks[i]);
-    dsd_tensor *singles[] = {&t->a0, &t->a1, &t->a2, &t->feat, &t->u,
-                             &t->v1, &t->v2, &t->t,  &t->s};
-    for (size_t i = 0; i < sizeof singles / sizeof singles[0]; i++)
-        dsd_tensor_free(ctx, singles[i]);
-    memset(&t->x, 0, sizeof t->x); /* borrowed, never freed */
-    t->pending = 0;
-}
-
-/* ------------------------------------------------------------------------ */
 /* Init / free */
 
 dsd_status dsd_generator_init(dsd_context *ctx, dsd_generator *g, const dsd_generator_config *cfg)
@@ -226,10 +172,7 @@ dsd_status dsd_generator_init(dsd_context *ctx, dsd_generator *g, const dsd_gene
     if (st == DSD_OK) {
         g->w.blocks = calloc(nb, sizeof *g->w.blocks);
         g->grad.blocks = calloc(nb, sizeof *g->grad.blocks);
-        g->tape = calloc(1, sizeof *g->tape);
-        if (g->tape)
-            g->tape->blocks = calloc(nb, sizeof *g->tape->blocks);
-        if (!g->w.blocks || !g->grad.blocks || !g->tape || !g->tape->blocks)
+        if (!g->w.blocks || !g->grad.blocks)
             st = DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_OUT_OF_MEMORY, "generator views for %d "
                           "blocks", c.n_blocks);
     }
@@ -251,12 +194,6 @@ void dsd_generator_free(dsd_context *ctx, dsd_generator *g)
 {
     if (!g)
         return;
-    if (g->tape) {
-        if (g->tape->blocks)
-            tape_release(ctx, g->tape, g->cfg.n_blocks);
-        free(g->tape->blocks);
-        free(g->tape);
-    }
     free(g->w.blocks);
     free(g->grad.blocks);
     dsd_params_free(ctx, &g->params);
@@ -271,23 +208,198 @@ dsd_status dsd_generator_init_weights(dsd_context *ctx, dsd_generator *g, uint64
 }
 
 /* ------------------------------------------------------------------------ */
+/* Saved activations */
+
+/* One DSCRb's activations (training), or its scratch (inference). */
+typedef struct dscrb_saved {
+    dsd_tensor avg, mx;   /* (N, C, 1, 1) pooled block input */
+    dsd_tensor a1, a2;    /* (N, hidden, 1, 1) LReLU(fc1(avg)), LReLU(fc1(mx)) */
+    dsd_tensor mc;        /* (N, C, 1, 1) channel attention map */
+    dsd_tensor f1;        /* (N, C, H, W) x * mc */
+    dsd_tensor cat;       /* (N, 2, H, W) [mean_c f1; max_c f1] */
+    dsd_tensor ms;        /* (N, 1, H, W) spatial attention map */
+    dsd_tensor f2;        /* (N, C, H, W) f1 * ms */
+    dsd_tensor d[3];      /* (N, C, H, W) depthwise outputs of the three DSCs */
+    dsd_tensor l1;        /* DSC 1 -> LReLU -> Dropout (in place) */
+    dsd_tensor l2;        /* DSC 2 -> LReLU */
+    dsd_tensor out;       /* x + DSC 3 */
+    dsd_tensor o2, cm, cx; /* forward scratch, never kept */
+} dscrb_saved;
+
+struct dsd_generator_saved {
+    dsd_tensor head_out;    /* (N, B, H, W) head after LReLU */
+    dsd_tensor down0_out;   /* (N, 2B, H/2, W/2) down.0 after LReLU */
+    dsd_tensor features;    /* (N, C, H/4, W/4) down.1 after LReLU: the blocks' input */
+    dsd_tensor block_in;    /* inference: the current block's input */
+    dscrb_saved *blocks;    /* n_blocks (training) or one scratch block (inference) */
+    int n_blocks;           /* entries of blocks */
+    dsd_tensor up_conv;     /* an up conv's output before the shuffle (scratch) */
+    dsd_tensor up0_out;     /* (N, 2B, H/2, W/2) up.0 after shuffle + LReLU */
+    dsd_tensor up1_out;     /* (N, B, H, W) up.1 after shuffle + LReLU */
+    dsd_tensor tail_tanh;   /* (N, 3, H, W) tanh(tail(up1_out)) */
+    dsd_tensor residual;    /* (N, 3, H, W) x + tail_tanh, the clamp's input */
+};
+
+static struct dsd_generator_saved *saved_new(int n_blocks)
+{
+    struct dsd_generator_saved *sv = calloc(1, sizeof *sv);
+    if (!sv)
+        return NULL;
+    sv->n_blocks = n_blocks > 0 ? n_blocks : 1;
+    sv->blocks = calloc((size_t)sv->n_blocks, sizeof *sv->blocks);
+    if (!sv->blocks) {
+        free(sv);
+        return NULL;
+    }
+    return sv;
+}
+
+static void saved_delete(struct dsd_generator_saved *sv)
+{
+    if (sv)
+        free(sv->blocks);
+    free(sv);
+}
+
+/* Forgets every slot (the arena stays): a new pass starts from here. */
+static void saved_clear(struct dsd_generator_saved *sv)
+{
+    dscrb_saved *blocks = sv->blocks;
+    int n = sv->n_blocks;
+    memset(blocks, 0, (size_t)n * sizeof *blocks);
+    memset(sv, 0, sizeof *sv);
+    sv->blocks = blocks;
+    sv->n_blocks = n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* A pass: planned, then run
+ *
+ * The same functions below plan a pass (ctx NULL: shapes only, nothing runs;
+ * every slot taken and given back and every convolution is recorded in the
+ * plan) and run it (each slot becomes a view of the arena at its planned
+ * offset; the column buffer is the planned workspace). See src/model/plan.c. */
+
+typedef struct gen_pass {
+    dsd_context *ctx;                 /* NULL while planning */
+    dsd_network_plan *plan;           /* planning: filled; running: replayed */
+    size_t next_slot;                 /* running: the next of plan->slots */
+    const dsd_tensor *arena;          /* running: where the slots live */
+    const dsd_tensor *workspace;      /* running: the column buffer (NULL: none needed) */
+    const dsd_generator_config *cfg;
+    const dsd_generator_weights *w;   /* shapes only while planning */
+    dsd_generator_weights *grad;      /* running backward: the gradient views */
+    uint64_t dropout_seed;
+    int training;                     /* dropout on, activations kept */
+    uint64_t step;                    /* training: the dropout masks' step */
+    int stage;                        /* the stage layers are recorded under */
+    dsd_error *err;                   /* where a planning error goes */
+} gen_pass;
+
+static dsd_error *pass_err(const gen_pass *r)
+{
+    return r->ctx ? dsd_ctx_err(r->ctx) : r->err;
+}
+
+/* *t = a slot of n x c x h x w floats (contents undefined). */
+static dsd_status take(gen_pass *r, dsd_tensor *t, int n, int c, int h, int w)
+{
+    size_t floats = (size_t)n * c * h * w;
+    *t = (dsd_tensor){.n = n, .c = c, .h = h, .w = w};
+    if (!r->ctx) {
+        size_t offset;
+        DSD_TRY(dsd_network_plan_take(r->plan, floats, &offset, r->err));
+        t->offset = (cl_uint)offset;
+        return DSD_OK;
+    }
+    if (r->next_slot >= r->plan->n_slots || r->plan->slots[r->next_slot].floats != floats)
+        return DSD_FAIL(dsd_ctx_err(r->ctx), DSD_ERR_INVALID_ARGUMENT, "generator: the pass "
+                        "departs from its plan at slot %zu (a %dx%dx%dx%d tensor)",
+                        r->next_slot, n, c, h, w);
+    const dsd_plan_slot *slot = &r->plan->slots[r->next_slot++];
+    t->buf = r->arena->buf;
+    t->offset = r->arena->offset + (cl_uint)slot->offset;
+    return DSD_OK;
+}
+
+/* take, filled with zeros (the op backwards accumulate). */
+static dsd_status take_zero(gen_pass *r, dsd_tensor *t, int n, int c, int h, int w)
+{
+    DSD_TRY(take(r, t, n, c, h, w));
+    return r->ctx ? dsd_tensor_fill(r->ctx, t, 0.0f) : DSD_OK;
+}
+
+/* Gives a slot back (its place in the arena may be taken again); safe on
+ * zeroed tensors. Never pass a caller's tensor. */
+static void give(gen_pass *r, dsd_tensor *t)
+{
+    if (!r->ctx && t->n > 0)
+        dsd_network_plan_give(r->plan, t->offset);
+    memset(t, 0, sizeof *t);
+}
+
+/* Runs an op's call only when the pass runs. */
+#define RUN(expr)                  \
+    do {                           \
+        if (ctx)                   \
+            DSD_TRY(expr);         \
+    } while (0)
+
+/* y = conv(x) with cw; while planning, records the layer ("blocks.<b>.name"
+ * for b >= 0) and its workspace. */
+static dsd_status conv_forward(gen_pass *r, int block, const char *name,
+                               const dsd_conv2d_params *p, const dsd_tensor *x,
+                               const dsd_conv_weights *cw, dsd_tensor *y)
+{
+    if (r->ctx)
+        return dsd_conv2d_forward_ws(r->ctx, p, x, &cw->weight, &cw->bias, y, r->workspace);
+    dsd_conv2d_plan cp;
+    DSD_TRY(dsd_conv2d_plan_make(p, x->n, x->c, x->h, x->w, y->c, &cp, r->err));
+    dsd_network_plan_need_workspace(r->plan, cp.forward_workspace);
+    char full[DSD_PARAM_NAME_MAX];
+    if (block >= 0)
+        snprintf(full, sizeof full, "blocks.%d.%s", block, name);
+    else
+        snprintf(full, sizeof full, "%s", name);
+    return dsd_network_plan_add_layer(r->plan, full, r->stage, &cp, r->err);
+}
+
+/* dx += dL/dx (dx may be NULL), gradients into gcw, for dy = dL/dy. */
+static dsd_status conv_backward(gen_pass *r, const dsd_conv2d_params *p, const dsd_tensor *x,
+                                const dsd_conv_weights *cw, const dsd_tensor *dy,
+                                dsd_tensor *dx, dsd_conv_weights *gcw)
+{
+    if (r->ctx)
+        return dsd_conv2d_backward_ws(r->ctx, p, x, &cw->weight, dy, dx, &gcw->weight,
+                                      &gcw->bias, r->workspace);
+    dsd_conv2d_plan cp;
+    DSD_TRY(dsd_conv2d_plan_make(p, x->n, x->c, x->h, x->w, dy->c, &cp, r->err));
+    dsd_network_plan_need_workspace(r->plan, cp.backward_workspace);
+    return DSD_OK;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Forward */
 
-static const dsd_conv2d_params conv_7x7_reflect = {7, 7, 1, 3, DSD_PAD_REFLECT, 1};
-static const dsd_conv2d_params conv_down = {3, 3, 2, 1, DSD_PAD_ZERO, 1};
-static const dsd_conv2d_params conv_1x1 = {1, 1, 1, 0, DSD_PAD_ZERO, 1};
-static const dsd_conv2d_params conv_spatial = {7, 7, 1, 3, DSD_PAD_ZERO, 1};
+static const dsd_conv2d_params conv_7x7_reflect = {
+    .kernel_h = 7, .kernel_w = 7, .stride = 1, .pad = 3, .pad_mode = DSD_PAD_REFLECT, .groups = 1};
+static const dsd_conv2d_params conv_down = {
+    .kernel_h = 3, .kernel_w = 3, .stride = 2, .pad = 1, .pad_mode = DSD_PAD_ZERO, .groups = 1};
+static const dsd_conv2d_params conv_1x1 = {
+    .kernel_h = 1, .kernel_w = 1, .stride = 1, .pad = 0, .pad_mode = DSD_PAD_ZERO, .groups = 1};
+static const dsd_conv2d_params conv_spatial = {
+    .kernel_h = 7, .kernel_w = 7, .stride = 1, .pad = 3, .pad_mode = DSD_PAD_ZERO, .groups = 1};
 
 static dsd_conv2d_params conv_depthwise(int channels)
 {
-    dsd_conv2d_params p = {3, 3, 1, 1, DSD_PAD_REFLECT, channels};
-    return p;
+    return (dsd_conv2d_params){.kernel_h = 3, .kernel_w = 3, .stride = 1, .pad = 1,
+                               .pad_mode = DSD_PAD_REFLECT, .groups = channels};
 }
 
 static dsd_conv2d_params conv_up(int k)
 {
-    dsd_conv2d_params p = {k, k, 1, k / 2, DSD_PAD_ZERO, 1};
-    return p;
+    return (dsd_conv2d_params){.kernel_h = k, .kernel_w = k, .stride = 1, .pad = k / 2,
+                               .pad_mode = DSD_PAD_ZERO, .groups = 1};
 }
 
 /* The dropout stream of block b at a step (see dsdeblur_model.h). */
@@ -296,105 +408,663 @@ static uint64_t dropout_stream(uint64_t step, int block)
     return step * UINT64_C(65536) + (uint64_t)block;
 }
 
-#define LEASE(t, n_, c_, h_, w_) DSD_TRY(dsd_tensor_init(ctx, (t), (n_), (c_), (h_), (w_)))
-#define DROP(t)                        \
-    do {                               \
-        if (!training)                 \
-            dsd_tensor_free(ctx, (t)); \
+/* Gives t back unless the pass keeps activations. */
+#define DROP(t)                    \
+    do {                           \
+        if (!training)             \
+            give(r, (t));          \
     } while (0)
 
-/* One DSCRb on x (N, C, H, W) into s->out. Training keeps the activations in
- * s; inference frees each as soon as it is consumed and leaves only s->out.
- * On failure the caller releases s. */
-static dsd_status dscrb_forward(dsd_context *ctx, const dsd_generator *g, int b,
-                                const dsd_tensor *x, int training, uint64_t step, dscrb_saved *s)
+/* One DSCRb on x (N, C, H, W) into s->out (a new slot when take_out, else
+ * the caller's tensor already in s->out). Training keeps the activations in
+ * s; inference gives each back as soon as it is consumed. */
+static dsd_status dscrb_forward(gen_pass *r, int b, const dsd_tensor *x, dscrb_saved *s,
+                                int take_out)
 {
-    const dsd_dscrb_weights *w = &g->w.blocks[b];
-    const float slope = g->cfg.slope, p = g->cfg.dropout;
-    const int n = x->n, c = x->c, h = x->h, wd = x->w, hidden = w->fc1.weight.n;
+    dsd_context *ctx = r->ctx;
+    const dsd_dscrb_weights *w = &r->w->blocks[b];
+    const int training = r->training;
+    const float slope = r->cfg->slope, p = r->cfg->dropout;
+    const int n = x->n, c = x->c, h = x->h, wd = x->w, hidden = gen_dims_of(r->cfg).hidden;
     const dsd_conv2d_params dw = conv_depthwise(c);
+    r->stage = DSD_GENERATOR_BLOCKS;
 
     /* channel attention: mc = sigmoid(mlp(avg) + mlp(max)), f1 = x * mc */
-    LEASE(&s->avg, n, c, 1, 1);
-    LEASE(&s->mx, n, c, 1, 1);
-    DSD_TRY(dsd_global_avg_pool_forward(ctx, x, &s->avg));
-    DSD_TRY(dsd_global_max_pool_forward(ctx, x, &s->mx));
-    LEASE(&s->a1, n, hidden, 1, 1);
-    DSD_TRY(dsd_conv2d_forward(ctx, &conv_1x1, &s->avg, &w->fc1.weight, &w->fc1.bias, &s->a1));
-    DSD_TRY(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, slope, &s->a1, &s->a1));
-    LEASE(&s->mc, n, c, 1, 1);
-    DSD_TRY(dsd_conv2d_forward(ctx, &conv_1x1, &s->a1, &w->fc2.weight, &w->fc2.bias, &s->mc));
-    LEASE(&s->a2, n, hidden, 1, 1);
-    DSD_TRY(dsd_conv2d_forward(ctx, &conv_1x1, &s->mx, &w->fc1.weight, &w->fc1.bias, &s->a2));
-    DSD_TRY(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, slope, &s->a2, &s->a2));
-    LEASE(&s->o2, n, c, 1, 1);
-    DSD_TRY(dsd_conv2d_forward(ctx, &conv_1x1, &s->a2, &w->fc2.weight, &w->fc2.bias, &s->o2));
-    DSD_TRY(dsd_add_forward(ctx, &s->mc, &s->o2, 1.0f, &s->mc));
-    dsd_tensor_free(ctx, &s->o2);
-    DSD_TRY(dsd_activation_forward(ctx, DSD_ACT_SIGMOID, 0.0f, &s->mc, &s->mc));
+    DSD_TRY(take(r, &s->avg, n, c, 1, 1));
+    DSD_TRY(take(r, &s->mx, n, c, 1, 1));
+    RUN(dsd_global_avg_pool_forward(ctx, x, &s->avg));
+    RUN(dsd_global_max_pool_forward(ctx, x, &s->mx));
+    DSD_TRY(take(r, &s->a1, n, hidden, 1, 1));
+    DSD_TRY(conv_forward(r, b, "ca.fc1", &conv_1x1, &s->avg, &w->fc1, &s->a1));
+    RUN(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, slope, &s->a1, &s->a1));
+    DSD_TRY(take(r, &s->mc, n, c, 1, 1));
+    DSD_TRY(conv_forward(r, b, "ca.fc2", &conv_1x1, &s->a1, &w->fc2, &s->mc));
+    DSD_TRY(take(r, &s->a2, n, hidden, 1, 1));
+    DSD_TRY(conv_forward(r, b, "ca.fc1", &conv_1x1, &s->mx, &w->fc1, &s->a2));
+    RUN(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, slope, &s->a2, &s->a2));
+    DSD_TRY(take(r, &s->o2, n, c, 1, 1));
+    DSD_TRY(conv_forward(r, b, "ca.fc2", &conv_1x1, &s->a2, &w->fc2, &s->o2));
+    RUN(dsd_add_forward(ctx, &s->mc, &s->o2, 1.0f, &s->mc));
+    give(r, &s->o2);
+    RUN(dsd_activation_forward(ctx, DSD_ACT_SIGMOID, 0.0f, &s->mc, &s->mc));
     DROP(&s->avg);
     DROP(&s->mx);
     DROP(&s->a1);
     DROP(&s->a2);
-    LEASE(&s->f1, n, c, h, wd);
-    DSD_TRY(dsd_mul_forward(ctx, x, &s->mc, &s->f1));
+    DSD_TRY(take(r, &s->f1, n, c, h, wd));
+    RUN(dsd_mul_forward(ctx, x, &s->mc, &s->f1));
     DROP(&s->mc);
 
     /* spatial attention: ms = sigmoid(conv7x7([mean_c f1; max_c f1])), f2 = f1 * ms */
-    LEASE(&s->cm, n, 1, h, wd);
-    LEASE(&s->cx, n, 1, h, wd);
-    DSD_TRY(dsd_channel_mean_forward(ctx, &s->f1, &s->cm));
-    DSD_TRY(dsd_channel_max_forward(ctx, &s->f1, &s->cx));
-    LEASE(&s->cat, n, 2, h, wd);
-    DSD_TRY(dsd_concat_forward(ctx, &s->cm, &s->cx, &s->cat));
-    dsd_tensor_free(ctx, &s->cm);
-    dsd_tensor_free(ctx, &s->cx);
-    LEASE(&s->ms, n, 1, h, wd);
-    DSD_TRY(dsd_conv2d_forward(ctx, &conv_spatial, &s->cat, &w->sa.weight, &w->sa.bias, &s->ms));
-    DSD_TRY(dsd_activation_forward(ctx, DSD_ACT_SIGMOID, 0.0f, &s->ms, &s->ms));
+    DSD_TRY(take(r, &s->cm, n, 1, h, wd));
+    DSD_TRY(take(r, &s->cx, n, 1, h, wd));
+    RUN(dsd_channel_mean_forward(ctx, &s->f1, &s->cm));
+    RUN(dsd_channel_max_forward(ctx, &s->f1, &s->cx));
+    DSD_TRY(take(r, &s->cat, n, 2, h, wd));
+    RUN(dsd_concat_forward(ctx, &s->cm, &s->cx, &s->cat));
+    give(r, &s->cm);
+    give(r, &s->cx);
+    DSD_TRY(take(r, &s->ms, n, 1, h, wd));
+    DSD_TRY(conv_forward(r, b, "sa.conv", &conv_spatial, &s->cat, &w->sa, &s->ms));
+    RUN(dsd_activation_forward(ctx, DSD_ACT_SIGMOID, 0.0f, &s->ms, &s->ms));
     DROP(&s->cat);
     if (training) {
-        LEASE(&s->f2, n, c, h, wd);
-        DSD_TRY(dsd_mul_forward(ctx, &s->f1, &s->ms, &s->f2));
+        DSD_TRY(take(r, &s->f2, n, c, h, wd));
+        RUN(dsd_mul_forward(ctx, &s->f1, &s->ms, &s->f2));
     } else {
-        DSD_TRY(dsd_mul_forward(ctx, &s->f1, &s->ms, &s->f1)); /* in place */
+        RUN(dsd_mul_forward(ctx, &s->f1, &s->ms, &s->f1)); /* in place */
         s->f2 = s->f1;
         memset(&s->f1, 0, sizeof s->f1);
-        dsd_tensor_free(ctx, &s->ms);
+        give(r, &s->ms);
     }
 
     /* DSC -> LReLU -> Dropout -> DSC -> LReLU -> DSC, then the residual */
-    LEASE(&s->d[0], n, c, h, wd);
-    DSD_TRY(dsd_conv2d_forward(ctx, &dw, &s->f2, &w->depthwise[0].weight, &w->depthwise[0].bias,
-                               &s->d[0]));
+    DSD_TRY(take(r, &s->d[0], n, c, h, wd));
+    DSD_TRY(conv_forward(r, b, "dsc.0.depthwise", &dw, &s->f2, &w->depthwise[0], &s->d[0]));
     DROP(&s->f2);
-    LEASE(&s->l1, n, c, h, wd);
-    DSD_TRY(dsd_conv2d_forward(ctx, &conv_1x1, &s->d[0], &w->pointwise[0].weight,
-                               &w->pointwise[0].bias, &s->l1));
+    DSD_TRY(take(r, &s->l1, n, c, h, wd));
+    DSD_TRY(conv_forward(r, b, "dsc.0.pointwise", &conv_1x1, &s->d[0], &w->pointwise[0],
+                         &s->l1));
     DROP(&s->d[0]);
-    DSD_TRY(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, slope, &s->l1, &s->l1));
+    RUN(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, slope, &s->l1, &s->l1));
     if (training && p > 0.0f)
-        DSD_TRY(dsd_dropout_forward(ctx, p, g->dropout_seed, dropout_stream(step, b), &s->l1,
-                                    &s->l1));
-    LEASE(&s->d[1], n, c, h, wd);
-    DSD_TRY(dsd_conv2d_forward(ctx, &dw, &s->l1, &w->depthwise[1].weight, &w->depthwise[1].bias,
-                               &s->d[1]));
+        RUN(dsd_dropout_forward(ctx, p, r->dropout_seed, dropout_stream(r->step, b), &s->l1,
+                                &s->l1));
+    DSD_TRY(take(r, &s->d[1], n, c, h, wd));
+    DSD_TRY(conv_forward(r, b, "dsc.1.depthwise", &dw, &s->l1, &w->depthwise[1], &s->d[1]));
     DROP(&s->l1);
-    LEASE(&s->l2, n, c, h, wd);
-    DSD_TRY(dsd_conv2d_forward(ctx, &conv_1x1, &s->d[1], &w->pointwise[1].weight,
-                               &w->pointwise[1].bias, &s->l2));
+    DSD_TRY(take(r, &s->l2, n, c, h, wd));
+    DSD_TRY(conv_forward(r, b, "dsc.1.pointwise", &conv_1x1, &s->d[1], &w->pointwise[1],
+                         &s->l2));
     DROP(&s->d[1]);
-    DSD_TRY(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, slope, &s->l2, &s->l2));
-    LEASE(&s->d[2], n, c, h, wd);
-    DSD_TRY(dsd_conv2d_forward(ctx, &dw, &s->l2, &w->depthwise[2].weight, &w->depthwise[2].bias,
-                               &s->d[2]));
+    RUN(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, slope, &s->l2, &s->l2));
+    DSD_TRY(take(r, &s->d[2], n, c, h, wd));
+    DSD_TRY(conv_forward(r, b, "dsc.2.depthwise", &dw, &s->l2, &w->depthwise[2], &s->d[2]));
     DROP(&s->l2);
-    LEASE(&s->out, n, c, h, wd);
-    DSD_TRY(dsd_conv2d_forward(ctx, &conv_1x1, &s->d[2], &w->pointwise[2].weight,
-                               &w->pointwise[2].bias, &s->out));
+    if (take_out)
+        DSD_TRY(take(r, &s->out, n, c, h, wd));
+    DSD_TRY(conv_forward(r, b, "dsc.2.pointwise", &conv_1x1, &s->d[2], &w->pointwise[2],
+                         &s->out));
     DROP(&s->d[2]);
-    return dsd_add_forward(ctx, &s->out, x, 1.0f, &s->out);
+    RUN(dsd_add_forward(ctx, &s->out, x, 1.0f, &s->out));
+    return DSD_OK;
 }
+
+/* head, down.0, down.1 on x into f (N, C, H/4, W/4). */
+static dsd_status encode(gen_pass *r, const dsd_tensor *x, struct dsd_generator_saved *sv,
+                         dsd_tensor *f)
+{
+    dsd_context *ctx = r->ctx;
+    const dsd_generator_weights *w = r->w;
+    const gen_dims d = gen_dims_of(r->cfg);
+    const int training = r->training;
+    const float slope = r->cfg->slope;
+    const int n = x->n, h = x->h, wd = x->w;
+    r->stage = DSD_GENERATOR_ENCODE;
+
+    DSD_TRY(take(r, &sv->head_out, n, d.b, h, wd));
+    DSD_TRY(conv_forward(r, -1, "head", &conv_7x7_reflect, x, &w->head, &sv->head_out));
+    RUN(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, slope, &sv->head_out, &sv->head_out));
+    DSD_TRY(take(r, &sv->down0_out, n, 2 * d.b, h / 2, wd / 2));
+    DSD_TRY(conv_forward(r, -1, "down.0", &conv_down, &sv->head_out, &w->down[0],
+                         &sv->down0_out));
+    DROP(&sv->head_out);
+    RUN(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, slope, &sv->down0_out, &sv->down0_out));
+    DSD_TRY(conv_forward(r, -1, "down.1", &conv_down, &sv->down0_out, &w->down[1], f));
+    DROP(&sv->down0_out);
+    RUN(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, slope, f, f));
+    return DSD_OK;
+}
+
+/* y = clamp(x + tanh(tail(up.1(up.0(f)))), -1, 1). give_f: f is a slot of
+ * this pass, given back once read (inference). */
+static dsd_status decode(gen_pass *r, dsd_tensor *f, int give_f, const dsd_tensor *x,
+                         struct dsd_generator_saved *sv, dsd_tensor *y)
+{
+    dsd_context *ctx = r->ctx;
+    const dsd_generator_weights *w = r->w;
+    const gen_dims d = gen_dims_of(r->cfg);
+    const int training = r->training;
+    const float slope = r->cfg->slope;
+    const int n = x->n, h = x->h, wd = x->w;
+    const dsd_conv2d_params up = conv_up(d.k);
+    r->stage = DSD_GENERATOR_DECODE;
+
+    /* up-sampling: conv, PixelShuffle(2), LReLU; twice */
+    DSD_TRY(take(r, &sv->up_conv, n, 8 * d.b, h / 4, wd / 4));
+    DSD_TRY(conv_forward(r, -1, "up.0", &up, f, &w->up[0], &sv->up_conv));
+    if (give_f)
+        give(r, f);
+    DSD_TRY(take(r, &sv->up0_out, n, 2 * d.b, h / 2, wd / 2));
+    RUN(dsd_pixel_shuffle_forward(ctx, 2, &sv->up_conv, &sv->up0_out));
+    give(r, &sv->up_conv);
+    RUN(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, slope, &sv->up0_out, &sv->up0_out));
+    DSD_TRY(take(r, &sv->up_conv, n, 4 * d.b, h / 2, wd / 2));
+    DSD_TRY(conv_forward(r, -1, "up.1", &up, &sv->up0_out, &w->up[1], &sv->up_conv));
+    DROP(&sv->up0_out);
+    DSD_TRY(take(r, &sv->up1_out, n, d.b, h, wd));
+    RUN(dsd_pixel_shuffle_forward(ctx, 2, &sv->up_conv, &sv->up1_out));
+    give(r, &sv->up_conv);
+    RUN(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, slope, &sv->up1_out, &sv->up1_out));
+
+    /* tail, tanh, global residual, clamp */
+    DSD_TRY(take(r, &sv->tail_tanh, n, 3, h, wd));
+    DSD_TRY(conv_forward(r, -1, "tail", &conv_7x7_reflect, &sv->up1_out, &w->tail,
+                         &sv->tail_tanh));
+    DROP(&sv->up1_out);
+    RUN(dsd_activation_forward(ctx, DSD_ACT_TANH, 0.0f, &sv->tail_tanh, &sv->tail_tanh));
+    if (training) {
+        DSD_TRY(take(r, &sv->residual, n, 3, h, wd));
+        RUN(dsd_add_forward(ctx, x, &sv->tail_tanh, 1.0f, &sv->residual));
+        RUN(dsd_clamp_forward(ctx, -1.0f, 1.0f, &sv->residual, y));
+    } else {
+        RUN(dsd_add_forward(ctx, x, &sv->tail_tanh, 1.0f, y));
+        give(r, &sv->tail_tanh);
+        RUN(dsd_clamp_forward(ctx, -1.0f, 1.0f, y, y));
+    }
+    return DSD_OK;
+}
+
+/* The whole network on x into y. */
+static dsd_status generator_forward_pass(gen_pass *r, const dsd_tensor *x, dsd_tensor *y,
+                                         struct dsd_generator_saved *sv)
+{
+    const gen_dims d = gen_dims_of(r->cfg);
+    DSD_TRY(take(r, &sv->features, x->n, d.c, x->h / 4, x->w / 4));
+    DSD_TRY(encode(r, x, sv, &sv->features));
+
+    /* the residual blocks: training keeps each block's activations; inference
+     * reuses one scratch block and gives each input back after its block */
+    dsd_tensor *feat = &sv->features;
+    if (!r->training) {
+        sv->block_in = sv->features;
+        memset(&sv->features, 0, sizeof sv->features);
+        feat = &sv->block_in;
+    }
+    for (int b = 0; b < r->cfg->n_blocks; b++) {
+        dscrb_saved *s = &sv->blocks[r->training ? b : 0];
+        DSD_TRY(dscrb_forward(r, b, feat, s, 1));
+        if (r->training) {
+            feat = &s->out;
+        } else {
+            give(r, &sv->block_in);
+            sv->block_in = s->out;
+            memset(&s->out, 0, sizeof s->out);
+        }
+    }
+    return decode(r, feat, !r->training, x, sv, y);
+}
+
+#undef DROP
+
+/* ------------------------------------------------------------------------ */
+/* Backward (mirrored order; every gradient temporary is a zeroed slot,
+ * because the op backwards accumulate) */
+
+/* Backward of block b: dout = dL/d(s->out); dx += dL/dx. Gives back the
+ * block's activations except s->out (the next block's input). */
+static dsd_status dscrb_backward(gen_pass *r, int b, const dsd_tensor *x, dscrb_saved *s,
+                                 const dsd_tensor *dout, dsd_tensor *dx)
+{
+    dsd_context *ctx = r->ctx;
+    const dsd_dscrb_weights *w = &r->w->blocks[b];
+    dsd_dscrb_weights *gw = &r->grad->blocks[b];
+    const float slope = r->cfg->slope, p = r->cfg->dropout;
+    const int n = x->n, c = x->c, h = x->h, wd = x->w, hidden = gen_dims_of(r->cfg).hidden;
+    const dsd_conv2d_params dw = conv_depthwise(c);
+    /* gradients, each named d_<the activation it is the gradient of> */
+    dsd_tensor d_d2, d_l2, d_pw1, d_d1, d_drop, d_l1, d_pw0, d_d0, d_f2, d_f1, d_ms, d_sa,
+        d_cat, d_mean, d_max, d_mc, d_mlp, d_hidden, d_fc1, d_pool;
+
+    /* out = x + pointwise2(d2): dx += dout; the conv sees dout */
+    RUN(dsd_add_backward(ctx, 1.0f, dout, dx, NULL));
+    DSD_TRY(take_zero(r, &d_d2, n, c, h, wd));
+    DSD_TRY(conv_backward(r, &conv_1x1, &s->d[2], &w->pointwise[2], dout, &d_d2,
+                          &gw->pointwise[2]));
+    give(r, &s->d[2]);
+    DSD_TRY(take_zero(r, &d_l2, n, c, h, wd));
+    DSD_TRY(conv_backward(r, &dw, &s->l2, &w->depthwise[2], &d_d2, &d_l2, &gw->depthwise[2]));
+    give(r, &d_d2);
+    DSD_TRY(take_zero(r, &d_pw1, n, c, h, wd));
+    RUN(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &s->l2, NULL, &d_l2, &d_pw1));
+    give(r, &d_l2);
+    give(r, &s->l2);
+    DSD_TRY(take_zero(r, &d_d1, n, c, h, wd));
+    DSD_TRY(conv_backward(r, &conv_1x1, &s->d[1], &w->pointwise[1], &d_pw1, &d_d1,
+                          &gw->pointwise[1]));
+    give(r, &d_pw1);
+    give(r, &s->d[1]);
+    DSD_TRY(take_zero(r, &d_drop, n, c, h, wd));
+    DSD_TRY(conv_backward(r, &dw, &s->l1, &w->depthwise[1], &d_d1, &d_drop, &gw->depthwise[1]));
+    give(r, &d_d1);
+    dsd_tensor *d_act1 = &d_drop; /* dL/d(LReLU output): through the dropout when on */
+    memset(&d_l1, 0, sizeof d_l1);
+    if (p > 0.0f) {
+        DSD_TRY(take_zero(r, &d_l1, n, c, h, wd));
+        RUN(dsd_dropout_backward(ctx, p, r->dropout_seed, dropout_stream(r->step, b), &d_drop,
+                                 &d_l1));
+        give(r, &d_drop);
+        d_act1 = &d_l1;
+    }
+    /* l1 holds dropout(LReLU(.)): same sign where kept, zero gradient where dropped */
+    DSD_TRY(take_zero(r, &d_pw0, n, c, h, wd));
+    RUN(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &s->l1, NULL, d_act1, &d_pw0));
+    give(r, &d_drop);
+    give(r, &d_l1);
+    give(r, &s->l1);
+    DSD_TRY(take_zero(r, &d_d0, n, c, h, wd));
+    DSD_TRY(conv_backward(r, &conv_1x1, &s->d[0], &w->pointwise[0], &d_pw0, &d_d0,
+                          &gw->pointwise[0]));
+    give(r, &d_pw0);
+    give(r, &s->d[0]);
+    DSD_TRY(take_zero(r, &d_f2, n, c, h, wd));
+    DSD_TRY(conv_backward(r, &dw, &s->f2, &w->depthwise[0], &d_d0, &d_f2, &gw->depthwise[0]));
+    give(r, &d_d0);
+    give(r, &s->f2);
+
+    /* spatial attention */
+    DSD_TRY(take_zero(r, &d_f1, n, c, h, wd));
+    DSD_TRY(take_zero(r, &d_ms, n, 1, h, wd));
+    RUN(dsd_mul_backward(ctx, &s->f1, &s->ms, &d_f2, &d_f1, &d_ms));
+    give(r, &d_f2);
+    DSD_TRY(take_zero(r, &d_sa, n, 1, h, wd));
+    RUN(dsd_activation_backward(ctx, DSD_ACT_SIGMOID, 0.0f, NULL, &s->ms, &d_ms, &d_sa));
+    give(r, &d_ms);
+    give(r, &s->ms);
+    DSD_TRY(take_zero(r, &d_cat, n, 2, h, wd));
+    DSD_TRY(conv_backward(r, &conv_spatial, &s->cat, &w->sa, &d_sa, &d_cat, &gw->sa));
+    give(r, &d_sa);
+    give(r, &s->cat);
+    DSD_TRY(take_zero(r, &d_mean, n, 1, h, wd));
+    DSD_TRY(take_zero(r, &d_max, n, 1, h, wd));
+    RUN(dsd_concat_backward(ctx, &d_cat, &d_mean, &d_max));
+    give(r, &d_cat);
+    RUN(dsd_channel_mean_backward(ctx, &d_mean, &d_f1));
+    RUN(dsd_channel_max_backward(ctx, &s->f1, &d_max, &d_f1));
+    give(r, &d_mean);
+    give(r, &d_max);
+
+    /* channel attention: f1 = x * mc, mc = sigmoid(o1 + o2) */
+    DSD_TRY(take_zero(r, &d_mc, n, c, 1, 1));
+    RUN(dsd_mul_backward(ctx, x, &s->mc, &d_f1, dx, &d_mc));
+    give(r, &d_f1);
+    give(r, &s->f1);
+    DSD_TRY(take_zero(r, &d_mlp, n, c, 1, 1));
+    RUN(dsd_activation_backward(ctx, DSD_ACT_SIGMOID, 0.0f, NULL, &s->mc, &d_mc, &d_mlp));
+    give(r, &d_mc);
+    give(r, &s->mc);
+    /* both MLP branches receive d_mlp (the sum's backward); max branch first */
+    DSD_TRY(take_zero(r, &d_hidden, n, hidden, 1, 1));
+    DSD_TRY(take_zero(r, &d_fc1, n, hidden, 1, 1));
+    DSD_TRY(take_zero(r, &d_pool, n, c, 1, 1));
+    DSD_TRY(conv_backward(r, &conv_1x1, &s->a2, &w->fc2, &d_mlp, &d_hidden, &gw->fc2));
+    RUN(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &s->a2, NULL, &d_hidden,
+                                &d_fc1));
+    DSD_TRY(conv_backward(r, &conv_1x1, &s->mx, &w->fc1, &d_fc1, &d_pool, &gw->fc1));
+    RUN(dsd_global_max_pool_backward(ctx, x, &d_pool, dx));
+    RUN(dsd_tensor_fill(ctx, &d_hidden, 0.0f));
+    RUN(dsd_tensor_fill(ctx, &d_fc1, 0.0f));
+    RUN(dsd_tensor_fill(ctx, &d_pool, 0.0f));
+    DSD_TRY(conv_backward(r, &conv_1x1, &s->a1, &w->fc2, &d_mlp, &d_hidden, &gw->fc2));
+    RUN(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &s->a1, NULL, &d_hidden,
+                                &d_fc1));
+    DSD_TRY(conv_backward(r, &conv_1x1, &s->avg, &w->fc1, &d_fc1, &d_pool, &gw->fc1));
+    RUN(dsd_global_avg_pool_backward(ctx, &d_pool, dx));
+    give(r, &d_mlp);
+    give(r, &d_hidden);
+    give(r, &d_fc1);
+    give(r, &d_pool);
+    dsd_tensor *pooled[] = {&s->avg, &s->mx, &s->a1, &s->a2};
+    for (size_t i = 0; i < sizeof pooled / sizeof pooled[0]; i++)
+        give(r, pooled[i]);
+    return DSD_OK;
+}
+
+/* The whole network's backward: dy = dL/dy; dx (may be NULL) += dL/dx. */
+static dsd_status generator_backward_pass(gen_pass *r, const dsd_tensor *x,
+                                          struct dsd_generator_saved *sv, const dsd_tensor *dy,
+                                          dsd_tensor *dx)
+{
+    dsd_context *ctx = r->ctx;
+    const dsd_generator_weights *w = r->w;
+    dsd_generator_weights *gw = r->grad;
+    const gen_dims d = gen_dims_of(r->cfg);
+    const float slope = r->cfg->slope;
+    const int n = x->n, h = x->h, wd = x->w, nb = r->cfg->n_blocks;
+    const dsd_conv2d_params up = conv_up(d.k);
+    dsd_tensor d_residual, d_tail, d_up1, d_shuffled, d_up_conv, d_up0, d_feat, d_prev,
+        d_features, d_down0, d_head;
+
+    /* y = clamp(residual), residual = x + tanh(tail(up1_out)) */
+    DSD_TRY(take_zero(r, &d_residual, n, 3, h, wd));
+    RUN(dsd_clamp_backward(ctx, -1.0f, 1.0f, &sv->residual, dy, &d_residual));
+    give(r, &sv->residual);
+    if (dx)
+        RUN(dsd_add_backward(ctx, 1.0f, &d_residual, dx, NULL));
+    DSD_TRY(take_zero(r, &d_tail, n, 3, h, wd));
+    RUN(dsd_activation_backward(ctx, DSD_ACT_TANH, 0.0f, NULL, &sv->tail_tanh, &d_residual,
+                                &d_tail));
+    give(r, &d_residual);
+    give(r, &sv->tail_tanh);
+    DSD_TRY(take_zero(r, &d_up1, n, d.b, h, wd));
+    DSD_TRY(conv_backward(r, &conv_7x7_reflect, &sv->up1_out, &w->tail, &d_tail, &d_up1,
+                          &gw->tail));
+    give(r, &d_tail);
+
+    /* up.1: up1_out = LReLU(shuffle(conv(up0_out))) */
+    DSD_TRY(take_zero(r, &d_shuffled, n, d.b, h, wd));
+    RUN(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &sv->up1_out, NULL, &d_up1,
+                                &d_shuffled));
+    give(r, &d_up1);
+    give(r, &sv->up1_out);
+    DSD_TRY(take_zero(r, &d_up_conv, n, 4 * d.b, h / 2, wd / 2));
+    RUN(dsd_pixel_shuffle_backward(ctx, 2, &d_shuffled, &d_up_conv));
+    give(r, &d_shuffled);
+    DSD_TRY(take_zero(r, &d_up0, n, 2 * d.b, h / 2, wd / 2));
+    DSD_TRY(conv_backward(r, &up, &sv->up0_out, &w->up[1], &d_up_conv, &d_up0, &gw->up[1]));
+    give(r, &d_up_conv);
+
+    /* up.0: up0_out = LReLU(shuffle(conv(feat))) */
+    DSD_TRY(take_zero(r, &d_shuffled, n, 2 * d.b, h / 2, wd / 2));
+    RUN(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &sv->up0_out, NULL, &d_up0,
+                                &d_shuffled));
+    give(r, &d_up0);
+    give(r, &sv->up0_out);
+    DSD_TRY(take_zero(r, &d_up_conv, n, 8 * d.b, h / 4, wd / 4));
+    RUN(dsd_pixel_shuffle_backward(ctx, 2, &d_shuffled, &d_up_conv));
+    give(r, &d_shuffled);
+    dsd_tensor *feat = nb > 0 ? &sv->blocks[nb - 1].out : &sv->features;
+    DSD_TRY(take_zero(r, &d_feat, n, d.c, h / 4, wd / 4));
+    DSD_TRY(conv_backward(r, &up, feat, &w->up[0], &d_up_conv, &d_feat, &gw->up[0]));
+    give(r, &d_up_conv);
+
+    /* the blocks, last to first */
+    for (int b = nb - 1; b >= 0; b--) {
+        dsd_tensor *in = b > 0 ? &sv->blocks[b - 1].out : &sv->features;
+        DSD_TRY(take_zero(r, &d_prev, n, d.c, h / 4, wd / 4));
+        DSD_TRY(dscrb_backward(r, b, in, &sv->blocks[b], &d_feat, &d_prev));
+        give(r, &sv->blocks[b].out);
+        give(r, &d_feat);
+        d_feat = d_prev;
+    }
+
+    /* down.1, down.0, head */
+    DSD_TRY(take_zero(r, &d_features, n, d.c, h / 4, wd / 4));
+    RUN(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &sv->features, NULL, &d_feat,
+                                &d_features));
+    give(r, &d_feat);
+    give(r, &sv->features);
+    DSD_TRY(take_zero(r, &d_down0, n, 2 * d.b, h / 2, wd / 2));
+    DSD_TRY(conv_backward(r, &conv_down, &sv->down0_out, &w->down[1], &d_features, &d_down0,
+                          &gw->down[1]));
+    give(r, &d_features);
+    DSD_TRY(take_zero(r, &d_features, n, 2 * d.b, h / 2, wd / 2));
+    RUN(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &sv->down0_out, NULL, &d_down0,
+                                &d_features));
+    give(r, &d_down0);
+    give(r, &sv->down0_out);
+    DSD_TRY(take_zero(r, &d_head, n, d.b, h, wd));
+    DSD_TRY(conv_backward(r, &conv_down, &sv->head_out, &w->down[0], &d_features, &d_head,
+                          &gw->down[0]));
+    give(r, &d_features);
+    DSD_TRY(take_zero(r, &d_features, n, d.b, h, wd));
+    RUN(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &sv->head_out, NULL, &d_head,
+                                &d_features));
+    give(r, &d_head);
+    give(r, &sv->head_out);
+    DSD_TRY(conv_backward(r, &conv_7x7_reflect, x, &w->head, &d_features, dx, &gw->head));
+    give(r, &d_features);
+    return DSD_OK;
+}
+
+#undef RUN
+
+/* ------------------------------------------------------------------------ */
+/* Passes: what each entry point plans and runs */
+
+typedef enum pass_kind {
+    PASS_WHOLE,  /* a = x, out = y */
+    PASS_ENCODE, /* a = x, out = f */
+    PASS_BLOCK,  /* a = f, out = the block's output */
+    PASS_DECODE, /* a = f, b = x, out = y */
+} pass_kind;
+
+static dsd_status forward_kind(gen_pass *r, pass_kind kind, int block, const dsd_tensor *a,
+                               const dsd_tensor *b, dsd_tensor *out,
+                               struct dsd_generator_saved *sv)
+{
+    switch (kind) {
+    case PASS_WHOLE:
+        return generator_forward_pass(r, a, out, sv);
+    case PASS_ENCODE:
+        return encode(r, a, sv, out);
+    case PASS_BLOCK:
+        sv->blocks[0].out = *out;
+        return dscrb_forward(r, block, a, &sv->blocks[0], 0);
+    case PASS_DECODE: {
+        dsd_tensor f = *a;
+        return decode(r, &f, 0, b, sv, out);
+    }
+    }
+    return DSD_FAIL(pass_err(r), DSD_ERR_INVALID_ARGUMENT, "generator: unknown pass %d",
+                    (int)kind);
+}
+
+/* The backward of a training pass (PASS_WHOLE or PASS_BLOCK). */
+static dsd_status backward_kind(gen_pass *r, pass_kind kind, int block, const dsd_tensor *x,
+                                const dsd_tensor *dy, dsd_tensor *dx,
+                                struct dsd_generator_saved *sv)
+{
+    if (kind == PASS_BLOCK) {
+        DSD_TRY(dscrb_backward(r, block, x, &sv->blocks[0], dy, dx));
+        memset(&sv->blocks[0].out, 0, sizeof sv->blocks[0].out); /* the caller's */
+        return DSD_OK;
+    }
+    return generator_backward_pass(r, x, sv, dy, dx);
+}
+
+/* Plans a pass of kind on shape-only tensors a, b, out (training: its
+ * backward too). */
+static dsd_status plan_kind(const dsd_generator_config *cfg, pass_kind kind, int block,
+                            int training, const dsd_tensor *a, const dsd_tensor *b,
+                            const dsd_tensor *out, dsd_network_plan *plan, dsd_error *err)
+{
+    dsd_network_plan_reset(plan);
+    int nb = cfg->n_blocks > 0 ? cfg->n_blocks : 1;
+    dsd_dscrb_weights *blocks = calloc((size_t)nb, sizeof *blocks);
+    struct dsd_generator_saved *sv = saved_new(training ? cfg->n_blocks : 1);
+    dsd_status st = DSD_OK;
+    if (!blocks || !sv) {
+        st = DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "generator plan: out of host memory");
+    } else {
+        dsd_generator_weights shapes = {.blocks = blocks};
+        gen_pass r = {.plan = plan, .cfg = cfg, .w = &shapes, .grad = &shapes,
+                      .training = training, .err = err};
+        dsd_tensor sa = *a, sb = b ? *b : *a, so = *out;
+        st = forward_kind(&r, kind, block, &sa, &sb, &so, sv);
+        if (st == DSD_OK && training)
+            st = backward_kind(&r, kind, block, &sa, &so, &sa, sv);
+    }
+    free(blocks);
+    saved_delete(sv);
+    free(plan->live); /* the allocator's state is not part of the result */
+    plan->live = NULL;
+    plan->n_live = plan->cap_live = 0;
+    return st;
+}
+
+static dsd_tensor shape_of(int n, int c, int h, int w)
+{
+    return (dsd_tensor){.n = n, .c = c, .h = h, .w = w};
+}
+
+dsd_status dsd_generator_plan(const dsd_generator_config *cfg, int n, int h, int w, int training,
+                              dsd_network_plan *plan, dsd_error *err)
+{
+    DSD_TRY(dsd_generator_config_check(cfg, err));
+    if (n < 1 || h < 8 || w < 8 || h % 4 || w % 4)
+        return DSD_FAIL(err, DSD_ERR_SHAPE, "generator plan: %dx3x%dx%d; the generator takes N "
+                        "x 3 x H x W with H and W multiples of 4, at least 8", n, h, w);
+    dsd_tensor x = shape_of(n, 3, h, w);
+    return plan_kind(cfg, PASS_WHOLE, -1, training, &x, NULL, &x, plan, err);
+}
+
+dsd_status dsd_generator_plan_stage(const dsd_generator_config *cfg, dsd_generator_stage stage,
+                                    int n, int h, int w, dsd_network_plan *plan, dsd_error *err)
+{
+    DSD_TRY(dsd_generator_config_check(cfg, err));
+    if (n < 1 || h < 8 || w < 8 || h % 4 || w % 4)
+        return DSD_FAIL(err, DSD_ERR_SHAPE, "generator plan: %dx3x%dx%d; the generator takes N "
+                        "x 3 x H x W with H and W multiples of 4, at least 8", n, h, w);
+    const int c = gen_dims_of(cfg).c;
+    dsd_tensor x = shape_of(n, 3, h, w), f = shape_of(n, c, h / 4, w / 4);
+    switch (stage) {
+    case DSD_GENERATOR_ENCODE:
+        return plan_kind(cfg, PASS_ENCODE, -1, 0, &x, NULL, &f, plan, err);
+    case DSD_GENERATOR_BLOCKS:
+        if (cfg->n_blocks < 1) {
+            dsd_network_plan_reset(plan);
+            return DSD_OK;
+        }
+        return plan_kind(cfg, PASS_BLOCK, 0, 0, &f, NULL, &f, plan, err);
+    case DSD_GENERATOR_DECODE:
+        return plan_kind(cfg, PASS_DECODE, -1, 0, &f, &x, &x, plan, err);
+    }
+    return DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "generator plan: unknown stage %d",
+                    (int)stage);
+}
+
+/* A flat float tensor of at least floats elements (shaped (1, 1, rows, 64)
+ * so that sizes past 2^31 floats stay representable). */
+static dsd_status flat_init(dsd_context *ctx, dsd_tensor *t, size_t floats)
+{
+    size_t rows = (floats + 63) / 64;
+    if (rows < 1)
+        rows = 1;
+    if (rows > 0x7fffffff)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_OUT_OF_MEMORY, "generator: an arena of %.1f "
+                        "GiB", floats * 4.0 / (1 << 30));
+    return dsd_tensor_init(ctx, t, 1, 1, (int)rows, 64);
+}
+
+/* Runs an inference pass in an arena leased for the call. */
+static dsd_status run_inference(dsd_context *ctx, dsd_generator *g, pass_kind kind, int block,
+                                const dsd_tensor *a, const dsd_tensor *b, dsd_tensor *out)
+{
+    dsd_network_plan plan = {0};
+    dsd_tensor arena = {0}, workspace = {0};
+    struct dsd_generator_saved *sv = saved_new(1);
+    dsd_status st = sv ? DSD_OK : DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_OUT_OF_MEMORY, "generator: "
+                                           "out of host memory");
+    if (st == DSD_OK)
+        st = plan_kind(&g->cfg, kind, block, 0, a, b, out, &plan, dsd_ctx_err(ctx));
+    if (st == DSD_OK)
+        st = flat_init(ctx, &arena, plan.arena_floats);
+    if (st == DSD_OK && plan.workspace_bytes)
+        st = flat_init(ctx, &workspace, plan.workspace_bytes / sizeof(float));
+    if (st == DSD_OK) {
+        gen_pass r = {.ctx = ctx, .plan = &plan, .arena = &arena,
+                      .workspace = plan.workspace_bytes ? &workspace : NULL, .cfg = &g->cfg,
+                      .w = &g->w, .grad = &g->grad, .dropout_seed = g->dropout_seed};
+        st = forward_kind(&r, kind, block, a, b, out, sv);
+    }
+    dsd_tensor_free(ctx, &workspace);
+    dsd_tensor_free(ctx, &arena);
+    dsd_network_plan_free(&plan);
+    saved_delete(sv);
+    return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tapes */
+
+void dsd_generator_tape_free(dsd_context *ctx, dsd_generator_tape *tape)
+{
+    if (!tape)
+        return;
+    dsd_tensor_free(ctx, &tape->arena);
+    dsd_tensor_free(ctx, &tape->workspace);
+    dsd_network_plan_free(&tape->plan);
+    saved_delete(tape->saved);
+    uint64_t step = tape->step;
+    memset(tape, 0, sizeof *tape);
+    tape->step = step;
+}
+
+/* Makes tape ready for a training pass of kind on a (plans and allocates
+ * only when the shape or kind changed since the last one). */
+static dsd_status tape_prepare(dsd_context *ctx, const dsd_generator *g,
+                               dsd_generator_tape *tape, pass_kind kind, int block,
+                               const dsd_tensor *a)
+{
+    tape->pending = 0; /* a forward never backpropagated is dropped */
+    const dsd_generator_config *c = &g->cfg, *t = &tape->cfg;
+    int same_net = c->n_blocks == t->n_blocks && c->base_width == t->base_width &&
+                   c->mlp_ratio == t->mlp_ratio && c->up_kernel == t->up_kernel &&
+                   c->dropout == t->dropout && c->slope == t->slope;
+    int fresh = tape->saved && same_net && tape->block == block && tape->n == a->n &&
+                tape->h == a->h && tape->w == a->w;
+    if (!fresh) {
+        uint64_t step = tape->step;
+        dsd_generator_tape_free(ctx, tape);
+        tape->step = step;
+        tape->block = block;
+        tape->cfg = g->cfg;
+        tape->n = a->n;
+        tape->h = a->h;
+        tape->w = a->w;
+        tape->saved = saved_new(kind == PASS_BLOCK ? 1 : g->cfg.n_blocks);
+        if (!tape->saved)
+            return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_OUT_OF_MEMORY, "generator tape: out of "
+                            "host memory");
+        dsd_status st = plan_kind(&g->cfg, kind, block, 1, a, NULL, a, &tape->plan,
+                                  dsd_ctx_err(ctx));
+        if (st == DSD_OK)
+            st = flat_init(ctx, &tape->arena, tape->plan.arena_floats);
+        if (st == DSD_OK && tape->plan.workspace_bytes)
+            st = flat_init(ctx, &tape->workspace, tape->plan.workspace_bytes / sizeof(float));
+        if (st != DSD_OK) {
+            dsd_generator_tape_free(ctx, tape);
+            tape->step = step;
+            return st;
+        }
+    }
+    saved_clear(tape->saved);
+    tape->next_slot = 0;
+    return DSD_OK;
+}
+
+static gen_pass tape_pass(dsd_context *ctx, dsd_generator *g, dsd_generator_tape *tape)
+{
+    return (gen_pass){.ctx = ctx, .plan = &tape->plan, .next_slot = tape->next_slot,
+                      .arena = &tape->arena,
+                      .workspace = tape->plan.workspace_bytes ? &tape->workspace : NULL,
+                      .cfg = &g->cfg, .w = &g->w, .grad = &g->grad,
+                      .dropout_seed = g->dropout_seed, .training = 1, .step = tape->step};
+}
+
+/* ------------------------------------------------------------------------ */
+/* Entry points */
 
 static dsd_status check_image(dsd_context *ctx, const char *op, const dsd_tensor *t,
                               const char *what)
@@ -409,96 +1079,32 @@ static dsd_status check_image(dsd_context *ctx, const char *op, const dsd_tensor
     return DSD_OK;
 }
 
-/* The whole network on x into y; t receives the activations (training) or
- * serves as scratch (inference). On failure the caller releases t. */
-static dsd_status generator_run(dsd_context *ctx, dsd_generator *g, const dsd_tensor *x,
-                                dsd_tensor *y, int training, uint64_t step,
-                                struct dsd_generator_tape *t)
+static dsd_status check_ready(dsd_context *ctx, const dsd_generator *g, const char *op)
 {
-    const dsd_generator_weights *w = &g->w;
-    const gen_dims d = gen_dims_of(&g->cfg);
-    const float slope = g->cfg.slope;
-    const int n = x->n, h = x->h, wd = x->w;
-    const dsd_conv2d_params up = conv_up(d.k);
-
-    /* head and the two stride-2 convs */
-    LEASE(&t->a0, n, d.b, h, wd);
-    DSD_TRY(dsd_conv2d_forward(ctx, &conv_7x7_reflect, x, &w->head.weight, &w->head.bias, &t->a0));
-    DSD_TRY(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, slope, &t->a0, &t->a0));
-    LEASE(&t->a1, n, 2 * d.b, h / 2, wd / 2);
-    DSD_TRY(dsd_conv2d_forward(ctx, &conv_down, &t->a0, &w->down[0].weight, &w->down[0].bias,
-                               &t->a1));
-    DROP(&t->a0);
-    DSD_TRY(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, slope, &t->a1, &t->a1));
-    LEASE(&t->a2, n, d.c, h / 4, wd / 4);
-    DSD_TRY(dsd_conv2d_forward(ctx, &conv_down, &t->a1, &w->down[1].weight, &w->down[1].bias,
-                               &t->a2));
-    DROP(&t->a1);
-    DSD_TRY(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, slope, &t->a2, &t->a2));
-
-    /* the residual blocks */
-    const dsd_tensor *feat = &t->a2;
-    if (!training) {
-        t->feat = t->a2;
-        memset(&t->a2, 0, sizeof t->a2);
-        feat = &t->feat;
-    }
-    for (int b = 0; b < g->cfg.n_blocks; b++) {
-        dscrb_saved *s = &t->blocks[training ? b : 0];
-        DSD_TRY(dscrb_forward(ctx, g, b, feat, training, step, s));
-        if (training) {
-            feat = &s->out;
-        } else {
-            dsd_tensor_free(ctx, &t->feat);
-            t->feat = s->out;
-            memset(&s->out, 0, sizeof s->out);
-        }
-    }
-
-    /* up-sampling: conv, PixelShuffle(2), LReLU; twice */
-    LEASE(&t->u, n, 8 * d.b, h / 4, wd / 4);
-    DSD_TRY(dsd_conv2d_forward(ctx, &up, feat, &w->up[0].weight, &w->up[0].bias, &t->u));
-    DROP(&t->feat);
-    LEASE(&t->v1, n, 2 * d.b, h / 2, wd / 2);
-    DSD_TRY(dsd_pixel_shuffle_forward(ctx, 2, &t->u, &t->v1));
-    dsd_tensor_free(ctx, &t->u);
-    DSD_TRY(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, slope, &t->v1, &t->v1));
-    LEASE(&t->u, n, 4 * d.b, h / 2, wd / 2);
-    DSD_TRY(dsd_conv2d_forward(ctx, &up, &t->v1, &w->up[1].weight, &w->up[1].bias, &t->u));
-    DROP(&t->v1);
-    LEASE(&t->v2, n, d.b, h, wd);
-    DSD_TRY(dsd_pixel_shuffle_forward(ctx, 2, &t->u, &t->v2));
-    dsd_tensor_free(ctx, &t->u);
-    DSD_TRY(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, slope, &t->v2, &t->v2));
-
-    /* tail, tanh, global residual, clamp */
-    LEASE(&t->t, n, 3, h, wd);
-    DSD_TRY(dsd_conv2d_forward(ctx, &conv_7x7_reflect, &t->v2, &w->tail.weight, &w->tail.bias,
-                               &t->t));
-    DROP(&t->v2);
-    DSD_TRY(dsd_activation_forward(ctx, DSD_ACT_TANH, 0.0f, &t->t, &t->t));
-    if (training) {
-        LEASE(&t->s, n, 3, h, wd);
-        DSD_TRY(dsd_add_forward(ctx, x, &t->t, 1.0f, &t->s));
-        DSD_TRY(dsd_clamp_forward(ctx, -1.0f, 1.0f, &t->s, y));
-    } else {
-        DSD_TRY(dsd_add_forward(ctx, x, &t->t, 1.0f, y));
-        dsd_tensor_free(ctx, &t->t);
-        DSD_TRY(dsd_clamp_forward(ctx, -1.0f, 1.0f, y, y));
-    }
+    if (!g || !g->params.values.buf)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: generator not "
+                        "initialized", op);
     return DSD_OK;
 }
 
-#undef DROP
-#undef LEASE
+/* t must have shape like `like` (n, c, h, w), for the stage functions. */
+static dsd_status check_shape(dsd_context *ctx, const char *op, const dsd_tensor *t,
+                              const char *what, int n, int c, int h, int w)
+{
+    if (!t || !t->buf)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: %s is NULL or "
+                        "unallocated", op, what);
+    if (t->n != n || t->c != c || t->h != h || t->w != w)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s is %dx%dx%dx%d, want "
+                        "%dx%dx%dx%d", op, what, t->n, t->c, t->h, t->w, n, c, h, w);
+    return DSD_OK;
+}
 
 dsd_status dsd_generator_forward(dsd_context *ctx, dsd_generator *g, const dsd_tensor *x,
-                                 dsd_tensor *y, int training, uint64_t step)
+                                 dsd_tensor *y, dsd_generator_tape *tape)
 {
     const char *op = "generator_forward";
-    if (!g || !g->tape || !g->params.values.buf)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: generator not "
-                        "initialized", op);
+    DSD_TRY(check_ready(ctx, g, op));
     DSD_TRY(check_image(ctx, op, x, "x"));
     DSD_TRY(check_image(ctx, op, y, "y"));
     if (!dsd_tensor_same_shape(x, y))
@@ -506,281 +1112,103 @@ dsd_status dsd_generator_forward(dsd_context *ctx, dsd_generator *g, const dsd_t
                         "%dx%dx%dx%d", op, y->n, y->c, y->h, y->w, x->n, x->c, x->h, x->w);
     if (dsd_tensor_overlap(x, y))
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: y overlaps x", op);
+    if (!tape)
+        return run_inference(ctx, g, PASS_WHOLE, -1, x, NULL, y);
 
-    struct dsd_generator_tape *t = g->tape;
-    tape_release(ctx, t, g->cfg.n_blocks); /* drop a forward never backpropagated */
-    dsd_status st = generator_run(ctx, g, x, y, training, step, t);
-    if (st != DSD_OK || !training) {
-        tape_release(ctx, t, g->cfg.n_blocks);
-        return st;
-    }
-    t->x = *x;
-    t->x.capacity = 0;
-    t->step = step;
-    t->pending = 1;
+    DSD_TRY(tape_prepare(ctx, g, tape, PASS_WHOLE, -1, x));
+    gen_pass r = tape_pass(ctx, g, tape);
+    DSD_TRY(generator_forward_pass(&r, x, y, tape->saved));
+    tape->next_slot = r.next_slot;
+    tape->x = *x;
+    tape->x.capacity = 0;
+    tape->pending = 1;
     return DSD_OK;
 }
 
-/* ------------------------------------------------------------------------ */
-/* Backward (mirrored order; every temporary is a zeroed lease, because the
- * op backwards accumulate) */
-
-/* Leases a zeroed n x c x h x w tensor into *t (released by the caller). */
-static dsd_status zeros(dsd_context *ctx, dsd_tensor *t, int n, int c, int h, int w)
+dsd_status dsd_generator_block_train_forward(dsd_context *ctx, dsd_generator *g, int b,
+                                             const dsd_tensor *f, dsd_tensor *out,
+                                             dsd_generator_tape *tape)
 {
-    return dsd_tensor_init_zero(ctx, t, n, c, h, w);
+    const char *op = "generator_block_train_forward";
+    DSD_TRY(check_ready(ctx, g, op));
+    if (b < 0 || b >= g->cfg.n_blocks || !tape)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: block %d of %d, tape "
+                        "%s", op, b, g->cfg.n_blocks, tape ? "given" : "NULL");
+    const int c = gen_dims_of(&g->cfg).c;
+    DSD_TRY(check_shape(ctx, op, f, "f", f ? f->n : 0, c, f ? f->h : 0, f ? f->w : 0));
+    DSD_TRY(check_shape(ctx, op, out, "out", f->n, c, f->h, f->w));
+    DSD_TRY(tape_prepare(ctx, g, tape, PASS_BLOCK, b, f));
+    gen_pass r = tape_pass(ctx, g, tape);
+    tape->saved->blocks[0].out = *out;
+    DSD_TRY(dscrb_forward(&r, b, f, &tape->saved->blocks[0], 0));
+    tape->next_slot = r.next_slot;
+    tape->x = *f;
+    tape->x.capacity = 0;
+    tape->pending = 1;
+    return DSD_OK;
 }
 
-#define TRY_GOTO(expr)          \
-    do {                        \
-        st = (expr);            \
-        if (st != DSD_OK)       \
-            goto done;          \
-    } while (0)
-
-/* Backward of block b: dout = dL/d(s->out); dx += dL/dx. Gives back the
- * block's activations except s->out (the next block's input, released by the
- * caller). */
-static dsd_status dscrb_backward(dsd_context *ctx, dsd_generator *g, int b, const dsd_tensor *x,
-                                 dscrb_saved *s, uint64_t step, const dsd_tensor *dout,
-                                 dsd_tensor *dx)
-{
-    const dsd_dscrb_weights *w = &g->w.blocks[b];
-    dsd_dscrb_weights *gw = &g->grad.blocks[b];
-    const float slope = g->cfg.slope, p = g->cfg.dropout;
-    const int n = x->n, c = x->c, h = x->h, wd = x->w, hidden = w->fc1.weight.n;
-    const dsd_conv2d_params dw = conv_depthwise(c);
-    dsd_status st = DSD_OK;
-    /* temporaries, named by the gradient they hold when first written */
-    dsd_tensor t_dd2 = {0}, t_dl2 = {0}, t_dp2 = {0}, t_dd1 = {0}, t_dr1 = {0}, t_dl1 = {0},
-               t_dp1 = {0}, t_dd0 = {0}, t_df2 = {0}, t_df1 = {0}, t_dms = {0}, t_dsc = {0},
-               t_dcat = {0}, t_dcm = {0}, t_dcx = {0}, t_dmc = {0}, t_ds = {0}, t_da = {0},
-               t_dh = {0}, t_dpool = {0};
-    dsd_tensor *tmp[] = {&t_dd2, &t_dl2, &t_dp2, &t_dd1, &t_dr1, &t_dl1, &t_dp1,
-                         &t_dd0, &t_df2, &t_df1, &t_dms, &t_dsc, &t_dcat, &t_dcm,
-                         &t_dcx, &t_dmc, &t_ds,  &t_da,  &t_dh,  &t_dpool};
-
-    /* out = x + pointwise2(d2): dx += dout; the conv sees dout */
-    TRY_GOTO(dsd_add_backward(ctx, 1.0f, dout, dx, NULL));
-    TRY_GOTO(zeros(ctx, &t_dd2, n, c, h, wd));
-    TRY_GOTO(dsd_conv2d_backward(ctx, &conv_1x1, &s->d[2], &w->pointwise[2].weight, dout, &t_dd2,
-                                 &gw->pointwise[2].weight, &gw->pointwise[2].bias));
-    dsd_tensor_free(ctx, &s->d[2]);
-    TRY_GOTO(zeros(ctx, &t_dl2, n, c, h, wd));
-    TRY_GOTO(dsd_conv2d_backward(ctx, &dw, &s->l2, &w->depthwise[2].weight, &t_dd2, &t_dl2,
-                                 &gw->depthwise[2].weight, &gw->depthwise[2].bias));
-    dsd_tensor_free(ctx, &t_dd2);
-    TRY_GOTO(zeros(ctx, &t_dp2, n, c, h, wd));
-    TRY_GOTO(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &s->l2, NULL, &t_dl2, &t_dp2));
-    dsd_tensor_free(ctx, &t_dl2);
-    dsd_tensor_free(ctx, &s->l2);
-    TRY_GOTO(zeros(ctx, &t_dd1, n, c, h, wd));
-    TRY_GOTO(dsd_conv2d_backward(ctx, &conv_1x1, &s->d[1], &w->pointwise[1].weight, &t_dp2, &t_dd1,
-                                 &gw->pointwise[1].weight, &gw->pointwise[1].bias));
-    dsd_tensor_free(ctx, &t_dp2);
-    dsd_tensor_free(ctx, &s->d[1]);
-    TRY_GOTO(zeros(ctx, &t_dr1, n, c, h, wd));
-    TRY_GOTO(dsd_conv2d_backward(ctx, &dw, &s->l1, &w->depthwise[1].weight, &t_dd1, &t_dr1,
-                                 &gw->depthwise[1].weight, &gw->depthwise[1].bias));
-    dsd_tensor_free(ctx, &t_dd1);
-    const dsd_tensor *dl1 = &t_dr1;
-    if (p > 0.0f) {
-        TRY_GOTO(zeros(ctx, &t_dl1, n, c, h, wd));
-        TRY_GOTO(dsd_dropout_backward(ctx, p, g->dropout_seed, dropout_stream(step, b), &t_dr1,
-                                      &t_dl1));
-        dsd_tensor_free(ctx, &t_dr1);
-        dl1 = &t_dl1;
-    }
-    /* l1 holds dropout(LReLU(.)): same sign where kept, zero gradient where dropped */
-    TRY_GOTO(zeros(ctx, &t_dp1, n, c, h, wd));
-    TRY_GOTO(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &s->l1, NULL, dl1, &t_dp1));
-    dsd_tensor_free(ctx, &t_dr1);
-    dsd_tensor_free(ctx, &t_dl1);
-    dsd_tensor_free(ctx, &s->l1);
-    TRY_GOTO(zeros(ctx, &t_dd0, n, c, h, wd));
-    TRY_GOTO(dsd_conv2d_backward(ctx, &conv_1x1, &s->d[0], &w->pointwise[0].weight, &t_dp1, &t_dd0,
-                                 &gw->pointwise[0].weight, &gw->pointwise[0].bias));
-    dsd_tensor_free(ctx, &t_dp1);
-    dsd_tensor_free(ctx, &s->d[0]);
-    TRY_GOTO(zeros(ctx, &t_df2, n, c, h, wd));
-    TRY_GOTO(dsd_conv2d_backward(ctx, &dw, &s->f2, &w->depthwise[0].weight, &t_dd0, &t_df2,
-                                 &gw->depthwise[0].weight, &gw->depthwise[0].bias));
-    dsd_tensor_free(ctx, &t_dd0);
-    dsd_tensor_free(ctx, &s->f2);
-
-    /* spatial attention */
-    TRY_GOTO(zeros(ctx, &t_df1, n, c, h, wd));
-    TRY_GOTO(zeros(ctx, &t_dms, n, 1, h, wd));
-    TRY_GOTO(dsd_mul_backward(ctx, &s->f1, &s->ms, &t_df2, &t_df1, &t_dms));
-    dsd_tensor_free(ctx, &t_df2);
-    TRY_GOTO(zeros(ctx, &t_dsc, n, 1, h, wd));
-    TRY_GOTO(dsd_activation_backward(ctx, DSD_ACT_SIGMOID, 0.0f, NULL, &s->ms, &t_dms, &t_dsc));
-    dsd_tensor_free(ctx, &t_dms);
-    dsd_tensor_free(ctx, &s->ms);
-    TRY_GOTO(zeros(ctx, &t_dcat, n, 2, h, wd));
-    TRY_GOTO(dsd_conv2d_backward(ctx, &conv_spatial, &s->cat, &w->sa.weight, &t_dsc, &t_dcat,
-                                 &gw->sa.weight, &gw->sa.bias));
-    dsd_tensor_free(ctx, &t_dsc);
-    dsd_tensor_free(ctx, &s->cat);
-    TRY_GOTO(zeros(ctx, &t_dcm, n, 1, h, wd));
-    TRY_GOTO(zeros(ctx, &t_dcx, n, 1, h, wd));
-    TRY_GOTO(dsd_concat_backward(ctx, &t_dcat, &t_dcm, &t_dcx));
-    dsd_tensor_free(ctx, &t_dcat);
-    TRY_GOTO(dsd_channel_mean_backward(ctx, &t_dcm, &t_df1));
-    TRY_GOTO(dsd_channel_max_backward(ctx, &s->f1, &t_dcx, &t_df1));
-    dsd_tensor_free(ctx, &t_dcm);
-    dsd_tensor_free(ctx, &t_dcx);
-
-    /* channel attention: f1 = x * mc, mc = sigmoid(o1 + o2) */
-    TRY_GOTO(zeros(ctx, &t_dmc, n, c, 1, 1));
-    TRY_GOTO(dsd_mul_backward(ctx, x, &s->mc, &t_df1, dx, &t_dmc));
-    dsd_tensor_free(ctx, &t_df1);
-    dsd_tensor_free(ctx, &s->f1);
-    TRY_GOTO(zeros(ctx, &t_ds, n, c, 1, 1));
-    TRY_GOTO(dsd_activation_backward(ctx, DSD_ACT_SIGMOID, 0.0f, NULL, &s->mc, &t_dmc, &t_ds));
-    dsd_tensor_free(ctx, &t_dmc);
-    dsd_tensor_free(ctx, &s->mc);
-    /* both MLP branches receive ds (the sum's backward); max branch first */
-    TRY_GOTO(zeros(ctx, &t_da, n, hidden, 1, 1));
-    TRY_GOTO(zeros(ctx, &t_dh, n, hidden, 1, 1));
-    TRY_GOTO(zeros(ctx, &t_dpool, n, c, 1, 1));
-    TRY_GOTO(dsd_conv2d_backward(ctx, &conv_1x1, &s->a2, &w->fc2.weight, &t_ds, &t_da,
-                                 &gw->fc2.weight, &gw->fc2.bias));
-    TRY_GOTO(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &s->a2, NULL, &t_da, &t_dh));
-    TRY_GOTO(dsd_conv2d_backward(ctx, &conv_1x1, &s->mx, &w->fc1.weight, &t_dh, &t_dpool,
-                                 &gw->fc1.weight, &gw->fc1.bias));
-    TRY_GOTO(dsd_global_max_pool_backward(ctx, x, &t_dpool, dx));
-    TRY_GOTO(dsd_tensor_fill(ctx, &t_da, 0.0f));
-    TRY_GOTO(dsd_tensor_fill(ctx, &t_dh, 0.0f));
-    TRY_GOTO(dsd_tensor_fill(ctx, &t_dpool, 0.0f));
-    TRY_GOTO(dsd_conv2d_backward(ctx, &conv_1x1, &s->a1, &w->fc2.weight, &t_ds, &t_da,
-                                 &gw->fc2.weight, &gw->fc2.bias));
-    TRY_GOTO(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &s->a1, NULL, &t_da, &t_dh));
-    TRY_GOTO(dsd_conv2d_backward(ctx, &conv_1x1, &s->avg, &w->fc1.weight, &t_dh, &t_dpool,
-                                 &gw->fc1.weight, &gw->fc1.bias));
-    TRY_GOTO(dsd_global_avg_pool_backward(ctx, &t_dpool, dx));
-
-done:
-    for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++)
-        dsd_tensor_free(ctx, tmp[i]);
-    return st;
-}
-
-dsd_status dsd_generator_backward(dsd_context *ctx, dsd_generator *g, const dsd_tensor *dy,
-                                  dsd_tensor *dx)
+dsd_status dsd_generator_backward(dsd_context *ctx, dsd_generator *g, dsd_generator_tape *tape,
+                                  const dsd_tensor *dy, dsd_tensor *dx)
 {
     const char *op = "generator_backward";
-    if (!g || !g->tape || !g->tape->pending)
+    DSD_TRY(check_ready(ctx, g, op));
+    if (!tape || !tape->pending)
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: no training forward "
                         "is pending", op);
-    struct dsd_generator_tape *t = g->tape;
-    const dsd_tensor *x = &t->x;
-    DSD_TRY(check_image(ctx, op, dy, "dy"));
-    if (!dsd_tensor_same_shape(dy, x))
+    const dsd_tensor *x = &tape->x;
+    if (tape->block < 0)
+        DSD_TRY(check_image(ctx, op, dy, "dy"));
+    if (!dy || !dsd_tensor_same_shape(dy, x))
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: dy is %dx%dx%dx%d but the forward "
-                        "took %dx%dx%dx%d", op, dy->n, dy->c, dy->h, dy->w, x->n, x->c, x->h,
-                        x->w);
+                        "took %dx%dx%dx%d", op, dy ? dy->n : 0, dy ? dy->c : 0, dy ? dy->h : 0,
+                        dy ? dy->w : 0, x->n, x->c, x->h, x->w);
     if (dx) {
-        DSD_TRY(check_image(ctx, op, dx, "dx"));
+        if (tape->block < 0)
+            DSD_TRY(check_image(ctx, op, dx, "dx"));
         if (!dsd_tensor_same_shape(dx, x))
             return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: dx is %dx%dx%dx%d but the "
                             "forward took %dx%dx%dx%d", op, dx->n, dx->c, dx->h, dx->w, x->n,
                             x->c, x->h, x->w);
     }
-
-    const dsd_generator_weights *w = &g->w;
-    dsd_generator_weights *gw = &g->grad;
-    const gen_dims d = gen_dims_of(&g->cfg);
-    const float slope = g->cfg.slope;
-    const int n = x->n, h = x->h, wd = x->w, nb = g->cfg.n_blocks;
-    const dsd_conv2d_params up = conv_up(d.k);
-    dsd_status st = DSD_OK;
-    dsd_tensor t_ds = {0}, t_du = {0}, t_dv = {0}, t_dsh = {0}, t_dfeat = {0}, t_dprev = {0};
-    dsd_tensor *tmp[] = {&t_ds, &t_du, &t_dv, &t_dsh, &t_dfeat, &t_dprev};
-
-    /* y = clamp(s), s = x + tanh(tail(v2)) */
-    TRY_GOTO(zeros(ctx, &t_ds, n, 3, h, wd));
-    TRY_GOTO(dsd_clamp_backward(ctx, -1.0f, 1.0f, &t->s, dy, &t_ds));
-    dsd_tensor_free(ctx, &t->s);
-    if (dx)
-        TRY_GOTO(dsd_add_backward(ctx, 1.0f, &t_ds, dx, NULL));
-    TRY_GOTO(zeros(ctx, &t_du, n, 3, h, wd));
-    TRY_GOTO(dsd_activation_backward(ctx, DSD_ACT_TANH, 0.0f, NULL, &t->t, &t_ds, &t_du));
-    dsd_tensor_free(ctx, &t_ds);
-    dsd_tensor_free(ctx, &t->t);
-    TRY_GOTO(zeros(ctx, &t_dv, n, d.b, h, wd));
-    TRY_GOTO(dsd_conv2d_backward(ctx, &conv_7x7_reflect, &t->v2, &w->tail.weight, &t_du, &t_dv,
-                                 &gw->tail.weight, &gw->tail.bias));
-    dsd_tensor_free(ctx, &t_du);
-
-    /* up.1: v2 = LReLU(shuffle(conv(v1))) */
-    TRY_GOTO(zeros(ctx, &t_dsh, n, d.b, h, wd));
-    TRY_GOTO(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &t->v2, NULL, &t_dv, &t_dsh));
-    dsd_tensor_free(ctx, &t_dv);
-    dsd_tensor_free(ctx, &t->v2);
-    TRY_GOTO(zeros(ctx, &t_du, n, 4 * d.b, h / 2, wd / 2));
-    TRY_GOTO(dsd_pixel_shuffle_backward(ctx, 2, &t_dsh, &t_du));
-    dsd_tensor_free(ctx, &t_dsh);
-    TRY_GOTO(zeros(ctx, &t_dv, n, 2 * d.b, h / 2, wd / 2));
-    TRY_GOTO(dsd_conv2d_backward(ctx, &up, &t->v1, &w->up[1].weight, &t_du, &t_dv,
-                                 &gw->up[1].weight, &gw->up[1].bias));
-    dsd_tensor_free(ctx, &t_du);
-
-    /* up.0: v1 = LReLU(shuffle(conv(feat))) */
-    TRY_GOTO(zeros(ctx, &t_dsh, n, 2 * d.b, h / 2, wd / 2));
-    TRY_GOTO(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &t->v1, NULL, &t_dv, &t_dsh));
-    dsd_tensor_free(ctx, &t_dv);
-    dsd_tensor_free(ctx, &t->v1);
-    TRY_GOTO(zeros(ctx, &t_du, n, 8 * d.b, h / 4, wd / 4));
-    TRY_GOTO(dsd_pixel_shuffle_backward(ctx, 2, &t_dsh, &t_du));
-    dsd_tensor_free(ctx, &t_dsh);
-    const dsd_tensor *feat = nb > 0 ? &t->blocks[nb - 1].out : &t->a2;
-    TRY_GOTO(zeros(ctx, &t_dfeat, n, d.c, h / 4, wd / 4));
-    TRY_GOTO(dsd_conv2d_backward(ctx, &up, feat, &w->up[0].weight, &t_du, &t_dfeat,
-                                 &gw->up[0].weight, &gw->up[0].bias));
-    dsd_tensor_free(ctx, &t_du);
-
-    /* the blocks, last to first */
-    for (int b = nb - 1; b >= 0; b--) {
-        const dsd_tensor *in = b > 0 ? &t->blocks[b - 1].out : &t->a2;
-        TRY_GOTO(zeros(ctx, &t_dprev, n, d.c, h / 4, wd / 4));
-        TRY_GOTO(dscrb_backward(ctx, g, b, in, &t->blocks[b], t->step, &t_dfeat, &t_dprev));
-        dscrb_saved_release(ctx, &t->blocks[b]);
-        dsd_tensor_free(ctx, &t_dfeat);
-        t_dfeat = t_dprev;
-        memset(&t_dprev, 0, sizeof t_dprev);
-    }
-
-    /* down.1, down.0, head */
-    TRY_GOTO(zeros(ctx, &t_dsh, n, d.c, h / 4, wd / 4));
-    TRY_GOTO(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &t->a2, NULL, &t_dfeat,
-                                     &t_dsh));
-    dsd_tensor_free(ctx, &t_dfeat);
-    dsd_tensor_free(ctx, &t->a2);
-    TRY_GOTO(zeros(ctx, &t_dv, n, 2 * d.b, h / 2, wd / 2));
-    TRY_GOTO(dsd_conv2d_backward(ctx, &conv_down, &t->a1, &w->down[1].weight, &t_dsh, &t_dv,
-                                 &gw->down[1].weight, &gw->down[1].bias));
-    dsd_tensor_free(ctx, &t_dsh);
-    TRY_GOTO(zeros(ctx, &t_dsh, n, 2 * d.b, h / 2, wd / 2));
-    TRY_GOTO(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &t->a1, NULL, &t_dv, &t_dsh));
-    dsd_tensor_free(ctx, &t_dv);
-    dsd_tensor_free(ctx, &t->a1);
-    TRY_GOTO(zeros(ctx, &t_dv, n, d.b, h, wd));
-    TRY_GOTO(dsd_conv2d_backward(ctx, &conv_down, &t->a0, &w->down[0].weight, &t_dsh, &t_dv,
-                                 &gw->down[0].weight, &gw->down[0].bias));
-    dsd_tensor_free(ctx, &t_dsh);
-    TRY_GOTO(zeros(ctx, &t_dsh, n, d.b, h, wd));
-    TRY_GOTO(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &t->a0, NULL, &t_dv, &t_dsh));
-    dsd_tensor_free(ctx, &t_dv);
-    dsd_tensor_free(ctx, &t->a0);
-    TRY_GOTO(dsd_conv2d_backward(ctx, &conv_7x7_reflect, x, &w->head.weight, &t_dsh, dx,
-                                 &gw->head.weight, &gw->head.bias));
-
-done:
-    for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++)
-        dsd_tensor_free(ctx, tmp[i]);
-    tape_release(ctx, t, nb);
-    return st;
+    tape->pending = 0;
+    gen_pass r = tape_pass(ctx, g, tape);
+    pass_kind kind = tape->block < 0 ? PASS_WHOLE : PASS_BLOCK;
+    return backward_kind(&r, kind, tape->block, x, dy, dx, tape->saved);
 }
 
-#undef TRY_GOTO
+dsd_status dsd_generator_encode(dsd_context *ctx, dsd_generator *g, const dsd_tensor *x,
+                                dsd_tensor *f)
+{
+    const char *op = "generator_encode";
+    DSD_TRY(check_ready(ctx, g, op));
+    DSD_TRY(check_image(ctx, op, x, "x"));
+    DSD_TRY(check_shape(ctx, op, f, "f", x->n, gen_dims_of(&g->cfg).c, x->h / 4, x->w / 4));
+    return run_inference(ctx, g, PASS_ENCODE, -1, x, NULL, f);
+}
+
+dsd_status dsd_generator_block(dsd_context *ctx, dsd_generator *g, int b, const dsd_tensor *f,
+                               dsd_tensor *out)
+{
+    const char *op = "generator_block";
+    DSD_TRY(check_ready(ctx, g, op));
+    if (b < 0 || b >= g->cfg.n_blocks)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: block %d of %d", op,
+                        b, g->cfg.n_blocks);
+    const int c = gen_dims_of(&g->cfg).c;
+    DSD_TRY(check_shape(ctx, op, f, "f", f ? f->n : 0, c, f ? f->h : 0, f ? f->w : 0));
+    DSD_TRY(check_shape(ctx, op, out, "out", f->n, c, f->h, f->w));
+    return run_inference(ctx, g, PASS_BLOCK, b, f, NULL, out);
+}
+
+dsd_status dsd_generator_decode(dsd_context *ctx, dsd_generator *g, const dsd_tensor *f,
+                                const dsd_tensor *x, dsd_tensor *y)
+{
+    const char *op = "generator_decode";
+    DSD_TRY(check_ready(ctx, g, op));
+    DSD_TRY(check_image(ctx, op, x, "x"));
+    DSD_TRY(check_image(ctx, op, y, "y"));
+    DSD_TRY(check_shape(ctx, op, f, "f", x->n, gen_dims_of(&g->cfg).c, x->h / 4, x->w / 4));
+    DSD_TRY(check_shape(ctx, op, y, "y", x->n, 3, x->h, x->w));
+    return run_inference(ctx, g, PASS_DECODE, -1, f, x, y);
+}

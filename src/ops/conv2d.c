@@ -102,38 +102,38 @@ static dsd_status expect_shape(dsd_context *ctx, const char *op, const dsd_tenso
                     "%dx%dx%dx%d", op, what, t->n, t->c, t->h, t->w, why, n, c, h, w);
 }
 
-static dsd_status check_params(dsd_context *ctx, const char *op, const dsd_conv2d_params *p)
+static dsd_status check_params(dsd_error *err, const char *op, const dsd_conv2d_params *p)
 {
     if (!p)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: params is NULL", op);
+        return DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "%s: params is NULL", op);
     if (p->kernel_h < 1 || p->kernel_w < 1 || p->stride < 1 || p->pad < 0)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: kernel %dx%d, stride "
+        return DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "%s: kernel %dx%d, stride "
                         "%d, pad %d (need kernel >= 1, stride >= 1, pad >= 0)", op, p->kernel_h,
                         p->kernel_w, p->stride, p->pad);
     if (p->pad_mode != DSD_PAD_ZERO && p->pad_mode != DSD_PAD_REFLECT)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: unknown padding mode %d",
+        return DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "%s: unknown padding mode %d",
                         op, (int)p->pad_mode);
     return DSD_OK;
 }
 
 /* Output size of p on an in_h x in_w input (p already checked). */
-static dsd_status out_size(dsd_context *ctx, const char *op, const dsd_conv2d_params *p,
+static dsd_status out_size(dsd_error *err, const char *op, const dsd_conv2d_params *p,
                            int in_h, int in_w, int *out_h, int *out_w)
 {
     if (in_h < 1 || in_w < 1)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: input %dx%d is empty", op, in_h,
+        return DSD_FAIL(err, DSD_ERR_SHAPE, "%s: input %dx%d is empty", op, in_h,
                         in_w);
     if (p->pad_mode == DSD_PAD_REFLECT && (p->pad >= in_h || p->pad >= in_w))
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: reflection pad %d needs an input "
+        return DSD_FAIL(err, DSD_ERR_SHAPE, "%s: reflection pad %d needs an input "
                         "larger than %dx%d (pad < H and pad < W)", op, p->pad, in_h, in_w);
     long long ph = (long long)in_h + 2LL * p->pad, pw = (long long)in_w + 2LL * p->pad;
     if (ph < p->kernel_h || pw < p->kernel_w)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: kernel %dx%d is larger than the "
+        return DSD_FAIL(err, DSD_ERR_SHAPE, "%s: kernel %dx%d is larger than the "
                         "padded input %lldx%lld (%dx%d, pad %d)", op, p->kernel_h, p->kernel_w,
                         ph, pw, in_h, in_w, p->pad);
     long long oh = (ph - p->kernel_h) / p->stride + 1, ow = (pw - p->kernel_w) / p->stride + 1;
     if (oh > 0x7fffffff || ow > 0x7fffffff)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: output %lldx%lld is too large", op,
+        return DSD_FAIL(err, DSD_ERR_SHAPE, "%s: output %lldx%lld is too large", op,
                         oh, ow);
     *out_h = (int)oh;
     *out_w = (int)ow;
@@ -144,11 +144,11 @@ dsd_status dsd_conv2d_output_size(dsd_context *ctx, const dsd_conv2d_params *p, 
                                   int in_w, int *out_h, int *out_w)
 {
     const char *op = "conv2d_output_size";
-    DSD_TRY(check_params(ctx, op, p));
+    DSD_TRY(check_params(dsd_ctx_err(ctx), op, p));
     if (!out_h || !out_w)
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: output pointer is NULL",
                         op);
-    return out_size(ctx, op, p, in_h, in_w, out_h, out_w);
+    return out_size(dsd_ctx_err(ctx), op, p, in_h, in_w, out_h, out_w);
 }
 
 /* Checks x and weight for the groups == 1 path and fills g. */
@@ -172,7 +172,7 @@ static dsd_status conv_setup(dsd_context *ctx, const char *op, const dsd_conv2d_
     g->stride = p->stride;
     g->pad = p->pad;
     g->reflect = p->pad_mode == DSD_PAD_REFLECT;
-    DSD_TRY(out_size(ctx, op, p, x->h, x->w, &g->oh, &g->ow));
+    DSD_TRY(out_size(dsd_ctx_err(ctx), op, p, x->h, x->w, &g->oh, &g->ow));
     /* The kernels index a chunk's columns with 32-bit unsigned integers, and
      * a chunk holds at least one output row. */
     if ((double)g->cin * g->kh * g->kw * g->ow > (double)CONV_INDEX_MAX)
@@ -185,7 +185,7 @@ static dsd_status conv_setup(dsd_context *ctx, const char *op, const dsd_conv2d_
 static dsd_status conv_route(dsd_context *ctx, const char *op, const dsd_conv2d_params *p,
                              const dsd_tensor *x, int *depthwise)
 {
-    DSD_TRY(check_params(ctx, op, p));
+    DSD_TRY(check_params(dsd_ctx_err(ctx), op, p));
     DSD_TRY(check_tensor(ctx, op, x, "x"));
     if (p->groups == 1) {
         *depthwise = 0;
@@ -266,9 +266,7 @@ static dsd_status run_elementwise(dsd_context *ctx, const char *kernel, const ds
     return dsd_kernel_run(ctx, "conv2d", opts, kernel, args, nargs, 1, &count, &local);
 }
 
-/* Column buffer bound in bytes: DSDEBLUR_CONV_COL_LIMIT when set to a positive
- * number, else CONV_COL_LIMIT_BYTES. */
-static size_t col_limit(void)
+size_t dsd_conv2d_col_limit(void)
 {
     const char *s = getenv("DSDEBLUR_CONV_COL_LIMIT");
     if (s && *s) {
@@ -290,7 +288,7 @@ static size_t col_rows(const conv_geom *g)
 static int chunk_rows(const conv_geom *g)
 {
     size_t row_floats = col_rows(g) * (size_t)g->ow;
-    size_t rows = col_limit() / (row_floats * sizeof(float));
+    size_t rows = dsd_conv2d_col_limit() / (row_floats * sizeof(float));
     if (rows > CONV_INDEX_MAX / row_floats)
         rows = CONV_INDEX_MAX / row_floats;
     if (rows < 1)
@@ -303,6 +301,34 @@ static int chunk_rows(const conv_geom *g)
 static int is_pointwise(const conv_geom *g)
 {
     return g->kh == 1 && g->kw == 1 && g->stride == 1 && g->pad == 0;
+}
+
+/* Convolutions with at most this many output channels run their forward in
+ * one direct kernel instead of im2col + GEMM: with M = cout the GEMM's tiles
+ * are mostly empty (bench-ops measured the tail 7x7 64->3 at 0.5 GFLOP/s). */
+enum { DIRECT_MAX_COUT = 4 };
+
+/* The route and chunking of a checked groups == 1 geometry: every decision
+ * of how a convolution runs is taken here and nowhere else. */
+static dsd_conv2d_plan plan_of(const dsd_conv2d_params *p, const conv_geom *g)
+{
+    dsd_conv2d_plan pl = {
+        .params = *p, .n = g->n, .cin = g->cin, .h = g->h, .w = g->w,
+        .cout = g->cout, .oh = g->oh, .ow = g->ow,
+        .macs = (double)g->n * g->cout * g->oh * g->ow * (double)g->cin * g->kh * g->kw,
+    };
+    if (is_pointwise(g)) {
+        pl.forward = pl.backward = DSD_CONV2D_ROUTE_POINTWISE;
+        return pl;
+    }
+    pl.forward = g->cout <= DIRECT_MAX_COUT ? DSD_CONV2D_ROUTE_DIRECT_FEW : DSD_CONV2D_ROUTE_IM2COL;
+    pl.backward = DSD_CONV2D_ROUTE_IM2COL;
+    pl.chunk_rows = chunk_rows(g);
+    pl.chunks = (g->oh + pl.chunk_rows - 1) / pl.chunk_rows;
+    size_t col = col_rows(g) * (size_t)pl.chunk_rows * (size_t)g->ow * sizeof(float);
+    pl.forward_workspace = pl.forward == DSD_CONV2D_ROUTE_IM2COL ? col : 0;
+    pl.backward_workspace = col;
+    return pl;
 }
 
 static dsd_status im2col(dsd_context *ctx, const conv_geom *g, const dsd_tensor *x, int img,
@@ -381,11 +407,6 @@ static dsd_status forward_image(dsd_context *ctx, const conv_geom *g, const dsd_
     return DSD_OK;
 }
 
-/* Convolutions with at most this many output channels run their forward in
- * one direct kernel instead of im2col + GEMM: with M = cout the GEMM's tiles
- * are mostly empty (bench-ops measured the tail 7x7 64->3 at 0.5 GFLOP/s). */
-enum { DIRECT_MAX_COUT = 4 };
-
 static dsd_status forward_direct_few(dsd_context *ctx, const conv_geom *g, const dsd_tensor *x,
                                      const dsd_tensor *weight, const dsd_tensor *bias,
                                      dsd_tensor *y)
@@ -405,8 +426,63 @@ static dsd_status forward_direct_few(dsd_context *ctx, const conv_geom *g, const
                            (size_t)g->n * g->oh * g->ow);
 }
 
-dsd_status dsd_conv2d_forward(dsd_context *ctx, const dsd_conv2d_params *p, const dsd_tensor *x,
-                              const dsd_tensor *weight, const dsd_tensor *bias, dsd_tensor *y)
+/* The column buffer of a chunked pass: a view of the caller's workspace, or
+ * leased from the pool for this call (*leased set). */
+static dsd_status column_buffer(dsd_context *ctx, const char *op, const conv_geom *g, int rows,
+                                const dsd_tensor *workspace, dsd_tensor *col, int *leased)
+{
+    size_t floats = col_rows(g) * (size_t)rows * (size_t)g->ow;
+    *leased = 0;
+    if (!workspace) {
+        *leased = 1;
+        return dsd_tensor_init(ctx, col, 1, (int)col_rows(g), rows, g->ow);
+    }
+    if (!workspace->buf || dsd_tensor_numel(workspace) < floats)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: workspace of %zu floats, the "
+                        "column buffer needs %zu", op, dsd_tensor_numel(workspace), floats);
+    *col = *workspace;
+    col->capacity = 0;
+    col->n = 1;
+    col->c = (int)col_rows(g);
+    col->h = rows;
+    col->w = g->ow;
+    return DSD_OK;
+}
+
+dsd_status dsd_conv2d_plan_make(const dsd_conv2d_params *p, int n, int cin, int h, int w,
+                                int cout, dsd_conv2d_plan *out, dsd_error *err)
+{
+    const char *op = "conv2d_plan";
+    DSD_TRY(check_params(err, op, p));
+    if (n < 1 || cin < 1 || cout < 1)
+        return DSD_FAIL(err, DSD_ERR_SHAPE, "%s: %d images, %d input and %d output channels",
+                        op, n, cin, cout);
+    conv_geom g = {.n = n, .cin = cin, .h = h, .w = w, .cout = cout, .kh = p->kernel_h,
+                   .kw = p->kernel_w, .stride = p->stride, .pad = p->pad,
+                   .reflect = p->pad_mode == DSD_PAD_REFLECT};
+    DSD_TRY(out_size(err, op, p, h, w, &g.oh, &g.ow));
+    if (p->groups != 1 && p->groups == cin) {
+        *out = (dsd_conv2d_plan){
+            .params = *p, .n = n, .cin = cin, .h = h, .w = w, .cout = cout, .oh = g.oh,
+            .ow = g.ow, .forward = DSD_CONV2D_ROUTE_DEPTHWISE,
+            .backward = DSD_CONV2D_ROUTE_DEPTHWISE,
+            .macs = (double)n * cout * g.oh * g.ow * (double)p->kernel_h * p->kernel_w};
+        return DSD_OK;
+    }
+    if (p->groups != 1)
+        return DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "%s: groups %d with %d input channels "
+                        "(groups must be 1 or Cin)", op, p->groups, cin);
+    if ((double)g.cin * g.kh * g.kw * g.ow > (double)CONV_INDEX_MAX)
+        return DSD_FAIL(err, DSD_ERR_SHAPE, "%s: %dx%d kernel over %d channels on a %d-wide "
+                        "output is too large", op, g.kh, g.kw, g.cin, g.ow);
+    *out = plan_of(p, &g);
+    return DSD_OK;
+}
+
+dsd_status dsd_conv2d_forward_ws(dsd_context *ctx, const dsd_conv2d_params *p,
+                                 const dsd_tensor *x, const dsd_tensor *weight,
+                                 const dsd_tensor *bias, dsd_tensor *y,
+                                 const dsd_tensor *workspace)
 {
     const char *op = "conv2d_forward";
     int depthwise;
@@ -421,7 +497,8 @@ dsd_status dsd_conv2d_forward(dsd_context *ctx, const dsd_conv2d_params *p, cons
                              "output channels"));
     DSD_TRY(expect_shape(ctx, op, y, "y", g.n, g.cout, g.oh, g.ow, "the convolution of x"));
 
-    if (g.cout <= DIRECT_MAX_COUT && !is_pointwise(&g))
+    const dsd_conv2d_plan plan = plan_of(p, &g);
+    if (plan.forward == DSD_CONV2D_ROUTE_DIRECT_FEW)
         return forward_direct_few(ctx, &g, x, weight, bias, y);
 
     float beta = 0.0f;
@@ -435,7 +512,7 @@ dsd_status dsd_conv2d_forward(dsd_context *ctx, const dsd_conv2d_params *p, cons
     }
 
     size_t plane = (size_t)g.h * g.w;
-    if (is_pointwise(&g)) {
+    if (plan.forward == DSD_CONV2D_ROUTE_POINTWISE) {
         for (int img = 0; img < g.n; img++)
             DSD_TRY(sgemm(ctx, "forward W x X", CLBlastTransposeNo, CLBlastTransposeNo,
                           (size_t)g.cout, plane, (size_t)g.cin, weight->buf, weight->offset,
@@ -444,14 +521,21 @@ dsd_status dsd_conv2d_forward(dsd_context *ctx, const dsd_conv2d_params *p, cons
         return DSD_OK;
     }
 
-    int rows = chunk_rows(&g);
     dsd_tensor col;
-    DSD_TRY(dsd_tensor_init(ctx, &col, 1, (int)col_rows(&g), rows, g.ow));
+    int leased;
+    DSD_TRY(column_buffer(ctx, op, &g, plan.chunk_rows, workspace, &col, &leased));
     dsd_status st = DSD_OK;
     for (int img = 0; img < g.n && st == DSD_OK; img++)
-        st = forward_image(ctx, &g, x, weight, beta, y, &col, img, rows);
-    dsd_tensor_free(ctx, &col);
+        st = forward_image(ctx, &g, x, weight, beta, y, &col, img, plan.chunk_rows);
+    if (leased)
+        dsd_tensor_free(ctx, &col);
     return st;
+}
+
+dsd_status dsd_conv2d_forward(dsd_context *ctx, const dsd_conv2d_params *p, const dsd_tensor *x,
+                              const dsd_tensor *weight, const dsd_tensor *bias, dsd_tensor *y)
+{
+    return dsd_conv2d_forward_ws(ctx, p, x, weight, bias, y, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -516,9 +600,10 @@ static dsd_status backward_image(dsd_context *ctx, const conv_geom *g, const dsd
     return DSD_OK;
 }
 
-dsd_status dsd_conv2d_backward(dsd_context *ctx, const dsd_conv2d_params *p, const dsd_tensor *x,
-                               const dsd_tensor *weight, const dsd_tensor *dy, dsd_tensor *dx,
-                               dsd_tensor *dweight, dsd_tensor *dbias)
+dsd_status dsd_conv2d_backward_ws(dsd_context *ctx, const dsd_conv2d_params *p,
+                                  const dsd_tensor *x, const dsd_tensor *weight,
+                                  const dsd_tensor *dy, dsd_tensor *dx, dsd_tensor *dweight,
+                                  dsd_tensor *dbias, const dsd_tensor *workspace)
 {
     const char *op = "conv2d_backward";
     int depthwise;
@@ -542,15 +627,24 @@ dsd_status dsd_conv2d_backward(dsd_context *ctx, const dsd_conv2d_params *p, con
         DSD_TRY(bias_backward(ctx, &g, dy, dbias));
     if (!dx && !dweight)
         return DSD_OK;
-    if (is_pointwise(&g))
+    const dsd_conv2d_plan plan = plan_of(p, &g);
+    if (plan.backward == DSD_CONV2D_ROUTE_POINTWISE)
         return backward_pointwise(ctx, &g, x, weight, dy, dx, dweight);
 
-    int rows = chunk_rows(&g);
     dsd_tensor col;
-    DSD_TRY(dsd_tensor_init(ctx, &col, 1, (int)col_rows(&g), rows, g.ow));
+    int leased;
+    DSD_TRY(column_buffer(ctx, op, &g, plan.chunk_rows, workspace, &col, &leased));
     dsd_status st = DSD_OK;
     for (int img = 0; img < g.n && st == DSD_OK; img++)
-        st = backward_image(ctx, &g, x, weight, dy, dx, dweight, &col, img, rows);
-    dsd_tensor_free(ctx, &col);
+        st = backward_image(ctx, &g, x, weight, dy, dx, dweight, &col, img, plan.chunk_rows);
+    if (leased)
+        dsd_tensor_free(ctx, &col);
     return st;
+}
+
+dsd_status dsd_conv2d_backward(dsd_context *ctx, const dsd_conv2d_params *p, const dsd_tensor *x,
+                               const dsd_tensor *weight, const dsd_tensor *dy, dsd_tensor *dx,
+                               dsd_tensor *dweight, dsd_tensor *dbias)
+{
+    return dsd_conv2d_backward_ws(ctx, p, x, weight, dy, dx, dweight, dbias, NULL);
 }

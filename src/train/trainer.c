@@ -23,6 +23,7 @@ struct dsd_trainer {
     char *config_text;
 
     dsd_generator g;
+    dsd_generator_tape g_tape;     /* G's activations and step memory, kept between steps */
     dsd_discriminator d;
     dsd_content_loss content;
     dsd_tensor g_m, g_v, d_m, d_v; /* Adam moments, one arena each */
@@ -180,6 +181,7 @@ void dsd_trainer_free(dsd_trainer *t)
         if (all[i]->buf)
             dsd_tensor_free(ctx, all[i]);
     dsd_content_loss_free(ctx, &t->content);
+    dsd_generator_tape_free(ctx, &t->g_tape);
     dsd_generator_free(ctx, &t->g);
     dsd_discriminator_free(ctx, &t->d);
     dsd_dataset_free(&t->train);
@@ -281,7 +283,8 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
     DSD_TRY(next_batch(t, err));
 
     /* fake = G(blur), kept for the generator's backward */
-    CTX(t, dsd_generator_forward(ctx, &t->g, &t->blur, &t->fake, 1, t->step));
+    t->g_tape.step = t->step;
+    CTX(t, dsd_generator_forward(ctx, &t->g, &t->blur, &t->fake, &t->g_tape));
 
     /* discriminator step on the detached fake */
     dsd_discriminator_tape tr = {0}, tf = {0};
@@ -320,7 +323,7 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
                                    &t->fake_logits, NULL, &t->dfake_logits));
     CTX(t, dsd_discriminator_backward(ctx, &t->d, &tf, &t->dfake_logits, &t->dfake, 0));
     CTX(t, dsd_content_loss_backward(ctx, &t->content, (float)c->train.lambda, &t->dfake));
-    CTX(t, dsd_generator_backward(ctx, &t->g, &t->dfake, NULL));
+    CTX(t, dsd_generator_backward(ctx, &t->g, &t->g_tape, &t->dfake, NULL));
     out->loss_g_adv = download_scalar(t, &t->loss_adv, err, &ok);
     if (!ok)
         return err->status;
