@@ -41,6 +41,30 @@ dsd_status dsd_error_vset(dsd_error *err, dsd_status status, int code, const cha
         if (dsd_try_st_ != DSD_OK)             \
             return dsd_try_st_;                \
     } while (0)
+/* Evaluate a dsd_status into st; on failure jump to label (a function with
+ * one cleanup path at label, which returns st). */
+#define DSD_TRY_GOTO(st, expr, label)          \
+    do {                                       \
+        if (((st) = (expr)) != DSD_OK)         \
+            goto label;                        \
+    } while (0)
+/* For a function that reports through its own dsd_error *err but calls ones
+ * that record in the context: on failure copy ctx's error into *err, then
+ * return its status (DSD_TRY_CTX) or store it in st and jump to label. */
+#define DSD_TRY_CTX(err, ctx, expr)                     \
+    do {                                                \
+        if ((expr) != DSD_OK) {                         \
+            *(err) = *dsd_context_error(ctx);           \
+            return (err)->status;                       \
+        }                                               \
+    } while (0)
+#define DSD_TRY_CTX_GOTO(st, err, ctx, expr, label)     \
+    do {                                                \
+        if (((st) = (expr)) != DSD_OK) {                \
+            *(err) = *dsd_context_error(ctx);           \
+            goto label;                                 \
+        }                                               \
+    } while (0)
 
 /* CL_OUT_OF_RESOURCES / allocation failures map to DSD_ERR_OUT_OF_MEMORY. */
 dsd_status dsd_status_from_cl(cl_int code);
