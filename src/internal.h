@@ -197,6 +197,12 @@ typedef struct dsd_embedded_source {
 extern const dsd_embedded_source dsd_embedded_sources[];
 extern const size_t dsd_embedded_source_count;
 
+/* Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2,
+ * 3", SC 2011; src/philox.c): the four output words of one counter block
+ * under key. The host twin of dsd_philox4x32_10 in cl/common.cl; dropout
+ * masks, blur noise and dsd_rng all draw from it. */
+void dsd_philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]);
+
 /* 64-bit FNV-1a, for cache keys (not for security). */
 uint64_t dsd_hash64(uint64_t h, const void *data, size_t size);
 #define DSD_HASH64_INIT UINT64_C(0xcbf29ce484222325)
