@@ -155,6 +155,8 @@ typedef struct dsd_karg {
 /* A tensor is passed as two arguments: (global float *, uint offset). */
 #define DSD_KARG_TENSOR(t) DSD_KARG((t)->buf), DSD_KARG((t)->offset)
 #define DSD_KARG_LOCAL(bytes) ((dsd_karg){(bytes), NULL})
+/* The number of elements of an array (of kernel arguments, say). */
+#define DSD_NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* Sets args[0..n) on kernel k. */
 dsd_status dsd_kernel_set_args(dsd_context *ctx, cl_kernel k, const dsd_karg *args, int n);
@@ -181,6 +183,46 @@ static inline size_t dsd_round_up(size_t x, size_t m)
 {
     return (x + m - 1) / m * m;
 }
+
+/* An op's preferred work-group size `wanted` (a power of two), halved until
+ * the device allows it; never below 1. */
+static inline size_t dsd_work_group_size(const dsd_context *ctx, size_t wanted)
+{
+    while (wanted > 1 && wanted > ctx->device.max_work_group_size)
+        wanted /= 2;
+    return wanted;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Argument checks shared by the ops (src/tensor.c). Each records its failure
+ * in the context and returns the status: DSD_ERR_INVALID_ARGUMENT for a NULL
+ * tensor, DSD_ERR_SHAPE for the rest. Messages start "op: " (nothing when op
+ * is NULL) and name tensors by `what`; the error's file:line is the caller's,
+ * hence the macros. */
+
+/* t is non-NULL, allocated and has no empty dimension. */
+#define DSD_TENSOR_CHECK(ctx, op, t, what) \
+    dsd_tensor_check_at((ctx), __FILE__, __LINE__, (op), (t), (what))
+/* DSD_TENSOR_CHECK, then t has ref's shape:
+ * "op: what is NxCxHxW but ref_what is NxCxHxW". */
+#define DSD_TENSOR_CHECK_LIKE(ctx, op, t, what, ref, ref_what) \
+    dsd_tensor_check_like_at((ctx), __FILE__, __LINE__, (op), (t), (what), (ref), (ref_what))
+/* DSD_TENSOR_CHECK, then t is exactly (n, c, h, w), the shape `why` implies:
+ * "op: what is NxCxHxW but why needs NxCxHxW", or with ref (may be NULL)
+ * "... but why NxCxHxW needs NxCxHxW" showing ref's shape after `why`. */
+#define DSD_TENSOR_EXPECT_SHAPE(ctx, op, t, what, n, c, h, w, why, ref)                     \
+    dsd_tensor_expect_shape_at((ctx), __FILE__, __LINE__, (op), (t), (what), (n), (c), (h), \
+                               (w), (why), (ref))
+
+dsd_status dsd_tensor_check_at(dsd_context *ctx, const char *file, int line, const char *op,
+                               const dsd_tensor *t, const char *what);
+dsd_status dsd_tensor_check_like_at(dsd_context *ctx, const char *file, int line, const char *op,
+                                    const dsd_tensor *t, const char *what, const dsd_tensor *ref,
+                                    const char *ref_what);
+dsd_status dsd_tensor_expect_shape_at(dsd_context *ctx, const char *file, int line,
+                                      const char *op, const dsd_tensor *t, const char *what,
+                                      int n, int c, int h, int w, const char *why,
+                                      const dsd_tensor *ref);
 
 /* ------------------------------------------------------------------------ */
 /* Pool (src/buffer_pool.c), used by tensor.c */

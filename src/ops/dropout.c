@@ -38,17 +38,6 @@ int dsd_dropout_keep_host(float p, uint64_t seed, uint64_t stream, uint32_t inde
 
 enum { DROPOUT_WG = 64 };
 
-static dsd_status check_tensor(dsd_context *ctx, const char *op, const dsd_tensor *t,
-                               const char *what)
-{
-    if (!t)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: %s is NULL", op, what);
-    if (!t->buf || t->n <= 0 || t->c <= 0 || t->h <= 0 || t->w <= 0)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s (%dx%dx%dx%d) is empty or "
-                        "unallocated", op, what, t->n, t->c, t->h, t->w);
-    return DSD_OK;
-}
-
 /* Validates p, src and dst (same shapes), then runs kernel over the elements. */
 static dsd_status dropout_run(dsd_context *ctx, const char *op, const char *kernel, float p,
                               uint64_t seed, uint64_t stream, const dsd_tensor *src,
@@ -57,12 +46,8 @@ static dsd_status dropout_run(dsd_context *ctx, const char *op, const char *kern
     if (!valid_p(p))
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: p = %g is not in "
                         "[0, 1)", op, (double)p);
-    DSD_TRY(check_tensor(ctx, op, src, src_what));
-    DSD_TRY(check_tensor(ctx, op, dst, dst_what));
-    if (!dsd_tensor_same_shape(src, dst))
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s is %dx%dx%dx%d but %s is "
-                        "%dx%dx%dx%d", op, dst_what, dst->n, dst->c, dst->h, dst->w, src_what,
-                        src->n, src->c, src->h, src->w);
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, src, src_what));
+    DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, dst, dst_what, src, src_what));
     cl_uint count = (cl_uint)dsd_tensor_numel(src);
     float scale = (float)(1.0 / (1.0 - (double)p));
     cl_uint k0 = (cl_uint)seed, k1 = (cl_uint)(seed >> 32);
@@ -70,10 +55,9 @@ static dsd_status dropout_run(dsd_context *ctx, const char *op, const char *kern
     dsd_karg args[] = {DSD_KARG_TENSOR(src), DSD_KARG_TENSOR(dst), DSD_KARG(count),
                        DSD_KARG(p),          DSD_KARG(scale),      DSD_KARG(k0),
                        DSD_KARG(k1),         DSD_KARG(s0),         DSD_KARG(s1)};
-    size_t global = count, local = DROPOUT_WG;
-    while (local > 1 && local > ctx->device.max_work_group_size)
-        local /= 2;
-    return dsd_kernel_run(ctx, "dropout", NULL, kernel, args, 11, 1, &global, &local);
+    size_t global = count, local = dsd_work_group_size(ctx, DROPOUT_WG);
+    return dsd_kernel_run(ctx, "dropout", NULL, kernel, args, DSD_NARGS(args), 1, &global,
+                          &local);
 }
 
 dsd_status dsd_dropout_forward(dsd_context *ctx, float p, uint64_t seed, uint64_t stream,
