@@ -5,9 +5,10 @@
  *
  * Spectra hold planes of FH x FW interleaved complex values (re, im), plane
  * after plane; an image plane is p = n*C + c, a kernel plane is n (or 0 for
- * one kernel shared by the batch). dsd_reflect comes from common.cl. Flat
- * indices are split with q = e / n, r = e - q * n rather than a / and % pair
- * (Oclgrind 21.10 cannot run the `freeze` LLVM emits for that pair).
+ * one kernel shared by the batch). dsd_reflect and dsd_philox4x32_10 come
+ * from common.cl. Flat indices are split with q = e / n, r = e - q * n rather
+ * than a / and % pair (Oclgrind 21.10 cannot run the `freeze` LLVM emits for
+ * that pair).
  *
  *   blur_pack_image  reflect-pad each H x W plane by (top, left) into the
  *                    first HP x WP of its FH x FW plane, zeros elsewhere
@@ -17,28 +18,6 @@
  *   (clFFT backward, unnormalized)
  *   blur_crop        y = Re(...)[i + KH-1, j + KW-1] / (FH FW) (+ noise, clamp)
  */
-
-#define PHILOX_M0 0xD2511F53u
-#define PHILOX_M1 0xCD9E8D57u
-#define PHILOX_W0 0x9E3779B9u
-#define PHILOX_W1 0xBB67AE85u
-
-/* The first two words of Philox4x32-10(counter (c0..c3), key (k0, k1)); the
- * same rounds as dropout.cl and the host's dsd_blur_noise_host. */
-inline uint2 blur_philox(uint c0, uint c1, uint c2, uint c3, uint k0, uint k1)
-{
-    for (int r = 0; r < 10; r++) {
-        uint lo0 = PHILOX_M0 * c0, hi0 = mul_hi(PHILOX_M0, c0);
-        uint lo1 = PHILOX_M1 * c2, hi1 = mul_hi(PHILOX_M1, c2);
-        c0 = hi1 ^ c1 ^ k0;
-        c1 = lo1;
-        c2 = hi0 ^ c3 ^ k1;
-        c3 = lo0;
-        k0 += PHILOX_W0;
-        k1 += PHILOX_W1;
-    }
-    return (uint2)(c0, c1);
-}
 
 /* The noise tag in the counter's last word ("blur"), so that no other
  * Philox user with the same seed and stream draws the same words. */
@@ -109,7 +88,7 @@ kernel void blur_crop(global const float *spec, uint spec_off, global float *y, 
     size_t e = ((size_t)p * fh + row + kh - 1) * fw + col + kw - 1;
     float v = spec[spec_off + 2 * e] * inv;
     if (sigma > 0.0f) {
-        uint2 words = blur_philox(i, s0, s1, BLUR_NOISE_TAG, k0, k1);
+        uint4 words = dsd_philox4x32_10((uint4)(i, s0, s1, BLUR_NOISE_TAG), (uint2)(k0, k1));
         float u1 = (float)((words.x >> 8) + 1u) * (1.0f / 16777216.0f); /* (0, 1] */
         float u2 = (float)(words.y >> 8) * (1.0f / 16777216.0f);         /* [0, 1) */
         float g = sqrt(-2.0f * log(u1)) * cospi(2.0f * u2);

@@ -1,6 +1,6 @@
 /*
  * dropout.cl: inverted dropout with a counter-based mask. Host side:
- * src/ops/dropout.c (which also holds the host copy of the generator).
+ * src/ops/dropout.c. The generator, dsd_philox4x32_10, comes from common.cl.
  *
  * Element i (flat NCHW index within the tensor, whatever the view offset) is
  * kept when the first output word of Philox4x32-10 (Salmon et al., "Parallel
@@ -10,34 +10,12 @@
  * every device produces the same mask as dsd_dropout_keep_host.
  */
 
-#define PHILOX_M0 0xD2511F53u
-#define PHILOX_M1 0xCD9E8D57u
-#define PHILOX_W0 0x9E3779B9u
-#define PHILOX_W1 0xBB67AE85u
-
-/* The first word of Philox4x32-10(counter (c0, c1, c2, c3), key (k0, k1)). */
-inline uint philox_first_word(uint c0, uint c1, uint c2, uint c3, uint k0, uint k1)
-{
-#pragma unroll
-    for (int r = 0; r < 10; r++) {
-        uint lo0 = PHILOX_M0 * c0, hi0 = mul_hi(PHILOX_M0, c0);
-        uint lo1 = PHILOX_M1 * c2, hi1 = mul_hi(PHILOX_M1, c2);
-        c0 = hi1 ^ c1 ^ k0;
-        c1 = lo1;
-        c2 = hi0 ^ c3 ^ k1;
-        c3 = lo0;
-        k0 += PHILOX_W0;
-        k1 += PHILOX_W1;
-    }
-    return c0;
-}
-
 /* Keep element i? p == 0 keeps everything without running the generator. */
 inline int dropout_keep(uint i, float p, uint k0, uint k1, uint s0, uint s1)
 {
     if (p <= 0.0f)
         return 1;
-    uint word = philox_first_word(i, s0, s1, 0u, k0, k1);
+    uint word = dsd_philox4x32_10((uint4)(i, s0, s1, 0u), (uint2)(k0, k1)).x;
     float u = (float)(word >> 8) * (1.0f / 16777216.0f); /* exact: 24 bits */
     return u >= p;
 }

@@ -41,6 +41,30 @@ dsd_status dsd_error_vset(dsd_error *err, dsd_status status, int code, const cha
         if (dsd_try_st_ != DSD_OK)             \
             return dsd_try_st_;                \
     } while (0)
+/* Evaluate a dsd_status into st; on failure jump to label (a function with
+ * one cleanup path at label, which returns st). */
+#define DSD_TRY_GOTO(st, expr, label)          \
+    do {                                       \
+        if (((st) = (expr)) != DSD_OK)         \
+            goto label;                        \
+    } while (0)
+/* For a function that reports through its own dsd_error *err but calls ones
+ * that record in the context: on failure copy ctx's error into *err, then
+ * return its status (DSD_TRY_CTX) or store it in st and jump to label. */
+#define DSD_TRY_CTX(err, ctx, expr)                     \
+    do {                                                \
+        if ((expr) != DSD_OK) {                         \
+            *(err) = *dsd_context_error(ctx);           \
+            return (err)->status;                       \
+        }                                               \
+    } while (0)
+#define DSD_TRY_CTX_GOTO(st, err, ctx, expr, label)     \
+    do {                                                \
+        if (((st) = (expr)) != DSD_OK) {                \
+            *(err) = *dsd_context_error(ctx);           \
+            goto label;                                 \
+        }                                               \
+    } while (0)
 
 /* CL_OUT_OF_RESOURCES / allocation failures map to DSD_ERR_OUT_OF_MEMORY. */
 dsd_status dsd_status_from_cl(cl_int code);
@@ -131,6 +155,8 @@ typedef struct dsd_karg {
 /* A tensor is passed as two arguments: (global float *, uint offset). */
 #define DSD_KARG_TENSOR(t) DSD_KARG((t)->buf), DSD_KARG((t)->offset)
 #define DSD_KARG_LOCAL(bytes) ((dsd_karg){(bytes), NULL})
+/* The number of elements of an array (of kernel arguments, say). */
+#define DSD_NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* Sets args[0..n) on kernel k. */
 dsd_status dsd_kernel_set_args(dsd_context *ctx, cl_kernel k, const dsd_karg *args, int n);
@@ -158,6 +184,46 @@ static inline size_t dsd_round_up(size_t x, size_t m)
     return (x + m - 1) / m * m;
 }
 
+/* An op's preferred work-group size `wanted` (a power of two), halved until
+ * the device allows it; never below 1. */
+static inline size_t dsd_work_group_size(const dsd_context *ctx, size_t wanted)
+{
+    while (wanted > 1 && wanted > ctx->device.max_work_group_size)
+        wanted /= 2;
+    return wanted;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Argument checks shared by the ops (src/tensor.c). Each records its failure
+ * in the context and returns the status: DSD_ERR_INVALID_ARGUMENT for a NULL
+ * tensor, DSD_ERR_SHAPE for the rest. Messages start "op: " (nothing when op
+ * is NULL) and name tensors by `what`; the error's file:line is the caller's,
+ * hence the macros. */
+
+/* t is non-NULL, allocated and has no empty dimension. */
+#define DSD_TENSOR_CHECK(ctx, op, t, what) \
+    dsd_tensor_check_at((ctx), __FILE__, __LINE__, (op), (t), (what))
+/* DSD_TENSOR_CHECK, then t has ref's shape:
+ * "op: what is NxCxHxW but ref_what is NxCxHxW". */
+#define DSD_TENSOR_CHECK_LIKE(ctx, op, t, what, ref, ref_what) \
+    dsd_tensor_check_like_at((ctx), __FILE__, __LINE__, (op), (t), (what), (ref), (ref_what))
+/* DSD_TENSOR_CHECK, then t is exactly (n, c, h, w), the shape `why` implies:
+ * "op: what is NxCxHxW but why needs NxCxHxW", or with ref (may be NULL)
+ * "... but why NxCxHxW needs NxCxHxW" showing ref's shape after `why`. */
+#define DSD_TENSOR_EXPECT_SHAPE(ctx, op, t, what, n, c, h, w, why, ref)                     \
+    dsd_tensor_expect_shape_at((ctx), __FILE__, __LINE__, (op), (t), (what), (n), (c), (h), \
+                               (w), (why), (ref))
+
+dsd_status dsd_tensor_check_at(dsd_context *ctx, const char *file, int line, const char *op,
+                               const dsd_tensor *t, const char *what);
+dsd_status dsd_tensor_check_like_at(dsd_context *ctx, const char *file, int line, const char *op,
+                                    const dsd_tensor *t, const char *what, const dsd_tensor *ref,
+                                    const char *ref_what);
+dsd_status dsd_tensor_expect_shape_at(dsd_context *ctx, const char *file, int line,
+                                      const char *op, const dsd_tensor *t, const char *what,
+                                      int n, int c, int h, int w, const char *why,
+                                      const dsd_tensor *ref);
+
 /* ------------------------------------------------------------------------ */
 /* Pool (src/buffer_pool.c), used by tensor.c */
 
@@ -172,6 +238,12 @@ typedef struct dsd_embedded_source {
 } dsd_embedded_source;
 extern const dsd_embedded_source dsd_embedded_sources[];
 extern const size_t dsd_embedded_source_count;
+
+/* Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2,
+ * 3", SC 2011; src/philox.c): the four output words of one counter block
+ * under key. The host twin of dsd_philox4x32_10 in cl/common.cl; dropout
+ * masks, blur noise and dsd_rng all draw from it. */
+void dsd_philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]);
 
 /* 64-bit FNV-1a, for cache keys (not for security). */
 uint64_t dsd_hash64(uint64_t h, const void *data, size_t size);

@@ -2,9 +2,12 @@
  * tensor.c: float32 NCHW device tensors. Storage is leased from the
  * context's pool; views share their parent's buffer through an element offset.
  * Uploads and downloads are the only calls here that wait for the device.
+ * The tensor checks every op runs before it enqueues anything (NULL, empty,
+ * wrong shape; DSD_TENSOR_CHECK and friends in internal.h) live here too.
  */
 #include "internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static dsd_status check_dims(dsd_context *ctx, int n, int c, int h, int w)
@@ -129,7 +132,8 @@ dsd_status dsd_tensor_fill(dsd_context *ctx, dsd_tensor *t, float value)
     cl_uint count = (cl_uint)dsd_tensor_numel(t);
     dsd_karg args[] = {DSD_KARG_TENSOR(t), DSD_KARG(count), DSD_KARG(value)};
     size_t global = count;
-    return dsd_kernel_run(ctx, "tensor", NULL, "tensor_fill", args, 4, 1, &global, NULL);
+    return dsd_kernel_run(ctx, "tensor", NULL, "tensor_fill", args, DSD_NARGS(args), 1, &global,
+                          NULL);
 }
 
 dsd_status dsd_tensor_copy(dsd_context *ctx, dsd_tensor *dst, const dsd_tensor *src)
@@ -146,4 +150,52 @@ dsd_status dsd_tensor_copy(dsd_context *ctx, dsd_tensor *dst, const dsd_tensor *
                "copying %zu bytes", bytes);
     dsd_profile_record(ctx, "copy_buffer", ev);
     return DSD_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Argument checks shared by the ops (macros in internal.h) */
+
+dsd_status dsd_tensor_check_at(dsd_context *ctx, const char *file, int line, const char *op,
+                               const dsd_tensor *t, const char *what)
+{
+    const char *sep = op ? ": " : "";
+    op = op ? op : "";
+    if (!t)
+        return dsd_error_set(&ctx->error, DSD_ERR_INVALID_ARGUMENT, 0, "", file, line,
+                             "%s%s%s is NULL", op, sep, what);
+    if (!t->buf || t->n <= 0 || t->c <= 0 || t->h <= 0 || t->w <= 0)
+        return dsd_error_set(&ctx->error, DSD_ERR_SHAPE, 0, "", file, line,
+                             "%s%s%s (%dx%dx%dx%d) is empty or unallocated", op, sep, what, t->n,
+                             t->c, t->h, t->w);
+    return DSD_OK;
+}
+
+dsd_status dsd_tensor_check_like_at(dsd_context *ctx, const char *file, int line, const char *op,
+                                    const dsd_tensor *t, const char *what, const dsd_tensor *ref,
+                                    const char *ref_what)
+{
+    DSD_TRY(dsd_tensor_check_at(ctx, file, line, op, t, what));
+    if (dsd_tensor_same_shape(t, ref))
+        return DSD_OK;
+    return dsd_error_set(&ctx->error, DSD_ERR_SHAPE, 0, "", file, line,
+                         "%s%s%s is %dx%dx%dx%d but %s is %dx%dx%dx%d", op ? op : "",
+                         op ? ": " : "", what, t->n, t->c, t->h, t->w, ref_what, ref->n, ref->c,
+                         ref->h, ref->w);
+}
+
+dsd_status dsd_tensor_expect_shape_at(dsd_context *ctx, const char *file, int line,
+                                      const char *op, const dsd_tensor *t, const char *what,
+                                      int n, int c, int h, int w, const char *why,
+                                      const dsd_tensor *ref)
+{
+    DSD_TRY(dsd_tensor_check_at(ctx, file, line, op, t, what));
+    if (t->n == n && t->c == c && t->h == h && t->w == w)
+        return DSD_OK;
+    char ref_shape[64] = "";
+    if (ref)
+        snprintf(ref_shape, sizeof ref_shape, " %dx%dx%dx%d", ref->n, ref->c, ref->h, ref->w);
+    return dsd_error_set(&ctx->error, DSD_ERR_SHAPE, 0, "", file, line,
+                         "%s%s%s is %dx%dx%dx%d but %s%s needs %dx%dx%dx%d", op ? op : "",
+                         op ? ": " : "", what, t->n, t->c, t->h, t->w, why, ref_shape, n, c, h,
+                         w);
 }

@@ -46,11 +46,6 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-#define CHECK(expr)                    \
-    do {                               \
-        if ((st = (expr)) != DSD_OK)   \
-            goto done;                 \
-    } while (0)
 
 /* ------------------------------------------------------------------------ */
 /* Geometry */
@@ -213,23 +208,23 @@ static dsd_status run_tiled(dsd_context *ctx, dsd_generator *g, const float *xp,
                       "%dx%d tile", ext_max, ext_max);
         goto done;
     }
-    CHECK(dsd_tensor_init(ctx, &f, 1, c, ph / 4, pw / 4));
+    DSD_TRY_GOTO(st, dsd_tensor_init(ctx, &f, 1, c, ph / 4, pw / 4), done);
 
     /* 1. encoder on tiles, cores into f */
     for (int ty = 0; ty < ph; ty += tile)
         for (int tx = 0; tx < pw; tx += tile) {
             span sy = span_of(ty, tile, halo, ph), sx = span_of(tx, tile, halo, pw);
             int eh = sy.ext1 - sy.ext0, ew = sx.ext1 - sx.ext0;
-            CHECK(dsd_tensor_init(ctx, &xt, 1, 3, eh, ew));
-            CHECK(upload_window(ctx, xp, ph, pw, sx.ext0, sy.ext0, ew, eh, scratch, &xt));
-            CHECK(dsd_context_finish(ctx));
+            DSD_TRY_GOTO(st, dsd_tensor_init(ctx, &xt, 1, 3, eh, ew), done);
+            DSD_TRY_GOTO(st, upload_window(ctx, xp, ph, pw, sx.ext0, sy.ext0, ew, eh, scratch, &xt), done);
+            DSD_TRY_GOTO(st, dsd_context_finish(ctx), done);
             t0 = now_s();
-            CHECK(dsd_tensor_init(ctx, &ft, 1, c, eh / 4, ew / 4));
-            CHECK(dsd_generator_encode(ctx, g, &xt, &ft));
-            CHECK(copy_rect(ctx, &ft, (sx.core0 - sx.ext0) / 4, (sy.core0 - sy.ext0) / 4, &f,
+            DSD_TRY_GOTO(st, dsd_tensor_init(ctx, &ft, 1, c, eh / 4, ew / 4), done);
+            DSD_TRY_GOTO(st, dsd_generator_encode(ctx, g, &xt, &ft), done);
+            DSD_TRY_GOTO(st, copy_rect(ctx, &ft, (sx.core0 - sx.ext0) / 4, (sy.core0 - sy.ext0) / 4, &f,
                             sx.core0 / 4, sy.core0 / 4, (sx.core1 - sx.core0) / 4,
-                            (sy.core1 - sy.core0) / 4));
-            CHECK(dsd_context_finish(ctx));
+                            (sy.core1 - sy.core0) / 4), done);
+            DSD_TRY_GOTO(st, dsd_context_finish(ctx), done);
             *device_s += now_s() - t0;
             dsd_tensor_free(ctx, &ft);
             dsd_tensor_free(ctx, &xt);
@@ -239,13 +234,13 @@ static dsd_status run_tiled(dsd_context *ctx, dsd_generator *g, const float *xp,
     /* 2. the blocks on the whole map */
     t0 = now_s();
     for (int b = 0; b < g->cfg.n_blocks; b++) {
-        CHECK(dsd_tensor_init(ctx, &f2, 1, c, ph / 4, pw / 4));
-        CHECK(dsd_generator_block(ctx, g, b, &f, &f2));
+        DSD_TRY_GOTO(st, dsd_tensor_init(ctx, &f2, 1, c, ph / 4, pw / 4), done);
+        DSD_TRY_GOTO(st, dsd_generator_block(ctx, g, b, &f, &f2), done);
         dsd_tensor_free(ctx, &f);
         f = f2;
         memset(&f2, 0, sizeof f2);
     }
-    CHECK(dsd_context_finish(ctx));
+    DSD_TRY_GOTO(st, dsd_context_finish(ctx), done);
     *device_s += now_s() - t0;
 
     /* 3. decoder on tiles of the map, cores into yp */
@@ -253,18 +248,18 @@ static dsd_status run_tiled(dsd_context *ctx, dsd_generator *g, const float *xp,
         for (int tx = 0; tx < pw; tx += tile) {
             span sy = span_of(ty, tile, halo, ph), sx = span_of(tx, tile, halo, pw);
             int eh = sy.ext1 - sy.ext0, ew = sx.ext1 - sx.ext0;
-            CHECK(dsd_tensor_init(ctx, &xt, 1, 3, eh, ew));
-            CHECK(upload_window(ctx, xp, ph, pw, sx.ext0, sy.ext0, ew, eh, scratch, &xt));
-            CHECK(dsd_context_finish(ctx));
+            DSD_TRY_GOTO(st, dsd_tensor_init(ctx, &xt, 1, 3, eh, ew), done);
+            DSD_TRY_GOTO(st, upload_window(ctx, xp, ph, pw, sx.ext0, sy.ext0, ew, eh, scratch, &xt), done);
+            DSD_TRY_GOTO(st, dsd_context_finish(ctx), done);
             t0 = now_s();
-            CHECK(dsd_tensor_init(ctx, &ft, 1, c, eh / 4, ew / 4));
-            CHECK(copy_rect(ctx, &f, sx.ext0 / 4, sy.ext0 / 4, &ft, 0, 0, ew / 4, eh / 4));
-            CHECK(dsd_tensor_init(ctx, &yt, 1, 3, eh, ew));
-            CHECK(dsd_generator_decode(ctx, g, &ft, &xt, &yt));
+            DSD_TRY_GOTO(st, dsd_tensor_init(ctx, &ft, 1, c, eh / 4, ew / 4), done);
+            DSD_TRY_GOTO(st, copy_rect(ctx, &f, sx.ext0 / 4, sy.ext0 / 4, &ft, 0, 0, ew / 4, eh / 4), done);
+            DSD_TRY_GOTO(st, dsd_tensor_init(ctx, &yt, 1, 3, eh, ew), done);
+            DSD_TRY_GOTO(st, dsd_generator_decode(ctx, g, &ft, &xt, &yt), done);
             dsd_tensor_free(ctx, &ft);
-            CHECK(dsd_context_finish(ctx));
+            DSD_TRY_GOTO(st, dsd_context_finish(ctx), done);
             *device_s += now_s() - t0;
-            CHECK(dsd_tensor_download(ctx, &yt, scratch, (size_t)3 * eh * ew));
+            DSD_TRY_GOTO(st, dsd_tensor_download(ctx, &yt, scratch, (size_t)3 * eh * ew), done);
             for (int ch = 0; ch < 3; ch++)
                 for (int i = sy.core0; i < sy.core1; i++)
                     memcpy(yp + ((size_t)ch * ph + i) * pw + sx.core0,
@@ -290,15 +285,15 @@ static dsd_status run_whole(dsd_context *ctx, dsd_generator *g, const float *xp,
     dsd_tensor x = {0}, y = {0};
     const size_t count = (size_t)3 * ph * pw;
     dsd_status st;
-    CHECK(dsd_tensor_init(ctx, &x, 1, 3, ph, pw));
-    CHECK(dsd_tensor_init(ctx, &y, 1, 3, ph, pw));
-    CHECK(dsd_tensor_upload(ctx, &x, xp, count));
-    CHECK(dsd_context_finish(ctx));
+    DSD_TRY_GOTO(st, dsd_tensor_init(ctx, &x, 1, 3, ph, pw), done);
+    DSD_TRY_GOTO(st, dsd_tensor_init(ctx, &y, 1, 3, ph, pw), done);
+    DSD_TRY_GOTO(st, dsd_tensor_upload(ctx, &x, xp, count), done);
+    DSD_TRY_GOTO(st, dsd_context_finish(ctx), done);
     double t0 = now_s();
-    CHECK(dsd_generator_forward(ctx, g, &x, &y, NULL));
-    CHECK(dsd_context_finish(ctx));
+    DSD_TRY_GOTO(st, dsd_generator_forward(ctx, g, &x, &y, NULL), done);
+    DSD_TRY_GOTO(st, dsd_context_finish(ctx), done);
     *device_s += now_s() - t0;
-    CHECK(dsd_tensor_download(ctx, &y, yp, count));
+    DSD_TRY_GOTO(st, dsd_tensor_download(ctx, &y, yp, count), done);
 done:
     dsd_tensor_free(ctx, &x);
     dsd_tensor_free(ctx, &y);

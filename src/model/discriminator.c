@@ -295,13 +295,6 @@ dsd_status dsd_discriminator_forward(dsd_context *ctx, dsd_discriminator *d, con
 /* ------------------------------------------------------------------------ */
 /* Backward */
 
-#define TRY_GOTO(expr)          \
-    do {                        \
-        st = (expr);            \
-        if (st != DSD_OK)       \
-            goto done;          \
-    } while (0)
-
 dsd_status dsd_discriminator_backward(dsd_context *ctx, dsd_discriminator *d,
                                       dsd_discriminator_tape *tape, const dsd_tensor *dlogits,
                                       dsd_tensor *dx, int param_grads)
@@ -338,10 +331,10 @@ dsd_status dsd_discriminator_backward(dsd_context *ctx, dsd_discriminator *d,
         const dsd_conv2d_params cp = layer_conv(c, last);
         const dsd_tensor *in = &tape->a[last - 1];
         dsd_discriminator_layer *gl = &d->grad[last];
-        TRY_GOTO(dsd_tensor_init_zero(ctx, &t_da, in->n, in->c, in->h, in->w));
-        TRY_GOTO(dsd_conv2d_backward(ctx, &cp, in, &d->w[last].conv.weight, dlogits, &t_da,
-                                     param_grads ? &gl->conv.weight : NULL,
-                                     param_grads ? &gl->conv.bias : NULL));
+        DSD_TRY_GOTO(st, dsd_tensor_init_zero(ctx, &t_da, in->n, in->c, in->h, in->w), done);
+        DSD_TRY_GOTO(st, dsd_conv2d_backward(ctx, &cp, in, &d->w[last].conv.weight, dlogits, &t_da,
+                                             param_grads ? &gl->conv.weight : NULL,
+                                             param_grads ? &gl->conv.bias : NULL), done);
     }
     for (int i = last - 1; i >= 0; i--) {
         const dsd_discriminator_layer *l = &d->w[i];
@@ -349,18 +342,18 @@ dsd_status dsd_discriminator_backward(dsd_context *ctx, dsd_discriminator *d,
         const dsd_conv2d_params cp = layer_conv(c, i);
         const dsd_tensor *a = &tape->a[i];
         /* LReLU (in place; its output has its input's sign) */
-        TRY_GOTO(dsd_tensor_init_zero(ctx, &t_dz, a->n, a->c, a->h, a->w));
-        TRY_GOTO(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, c->slope, a, NULL, &t_da,
-                                         &t_dz));
+        DSD_TRY_GOTO(st, dsd_tensor_init_zero(ctx, &t_dz, a->n, a->c, a->h, a->w), done);
+        DSD_TRY_GOTO(st, dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, c->slope, a, NULL, &t_da,
+                                                 &t_dz), done);
         dsd_tensor_free(ctx, &t_da);
         if (layer_norm(c, i)) {
-            TRY_GOTO(dsd_tensor_init_zero(ctx, &t_da, a->n, a->c, a->h, a->w));
+            DSD_TRY_GOTO(st, dsd_tensor_init_zero(ctx, &t_da, a->n, a->c, a->h, a->w), done);
             const dsd_tensor *gamma = l->norm_weight.buf ? &l->norm_weight : NULL;
             int affine = gamma != NULL && param_grads;
-            TRY_GOTO(dsd_instance_norm_backward(ctx, &tape->z[i], gamma, &tape->mean[i],
-                                                &tape->rstd[i], &t_dz, &t_da,
-                                                affine ? &gl->norm_weight : NULL,
-                                                affine ? &gl->norm_bias : NULL));
+            DSD_TRY_GOTO(st, dsd_instance_norm_backward(ctx, &tape->z[i], gamma, &tape->mean[i],
+                                                        &tape->rstd[i], &t_dz, &t_da,
+                                                        affine ? &gl->norm_weight : NULL,
+                                                        affine ? &gl->norm_bias : NULL), done);
             dsd_tensor_free(ctx, &t_dz);
             t_dz = t_da;
             memset(&t_da, 0, sizeof t_da);
@@ -369,14 +362,14 @@ dsd_status dsd_discriminator_backward(dsd_context *ctx, dsd_discriminator *d,
         const dsd_tensor *in = i > 0 ? &tape->a[i - 1] : x;
         dsd_tensor *din = NULL;
         if (i > 0) {
-            TRY_GOTO(dsd_tensor_init_zero(ctx, &t_dprev, in->n, in->c, in->h, in->w));
+            DSD_TRY_GOTO(st, dsd_tensor_init_zero(ctx, &t_dprev, in->n, in->c, in->h, in->w), done);
             din = &t_dprev;
         } else {
             din = dx;
         }
-        TRY_GOTO(dsd_conv2d_backward(ctx, &cp, in, &l->conv.weight, &t_dz, din,
-                                     param_grads ? &gl->conv.weight : NULL,
-                                     param_grads ? &gl->conv.bias : NULL));
+        DSD_TRY_GOTO(st, dsd_conv2d_backward(ctx, &cp, in, &l->conv.weight, &t_dz, din,
+                                             param_grads ? &gl->conv.weight : NULL,
+                                             param_grads ? &gl->conv.bias : NULL), done);
         dsd_tensor_free(ctx, &t_dz);
         /* layer i's activations are no longer needed */
         dsd_tensor_free(ctx, &tape->a[i]);
@@ -394,5 +387,3 @@ done:
     dsd_discriminator_tape_free(ctx, tape);
     return st;
 }
-
-#undef TRY_GOTO

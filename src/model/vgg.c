@@ -428,13 +428,6 @@ dsd_status dsd_vgg_forward(dsd_context *ctx, dsd_vgg *vgg, const dsd_tensor *x, 
 /* ------------------------------------------------------------------------ */
 /* Backward */
 
-#define TRY_GOTO(expr)          \
-    do {                        \
-        st = (expr);            \
-        if (st != DSD_OK)       \
-            goto done;          \
-    } while (0)
-
 /* The output of layer i in the tape: a ReLU's is its conv's (in place). */
 static const dsd_tensor *tape_out(const dsd_vgg *vgg, const dsd_vgg_tape *t, int i)
 {
@@ -468,17 +461,18 @@ dsd_status dsd_vgg_backward(dsd_context *ctx, dsd_vgg *vgg, dsd_vgg_tape *tape,
         goto done; /* nothing asked for (the network has no parameter gradients) */
     for (int i = vgg->cfg.last_layer; i >= 0; i--) {
         const dsd_tensor *in = tape_out(vgg, tape, i - 1);
-        TRY_GOTO(dsd_tensor_init_zero(ctx, &din, in->n, in->c, in->h, in->w));
+        DSD_TRY_GOTO(st, dsd_tensor_init_zero(ctx, &din, in->n, in->c, in->h, in->w), done);
         switch (vgg->kind[i]) {
         case DSD_VGG_LAYER_CONV:
-            TRY_GOTO(dsd_conv2d_backward(ctx, &vgg_conv, in, &vgg->w[i].weight, grad, &din,
-                                         NULL, NULL));
+            DSD_TRY_GOTO(st, dsd_conv2d_backward(ctx, &vgg_conv, in, &vgg->w[i].weight, grad, &din,
+                                                 NULL, NULL), done);
             break;
         case DSD_VGG_LAYER_RELU: /* in == out: the output has the input's sign */
-            TRY_GOTO(dsd_activation_backward(ctx, DSD_ACT_RELU, 0.0f, in, in, grad, &din));
+            DSD_TRY_GOTO(st, dsd_activation_backward(ctx, DSD_ACT_RELU, 0.0f, in, in, grad,
+                                                     &din), done);
             break;
         case DSD_VGG_LAYER_POOL:
-            TRY_GOTO(dsd_maxpool2x2_backward(ctx, in, grad, &din));
+            DSD_TRY_GOTO(st, dsd_maxpool2x2_backward(ctx, in, grad, &din), done);
             break;
         }
         /* every reader of a[i] has an index > i: done with it */
@@ -489,7 +483,7 @@ dsd_status dsd_vgg_backward(dsd_context *ctx, dsd_vgg *vgg, dsd_vgg_tape *tape,
         grad = &g;
     }
     /* xn = x * scale + shift: dx += dxn * scale */
-    TRY_GOTO(dsd_mul_backward(ctx, x, &vgg->scale, grad, dx, NULL));
+    DSD_TRY_GOTO(st, dsd_mul_backward(ctx, x, &vgg->scale, grad, dx, NULL), done);
 
 done:
     dsd_tensor_free(ctx, &g);
@@ -497,5 +491,3 @@ done:
     dsd_vgg_tape_free(ctx, tape);
     return st;
 }
-
-#undef TRY_GOTO

@@ -11,33 +11,8 @@
  */
 #include "internal.h"
 
-#define NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
 /* Work-group size of the flat kernels, lowered to what the device allows. */
 enum { ACT_WG = 256 };
-
-static dsd_status check_tensor(dsd_context *ctx, const char *op, const dsd_tensor *t,
-                               const char *what)
-{
-    if (!t)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: %s is NULL", op, what);
-    if (!t->buf || t->n <= 0 || t->c <= 0 || t->h <= 0 || t->w <= 0)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s (%dx%dx%dx%d) is empty or "
-                        "unallocated", op, what, t->n, t->c, t->h, t->w);
-    return DSD_OK;
-}
-
-/* t must be non-NULL with ref's shape. */
-static dsd_status check_like(dsd_context *ctx, const char *op, const dsd_tensor *t,
-                             const char *what, const dsd_tensor *ref, const char *ref_what)
-{
-    DSD_TRY(check_tensor(ctx, op, t, what));
-    if (!dsd_tensor_same_shape(t, ref))
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s is %dx%dx%dx%d but %s is "
-                        "%dx%dx%dx%d", op, what, t->n, t->c, t->h, t->w, ref_what, ref->n,
-                        ref->c, ref->h, ref->w);
-    return DSD_OK;
-}
 
 static dsd_status check_act(dsd_context *ctx, const char *op, dsd_activation act)
 {
@@ -66,9 +41,7 @@ static dsd_status check_in_place(dsd_context *ctx, const char *op, const dsd_ten
 static dsd_status run_flat(dsd_context *ctx, const char *kernel, const dsd_karg *args,
                            int nargs, size_t count)
 {
-    size_t local = ACT_WG;
-    while (local > 1 && local > ctx->device.max_work_group_size)
-        local /= 2;
+    size_t local = dsd_work_group_size(ctx, ACT_WG);
     return dsd_kernel_run(ctx, "activation", NULL, kernel, args, nargs, 1, &count, &local);
 }
 
@@ -79,14 +52,14 @@ dsd_status dsd_activation_forward(dsd_context *ctx, dsd_activation act, float sl
 {
     const char *op = "activation_forward";
     DSD_TRY(check_act(ctx, op, act));
-    DSD_TRY(check_tensor(ctx, op, x, "x"));
-    DSD_TRY(check_like(ctx, op, y, "y", x, "x"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, x, "x"));
+    DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, y, "y", x, "x"));
     DSD_TRY(check_in_place(ctx, op, x, y));
     cl_uint count = (cl_uint)dsd_tensor_numel(x);
     cl_int act_arg = (cl_int)act;
     dsd_karg args[] = {DSD_KARG_TENSOR(x), DSD_KARG_TENSOR(y), DSD_KARG(count),
                        DSD_KARG(act_arg), DSD_KARG(slope)};
-    return run_flat(ctx, "activation_forward", args, NARGS(args), count);
+    return run_flat(ctx, "activation_forward", args, DSD_NARGS(args), count);
 }
 
 dsd_status dsd_activation_backward(dsd_context *ctx, dsd_activation act, float slope,
@@ -95,21 +68,21 @@ dsd_status dsd_activation_backward(dsd_context *ctx, dsd_activation act, float s
 {
     const char *op = "activation_backward";
     DSD_TRY(check_act(ctx, op, act));
-    DSD_TRY(check_tensor(ctx, op, dy, "dy"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, dy, "dy"));
     /* The ReLU family differentiates at x, sigmoid and tanh at y = f(x). */
     int reads_x = act == DSD_ACT_LEAKY_RELU || act == DSD_ACT_RELU;
     const dsd_tensor *src = reads_x ? x : y;
-    DSD_TRY(check_like(ctx, op, src, reads_x ? "x" : "y", dy, "dy"));
+    DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, src, reads_x ? "x" : "y", dy, "dy"));
     if (x)
-        DSD_TRY(check_like(ctx, op, x, "x", dy, "dy"));
+        DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, x, "x", dy, "dy"));
     if (y)
-        DSD_TRY(check_like(ctx, op, y, "y", dy, "dy"));
+        DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, y, "y", dy, "dy"));
     if (!dx)
         return DSD_OK;
-    DSD_TRY(check_like(ctx, op, dx, "dx", dy, "dy"));
+    DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, dx, "dx", dy, "dy"));
     cl_uint count = (cl_uint)dsd_tensor_numel(dy);
     cl_int act_arg = (cl_int)act;
     dsd_karg args[] = {DSD_KARG_TENSOR(src), DSD_KARG_TENSOR(dy), DSD_KARG_TENSOR(dx),
                        DSD_KARG(count), DSD_KARG(act_arg), DSD_KARG(slope)};
-    return run_flat(ctx, "activation_backward", args, NARGS(args), count);
+    return run_flat(ctx, "activation_backward", args, DSD_NARGS(args), count);
 }

@@ -66,7 +66,6 @@
  * and of the element-wise kernels. */
 enum { CONV_REDUCE_WG = 256, CONV_ELEM_WG = 64 };
 
-#define NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 /* Largest element index the kernels handle (they use 32-bit uint). */
 #define CONV_INDEX_MAX ((size_t)0xffffffffu)
 
@@ -79,28 +78,6 @@ typedef struct conv_geom {
     int stride, pad, reflect;
     int oh, ow;         /* y (n, cout, oh, ow) */
 } conv_geom;
-
-static dsd_status check_tensor(dsd_context *ctx, const char *op, const dsd_tensor *t,
-                               const char *what)
-{
-    if (!t)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: %s is NULL", op, what);
-    if (!t->buf || t->n <= 0 || t->c <= 0 || t->h <= 0 || t->w <= 0)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s (%dx%dx%dx%d) is empty or "
-                        "unallocated", op, what, t->n, t->c, t->h, t->w);
-    return DSD_OK;
-}
-
-/* t must be (n, c, h, w); why names what implies that shape. */
-static dsd_status expect_shape(dsd_context *ctx, const char *op, const dsd_tensor *t,
-                               const char *what, int n, int c, int h, int w, const char *why)
-{
-    DSD_TRY(check_tensor(ctx, op, t, what));
-    if (t->n == n && t->c == c && t->h == h && t->w == w)
-        return DSD_OK;
-    return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s is %dx%dx%dx%d but %s needs "
-                    "%dx%dx%dx%d", op, what, t->n, t->c, t->h, t->w, why, n, c, h, w);
-}
 
 static dsd_status check_params(dsd_error *err, const char *op, const dsd_conv2d_params *p)
 {
@@ -155,8 +132,8 @@ dsd_status dsd_conv2d_output_size(dsd_context *ctx, const dsd_conv2d_params *p, 
 static dsd_status conv_setup(dsd_context *ctx, const char *op, const dsd_conv2d_params *p,
                              const dsd_tensor *x, const dsd_tensor *weight, conv_geom *g)
 {
-    DSD_TRY(check_tensor(ctx, op, x, "x"));
-    DSD_TRY(check_tensor(ctx, op, weight, "weight"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, x, "x"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, weight, "weight"));
     if (weight->c != x->c || weight->h != p->kernel_h || weight->w != p->kernel_w)
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: weight is %dx%dx%dx%d but x "
                         "%dx%dx%dx%d with a %dx%d kernel needs %dx%dx%dx%d (Cout x Cin x KH x KW)",
@@ -186,7 +163,7 @@ static dsd_status conv_route(dsd_context *ctx, const char *op, const dsd_conv2d_
                              const dsd_tensor *x, int *depthwise)
 {
     DSD_TRY(check_params(dsd_ctx_err(ctx), op, p));
-    DSD_TRY(check_tensor(ctx, op, x, "x"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, x, "x"));
     if (p->groups == 1) {
         *depthwise = 0;
         return DSD_OK;
@@ -249,9 +226,7 @@ static dsd_status sgemm(dsd_context *ctx, const char *what, CLBlastTranspose ta,
 
 static void kernel_options(const dsd_context *ctx, char *buf, size_t size, size_t *wg)
 {
-    size_t w = CONV_REDUCE_WG;
-    while (w > 1 && w > ctx->device.max_work_group_size)
-        w /= 2;
+    size_t w = dsd_work_group_size(ctx, CONV_REDUCE_WG);
     *wg = w;
     snprintf(buf, size, "-DWG=%zu", w);
 }
@@ -343,7 +318,7 @@ static dsd_status im2col(dsd_context *ctx, const conv_geom *g, const dsd_tensor 
                        DSD_KARG(h), DSD_KARG(w), DSD_KARG(kh), DSD_KARG(kw), DSD_KARG(stride),
                        DSD_KARG(pad), DSD_KARG(reflect), DSD_KARG(ow), DSD_KARG(ur0),
                        DSD_KARG(urows)};
-    return run_elementwise(ctx, "conv2d_im2col", args, NARGS(args), col_rows(g) * rows * g->ow);
+    return run_elementwise(ctx, "conv2d_im2col", args, DSD_NARGS(args), col_rows(g) * rows * g->ow);
 }
 
 /* The input rows [*lo, *hi] that output rows [r0, r0 + rows) read. */
@@ -383,7 +358,8 @@ static dsd_status col2im(dsd_context *ctx, const conv_geom *g, const dsd_tensor 
                        DSD_KARG(h), DSD_KARG(w), DSD_KARG(kh), DSD_KARG(kw), DSD_KARG(stride),
                        DSD_KARG(pad), DSD_KARG(reflect), DSD_KARG(ow), DSD_KARG(ur0),
                        DSD_KARG(urows), DSD_KARG(ih0), DSD_KARG(nih)};
-    return run_elementwise(ctx, "conv2d_col2im", args, NARGS(args), (size_t)g->cin * nih * g->w);
+    return run_elementwise(ctx, "conv2d_col2im", args, DSD_NARGS(args),
+                           (size_t)g->cin * nih * g->w);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -422,7 +398,7 @@ static dsd_status forward_direct_few(dsd_context *ctx, const conv_geom *g, const
                        DSD_KARG(h), DSD_KARG(w), DSD_KARG(cout), DSD_KARG(kh), DSD_KARG(kw),
                        DSD_KARG(stride), DSD_KARG(pad), DSD_KARG(reflect), DSD_KARG(oh),
                        DSD_KARG(ow)};
-    return run_elementwise(ctx, "conv2d_direct_few", args, NARGS(args),
+    return run_elementwise(ctx, "conv2d_direct_few", args, DSD_NARGS(args),
                            (size_t)g->n * g->oh * g->ow);
 }
 
@@ -493,9 +469,10 @@ dsd_status dsd_conv2d_forward_ws(dsd_context *ctx, const dsd_conv2d_params *p,
     conv_geom g;
     DSD_TRY(conv_setup(ctx, op, p, x, weight, &g));
     if (bias)
-        DSD_TRY(expect_shape(ctx, op, bias, "bias", 1, g.cout, 1, 1, "a weight with that many "
-                             "output channels"));
-    DSD_TRY(expect_shape(ctx, op, y, "y", g.n, g.cout, g.oh, g.ow, "the convolution of x"));
+        DSD_TRY(DSD_TENSOR_EXPECT_SHAPE(ctx, op, bias, "bias", 1, g.cout, 1, 1,
+                                        "a weight with that many output channels", NULL));
+    DSD_TRY(DSD_TENSOR_EXPECT_SHAPE(ctx, op, y, "y", g.n, g.cout, g.oh, g.ow,
+                                    "the convolution of x", NULL));
 
     const dsd_conv2d_plan plan = plan_of(p, &g);
     if (plan.forward == DSD_CONV2D_ROUTE_DIRECT_FEW)
@@ -507,7 +484,7 @@ dsd_status dsd_conv2d_forward_ws(dsd_context *ctx, const dsd_conv2d_params *p,
                 plane = (cl_uint)((size_t)g.oh * g.ow);
         dsd_karg args[] = {DSD_KARG_TENSOR(bias), DSD_KARG_TENSOR(y), DSD_KARG(count),
                            DSD_KARG(cout), DSD_KARG(plane)};
-        DSD_TRY(run_elementwise(ctx, "conv2d_bias_fill", args, NARGS(args), count));
+        DSD_TRY(run_elementwise(ctx, "conv2d_bias_fill", args, DSD_NARGS(args), count));
         beta = 1.0f;
     }
 
@@ -551,7 +528,7 @@ static dsd_status bias_backward(dsd_context *ctx, const conv_geom *g, const dsd_
     dsd_karg args[] = {DSD_KARG_TENSOR(dy), DSD_KARG_TENSOR(dbias), DSD_KARG(n), DSD_KARG(cout),
                        DSD_KARG(plane)};
     size_t global = (size_t)g->cout * wg;
-    return dsd_kernel_run(ctx, "conv2d", opts, "conv2d_bias_backward", args, NARGS(args), 1,
+    return dsd_kernel_run(ctx, "conv2d", opts, "conv2d_bias_backward", args, DSD_NARGS(args), 1,
                           &global, &wg);
 }
 
@@ -613,15 +590,16 @@ dsd_status dsd_conv2d_backward_ws(dsd_context *ctx, const dsd_conv2d_params *p,
 
     conv_geom g;
     DSD_TRY(conv_setup(ctx, op, p, x, weight, &g));
-    DSD_TRY(expect_shape(ctx, op, dy, "dy", g.n, g.cout, g.oh, g.ow, "the convolution of x"));
+    DSD_TRY(DSD_TENSOR_EXPECT_SHAPE(ctx, op, dy, "dy", g.n, g.cout, g.oh, g.ow,
+                                    "the convolution of x", NULL));
     if (dx)
-        DSD_TRY(expect_shape(ctx, op, dx, "dx", g.n, g.cin, g.h, g.w, "x"));
+        DSD_TRY(DSD_TENSOR_EXPECT_SHAPE(ctx, op, dx, "dx", g.n, g.cin, g.h, g.w, "x", NULL));
     if (dweight)
-        DSD_TRY(expect_shape(ctx, op, dweight, "dweight", weight->n, weight->c, weight->h,
-                             weight->w, "weight"));
+        DSD_TRY(DSD_TENSOR_EXPECT_SHAPE(ctx, op, dweight, "dweight", weight->n, weight->c,
+                                        weight->h, weight->w, "weight", NULL));
     if (dbias)
-        DSD_TRY(expect_shape(ctx, op, dbias, "dbias", 1, g.cout, 1, 1, "a weight with that many "
-                             "output channels"));
+        DSD_TRY(DSD_TENSOR_EXPECT_SHAPE(ctx, op, dbias, "dbias", 1, g.cout, 1, 1,
+                                        "a weight with that many output channels", NULL));
 
     if (dbias)
         DSD_TRY(bias_backward(ctx, &g, dy, dbias));

@@ -32,29 +32,16 @@ enum { DW_GROUP_TILES_W = 2, DW_GROUP_TILES_H = 4 };
 /* ------------------------------------------------------------------------ */
 /* Validation */
 
-static dsd_status check_tensor(dsd_context *ctx, const dsd_tensor *t, const char *what)
-{
-    if (!t)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "depthwise conv: %s is NULL",
-                        what);
-    if (!t->buf || t->n <= 0 || t->c <= 0 || t->h <= 0 || t->w <= 0)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "depthwise conv: %s (%dx%dx%dx%d) is "
-                        "empty or unallocated", what, t->n, t->c, t->h, t->w);
-    return DSD_OK;
-}
-
 /* t must be (n, c, h, w), a shape implied by x and the parameters. */
 static dsd_status expect_shape(dsd_context *ctx, const dsd_tensor *t, const char *what, int n,
                                int c, int h, int w, const dsd_tensor *x,
                                const dsd_conv2d_params *p)
 {
-    DSD_TRY(check_tensor(ctx, t, what));
-    if (t->n == n && t->c == c && t->h == h && t->w == w)
-        return DSD_OK;
-    return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "depthwise conv %dx%d stride %d pad %d: %s "
-                    "is %dx%dx%dx%d but x %dx%dx%dx%d needs %dx%dx%dx%d", p->kernel_h,
-                    p->kernel_w, p->stride, p->pad, what, t->n, t->c, t->h, t->w, x->n, x->c,
-                    x->h, x->w, n, c, h, w);
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, "depthwise conv", t, what));
+    char op[96];
+    snprintf(op, sizeof op, "depthwise conv %dx%d stride %d pad %d", p->kernel_h, p->kernel_w,
+             p->stride, p->pad);
+    return DSD_TENSOR_EXPECT_SHAPE(ctx, op, t, what, n, c, h, w, "x", x);
 }
 
 /* Checks the parameters and x, weight and bias (may be NULL); sets the output size. */
@@ -70,7 +57,7 @@ static dsd_status check_common(dsd_context *ctx, const dsd_conv2d_params *p, con
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "depthwise conv: invalid "
                         "parameters (kernel %dx%d, stride %d, pad %d, pad mode %d)", p->kernel_h,
                         p->kernel_w, p->stride, p->pad, (int)p->pad_mode);
-    DSD_TRY(check_tensor(ctx, x, "x"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, "depthwise conv", x, "x"));
     if (p->groups != x->c)
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "depthwise conv: groups %d "
                         "!= channels %d of x %dx%dx%dx%d", p->groups, x->c, x->n, x->c, x->h,
@@ -165,7 +152,7 @@ dsd_status dsd_depthwise_conv2d_forward(dsd_context *ctx, const dsd_conv2d_param
     size_t global[3] = {tiles(out_w, cfg.tile_w) * local[0], tiles(out_h, cfg.tile_h) * local[1],
                         (size_t)x->n * x->c};
     return dsd_kernel_run(ctx, "depthwise", cfg.options, "depthwise_forward", args,
-                          (int)(sizeof args / sizeof args[0]), 3, global, local);
+                          DSD_NARGS(args), 3, global, local);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -182,7 +169,7 @@ static dsd_status backward_dx(dsd_context *ctx, const dsd_conv2d_params *p, cons
     size_t global[3] = {tiles(w, cfg->tile_w) * local[0], tiles(h, cfg->tile_h) * local[1],
                         (size_t)dx->n * dx->c};
     return dsd_kernel_run(ctx, "depthwise", cfg->options, "depthwise_backward_dx", args,
-                          (int)(sizeof args / sizeof args[0]), 3, global, local);
+                          DSD_NARGS(args), 3, global, local);
 }
 
 static dsd_status backward_dw(dsd_context *ctx, const dsd_conv2d_params *p, const dw_config *cfg,
@@ -210,7 +197,7 @@ static dsd_status backward_dw(dsd_context *ctx, const dsd_conv2d_params *p, cons
     size_t global[3] = {parts_w * local[0], parts_h * local[1], (size_t)x->c};
     dsd_status st = dsd_kernel_run(ctx, "depthwise", cfg->options,
                                    "depthwise_backward_dw_partial", args,
-                                   (int)(sizeof args / sizeof args[0]), 3, global, local);
+                                   DSD_NARGS(args), 3, global, local);
     if (st == DSD_OK) {
         cl_uint has_dw = dweight != NULL, has_db = dbias != NULL;
         const dsd_tensor *dw = dweight ? dweight : &partial; /* any valid buffer; not written */
@@ -220,7 +207,7 @@ static dsd_status backward_dw(dsd_context *ctx, const dsd_conv2d_params *p, cons
                             DSD_KARG_TENSOR(db), DSD_KARG(has_db), DSD_KARG(c), DSD_KARG(np)};
         size_t fglobal[2] = {(size_t)taps1, (size_t)x->c};
         st = dsd_kernel_run(ctx, "depthwise", cfg->options, "depthwise_backward_dw_final", fargs,
-                            (int)(sizeof fargs / sizeof fargs[0]), 2, fglobal, NULL);
+                            DSD_NARGS(fargs), 2, fglobal, NULL);
     }
     dsd_tensor_free(ctx, &partial);
     return st;

@@ -26,8 +26,6 @@
 #include <math.h>
 #include <stdio.h>
 
-#define NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
 /* Work-group size (a power of two, lowered to what the device allows). */
 enum { EW_WG = 256 };
 /* Splitting a db element's reduction: ranges of at least MIN_CHUNK summands,
@@ -40,34 +38,11 @@ enum { EW_ROWS_MAX_PLANES = 64 };
 /* ------------------------------------------------------------------------ */
 /* Validation */
 
-static dsd_status check_tensor(dsd_context *ctx, const char *op, const dsd_tensor *t,
-                               const char *what)
-{
-    if (!t)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: %s is NULL", op, what);
-    if (!t->buf || t->n <= 0 || t->c <= 0 || t->h <= 0 || t->w <= 0)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s (%dx%dx%dx%d) is empty or "
-                        "unallocated", op, what, t->n, t->c, t->h, t->w);
-    return DSD_OK;
-}
-
-/* t must be non-NULL with ref's shape. */
-static dsd_status check_like(dsd_context *ctx, const char *op, const dsd_tensor *t,
-                             const char *what, const dsd_tensor *ref, const char *ref_what)
-{
-    DSD_TRY(check_tensor(ctx, op, t, what));
-    if (!dsd_tensor_same_shape(t, ref))
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s is %dx%dx%dx%d but %s is "
-                        "%dx%dx%dx%d", op, what, t->n, t->c, t->h, t->w, ref_what, ref->n,
-                        ref->c, ref->h, ref->w);
-    return DSD_OK;
-}
-
 /* b (non-NULL) must broadcast against a. */
 static dsd_status check_broadcast(dsd_context *ctx, const char *op, const dsd_tensor *a,
                                   const char *a_what, const dsd_tensor *b, const char *b_what)
 {
-    DSD_TRY(check_tensor(ctx, op, b, b_what));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, b, b_what));
     int ok_n = b->n == a->n || b->n == 1;
     int ok_c = b->c == a->c || b->c == 1;
     int ok_hw = (b->h == a->h && b->w == a->w) || (b->h == 1 && b->w == 1);
@@ -97,19 +72,11 @@ static dsd_status check_alias(dsd_context *ctx, const char *op, const dsd_tensor
 /* ------------------------------------------------------------------------ */
 /* Launch helpers */
 
-static size_t ew_wg(const dsd_context *ctx)
-{
-    size_t wg = EW_WG;
-    while (wg > 1 && wg > ctx->device.max_work_group_size)
-        wg /= 2;
-    return wg;
-}
-
 /* One work-item per element. */
 static dsd_status run_flat(dsd_context *ctx, const char *kernel, const dsd_karg *args,
                            int nargs, size_t count)
 {
-    size_t local = ew_wg(ctx);
+    size_t local = dsd_work_group_size(ctx, EW_WG);
     char opts[32];
     snprintf(opts, sizeof opts, "-DWG=%zu", local);
     return dsd_kernel_run(ctx, "elementwise", opts, kernel, args, nargs, 1, &count, &local);
@@ -120,7 +87,7 @@ static dsd_status run_flat(dsd_context *ctx, const char *kernel, const dsd_karg 
 static dsd_status run_planes(dsd_context *ctx, const char *kernel, const dsd_karg *args,
                              int nargs, size_t hw, size_t planes)
 {
-    size_t wg = ew_wg(ctx);
+    size_t wg = dsd_work_group_size(ctx, EW_WG);
     char opts[32];
     snprintf(opts, sizeof opts, "-DWG=%zu", wg);
     size_t local[2] = {1, 0};
@@ -146,7 +113,7 @@ static dsd_status reduce_broadcast(dsd_context *ctx, const dsd_tensor *full,
                                    const dsd_tensor *dy, const dsd_tensor *a, dsd_tensor *db,
                                    float alpha)
 {
-    size_t wg = ew_wg(ctx);
+    size_t wg = dsd_work_group_size(ctx, EW_WG);
     char opts[32];
     snprintf(opts, sizeof opts, "-DWG=%zu", wg);
     cl_int use_a = a != NULL;
@@ -165,7 +132,7 @@ static dsd_status reduce_broadcast(dsd_context *ctx, const dsd_tensor *full,
                            DSD_KARG_TENSOR(db),     DSD_KARG(alpha),    DSD_KARG(hw),
                            DSD_KARG(rows),          DSD_KARG(rq),       DSD_KARG(qstride),
                            DSD_KARG(b_channels),    DSD_KARG(channels)};
-        return run_planes(ctx, "broadcast_reduce_rows", args, NARGS(args), hw, rows);
+        return run_planes(ctx, "broadcast_reduce_rows", args, DSD_NARGS(args), hw, rows);
     }
 
     /* Work-group reductions over r = q*hw + p (hw == 1 when b keeps a's 1x1). */
@@ -191,7 +158,7 @@ static dsd_status reduce_broadcast(dsd_context *ctx, const dsd_tensor *full,
                            DSD_KARG(red_u),      DSD_KARG(chunks_u),  DSD_KARG(chunk_u),
                            DSD_KARG(groups),     DSD_KARG(to_partial)};
         return dsd_kernel_run(ctx, "elementwise", opts, "broadcast_reduce_groups", args,
-                              NARGS(args), 1, &global, &wg);
+                              DSD_NARGS(args), 1, &global, &wg);
     }
 
     dsd_tensor part;
@@ -203,12 +170,12 @@ static dsd_status reduce_broadcast(dsd_context *ctx, const dsd_tensor *full,
                        DSD_KARG(red_u),      DSD_KARG(chunks_u),   DSD_KARG(chunk_u),
                        DSD_KARG(groups),     DSD_KARG(to_partial)};
     dsd_status st = dsd_kernel_run(ctx, "elementwise", opts, "broadcast_reduce_groups", args,
-                                   NARGS(args), 1, &global, &wg);
+                                   DSD_NARGS(args), 1, &global, &wg);
     if (st == DSD_OK) {
         cl_uint count_u = (cl_uint)count;
         dsd_karg fargs[] = {DSD_KARG_TENSOR(&part), DSD_KARG_TENSOR(db), DSD_KARG(alpha),
                             DSD_KARG(count_u), DSD_KARG(chunks_u)};
-        st = run_flat(ctx, "broadcast_reduce_finish", fargs, NARGS(fargs), count);
+        st = run_flat(ctx, "broadcast_reduce_finish", fargs, DSD_NARGS(fargs), count);
     }
     /* The in-order queue runs both kernels before any later user of the
      * buffer, so it can go back to the pool now. */
@@ -222,9 +189,9 @@ static dsd_status reduce_broadcast(dsd_context *ctx, const dsd_tensor *full,
 static dsd_status check_binary_forward(dsd_context *ctx, const char *op, const dsd_tensor *a,
                                        const dsd_tensor *b, const dsd_tensor *y)
 {
-    DSD_TRY(check_tensor(ctx, op, a, "a"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, a, "a"));
     DSD_TRY(check_broadcast(ctx, op, a, "a", b, "b"));
-    DSD_TRY(check_like(ctx, op, y, "y", a, "a"));
+    DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, y, "y", a, "a"));
     DSD_TRY(check_alias(ctx, op, y, "y", a, "a"));
     return check_alias(ctx, op, y, "y", b, "b");
 }
@@ -240,16 +207,16 @@ dsd_status dsd_add_forward(dsd_context *ctx, const dsd_tensor *a, const dsd_tens
                        DSD_KARG(alpha),    DSD_KARG(hw),       DSD_KARG(channels),
                        DSD_KARG(planes),   DSD_KARG(s[0]),     DSD_KARG(s[1]),
                        DSD_KARG(s[2])};
-    return run_planes(ctx, "add_forward", args, NARGS(args), hw, planes);
+    return run_planes(ctx, "add_forward", args, DSD_NARGS(args), hw, planes);
 }
 
 dsd_status dsd_add_backward(dsd_context *ctx, float alpha, const dsd_tensor *dy, dsd_tensor *da,
                             dsd_tensor *db)
 {
     const char *op = "add_backward";
-    DSD_TRY(check_tensor(ctx, op, dy, "dy"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, dy, "dy"));
     if (da)
-        DSD_TRY(check_like(ctx, op, da, "da", dy, "dy"));
+        DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, da, "da", dy, "dy"));
     if (db)
         DSD_TRY(check_broadcast(ctx, op, dy, "dy", db, "db"));
     if (da) {
@@ -257,7 +224,7 @@ dsd_status dsd_add_backward(dsd_context *ctx, float alpha, const dsd_tensor *dy,
         float one = 1.0f;
         dsd_karg args[] = {DSD_KARG_TENSOR(dy), DSD_KARG_TENSOR(da), DSD_KARG(count),
                            DSD_KARG(one)};
-        DSD_TRY(run_flat(ctx, "axpy_accumulate", args, NARGS(args), count));
+        DSD_TRY(run_flat(ctx, "axpy_accumulate", args, DSD_NARGS(args), count));
     }
     if (db)
         DSD_TRY(reduce_broadcast(ctx, dy, dy, NULL, db, alpha));
@@ -274,20 +241,20 @@ dsd_status dsd_mul_forward(dsd_context *ctx, const dsd_tensor *a, const dsd_tens
     dsd_karg args[] = {DSD_KARG_TENSOR(a), DSD_KARG_TENSOR(b), DSD_KARG_TENSOR(y),
                        DSD_KARG(hw),       DSD_KARG(channels), DSD_KARG(planes),
                        DSD_KARG(s[0]),     DSD_KARG(s[1]),     DSD_KARG(s[2])};
-    return run_planes(ctx, "mul_forward", args, NARGS(args), hw, planes);
+    return run_planes(ctx, "mul_forward", args, DSD_NARGS(args), hw, planes);
 }
 
 dsd_status dsd_mul_backward(dsd_context *ctx, const dsd_tensor *a, const dsd_tensor *b,
                             const dsd_tensor *dy, dsd_tensor *da, dsd_tensor *db)
 {
     const char *op = "mul_backward";
-    DSD_TRY(check_tensor(ctx, op, a, "a"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, a, "a"));
     DSD_TRY(check_broadcast(ctx, op, a, "a", b, "b"));
-    DSD_TRY(check_like(ctx, op, dy, "dy", a, "a"));
+    DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, dy, "dy", a, "a"));
     if (da)
-        DSD_TRY(check_like(ctx, op, da, "da", a, "a"));
+        DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, da, "da", a, "a"));
     if (db)
-        DSD_TRY(check_like(ctx, op, db, "db", b, "b"));
+        DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, db, "db", b, "b"));
     if (da) {
         cl_uint s[3], hw = (cl_uint)dsd_tensor_plane(a), channels = (cl_uint)a->c;
         cl_uint planes = (cl_uint)a->n * channels;
@@ -295,7 +262,7 @@ dsd_status dsd_mul_backward(dsd_context *ctx, const dsd_tensor *a, const dsd_ten
         dsd_karg args[] = {DSD_KARG_TENSOR(dy), DSD_KARG_TENSOR(b), DSD_KARG_TENSOR(da),
                            DSD_KARG(hw),        DSD_KARG(channels), DSD_KARG(planes),
                            DSD_KARG(s[0]),      DSD_KARG(s[1]),     DSD_KARG(s[2])};
-        DSD_TRY(run_planes(ctx, "mul_backward_a", args, NARGS(args), hw, planes));
+        DSD_TRY(run_planes(ctx, "mul_backward_a", args, DSD_NARGS(args), hw, planes));
     }
     if (db)
         DSD_TRY(reduce_broadcast(ctx, a, dy, a, db, 1.0f));
@@ -308,25 +275,25 @@ dsd_status dsd_mul_backward(dsd_context *ctx, const dsd_tensor *a, const dsd_ten
 dsd_status dsd_scale_forward(dsd_context *ctx, float alpha, const dsd_tensor *x, dsd_tensor *y)
 {
     const char *op = "scale_forward";
-    DSD_TRY(check_tensor(ctx, op, x, "x"));
-    DSD_TRY(check_like(ctx, op, y, "y", x, "x"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, x, "x"));
+    DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, y, "y", x, "x"));
     DSD_TRY(check_alias(ctx, op, y, "y", x, "x"));
     cl_uint count = (cl_uint)dsd_tensor_numel(x);
     dsd_karg args[] = {DSD_KARG_TENSOR(x), DSD_KARG_TENSOR(y), DSD_KARG(count), DSD_KARG(alpha)};
-    return run_flat(ctx, "scale_forward", args, NARGS(args), count);
+    return run_flat(ctx, "scale_forward", args, DSD_NARGS(args), count);
 }
 
 dsd_status dsd_scale_backward(dsd_context *ctx, float alpha, const dsd_tensor *dy, dsd_tensor *dx)
 {
     const char *op = "scale_backward";
-    DSD_TRY(check_tensor(ctx, op, dy, "dy"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, dy, "dy"));
     if (!dx)
         return DSD_OK;
-    DSD_TRY(check_like(ctx, op, dx, "dx", dy, "dy"));
+    DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, dx, "dx", dy, "dy"));
     cl_uint count = (cl_uint)dsd_tensor_numel(dy);
     dsd_karg args[] = {DSD_KARG_TENSOR(dy), DSD_KARG_TENSOR(dx), DSD_KARG(count),
                        DSD_KARG(alpha)};
-    return run_flat(ctx, "axpy_accumulate", args, NARGS(args), count);
+    return run_flat(ctx, "axpy_accumulate", args, DSD_NARGS(args), count);
 }
 
 static dsd_status check_bounds(dsd_context *ctx, const char *op, float lo, float hi)
@@ -342,13 +309,13 @@ dsd_status dsd_clamp_forward(dsd_context *ctx, float lo, float hi, const dsd_ten
 {
     const char *op = "clamp_forward";
     DSD_TRY(check_bounds(ctx, op, lo, hi));
-    DSD_TRY(check_tensor(ctx, op, x, "x"));
-    DSD_TRY(check_like(ctx, op, y, "y", x, "x"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, x, "x"));
+    DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, y, "y", x, "x"));
     DSD_TRY(check_alias(ctx, op, y, "y", x, "x"));
     cl_uint count = (cl_uint)dsd_tensor_numel(x);
     dsd_karg args[] = {DSD_KARG_TENSOR(x), DSD_KARG_TENSOR(y), DSD_KARG(count), DSD_KARG(lo),
                        DSD_KARG(hi)};
-    return run_flat(ctx, "clamp_forward", args, NARGS(args), count);
+    return run_flat(ctx, "clamp_forward", args, DSD_NARGS(args), count);
 }
 
 dsd_status dsd_clamp_backward(dsd_context *ctx, float lo, float hi, const dsd_tensor *x,
@@ -356,15 +323,15 @@ dsd_status dsd_clamp_backward(dsd_context *ctx, float lo, float hi, const dsd_te
 {
     const char *op = "clamp_backward";
     DSD_TRY(check_bounds(ctx, op, lo, hi));
-    DSD_TRY(check_tensor(ctx, op, x, "x"));
-    DSD_TRY(check_like(ctx, op, dy, "dy", x, "x"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, x, "x"));
+    DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, dy, "dy", x, "x"));
     if (!dx)
         return DSD_OK;
-    DSD_TRY(check_like(ctx, op, dx, "dx", x, "x"));
+    DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, dx, "dx", x, "x"));
     cl_uint count = (cl_uint)dsd_tensor_numel(x);
     dsd_karg args[] = {DSD_KARG_TENSOR(x), DSD_KARG_TENSOR(dy), DSD_KARG_TENSOR(dx),
                        DSD_KARG(count),    DSD_KARG(lo),        DSD_KARG(hi)};
-    return run_flat(ctx, "clamp_backward", args, NARGS(args), count);
+    return run_flat(ctx, "clamp_backward", args, DSD_NARGS(args), count);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -392,9 +359,9 @@ dsd_status dsd_concat_forward(dsd_context *ctx, const dsd_tensor *a, const dsd_t
                               dsd_tensor *y)
 {
     const char *op = "concat_forward";
-    DSD_TRY(check_tensor(ctx, op, a, "a"));
-    DSD_TRY(check_tensor(ctx, op, b, "b"));
-    DSD_TRY(check_tensor(ctx, op, y, "y"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, a, "a"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, b, "b"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, y, "y"));
     if (!same_nhw(a, y) || !same_nhw(b, y) || (long)a->c + b->c != y->c)
         return concat_fail(ctx, op, y, "y", a, b);
     if (dsd_tensor_overlap(y, a) || dsd_tensor_overlap(y, b))
@@ -405,7 +372,7 @@ dsd_status dsd_concat_forward(dsd_context *ctx, const dsd_tensor *a, const dsd_t
     dsd_karg args[] = {DSD_KARG_TENSOR(a), DSD_KARG_TENSOR(b), DSD_KARG_TENSOR(y),
                        DSD_KARG(hw),       DSD_KARG(ca),       DSD_KARG(cb),
                        DSD_KARG(planes)};
-    return run_planes(ctx, "concat_forward", args, NARGS(args), hw, planes);
+    return run_planes(ctx, "concat_forward", args, DSD_NARGS(args), hw, planes);
 }
 
 /* dst += channels [c0, c0 + dst->c) of src. */
@@ -417,18 +384,18 @@ static dsd_status slice_accumulate(dsd_context *ctx, const dsd_tensor *src, cl_u
     dsd_karg args[] = {DSD_KARG_TENSOR(src), DSD_KARG_TENSOR(dst), DSD_KARG(hw),
                        DSD_KARG(src_c),      DSD_KARG(c0),         DSD_KARG(dst_c),
                        DSD_KARG(planes)};
-    return run_planes(ctx, "channel_slice_accumulate", args, NARGS(args), hw, planes);
+    return run_planes(ctx, "channel_slice_accumulate", args, DSD_NARGS(args), hw, planes);
 }
 
 dsd_status dsd_concat_backward(dsd_context *ctx, const dsd_tensor *dy, dsd_tensor *da,
                                dsd_tensor *db)
 {
     const char *op = "concat_backward";
-    DSD_TRY(check_tensor(ctx, op, dy, "dy"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, dy, "dy"));
     if (da)
-        DSD_TRY(check_tensor(ctx, op, da, "da"));
+        DSD_TRY(DSD_TENSOR_CHECK(ctx, op, da, "da"));
     if (db)
-        DSD_TRY(check_tensor(ctx, op, db, "db"));
+        DSD_TRY(DSD_TENSOR_CHECK(ctx, op, db, "db"));
     /* With one gradient NULL the other is still placed: da takes the first
      * da->c channels of dy, db the last db->c. */
     int ok = (!da || (same_nhw(da, dy) && da->c < dy->c)) &&

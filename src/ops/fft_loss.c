@@ -72,8 +72,6 @@
  * limit) and the most partial sums of the forward reduction. */
 enum { FFT_WG_DEFAULT = 256, FFT_MAX_GROUPS = 128 };
 
-#define NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
 /* ------------------------------------------------------------------------ */
 /* Plan cache */
 
@@ -227,21 +225,10 @@ fail:
 /* ------------------------------------------------------------------------ */
 /* Validation */
 
-static dsd_status check_tensor(dsd_context *ctx, const char *op, const dsd_tensor *t,
-                               const char *what)
-{
-    if (!t)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: %s is NULL", op, what);
-    if (!t->buf || t->n <= 0 || t->c <= 0 || t->h <= 0 || t->w <= 0)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s (%dx%dx%dx%d) is empty or "
-                        "unallocated", op, what, t->n, t->c, t->h, t->w);
-    return DSD_OK;
-}
-
 static dsd_status expect_like(dsd_context *ctx, const char *op, const dsd_tensor *t,
                               const char *what, const dsd_tensor *a)
 {
-    DSD_TRY(check_tensor(ctx, op, t, what));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, t, what));
     if (!dsd_tensor_same_shape(t, a))
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s is %dx%dx%dx%d but a is "
                         "%dx%dx%dx%d; they must have the same shape", op, what, t->n, t->c, t->h,
@@ -279,7 +266,7 @@ static dsd_status check_length(dsd_context *ctx, const char *op, const char *dim
 static dsd_status check_inputs(dsd_context *ctx, const char *op, const dsd_tensor *a,
                                const dsd_tensor *b)
 {
-    DSD_TRY(check_tensor(ctx, op, a, "a"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, a, "a"));
     DSD_TRY(expect_like(ctx, op, b, "b", a));
     DSD_TRY(check_length(ctx, op, "H", a->h, a));
     DSD_TRY(check_length(ctx, op, "W", a->w, a));
@@ -292,14 +279,6 @@ static dsd_status check_inputs(dsd_context *ctx, const char *op, const dsd_tenso
 
 /* ------------------------------------------------------------------------ */
 /* Shared steps */
-
-static size_t fft_wg(const dsd_context *ctx)
-{
-    size_t wg = FFT_WG_DEFAULT;
-    while (wg > 1 && wg > ctx->device.max_work_group_size)
-        wg /= 2;
-    return wg;
-}
 
 /* Buffers one call leases: the spectrum and clFFT's scratch. */
 typedef struct fft_work {
@@ -320,7 +299,7 @@ static void fft_work_free(dsd_context *ctx, fft_work *wk)
 static dsd_status fft_spectrum(dsd_context *ctx, const dsd_tensor *a, const dsd_tensor *b,
                                fft_work *wk)
 {
-    wk->wg = fft_wg(ctx);
+    wk->wg = dsd_work_group_size(ctx, FFT_WG_DEFAULT);
     snprintf(wk->opts, sizeof wk->opts, "-DWG=%zu", wk->wg);
     size_t batch = (size_t)a->n * (size_t)a->c;
     DSD_TRY(dsd_fft_plan_get(ctx, a->h, a->w, batch, &wk->plan));
@@ -336,7 +315,7 @@ static dsd_status fft_spectrum(dsd_context *ctx, const dsd_tensor *a, const dsd_
     dsd_karg args[] = {DSD_KARG_TENSOR(a), DSD_KARG_TENSOR(b), DSD_KARG_TENSOR(&wk->spec),
                        DSD_KARG(count)};
     size_t global = count;
-    DSD_TRY(dsd_kernel_run(ctx, "fft_loss", wk->opts, "fft_loss_pack", args, NARGS(args), 1,
+    DSD_TRY(dsd_kernel_run(ctx, "fft_loss", wk->opts, "fft_loss_pack", args, DSD_NARGS(args), 1,
                            &global, &wk->wg));
     return dsd_fft_transform(ctx, wk->plan, CLFFT_FORWARD, wk->spec.buf, wk->tmp.buf);
 }
@@ -349,7 +328,7 @@ dsd_status dsd_fft_loss_forward(dsd_context *ctx, const dsd_tensor *a, const dsd
 {
     const char *op = "fft_loss_forward";
     DSD_TRY(check_inputs(ctx, op, a, b));
-    DSD_TRY(check_tensor(ctx, op, loss, "loss"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, loss, "loss"));
     if (dsd_tensor_numel(loss) != 1)
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: loss is %dx%dx%dx%d but must be "
                         "1x1x1x1", op, loss->n, loss->c, loss->h, loss->w);
@@ -371,15 +350,15 @@ dsd_status dsd_fft_loss_forward(dsd_context *ctx, const dsd_tensor *a, const dsd
         goto done;
     dsd_karg pargs[] = {DSD_KARG_TENSOR(&wk.spec), DSD_KARG(count), DSD_KARG_TENSOR(&partial)};
     size_t global = groups * wk.wg;
-    st = dsd_kernel_run(ctx, "fft_loss", wk.opts, "fft_loss_abs_partial", pargs, NARGS(pargs), 1,
-                        &global, &wk.wg);
+    st = dsd_kernel_run(ctx, "fft_loss", wk.opts, "fft_loss_abs_partial", pargs,
+                        DSD_NARGS(pargs), 1, &global, &wk.wg);
     if (st != DSD_OK)
         goto done;
     float inv_count = (float)(1.0 / (2.0 * (double)count));
     dsd_karg fargs[] = {DSD_KARG_TENSOR(&partial), DSD_KARG(ngroups), DSD_KARG_TENSOR(loss),
                         DSD_KARG(inv_count)};
     global = wk.wg;
-    st = dsd_kernel_run(ctx, "fft_loss", wk.opts, "fft_loss_abs_final", fargs, NARGS(fargs), 1,
+    st = dsd_kernel_run(ctx, "fft_loss", wk.opts, "fft_loss_abs_final", fargs, DSD_NARGS(fargs), 1,
                         &global, &wk.wg);
 done:
     dsd_tensor_free(ctx, &partial);
@@ -410,7 +389,7 @@ dsd_status dsd_fft_loss_backward(dsd_context *ctx, float scale, const dsd_tensor
     cl_uint count = (cl_uint)dsd_tensor_numel(a), floats = 2 * count;
     dsd_karg sargs[] = {DSD_KARG_TENSOR(&wk.spec), DSD_KARG(floats)};
     size_t global = floats;
-    st = dsd_kernel_run(ctx, "fft_loss", wk.opts, "fft_loss_sign", sargs, NARGS(sargs), 1,
+    st = dsd_kernel_run(ctx, "fft_loss", wk.opts, "fft_loss_sign", sargs, DSD_NARGS(sargs), 1,
                         &global, &wk.wg);
     if (st != DSD_OK)
         goto done;
@@ -425,7 +404,7 @@ dsd_status dsd_fft_loss_backward(dsd_context *ctx, float scale, const dsd_tensor
     dsd_karg aargs[] = {DSD_KARG_TENSOR(&wk.spec), DSD_KARG_TENSOR(ga), DSD_KARG_TENSOR(gb),
                         DSD_KARG(count), DSD_KARG(coef), DSD_KARG(has_da), DSD_KARG(has_db)};
     global = count;
-    st = dsd_kernel_run(ctx, "fft_loss", wk.opts, "fft_loss_accumulate", aargs, NARGS(aargs), 1,
+    st = dsd_kernel_run(ctx, "fft_loss", wk.opts, "fft_loss_accumulate", aargs, DSD_NARGS(aargs), 1,
                         &global, &wk.wg);
 done:
     fft_work_free(ctx, &wk);

@@ -17,43 +17,12 @@
 /* Work-group size of the elementwise backward kernels. */
 enum { LOSS_WG = 64 };
 
-static size_t loss_local(const dsd_context *ctx)
-{
-    size_t wg = LOSS_WG;
-    while (wg > 1 && wg > ctx->device.max_work_group_size)
-        wg /= 2;
-    return wg;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Validation */
 
-static dsd_status check_tensor(dsd_context *ctx, const char *op, const dsd_tensor *t,
-                               const char *what)
-{
-    if (!t)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: %s is NULL", op, what);
-    if (!t->buf || t->n <= 0 || t->c <= 0 || t->h <= 0 || t->w <= 0)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s (%dx%dx%dx%d) is empty or "
-                        "unallocated", op, what, t->n, t->c, t->h, t->w);
-    return DSD_OK;
-}
-
-/* t (named what) must have ref's shape (named ref_what). */
-static dsd_status check_like(dsd_context *ctx, const char *op, const dsd_tensor *t,
-                             const char *what, const dsd_tensor *ref, const char *ref_what)
-{
-    DSD_TRY(check_tensor(ctx, op, t, what));
-    if (!dsd_tensor_same_shape(t, ref))
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s is %dx%dx%dx%d but %s is "
-                        "%dx%dx%dx%d", op, what, t->n, t->c, t->h, t->w, ref_what, ref->n,
-                        ref->c, ref->h, ref->w);
-    return DSD_OK;
-}
-
 static dsd_status check_loss(dsd_context *ctx, const char *op, const dsd_tensor *loss)
 {
-    DSD_TRY(check_tensor(ctx, op, loss, "loss"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, loss, "loss"));
     if (loss->n != 1 || loss->c != 1 || loss->h != 1 || loss->w != 1)
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: loss is %dx%dx%dx%d but must be "
                         "1x1x1x1", op, loss->n, loss->c, loss->h, loss->w);
@@ -80,8 +49,8 @@ static float inv_count(const dsd_tensor *t)
 static dsd_status pair_forward(dsd_context *ctx, const char *op, dsd_reduce_term term,
                                const dsd_tensor *a, const dsd_tensor *b, dsd_tensor *loss)
 {
-    DSD_TRY(check_tensor(ctx, op, a, "a"));
-    DSD_TRY(check_like(ctx, op, b, "b", a, "a"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, a, "a"));
+    DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, b, "b", a, "a"));
     DSD_TRY(check_loss(ctx, op, loss));
     return dsd_reduce_into(ctx, term, a, b, 0.0f, inv_count(a), loss);
 }
@@ -102,7 +71,7 @@ dsd_status dsd_bce_logits_loss_forward(dsd_context *ctx, const dsd_tensor *logit
                                        dsd_tensor *loss)
 {
     const char *op = "bce_logits_loss_forward";
-    DSD_TRY(check_tensor(ctx, op, logits, "logits"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, logits, "logits"));
     DSD_TRY(check_finite(ctx, op, target, "target"));
     DSD_TRY(check_loss(ctx, op, loss));
     return dsd_reduce_into(ctx, DSD_REDUCE_TERM_BCE_LOGITS, logits, NULL, target,
@@ -117,12 +86,12 @@ static dsd_status pair_backward(dsd_context *ctx, const char *op, const char *ke
                                 const dsd_tensor *a, const dsd_tensor *b, dsd_tensor *da,
                                 dsd_tensor *db)
 {
-    DSD_TRY(check_tensor(ctx, op, a, "a"));
-    DSD_TRY(check_like(ctx, op, b, "b", a, "a"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, a, "a"));
+    DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, b, "b", a, "a"));
     if (da)
-        DSD_TRY(check_like(ctx, op, da, "da", a, "a"));
+        DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, da, "da", a, "a"));
     if (db)
-        DSD_TRY(check_like(ctx, op, db, "db", a, "a"));
+        DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, db, "db", a, "a"));
     if (!da && !db)
         return DSD_OK;
     float kf = (float)k;
@@ -134,8 +103,8 @@ static dsd_status pair_backward(dsd_context *ctx, const char *op, const char *ke
     dsd_karg args[] = {DSD_KARG_TENSOR(a),  DSD_KARG_TENSOR(b), DSD_KARG_TENSOR(ga),
                        DSD_KARG_TENSOR(gb), DSD_KARG(count),    DSD_KARG(kf),
                        DSD_KARG(grads)};
-    size_t global = count, local = loss_local(ctx);
-    return dsd_kernel_run(ctx, "loss", NULL, kernel, args, 11, 1, &global, &local);
+    size_t global = count, local = dsd_work_group_size(ctx, LOSS_WG);
+    return dsd_kernel_run(ctx, "loss", NULL, kernel, args, DSD_NARGS(args), 1, &global, &local);
 }
 
 dsd_status dsd_mse_loss_backward(dsd_context *ctx, float scale, const dsd_tensor *a,
@@ -157,17 +126,17 @@ dsd_status dsd_bce_logits_loss_backward(dsd_context *ctx, float scale, const dsd
                                         float target, dsd_tensor *dlogits)
 {
     const char *op = "bce_logits_loss_backward";
-    DSD_TRY(check_tensor(ctx, op, logits, "logits"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, logits, "logits"));
     DSD_TRY(check_finite(ctx, op, target, "target"));
     if (!dlogits)
         return DSD_OK;
-    DSD_TRY(check_like(ctx, op, dlogits, "dlogits", logits, "logits"));
+    DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, dlogits, "dlogits", logits, "logits"));
     float k = (float)((double)scale / (double)dsd_tensor_numel(logits));
     DSD_TRY(check_finite(ctx, op, k, "scale"));
     cl_uint count = (cl_uint)dsd_tensor_numel(logits);
     dsd_karg args[] = {DSD_KARG_TENSOR(logits), DSD_KARG_TENSOR(dlogits), DSD_KARG(count),
                        DSD_KARG(target), DSD_KARG(k)};
-    size_t global = count, local = loss_local(ctx);
-    return dsd_kernel_run(ctx, "loss", NULL, "bce_logits_loss_backward", args, 7, 1, &global,
-                          &local);
+    size_t global = count, local = dsd_work_group_size(ctx, LOSS_WG);
+    return dsd_kernel_run(ctx, "loss", NULL, "bce_logits_loss_backward", args, DSD_NARGS(args), 1,
+                          &global, &local);
 }

@@ -24,20 +24,8 @@
  * what the device allows. */
 enum { NORM_WG_DEFAULT = 256 };
 
-#define NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
 /* ------------------------------------------------------------------------ */
 /* Validation helpers */
-
-static dsd_status check_tensor(dsd_context *ctx, const dsd_tensor *t, const char *what)
-{
-    if (!t)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s is NULL", what);
-    if (!t->buf || t->n <= 0 || t->c <= 0 || t->h <= 0 || t->w <= 0)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s (%dx%dx%dx%d) is empty or "
-                        "unallocated", what, t->n, t->c, t->h, t->w);
-    return DSD_OK;
-}
 
 /* An optional tensor t (may be NULL) must be (n, c, h, w) as x implies. */
 static dsd_status check_optional(dsd_context *ctx, const char *op, const dsd_tensor *t,
@@ -46,12 +34,8 @@ static dsd_status check_optional(dsd_context *ctx, const char *op, const dsd_ten
 {
     if (!t)
         return DSD_OK;
-    DSD_TRY(check_tensor(ctx, t, what));
-    if (t->n == n && t->c == c && t->h == h && t->w == w)
-        return DSD_OK;
-    return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s is %dx%dx%dx%d but x %dx%dx%dx%d "
-                    "needs %dx%dx%dx%d", op, what, t->n, t->c, t->h, t->w, x->n, x->c, x->h, x->w,
-                    n, c, h, w);
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, NULL, t, what));
+    return DSD_TENSOR_EXPECT_SHAPE(ctx, op, t, what, n, c, h, w, "x", x);
 }
 
 /* Required tensor: like check_optional, but NULL is an error. */
@@ -66,9 +50,7 @@ static dsd_status check_required(dsd_context *ctx, const char *op, const dsd_ten
 
 static size_t norm_wg(const dsd_context *ctx, char *opts, size_t size)
 {
-    size_t wg = NORM_WG_DEFAULT;
-    while (wg > 1 && wg > ctx->device.max_work_group_size)
-        wg /= 2;
+    size_t wg = dsd_work_group_size(ctx, NORM_WG_DEFAULT);
     snprintf(opts, size, "-DWG=%zu", wg);
     return wg;
 }
@@ -81,7 +63,7 @@ dsd_status dsd_instance_norm_forward(dsd_context *ctx, float eps, const dsd_tens
                                      dsd_tensor *y, dsd_tensor *mean, dsd_tensor *rstd)
 {
     const char *op = "instance_norm_forward";
-    DSD_TRY(check_tensor(ctx, x, "x"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, NULL, x, "x"));
     if (!(eps > 0.0f) || isinf(eps))
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: eps %g must be positive "
                         "and finite", op, (double)eps);
@@ -109,7 +91,7 @@ dsd_status dsd_instance_norm_forward(dsd_context *ctx, float eps, const dsd_tens
     size_t wg = norm_wg(ctx, opts, sizeof opts);
     size_t global = (size_t)planes * wg;
     return dsd_kernel_run(ctx, "norm", opts, "instance_norm_forward", args,
-                          NARGS(args), 1, &global, &wg);
+                          DSD_NARGS(args), 1, &global, &wg);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -121,7 +103,7 @@ dsd_status dsd_instance_norm_backward(dsd_context *ctx, const dsd_tensor *x,
                                       dsd_tensor *dx, dsd_tensor *dgamma, dsd_tensor *dbeta)
 {
     const char *op = "instance_norm_backward";
-    DSD_TRY(check_tensor(ctx, x, "x"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, NULL, x, "x"));
     DSD_TRY(check_optional(ctx, op, gamma, "gamma", x, 1, x->c, 1, 1));
     DSD_TRY(check_required(ctx, op, mean, "mean", x, x->n, x->c, 1, 1));
     DSD_TRY(check_required(ctx, op, rstd, "rstd", x, x->n, x->c, 1, 1));
@@ -153,7 +135,7 @@ dsd_status dsd_instance_norm_backward(dsd_context *ctx, const dsd_tensor *x,
                        DSD_KARG(hw),           DSD_KARG(has_gamma),     DSD_KARG(want_dx),
                        DSD_KARG(want_partial)};
     dsd_status st = dsd_kernel_run(ctx, "norm", opts, "instance_norm_backward_data", args,
-                                   NARGS(args), 1, &global, &wg);
+                                   DSD_NARGS(args), 1, &global, &wg);
     if (st == DSD_OK && want_partial) {
         const dsd_tensor *dg = dgamma ? dgamma : x, *db = dbeta ? dbeta : x;
         dsd_karg pargs[] = {DSD_KARG_TENSOR(&partial), DSD_KARG_TENSOR(dg),
@@ -162,7 +144,7 @@ dsd_status dsd_instance_norm_backward(dsd_context *ctx, const dsd_tensor *x,
                             DSD_KARG(want_dbeta)};
         size_t pglobal = channels, plocal = wg < 64 ? wg : 64;
         st = dsd_kernel_run(ctx, "norm", opts, "instance_norm_backward_params", pargs,
-                            NARGS(pargs), 1, &pglobal, &plocal);
+                            DSD_NARGS(pargs), 1, &pglobal, &plocal);
     }
     dsd_tensor_free(ctx, &partial);
     return st;

@@ -13,21 +13,7 @@
 
 #include <stdio.h>
 
-
-#define NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
 enum { PS_WG = 256 };
-
-static dsd_status check_tensor(dsd_context *ctx, const char *op, const dsd_tensor *t,
-                               const char *what)
-{
-    if (!t)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: %s is NULL", op, what);
-    if (!t->buf || t->n <= 0 || t->c <= 0 || t->h <= 0 || t->w <= 0)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s (%dx%dx%dx%d) is empty or "
-                        "unallocated", op, what, t->n, t->c, t->h, t->w);
-    return DSD_OK;
-}
 
 /* small (N, C*r*r, H, W) and big (N, C, H*r, W*r); small_what / big_what name
  * them in messages. */
@@ -37,8 +23,8 @@ static dsd_status check_pair(dsd_context *ctx, const char *op, int r, const dsd_
     if (r < 1 || r > 64)
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: factor r = %d is not "
                         "in 1..64", op, r);
-    DSD_TRY(check_tensor(ctx, op, small, small_what));
-    DSD_TRY(check_tensor(ctx, op, big, big_what));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, small, small_what));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, big, big_what));
     int rr = r * r;
     if (small->c % rr != 0)
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s %dx%dx%dx%d has %d channels, "
@@ -75,9 +61,7 @@ static dsd_status run(dsd_context *ctx, const char *kernel, int r, const dsd_ten
                        DSD_KARG(big_h),      DSD_KARG(big_w),      DSD_KARG(acc)};
     char opts[32];
     snprintf(opts, sizeof opts, "-DR=%d", r);
-    size_t wg = PS_WG;
-    while (wg > 1 && wg > ctx->device.max_work_group_size)
-        wg /= 2;
+    size_t wg = dsd_work_group_size(ctx, PS_WG);
     /* a row of up to wg columns, then as many rows as fit */
     size_t local[3] = {1, 1, 1};
     while (local[0] < big_w && local[0] < wg)
@@ -85,7 +69,7 @@ static dsd_status run(dsd_context *ctx, const char *kernel, int r, const dsd_ten
     while (local[1] < big_h && local[0] * local[1] * 2 <= wg)
         local[1] *= 2;
     size_t global[3] = {big_w, big_h, planes};
-    return dsd_kernel_run(ctx, "pixel_shuffle", opts, kernel, args, NARGS(args), 3, global,
+    return dsd_kernel_run(ctx, "pixel_shuffle", opts, kernel, args, DSD_NARGS(args), 3, global,
                           local);
 }
 
@@ -102,7 +86,7 @@ dsd_status dsd_pixel_shuffle_backward(dsd_context *ctx, int r, const dsd_tensor 
         if (r < 1)
             return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "pixel_shuffle_backward: "
                             "factor r = %d", r);
-        return check_tensor(ctx, "pixel_shuffle_backward", dy, "dy");
+        return DSD_TENSOR_CHECK(ctx, "pixel_shuffle_backward", dy, "dy");
     }
     DSD_TRY(check_pair(ctx, "pixel_shuffle_backward", r, dx, "dx", dy, "dy"));
     return run(ctx, "pixel_unshuffle", r, dy, dx, dy, 1);
@@ -122,7 +106,7 @@ dsd_status dsd_pixel_unshuffle_backward(dsd_context *ctx, int r, const dsd_tenso
         if (r < 1)
             return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT,
                             "pixel_unshuffle_backward: factor r = %d", r);
-        return check_tensor(ctx, "pixel_unshuffle_backward", dy, "dy");
+        return DSD_TENSOR_CHECK(ctx, "pixel_unshuffle_backward", dy, "dy");
     }
     DSD_TRY(check_pair(ctx, "pixel_unshuffle_backward", r, dy, "dy", dx, "dx"));
     return run(ctx, "pixel_shuffle", r, dy, dx, dx, 1);

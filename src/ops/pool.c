@@ -19,32 +19,8 @@
  * few hundred planes (channel attention: 256 planes of 180 x 320). */
 enum { POOL_WG_DEFAULT = 256 };
 
-#define NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
 /* ------------------------------------------------------------------------ */
 /* Validation helpers */
-
-static dsd_status check_tensor(dsd_context *ctx, const dsd_tensor *t, const char *what)
-{
-    if (!t)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s is NULL", what);
-    if (!t->buf || t->n <= 0 || t->c <= 0 || t->h <= 0 || t->w <= 0)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s (%dx%dx%dx%d) is empty or "
-                        "unallocated", what, t->n, t->c, t->h, t->w);
-    return DSD_OK;
-}
-
-/* t must be exactly (n, c, h, w); `ref` names the tensor the shape comes from. */
-static dsd_status expect_shape(dsd_context *ctx, const dsd_tensor *t, const char *what, int n,
-                               int c, int h, int w, const char *op, const char *ref_what,
-                               const dsd_tensor *ref)
-{
-    if (t->n == n && t->c == c && t->h == h && t->w == w)
-        return DSD_OK;
-    return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s is %dx%dx%dx%d but %s %dx%dx%dx%d "
-                    "needs %dx%dx%dx%d", op, what, t->n, t->c, t->h, t->w, ref_what, ref->n,
-                    ref->c, ref->h, ref->w, n, c, h, w);
-}
 
 /* How an op maps its big tensor (x, dx) to its small one (y, dy). */
 typedef enum pool_kind {
@@ -58,8 +34,8 @@ static dsd_status check_pair(dsd_context *ctx, const char *op, pool_kind kind,
                              const dsd_tensor *big, const char *big_what, const dsd_tensor *small,
                              const char *small_what)
 {
-    DSD_TRY(check_tensor(ctx, big, big_what));
-    DSD_TRY(check_tensor(ctx, small, small_what));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, NULL, big, big_what));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, NULL, small, small_what));
     int c = big->c, h = big->h, w = big->w;
     switch (kind) {
     case POOL_GLOBAL:
@@ -76,23 +52,15 @@ static dsd_status check_pair(dsd_context *ctx, const char *op, pool_kind kind,
         w /= 2;
         break;
     }
-    return expect_shape(ctx, small, small_what, big->n, c, h, w, op, big_what, big);
+    return DSD_TENSOR_EXPECT_SHAPE(ctx, op, small, small_what, big->n, c, h, w, big_what, big);
 }
 
 /* dx (when given) must have x's shape. */
 static dsd_status check_dx(dsd_context *ctx, const char *op, const dsd_tensor *x,
                            const dsd_tensor *dx)
 {
-    DSD_TRY(check_tensor(ctx, dx, "dx"));
-    return expect_shape(ctx, dx, "dx", x->n, x->c, x->h, x->w, op, "x", x);
-}
-
-static size_t pool_wg(const dsd_context *ctx)
-{
-    size_t wg = POOL_WG_DEFAULT;
-    while (wg > 1 && wg > ctx->device.max_work_group_size)
-        wg /= 2;
-    return wg;
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, NULL, dx, "dx"));
+    return DSD_TENSOR_EXPECT_SHAPE(ctx, op, dx, "dx", x->n, x->c, x->h, x->w, "x", x);
 }
 
 static void wg_options(size_t wg, char *buf, size_t size)
@@ -104,7 +72,7 @@ static void wg_options(size_t wg, char *buf, size_t size)
 static dsd_status run_per_plane(dsd_context *ctx, const char *kernel, const dsd_karg *args,
                                 int nargs, size_t planes)
 {
-    size_t wg = pool_wg(ctx);
+    size_t wg = dsd_work_group_size(ctx, POOL_WG_DEFAULT);
     char opts[32];
     wg_options(wg, opts, sizeof opts);
     size_t global = planes * wg;
@@ -115,7 +83,7 @@ static dsd_status run_per_plane(dsd_context *ctx, const char *kernel, const dsd_
 static dsd_status run_flat(dsd_context *ctx, const char *kernel, const dsd_karg *args, int nargs,
                            size_t count)
 {
-    size_t wg = pool_wg(ctx);
+    size_t wg = dsd_work_group_size(ctx, POOL_WG_DEFAULT);
     char opts[32];
     wg_options(wg, opts, sizeof opts); /* the same program as the per-plane kernels */
     size_t global = count, local = wg < 64 ? wg : 64;
@@ -131,7 +99,7 @@ static dsd_status global_forward(dsd_context *ctx, const char *op,
     DSD_TRY(check_pair(ctx, op, POOL_GLOBAL, x, "x", y, "y"));
     cl_uint planes = (cl_uint)x->n * (cl_uint)x->c, hw = (cl_uint)dsd_tensor_plane(x);
     dsd_karg args[] = {DSD_KARG_TENSOR(x), DSD_KARG_TENSOR(y), DSD_KARG(planes), DSD_KARG(hw)};
-    return run_per_plane(ctx, op, args, NARGS(args), planes);
+    return run_per_plane(ctx, op, args, DSD_NARGS(args), planes);
 }
 
 dsd_status dsd_global_avg_pool_forward(dsd_context *ctx, const dsd_tensor *x, dsd_tensor *y)
@@ -151,7 +119,7 @@ dsd_status dsd_global_avg_pool_backward(dsd_context *ctx, const dsd_tensor *dy, 
     DSD_TRY(check_pair(ctx, "global_avg_pool_backward", POOL_GLOBAL, dx, "dx", dy, "dy"));
     cl_uint count = (cl_uint)dsd_tensor_numel(dx), hw = (cl_uint)dsd_tensor_plane(dx);
     dsd_karg args[] = {DSD_KARG_TENSOR(dy), DSD_KARG_TENSOR(dx), DSD_KARG(count), DSD_KARG(hw)};
-    return run_flat(ctx, "global_avg_pool_backward", args, NARGS(args), count);
+    return run_flat(ctx, "global_avg_pool_backward", args, DSD_NARGS(args), count);
 }
 
 dsd_status dsd_global_max_pool_backward(dsd_context *ctx, const dsd_tensor *x,
@@ -165,7 +133,7 @@ dsd_status dsd_global_max_pool_backward(dsd_context *ctx, const dsd_tensor *x,
     cl_uint planes = (cl_uint)x->n * (cl_uint)x->c, hw = (cl_uint)dsd_tensor_plane(x);
     dsd_karg args[] = {DSD_KARG_TENSOR(x), DSD_KARG_TENSOR(dy), DSD_KARG_TENSOR(dx),
                        DSD_KARG(planes), DSD_KARG(hw)};
-    return run_per_plane(ctx, "global_max_pool_backward", args, NARGS(args), planes);
+    return run_per_plane(ctx, "global_max_pool_backward", args, DSD_NARGS(args), planes);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -179,7 +147,7 @@ static dsd_status channel_forward(dsd_context *ctx, const char *kernel, const ds
             hw = (cl_uint)dsd_tensor_plane(x);
     dsd_karg args[] = {DSD_KARG_TENSOR(x), DSD_KARG_TENSOR(y), DSD_KARG(count),
                        DSD_KARG(channels), DSD_KARG(hw)};
-    return run_flat(ctx, kernel, args, NARGS(args), count);
+    return run_flat(ctx, kernel, args, DSD_NARGS(args), count);
 }
 
 dsd_status dsd_channel_mean_forward(dsd_context *ctx, const dsd_tensor *x, dsd_tensor *y)
@@ -201,7 +169,7 @@ dsd_status dsd_channel_mean_backward(dsd_context *ctx, const dsd_tensor *dy, dsd
             hw = (cl_uint)dsd_tensor_plane(dx);
     dsd_karg args[] = {DSD_KARG_TENSOR(dy), DSD_KARG_TENSOR(dx), DSD_KARG(count),
                        DSD_KARG(channels), DSD_KARG(hw)};
-    return run_flat(ctx, "channel_mean_backward", args, NARGS(args), count);
+    return run_flat(ctx, "channel_mean_backward", args, DSD_NARGS(args), count);
 }
 
 dsd_status dsd_channel_max_backward(dsd_context *ctx, const dsd_tensor *x, const dsd_tensor *dy,
@@ -216,7 +184,7 @@ dsd_status dsd_channel_max_backward(dsd_context *ctx, const dsd_tensor *x, const
             hw = (cl_uint)dsd_tensor_plane(x);
     dsd_karg args[] = {DSD_KARG_TENSOR(x), DSD_KARG_TENSOR(dy), DSD_KARG_TENSOR(dx),
                        DSD_KARG(count), DSD_KARG(channels), DSD_KARG(hw)};
-    return run_flat(ctx, op, args, NARGS(args), count);
+    return run_flat(ctx, op, args, DSD_NARGS(args), count);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -230,7 +198,7 @@ dsd_status dsd_maxpool2x2_forward(dsd_context *ctx, const dsd_tensor *x, dsd_ten
             out_h = (cl_uint)y->h, out_w = (cl_uint)y->w;
     dsd_karg args[] = {DSD_KARG_TENSOR(x), DSD_KARG_TENSOR(y), DSD_KARG(count), DSD_KARG(in_h),
                        DSD_KARG(in_w), DSD_KARG(out_h), DSD_KARG(out_w)};
-    return run_flat(ctx, op, args, NARGS(args), count);
+    return run_flat(ctx, op, args, DSD_NARGS(args), count);
 }
 
 dsd_status dsd_maxpool2x2_backward(dsd_context *ctx, const dsd_tensor *x, const dsd_tensor *dy,
@@ -246,5 +214,5 @@ dsd_status dsd_maxpool2x2_backward(dsd_context *ctx, const dsd_tensor *x, const 
     dsd_karg args[] = {DSD_KARG_TENSOR(x), DSD_KARG_TENSOR(dy), DSD_KARG_TENSOR(dx),
                        DSD_KARG(count), DSD_KARG(in_h), DSD_KARG(in_w), DSD_KARG(out_h),
                        DSD_KARG(out_w)};
-    return run_flat(ctx, op, args, NARGS(args), count);
+    return run_flat(ctx, op, args, DSD_NARGS(args), count);
 }

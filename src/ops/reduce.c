@@ -23,32 +23,13 @@
  * streaming while a 1280x720x3 image still gives each work-item ~84 terms. */
 enum { REDUCE_WG_DEFAULT = 256, ELEMENTWISE_WG = 64 };
 
-static size_t reduce_wg(const dsd_context *ctx)
-{
-    size_t wg = REDUCE_WG_DEFAULT;
-    while (wg > 1 && wg > ctx->device.max_work_group_size)
-        wg /= 2;
-    return wg;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Validation */
-
-static dsd_status check_tensor(dsd_context *ctx, const char *op, const dsd_tensor *t,
-                               const char *what)
-{
-    if (!t)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: %s is NULL", op, what);
-    if (!t->buf || t->n <= 0 || t->c <= 0 || t->h <= 0 || t->w <= 0)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s (%dx%dx%dx%d) is empty or "
-                        "unallocated", op, what, t->n, t->c, t->h, t->w);
-    return DSD_OK;
-}
 
 static dsd_status check_scalar(dsd_context *ctx, const char *op, const dsd_tensor *t,
                                const char *what)
 {
-    DSD_TRY(check_tensor(ctx, op, t, what));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, t, what));
     if (t->n != 1 || t->c != 1 || t->h != 1 || t->w != 1)
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s is %dx%dx%dx%d but must be "
                         "1x1x1x1", op, what, t->n, t->c, t->h, t->w);
@@ -66,18 +47,16 @@ dsd_status dsd_reduce_into(dsd_context *ctx, dsd_reduce_term term, const dsd_ten
     if ((int)term < DSD_REDUCE_TERM_X || term > DSD_REDUCE_TERM_BCE_LOGITS)
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: unknown term %d", op,
                         (int)term);
-    DSD_TRY(check_tensor(ctx, op, a, "a"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, a, "a"));
     if (diff) {
-        DSD_TRY(check_tensor(ctx, op, b, "b"));
-        if (!dsd_tensor_same_shape(a, b))
-            return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: a is %dx%dx%dx%d but b is "
-                            "%dx%dx%dx%d", op, a->n, a->c, a->h, a->w, b->n, b->c, b->h, b->w);
+        DSD_TRY(DSD_TENSOR_CHECK(ctx, op, b, "b"));
+        DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, a, "a", b, "b"));
     } else {
         b = a; /* an unread stand-in: every kernel argument needs a buffer */
     }
     DSD_TRY(check_scalar(ctx, op, y, "y"));
 
-    size_t wg = reduce_wg(ctx);
+    size_t wg = dsd_work_group_size(ctx, REDUCE_WG_DEFAULT);
     char opts[64];
     snprintf(opts, sizeof opts, "-DWG=%zu -DTERM=%d", wg, (int)term);
     cl_kernel k1, k2;
@@ -97,11 +76,11 @@ dsd_status dsd_reduce_into(dsd_context *ctx, dsd_reduce_term term, const dsd_ten
     dsd_karg args2[] = {DSD_KARG_TENSOR(&partials), DSD_KARG(groups), DSD_KARG(scale),
                         DSD_KARG_TENSOR(y)};
     size_t global1 = (size_t)groups * wg;
-    dsd_status st = dsd_kernel_set_args(ctx, k1, args1, 8);
+    dsd_status st = dsd_kernel_set_args(ctx, k1, args1, DSD_NARGS(args1));
     if (st == DSD_OK)
         st = dsd_kernel_launch(ctx, k1, 1, &global1, &wg);
     if (st == DSD_OK)
-        st = dsd_kernel_set_args(ctx, k2, args2, 6);
+        st = dsd_kernel_set_args(ctx, k2, args2, DSD_NARGS(args2));
     if (st == DSD_OK)
         st = dsd_kernel_launch(ctx, k2, 1, &wg, &wg);
     dsd_tensor_free(ctx, &partials); /* in-order queue: the next lease runs after pass 2 */
@@ -113,14 +92,14 @@ dsd_status dsd_reduce_into(dsd_context *ctx, dsd_reduce_term term, const dsd_ten
 
 dsd_status dsd_reduce_sum(dsd_context *ctx, const dsd_tensor *x, dsd_tensor *y)
 {
-    DSD_TRY(check_tensor(ctx, "reduce_sum", x, "x"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, "reduce_sum", x, "x"));
     DSD_TRY(check_scalar(ctx, "reduce_sum", y, "y"));
     return dsd_reduce_into(ctx, DSD_REDUCE_TERM_X, x, NULL, 0.0f, 1.0f, y);
 }
 
 dsd_status dsd_reduce_mean(dsd_context *ctx, const dsd_tensor *x, dsd_tensor *y)
 {
-    DSD_TRY(check_tensor(ctx, "reduce_mean", x, "x"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, "reduce_mean", x, "x"));
     DSD_TRY(check_scalar(ctx, "reduce_mean", y, "y"));
     float scale = (float)(1.0 / (double)dsd_tensor_numel(x));
     return dsd_reduce_into(ctx, DSD_REDUCE_TERM_X, x, NULL, 0.0f, scale, y);
@@ -128,7 +107,7 @@ dsd_status dsd_reduce_mean(dsd_context *ctx, const dsd_tensor *x, dsd_tensor *y)
 
 dsd_status dsd_reduce_sum_squares(dsd_context *ctx, const dsd_tensor *x, dsd_tensor *y)
 {
-    DSD_TRY(check_tensor(ctx, "reduce_sum_squares", x, "x"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, "reduce_sum_squares", x, "x"));
     DSD_TRY(check_scalar(ctx, "reduce_sum_squares", y, "y"));
     return dsd_reduce_into(ctx, DSD_REDUCE_TERM_SQUARE, x, NULL, 0.0f, 1.0f, y);
 }
@@ -140,8 +119,8 @@ static dsd_status broadcast_backward(dsd_context *ctx, const char *op, const dsd
     DSD_TRY(check_scalar(ctx, op, dy, "dy"));
     if (!dx)
         return DSD_OK;
-    DSD_TRY(check_tensor(ctx, op, dx, "dx"));
-    size_t wg = reduce_wg(ctx);
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, dx, "dx"));
+    size_t wg = dsd_work_group_size(ctx, REDUCE_WG_DEFAULT);
     char opts[64];
     snprintf(opts, sizeof opts, "-DWG=%zu -DTERM=%d", wg,
              (int)DSD_REDUCE_TERM_X); /* the program pass 1 and 2 of a sum use */
@@ -150,8 +129,8 @@ static dsd_status broadcast_backward(dsd_context *ctx, const char *op, const dsd
     dsd_karg args[] = {DSD_KARG_TENSOR(dy), DSD_KARG(scale), DSD_KARG_TENSOR(dx),
                        DSD_KARG(count)};
     size_t global = count, local = ELEMENTWISE_WG < wg ? ELEMENTWISE_WG : wg;
-    return dsd_kernel_run(ctx, "reduce", opts, "reduce_broadcast_backward", args, 6, 1, &global,
-                          &local);
+    return dsd_kernel_run(ctx, "reduce", opts, "reduce_broadcast_backward", args,
+                          DSD_NARGS(args), 1, &global, &local);
 }
 
 dsd_status dsd_reduce_sum_backward(dsd_context *ctx, const dsd_tensor *dy, dsd_tensor *dx)

@@ -20,20 +20,8 @@
  * kernel uses no local memory, so this only sets the scheduling granularity. */
 enum { ADAM_WG_DEFAULT = 256 };
 
-#define NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
 /* ------------------------------------------------------------------------ */
 /* Validation */
-
-static dsd_status check_tensor(dsd_context *ctx, const dsd_tensor *t, const char *what)
-{
-    if (!t)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "adam: %s is NULL", what);
-    if (!t->buf || t->n <= 0 || t->c <= 0 || t->h <= 0 || t->w <= 0)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "adam: %s (%dx%dx%dx%d) is empty or "
-                        "unallocated", what, t->n, t->c, t->h, t->w);
-    return DSD_OK;
-}
 
 /* t must hold as many floats as param (shapes may differ). */
 static dsd_status check_count(dsd_context *ctx, const dsd_tensor *t, const char *what,
@@ -95,10 +83,10 @@ dsd_status dsd_adam_step(dsd_context *ctx, const dsd_adam_params *p, int t, dsd_
     if (!ctx)
         return DSD_ERR_INVALID_ARGUMENT;
     DSD_TRY(check_params(ctx, p, t));
-    DSD_TRY(check_tensor(ctx, param, "param"));
-    DSD_TRY(check_tensor(ctx, grad, "grad"));
-    DSD_TRY(check_tensor(ctx, m, "m"));
-    DSD_TRY(check_tensor(ctx, v, "v"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, "adam", param, "param"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, "adam", grad, "grad"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, "adam", m, "m"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, "adam", v, "v"));
     DSD_TRY(check_count(ctx, grad, "grad", param));
     DSD_TRY(check_count(ctx, m, "m", param));
     DSD_TRY(check_count(ctx, v, "v", param));
@@ -135,11 +123,10 @@ dsd_status dsd_adam_step(dsd_context *ctx, const dsd_adam_params *p, int t, dsd_
         DSD_KARG(beta2),        DSD_KARG(one_minus_beta2), DSD_KARG(step_size),
         DSD_KARG(inv_sqrt_bc2), DSD_KARG(eps),
     };
-    size_t local = ADAM_WG_DEFAULT;
-    while (local > 1 && local > ctx->device.max_work_group_size)
-        local /= 2;
+    size_t local = dsd_work_group_size(ctx, ADAM_WG_DEFAULT);
     size_t global = n;
-    return dsd_kernel_run(ctx, "adam", NULL, "adam_step", args, NARGS(args), 1, &global, &local);
+    return dsd_kernel_run(ctx, "adam", NULL, "adam_step", args, DSD_NARGS(args), 1, &global,
+                          &local);
 }
 
 /* ------------------------------------------------------------------------ */

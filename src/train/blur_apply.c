@@ -28,13 +28,11 @@
 
 enum { BLUR_WG_DEFAULT = 256 };
 
-#define NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
 /* 1 when every prime factor of n is a clFFT radix. */
 static int smooth(int n)
 {
     static const int radices[] = {2, 3, 5, 7, 11, 13};
-    for (int i = 0; i < NARGS(radices); i++)
+    for (int i = 0; i < DSD_NARGS(radices); i++)
         while (n % radices[i] == 0)
             n /= radices[i];
     return n == 1;
@@ -47,17 +45,6 @@ int dsd_blur_fft_size(int n)
     while (!smooth(n))
         n++;
     return n;
-}
-
-static dsd_status check_tensor(dsd_context *ctx, const char *op, const dsd_tensor *t,
-                               const char *what)
-{
-    if (!t)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: %s is NULL", op, what);
-    if (!t->buf || t->n <= 0 || t->c <= 0 || t->h <= 0 || t->w <= 0)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s (%dx%dx%dx%d) is empty or "
-                        "unallocated", op, what, t->n, t->c, t->h, t->w);
-    return DSD_OK;
 }
 
 /* A side of length n (H or W, named dim) padded for a kernel side k reflects
@@ -76,22 +63,14 @@ static dsd_status check_pad(dsd_context *ctx, const char *op, const char *dim, i
     return DSD_OK;
 }
 
-static size_t blur_wg(const dsd_context *ctx)
-{
-    size_t wg = BLUR_WG_DEFAULT;
-    while (wg > 1 && wg > ctx->device.max_work_group_size)
-        wg /= 2;
-    return wg;
-}
-
 dsd_status dsd_blur_apply(dsd_context *ctx, const dsd_tensor *x, const dsd_tensor *kernel,
                           float noise_sigma, uint64_t seed, uint64_t stream, dsd_tensor *y)
 {
     const char *op = "blur_apply";
     /* ---- validate */
-    DSD_TRY(check_tensor(ctx, op, x, "x"));
-    DSD_TRY(check_tensor(ctx, op, kernel, "kernel"));
-    DSD_TRY(check_tensor(ctx, op, y, "y"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, x, "x"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, kernel, "kernel"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, y, "y"));
     if (!dsd_tensor_same_shape(x, y))
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: y is %dx%dx%dx%d but x is "
                         "%dx%dx%dx%d; they must have the same shape", op, y->n, y->c, y->h, y->w,
@@ -142,7 +121,7 @@ dsd_status dsd_blur_apply(dsd_context *ctx, const dsd_tensor *x, const dsd_tenso
         goto done;
 
     /* ---- arguments and enqueues */
-    size_t wg = blur_wg(ctx);
+    size_t wg = dsd_work_group_size(ctx, BLUR_WG_DEFAULT);
     cl_uint uh = (cl_uint)x->h, uw = (cl_uint)x->w, ufh = (cl_uint)fh, ufw = (cl_uint)fw;
     cl_uint uhp = (cl_uint)hp, uwp = (cl_uint)wp, ukh = (cl_uint)kh, ukw = (cl_uint)kw;
     cl_int itop = top, ileft = left;
@@ -152,8 +131,8 @@ dsd_status dsd_blur_apply(dsd_context *ctx, const dsd_tensor *x, const dsd_tenso
                         DSD_KARG(ufh), DSD_KARG(ufw), DSD_KARG(uhp), DSD_KARG(uwp),
                         DSD_KARG(itop), DSD_KARG(ileft), DSD_KARG(icount)};
     size_t global = icount;
-    st = dsd_kernel_run(ctx, "blur", NULL, "blur_pack_image", pargs, NARGS(pargs), 1, &global,
-                        &wg);
+    st = dsd_kernel_run(ctx, "blur", NULL, "blur_pack_image", pargs, DSD_NARGS(pargs), 1,
+                        &global, &wg);
     if (st != DSD_OK)
         goto done;
 
@@ -161,8 +140,8 @@ dsd_status dsd_blur_apply(dsd_context *ctx, const dsd_tensor *x, const dsd_tenso
     dsd_karg kargs[] = {DSD_KARG_TENSOR(kernel), DSD_KARG_TENSOR(&kspec), DSD_KARG(ukh),
                         DSD_KARG(ukw), DSD_KARG(ufh), DSD_KARG(ufw), DSD_KARG(kcount)};
     global = kcount;
-    st = dsd_kernel_run(ctx, "blur", NULL, "blur_pack_kernel", kargs, NARGS(kargs), 1, &global,
-                        &wg);
+    st = dsd_kernel_run(ctx, "blur", NULL, "blur_pack_kernel", kargs, DSD_NARGS(kargs), 1,
+                        &global, &wg);
     if (st != DSD_OK)
         goto done;
 
@@ -176,8 +155,8 @@ dsd_status dsd_blur_apply(dsd_context *ctx, const dsd_tensor *x, const dsd_tenso
     dsd_karg margs[] = {DSD_KARG_TENSOR(&spec), DSD_KARG_TENSOR(&kspec), DSD_KARG(uplane),
                         DSD_KARG(uc), DSD_KARG(shared), DSD_KARG(icount)};
     global = icount;
-    st = dsd_kernel_run(ctx, "blur", NULL, "blur_multiply", margs, NARGS(margs), 1, &global,
-                        &wg);
+    st = dsd_kernel_run(ctx, "blur", NULL, "blur_multiply", margs, DSD_NARGS(margs), 1,
+                        &global, &wg);
     if (st != DSD_OK)
         goto done;
     st = dsd_fft_transform(ctx, &img_plan, CLFFT_BACKWARD, spec.buf, tmp.buf);
@@ -193,7 +172,8 @@ dsd_status dsd_blur_apply(dsd_context *ctx, const dsd_tensor *x, const dsd_tenso
                         DSD_KARG(inv), DSD_KARG(noise_sigma), DSD_KARG(k0), DSD_KARG(k1),
                         DSD_KARG(s0), DSD_KARG(s1), DSD_KARG(ocount)};
     global = ocount;
-    st = dsd_kernel_run(ctx, "blur", NULL, "blur_crop", cargs, NARGS(cargs), 1, &global, &wg);
+    st = dsd_kernel_run(ctx, "blur", NULL, "blur_crop", cargs, DSD_NARGS(cargs), 1, &global,
+                        &wg);
 done:
     /* Released after enqueueing: safe on the in-order queue (the pool hands a
      * buffer to later work only). */

@@ -22,30 +22,7 @@
 #define BLUR_PI 3.14159265358979323846
 
 /* ------------------------------------------------------------------------ */
-/* Philox4x32-10 stream (the same generator as src/ops/dropout.c) */
-
-#define PHILOX_M0 UINT32_C(0xD2511F53)
-#define PHILOX_M1 UINT32_C(0xCD9E8D57)
-#define PHILOX_W0 UINT32_C(0x9E3779B9)
-#define PHILOX_W1 UINT32_C(0xBB67AE85)
-
-static void philox4x32_10(const uint32_t in[4], const uint32_t key_in[2], uint32_t out[4])
-{
-    uint32_t c[4] = {in[0], in[1], in[2], in[3]}, key[2] = {key_in[0], key_in[1]};
-    for (int r = 0; r < 10; r++) {
-        uint64_t p0 = (uint64_t)PHILOX_M0 * c[0];
-        uint64_t p1 = (uint64_t)PHILOX_M1 * c[2];
-        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c[1] ^ key[0];
-        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c[3] ^ key[1];
-        c[0] = n0;
-        c[1] = (uint32_t)p1;
-        c[2] = n2;
-        c[3] = (uint32_t)p0;
-        key[0] += PHILOX_W0;
-        key[1] += PHILOX_W1;
-    }
-    memcpy(out, c, sizeof c);
-}
+/* The random stream: Philox4x32-10 blocks (src/philox.c) */
 
 void dsd_rng_init(dsd_rng *r, uint64_t seed, uint64_t stream)
 {
@@ -62,7 +39,7 @@ void dsd_rng_init(dsd_rng *r, uint64_t seed, uint64_t stream)
 uint32_t dsd_rng_u32(dsd_rng *r)
 {
     if (r->used >= 4) {
-        philox4x32_10(r->ctr, r->key, r->out);
+        dsd_philox4x32_10(r->ctr, r->key, r->out);
         if (++r->ctr[0] == 0) /* 64-bit block counter */
             r->ctr[1]++;
         r->used = 0;
@@ -90,7 +67,7 @@ double dsd_blur_noise_host(uint64_t seed, uint64_t stream, uint32_t index)
                              UINT32_C(0x626c7572)}; /* "blur" */
     const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
     uint32_t w[4];
-    philox4x32_10(ctr, key, w);
+    dsd_philox4x32_10(ctr, key, w);
     double u1 = (double)((w[0] >> 8) + 1u) * (1.0 / 16777216.0);
     double u2 = (double)(w[1] >> 8) * (1.0 / 16777216.0);
     return sqrt(-2.0 * log(u1)) * cos(2.0 * BLUR_PI * u2);

@@ -8,7 +8,7 @@
  * (the loss goes down, a resumed run ends bit-identical).
  *
  * Library calls that take the context record their errors there; this file
- * reports through a dsd_error, so CTX() copies the context's error out.
+ * reports through a dsd_error, so DSD_TRY_CTX copies the context's error out.
  */
 #include "internal.h"
 
@@ -46,21 +46,13 @@ struct dsd_trainer {
     dsd_tensor loss_d, loss_adv, loss_content, sumsq, kernels;
 };
 
-#define CTX(t, expr)                                                                       \
-    do {                                                                                   \
-        if ((expr) != DSD_OK) {                                                            \
-            *err = *dsd_context_error((t)->ctx);                                           \
-            return err->status;                                                            \
-        }                                                                                  \
-    } while (0)
-
 /* ------------------------------------------------------------------------ */
 /* Setup */
 
 static dsd_status alloc_zero(dsd_trainer *t, dsd_tensor *x, int n, int c, int h, int w,
                              dsd_error *err)
 {
-    CTX(t, dsd_tensor_init_zero(t->ctx, x, n, c, h, w));
+    DSD_TRY_CTX(err, t->ctx, dsd_tensor_init_zero(t->ctx, x, n, c, h, w));
     return DSD_OK;
 }
 
@@ -74,31 +66,21 @@ dsd_status dsd_trainer_init(dsd_context *ctx, const dsd_config *cfg, dsd_trainer
     t->ctx = ctx;
     t->cfg = cfg;
     dsd_status st;
-#define TRY(expr)                                                                          \
-    do {                                                                                   \
-        if ((st = (expr)) != DSD_OK)                                                       \
-            goto fail;                                                                     \
-    } while (0)
-#define TRY_CTX(expr)                                                                      \
-    do {                                                                                   \
-        if ((st = (expr)) != DSD_OK) {                                                     \
-            *err = *dsd_context_error(ctx);                                                \
-            goto fail;                                                                     \
-        }                                                                                  \
-    } while (0)
-    TRY(dsd_config_to_string(cfg, &t->config_text, err));
+    DSD_TRY_GOTO(st, dsd_config_to_string(cfg, &t->config_text, err), fail);
 
     /* data first: a wrong path should fail before the device is busy */
     const dsd_data_mode mode = cfg->data.mode;
     if (mode == DSD_DATA_PAIRED)
-        TRY(dsd_dataset_open(&t->train, mode, cfg->data.train_blur, cfg->data.train_sharp, err));
+        DSD_TRY_GOTO(st, dsd_dataset_open(&t->train, mode, cfg->data.train_blur,
+                                          cfg->data.train_sharp, err), fail);
     else
-        TRY(dsd_dataset_open(&t->train, mode, cfg->data.train, NULL, err));
+        DSD_TRY_GOTO(st, dsd_dataset_open(&t->train, mode, cfg->data.train, NULL, err), fail);
     if (mode == DSD_DATA_PAIRED ? *cfg->data.val_blur != '\0' : *cfg->data.val != '\0') {
         if (mode == DSD_DATA_PAIRED)
-            TRY(dsd_dataset_open(&t->val, mode, cfg->data.val_blur, cfg->data.val_sharp, err));
+            DSD_TRY_GOTO(st, dsd_dataset_open(&t->val, mode, cfg->data.val_blur,
+                                              cfg->data.val_sharp, err), fail);
         else
-            TRY(dsd_dataset_open(&t->val, mode, cfg->data.val, NULL, err));
+            DSD_TRY_GOTO(st, dsd_dataset_open(&t->val, mode, cfg->data.val, NULL, err), fail);
         t->has_val = 1;
     }
     t->n = cfg->train.batch;
@@ -114,31 +96,36 @@ dsd_status dsd_trainer_init(dsd_context *ctx, const dsd_config *cfg, dsd_trainer
     /* networks, optimizer state, losses */
     dsd_generator_config gc = dsd_config_generator(cfg);
     dsd_discriminator_config dc = dsd_config_discriminator(cfg);
-    TRY_CTX(dsd_generator_init(ctx, &t->g, &gc));
-    TRY_CTX(dsd_discriminator_init(ctx, &t->d, &dc));
-    TRY_CTX(dsd_generator_init_weights(ctx, &t->g, (uint64_t)cfg->train.seed));
-    TRY_CTX(dsd_discriminator_init_weights(ctx, &t->d, (uint64_t)cfg->train.seed + 1));
+    DSD_TRY_CTX_GOTO(st, err, ctx, dsd_generator_init(ctx, &t->g, &gc), fail);
+    DSD_TRY_CTX_GOTO(st, err, ctx, dsd_discriminator_init(ctx, &t->d, &dc), fail);
+    DSD_TRY_CTX_GOTO(st, err, ctx, dsd_generator_init_weights(ctx, &t->g,
+                                                              (uint64_t)cfg->train.seed), fail);
+    DSD_TRY_CTX_GOTO(st, err, ctx, dsd_discriminator_init_weights(ctx, &t->d,
+                                                                  (uint64_t)cfg->train.seed + 1),
+                     fail);
     int gc_count = (int)t->g.params.count, dc_count = (int)t->d.params.count;
-    TRY(alloc_zero(t, &t->g_m, 1, 1, 1, gc_count, err));
-    TRY(alloc_zero(t, &t->g_v, 1, 1, 1, gc_count, err));
-    TRY(alloc_zero(t, &t->d_m, 1, 1, 1, dc_count, err));
-    TRY(alloc_zero(t, &t->d_v, 1, 1, 1, dc_count, err));
+    DSD_TRY_GOTO(st, alloc_zero(t, &t->g_m, 1, 1, 1, gc_count, err), fail);
+    DSD_TRY_GOTO(st, alloc_zero(t, &t->g_v, 1, 1, 1, gc_count, err), fail);
+    DSD_TRY_GOTO(st, alloc_zero(t, &t->d_m, 1, 1, 1, dc_count, err), fail);
+    DSD_TRY_GOTO(st, alloc_zero(t, &t->d_v, 1, 1, 1, dc_count, err), fail);
     dsd_content_loss_kind kind;
-    TRY(dsd_content_loss_kind_parse(cfg->train.content_loss, &kind, err));
-    TRY_CTX(dsd_content_loss_init(ctx, &t->content, kind, cfg->train.vgg_weights, NULL));
+    DSD_TRY_GOTO(st, dsd_content_loss_kind_parse(cfg->train.content_loss, &kind, err), fail);
+    DSD_TRY_CTX_GOTO(st, err, ctx, dsd_content_loss_init(ctx, &t->content, kind,
+                                                         cfg->train.vgg_weights, NULL), fail);
 
     /* the step's tensors, allocated once */
-    TRY(dsd_discriminator_output_size(&dc, t->crop, t->crop, &t->oh, &t->ow, err));
+    DSD_TRY_GOTO(st, dsd_discriminator_output_size(&dc, t->crop, t->crop, &t->oh, &t->ow,
+                                                   err), fail);
     int n = t->n, c = t->crop;
     dsd_tensor *images[] = {&t->blur, &t->sharp, &t->fake, &t->dfake};
     for (int i = 0; i < 4; i++)
-        TRY(alloc_zero(t, images[i], n, 3, c, c, err));
+        DSD_TRY_GOTO(st, alloc_zero(t, images[i], n, 3, c, c, err), fail);
     dsd_tensor *logits[] = {&t->real_logits, &t->fake_logits, &t->dreal, &t->dfake_logits};
     for (int i = 0; i < 4; i++)
-        TRY(alloc_zero(t, logits[i], n, 1, t->oh, t->ow, err));
+        DSD_TRY_GOTO(st, alloc_zero(t, logits[i], n, 1, t->oh, t->ow, err), fail);
     dsd_tensor *scalars[] = {&t->loss_d, &t->loss_adv, &t->loss_content, &t->sumsq};
     for (int i = 0; i < 4; i++)
-        TRY(alloc_zero(t, scalars[i], 1, 1, 1, 1, err));
+        DSD_TRY_GOTO(st, alloc_zero(t, scalars[i], 1, 1, 1, 1, err), fail);
     if (mode == DSD_DATA_SYNTHETIC) {
         dsd_blur_kernel_params_default(&t->kernel);
         t->kernel.size = cfg->data.kernel_size < DSD_BLUR_KERNEL_MAX ? cfg->data.kernel_size
@@ -154,15 +141,13 @@ dsd_status dsd_trainer_init(dsd_context *ctx, const dsd_config *cfg, dsd_trainer
             st = DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "blur kernels");
             goto fail;
         }
-        TRY(alloc_zero(t, &t->kernels, n, 1, k, k, err));
+        DSD_TRY_GOTO(st, alloc_zero(t, &t->kernels, n, 1, k, k, err), fail);
     }
     *out = t;
     return DSD_OK;
 fail:
     dsd_trainer_free(t);
     return st;
-#undef TRY
-#undef TRY_CTX
 }
 
 void dsd_trainer_free(dsd_trainer *t)
@@ -218,7 +203,7 @@ static double download_scalar(dsd_trainer *t, const dsd_tensor *x, dsd_error *er
 static dsd_status check_grads(dsd_trainer *t, const dsd_params *p, const char *net,
                               dsd_error *err)
 {
-    CTX(t, dsd_reduce_sum_squares(t->ctx, &p->grads, &t->sumsq));
+    DSD_TRY_CTX(err, t->ctx, dsd_reduce_sum_squares(t->ctx, &p->grads, &t->sumsq));
     int ok;
     double s = download_scalar(t, &t->sumsq, err, &ok);
     if (!ok)
@@ -251,9 +236,9 @@ static dsd_status next_batch(dsd_trainer *t, dsd_error *err)
     dsd_batch_free(&t->batch);
     DSD_TRY(dsd_loader_next(t->loader, &t->batch, err));
     size_t numel = (size_t)t->n * 3 * t->crop * t->crop;
-    CTX(t, dsd_tensor_upload(t->ctx, &t->sharp, t->batch.sharp, numel));
+    DSD_TRY_CTX(err, t->ctx, dsd_tensor_upload(t->ctx, &t->sharp, t->batch.sharp, numel));
     if (t->cfg->data.mode != DSD_DATA_SYNTHETIC) {
-        CTX(t, dsd_tensor_upload(t->ctx, &t->blur, t->batch.blur, numel));
+        DSD_TRY_CTX(err, t->ctx, dsd_tensor_upload(t->ctx, &t->blur, t->batch.blur, numel));
         return DSD_OK;
     }
     /* synthetic: kernel i of step s from the stream (s, i) of the seed */
@@ -265,9 +250,11 @@ static dsd_status next_batch(dsd_trainer *t, dsd_error *err)
         DSD_TRY(dsd_blur_kernel_generate(&t->kernel, &rng, &kern, err));
         DSD_TRY(dsd_blur_kernel_embed(&kern, k, k, t->kernel_host + (size_t)i * k * k, err));
     }
-    CTX(t, dsd_tensor_upload(t->ctx, &t->kernels, t->kernel_host, (size_t)t->n * k * k));
-    CTX(t, dsd_blur_apply(t->ctx, &t->sharp, &t->kernels, (float)t->cfg->data.noise_sigma,
-                          (uint64_t)t->cfg->train.seed, t->step, &t->blur));
+    DSD_TRY_CTX(err, t->ctx, dsd_tensor_upload(t->ctx, &t->kernels, t->kernel_host,
+                                               (size_t)t->n * k * k));
+    DSD_TRY_CTX(err, t->ctx, dsd_blur_apply(t->ctx, &t->sharp, &t->kernels,
+                                            (float)t->cfg->data.noise_sigma,
+                                            (uint64_t)t->cfg->train.seed, t->step, &t->blur));
     return DSD_OK;
 }
 
@@ -284,21 +271,22 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
 
     /* fake = G(blur), kept for the generator's backward */
     t->g_tape.step = t->step;
-    CTX(t, dsd_generator_forward(ctx, &t->g, &t->blur, &t->fake, &t->g_tape));
+    DSD_TRY_CTX(err, ctx, dsd_generator_forward(ctx, &t->g, &t->blur, &t->fake, &t->g_tape));
 
     /* discriminator step on the detached fake */
     dsd_discriminator_tape tr = {0}, tf = {0};
-    CTX(t, dsd_tensor_fill(ctx, &t->d.params.grads, 0.0f));
-    CTX(t, dsd_discriminator_forward(ctx, &t->d, &t->sharp, &t->real_logits, &tr));
-    CTX(t, dsd_discriminator_forward(ctx, &t->d, &t->fake, &t->fake_logits, &tf));
-    CTX(t, dsd_ragan_loss_forward(ctx, DSD_RAGAN_DISCRIMINATOR, &t->real_logits,
-                                  &t->fake_logits, &t->loss_d));
-    CTX(t, dsd_tensor_fill(ctx, &t->dreal, 0.0f));
-    CTX(t, dsd_tensor_fill(ctx, &t->dfake_logits, 0.0f));
-    CTX(t, dsd_ragan_loss_backward(ctx, DSD_RAGAN_DISCRIMINATOR, 1.0f, &t->real_logits,
-                                   &t->fake_logits, &t->dreal, &t->dfake_logits));
-    CTX(t, dsd_discriminator_backward(ctx, &t->d, &tf, &t->dfake_logits, NULL, 1));
-    CTX(t, dsd_discriminator_backward(ctx, &t->d, &tr, &t->dreal, NULL, 1));
+    DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->d.params.grads, 0.0f));
+    DSD_TRY_CTX(err, ctx, dsd_discriminator_forward(ctx, &t->d, &t->sharp, &t->real_logits, &tr));
+    DSD_TRY_CTX(err, ctx, dsd_discriminator_forward(ctx, &t->d, &t->fake, &t->fake_logits, &tf));
+    DSD_TRY_CTX(err, ctx, dsd_ragan_loss_forward(ctx, DSD_RAGAN_DISCRIMINATOR, &t->real_logits,
+                                                 &t->fake_logits, &t->loss_d));
+    DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->dreal, 0.0f));
+    DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->dfake_logits, 0.0f));
+    DSD_TRY_CTX(err, ctx, dsd_ragan_loss_backward(ctx, DSD_RAGAN_DISCRIMINATOR, 1.0f,
+                                                  &t->real_logits, &t->fake_logits, &t->dreal,
+                                                  &t->dfake_logits));
+    DSD_TRY_CTX(err, ctx, dsd_discriminator_backward(ctx, &t->d, &tf, &t->dfake_logits, NULL, 1));
+    DSD_TRY_CTX(err, ctx, dsd_discriminator_backward(ctx, &t->d, &tr, &t->dreal, NULL, 1));
     int ok;
     out->loss_d = download_scalar(t, &t->loss_d, err, &ok);
     if (!ok)
@@ -307,23 +295,26 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
         return DSD_FAIL(err, DSD_ERR_NAN, "step %llu: the discriminator loss is %g; stopping "
                         "before any weight is updated", (unsigned long long)t->step, out->loss_d);
     DSD_TRY(check_grads(t, &t->d.params, "discriminator", err));
-    CTX(t, dsd_adam_step(ctx, &adam, ++t->d_t, &t->d.params.values, &t->d.params.grads, &t->d_m,
-                         &t->d_v));
+    DSD_TRY_CTX(err, ctx, dsd_adam_step(ctx, &adam, ++t->d_t, &t->d.params.values,
+                                        &t->d.params.grads, &t->d_m, &t->d_v));
 
     /* generator step through the updated discriminator */
-    CTX(t, dsd_tensor_fill(ctx, &t->g.params.grads, 0.0f));
-    CTX(t, dsd_discriminator_forward(ctx, &t->d, &t->sharp, &t->real_logits, NULL));
-    CTX(t, dsd_discriminator_forward(ctx, &t->d, &t->fake, &t->fake_logits, &tf));
-    CTX(t, dsd_ragan_loss_forward(ctx, DSD_RAGAN_GENERATOR, &t->real_logits, &t->fake_logits,
-                                  &t->loss_adv));
-    CTX(t, dsd_content_loss_forward(ctx, &t->content, &t->fake, &t->sharp, &t->loss_content, 1));
-    CTX(t, dsd_tensor_fill(ctx, &t->dfake_logits, 0.0f));
-    CTX(t, dsd_tensor_fill(ctx, &t->dfake, 0.0f));
-    CTX(t, dsd_ragan_loss_backward(ctx, DSD_RAGAN_GENERATOR, 1.0f, &t->real_logits,
-                                   &t->fake_logits, NULL, &t->dfake_logits));
-    CTX(t, dsd_discriminator_backward(ctx, &t->d, &tf, &t->dfake_logits, &t->dfake, 0));
-    CTX(t, dsd_content_loss_backward(ctx, &t->content, (float)c->train.lambda, &t->dfake));
-    CTX(t, dsd_generator_backward(ctx, &t->g, &t->g_tape, &t->dfake, NULL));
+    DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->g.params.grads, 0.0f));
+    DSD_TRY_CTX(err, ctx, dsd_discriminator_forward(ctx, &t->d, &t->sharp, &t->real_logits, NULL));
+    DSD_TRY_CTX(err, ctx, dsd_discriminator_forward(ctx, &t->d, &t->fake, &t->fake_logits, &tf));
+    DSD_TRY_CTX(err, ctx, dsd_ragan_loss_forward(ctx, DSD_RAGAN_GENERATOR, &t->real_logits,
+                                                 &t->fake_logits, &t->loss_adv));
+    DSD_TRY_CTX(err, ctx, dsd_content_loss_forward(ctx, &t->content, &t->fake, &t->sharp,
+                                                   &t->loss_content, 1));
+    DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->dfake_logits, 0.0f));
+    DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->dfake, 0.0f));
+    DSD_TRY_CTX(err, ctx, dsd_ragan_loss_backward(ctx, DSD_RAGAN_GENERATOR, 1.0f, &t->real_logits,
+                                                  &t->fake_logits, NULL, &t->dfake_logits));
+    DSD_TRY_CTX(err, ctx, dsd_discriminator_backward(ctx, &t->d, &tf, &t->dfake_logits,
+                                                     &t->dfake, 0));
+    DSD_TRY_CTX(err, ctx, dsd_content_loss_backward(ctx, &t->content, (float)c->train.lambda,
+                                                    &t->dfake));
+    DSD_TRY_CTX(err, ctx, dsd_generator_backward(ctx, &t->g, &t->g_tape, &t->dfake, NULL));
     out->loss_g_adv = download_scalar(t, &t->loss_adv, err, &ok);
     if (!ok)
         return err->status;
@@ -337,8 +328,8 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
                         (unsigned long long)t->step, out->loss_g, out->loss_g_adv,
                         out->loss_content);
     DSD_TRY(check_grads(t, &t->g.params, "generator", err));
-    CTX(t, dsd_adam_step(ctx, &adam, ++t->g_t, &t->g.params.values, &t->g.params.grads, &t->g_m,
-                         &t->g_v));
+    DSD_TRY_CTX(err, ctx, dsd_adam_step(ctx, &adam, ++t->g_t, &t->g.params.values,
+                                        &t->g.params.grads, &t->g_m, &t->g_v));
 
     out->step = t->step;
     out->epoch = epoch;
@@ -434,21 +425,21 @@ dsd_status dsd_trainer_save_checkpoint(dsd_trainer *t, const char *path, dsd_err
     ck.n_rng = 1;
     ck.rng[0] = (uint64_t)t->cfg->train.seed; /* all randomness derives from (seed, step) */
     ck.config_text = t->config_text;
-    CTX(t, dsd_checkpoint_save(t->ctx, &ck, path));
+    DSD_TRY_CTX(err, t->ctx, dsd_checkpoint_save(t->ctx, &ck, path));
     return DSD_OK;
 }
 
 dsd_status dsd_trainer_save_generator(dsd_trainer *t, const char *path, dsd_storage storage,
                                       dsd_error *err)
 {
-    CTX(t, dsd_generator_save(t->ctx, &t->g, path, storage));
+    DSD_TRY_CTX(err, t->ctx, dsd_generator_save(t->ctx, &t->g, path, storage));
     return DSD_OK;
 }
 
 dsd_status dsd_trainer_resume(dsd_trainer *t, const char *path, dsd_error *err)
 {
     dsd_checkpoint ck = checkpoint_of(t);
-    CTX(t, dsd_checkpoint_load(t->ctx, &ck, path));
+    DSD_TRY_CTX(err, t->ctx, dsd_checkpoint_load(t->ctx, &ck, path));
     dsd_status st = DSD_OK;
     if (ck.n_rng != 1 || ck.rng[0] != (uint64_t)t->cfg->train.seed)
         st = DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "%s was written with train.seed %llu, this "
