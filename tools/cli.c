@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,13 @@ void cli_args_unknown(cli_args *a)
         cli_args_fail(a, "unknown option '%s'", a->arg);
 }
 
+int cli_args_end(cli_args *a)
+{
+    if (a->exit_status < 0 && a->list_devices)
+        a->exit_status = cli_list_devices(a->prog, stdout);
+    return a->exit_status;
+}
+
 int cli_args_config(cli_args *a, cli_config_args *c)
 {
     const char *v;
@@ -261,6 +269,26 @@ double cli_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The one flag a signal handler may set (the tools' only global). */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+void cli_catch_stop_signals(void)
+{
+    signal(SIGINT, on_stop_signal);
+    signal(SIGTERM, on_stop_signal);
+}
+
+int cli_stop_requested(void)
+{
+    return stop_requested != 0;
 }
 
 // ----------------------------------------------------------------------------

@@ -34,8 +34,8 @@
 //         else
 //             cli_args_unknown(&a);
 //     }
-//     if (a.exit_status >= 0)
-//         return a.exit_status;    // --help, --version (0) or a usage error (2)
+//     if ((rc = cli_args_end(&a)) >= 0)
+//         return rc;               // --help, --version, --list-devices or an error
 //
 // cli_args_next() answers the options every tool shares itself and never
 // returns them: --device SEL (-d SEL), --help (-h, the tool's usage on
@@ -97,6 +97,10 @@ int cli_args_int(cli_args *a, int lo, int hi, int *out);
 void cli_args_fail(cli_args *a, const char *fmt, ...) CLI_PRINTF(2, 3);
 /* The current argument is not one the tool knows: says so, exit_status 2. */
 void cli_args_unknown(cli_args *a);
+/* After the loop: the exit status when the tool stops here (0 after --help
+ * or --version; 2 after a usage error; after --list-devices, the devices
+ * listed on stdout and 0, or 1 when they cannot be), else -1. */
+int cli_args_end(cli_args *a);
 
 /* -c/--config FILE and --set KEY=VALUE, as dsdeblur-train and dsdeblur-bench
  * read them: files applied in order over the paper's defaults, then the
@@ -129,6 +133,11 @@ dsd_context *cli_context(const char *prog, const char *selector, int profiling);
 int cli_config_build(const char *prog, dsd_config *cfg, const cli_config_args *c);
 /* Seconds from a monotonic clock. */
 double cli_now(void);
+/* From now on SIGINT (Ctrl-C) and SIGTERM only set a flag, which
+ * cli_stop_requested() reads: a long loop finishes its step and stops
+ * cleanly. */
+void cli_catch_stop_signals(void);
+int cli_stop_requested(void);
 
 // ----------------------------------------------------------------------------
 // Files and folders

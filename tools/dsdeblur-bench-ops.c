@@ -395,10 +395,8 @@ int main(int argc, char **argv)
         else
             cli_args_unknown(&a);
     }
-    if (a.exit_status >= 0)
+    if (cli_args_end(&a) >= 0)
         return a.exit_status;
-    if (a.list_devices)
-        return cli_list_devices(prog, stdout);
     int bh = 64, bw = 64, hh = 256, hw = 256;
     if (!strcmp(shapes, "paper")) {
         bh = 180; bw = 320; hh = 720; hw = 1280;

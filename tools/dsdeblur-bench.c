@@ -32,7 +32,6 @@
 #include <clFFT.h>
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,8 +47,6 @@ static const char *prog = "dsdeblur-bench";
 /* Repetitions when --reps is not given. A CPU (PoCL) takes tens of seconds
  * per 1280x720 inference, so it gets fewer. */
 enum { REPS_DEFAULT_GPU = 10, REPS_DEFAULT_CPU = 3, REPS_MAX = 1000, MAX_SIZES = 16 };
-
-static volatile sig_atomic_t stop_requested;
 
 /* Records a tool-side error in err the way the library does (status, message). */
 static dsd_status tool_fail(dsd_error *err, dsd_status status, const char *fmt, ...)
@@ -67,12 +64,6 @@ static dsd_status tool_fail(dsd_error *err, dsd_status status, const char *fmt, 
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
     return status;
-}
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
 }
 
 static void usage(FILE *out)
@@ -114,7 +105,7 @@ typedef struct options {
     cli_config_args config;  /* -c FILE, --set KEY=VALUE */
     int warmup, reps;        /* reps 0: the device's default */
     const char *device, *json;
-    int list_devices, quiet;
+    int quiet;
 } options;
 
 /* --size WxH into o; 0, or 2 with the error printed. */
@@ -142,7 +133,7 @@ static int parse_size(cli_args *a, options *o)
 }
 
 /* -1 to go on, or the exit status when the tool stops here (--help,
- * --version: 0; a usage error: 2). */
+ * --version, --list-devices: 0; a usage error: 2). */
 static int parse_args(int argc, char **argv, options *o)
 {
     *o = (options){.warmup = 1};
@@ -178,14 +169,13 @@ static int parse_args(int argc, char **argv, options *o)
         }
     }
     o->device = a.device;
-    o->list_devices = a.list_devices;
     o->quiet = a.quiet;
     if (o->n_sizes == 0) {
         o->sizes[0][0] = 1280;
         o->sizes[0][1] = 720;
         o->n_sizes = 1;
     }
-    return a.exit_status;
+    return cli_args_end(&a);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -597,7 +587,7 @@ static dsd_status bench(dsd_context *ctx, run_fn fn, void *arg, int warmup, int 
         }                                               \
     } while (0)
     for (int i = 0; i < warmup + reps; i++) {
-        if (stop_requested) {
+        if (cli_stop_requested()) {
             st = tool_fail(err, DSD_ERR_INVALID_ARGUMENT, "interrupted by a signal");
             goto done;
         }
@@ -1027,8 +1017,6 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc >= 0)
         return rc;
-    if (o.list_devices)
-        return cli_list_devices(prog, stdout);
 
     temp_dir td;
     memset(&td, 0, sizeof td);
@@ -1047,8 +1035,7 @@ int main(int argc, char **argv)
     if ((rc = build_config(&o, &td, &cfg)) != 0)
         goto done;
     rc = 1;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    cli_catch_stop_signals();
 
     const char *selector = o.device ? o.device : *cfg.device ? cfg.device : NULL;
     if (!(ctx = cli_context(prog, selector, 1)))

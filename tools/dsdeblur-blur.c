@@ -191,7 +191,7 @@ int main(int argc, char **argv)
             cli_args_unknown(&a);
         }
     }
-    if (a.exit_status >= 0)
+    if (cli_args_end(&a) >= 0)
         return a.exit_status;
     if (!out || first >= argc) {
         usage(stderr);

@@ -124,6 +124,40 @@ static result *pair_folders(const char *a_dir, const char *b_dir, cli_names *la,
     return res;
 }
 
+/* a_dir/<r's name> and b_dir/<r's name> into a and b: 1, or 0 with r failed
+ * (unreadable, corrupt, or sizes that differ). */
+static int load_pair(const char *a_dir, const char *b_dir, result *r, dsd_image *a, dsd_image *b)
+{
+    dsd_error err;
+    char *pa = cli_path_join(a_dir, r->name), *pb = cli_path_join(b_dir, r->name);
+    int ok = 0;
+    if (!pa || !pb)
+        fail(r, "out of memory");
+    else if (dsd_image_load(pa, a, &err) != DSD_OK || dsd_image_load(pb, b, &err) != DSD_OK)
+        fail(r, "%s", err.message);
+    else if (a->width != b->width || a->height != b->height)
+        fail(r, "sizes differ: %d x %d in %s, %d x %d in %s", a->width, a->height, a_dir,
+             b->width, b->height, b_dir);
+    else
+        ok = 1;
+    free(pa);
+    free(pb);
+    return ok;
+}
+
+/* PSNR and SSIM of x against ref: 1, or 0 with r failed. */
+static int score(const dsd_image *x, const dsd_image *ref, dsd_ssim_protocol protocol,
+                 double *psnr, double *ssim, result *r)
+{
+    dsd_error err;
+    if (dsd_psnr(x, ref, psnr, &err) != DSD_OK ||
+        dsd_ssim(x, ref, protocol, ssim, &err) != DSD_OK) {
+        fail(r, "%s", err.message);
+        return 0;
+    }
+    return 1;
+}
+
 /* The width of the name column: the longest name, at least 4, at most 60. */
 static int name_width(const result *res, size_t n_res)
 {
@@ -132,6 +166,19 @@ static int name_width(const result *res, size_t n_res)
         if (strlen(res[i].name) > width)
             width = strlen(res[i].name);
     return width > 60 ? 60 : (int)width;
+}
+
+/* Ends the summary line (how many failed) and says so when neither folder
+ * holds an image. Returns the exit status: 0 when every name was scored. */
+static int summary_end(size_t n_ok, size_t n_res, const char *a_dir, const char *b_dir)
+{
+    if (n_ok != n_res)
+        printf(", %zu failed (see standard error)", n_res - n_ok);
+    printf("\n");
+    if (n_res == 0)
+        fprintf(stderr, "%s: error: no images (.png, .jpg, .jpeg, .bmp, .tga) in %s or %s\n",
+                prog, a_dir, b_dir);
+    return n_ok == n_res && n_res > 0 ? 0 : 1;
 }
 
 // ----------------------------------------------------------------------------
@@ -152,6 +199,38 @@ static void csv_field(cli_text *t, const char *s)
             cli_text_printf(t, "%c", *p);
     }
     cli_text_printf(t, "\"");
+}
+
+/* One row per file name: the metrics of a scored pair (folder mode: PSNR
+ * and SSIM; model mode: those of the input and of the output, and the
+ * seconds), or the error of a failed one after empty metrics. An infinite
+ * PSNR is written "inf". 0, or 1 with the error printed. */
+static int save_csv(const char *path, int model_mode, const char *pname, const result *res,
+                    size_t n_res)
+{
+    cli_text t = {0};
+    if (model_mode)
+        cli_text_printf(&t, "name,input_psnr_db,input_ssim_%s,output_psnr_db,output_ssim_%s,"
+                        "seconds,device_seconds,error\n", pname, pname);
+    else
+        cli_text_printf(&t, "name,psnr_db,ssim_%s,error\n", pname);
+    for (size_t i = 0; i < n_res; i++) {
+        const result *r = &res[i];
+        csv_field(&t, r->name);
+        if (!r->ok) {
+            cli_text_printf(&t, model_mode ? ",,,,,,," : ",,,");
+            csv_field(&t, r->error);
+            cli_text_printf(&t, "\n");
+        } else if (model_mode) {
+            cli_text_printf(&t, ",%.6f,%.8f,%.6f,%.8f,%.6f,%.6f,\n", r->in_psnr, r->in_ssim,
+                            r->out_psnr, r->out_ssim, r->seconds, r->device_seconds);
+        } else {
+            cli_text_printf(&t, ",%.6f,%.8f,\n", r->psnr, r->ssim);
+        }
+    }
+    int rc = cli_text_save(prog, &t, path);
+    cli_text_free(&t);
+    return rc;
 }
 
 /* "failed": [{"name": ..., "error": ...}, ...], in both modes. */
@@ -175,26 +254,9 @@ static void json_failed(cli_json *j, const result *res, size_t n_res)
 static void score_pair(const char *a_dir, const char *b_dir, dsd_ssim_protocol protocol,
                        result *r)
 {
-    dsd_error err;
     dsd_image a = {0}, b = {0};
-    char *pa = cli_path_join(a_dir, r->name), *pb = cli_path_join(b_dir, r->name);
-    if (!pa || !pb) {
-        fail(r, "out of memory");
-    } else if (dsd_image_load(pa, &a, &err) != DSD_OK) {
-        fail(r, "%s", err.message);
-    } else if (dsd_image_load(pb, &b, &err) != DSD_OK) {
-        fail(r, "%s", err.message);
-    } else if (a.width != b.width || a.height != b.height) {
-        fail(r, "sizes differ: %d x %d in %s, %d x %d in %s", a.width, a.height, a_dir,
-             b.width, b.height, b_dir);
-    } else if (dsd_psnr(&a, &b, &r->psnr, &err) != DSD_OK ||
-               dsd_ssim(&a, &b, protocol, &r->ssim, &err) != DSD_OK) {
-        fail(r, "%s", err.message);
-    } else {
+    if (load_pair(a_dir, b_dir, r, &a, &b) && score(&a, &b, protocol, &r->psnr, &r->ssim, r))
         r->ok = 1;
-    }
-    free(pa);
-    free(pb);
     dsd_image_free(&a);
     dsd_image_free(&b);
 }
@@ -241,32 +303,9 @@ static int folder_mode(const char *a_dir, const char *b_dir, dsd_ssim_protocol p
     if (n_inf && n_inf < n_ok)
         printf(", mean PSNR of the other %zu: %.4f dB", n_ok - n_inf,
                (sum_psnr_finite) / (double)(n_ok - n_inf));
-    if (n_ok != n_res)
-        printf(", %zu failed (see standard error)", n_res - n_ok);
-    printf("\n");
-
-    int rc = n_ok == n_res && n_res > 0 ? 0 : 1;
-    if (n_res == 0)
-        fprintf(stderr, "%s: error: no images (.png, .jpg, .jpeg, .bmp, .tga) in %s or %s\n",
-                prog, a_dir, b_dir);
-
-    if (csv_path) {
-        cli_text t = {0};
-        cli_text_printf(&t, "name,psnr_db,ssim_%s,error\n", pname);
-        for (size_t i = 0; i < n_res; i++) {
-            csv_field(&t, res[i].name);
-            if (res[i].ok)
-                cli_text_printf(&t, ",%.6f,%.8f,\n", res[i].psnr, res[i].ssim); /* inf: "inf" */
-            else {
-                cli_text_printf(&t, ",,,");
-                csv_field(&t, res[i].error);
-                cli_text_printf(&t, "\n");
-            }
-        }
-        if (cli_text_save(prog, &t, csv_path))
-            rc = 1;
-        cli_text_free(&t);
-    }
+    int rc = summary_end(n_ok, n_res, a_dir, b_dir);
+    if (csv_path && save_csv(csv_path, 0, pname, res, n_res))
+        rc = 1;
     if (json_path) {
         /* PSNR +inf (identical images) has no JSON number: null, with
          * "identical": true on the pair and "psnr_infinite" in the mean
@@ -314,36 +353,21 @@ static int folder_mode(const char *a_dir, const char *b_dir, dsd_ssim_protocol p
 static void model_score(dsd_context *ctx, dsd_generator *g, const char *blur_dir,
                         const char *sharp_dir, dsd_ssim_protocol protocol, int tile, result *r)
 {
-    dsd_error err;
     dsd_image blur = {0}, sharp = {0}, out = {0};
-    char *pa = cli_path_join(blur_dir, r->name), *pb = cli_path_join(sharp_dir, r->name);
     dsd_deblur_options o = {.tile = tile, .overlap = -1};
     dsd_deblur_stats st;
-    if (!pa || !pb) {
-        fail(r, "out of memory");
-    } else if (dsd_image_load(pa, &blur, &err) != DSD_OK ||
-               dsd_image_load(pb, &sharp, &err) != DSD_OK) {
-        fail(r, "%s", err.message);
-    } else if (blur.width != sharp.width || blur.height != sharp.height) {
-        fail(r, "sizes differ: %d x %d in %s, %d x %d in %s", blur.width, blur.height, blur_dir,
-             sharp.width, sharp.height, sharp_dir);
-    } else if (dsd_psnr(&blur, &sharp, &r->in_psnr, &err) != DSD_OK ||
-               dsd_ssim(&blur, &sharp, protocol, &r->in_ssim, &err) != DSD_OK) {
-        fail(r, "%s", err.message);
-    } else if (dsd_deblur_image(ctx, g, &blur, &out, &o, &st) != DSD_OK) {
-        fail(r, "%s", dsd_context_error(ctx)->message);
-    } else if (dsd_psnr(&out, &sharp, &r->out_psnr, &err) != DSD_OK ||
-               dsd_ssim(&out, &sharp, protocol, &r->out_ssim, &err) != DSD_OK) {
-        fail(r, "%s", err.message);
-    } else {
-        r->ok = 1;
-        r->seconds = st.total_s;
-        r->device_seconds = st.device_s;
-        r->width = blur.width;
-        r->height = blur.height;
+    if (load_pair(blur_dir, sharp_dir, r, &blur, &sharp) &&
+        score(&blur, &sharp, protocol, &r->in_psnr, &r->in_ssim, r)) {
+        if (dsd_deblur_image(ctx, g, &blur, &out, &o, &st) != DSD_OK) {
+            fail(r, "%s", dsd_context_error(ctx)->message);
+        } else if (score(&out, &sharp, protocol, &r->out_psnr, &r->out_ssim, r)) {
+            r->ok = 1;
+            r->seconds = st.total_s;
+            r->device_seconds = st.device_s;
+            r->width = blur.width;
+            r->height = blur.height;
+        }
     }
-    free(pa);
-    free(pb);
     dsd_image_free(&blur);
     dsd_image_free(&sharp);
     dsd_image_free(&out);
@@ -419,35 +443,9 @@ static int model_mode(const char *model, const char *blur_dir, const char *sharp
     printf("%zu image%s, SSIM protocol %s: PSNR %.4f -> %.4f dB, SSIM %.6f -> %.6f, %.4f s per "
            "image end to end (%.4f s device compute)", n_ok, n_ok == 1 ? "" : "s", pname,
            s_ip * k, s_op * k, s_is * k, s_os * k, s_t * k, s_d * k);
-    if (n_ok != n_res)
-        printf(", %zu failed (see standard error)", n_res - n_ok);
-    printf("\n");
-    rc = n_ok == n_res && n_res > 0 ? 0 : 1;
-    if (n_res == 0)
-        fprintf(stderr, "%s: error: no images (.png, .jpg, .jpeg, .bmp, .tga) in %s or %s\n",
-                prog, blur_dir, sharp_dir);
-
-    if (csv_path) {
-        cli_text t = {0};
-        cli_text_printf(&t, "name,input_psnr_db,input_ssim_%s,output_psnr_db,output_ssim_%s,"
-                        "seconds,device_seconds,error\n", pname, pname);
-        for (size_t i = 0; i < n_res; i++) {
-            const result *m = &res[i];
-            csv_field(&t, m->name);
-            if (m->ok)
-                cli_text_printf(&t, ",%.6f,%.8f,%.6f,%.8f,%.6f,%.6f,\n", m->in_psnr,
-                                m->in_ssim, m->out_psnr, m->out_ssim, m->seconds,
-                                m->device_seconds);
-            else {
-                cli_text_printf(&t, ",,,,,,,");
-                csv_field(&t, m->error);
-                cli_text_printf(&t, "\n");
-            }
-        }
-        if (cli_text_save(prog, &t, csv_path))
-            rc = 1;
-        cli_text_free(&t);
-    }
+    rc = summary_end(n_ok, n_res, blur_dir, sharp_dir);
+    if (csv_path && save_csv(csv_path, 1, pname, res, n_res))
+        rc = 1;
     if (json_path) {
         cli_json j = {0};
         cli_json_open(&j, NULL, '{', 1);
@@ -535,7 +533,7 @@ int main(int argc, char **argv)
         else
             cli_args_unknown(&a);
     }
-    if (a.exit_status >= 0)
+    if (cli_args_end(&a) >= 0)
         return a.exit_status;
     dsd_error err;
     dsd_ssim_protocol protocol;

@@ -318,10 +318,8 @@ int main(int argc, char **argv)
         else
             cli_args_unknown(&a);
     }
-    if (a.exit_status >= 0)
+    if (cli_args_end(&a) >= 0)
         return a.exit_status;
-    if (a.list_devices)
-        return cli_list_devices(prog, stdout);
     if (o.self_test)
         return self_test(a.device);
 

@@ -20,22 +20,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 static const char *prog = "dsdeblur-train";
-
-/* Set by SIGINT/SIGTERM; the loop finishes its step, checkpoints and exits. */
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 static void usage(FILE *out)
 {
@@ -224,11 +214,11 @@ typedef struct options {
     const char *device;
     const char *export_path;  /* --export: write the generator and stop */
     int export_f16;
-    int print_config, list_keys, list_devices, quiet;
+    int print_config, list_keys, quiet;
 } options;
 
 /* -1 to go on, or the exit status when the tool stops here (--help,
- * --version: 0; a usage error: 2). */
+ * --version, --list-devices: 0; a usage error: 2). */
 static int parse_args(int argc, char **argv, options *o)
 {
     *o = (options){.steps = -1};
@@ -260,9 +250,8 @@ static int parse_args(int argc, char **argv, options *o)
         }
     }
     o->device = a.device;
-    o->list_devices = a.list_devices;
     o->quiet = a.quiet;
-    return a.exit_status;
+    return cli_args_end(&a);
 }
 
 /* The configuration from defaults, files, overrides and --device; 0 or an
@@ -409,11 +398,10 @@ static int train(const options *o, const dsd_config *cfg)
                 "steps %llu..%llu; Ctrl-C stops after a checkpoint\n",
                 dsd_trainer_steps_per_epoch(t), cfg->train.epochs, cfg->train.decay_from,
                 (unsigned long long)dsd_trainer_step_index(t), (unsigned long long)end);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    cli_catch_stop_signals(); /* the loop finishes its step, checkpoints and exits */
     double best = -INFINITY;
     int val_every = cfg->run.val_every;
-    while (dsd_trainer_step_index(t) < end && !stop_requested) {
+    while (dsd_trainer_step_index(t) < end && !cli_stop_requested()) {
         double t0 = cli_now();
         dsd_step_stats s;
         if (dsd_trainer_step(t, &s, &err) != DSD_OK) {
@@ -454,12 +442,12 @@ static int train(const options *o, const dsd_config *cfg)
         }
     }
     progress_break(&p);
-    if (stop_requested && !o->quiet)
+    if (cli_stop_requested() && !o->quiet)
         fprintf(stderr, "interrupted: writing a checkpoint at step %llu\n",
                 (unsigned long long)dsd_trainer_step_index(t));
     if (save_checkpoint(t, cfg))
         goto done;
-    if (dsd_trainer_has_validation(t) && !stop_requested &&
+    if (dsd_trainer_has_validation(t) && !cli_stop_requested() &&
         validate(t, cfg, log, &best, &p, (int)(dsd_trainer_step_index(t) /
                                                dsd_trainer_steps_per_epoch(t))))
         goto done;
@@ -474,8 +462,8 @@ static int train(const options *o, const dsd_config *cfg)
     }
     if (!o->quiet)
         fprintf(stderr, "%s at step %llu; generator weights: %s\n",
-                stop_requested ? "stopped" : "done", (unsigned long long)dsd_trainer_step_index(t),
-                path);
+                cli_stop_requested() ? "stopped" : "done",
+                (unsigned long long)dsd_trainer_step_index(t), path);
     rc = 0;
 done:
     dsd_train_log_close(log);
@@ -490,8 +478,6 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc >= 0)
         return rc;
-    if (o.list_devices)
-        return cli_list_devices(prog, stdout);
     if (o.list_keys) {
         const char *name, *help;
         for (int i = 0; dsd_config_key(i, &name, &help); i++)
