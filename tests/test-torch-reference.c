@@ -1,6 +1,6 @@
 /*
  * test-torch-reference.c: the generator and the discriminator against an
- * independent PyTorch implementation (tools/torch_reference.py), through data
+ * independent PyTorch implementation (scripts/torch_reference.py), through data
  * it stored in tests/data/torch-reference.safetensors: the weights, an
  * input, the float64 forward output, an upstream gradient, dx and every
  * parameter gradient (all as F32). Neither Python nor PyTorch is needed here;

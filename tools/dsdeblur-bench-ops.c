@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char *prog = "dsdeblur-bench-ops";
+
 /* ------------------------------------------------------------------------ */
 /* Cases */
 
@@ -54,7 +56,7 @@ typedef struct bench_case {
     int n, c, h, w;           /* input shape */
     int out_c;                /* conv output channels */
     dsd_conv2d_params conv;   /* conv only */
-    dsd_activation act;
+    dsd_activation act;       /* activation only */
 } bench_case;
 
 typedef struct bench_result {
@@ -314,75 +316,87 @@ static dsd_status time_op(dsd_context *ctx, const bench_case *bc, bench_tensors 
 
 static dsd_conv2d_params conv(int k, int s, int pad, dsd_padding mode, int groups)
 {
-    dsd_conv2d_params p = {k, k, s, pad, mode, groups};
-    return p;
+    return (dsd_conv2d_params){.kernel_h = k, .kernel_w = k, .stride = s, .pad = pad,
+                               .pad_mode = mode, .groups = groups};
 }
 
 static size_t build_cases(bench_case *out, size_t max, int body_h, int body_w, int head_h,
                           int head_w)
 {
     size_t n = 0;
-#define ADD(...) do { if (n < max) out[n++] = (bench_case){__VA_ARGS__}; } while (0)
+#define ADD(...) do { if (n < max) out[n++] = (bench_case){.n = 1, __VA_ARGS__}; } while (0)
     const int bh = body_h, bw = body_w, hh = head_h, hw = head_w;
     /* head and tail of the generator, at the input resolution */
-    ADD("conv7x7 3->64 reflect (head)", OP_CONV, 1, 3, hh, hw, 64, conv(7, 1, 3, DSD_PAD_REFLECT, 1), DSD_ACT_LEAKY_RELU);
-    ADD("conv3x3 s2 64->128 (down 1)", OP_CONV, 1, 64, hh, hw, 128, conv(3, 2, 1, DSD_PAD_ZERO, 1), DSD_ACT_LEAKY_RELU);
-    ADD("conv3x3 s2 128->256 (down 2)", OP_CONV, 1, 128, hh / 2, hw / 2, 256, conv(3, 2, 1, DSD_PAD_ZERO, 1), DSD_ACT_LEAKY_RELU);
-    ADD("conv7x7 64->3 reflect (tail)", OP_CONV, 1, 64, hh, hw, 3, conv(7, 1, 3, DSD_PAD_REFLECT, 1), DSD_ACT_LEAKY_RELU);
-    ADD("leaky_relu (head, 64 ch)", OP_ACT, 1, 64, hh, hw, 0, conv(1, 1, 0, DSD_PAD_ZERO, 1), DSD_ACT_LEAKY_RELU);
+    ADD(.name = "conv7x7 3->64 reflect (head)", .kind = OP_CONV, .c = 3, .h = hh, .w = hw,
+        .out_c = 64, .conv = conv(7, 1, 3, DSD_PAD_REFLECT, 1));
+    ADD(.name = "conv3x3 s2 64->128 (down 1)", .kind = OP_CONV, .c = 64, .h = hh, .w = hw,
+        .out_c = 128, .conv = conv(3, 2, 1, DSD_PAD_ZERO, 1));
+    ADD(.name = "conv3x3 s2 128->256 (down 2)", .kind = OP_CONV, .c = 128, .h = hh / 2,
+        .w = hw / 2, .out_c = 256, .conv = conv(3, 2, 1, DSD_PAD_ZERO, 1));
+    ADD(.name = "conv7x7 64->3 reflect (tail)", .kind = OP_CONV, .c = 64, .h = hh, .w = hw,
+        .out_c = 3, .conv = conv(7, 1, 3, DSD_PAD_REFLECT, 1));
+    ADD(.name = "leaky_relu (head, 64 ch)", .kind = OP_ACT, .c = 64, .h = hh, .w = hw,
+        .act = DSD_ACT_LEAKY_RELU);
     /* one DSCRb at the body resolution */
-    ADD("global_avg_pool", OP_GAP, 1, 256, bh, bw, 0, conv(1, 1, 0, DSD_PAD_ZERO, 1), DSD_ACT_LEAKY_RELU);
-    ADD("global_max_pool", OP_GMP, 1, 256, bh, bw, 0, conv(1, 1, 0, DSD_PAD_ZERO, 1), DSD_ACT_LEAKY_RELU);
-    ADD("mul (N,C,1,1) channel attention", OP_ADD_BCAST_C, 1, 256, bh, bw, 0, conv(1, 1, 0, DSD_PAD_ZERO, 1), DSD_ACT_LEAKY_RELU);
-    ADD("channel_mean", OP_CMEAN, 1, 256, bh, bw, 0, conv(1, 1, 0, DSD_PAD_ZERO, 1), DSD_ACT_LEAKY_RELU);
-    ADD("channel_max", OP_CMAX, 1, 256, bh, bw, 0, conv(1, 1, 0, DSD_PAD_ZERO, 1), DSD_ACT_LEAKY_RELU);
-    ADD("conv7x7 2->1 (spatial attention)", OP_CONV, 1, 2, bh, bw, 1, conv(7, 1, 3, DSD_PAD_ZERO, 1), DSD_ACT_LEAKY_RELU);
-    ADD("mul (N,1,H,W) spatial attention", OP_MUL_BCAST_HW, 1, 256, bh, bw, 0, conv(1, 1, 0, DSD_PAD_ZERO, 1), DSD_ACT_LEAKY_RELU);
-    ADD("depthwise3x3 reflect", OP_CONV, 1, 256, bh, bw, 256, conv(3, 1, 1, DSD_PAD_REFLECT, 256), DSD_ACT_LEAKY_RELU);
-    ADD("pointwise1x1 256->256 (GEMM)", OP_CONV, 1, 256, bh, bw, 256, conv(1, 1, 0, DSD_PAD_ZERO, 1), DSD_ACT_LEAKY_RELU);
-    ADD("leaky_relu (body)", OP_ACT, 1, 256, bh, bw, 0, conv(1, 1, 0, DSD_PAD_ZERO, 1), DSD_ACT_LEAKY_RELU);
-    ADD("sigmoid (body)", OP_ACT, 1, 256, bh, bw, 0, conv(1, 1, 0, DSD_PAD_ZERO, 1), DSD_ACT_SIGMOID);
-    ADD("dropout p=0.5", OP_DROPOUT, 1, 256, bh, bw, 0, conv(1, 1, 0, DSD_PAD_ZERO, 1), DSD_ACT_LEAKY_RELU);
-    ADD("add (residual)", OP_ADD, 1, 256, bh, bw, 0, conv(1, 1, 0, DSD_PAD_ZERO, 1), DSD_ACT_LEAKY_RELU);
+    ADD(.name = "global_avg_pool", .kind = OP_GAP, .c = 256, .h = bh, .w = bw);
+    ADD(.name = "global_max_pool", .kind = OP_GMP, .c = 256, .h = bh, .w = bw);
+    ADD(.name = "mul (N,C,1,1) channel attention", .kind = OP_ADD_BCAST_C, .c = 256, .h = bh,
+        .w = bw);
+    ADD(.name = "channel_mean", .kind = OP_CMEAN, .c = 256, .h = bh, .w = bw);
+    ADD(.name = "channel_max", .kind = OP_CMAX, .c = 256, .h = bh, .w = bw);
+    ADD(.name = "conv7x7 2->1 (spatial attention)", .kind = OP_CONV, .c = 2, .h = bh, .w = bw,
+        .out_c = 1, .conv = conv(7, 1, 3, DSD_PAD_ZERO, 1));
+    ADD(.name = "mul (N,1,H,W) spatial attention", .kind = OP_MUL_BCAST_HW, .c = 256, .h = bh,
+        .w = bw);
+    ADD(.name = "depthwise3x3 reflect", .kind = OP_CONV, .c = 256, .h = bh, .w = bw,
+        .out_c = 256, .conv = conv(3, 1, 1, DSD_PAD_REFLECT, 256));
+    ADD(.name = "pointwise1x1 256->256 (GEMM)", .kind = OP_CONV, .c = 256, .h = bh, .w = bw,
+        .out_c = 256, .conv = conv(1, 1, 0, DSD_PAD_ZERO, 1));
+    ADD(.name = "leaky_relu (body)", .kind = OP_ACT, .c = 256, .h = bh, .w = bw,
+        .act = DSD_ACT_LEAKY_RELU);
+    ADD(.name = "sigmoid (body)", .kind = OP_ACT, .c = 256, .h = bh, .w = bw,
+        .act = DSD_ACT_SIGMOID);
+    ADD(.name = "dropout p=0.5", .kind = OP_DROPOUT, .c = 256, .h = bh, .w = bw);
+    ADD(.name = "add (residual)", .kind = OP_ADD, .c = 256, .h = bh, .w = bw);
     /* upsampling */
-    ADD("conv3x3 256->512 (up 1)", OP_CONV, 1, 256, bh, bw, 512, conv(3, 1, 1, DSD_PAD_ZERO, 1), DSD_ACT_LEAKY_RELU);
-    ADD("pixel_shuffle r=2 (512->128)", OP_SHUFFLE, 1, 512, bh, bw, 0, conv(1, 1, 0, DSD_PAD_ZERO, 1), DSD_ACT_LEAKY_RELU);
+    ADD(.name = "conv3x3 256->512 (up 1)", .kind = OP_CONV, .c = 256, .h = bh, .w = bw,
+        .out_c = 512, .conv = conv(3, 1, 1, DSD_PAD_ZERO, 1));
+    ADD(.name = "pixel_shuffle r=2 (512->128)", .kind = OP_SHUFFLE, .c = 512, .h = bh, .w = bw);
     /* discriminator and losses (at the crop size of the body's input) */
-    ADD("instance_norm", OP_INORM, 1, 256, bh, bw, 0, conv(1, 1, 0, DSD_PAD_ZERO, 1), DSD_ACT_LEAKY_RELU);
-    ADD("maxpool2x2 (VGG)", OP_MAXPOOL, 1, 256, bh, bw, 0, conv(1, 1, 0, DSD_PAD_ZERO, 1), DSD_ACT_LEAKY_RELU);
-    ADD("mse_loss", OP_MSE, 1, 256, bh, bw, 0, conv(1, 1, 0, DSD_PAD_ZERO, 1), DSD_ACT_LEAKY_RELU);
-    ADD("tanh (tail)", OP_ACT, 1, 3, hh, hw, 0, conv(1, 1, 0, DSD_PAD_ZERO, 1), DSD_ACT_TANH);
+    ADD(.name = "instance_norm", .kind = OP_INORM, .c = 256, .h = bh, .w = bw);
+    ADD(.name = "maxpool2x2 (VGG)", .kind = OP_MAXPOOL, .c = 256, .h = bh, .w = bw);
+    ADD(.name = "mse_loss", .kind = OP_MSE, .c = 256, .h = bh, .w = bw);
+    ADD(.name = "tanh (tail)", .kind = OP_ACT, .c = 3, .h = hh, .w = hw, .act = DSD_ACT_TANH);
 #undef ADD
     return n;
 }
 
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: %s [--device SEL] [--reps N] [--shapes small|paper] [--filter S] "
+            "[--json FILE]\n       %s --list-devices\n", prog, prog);
+}
+
 int main(int argc, char **argv)
 {
-    const char *prog = "dsdeblur-bench-ops";
-    const char *selector = NULL, *filter = NULL, *json_path = NULL, *shapes = "small";
+    const char *filter = NULL, *json_path = NULL, *shapes = "small";
     int reps = 5;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--device") && v) { selector = v; i++; }
-        else if (!strcmp(a, "--reps") && v) { reps = atoi(v); i++; }
-        else if (!strcmp(a, "--shapes") && v) { shapes = v; i++; }
-        else if (!strcmp(a, "--filter") && v) { filter = v; i++; }
-        else if (!strcmp(a, "--json") && v) { json_path = v; i++; }
-        else if (!strcmp(a, "--list-devices")) return cli_list_devices(prog, stdout);
-        else if (!strcmp(a, "--help")) {
-            printf("usage: %s [--device SEL] [--reps N] [--shapes small|paper] [--filter S] "
-                   "[--json FILE]\n", prog);
-            return 0;
-        } else {
-            fprintf(stderr, "%s: error: unknown or incomplete argument '%s' (see --help)\n", prog, a);
-            return 2;
-        }
+    cli_args a;
+    cli_args_init(&a, prog, argc, argv, usage, CLI_LIST_DEVICES);
+    while (cli_args_next(&a)) {
+        if (cli_args_option(&a, NULL, "--reps"))
+            cli_args_int(&a, 1, 1000, &reps);
+        else if (cli_args_option(&a, NULL, "--shapes"))
+            shapes = cli_args_value(&a);
+        else if (cli_args_option(&a, NULL, "--filter"))
+            filter = cli_args_value(&a);
+        else if (cli_args_option(&a, NULL, "--json"))
+            json_path = cli_args_value(&a);
+        else
+            cli_args_unknown(&a);
     }
-    if (reps < 1 || reps > 1000) {
-        fprintf(stderr, "%s: error: --reps must be 1..1000\n", prog);
-        return 2;
-    }
+    if (cli_args_end(&a) >= 0)
+        return a.exit_status;
     int bh = 64, bw = 64, hh = 256, hw = 256;
     if (!strcmp(shapes, "paper")) {
         bh = 180; bw = 320; hh = 720; hw = 1280;
@@ -390,7 +404,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: error: --shapes must be small or paper\n", prog);
         return 2;
     }
-    dsd_context *ctx = cli_context(prog, selector, 1);
+    dsd_context *ctx = cli_context(prog, a.device, 1);
     if (!ctx)
         return 1;
     const dsd_device_info *d = dsd_context_device(ctx);
@@ -399,20 +413,16 @@ int main(int argc, char **argv)
            bh, bw, hh, hw, reps);
     printf("%-36s %9s %9s %8s %8s %9s %9s %8s %8s\n", "op", "fwd ev ms", "wall ms",
            "GFLOP/s", "GB/s", "bwd ev ms", "wall ms", "GFLOP/s", "GB/s");
-    FILE *json = NULL;
-    if (json_path) {
-        json = fopen(json_path, "w");
-        if (!json) {
-            fprintf(stderr, "%s: error: cannot write %s\n", prog, json_path);
-            dsd_context_free(ctx);
-            return 1;
-        }
-        fprintf(json, "{\"device\": \"%s\", \"platform\": \"%s\", \"driver\": \"%s\", "
-                "\"shapes\": \"%s\", \"ops\": [\n", d->name, d->platform, d->driver, shapes);
-    }
+    cli_json json = {0};
+    cli_json_open(&json, NULL, '{', 0);
+    cli_json_string(&json, "device", d->name);
+    cli_json_string(&json, "platform", d->platform);
+    cli_json_string(&json, "driver", d->driver);
+    cli_json_string(&json, "shapes", shapes);
+    cli_json_open(&json, "ops", '[', 1);
     bench_case cases[64];
     size_t n = build_cases(cases, 64, bh, bw, hh, hw);
-    int rc = 0, first = 1;
+    int rc = 0;
     for (size_t i = 0; i < n; i++) {
         if (filter && !strstr(cases[i].name, filter))
             continue;
@@ -439,19 +449,23 @@ int main(int argc, char **argv)
         printf("%-36s %9.3f %9.3f %8.1f %8.1f %9.3f %9.3f %8.1f %8.1f\n", cases[i].name,
                r.fwd_ms, r.fwd_wall, fg, fb, r.bwd_ms, r.bwd_wall, bg, bb);
         fflush(stdout);
-        if (json) {
-            fprintf(json, "%s  {\"op\": \"%s\", \"fwd_ms\": %.6f, \"fwd_gflops\": %.3f, "
-                    "\"fwd_gbps\": %.3f, \"fwd_wall_ms\": %.6f, \"bwd_ms\": %.6f, \"bwd_gflops\": %.3f, "
-                    "\"bwd_gbps\": %.3f, \"bwd_wall_ms\": %.6f}",
-                    first ? "" : ",\n", cases[i].name, r.fwd_ms, fg, fb, r.fwd_wall, r.bwd_ms, bg,
-                    bb, r.bwd_wall);
-            first = 0;
-        }
+        cli_json_open(&json, NULL, '{', 0);
+        cli_json_string(&json, "op", cases[i].name);
+        cli_json_number(&json, "fwd_ms", "%.6f", r.fwd_ms);
+        cli_json_number(&json, "fwd_gflops", "%.3f", fg);
+        cli_json_number(&json, "fwd_gbps", "%.3f", fb);
+        cli_json_number(&json, "fwd_wall_ms", "%.6f", r.fwd_wall);
+        cli_json_number(&json, "bwd_ms", "%.6f", r.bwd_ms);
+        cli_json_number(&json, "bwd_gflops", "%.3f", bg);
+        cli_json_number(&json, "bwd_gbps", "%.3f", bb);
+        cli_json_number(&json, "bwd_wall_ms", "%.6f", r.bwd_wall);
+        cli_json_close(&json);
     }
-    if (json) {
-        fprintf(json, "\n]}\n");
-        fclose(json);
-    }
+    cli_json_close(&json);
+    cli_json_close(&json);
+    if (json_path && cli_text_save(prog, &json.text, json_path))
+        rc = 1;
+    cli_text_free(&json.text);
     dsd_context_free(ctx);
     return rc;
 }

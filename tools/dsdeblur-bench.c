@@ -32,7 +32,6 @@
 #include <clFFT.h>
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,8 +47,6 @@ static const char *prog = "dsdeblur-bench";
 /* Repetitions when --reps is not given. A CPU (PoCL) takes tens of seconds
  * per 1280x720 inference, so it gets fewer. */
 enum { REPS_DEFAULT_GPU = 10, REPS_DEFAULT_CPU = 3, REPS_MAX = 1000, MAX_SIZES = 16 };
-
-static volatile sig_atomic_t stop_requested;
 
 /* Records a tool-side error in err the way the library does (status, message). */
 static dsd_status tool_fail(dsd_error *err, dsd_status status, const char *fmt, ...)
@@ -67,12 +64,6 @@ static dsd_status tool_fail(dsd_error *err, dsd_status status, const char *fmt, 
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
     return status;
-}
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
 }
 
 static void usage(FILE *out)
@@ -111,130 +102,80 @@ typedef struct options {
     int no_train;
     const char *content;     /* NULL: from the configuration */
     const char *vgg;
-    const char *configs[32];
-    int n_configs;
-    const char *sets[128];
-    int n_sets;
+    cli_config_args config;  /* -c FILE, --set KEY=VALUE */
     int warmup, reps;        /* reps 0: the device's default */
     const char *device, *json;
-    int list_devices, quiet;
+    int quiet;
 } options;
 
-static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
+/* --size WxH into o; 0, or 2 with the error printed. */
+static int parse_size(cli_args *a, options *o)
 {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "%s: error: %s needs an integer in %d..%d, not '%s'\n", prog, opt, lo,
-                hi, v);
+    const char *v = cli_args_value(a);
+    int w, h;
+    char tail;
+    if (!v)
+        return 2;
+    if (sscanf(v, "%dx%d%c", &w, &h, &tail) != 2 || w < 8 || h < 8 || w % 4 || h % 4 ||
+        w > DSD_IMAGE_MAX_SIDE || h > DSD_IMAGE_MAX_SIDE) {
+        cli_args_fail(a, "--size '%s': expected WxH with both sides multiples of 4 and at "
+                      "least 8 (the generator downsamples twice)", v);
         return 2;
     }
-    *out = (int)x;
+    if (o->n_sizes == MAX_SIZES) {
+        cli_args_fail(a, "at most %d --size options", MAX_SIZES);
+        return 2;
+    }
+    o->sizes[o->n_sizes][0] = w;
+    o->sizes[o->n_sizes][1] = h;
+    o->n_sizes++;
     return 0;
 }
 
-/* 0, -1 (help or version printed: exit 0) or 2. */
+/* -1 to go on, or the exit status when the tool stops here (--help,
+ * --version, --list-devices: 0; a usage error: 2). */
 static int parse_args(int argc, char **argv, options *o)
 {
-    memset(o, 0, sizeof *o);
-    o->warmup = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-#define VALUE()                                                                            \
-    (i + 1 < argc ? argv[++i]                                                              \
-                  : (fprintf(stderr, "%s: error: %s needs a value (see --help)\n", prog, a), \
-                     (const char *)NULL))
-        const char *v;
-        if (!strcmp(a, "--size")) {
-            if (!(v = VALUE()))
-                return 2;
-            int w, h;
-            char tail;
-            if (sscanf(v, "%dx%d%c", &w, &h, &tail) != 2 || w < 8 || h < 8 || w % 4 ||
-                h % 4 || w > DSD_IMAGE_MAX_SIDE || h > DSD_IMAGE_MAX_SIDE) {
-                fprintf(stderr, "%s: error: --size '%s': expected WxH with both sides "
-                        "multiples of 4 and at least 8 (the generator downsamples twice)\n",
-                        prog, v);
-                return 2;
-            }
-            if (o->n_sizes == MAX_SIZES) {
-                fprintf(stderr, "%s: error: at most %d --size options\n", prog, MAX_SIZES);
-                return 2;
-            }
-            o->sizes[o->n_sizes][0] = w;
-            o->sizes[o->n_sizes][1] = h;
-            o->n_sizes++;
-        } else if (!strcmp(a, "--train-size")) {
-            if (!(v = VALUE()) || parse_int(a, v, 8, 8192, &o->train_size))
-                return 2;
-        } else if (!strcmp(a, "--batch")) {
-            if (!(v = VALUE()) || parse_int(a, v, 1, 1024, &o->batch))
-                return 2;
-        } else if (!strcmp(a, "--no-train")) {
+    *o = (options){.warmup = 1};
+    cli_args a;
+    cli_args_init(&a, prog, argc, argv, usage, CLI_LIST_DEVICES | CLI_QUIET);
+    while (cli_args_next(&a)) {
+        if (cli_args_config(&a, &o->config)) {
+            continue;
+        } else if (cli_args_option(&a, NULL, "--size")) {
+            parse_size(&a, o);
+        } else if (cli_args_option(&a, NULL, "--train-size")) {
+            cli_args_int(&a, 8, 8192, &o->train_size);
+        } else if (cli_args_option(&a, NULL, "--batch")) {
+            cli_args_int(&a, 1, 1024, &o->batch);
+        } else if (cli_args_flag(&a, NULL, "--no-train")) {
             o->no_train = 1;
-        } else if (!strcmp(a, "--content")) {
-            if (!(o->content = VALUE()))
-                return 2;
+        } else if (cli_args_option(&a, NULL, "--content")) {
             dsd_content_loss_kind k;
             dsd_error err;
-            if (dsd_content_loss_kind_parse(o->content, &k, &err) != DSD_OK) {
-                fprintf(stderr, "%s: error: --content: %s\n", prog, err.message);
-                return 2;
-            }
-        } else if (!strcmp(a, "--vgg")) {
-            if (!(o->vgg = VALUE()))
-                return 2;
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
-            if (!(v = VALUE()))
-                return 2;
-            if (o->n_configs == 32) {
-                fprintf(stderr, "%s: error: at most 32 configuration files\n", prog);
-                return 2;
-            }
-            o->configs[o->n_configs++] = v;
-        } else if (!strcmp(a, "--set")) {
-            if (!(v = VALUE()))
-                return 2;
-            if (o->n_sets == 128) {
-                fprintf(stderr, "%s: error: at most 128 --set overrides\n", prog);
-                return 2;
-            }
-            o->sets[o->n_sets++] = v;
-        } else if (!strcmp(a, "--warmup")) {
-            if (!(v = VALUE()) || parse_int(a, v, 1, REPS_MAX, &o->warmup))
-                return 2;
-        } else if (!strcmp(a, "--reps")) {
-            if (!(v = VALUE()) || parse_int(a, v, 1, REPS_MAX, &o->reps))
-                return 2;
-        } else if (!strcmp(a, "--device") || !strcmp(a, "-d")) {
-            if (!(o->device = VALUE()))
-                return 2;
-        } else if (!strcmp(a, "--json")) {
-            if (!(o->json = VALUE()))
-                return 2;
-        } else if (!strcmp(a, "--list-devices")) {
-            o->list_devices = 1;
-        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            o->quiet = 1;
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return -1;
-        } else if (!strcmp(a, "--version")) {
-            printf("%s %s\n", prog, PACKAGE_VERSION);
-            return -1;
+            if ((o->content = cli_args_value(&a)) &&
+                dsd_content_loss_kind_parse(o->content, &k, &err) != DSD_OK)
+                cli_args_fail(&a, "--content: %s", err.message);
+        } else if (cli_args_option(&a, NULL, "--vgg")) {
+            o->vgg = cli_args_value(&a);
+        } else if (cli_args_option(&a, NULL, "--warmup")) {
+            cli_args_int(&a, 1, REPS_MAX, &o->warmup);
+        } else if (cli_args_option(&a, NULL, "--reps")) {
+            cli_args_int(&a, 1, REPS_MAX, &o->reps);
+        } else if (cli_args_option(&a, NULL, "--json")) {
+            o->json = cli_args_value(&a);
         } else {
-            fprintf(stderr, "%s: error: unknown argument '%s' (see --help)\n", prog, a);
-            return 2;
+            cli_args_unknown(&a);
         }
-#undef VALUE
     }
+    o->device = a.device;
+    o->quiet = a.quiet;
     if (o->n_sizes == 0) {
         o->sizes[0][0] = 1280;
         o->sizes[0][1] = 720;
         o->n_sizes = 1;
     }
-    return 0;
+    return cli_args_end(&a);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -564,7 +505,7 @@ static dsd_status bench(dsd_context *ctx, run_fn fn, void *arg, int warmup, int 
         }                                               \
     } while (0)
     for (int i = 0; i < warmup + reps; i++) {
-        if (stop_requested) {
+        if (cli_stop_requested()) {
             st = tool_fail(err, DSD_ERR_INVALID_ARGUMENT, "interrupted by a signal");
             goto done;
         }
@@ -726,83 +667,41 @@ static dsd_status run_train_step(void *p, dsd_error *err)
 }
 
 /* ------------------------------------------------------------------------ */
-/* JSON (written by hand: a fixed schema of objects, strings and numbers) */
+/* JSON (doc/dsdeblur-bench.1 describes every field) */
 
-static void json_string(FILE *f, const char *s)
+static void json_profile(cli_json *j, const bench_result *r)
 {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
-        default:
-            if (*p < 0x20 || *p == 0x7f)
-                fprintf(f, "\\u%04x", *p);
-            else
-                fputc(*p, f); /* UTF-8 passes through */
-        }
+    cli_json_open(j, "profile", '{', 1);
+    cli_json_int(j, "run", r->median_run + 1);
+    cli_json_number(j, "wall_s", "%.9g", r->median_s);
+    cli_json_number(j, "events_ms", "%.9g", r->events_ms);
+    cli_json_bool(j, "model_mismatch", r->model_mismatch);
+    cli_json_open(j, "kernels", '[', 1);
+    for (size_t k = 0; k < r->n_rows; k++) {
+        const kernel_row *row = &r->rows[k];
+        cli_json_open(j, NULL, '{', 0);
+        cli_json_string(j, "name", row->e.name);
+        cli_json_int(j, "calls", row->e.count);
+        cli_json_number(j, "total_ms", "%.9g", row->e.total_ms);
+        cli_json_number(j, "share", "%.9g", row->e.total_ms / (r->median_s * 1e3));
+        cli_json_number(j, "gflops", "%.9g", row->gflops);
+        cli_json_number(j, "gbps", "%.9g", row->gbps);
+        cli_json_close(j);
     }
-    fputc('"', f);
+    cli_json_close(j);
+    cli_json_close(j);
 }
 
-static void json_number(FILE *f, double v)
+static void json_times(cli_json *j, const bench_result *r)
 {
-    if (isfinite(v))
-        fprintf(f, "%.9g", v);
-    else
-        fputs("null", f);
-}
-
-static void json_key(FILE *f, const char *indent, const char *key)
-{
-    fprintf(f, "%s\"%s\": ", indent, key);
-}
-
-static void json_profile(FILE *f, const bench_result *r)
-{
-    fputs("{\"run\": ", f);
-    fprintf(f, "%d, \"wall_s\": ", r->median_run + 1);
-    json_number(f, r->median_s);
-    fputs(", \"events_ms\": ", f);
-    json_number(f, r->events_ms);
-    fprintf(f, ", \"model_mismatch\": %s, \"kernels\": [", r->model_mismatch ? "true" : "false");
-    for (size_t j = 0; j < r->n_rows; j++) {
-        const kernel_row *row = &r->rows[j];
-        fputs(j ? ",\n        {" : "\n        {", f);
-        fputs("\"name\": ", f);
-        json_string(f, row->e.name);
-        fprintf(f, ", \"calls\": %u, \"total_ms\": ", row->e.count);
-        json_number(f, row->e.total_ms);
-        fputs(", \"share\": ", f);
-        json_number(f, row->e.total_ms / (r->median_s * 1e3));
-        fputs(", \"gflops\": ", f);
-        json_number(f, row->gflops);
-        fputs(", \"gbps\": ", f);
-        json_number(f, row->gbps);
-        fputc('}', f);
-    }
-    fputs("]}", f);
-}
-
-static void json_times(FILE *f, const bench_result *r)
-{
-    fprintf(f, "\"peak_device_bytes\": %llu, ", (unsigned long long)r->peak_bytes);
-    fputs("\"median_s\": ", f);
-    json_number(f, r->median_s);
-    fputs(", \"min_s\": ", f);
-    json_number(f, r->min_s);
-    fputs(", \"max_s\": ", f);
-    json_number(f, r->max_s);
-    fputs(", \"times_s\": [", f);
-    for (int k = 0; k < r->reps; k++) {
-        if (k)
-            fputs(", ", f);
-        json_number(f, r->wall_s[k]);
-    }
-    fputs("]", f);
+    cli_json_int(j, "peak_device_bytes", (long long)r->peak_bytes);
+    cli_json_number(j, "median_s", "%.9g", r->median_s);
+    cli_json_number(j, "min_s", "%.9g", r->min_s);
+    cli_json_number(j, "max_s", "%.9g", r->max_s);
+    cli_json_open(j, "times_s", '[', 0);
+    for (int k = 0; k < r->reps; k++)
+        cli_json_number(j, NULL, "%.9g", r->wall_s[k]);
+    cli_json_close(j);
 }
 
 typedef struct report {
@@ -822,106 +721,88 @@ typedef struct report {
     char timestamp[32];
 } report;
 
-static void json_write(FILE *f, const report *rp)
+static void json_write(cli_json *j, const report *rp)
 {
     const dsd_device_info *d = rp->dev;
     const dsd_config *c = rp->cfg;
-    fputs("{\n", f);
-    json_key(f, "  ", "schema"); json_string(f, BENCH_SCHEMA); fputs(",\n", f);
-    json_key(f, "  ", "version"); json_string(f, PACKAGE_VERSION); fputs(",\n", f);
-    json_key(f, "  ", "timestamp"); json_string(f, rp->timestamp); fputs(",\n", f);
-    json_key(f, "  ", "device");
-    fputs("{", f);
-    fprintf(f, "\"index\": %d, \"platform\": ", d->index); json_string(f, d->platform);
-    fputs(", \"name\": ", f); json_string(f, d->name);
-    fputs(", \"vendor\": ", f); json_string(f, d->vendor);
-    fputs(", \"driver\": ", f); json_string(f, d->driver);
-    fputs(", \"version\": ", f); json_string(f, d->version);
-    fputs(", \"opencl_c_version\": ", f); json_string(f, d->c_version);
-    fputs(", \"type\": ", f);
-    json_string(f, d->is_gpu ? "gpu" : d->is_cpu ? "cpu" : "accelerator");
-    fprintf(f, ", \"compute_units\": %u, \"global_mem_bytes\": %llu, \"local_mem_bytes\": %llu, "
-            "\"max_alloc_bytes\": %llu, \"max_work_group_size\": %zu},\n", d->compute_units,
-            (unsigned long long)d->global_mem_bytes, (unsigned long long)d->local_mem_bytes,
-            (unsigned long long)d->max_alloc_bytes, d->max_work_group_size);
-    json_key(f, "  ", "generator");
-    fprintf(f, "{\"n_blocks\": %d, \"base_width\": %d, \"mlp_ratio\": %d, \"up_kernel\": %d, "
-            "\"dropout\": ", c->generator.n_blocks, c->generator.base_width,
-            c->generator.mlp_ratio, c->generator.up_kernel);
-    json_number(f, c->generator.dropout);
-    fputs(", \"slope\": ", f);
-    json_number(f, c->generator.slope);
-    fprintf(f, ", \"params\": %zu},\n", rp->gen_params);
-    json_key(f, "  ", "discriminator");
-    fprintf(f, "{\"base_width\": %d, \"n_layers\": %d, \"norm_affine\": %s, \"params\": %zu},\n",
-            c->discriminator.base_width, c->discriminator.n_layers,
-            c->discriminator.norm_affine ? "true" : "false", rp->disc_params);
-    json_key(f, "  ", "config_yaml"); json_string(f, rp->config_yaml); fputs(",\n", f);
-    fprintf(f, "  \"warmup\": %d,\n  \"reps\": %d,\n  \"reps_default\": %s,\n", rp->warmup,
-            rp->reps, rp->reps_default ? "true" : "false");
-    json_key(f, "  ", "inference");
-    fputs("[", f);
+    cli_json_open(j, NULL, '{', 1);
+    cli_json_string(j, "schema", BENCH_SCHEMA);
+    cli_json_string(j, "version", PACKAGE_VERSION);
+    cli_json_string(j, "timestamp", rp->timestamp);
+    cli_json_open(j, "device", '{', 0);
+    cli_json_int(j, "index", d->index);
+    cli_json_string(j, "platform", d->platform);
+    cli_json_string(j, "name", d->name);
+    cli_json_string(j, "vendor", d->vendor);
+    cli_json_string(j, "driver", d->driver);
+    cli_json_string(j, "version", d->version);
+    cli_json_string(j, "opencl_c_version", d->c_version);
+    cli_json_string(j, "type", d->is_gpu ? "gpu" : d->is_cpu ? "cpu" : "accelerator");
+    cli_json_int(j, "compute_units", d->compute_units);
+    cli_json_int(j, "global_mem_bytes", (long long)d->global_mem_bytes);
+    cli_json_int(j, "local_mem_bytes", (long long)d->local_mem_bytes);
+    cli_json_int(j, "max_alloc_bytes", (long long)d->max_alloc_bytes);
+    cli_json_int(j, "max_work_group_size", (long long)d->max_work_group_size);
+    cli_json_close(j);
+    cli_json_open(j, "generator", '{', 0);
+    cli_json_int(j, "n_blocks", c->generator.n_blocks);
+    cli_json_int(j, "base_width", c->generator.base_width);
+    cli_json_int(j, "mlp_ratio", c->generator.mlp_ratio);
+    cli_json_int(j, "up_kernel", c->generator.up_kernel);
+    cli_json_number(j, "dropout", "%.9g", c->generator.dropout);
+    cli_json_number(j, "slope", "%.9g", c->generator.slope);
+    cli_json_int(j, "params", (long long)rp->gen_params);
+    cli_json_close(j);
+    cli_json_open(j, "discriminator", '{', 0);
+    cli_json_int(j, "base_width", c->discriminator.base_width);
+    cli_json_int(j, "n_layers", c->discriminator.n_layers);
+    cli_json_bool(j, "norm_affine", c->discriminator.norm_affine);
+    cli_json_int(j, "params", (long long)rp->disc_params);
+    cli_json_close(j);
+    cli_json_string(j, "config_yaml", rp->config_yaml);
+    cli_json_int(j, "warmup", rp->warmup);
+    cli_json_int(j, "reps", rp->reps);
+    cli_json_bool(j, "reps_default", rp->reps_default);
+    cli_json_open(j, "inference", '[', 1);
     for (int i = 0; i < rp->n_sizes; i++) {
         const bench_result *r = &rp->infer[i];
-        fputs(i ? ",\n    {" : "\n    {", f);
-        fprintf(f, "\"width\": %d, \"height\": %d, \"batch\": 1, ", rp->sizes[i][0],
-                rp->sizes[i][1]);
-        json_times(f, r);
-        fputs(", \"conv_flop\": ", f);
-        json_number(f, 2 * rp->infer_macs[i]);
-        fputs(", \"gflops\": ", f);
-        json_number(f, 2 * rp->infer_macs[i] / (r->median_s * 1e9));
-        fputs(",\n      \"profile\": ", f);
-        json_profile(f, r);
-        fputs("}", f);
+        cli_json_open(j, NULL, '{', 1);
+        cli_json_int(j, "width", rp->sizes[i][0]);
+        cli_json_int(j, "height", rp->sizes[i][1]);
+        cli_json_int(j, "batch", 1);
+        json_times(j, r);
+        cli_json_number(j, "conv_flop", "%.9g", 2 * rp->infer_macs[i]);
+        cli_json_number(j, "gflops", "%.9g", 2 * rp->infer_macs[i] / (r->median_s * 1e9));
+        json_profile(j, r);
+        cli_json_close(j);
     }
-    fputs("],\n", f);
-    json_key(f, "  ", "train");
+    cli_json_close(j);
     if (!rp->have_train) {
-        fputs("null\n", f);
+        cli_json_null(j, "train");
     } else {
         const bench_result *r = rp->train;
-        fprintf(f, "{\"width\": %d, \"height\": %d, \"batch\": %d, \"content_loss\": ",
-                rp->train_size, rp->train_size, rp->batch);
-        json_string(f, rp->content);
-        fputs(", \"vgg_weights\": ", f);
-        json_string(f, rp->vgg);
-        fputs(", ", f);
-        json_times(f, r);
-        fputs(",\n      \"profile\": ", f);
-        json_profile(f, r);
-        fputs("}\n", f);
+        cli_json_open(j, "train", '{', 1);
+        cli_json_int(j, "width", rp->train_size);
+        cli_json_int(j, "height", rp->train_size);
+        cli_json_int(j, "batch", rp->batch);
+        cli_json_string(j, "content_loss", rp->content);
+        cli_json_string(j, "vgg_weights", rp->vgg);
+        json_times(j, r);
+        json_profile(j, r);
+        cli_json_close(j);
     }
-    fputs("}\n", f);
+    cli_json_close(j);
 }
 
-/* path.tmp.<pid>, fsync, rename: readers see the old file or the new one. */
+/* Written whole to path.tmp.<pid>, fsynced and renamed: readers see the old
+ * file or the new one. 0 or 1 (error printed). */
 static int json_save(const char *path, const report *rp)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        fprintf(stderr, "%s: error: cannot write %s: %s\n", prog, tmp, strerror(errno));
-        return 1;
-    }
-    json_write(f, rp);
-    int bad = ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0;
-    int saved = errno;
-    if (fclose(f) != 0 && !bad) {
-        bad = 1;
-        saved = errno;
-    }
-    if (!bad && rename(tmp, path) != 0) {
-        bad = 1;
-        saved = errno;
-    }
-    if (bad) {
-        fprintf(stderr, "%s: error: cannot write %s: %s\n", prog, path, strerror(saved));
-        remove(tmp);
-        return 1;
-    }
-    return 0;
+    cli_json j = {0};
+    json_write(&j, rp);
+    int rc = cli_text_save(prog, &j.text, path);
+    cli_text_free(&j.text);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -930,7 +811,7 @@ static int json_save(const char *path, const report *rp)
 static int build_config(const options *o, const temp_dir *td, dsd_config *cfg)
 {
     dsd_error err;
-    int rc = cli_config_build(prog, cfg, o->configs, o->n_configs, o->sets, o->n_sets);
+    int rc = cli_config_build(prog, cfg, &o->config);
     if (rc)
         return rc;
     /* the benchmark's own keys: its data set, run folder, sizes and loss */
@@ -997,7 +878,7 @@ static int bench_inference(dsd_context *ctx, const options *o, const dsd_generat
             dsd_tensor_free(ctx, &y);
             goto done;
         }
-        infer_arg a = {ctx, &g, &x, &y};
+        infer_arg a = {.ctx = ctx, .g = &g, .x = &x, .y = &y};
         const int progress = !o->quiet;
         if (progress)
             fprintf(stderr, "inference %dx%d: %d warm-up + %d timed runs...\n", w, h, warmup, reps);
@@ -1035,7 +916,7 @@ static int bench_train(dsd_context *ctx, const dsd_config *cfg, int warmup, int 
         cli_print_error(prog, &err);
         return 1;
     }
-    train_arg a = {t, 0};
+    train_arg a = {.t = t};
     if (progress)
         fprintf(stderr, "training step %dx%d batch %d (%s): %d warm-up + %d timed runs...\n",
             cfg->data.crop, cfg->data.crop, cfg->train.batch, cfg->train.content_loss, warmup,
@@ -1059,10 +940,8 @@ int main(int argc, char **argv)
 {
     options o;
     int rc = parse_args(argc, argv, &o);
-    if (rc)
-        return rc < 0 ? 0 : rc;
-    if (o.list_devices)
-        return cli_list_devices(prog, stdout);
+    if (rc >= 0)
+        return rc;
 
     temp_dir td;
     memset(&td, 0, sizeof td);
@@ -1081,8 +960,7 @@ int main(int argc, char **argv)
     if ((rc = build_config(&o, &td, &cfg)) != 0)
         goto done;
     rc = 1;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    cli_catch_stop_signals();
 
     const char *selector = o.device ? o.device : *cfg.device ? cfg.device : NULL;
     if (!(ctx = cli_context(prog, selector, 1)))

@@ -157,58 +157,42 @@ done:
 
 int main(int argc, char **argv)
 {
-    const char *out = NULL, *device = NULL;
+    const char *out = NULL;
     unsigned long long seed = 1;
-    int ksize = 31, force = 0, first = 0;
+    int ksize = 31, force = 0, first = argc;
     double noise = 0;
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        const char *a = argv[i];
+    cli_args a;
+    cli_args_init(&a, prog, argc, argv, usage, 0);
+    while (cli_args_next(&a)) {
+        const char *v;
         char *end;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--version")) {
-            printf("%s %s\n", prog, PACKAGE_VERSION);
-            return 0;
-        } else if (!strcmp(a, "--force")) {
+        if (cli_args_positional(&a)) {
+            first = a.index; /* the images: options come before them */
+            break;
+        } else if (cli_args_flag(&a, NULL, "--force")) {
             force = 1;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "%s: error: %s needs a value (see --help)\n", prog, a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "-o")) {
-            out = v;
-        } else if (!strcmp(a, "--device")) {
-            device = v;
-        } else if (!strcmp(a, "--seed")) {
-            seed = strtoull(v, &end, 10);
-            if (*end) {
-                fprintf(stderr, "%s: error: --seed '%s' is not a number\n", prog, v);
-                return 2;
+        } else if (cli_args_option(&a, "-o", NULL)) {
+            out = cli_args_value(&a);
+        } else if (cli_args_option(&a, NULL, "--seed")) {
+            if ((v = cli_args_value(&a))) {
+                seed = strtoull(v, &end, 10);
+                if (*end)
+                    cli_args_fail(&a, "--seed '%s' is not a number", v);
             }
-        } else if (!strcmp(a, "--kernel-size")) {
-            ksize = (int)strtol(v, &end, 10);
-            if (*end || ksize < 3 || ksize > DSD_BLUR_KERNEL_MAX) {
-                fprintf(stderr, "%s: error: --kernel-size must be 3..%d\n", prog,
-                        DSD_BLUR_KERNEL_MAX);
-                return 2;
-            }
-        } else if (!strcmp(a, "--noise")) {
-            noise = strtod(v, &end);
-            if (*end || !(noise >= 0 && noise <= 1)) {
-                fprintf(stderr, "%s: error: --noise must be in [0, 1]\n", prog);
-                return 2;
+        } else if (cli_args_option(&a, NULL, "--kernel-size")) {
+            cli_args_int(&a, 3, DSD_BLUR_KERNEL_MAX, &ksize);
+        } else if (cli_args_option(&a, NULL, "--noise")) {
+            if ((v = cli_args_value(&a))) {
+                noise = strtod(v, &end);
+                if (*end || !(noise >= 0 && noise <= 1))
+                    cli_args_fail(&a, "--noise must be in [0, 1]");
             }
         } else {
-            fprintf(stderr, "%s: error: unknown argument '%s' (see --help)\n", prog, a);
-            return 2;
+            cli_args_unknown(&a);
         }
     }
-    first = i;
+    if (cli_args_end(&a) >= 0)
+        return a.exit_status;
     if (!out || first >= argc) {
         usage(stderr);
         return 2;
@@ -222,7 +206,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    dsd_context *ctx = cli_context(prog, device, 0);
+    dsd_context *ctx = cli_context(prog, a.device, 0);
     if (!ctx)
         return 1;
     int failed = 0;

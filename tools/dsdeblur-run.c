@@ -182,10 +182,13 @@ static job *job_add(job_list *l, const char *in)
     return j;
 }
 
+/* dir/name, malloc'd (exits when out of memory). */
 static char *join(const char *dir, const char *name)
 {
-    size_t len = strlen(dir);
-    return xprintf("%s%s%s", dir, len && dir[len - 1] == '/' ? "" : "/", name);
+    char *p = cli_path_join(dir, name);
+    if (!p)
+        oom();
+    return p;
 }
 
 /* Adds the image files of folder dir (sorted). Returns 0, or 1 with one line
@@ -263,23 +266,9 @@ static dsd_status save_comparison(const char *path, const dsd_image *in, const d
 // ----------------------------------------------------------------------------
 
 typedef struct run_options {
-    const char *model, *output, *format, *selector;
-    int tile, timing, force, compare;
+    const char *model, *output, *format;
+    int tile, timing, force, compare, self_test;
 } run_options;
-
-static int parse_int(const char *opt, const char *text, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || end == text || *end || v < 0 || v > 65535) {
-        fprintf(stderr, "%s: error: %s wants a whole number 0 .. 65535, not '%s'\n", prog, opt,
-                text);
-        return 0;
-    }
-    *out = (int)v;
-    return 1;
-}
 
 /* Loads the model: the config from the file's metadata, then the weights. */
 static int load_model(dsd_context *ctx, const char *path, dsd_generator *g)
@@ -300,82 +289,39 @@ static int load_model(dsd_context *ctx, const char *path, dsd_generator *g)
 int main(int argc, char **argv)
 {
     run_options o = {0};
-    int list = 0, test = 0;
     job_list jobs = {0};
     const char **inputs = calloc((size_t)argc + 1, sizeof *inputs);
     int n_inputs = 0;
     if (!inputs)
         oom();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char **value = !strcmp(a, "-m") || !strcmp(a, "--model")    ? &o.model
-                             : !strcmp(a, "-o") || !strcmp(a, "--output")  ? &o.output
-                             : !strcmp(a, "--format")                      ? &o.format
-                             : !strcmp(a, "--device") || !strcmp(a, "-d") ? &o.selector
-                                                                           : NULL;
-        const char *eq = !strncmp(a, "--", 2) ? strchr(a, '=') : NULL;
-        char name[32] = "";
-        if (eq && (size_t)(eq - a) < sizeof name) {
-            memcpy(name, a, (size_t)(eq - a));
-            name[eq - a] = '\0';
-            value = !strcmp(name, "--model")    ? &o.model
-                    : !strcmp(name, "--output") ? &o.output
-                    : !strcmp(name, "--format") ? &o.format
-                    : !strcmp(name, "--device") ? &o.selector
-                                                : NULL;
-            if (!strcmp(name, "--tile")) {
-                if (!parse_int("--tile", eq + 1, &o.tile))
-                    return 2;
-                continue;
-            }
-            if (value) {
-                *value = eq + 1;
-                continue;
-            }
-        }
-        if (value && !eq) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "%s: error: %s needs a value (see --help)\n", prog, a);
-                return 2;
-            }
-            *value = argv[++i];
-        } else if (!strcmp(a, "--tile")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "%s: error: %s needs a value (see --help)\n", prog, a);
-                return 2;
-            }
-            if (!parse_int(a, argv[++i], &o.tile))
-                return 2;
-        } else if (!strcmp(a, "--time")) {
+    cli_args a;
+    cli_args_init(&a, prog, argc, argv, usage, CLI_LIST_DEVICES);
+    while (cli_args_next(&a)) {
+        if (cli_args_option(&a, "-m", "--model"))
+            o.model = cli_args_value(&a);
+        else if (cli_args_option(&a, "-o", "--output"))
+            o.output = cli_args_value(&a);
+        else if (cli_args_option(&a, NULL, "--format"))
+            o.format = cli_args_value(&a);
+        else if (cli_args_option(&a, NULL, "--tile"))
+            cli_args_int(&a, 0, 65535, &o.tile);
+        else if (cli_args_flag(&a, NULL, "--time"))
             o.timing = 1;
-        } else if (!strcmp(a, "--compare")) {
+        else if (cli_args_flag(&a, NULL, "--compare"))
             o.compare = 1;
-        } else if (!strcmp(a, "--force") || !strcmp(a, "-f")) {
+        else if (cli_args_flag(&a, "-f", "--force"))
             o.force = 1;
-        } else if (!strcmp(a, "--list-devices")) {
-            list = 1;
-        } else if (!strcmp(a, "--self-test")) {
-            test = 1;
-        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--version")) {
-            printf("%s %s\n", prog, PACKAGE_VERSION);
-            return 0;
-        } else if (!strcmp(a, "--")) {
-            while (++i < argc)
-                inputs[n_inputs++] = argv[i];
-        } else if (a[0] == '-' && a[1] != '\0') {
-            fprintf(stderr, "%s: error: unknown option '%s' (see --help)\n", prog, a);
-            return 2;
-        } else {
-            inputs[n_inputs++] = a;
-        }
+        else if (cli_args_flag(&a, NULL, "--self-test"))
+            o.self_test = 1;
+        else if (cli_args_positional(&a))
+            inputs[n_inputs++] = a.arg;
+        else
+            cli_args_unknown(&a);
     }
-    if (list)
-        return cli_list_devices(prog, stdout);
-    if (test)
-        return self_test(o.selector);
+    if (cli_args_end(&a) >= 0)
+        return a.exit_status;
+    if (o.self_test)
+        return self_test(a.device);
 
     // ------------------------------------------------------------------
     // Usage checks, before any device work
@@ -508,7 +454,7 @@ int main(int argc, char **argv)
 
     // ------------------------------------------------------------------
     // Device, model, images
-    dsd_context *ctx = cli_context(prog, o.selector, 0);
+    dsd_context *ctx = cli_context(prog, a.device, 0);
     if (!ctx)
         return 1;
     dsd_generator g = {0};
@@ -536,7 +482,7 @@ int main(int argc, char **argv)
         }
         dsd_error err;
         dsd_image in = {0}, out = {0};
-        dsd_deblur_options dopt = {o.tile, -1, 0, 0};
+        dsd_deblur_options dopt = {.tile = o.tile, .overlap = -1};
         dsd_deblur_stats s;
         double t0 = cli_now();
         if (dsd_image_load(j->in, &in, &err) != DSD_OK) {

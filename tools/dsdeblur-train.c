@@ -20,22 +20,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 static const char *prog = "dsdeblur-train";
-
-/* Set by SIGINT/SIGTERM; the loop finishes its step, checkpoints and exits. */
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 static void usage(FILE *out)
 {
@@ -218,94 +208,57 @@ static void progress_break(const progress *p)
 /* Main */
 
 typedef struct options {
-    const char *configs[32];
-    int n_configs;
-    const char *sets[128];
-    int n_sets;
-    const char *resume;   /* NULL, "" (newest) or a path */
-    long long steps;      /* -1: to the end */
+    cli_config_args config;   /* -c FILE, --set KEY=VALUE */
+    const char *resume;       /* NULL, "" (newest) or a path */
+    long long steps;          /* -1: to the end */
     const char *device;
-    const char *export_path; /* --export: write the generator and stop */
+    const char *export_path;  /* --export: write the generator and stop */
     int export_f16;
-    int print_config, list_keys, list_devices, quiet;
+    int print_config, list_keys, quiet;
 } options;
 
+/* -1 to go on, or the exit status when the tool stops here (--help,
+ * --version, --list-devices: 0; a usage error: 2). */
 static int parse_args(int argc, char **argv, options *o)
 {
-    memset(o, 0, sizeof *o);
-    o->steps = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-#define VALUE()                                                                            \
-    (i + 1 < argc ? argv[++i]                                                              \
-                  : (fprintf(stderr, "%s: error: %s needs a value (see --help)\n", prog, a), \
-                     (const char *)NULL))
-        if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
-            const char *v = VALUE();
-            if (!v)
-                return 2;
-            if (o->n_configs == 32) {
-                fprintf(stderr, "%s: error: at most 32 configuration files\n", prog);
-                return 2;
+    *o = (options){.steps = -1};
+    cli_args a;
+    cli_args_init(&a, prog, argc, argv, usage, CLI_LIST_DEVICES | CLI_QUIET);
+    while (cli_args_next(&a)) {
+        const char *v;
+        char *end;
+        if (cli_args_config(&a, &o->config)) {
+            continue;
+        } else if (cli_args_option(&a, NULL, "--resume")) {
+            o->resume = cli_args_optional_value(&a);
+        } else if (cli_args_option(&a, NULL, "--steps")) {
+            if ((v = cli_args_value(&a))) {
+                o->steps = strtoll(v, &end, 10);
+                if (*end || o->steps < 0)
+                    cli_args_fail(&a, "--steps needs a count, not '%s'", v);
             }
-            o->configs[o->n_configs++] = v;
-        } else if (!strcmp(a, "--set")) {
-            const char *v = VALUE();
-            if (!v)
-                return 2;
-            if (o->n_sets == 128) {
-                fprintf(stderr, "%s: error: at most 128 --set overrides\n", prog);
-                return 2;
-            }
-            o->sets[o->n_sets++] = v;
-        } else if (!strcmp(a, "--resume")) {
-            o->resume = (i + 1 < argc && argv[i + 1][0] != '-') ? argv[++i] : "";
-        } else if (!strcmp(a, "--steps")) {
-            const char *v = VALUE();
-            char *end;
-            if (!v)
-                return 2;
-            o->steps = strtoll(v, &end, 10);
-            if (*end || o->steps < 0) {
-                fprintf(stderr, "%s: error: --steps needs a count, not '%s'\n", prog, v);
-                return 2;
-            }
-        } else if (!strcmp(a, "--device") || !strcmp(a, "-d")) {
-            if (!(o->device = VALUE()))
-                return 2;
-        } else if (!strcmp(a, "--export")) {
-            if (!(o->export_path = VALUE()))
-                return 2;
-        } else if (!strcmp(a, "--f16")) {
+        } else if (cli_args_option(&a, NULL, "--export")) {
+            o->export_path = cli_args_value(&a);
+        } else if (cli_args_flag(&a, NULL, "--f16")) {
             o->export_f16 = 1;
-        } else if (!strcmp(a, "--print-config")) {
+        } else if (cli_args_flag(&a, NULL, "--print-config")) {
             o->print_config = 1;
-        } else if (!strcmp(a, "--list-keys")) {
+        } else if (cli_args_flag(&a, NULL, "--list-keys")) {
             o->list_keys = 1;
-        } else if (!strcmp(a, "--list-devices")) {
-            o->list_devices = 1;
-        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            o->quiet = 1;
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return -1;
-        } else if (!strcmp(a, "--version")) {
-            printf("%s %s\n", prog, PACKAGE_VERSION);
-            return -1;
         } else {
-            fprintf(stderr, "%s: error: unknown argument '%s' (see --help)\n", prog, a);
-            return 2;
+            cli_args_unknown(&a);
         }
-#undef VALUE
     }
-    return 0;
+    o->device = a.device;
+    o->quiet = a.quiet;
+    return cli_args_end(&a);
 }
 
 /* The configuration from defaults, files, overrides and --device; 0 or an
  * exit status. */
 static int build_config(const options *o, dsd_config *cfg)
 {
-    int rc = cli_config_build(prog, cfg, o->configs, o->n_configs, o->sets, o->n_sets);
+    int rc = cli_config_build(prog, cfg, &o->config);
     if (rc || !o->device)
         return rc;
     dsd_error err;
@@ -438,18 +391,17 @@ static int train(const options *o, const dsd_config *cfg)
     uint64_t total = dsd_trainer_total_steps(t), end = total;
     if (o->steps >= 0 && dsd_trainer_step_index(t) + (uint64_t)o->steps < end)
         end = dsd_trainer_step_index(t) + (uint64_t)o->steps;
-    progress p = {isatty(STDERR_FILENO), o->quiet, cli_now(), 0, dsd_trainer_step_index(t),
-                  total, 0, 0, 0, 0};
+    progress p = {.tty = isatty(STDERR_FILENO), .quiet = o->quiet, .start = cli_now(),
+                  .first_step = dsd_trainer_step_index(t), .total = total};
     if (!o->quiet)
         fprintf(stderr, "training: %zu steps per epoch, %d epochs (lr decays from epoch %d), "
                 "steps %llu..%llu; Ctrl-C stops after a checkpoint\n",
                 dsd_trainer_steps_per_epoch(t), cfg->train.epochs, cfg->train.decay_from,
                 (unsigned long long)dsd_trainer_step_index(t), (unsigned long long)end);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    cli_catch_stop_signals(); /* the loop finishes its step, checkpoints and exits */
     double best = -INFINITY;
     int val_every = cfg->run.val_every;
-    while (dsd_trainer_step_index(t) < end && !stop_requested) {
+    while (dsd_trainer_step_index(t) < end && !cli_stop_requested()) {
         double t0 = cli_now();
         dsd_step_stats s;
         if (dsd_trainer_step(t, &s, &err) != DSD_OK) {
@@ -490,12 +442,12 @@ static int train(const options *o, const dsd_config *cfg)
         }
     }
     progress_break(&p);
-    if (stop_requested && !o->quiet)
+    if (cli_stop_requested() && !o->quiet)
         fprintf(stderr, "interrupted: writing a checkpoint at step %llu\n",
                 (unsigned long long)dsd_trainer_step_index(t));
     if (save_checkpoint(t, cfg))
         goto done;
-    if (dsd_trainer_has_validation(t) && !stop_requested &&
+    if (dsd_trainer_has_validation(t) && !cli_stop_requested() &&
         validate(t, cfg, log, &best, &p, (int)(dsd_trainer_step_index(t) /
                                                dsd_trainer_steps_per_epoch(t))))
         goto done;
@@ -510,8 +462,8 @@ static int train(const options *o, const dsd_config *cfg)
     }
     if (!o->quiet)
         fprintf(stderr, "%s at step %llu; generator weights: %s\n",
-                stop_requested ? "stopped" : "done", (unsigned long long)dsd_trainer_step_index(t),
-                path);
+                cli_stop_requested() ? "stopped" : "done",
+                (unsigned long long)dsd_trainer_step_index(t), path);
     rc = 0;
 done:
     dsd_train_log_close(log);
@@ -524,10 +476,8 @@ int main(int argc, char **argv)
 {
     options o;
     int rc = parse_args(argc, argv, &o);
-    if (rc)
-        return rc < 0 ? 0 : rc;
-    if (o.list_devices)
-        return cli_list_devices(prog, stdout);
+    if (rc >= 0)
+        return rc;
     if (o.list_keys) {
         const char *name, *help;
         for (int i = 0; dsd_config_key(i, &name, &help); i++)

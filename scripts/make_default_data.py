@@ -2,7 +2,7 @@
 """make_default_data.py: the photographs the default model is trained and
 evaluated on, from Debian packages only (doc/model-card.md).
 
-    /usr/bin/python3 tools/make_default_data.py OUT_DIR
+    /usr/bin/python3 scripts/make_default_data.py OUT_DIR
 
 Needs python3-skimage, python3-pil, ukui-wallpapers (apt-get install). Writes
 OUT_DIR/train/*.png (the training photographs, longest side 1024) and

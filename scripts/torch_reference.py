@@ -15,8 +15,8 @@ state_dict() keys are exactly the library's parameter names ("head.weight",
 loads with load_state_dict(strict=True).
 
 Usage:
-    /usr/bin/python3 tools/torch_reference.py make-test-data tests/data/torch-reference.safetensors
-    /usr/bin/python3 tools/torch_reference.py check-test-data tests/data/torch-reference.safetensors
+    /usr/bin/python3 scripts/torch_reference.py make-test-data tests/data/torch-reference.safetensors
+    /usr/bin/python3 scripts/torch_reference.py check-test-data tests/data/torch-reference.safetensors
 make-test-data builds small networks with seeded weights, runs forward and backward in
 float64 and stores weights, inputs, outputs, the upstream gradients, dx and every
 parameter gradient as F32 (weights and inputs are rounded to float32 before the float64

@@ -5,7 +5,7 @@ safetensors file dsdeblur's perceptual loss reads (doc/vgg.md).
 Run it on a machine with torchvision and network access (dsdeblur itself
 never downloads anything):
 
-    python3 tools/convert_vgg19.py vgg19-features.safetensors
+    python3 scripts/convert_vgg19.py vgg19-features.safetensors
 
 It stores features.<i>.weight / features.<i>.bias for i <= --last (default
 14, conv3_3: what the perceptual loss uses) under torchvision's own names, as
