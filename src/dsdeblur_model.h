@@ -555,6 +555,7 @@ typedef struct dsd_content_loss {
     dsd_tensor fake, real;       /* borrowed views (pixel kinds) */
     dsd_tensor f_fake, f_real;   /* features (PERCEPTUAL) */
     dsd_vgg_tape tape;           /* the fake image's VGG forward (PERCEPTUAL) */
+    dsd_fft_plans fft;           /* clFFT plans (FFT), made on first use */
 } dsd_content_loss;
 
 /* kind PERCEPTUAL needs vgg_weights, the safetensors path dsd_vgg_load

@@ -29,7 +29,9 @@ extern "C" {
  *     dsd_tensor kt;                                   // (1, 1, k.h, k.w)
  *     dsd_tensor_init(ctx, &kt, 1, 1, k.h, k.w);
  *     dsd_tensor_upload(ctx, &kt, k.data, (size_t)k.h * k.w);
- *     dsd_blur_apply(ctx, sharp, &kt, 0.01f, seed, step, blurred);
+ *     dsd_fft_plans plans = {0};                       // clFFT plans, caller-owned
+ *     dsd_blur_apply(ctx, &plans, sharp, &kt, 0.01f, seed, step, blurred);
+ *     dsd_fft_plans_free(&plans);                      // after the last blur
  *
  * Random numbers
  * --------------
@@ -143,8 +145,8 @@ dsd_status dsd_blur_kernel_embed(const dsd_blur_kernel *k, int out_h, int out_w,
  * Computed by FFT (clFFT, complex-to-complex): each padded plane and each
  * kernel are zero-padded to FH x FW, the next sizes >= H + KH - 1 and
  * >= W + KW - 1 whose prime factors are 2, 3, 5, 7, 11, 13; products in
- * frequency; inverse; crop. Plans are cached in the context with the other
- * clFFT plans.
+ * frequency; inverse; crop. clFFT's plans are kept in the caller's plans
+ * (dsd_fft_plans, dsdeblur_ops.h), one per shape, made on first use.
  *
  * Noise (noise_sigma > 0): y += noise_sigma * g[i], then y is clamped to
  * [-1, 1] (the model's image range). g[i] for flat NCHW index i is standard
@@ -155,8 +157,9 @@ dsd_status dsd_blur_kernel_embed(const dsd_blur_kernel *k, int out_h, int out_w,
  * the value differs from dsd_blur_noise_host by the device's float rounding
  * of log, sqrt and cos only. noise_sigma == 0: no noise and no clamp.
  * Negative or non-finite sigma is DSD_ERR_INVALID_ARGUMENT. */
-dsd_status dsd_blur_apply(dsd_context *ctx, const dsd_tensor *x, const dsd_tensor *kernel,
-                          float noise_sigma, uint64_t seed, uint64_t stream, dsd_tensor *y);
+dsd_status dsd_blur_apply(dsd_context *ctx, dsd_fft_plans *plans, const dsd_tensor *x,
+                          const dsd_tensor *kernel, float noise_sigma, uint64_t seed,
+                          uint64_t stream, dsd_tensor *y);
 
 /* g[index] of dsd_blur_apply's noise in double, for tests and references. */
 double dsd_blur_noise_host(uint64_t seed, uint64_t stream, uint32_t index);

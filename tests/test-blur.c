@@ -390,6 +390,7 @@ static int n_cases = TU_COUNT(conv_cases);
 
 START_TEST(test_conv)
 {
+    dsd_fft_plans plans = {0}; /* clFFT plans of this test's blurs */
     const conv_case *cc = &cases[_i];
     tu_rng r = tu_rng_init(0xb1u + (uint64_t)_i);
     int kh = cc->kh, kw = cc->kw;
@@ -421,7 +422,7 @@ START_TEST(test_conv)
     tu_guarded_from(&tk, ks, k);
     tu_guarded_init(&ty, xs);
     dsd_tensor *y = cc->in_place ? &tx.v : &ty.v;
-    TU_OK(dsd_blur_apply(tu_ctx(), &tx.v, &tk.v, 0.0f, 1, 2, y));
+    TU_OK(dsd_blur_apply(tu_ctx(), &plans, &tx.v, &tk.v, 0.0f, 1, 2, y));
     char what[96];
     snprintf(what, sizeof what, "blur %dx%dx%dx%d with %dx1x%dx%d", cc->n, cc->c, cc->h, cc->w,
              cc->kn, kh, kw);
@@ -434,7 +435,7 @@ START_TEST(test_conv)
     double *again = tu_alloc(nx), *first = tu_alloc(nx);
     tu_download(y, first);
     if (!cc->in_place) {
-        TU_OK(dsd_blur_apply(tu_ctx(), &tx.v, &tk.v, 0.0f, 1, 2, y));
+        TU_OK(dsd_blur_apply(tu_ctx(), &plans, &tx.v, &tk.v, 0.0f, 1, 2, y));
         tu_download(y, again);
         ck_assert_msg(memcmp(first, again, nx * sizeof *first) == 0, "%s: two runs differ",
                       what);
@@ -443,6 +444,7 @@ START_TEST(test_conv)
     tu_guarded_free(&tk);
     tu_guarded_free(&ty);
     free(x), free(k), free(ref), free(again), free(first);
+    dsd_fft_plans_free(&plans);
 }
 END_TEST
 
@@ -450,6 +452,7 @@ END_TEST
  * the kernel itself (dsd_blur_kernel_embed keeps the anchor). */
 START_TEST(test_delta_and_embed)
 {
+    dsd_fft_plans plans = {0}; /* clFFT plans of this test's blurs */
     /* (image H, W, kernel KH, KW) */
     static const int full[][4] = {{21, 26, 1, 1}, {21, 26, 5, 7}, {21, 26, 6, 3}};
     static const int small[][4] = {{7, 5, 1, 1}, {5, 3, 3, 3}, {3, 5, 2, 2}};
@@ -468,7 +471,7 @@ START_TEST(test_delta_and_embed)
         tu_tensor_from(&tx, 2, 3, h, w, x);
         tu_tensor(&ty, 2, 3, h, w);
         tu_tensor_from(&tk, 1, 1, kh, kw, k);
-        TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, 0.0f, 0, 0, &ty));
+        TU_OK(dsd_blur_apply(tu_ctx(), &plans, &tx, &tk, 0.0f, 0, 0, &ty));
         char what[64];
         snprintf(what, sizeof what, "%dx%d delta on %dx%d", kh, kw, h, w);
         tu_check_tensor(what, &ty, x, 1e-5);
@@ -502,18 +505,19 @@ START_TEST(test_delta_and_embed)
     for (int i = 0; i < cam.h * cam.w; i++)
         kd[i] = cam.data[i];
     tu_tensor_from(&tk, 1, 1, cam.h, cam.w, kd);
-    TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, 0.0f, 0, 0, &ty));
+    TU_OK(dsd_blur_apply(tu_ctx(), &plans, &tx, &tk, 0.0f, 0, 0, &ty));
     tu_download(&ty, want);
     tu_tensor_free(&tk);
     for (int i = 0; i < 31 * 30; i++)
         kd[i] = framed[i];
     tu_tensor_from(&tk, 1, 1, 31, 30, kd);
-    TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, 0.0f, 0, 0, &ty));
+    TU_OK(dsd_blur_apply(tu_ctx(), &plans, &tx, &tk, 0.0f, 0, 0, &ty));
     tu_check_tensor("framed vs trimmed kernel", &ty, want, 1e-5);
     tu_tensor_free(&tk);
     tu_tensor_free(&tx);
     tu_tensor_free(&ty);
     free(x), free(want);
+    dsd_fft_plans_free(&plans);
 }
 END_TEST
 
@@ -522,6 +526,7 @@ END_TEST
 
 START_TEST(test_noise)
 {
+    dsd_fft_plans plans = {0}; /* clFFT plans of this test's blurs */
     /* 59946 values (1680 under Oclgrind) */
     const int n = tu_small() ? 16 : 2, c = 3, h = tu_small() ? 7 : 97, w = tu_small() ? 5 : 103;
     const float sigma = 0.1f;
@@ -535,7 +540,7 @@ START_TEST(test_noise)
     tu_tensor(&ty, n, c, h, w);
     double one = 1.0;
     tu_tensor_from(&tk, 1, 1, 1, 1, &one);
-    TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, sigma, seed, stream, &ty));
+    TU_OK(dsd_blur_apply(tu_ctx(), &plans, &tx, &tk, sigma, seed, stream, &ty));
     tu_download(&ty, got);
     /* Against the host formula, element by element (|g| <= 5.8 keeps the
      * zero image off the clamp). */
@@ -551,10 +556,10 @@ START_TEST(test_noise)
     ck_assert_msg(fabs(sd / sigma - 1) < 4 / sqrt(2.0 * count), "noise std %.6f, want %.3f", sd,
                   (double)sigma);
     /* Reproducible; another stream or seed gives other noise. */
-    TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, sigma, seed, stream, &ty));
+    TU_OK(dsd_blur_apply(tu_ctx(), &plans, &tx, &tk, sigma, seed, stream, &ty));
     tu_download(&ty, other);
     ck_assert_msg(memcmp(got, other, count * sizeof *got) == 0, "same seed, different noise");
-    TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, sigma, seed, stream + 1, &ty));
+    TU_OK(dsd_blur_apply(tu_ctx(), &plans, &tx, &tk, sigma, seed, stream + 1, &ty));
     tu_download(&ty, other);
     double corr = 0;
     for (size_t i = 0; i < count; i++)
@@ -562,14 +567,14 @@ START_TEST(test_noise)
     corr /= ss;
     ck_assert_msg(fabs(corr) < 4 / sqrt((double)count), "streams %llu and %llu correlate (%.4f)",
                   (unsigned long long)stream, (unsigned long long)stream + 1, corr);
-    TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, sigma, seed + 1, stream, &ty));
+    TU_OK(dsd_blur_apply(tu_ctx(), &plans, &tx, &tk, sigma, seed + 1, stream, &ty));
     tu_download(&ty, other);
     ck_assert(memcmp(got, other, count * sizeof *got) != 0);
     /* Clamp: an image at 0.9 with sigma 0.5 stays in [-1, 1] and hits 1. */
     for (size_t i = 0; i < count; i++)
         x[i] = 0.9;
     tu_upload(&tx, x);
-    TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, 0.5f, seed, stream, &ty));
+    TU_OK(dsd_blur_apply(tu_ctx(), &plans, &tx, &tk, 0.5f, seed, stream, &ty));
     tu_download(&ty, got);
     size_t at_one = 0;
     for (size_t i = 0; i < count; i++) {
@@ -585,6 +590,7 @@ START_TEST(test_noise)
     tu_tensor_free(&ty);
     tu_tensor_free(&tk);
     free(x), free(got), free(want), free(other);
+    dsd_fft_plans_free(&plans);
 }
 END_TEST
 
@@ -609,6 +615,7 @@ END_TEST
 
 START_TEST(test_errors)
 {
+    dsd_fft_plans plans = {0}; /* clFFT plans of this test's blurs */
     dsd_context *ctx = tu_ctx();
     dsd_tensor x, y, k, ybad, kbad_c, kbad_n, kbig_h, kbig_w;
     tu_tensor(&x, 2, 3, 10, 9);
@@ -620,30 +627,31 @@ START_TEST(test_errors)
     tu_tensor(&kbig_h, 1, 1, 21, 3); /* needs 10 rows of reflection, H = 10 */
     tu_tensor(&kbig_w, 1, 1, 3, 18); /* needs 9 columns, W = 9 */
     dsd_tensor empty = {0};
-    tu_expect_status(dsd_blur_apply(ctx, NULL, &k, 0, 0, 0, &y), DSD_ERR_INVALID_ARGUMENT,
+    tu_expect_status(dsd_blur_apply(ctx, &plans, NULL, &k, 0, 0, 0, &y), DSD_ERR_INVALID_ARGUMENT,
                      "x NULL");
-    tu_expect_status(dsd_blur_apply(ctx, &x, NULL, 0, 0, 0, &y), DSD_ERR_INVALID_ARGUMENT,
+    tu_expect_status(dsd_blur_apply(ctx, &plans, &x, NULL, 0, 0, 0, &y), DSD_ERR_INVALID_ARGUMENT,
                      "kernel NULL");
-    tu_expect_status(dsd_blur_apply(ctx, &x, &k, 0, 0, 0, NULL), DSD_ERR_INVALID_ARGUMENT,
+    tu_expect_status(dsd_blur_apply(ctx, &plans, &x, &k, 0, 0, 0, NULL), DSD_ERR_INVALID_ARGUMENT,
                      "y NULL");
-    tu_expect_status(dsd_blur_apply(ctx, &empty, &k, 0, 0, 0, &y), DSD_ERR_SHAPE, "x empty");
-    tu_expect_status(dsd_blur_apply(ctx, &x, &k, 0, 0, 0, &ybad), DSD_ERR_SHAPE, "y shape");
-    tu_expect_status(dsd_blur_apply(ctx, &x, &kbad_c, 0, 0, 0, &y), DSD_ERR_SHAPE,
+    tu_expect_status(dsd_blur_apply(ctx, &plans, &empty, &k, 0, 0, 0, &y), DSD_ERR_SHAPE,
+                     "x empty");
+    tu_expect_status(dsd_blur_apply(ctx, &plans, &x, &k, 0, 0, 0, &ybad), DSD_ERR_SHAPE, "y shape");
+    tu_expect_status(dsd_blur_apply(ctx, &plans, &x, &kbad_c, 0, 0, 0, &y), DSD_ERR_SHAPE,
                      "kernel channels");
-    tu_expect_status(dsd_blur_apply(ctx, &x, &kbad_n, 0, 0, 0, &y), DSD_ERR_SHAPE,
+    tu_expect_status(dsd_blur_apply(ctx, &plans, &x, &kbad_n, 0, 0, 0, &y), DSD_ERR_SHAPE,
                      "kernel batch");
-    tu_expect_status(dsd_blur_apply(ctx, &x, &kbig_h, 0, 0, 0, &y), DSD_ERR_SHAPE,
+    tu_expect_status(dsd_blur_apply(ctx, &plans, &x, &kbig_h, 0, 0, 0, &y), DSD_ERR_SHAPE,
                      "kernel taller than 2H - 1");
     const char *msg = dsd_context_error(ctx)->message;
     ck_assert_msg(strstr(msg, "21x3") && strstr(msg, "H = 10") && strstr(msg, "2x3x10x9"),
                   "message does not name the sizes: %s", msg);
-    tu_expect_status(dsd_blur_apply(ctx, &x, &kbig_w, 0, 0, 0, &y), DSD_ERR_SHAPE,
+    tu_expect_status(dsd_blur_apply(ctx, &plans, &x, &kbig_w, 0, 0, 0, &y), DSD_ERR_SHAPE,
                      "kernel wider than 2W - 1");
     msg = dsd_context_error(ctx)->message;
     ck_assert_msg(strstr(msg, "3x18") && strstr(msg, "W = 9"), "message: %s", msg);
     const float bad_sigma[] = {-0.1f, NAN, INFINITY};
     for (int i = 0; i < 3; i++) {
-        tu_expect_status(dsd_blur_apply(ctx, &x, &k, bad_sigma[i], 0, 0, &y),
+        tu_expect_status(dsd_blur_apply(ctx, &plans, &x, &k, bad_sigma[i], 0, 0, &y),
                          DSD_ERR_INVALID_ARGUMENT, "bad sigma");
         ck_assert_msg(strstr(dsd_context_error(ctx)->message, "noise_sigma"), "message: %s",
                       dsd_context_error(ctx)->message);
@@ -657,11 +665,12 @@ START_TEST(test_errors)
     tu_tensor(&ym, 1, 2, mh, mw);
     TU_OK(dsd_tensor_fill(ctx, &kmax, 0.01f));
     TU_OK(dsd_tensor_fill(ctx, &xm, 0.5f));
-    TU_OK(dsd_blur_apply(ctx, &xm, &kmax, 0, 0, 0, &ym));
+    TU_OK(dsd_blur_apply(ctx, &plans, &xm, &kmax, 0, 0, 0, &ym));
     tu_tensor_free(&kmax), tu_tensor_free(&xm), tu_tensor_free(&ym);
     tu_tensor_free(&x), tu_tensor_free(&y), tu_tensor_free(&k), tu_tensor_free(&ybad);
     tu_tensor_free(&kbad_c), tu_tensor_free(&kbad_n), tu_tensor_free(&kbig_h);
     tu_tensor_free(&kbig_w);
+    dsd_fft_plans_free(&plans);
 }
 END_TEST
 

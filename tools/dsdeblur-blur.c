@@ -82,8 +82,8 @@ static dsd_status save_kernel(const dsd_blur_kernel *k, const char *path, dsd_er
     return st;
 }
 
-static int blur_one(dsd_context *ctx, const char *in, uint64_t index, uint64_t seed, int ksize,
-                    float noise, const char *out, int force)
+static int blur_one(dsd_context *ctx, dsd_fft_plans *plans, const char *in, uint64_t index,
+                    uint64_t seed, int ksize, float noise, const char *out, int force)
 {
     dsd_error err;
     char pb[4096], ps[4096], pk[4096];
@@ -126,7 +126,7 @@ static int blur_one(dsd_context *ctx, const char *in, uint64_t index, uint64_t s
         dsd_tensor_init(ctx, &kt, 1, 1, k.h, k.w) != DSD_OK ||
         dsd_tensor_upload(ctx, &x, host, numel) != DSD_OK ||
         dsd_tensor_upload(ctx, &kt, k.data, (size_t)k.h * k.w) != DSD_OK ||
-        dsd_blur_apply(ctx, &x, &kt, noise, seed, index, &x) != DSD_OK ||
+        dsd_blur_apply(ctx, plans, &x, &kt, noise, seed, index, &x) != DSD_OK ||
         dsd_tensor_download(ctx, &x, host, numel) != DSD_OK) {
         fprintf(stderr, "%s: %s: ", prog, in);
         cli_print_error(prog, dsd_context_error(ctx));
@@ -225,11 +225,13 @@ int main(int argc, char **argv)
     dsd_context *ctx = cli_context(prog, device, 0);
     if (!ctx)
         return 1;
+    dsd_fft_plans plans = {0}; /* one clFFT plan per image size, shared by the images */
     int failed = 0;
     for (int k = first; k < argc; k++)
-        failed |= blur_one(ctx, argv[k], (uint64_t)(k - first), seed, ksize, (float)noise, out,
-                           force);
+        failed |= blur_one(ctx, &plans, argv[k], (uint64_t)(k - first), seed, ksize,
+                           (float)noise, out, force);
+    dsd_fft_plans_free(&plans);
     dsd_context_free(ctx);
-    clfftTeardown();
+    clfftTeardown(); /* after every plan and context: see src/ops/fft_loss.c */
     return failed ? 1 : 0;
 }

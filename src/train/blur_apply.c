@@ -15,10 +15,10 @@
  * 0 .. H+KH-2 and never wrap. So: pack (reflect) -> forward -> multiply by
  * the kernel spectrum -> backward (unnormalized) -> crop with 1/(FH FW).
  *
- * Plans come from the context's one clFFT plan cache (src/ops/fft_plan.h,
- * owned by fft_loss.c): baked on the first call for a shape, destroyed with
- * the context, never clfftTeardown. Spectra and clFFT's scratch are leased
- * from the buffer pool per call. Nothing here waits for the device.
+ * Plans come from the caller's dsd_fft_plans (src/ops/fft_plan.h, made by
+ * fft_loss.c): baked on the first call for a shape, destroyed by
+ * dsd_fft_plans_free, never clfftTeardown. Spectra and clFFT's scratch are
+ * leased from the buffer pool per call. Nothing here waits for the device.
  */
 #include "internal.h"
 #include "ops/fft_plan.h"
@@ -84,8 +84,9 @@ static size_t blur_wg(const dsd_context *ctx)
     return wg;
 }
 
-dsd_status dsd_blur_apply(dsd_context *ctx, const dsd_tensor *x, const dsd_tensor *kernel,
-                          float noise_sigma, uint64_t seed, uint64_t stream, dsd_tensor *y)
+dsd_status dsd_blur_apply(dsd_context *ctx, dsd_fft_plans *plans, const dsd_tensor *x,
+                          const dsd_tensor *kernel, float noise_sigma, uint64_t seed,
+                          uint64_t stream, dsd_tensor *y)
 {
     const char *op = "blur_apply";
     /* ---- validate */
@@ -117,11 +118,11 @@ dsd_status dsd_blur_apply(dsd_context *ctx, const dsd_tensor *x, const dsd_tenso
                         "kernel is too large: its %zu padded %dx%d spectra need more than 2^32 "
                         "floats", op, x->n, x->c, x->h, x->w, kh, kw, planes, fh, fw);
 
-    /* ---- plans (copied: the cache may move when it grows) and buffers */
+    /* ---- plans (copied: the array may move when it grows) and buffers */
     const dsd_fft_plan *got = NULL;
-    DSD_TRY(dsd_fft_plan_get(ctx, fh, fw, planes, &got));
+    DSD_TRY(dsd_fft_plan_get(ctx, plans, fh, fw, planes, &got));
     dsd_fft_plan img_plan = *got;
-    DSD_TRY(dsd_fft_plan_get(ctx, fh, fw, (size_t)kernel->n, &got));
+    DSD_TRY(dsd_fft_plan_get(ctx, plans, fh, fw, (size_t)kernel->n, &got));
     dsd_fft_plan ker_plan = *got;
 
     dsd_tensor spec = {0}, kspec = {0}, tmp = {0};

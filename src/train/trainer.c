@@ -38,6 +38,7 @@ struct dsd_trainer {
 
     dsd_blur_kernel_params kernel;
     float *kernel_host;            /* N frames of kernel.size^2 floats */
+    dsd_fft_plans blur_fft;        /* clFFT plans of the synthetic blur */
 
     int n, crop, oh, ow;
     dsd_tensor blur, sharp, fake, dfake;
@@ -180,6 +181,7 @@ void dsd_trainer_free(dsd_trainer *t)
         if (all[i]->buf)
             dsd_tensor_free(ctx, all[i]);
     dsd_content_loss_free(ctx, &t->content);
+    dsd_fft_plans_free(&t->blur_fft);
     dsd_generator_free(ctx, &t->g);
     dsd_discriminator_free(ctx, &t->d);
     dsd_dataset_free(&t->train);
@@ -264,8 +266,9 @@ static dsd_status next_batch(dsd_trainer *t, dsd_error *err)
         DSD_TRY(dsd_blur_kernel_embed(&kern, k, k, t->kernel_host + (size_t)i * k * k, err));
     }
     CTX(t, dsd_tensor_upload(t->ctx, &t->kernels, t->kernel_host, (size_t)t->n * k * k));
-    CTX(t, dsd_blur_apply(t->ctx, &t->sharp, &t->kernels, (float)t->cfg->data.noise_sigma,
-                          (uint64_t)t->cfg->train.seed, t->step, &t->blur));
+    CTX(t, dsd_blur_apply(t->ctx, &t->blur_fft, &t->sharp, &t->kernels,
+                          (float)t->cfg->data.noise_sigma, (uint64_t)t->cfg->train.seed, t->step,
+                          &t->blur));
     return DSD_OK;
 }
 
