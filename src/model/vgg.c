@@ -69,7 +69,7 @@ const char *dsd_vgg_layer_name(int index)
 
 dsd_vgg_config dsd_vgg_default_config(void)
 {
-    dsd_vgg_config c = {14};
+    dsd_vgg_config c = {.last_layer = 14};
     return c;
 }
 
@@ -247,7 +247,8 @@ void dsd_vgg_tape_free(dsd_context *ctx, dsd_vgg_tape *tape)
     memset(tape, 0, sizeof *tape); /* x is borrowed: forgotten, not freed */
 }
 
-static const dsd_conv2d_params vgg_conv = {3, 3, 1, 1, DSD_PAD_ZERO, 1};
+static const dsd_conv2d_params vgg_conv = {.kernel_h = 3, .kernel_w = 3, .stride = 1, .pad = 1,
+                                           .pad_mode = DSD_PAD_ZERO, .groups = 1};
 
 /* Runs the layers into t (training: everything kept; inference: each input
  * given back once consumed). The last conv writes y directly, unless a ReLU

@@ -259,7 +259,7 @@ dsd_status dsd_blur_psf_generate(const dsd_blur_psf_params *p, dsd_rng *rng, dsd
 
     /* Pass 1 on a copy of the stream: the exposed part's bounding box. */
     dsd_rng replay = *rng;
-    bbox bb = {INFINITY, -INFINITY, INFINITY, -INFINITY};
+    bbox bb = {.x0 = INFINITY, .x1 = -INFINITY, .y0 = INFINITY, .y1 = -INFINITY};
     walk(&s, &replay, used, &bb, NULL, p->size, 0.0, 0.0);
 
     /* Pass 2: the same walk (all steps, so the stream advances by an amount

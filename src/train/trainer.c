@@ -279,8 +279,8 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
     memset(out, 0, sizeof *out);
     int epoch = (int)(t->step / t->steps_per_epoch);
     float lr = dsd_lr_schedule((float)c->train.lr, epoch, c->train.decay_from, c->train.epochs);
-    dsd_adam_params adam = {lr, (float)c->train.beta1, (float)c->train.beta2,
-                            (float)c->train.eps};
+    dsd_adam_params adam = {.lr = lr, .beta1 = (float)c->train.beta1,
+                            .beta2 = (float)c->train.beta2, .eps = (float)c->train.eps};
     DSD_TRY(next_batch(t, err));
 
     /* fake = G(blur), kept for the generator's backward */
