@@ -4,17 +4,17 @@
  * convolution in tests/ref/blur.c). The transforms themselves are clFFT's.
  *
  * Spectra hold planes of FH x FW interleaved complex values (re, im), plane
- * after plane; an image plane is p = n*C + c, a kernel plane is n (or 0 for
- * one kernel shared by the batch). dsd_reflect and dsd_philox4x32_10 come
- * from common.cl. Flat indices are split with q = e / n, r = e - q * n rather
- * than a / and % pair (Oclgrind 21.10 cannot run the `freeze` LLVM emits for
- * that pair).
+ * after plane; an image plane is p = n*C + c, a PSF (point-spread function,
+ * the blur) plane is n (or 0 for one PSF shared by the batch). dsd_reflect
+ * comes from common.cl. Flat indices are split with q = e / n, r = e - q * n
+ * rather than a / and % pair (Oclgrind 21.10 cannot run the `freeze` LLVM
+ * emits for that pair).
  *
  *   blur_pack_image  reflect-pad each H x W plane by (top, left) into the
  *                    first HP x WP of its FH x FW plane, zeros elsewhere
- *   blur_pack_kernel zero-pad each KH x KW kernel into FH x FW
+ *   blur_pack_psf    zero-pad each KH x KW PSF into FH x FW
  *   (clFFT forward on both)
- *   blur_multiply    image spectrum *= its kernel's spectrum
+ *   blur_multiply    image spectrum *= its PSF's spectrum
  *   (clFFT backward, unnormalized)
  *   blur_crop        y = Re(...)[i + KH-1, j + KW-1] / (FH FW) (+ noise, clamp)
  */
@@ -43,24 +43,24 @@ kernel void blur_pack_image(global const float *x, uint x_off, global float *spe
     vstore2((float2)(v, 0.0f), e, spec + spec_off);
 }
 
-/* One work-item per complex element e of the kernel planes:
- * kspec[m, r, c] = (k[m, r, c], 0) for r < kh, c < kw, else 0. */
-kernel void blur_pack_kernel(global const float *k, uint k_off, global float *kspec,
-                             uint kspec_off, uint kh, uint kw, uint fh, uint fw, uint count)
+/* One work-item per complex element e of the PSF planes:
+ * psf_spec[m, r, c] = (psf[m, r, c], 0) for r < kh, c < kw, else 0. */
+kernel void blur_pack_psf(global const float *psf, uint psf_off, global float *psf_spec,
+                          uint psf_spec_off, uint kh, uint kw, uint fh, uint fw, uint count)
 {
     uint e = get_global_id(0);
     if (e >= count)
         return;
     uint rest = e / fw, c = e - rest * fw;
     uint m = rest / fh, r = rest - m * fh;
-    float v = (r < kh && c < kw) ? k[k_off + ((size_t)m * kh + r) * kw + c] : 0.0f;
-    vstore2((float2)(v, 0.0f), e, kspec + kspec_off);
+    float v = (r < kh && c < kw) ? psf[psf_off + ((size_t)m * kh + r) * kw + c] : 0.0f;
+    vstore2((float2)(v, 0.0f), e, psf_spec + psf_spec_off);
 }
 
 /* One work-item per complex element e of the image spectra: spec[e] *=
- * kspec[m, same frequency], m = p / channels, or 0 when shared != 0. */
-kernel void blur_multiply(global float *spec, uint spec_off, global const float *kspec,
-                          uint kspec_off, uint plane, uint channels, uint shared, uint count)
+ * psf_spec[m, same frequency], m = p / channels, or 0 when shared != 0. */
+kernel void blur_multiply(global float *spec, uint spec_off, global const float *psf_spec,
+                          uint psf_spec_off, uint plane, uint channels, uint shared, uint count)
 {
     uint e = get_global_id(0);
     if (e >= count)
@@ -68,7 +68,7 @@ kernel void blur_multiply(global float *spec, uint spec_off, global const float 
     uint p = e / plane, f = e - p * plane;
     uint m = shared ? 0u : p / channels;
     float2 a = vload2(e, spec + spec_off);
-    float2 b = vload2((size_t)m * plane + f, kspec + kspec_off);
+    float2 b = vload2((size_t)m * plane + f, psf_spec + psf_spec_off);
     vstore2((float2)(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x), e, spec + spec_off);
 }
 

@@ -319,7 +319,6 @@ void dsd_context_free(dsd_context *ctx)
         clFinish(ctx->queue);
     dsd_profile_reset(ctx);
     free(ctx->events);
-    dsd_fft_cache_release(ctx);
     /* CLBlast caches programs per OpenCL context in process-wide tables; drop
      * them with the context they belong to (other contexts rebuild on demand). */
     CLBlastClearCache();

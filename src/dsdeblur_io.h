@@ -2,9 +2,10 @@
  * dsdeblur_io.h: weight files and training checkpoints (included by
  * dsdeblur.h after dsdeblur_model.h; do not include it alone).
  * Implementations: src/io/model_file.c (generator and discriminator weight
- * files) and src/io/checkpoint.c (training checkpoints), both on top of the
- * safetensors reader and writer of src/io/safetensors.c. Tests:
- * tests/test-model-file.c. The formats, every tensor name with its shape for
+ * files), src/io/vgg_file.c (the VGG-19 weights of the perceptual loss) and
+ * src/io/checkpoint.c (training checkpoints), all on top of the safetensors
+ * reader and writer of src/io/safetensors.c. Tests: tests/test-model-file.c
+ * and, for VGG-19, tests/test-vgg.c. The formats, every tensor name with its shape for
  * the default networks, and loading a file into PyTorch: doc/weights.md.
  *
  * What this is not: a general safetensors API (that is src/io/safetensors.h,
@@ -120,6 +121,17 @@ dsd_status dsd_discriminator_save(dsd_context *ctx, const dsd_discriminator *d,
 dsd_status dsd_discriminator_load(dsd_context *ctx, dsd_discriminator *d, const char *path);
 dsd_status dsd_discriminator_file_config(const char *path, dsd_discriminator_config *out,
                                          dsd_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* VGG-19 weights (src/io/vgg_file.c; doc/vgg.md) */
+
+/* Reads features.<i>.weight / .bias for every conv index <= last_layer from a
+ * safetensors file with torchvision's names (F32, F16 or BF16; other keys,
+ * e.g. the rest of a full vgg19 state_dict, are ignored) and uploads them.
+ * DSD_ERR_IO / DSD_ERR_FORMAT naming the file and the tensor (a missing
+ * tensor, a wrong shape), pointing at doc/vgg.md; on failure the weights on
+ * the device are unchanged. */
+dsd_status dsd_vgg_load(dsd_context *ctx, dsd_vgg *vgg, const char *path);
 
 /* ------------------------------------------------------------------------ */
 /* Training checkpoints (src/io/checkpoint.c) */

@@ -509,7 +509,9 @@ dsd_status dsd_ragan_loss_backward(dsd_context *ctx, dsd_ragan_side side, float 
                                    dsd_tensor *dreal, dsd_tensor *dfake);
 
 /* ------------------------------------------------------------------------ */
-/* VGG-19 feature extractor (src/model/vgg.c; paper section 2.7, doc/vgg.md)
+/* VGG-19 feature extractor (src/model/vgg.c; its weights file:
+ * src/io/vgg_file.c, dsd_vgg_load in dsdeblur_io.h; paper section 2.7,
+ * doc/vgg.md)
  *
  * The frozen ImageNet VGG-19 of torchvision, `features` up to a chosen index
  * (default 14, conv3_3 before its ReLU: DeblurGAN's features[:15]), used by
@@ -601,14 +603,7 @@ typedef struct dsd_vgg_tape {
  * failure vgg is left zeroed (safe to free). */
 dsd_status dsd_vgg_init(dsd_context *ctx, dsd_vgg *vgg, const dsd_vgg_config *cfg);
 void dsd_vgg_free(dsd_context *ctx, dsd_vgg *vgg);
-/* Reads features.<i>.weight / .bias for every conv index <= last_layer from a
- * safetensors file with torchvision's names (F32, F16 or BF16; other keys,
- * e.g. the rest of a full vgg19 state_dict, are ignored) and uploads them.
- * DSD_ERR_IO / DSD_ERR_FORMAT naming the file and the tensor (a missing
- * tensor, a wrong shape), pointing at doc/vgg.md; on failure the weights on
- * the device are unchanged. */
-dsd_status dsd_vgg_load(dsd_context *ctx, dsd_vgg *vgg, const char *path);
-/* Random PyTorch-default weights (dsd_params_init_weights), for tests and
+/* Real weights: dsd_vgg_load (dsdeblur_io.h). Random PyTorch-default weights (dsd_params_init_weights), for tests and
  * benchmarks only: the features of a random VGG are not a perceptual loss. */
 dsd_status dsd_vgg_init_weights(dsd_context *ctx, dsd_vgg *vgg, uint64_t seed);
 
@@ -668,6 +663,7 @@ typedef struct dsd_content_loss {
     dsd_tensor fake, real;       /* borrowed views (pixel kinds) */
     dsd_tensor f_fake, f_real;   /* features (PERCEPTUAL) */
     dsd_vgg_tape tape;           /* the fake image's VGG forward (PERCEPTUAL) */
+    dsd_fft_plans fft;           /* clFFT plans (FFT), made on first use */
 } dsd_content_loss;
 
 /* kind PERCEPTUAL needs vgg_weights, the safetensors path dsd_vgg_load

@@ -268,12 +268,32 @@ dsd_status dsd_reduce_mean_backward(dsd_context *ctx, const dsd_tensor *dy, dsd_
  * spectrum, unnormalized forward transform), loss = mean over the 2*N*C*H*W
  * values of |Re D| and |Im D| (torch: L1 of the stacked real and imaginary
  * parts of fft2(a) and fft2(b)). H and W must factor into 2, 3, 5, 7, 11, 13
- * (clFFT's radices); anything else is DSD_ERR_SHAPE. */
-dsd_status dsd_fft_loss_forward(dsd_context *ctx, const dsd_tensor *a, const dsd_tensor *b,
-                                dsd_tensor *loss);
+ * (clFFT's radices); anything else is DSD_ERR_SHAPE.
+ *
+ * clFFT plans are owned by the caller (the content loss, the trainer's
+ * synthetic blur, a test), not by the context: start from a zeroed
+ * dsd_fft_plans, pass it to every call on one context, free it with
+ * dsd_fft_plans_free after the last. The first call for a shape creates and
+ * bakes its plan (which compiles clFFT's kernels on the host); later calls
+ * reuse it. Using one dsd_fft_plans with two contexts is
+ * DSD_ERR_INVALID_ARGUMENT. dsdeblur never calls clfftTeardown (it would
+ * destroy every plan of the process); see src/ops/fft_loss.c. */
+typedef struct dsd_fft_plans {
+    /* private */
+    struct dsd_fft_plan *plan;  /* baked plans, one per (H, W, batch) seen */
+    size_t n, cap;
+    cl_context cl_ctx;          /* the context the plans belong to; NULL while empty */
+} dsd_fft_plans;
+
+/* Destroys every plan; plans is zeroed (reusable, with any context). */
+void dsd_fft_plans_free(dsd_fft_plans *plans);
+
+dsd_status dsd_fft_loss_forward(dsd_context *ctx, dsd_fft_plans *plans, const dsd_tensor *a,
+                                const dsd_tensor *b, dsd_tensor *loss);
 /* da += scale * Re(IFFT_unnormalized(sign(Re D) + i sign(Im D))) / (2 N C H W); db -= same */
-dsd_status dsd_fft_loss_backward(dsd_context *ctx, float scale, const dsd_tensor *a,
-                                 const dsd_tensor *b, dsd_tensor *da, dsd_tensor *db);
+dsd_status dsd_fft_loss_backward(dsd_context *ctx, dsd_fft_plans *plans, float scale,
+                                 const dsd_tensor *a, const dsd_tensor *b, dsd_tensor *da,
+                                 dsd_tensor *db);
 
 /* ------------------------------------------------------------------------ */
 /* Adam (src/optim/adam.c, cl/adam.cl), PyTorch's formulation:

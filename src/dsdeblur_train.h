@@ -2,8 +2,8 @@
  * dsdeblur_train.h: training support (included by dsdeblur.h; do not include
  * it alone).
  *
- * Sections: synthetic blur (random camera-shake kernels and their
- * application to sharp images, for dsdeblur-train's "synthetic" mode;
+ * Sections: synthetic blur (random camera-shake point-spread functions,
+ * PSFs, and their application to sharp images, for dsdeblur-train's "synthetic" mode;
  * doc/synthetic-blur.md describes the model with pictures), the trainer (one
  * GAN iteration, validation, checkpoints) and the training log and plot.
  * The data loader is in dsdeblur_data.h, the configuration in
@@ -17,19 +17,25 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------------ */
-/* Synthetic blur (src/train/blur_kernel.c; src/train/blur_apply.c,
+/* Synthetic blur (src/train/blur_psf.c; src/train/blur_apply.c,
  * cl/blur.cl; reference: tests/ref/blur.c)
  *
- *     dsd_blur_kernel_params kp;
- *     dsd_blur_kernel_params_default(&kp);
+ * The blur is a point-spread function, PSF (the "blur kernel" of the
+ * literature and of the config key data.kernel_size); "kernel" in this
+ * library means an OpenCL kernel.
+ *
+ *     dsd_blur_psf_params pp;
+ *     dsd_blur_psf_params_default(&pp);
  *     dsd_rng rng;
- *     dsd_rng_init(&rng, seed, image_index);        // kernel k of seed s
- *     dsd_blur_kernel k;
- *     dsd_blur_kernel_generate(&kp, &rng, &k, &err);  // host, double arithmetic
- *     dsd_tensor kt;                                   // (1, 1, k.h, k.w)
- *     dsd_tensor_init(ctx, &kt, 1, 1, k.h, k.w);
- *     dsd_tensor_upload(ctx, &kt, k.data, (size_t)k.h * k.w);
- *     dsd_blur_apply(ctx, sharp, &kt, 0.01f, seed, step, blurred);
+ *     dsd_rng_init(&rng, seed, image_index);        // PSF k of seed s
+ *     dsd_blur_psf psf;
+ *     dsd_blur_psf_generate(&pp, &rng, &psf, &err); // host, double arithmetic
+ *     dsd_tensor pt;                                 // (1, 1, psf.h, psf.w)
+ *     dsd_tensor_init(ctx, &pt, 1, 1, psf.h, psf.w);
+ *     dsd_tensor_upload(ctx, &pt, psf.data, (size_t)psf.h * psf.w);
+ *     dsd_fft_plans plans = {0};                     // clFFT plans, caller-owned
+ *     dsd_blur_apply(ctx, &plans, sharp, &pt, 0.01f, seed, step, blurred);
+ *     dsd_fft_plans_free(&plans);                    // after the last blur
  *
  * Random numbers
  * --------------
@@ -37,9 +43,9 @@ extern "C" {
  * dsd_dropout_*) used as a stream: key (seed lo, seed hi), counter
  * (block lo, block hi, stream lo, stream hi), four 32-bit words per block.
  * It is a plain value with no hidden state: copy it to replay draws. Its
- * outputs are integer arithmetic, hence the same everywhere; the kernel
+ * outputs are integer arithmetic, hence the same everywhere; the PSF
  * generator turns them into doubles with sqrt, log, sin, cos and floor only,
- * so a kernel is bit-identical on every machine whose libm rounds those the
+ * so a PSF is bit-identical on every machine whose libm rounds those the
  * same (glibc on x86-64 and aarch64; the build uses ISO C, where GCC does not
  * contract a*b+c into an FMA). */
 
@@ -60,7 +66,7 @@ double dsd_rng_uniform(dsd_rng *r);
  * value of the pair is discarded, so every call costs the same draws. */
 double dsd_rng_normal(dsd_rng *r);
 
-/* Camera-shake kernels in the style of Boracchi & Foi, "Modeling the
+/* Camera-shake PSFs in the style of Boracchi & Foi, "Modeling the
  * performance of image restoration from motion blur" (IEEE TIP 2012), as
  * DeblurGAN (Kupyn et al. 2018, motion_blur/generate_trajectory.py and
  * generate_PSF.py) uses them:
@@ -71,12 +77,12 @@ double dsd_rng_normal(dsd_rng *r);
  *   (g1, g2 standard normal; with probability prob_big_shake * anxiety an
  *   abrupt turn big_shake = 2 v e^{i (pi + u - 1/2)}), is renormalized to
  *   length L/(steps-1), and moves the particle: x += v. So the path is L
- *   pixels long. Per kernel: centripetal ~ U(0, 0.7), prob_big_shake ~
+ *   pixels long. Per PSF: centripetal ~ U(0, 0.7), prob_big_shake ~
  *   U(0, 0.2), shake ~ U(0, 10), initial angle ~ U(0, 2 pi).
  *   The first ceil(exposure * steps) samples (the camera's exposure) are
  *   centred in a size x size canvas (bounding-box centre on the anchor pixel
  *   ((size-1)/2, (size-1)/2) of dsd_blur_apply) and splatted bilinearly with
- *   weight 1 each; the kernel is then
+ *   weight 1 each; the PSF is then
  *   normalized to sum 1 (in double, stored as float) and, with trim,
  *   cropped to the bounding box of its non-zero pixels.
  *
@@ -84,13 +90,13 @@ double dsd_rng_normal(dsd_rng *r);
  * trajectory's centring (so they sit off-centre and shift the image); here
  * the exposed part is centred. Its canvas indices start at 1; here at 0. */
 
-enum { DSD_BLUR_KERNEL_MAX = 64 };
+enum { DSD_BLUR_PSF_MAX = 64 };
 
-/* A value for anxiety / exposure: draw it per kernel as DeblurGAN does. */
+/* A value for anxiety / exposure: draw it per PSF as DeblurGAN does. */
 #define DSD_BLUR_RANDOM (-1.0)
 
-typedef struct dsd_blur_kernel_params {
-    int size;        /* canvas side in pixels, 1..DSD_BLUR_KERNEL_MAX; default 64 */
+typedef struct dsd_blur_psf_params {
+    int size;        /* canvas side in pixels, 1..DSD_BLUR_PSF_MAX; default 64 */
     int steps;       /* trajectory samples, 2..100000; default 2000 */
     double length;   /* path length L in pixels, 0 <= L <= 2 ((size-1)/2) (size - 1 for odd
                       * size, size - 2 for even); default 60 */
@@ -100,51 +106,51 @@ typedef struct dsd_blur_kernel_params {
     double exposure; /* exposed fraction of the trajectory in (0, 1]. DSD_BLUR_RANDOM
                       * (default): uniform from {0.1, 0.5, 1} (DeblurGAN's parts 1..3) */
     int trim;        /* 1 (default): crop to the support; 0: keep size x size */
-} dsd_blur_kernel_params;
+} dsd_blur_psf_params;
 
-/* A kernel: h x w floats, row-major, >= 0, summing to 1 (within float rounding). */
-typedef struct dsd_blur_kernel {
+/* A PSF: h x w floats, row-major, >= 0, summing to 1 (within float rounding). */
+typedef struct dsd_blur_psf {
     int h, w;
-    float data[DSD_BLUR_KERNEL_MAX * DSD_BLUR_KERNEL_MAX];
-} dsd_blur_kernel;
+    float data[DSD_BLUR_PSF_MAX * DSD_BLUR_PSF_MAX];
+} dsd_blur_psf;
 
-void dsd_blur_kernel_params_default(dsd_blur_kernel_params *p);
+void dsd_blur_psf_params_default(dsd_blur_psf_params *p);
 
-/* Draws one kernel from rng (which advances by a number of words that
+/* Draws one PSF from rng (which advances by a number of words that
  * depends only on p->steps and on which parameters are DSD_BLUR_RANDOM).
  * DSD_ERR_INVALID_ARGUMENT naming the parameter when p is out of range (err
  * may be NULL). Host only; no allocation. */
-dsd_status dsd_blur_kernel_generate(const dsd_blur_kernel_params *p, dsd_rng *rng,
-                                    dsd_blur_kernel *out, dsd_error *err);
-
-/* Writes k into an out_h x out_w frame (zeros around it, row-major), placed so
- * that the anchor ((h-1)/2, (w-1)/2) of k lands on the frame's anchor: the
- * framed kernel blurs exactly as k does. Lets kernels of different trimmed
- * sizes share one (N, 1, KH, KW) tensor. DSD_ERR_SHAPE when the frame is
- * smaller than k. */
-dsd_status dsd_blur_kernel_embed(const dsd_blur_kernel *k, int out_h, int out_w, float *out,
+dsd_status dsd_blur_psf_generate(const dsd_blur_psf_params *p, dsd_rng *rng, dsd_blur_psf *out,
                                  dsd_error *err);
 
-/* y = x (*) kernel + noise, on the device.
+/* Writes psf into an out_h x out_w frame (zeros around it, row-major), placed
+ * so that the anchor ((h-1)/2, (w-1)/2) of psf lands on the frame's anchor:
+ * the framed PSF blurs exactly as psf does. Lets PSFs of different trimmed
+ * sizes share one (N, 1, KH, KW) tensor. DSD_ERR_SHAPE when the frame is
+ * smaller than psf. */
+dsd_status dsd_blur_psf_embed(const dsd_blur_psf *psf, int out_h, int out_w, float *out,
+                              dsd_error *err);
+
+/* y = x (*) psf + noise, on the device.
  *
- * x, y (N, C, H, W), y may be x; kernel (N or 1, 1, KH, KW) on the device,
- * one kernel per image (or one for all), the same for every channel.
+ * x, y (N, C, H, W), y may be x; psf (N or 1, 1, KH, KW) on the device,
+ * one PSF per image (or one for all), the same for every channel.
  *
  * A true convolution ('same' output, anchor a = ((KH-1)/2, (KW-1)/2) as
  * numpy.convolve / scipy.signal.convolve2d mode 'same'):
- *   y[n,c,i,j] = sum_{p,q} k[n,p,q] * xr[n,c, i + a_h - p, j + a_w - q]
+ *   y[n,c,i,j] = sum_{p,q} psf[n,p,q] * xr[n,c, i + a_h - p, j + a_w - q]
  * where xr reflects x at its borders without repeating the edge pixel
  * (torch ReflectionPad2d, numpy.pad mode 'reflect'; scipy.ndimage calls it
  * 'mirror'): xr[-1] = x[1], xr[H] = x[H-2]. The image is reflected by
  * KH-1-a_h rows above, a_h below (same for columns), and reflection needs
- * each of those < H (< W): a kernel that large is DSD_ERR_SHAPE (so KH <= H
+ * each of those < H (< W): a PSF that large is DSD_ERR_SHAPE (so KH <= H
  * and KW <= W suffice, and H == 1 allows KH == 1 only).
  *
  * Computed by FFT (clFFT, complex-to-complex): each padded plane and each
- * kernel are zero-padded to FH x FW, the next sizes >= H + KH - 1 and
+ * PSF are zero-padded to FH x FW, the next sizes >= H + KH - 1 and
  * >= W + KW - 1 whose prime factors are 2, 3, 5, 7, 11, 13; products in
- * frequency; inverse; crop. Plans are cached in the context with the other
- * clFFT plans.
+ * frequency; inverse; crop. clFFT's plans are kept in the caller's plans
+ * (dsd_fft_plans, dsdeblur_ops.h), one per shape, made on first use.
  *
  * Noise (noise_sigma > 0): y += noise_sigma * g[i], then y is clamped to
  * [-1, 1] (the model's image range). g[i] for flat NCHW index i is standard
@@ -155,8 +161,9 @@ dsd_status dsd_blur_kernel_embed(const dsd_blur_kernel *k, int out_h, int out_w,
  * the value differs from dsd_blur_noise_host by the device's float rounding
  * of log, sqrt and cos only. noise_sigma == 0: no noise and no clamp.
  * Negative or non-finite sigma is DSD_ERR_INVALID_ARGUMENT. */
-dsd_status dsd_blur_apply(dsd_context *ctx, const dsd_tensor *x, const dsd_tensor *kernel,
-                          float noise_sigma, uint64_t seed, uint64_t stream, dsd_tensor *y);
+dsd_status dsd_blur_apply(dsd_context *ctx, dsd_fft_plans *plans, const dsd_tensor *x,
+                          const dsd_tensor *psf, float noise_sigma, uint64_t seed,
+                          uint64_t stream, dsd_tensor *y);
 
 /* g[index] of dsd_blur_apply's noise in double, for tests and references. */
 double dsd_blur_noise_host(uint64_t seed, uint64_t stream, uint32_t index);
@@ -186,7 +193,7 @@ int dsd_blur_fft_size(int n);
  *           (D after its update, gradients through D into G only); Adam on G
  * with lr = dsd_lr_schedule(lr, epoch, decay_from, epochs) for both. In
  * synthetic mode blur is made on the device from the sharp crop with a
- * camera-shake kernel per image drawn from (seed, step, element). Everything
+ * camera-shake PSF per image drawn from (seed, step, element). Everything
  * random derives from (train.seed, step), so a run resumed from a
  * checkpoint continues bit for bit like the uninterrupted one on the same
  * device.

@@ -129,8 +129,6 @@ struct dsd_context {
     size_t n_free, cap_free;
     dsd_pool_stats pool_stats;
 
-    struct dsd_fft_cache *fft;   /* clFFT plans (src/ops/fft_loss.c), NULL until used */
-
     int profiling;
     dsd_profile_event *events;
     size_t n_events, cap_events;
@@ -138,8 +136,6 @@ struct dsd_context {
 
 /* program.c */
 void dsd_programs_release(dsd_context *ctx);
-/* fft_loss.c: releases ctx->fft (plans, clFFT library state) */
-void dsd_fft_cache_release(dsd_context *ctx);
 /* buffer_pool.c */
 void dsd_pool_release_all(dsd_context *ctx);
 

@@ -1,15 +1,15 @@
 /*
- * test-blur.c: the synthetic blur. The host side (src/train/blur_kernel.c):
+ * test-blur.c: the synthetic blur. The host side (src/train/blur_psf.c):
  * the Philox stream against the independent ref_philox4x32_10 and its
- * known-answer vector, kernel invariants (sum 1, non-negative, inside the
+ * known-answer vector, PSF invariants (sum 1, non-negative, inside the
  * requested size, trimmed to the support, centred), reproducibility (same
- * seed and index: the same bits; another seed or index: another kernel),
- * pinned checksums of a few kernels, parameter errors. The device side
+ * seed and index: the same bits; another seed or index: another PSF),
+ * pinned checksums of a few PSFs, parameter errors. The device side
  * (src/train/blur_apply.c on clFFT, cl/blur.cl): the FFT convolution against
  * the direct double-precision reflect-bordered convolution of tests/ref/blur.c
- * on odd shapes, batch > 1, per-image and shared kernels, even kernel sides,
- * a kernel wider than half the image, in place and on views with a guard
- * image; a delta kernel is the identity; the noise against its host formula,
+ * on odd shapes, batch > 1, per-image and shared PSFs, even PSF sides,
+ * a PSF wider than half the image, in place and on views with a guard
+ * image; a delta PSF is the identity; the noise against its host formula,
  * its statistics and its reproducibility; shape and argument errors.
  */
 #include "testutil.h"
@@ -23,9 +23,9 @@
 
 static const double TOL = 1e-4;
 
-/* 64-bit FNV-1a over the kernel's size and float bits (little-endian hosts
+/* 64-bit FNV-1a over the PSF's size and float bits (little-endian hosts
  * and IEEE floats are all the suite runs on). */
-static uint64_t kernel_hash(const dsd_blur_kernel *k)
+static uint64_t psf_hash(const dsd_blur_psf *k)
 {
     uint64_t h = UINT64_C(0xcbf29ce484222325);
     const int hw[2] = {k->h, k->w};
@@ -38,15 +38,15 @@ static uint64_t kernel_hash(const dsd_blur_kernel *k)
     return h;
 }
 
-static void generate(const dsd_blur_kernel_params *p, uint64_t seed, uint64_t index,
-                     dsd_blur_kernel *k)
+static void generate(const dsd_blur_psf_params *p, uint64_t seed, uint64_t index,
+                     dsd_blur_psf *k)
 {
     dsd_rng r;
     dsd_rng_init(&r, seed, index);
     dsd_error err = {0};
-    dsd_status st = dsd_blur_kernel_generate(p, &r, k, &err);
+    dsd_status st = dsd_blur_psf_generate(p, &r, k, &err);
     char line[DSD_ERROR_LINE_MAX];
-    ck_assert_msg(st == DSD_OK, "dsd_blur_kernel_generate(seed %llu, index %llu): %s",
+    ck_assert_msg(st == DSD_OK, "dsd_blur_psf_generate(seed %llu, index %llu): %s",
                   (unsigned long long)seed, (unsigned long long)index,
                   dsd_error_format(&err, line, sizeof line));
 }
@@ -102,16 +102,16 @@ START_TEST(test_rng)
 END_TEST
 
 /* ------------------------------------------------------------------------ */
-/* Kernels */
+/* PSFs */
 
 /* Checks the invariants of k made with p. */
-static void check_kernel(const dsd_blur_kernel *k, const dsd_blur_kernel_params *p,
+static void check_psf(const dsd_blur_psf *k, const dsd_blur_psf_params *p,
                          const char *what)
 {
     ck_assert_msg(k->h >= 1 && k->w >= 1 && k->h <= p->size && k->w <= p->size,
-                  "%s: %dx%d kernel for size %d", what, k->h, k->w, p->size);
+                  "%s: %dx%d PSF for size %d", what, k->h, k->w, p->size);
     if (!p->trim)
-        ck_assert_msg(k->h == p->size && k->w == p->size, "%s: untrimmed kernel is %dx%d, "
+        ck_assert_msg(k->h == p->size && k->w == p->size, "%s: untrimmed PSF is %dx%d, "
                       "want %dx%d", what, k->h, k->w, p->size, p->size);
     double sum = 0;
     int row0 = 0, row1 = 0, col0 = 0, col1 = 0;
@@ -128,23 +128,23 @@ static void check_kernel(const dsd_blur_kernel *k, const dsd_blur_kernel_params 
                 col1 |= j == k->w - 1;
             }
         }
-    ck_assert_msg(fabs(sum - 1.0) <= 1e-6, "%s: the %dx%d kernel sums to %.9f", what, k->h,
+    ck_assert_msg(fabs(sum - 1.0) <= 1e-6, "%s: the %dx%d PSF sums to %.9f", what, k->h,
                   k->w, sum);
     if (p->trim)
-        ck_assert_msg(row0 && row1 && col0 && col1, "%s: the trimmed %dx%d kernel has an empty "
+        ck_assert_msg(row0 && row1 && col0 && col1, "%s: the trimmed %dx%d PSF has an empty "
                       "border row or column (top %d bottom %d left %d right %d)", what, k->h,
                       k->w, row0, row1, col0, col1);
 }
 
-START_TEST(test_kernel_invariants)
+START_TEST(test_psf_invariants)
 {
-    dsd_blur_kernel_params p;
-    dsd_blur_kernel_params_default(&p);
+    dsd_blur_psf_params p;
+    dsd_blur_psf_params_default(&p);
     ck_assert_int_eq(p.size, 64);
     ck_assert_int_eq(p.steps, 2000);
     ck_assert(p.length == 60.0 && p.anxiety == DSD_BLUR_RANDOM &&
               p.exposure == DSD_BLUR_RANDOM && p.trim == 1);
-    dsd_blur_kernel_params variants[4] = {p, p, p, p};
+    dsd_blur_psf_params variants[4] = {p, p, p, p};
     variants[1].trim = 0;
     variants[2].size = 21; /* odd canvas, fixed parameters */
     variants[2].length = 20;
@@ -158,37 +158,37 @@ START_TEST(test_kernel_invariants)
     int max_side = 0;
     for (int v = 0; v < 4; v++)
         for (uint64_t idx = 0; idx < 12; idx++) {
-            dsd_blur_kernel k;
+            dsd_blur_psf k;
             generate(&variants[v], 1000 + (uint64_t)v, idx, &k);
             char what[64];
             snprintf(what, sizeof what, "variant %d index %llu", v, (unsigned long long)idx);
-            check_kernel(&k, &variants[v], what);
+            check_psf(&k, &variants[v], what);
             if (v == 0)
                 max_side = k.h > max_side ? k.h : max_side;
         }
     /* DeblurGAN's 60-pixel paths fill a good part of the canvas. */
-    ck_assert_msg(max_side >= 16, "the largest of 12 default kernels is only %d rows", max_side);
+    ck_assert_msg(max_side >= 16, "the largest of 12 default PSFs is only %d rows", max_side);
 }
 END_TEST
 
-/* anxiety 0 is a straight path of length L; its trimmed kernel spans about L
+/* anxiety 0 is a straight path of length L; its trimmed PSF spans about L
  * along the direction and its centroid (the path's midpoint: bilinear
- * splatting keeps first moments) is the kernel's anchor, so the blur does not
+ * splatting keeps first moments) is the PSF's anchor, so the blur does not
  * shift the image. */
-START_TEST(test_kernel_straight)
+START_TEST(test_psf_straight)
 {
-    dsd_blur_kernel_params p;
-    dsd_blur_kernel_params_default(&p);
+    dsd_blur_psf_params p;
+    dsd_blur_psf_params_default(&p);
     p.anxiety = 0;
     p.exposure = 1;
     for (uint64_t idx = 0; idx < 8; idx++) {
         for (int lv = 0; lv < 2; lv++) {
             p.length = lv ? 60.0 : 17.5;
-            dsd_blur_kernel k;
+            dsd_blur_psf k;
             generate(&p, 7, idx, &k);
             double span = sqrt((double)(k.h - 1) * (k.h - 1) + (double)(k.w - 1) * (k.w - 1));
             ck_assert_msg(span >= p.length - 2 && span <= p.length + 3, "index %llu: a straight "
-                          "path of %g px gives a %dx%d kernel", (unsigned long long)idx,
+                          "path of %g px gives a %dx%d PSF", (unsigned long long)idx,
                           p.length, k.h, k.w);
             double ci = 0, cj = 0;
             for (int i = 0; i < k.h; i++)
@@ -197,24 +197,24 @@ START_TEST(test_kernel_straight)
                     cj += j * (double)k.data[i * k.w + j];
                 }
             ck_assert_msg(fabs(ci - (k.h - 1) / 2) <= 1e-3 && fabs(cj - (k.w - 1) / 2) <= 1e-3,
-                          "index %llu: centroid (%.4f, %.4f) of the %dx%d kernel is off its "
+                          "index %llu: centroid (%.4f, %.4f) of the %dx%d PSF is off its "
                           "anchor", (unsigned long long)idx, ci, cj, k.h, k.w);
         }
     }
     /* length 0: a single pixel. */
     p.length = 0;
-    dsd_blur_kernel k;
+    dsd_blur_psf k;
     generate(&p, 7, 0, &k);
     ck_assert_msg(k.h == 1 && k.w == 1 && k.data[0] == 1.0f, "length 0 gives %dx%d, [0] = %g",
                   k.h, k.w, (double)k.data[0]);
 }
 END_TEST
 
-START_TEST(test_kernel_reproducible)
+START_TEST(test_psf_reproducible)
 {
-    dsd_blur_kernel_params p;
-    dsd_blur_kernel_params_default(&p);
-    static dsd_blur_kernel a, b;
+    dsd_blur_psf_params p;
+    dsd_blur_psf_params_default(&p);
+    static dsd_blur_psf a, b;
     for (uint64_t idx = 0; idx < 6; idx++) {
         generate(&p, 99, idx, &a);
         generate(&p, 99, idx, &b);
@@ -222,46 +222,46 @@ START_TEST(test_kernel_reproducible)
                       memcmp(a.data, b.data, (size_t)a.h * a.w * sizeof(float)) == 0,
                       "index %llu: two runs differ", (unsigned long long)idx);
         generate(&p, 100, idx, &b); /* another seed */
-        ck_assert_msg(kernel_hash(&a) != kernel_hash(&b), "seeds 99 and 100 give the same "
-                      "kernel at index %llu", (unsigned long long)idx);
+        ck_assert_msg(psf_hash(&a) != psf_hash(&b), "seeds 99 and 100 give the same "
+                      "PSF at index %llu", (unsigned long long)idx);
         generate(&p, 99, idx + 1000, &b); /* another index */
-        ck_assert_msg(kernel_hash(&a) != kernel_hash(&b), "indices %llu and %llu of seed 99 "
-                      "give the same kernel", (unsigned long long)idx,
+        ck_assert_msg(psf_hash(&a) != psf_hash(&b), "indices %llu and %llu of seed 99 "
+                      "give the same PSF", (unsigned long long)idx,
                       (unsigned long long)(idx + 1000));
     }
     /* The stream advances by the same number of words whatever the exposure,
-     * and a copied stream replays the same kernel. */
+     * and a copied stream replays the same PSF. */
     dsd_rng r1, r2;
     dsd_rng_init(&r1, 5, 5);
     r2 = r1;
     p.exposure = 0.1;
-    ck_assert(dsd_blur_kernel_generate(&p, &r1, &a, NULL) == DSD_OK);
+    ck_assert(dsd_blur_psf_generate(&p, &r1, &a, NULL) == DSD_OK);
     p.exposure = 1.0;
-    ck_assert(dsd_blur_kernel_generate(&p, &r2, &b, NULL) == DSD_OK);
+    ck_assert(dsd_blur_psf_generate(&p, &r2, &b, NULL) == DSD_OK);
     ck_assert_msg(memcmp(&r1, &r2, sizeof r1) == 0, "exposure changes how far the stream moves");
     ck_assert_msg(a.h * a.w < b.h * b.w, "exposure 0.1 (%dx%d) is not smaller than 1 (%dx%d)",
                   a.h, a.w, b.h, b.w);
     dsd_rng r3 = r1, r4 = r1;
-    ck_assert(dsd_blur_kernel_generate(&p, &r3, &a, NULL) == DSD_OK);
-    ck_assert(dsd_blur_kernel_generate(&p, &r4, &b, NULL) == DSD_OK);
-    ck_assert(kernel_hash(&a) == kernel_hash(&b));
+    ck_assert(dsd_blur_psf_generate(&p, &r3, &a, NULL) == DSD_OK);
+    ck_assert(dsd_blur_psf_generate(&p, &r4, &b, NULL) == DSD_OK);
+    ck_assert(psf_hash(&a) == psf_hash(&b));
 }
 END_TEST
 
 /* Pinned checksums: any change to the generator, its draw order or its
  * arithmetic changes these. Update them only for an intended change, and say
- * so in the commit (training runs with the old kernels are not reproducible
+ * so in the commit (training runs with the old PSFs are not reproducible
  * across it). */
-START_TEST(test_kernel_checksums)
+START_TEST(test_psf_checksums)
 {
-    dsd_blur_kernel_params d;
-    dsd_blur_kernel_params_default(&d);
-    dsd_blur_kernel_params line = d, fixed = d;
+    dsd_blur_psf_params d;
+    dsd_blur_psf_params_default(&d);
+    dsd_blur_psf_params line = d, fixed = d;
     line.size = 33, line.length = 30, line.anxiety = 0, line.exposure = 1;
     fixed.size = 48, fixed.length = 40, fixed.anxiety = 0.005, fixed.exposure = 0.5;
     fixed.trim = 0;
     struct {
-        const dsd_blur_kernel_params *p;
+        const dsd_blur_psf_params *p;
         uint64_t seed, index;
         int h, w;
         uint64_t hash;
@@ -274,9 +274,9 @@ START_TEST(test_kernel_checksums)
     };
     int bad = 0;
     for (int i = 0; i < TU_COUNT(pins); i++) {
-        static dsd_blur_kernel k;
+        static dsd_blur_psf k;
         generate(pins[i].p, pins[i].seed, pins[i].index, &k);
-        uint64_t h = kernel_hash(&k);
+        uint64_t h = psf_hash(&k);
         if (k.h != pins[i].h || k.w != pins[i].w || h != pins[i].hash) {
             fprintf(stderr, "pin %d (seed %llu, index %llu): got %dx%d 0x%016llx, want %dx%d "
                     "0x%016llx\n", i, (unsigned long long)pins[i].seed,
@@ -285,12 +285,12 @@ START_TEST(test_kernel_checksums)
             bad++;
         }
     }
-    ck_assert_msg(bad == 0, "%d of %d pinned kernels changed (see stderr)", bad,
+    ck_assert_msg(bad == 0, "%d of %d pinned PSFs changed (see stderr)", bad,
                   TU_COUNT(pins));
 }
 END_TEST
 
-START_TEST(test_kernel_errors)
+START_TEST(test_psf_errors)
 {
     static const struct {
         const char *field;
@@ -305,34 +305,34 @@ START_TEST(test_kernel_errors)
         {"exposure", 64, 2000, 1, 60, 0, 0}, {"exposure", 64, 2000, 1, 60, 0, 1.01},
         {"trim", 64, 2000, 2, 60, 0, 1},
     };
-    dsd_blur_kernel k;
+    dsd_blur_psf k;
     for (int i = 0; i < TU_COUNT(bad); i++) {
-        dsd_blur_kernel_params p = {bad[i].size, bad[i].steps, bad[i].length, bad[i].anxiety,
+        dsd_blur_psf_params p = {bad[i].size, bad[i].steps, bad[i].length, bad[i].anxiety,
                                     bad[i].exposure, bad[i].trim};
         dsd_rng r;
         dsd_rng_init(&r, 1, 1);
         dsd_error err = {0};
-        dsd_status st = dsd_blur_kernel_generate(&p, &r, &k, &err);
+        dsd_status st = dsd_blur_psf_generate(&p, &r, &k, &err);
         ck_assert_msg(st == DSD_ERR_INVALID_ARGUMENT && strstr(err.message, bad[i].field),
                       "case %d (%s): %s, \"%s\"", i, bad[i].field, dsd_status_name(st),
                       err.message);
     }
-    dsd_blur_kernel_params p;
-    dsd_blur_kernel_params_default(&p);
+    dsd_blur_psf_params p;
+    dsd_blur_psf_params_default(&p);
     dsd_rng r;
     dsd_rng_init(&r, 1, 1);
-    ck_assert(dsd_blur_kernel_generate(NULL, &r, &k, NULL) == DSD_ERR_INVALID_ARGUMENT);
-    ck_assert(dsd_blur_kernel_generate(&p, NULL, &k, NULL) == DSD_ERR_INVALID_ARGUMENT);
-    ck_assert(dsd_blur_kernel_generate(&p, &r, NULL, NULL) == DSD_ERR_INVALID_ARGUMENT);
+    ck_assert(dsd_blur_psf_generate(NULL, &r, &k, NULL) == DSD_ERR_INVALID_ARGUMENT);
+    ck_assert(dsd_blur_psf_generate(&p, NULL, &k, NULL) == DSD_ERR_INVALID_ARGUMENT);
+    ck_assert(dsd_blur_psf_generate(&p, &r, NULL, NULL) == DSD_ERR_INVALID_ARGUMENT);
     /* The boundary values are accepted. */
     p.size = 1, p.length = 0, p.steps = 2, p.anxiety = 1, p.exposure = 1e-9;
-    ck_assert(dsd_blur_kernel_generate(&p, &r, &k, NULL) == DSD_OK);
+    ck_assert(dsd_blur_psf_generate(&p, &r, &k, NULL) == DSD_OK);
     ck_assert(k.h == 1 && k.w == 1 && k.data[0] == 1.0f);
     /* Embedding into a smaller frame. */
     float frame[4];
     k.h = 3, k.w = 1;
     dsd_error err = {0};
-    ck_assert(dsd_blur_kernel_embed(&k, 2, 2, frame, &err) == DSD_ERR_SHAPE);
+    ck_assert(dsd_blur_psf_embed(&k, 2, 2, frame, &err) == DSD_ERR_SHAPE);
     ck_assert_msg(strstr(err.message, "3x1") && strstr(err.message, "2x2"), "%s", err.message);
 }
 END_TEST
@@ -365,24 +365,24 @@ END_TEST
 
 typedef struct conv_case {
     int n, c, h, w;   /* image */
-    int kn, kh, kw;   /* kernel (kn = 1 or n) */
-    int camera;       /* 1: a generated camera-shake kernel (kn == 1), else random */
+    int kn, kh, kw;   /* PSF (kn = 1 or n) */
+    int camera;       /* 1: a generated camera-shake PSF (kn == 1), else random */
     int in_place;     /* y is x */
 } conv_case;
 
 static const conv_case conv_cases[] = {
-    {2, 3, 37, 29, 2, 13, 9, 0, 0},   /* odd everything, per-image kernels */
-    {2, 3, 64, 48, 1, 31, 31, 0, 0},  /* shared kernel */
-    {1, 2, 10, 9, 1, 19, 17, 0, 0},   /* kernel wider than half the image: pads 9 < 10, 8 < 9 */
-    {3, 1, 11, 7, 3, 6, 4, 0, 0},     /* even kernel sides */
-    {2, 3, 40, 45, 1, 0, 0, 1, 0},    /* a camera-shake kernel */
+    {2, 3, 37, 29, 2, 13, 9, 0, 0},   /* odd everything, per-image PSFs */
+    {2, 3, 64, 48, 1, 31, 31, 0, 0},  /* shared PSF */
+    {1, 2, 10, 9, 1, 19, 17, 0, 0},   /* PSF wider than half the image: pads 9 < 10, 8 < 9 */
+    {3, 1, 11, 7, 3, 6, 4, 0, 0},     /* even PSF sides */
+    {2, 3, 40, 45, 1, 0, 0, 1, 0},    /* a camera-shake PSF */
     {2, 1, 23, 17, 2, 5, 8, 0, 1},    /* in place */
     {1, 1, 1, 5, 1, 1, 3, 0, 0},      /* a single row */
 };
 /* Under Oclgrind (DSDEBLUR_TEST_SMALL=1): the same kinds of case, smaller. */
 static const conv_case conv_cases_small[] = {
     {2, 3, 5, 3, 2, 3, 3, 0, 0},
-    {1, 2, 6, 5, 1, 11, 9, 0, 0}, /* kernel wider than half the image */
+    {1, 2, 6, 5, 1, 11, 9, 0, 0}, /* PSF wider than half the image */
     {2, 1, 3, 5, 2, 2, 2, 0, 1},  /* even, in place */
 };
 static const conv_case *cases = conv_cases;
@@ -390,17 +390,18 @@ static int n_cases = TU_COUNT(conv_cases);
 
 START_TEST(test_conv)
 {
+    dsd_fft_plans plans = {0}; /* clFFT plans of this test's blurs */
     const conv_case *cc = &cases[_i];
     tu_rng r = tu_rng_init(0xb1u + (uint64_t)_i);
     int kh = cc->kh, kw = cc->kw;
-    static dsd_blur_kernel cam;
+    static dsd_blur_psf cam;
     if (cc->camera) {
-        dsd_blur_kernel_params p;
-        dsd_blur_kernel_params_default(&p);
+        dsd_blur_psf_params p;
+        dsd_blur_psf_params_default(&p);
         p.exposure = 1;
         generate(&p, 31337, 2, &cam);
         kh = cam.h, kw = cam.w;
-        ck_assert_msg(kh > 4 && kw > 4 && kh <= cc->h && kw <= cc->w, "camera kernel %dx%d", kh,
+        ck_assert_msg(kh > 4 && kw > 4 && kh <= cc->h && kw <= cc->w, "camera PSF %dx%d", kh,
                       kw);
     }
     const int xs[4] = {cc->n, cc->c, cc->h, cc->w}, ks[4] = {cc->kn, 1, kh, kw};
@@ -421,20 +422,20 @@ START_TEST(test_conv)
     tu_guarded_from(&tk, ks, k);
     tu_guarded_init(&ty, xs);
     dsd_tensor *y = cc->in_place ? &tx.v : &ty.v;
-    TU_OK(dsd_blur_apply(tu_ctx(), &tx.v, &tk.v, 0.0f, 1, 2, y));
+    TU_OK(dsd_blur_apply(tu_ctx(), &plans, &tx.v, &tk.v, 0.0f, 1, 2, y));
     char what[96];
     snprintf(what, sizeof what, "blur %dx%dx%dx%d with %dx1x%dx%d", cc->n, cc->c, cc->h, cc->w,
              cc->kn, kh, kw);
     tu_check_tensor(what, y, ref, TOL);
     tu_guarded_check(&tx, "x");
-    tu_guarded_check(&tk, "kernel");
+    tu_guarded_check(&tk, "PSF");
     if (!cc->in_place)
         tu_guarded_check(&ty, "y");
     /* Deterministic run to run. */
     double *again = tu_alloc(nx), *first = tu_alloc(nx);
     tu_download(y, first);
     if (!cc->in_place) {
-        TU_OK(dsd_blur_apply(tu_ctx(), &tx.v, &tk.v, 0.0f, 1, 2, y));
+        TU_OK(dsd_blur_apply(tu_ctx(), &plans, &tx.v, &tk.v, 0.0f, 1, 2, y));
         tu_download(y, again);
         ck_assert_msg(memcmp(first, again, nx * sizeof *first) == 0, "%s: two runs differ",
                       what);
@@ -443,14 +444,16 @@ START_TEST(test_conv)
     tu_guarded_free(&tk);
     tu_guarded_free(&ty);
     free(x), free(k), free(ref), free(again), free(first);
+    dsd_fft_plans_free(&plans);
 }
 END_TEST
 
-/* A delta at the anchor leaves the image as it is; a framed kernel blurs as
- * the kernel itself (dsd_blur_kernel_embed keeps the anchor). */
+/* A delta at the anchor leaves the image as it is; a framed PSF blurs as
+ * the PSF itself (dsd_blur_psf_embed keeps the anchor). */
 START_TEST(test_delta_and_embed)
 {
-    /* (image H, W, kernel KH, KW) */
+    dsd_fft_plans plans = {0}; /* clFFT plans of this test's blurs */
+    /* (image H, W, PSF KH, KW) */
     static const int full[][4] = {{21, 26, 1, 1}, {21, 26, 5, 7}, {21, 26, 6, 3}};
     static const int small[][4] = {{7, 5, 1, 1}, {5, 3, 3, 3}, {3, 5, 2, 2}};
     const int (*cases_d)[4] = tu_small() ? small : full;
@@ -468,7 +471,7 @@ START_TEST(test_delta_and_embed)
         tu_tensor_from(&tx, 2, 3, h, w, x);
         tu_tensor(&ty, 2, 3, h, w);
         tu_tensor_from(&tk, 1, 1, kh, kw, k);
-        TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, 0.0f, 0, 0, &ty));
+        TU_OK(dsd_blur_apply(tu_ctx(), &plans, &tx, &tk, 0.0f, 0, 0, &ty));
         char what[64];
         snprintf(what, sizeof what, "%dx%d delta on %dx%d", kh, kw, h, w);
         tu_check_tensor(what, &ty, x, 1e-5);
@@ -477,20 +480,20 @@ START_TEST(test_delta_and_embed)
         tu_tensor_free(&ty);
         free(x), free(k);
     }
-    /* A trimmed camera-shake kernel and the same kernel framed in 31x30. */
-    dsd_blur_kernel_params p;
-    dsd_blur_kernel_params_default(&p);
+    /* A trimmed camera-shake PSF and the same PSF framed in 31x30. */
+    dsd_blur_psf_params p;
+    dsd_blur_psf_params_default(&p);
     p.size = 24, p.length = 20, p.exposure = 1;
-    static dsd_blur_kernel cam;
+    static dsd_blur_psf cam;
     generate(&p, 3, 3, &cam);
-    ck_assert_msg(cam.h < 31 && cam.w < 30, "kernel %dx%d", cam.h, cam.w);
+    ck_assert_msg(cam.h < 31 && cam.w < 30, "PSF %dx%d", cam.h, cam.w);
     float framed[31 * 30];
     dsd_error err = {0};
-    ck_assert(dsd_blur_kernel_embed(&cam, 31, 30, framed, &err) == DSD_OK);
+    ck_assert(dsd_blur_psf_embed(&cam, 31, 30, framed, &err) == DSD_OK);
     double sum = 0;
     for (int i = 0; i < 31 * 30; i++)
         sum += framed[i];
-    ck_assert_msg(fabs(sum - 1) < 1e-6, "framed kernel sums to %.9f", sum);
+    ck_assert_msg(fabs(sum - 1) < 1e-6, "framed PSF sums to %.9f", sum);
     const int xs[4] = {2, 3, 21, 26};
     size_t nx = tu_numel4(xs);
     double *x = tu_alloc(nx), *want = tu_alloc(nx);
@@ -502,18 +505,19 @@ START_TEST(test_delta_and_embed)
     for (int i = 0; i < cam.h * cam.w; i++)
         kd[i] = cam.data[i];
     tu_tensor_from(&tk, 1, 1, cam.h, cam.w, kd);
-    TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, 0.0f, 0, 0, &ty));
+    TU_OK(dsd_blur_apply(tu_ctx(), &plans, &tx, &tk, 0.0f, 0, 0, &ty));
     tu_download(&ty, want);
     tu_tensor_free(&tk);
     for (int i = 0; i < 31 * 30; i++)
         kd[i] = framed[i];
     tu_tensor_from(&tk, 1, 1, 31, 30, kd);
-    TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, 0.0f, 0, 0, &ty));
-    tu_check_tensor("framed vs trimmed kernel", &ty, want, 1e-5);
+    TU_OK(dsd_blur_apply(tu_ctx(), &plans, &tx, &tk, 0.0f, 0, 0, &ty));
+    tu_check_tensor("framed vs trimmed PSF", &ty, want, 1e-5);
     tu_tensor_free(&tk);
     tu_tensor_free(&tx);
     tu_tensor_free(&ty);
     free(x), free(want);
+    dsd_fft_plans_free(&plans);
 }
 END_TEST
 
@@ -522,6 +526,7 @@ END_TEST
 
 START_TEST(test_noise)
 {
+    dsd_fft_plans plans = {0}; /* clFFT plans of this test's blurs */
     /* 59946 values (1680 under Oclgrind) */
     const int n = tu_small() ? 16 : 2, c = 3, h = tu_small() ? 7 : 97, w = tu_small() ? 5 : 103;
     const float sigma = 0.1f;
@@ -535,7 +540,7 @@ START_TEST(test_noise)
     tu_tensor(&ty, n, c, h, w);
     double one = 1.0;
     tu_tensor_from(&tk, 1, 1, 1, 1, &one);
-    TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, sigma, seed, stream, &ty));
+    TU_OK(dsd_blur_apply(tu_ctx(), &plans, &tx, &tk, sigma, seed, stream, &ty));
     tu_download(&ty, got);
     /* Against the host formula, element by element (|g| <= 5.8 keeps the
      * zero image off the clamp). */
@@ -551,10 +556,10 @@ START_TEST(test_noise)
     ck_assert_msg(fabs(sd / sigma - 1) < 4 / sqrt(2.0 * count), "noise std %.6f, want %.3f", sd,
                   (double)sigma);
     /* Reproducible; another stream or seed gives other noise. */
-    TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, sigma, seed, stream, &ty));
+    TU_OK(dsd_blur_apply(tu_ctx(), &plans, &tx, &tk, sigma, seed, stream, &ty));
     tu_download(&ty, other);
     ck_assert_msg(memcmp(got, other, count * sizeof *got) == 0, "same seed, different noise");
-    TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, sigma, seed, stream + 1, &ty));
+    TU_OK(dsd_blur_apply(tu_ctx(), &plans, &tx, &tk, sigma, seed, stream + 1, &ty));
     tu_download(&ty, other);
     double corr = 0;
     for (size_t i = 0; i < count; i++)
@@ -562,14 +567,14 @@ START_TEST(test_noise)
     corr /= ss;
     ck_assert_msg(fabs(corr) < 4 / sqrt((double)count), "streams %llu and %llu correlate (%.4f)",
                   (unsigned long long)stream, (unsigned long long)stream + 1, corr);
-    TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, sigma, seed + 1, stream, &ty));
+    TU_OK(dsd_blur_apply(tu_ctx(), &plans, &tx, &tk, sigma, seed + 1, stream, &ty));
     tu_download(&ty, other);
     ck_assert(memcmp(got, other, count * sizeof *got) != 0);
     /* Clamp: an image at 0.9 with sigma 0.5 stays in [-1, 1] and hits 1. */
     for (size_t i = 0; i < count; i++)
         x[i] = 0.9;
     tu_upload(&tx, x);
-    TU_OK(dsd_blur_apply(tu_ctx(), &tx, &tk, 0.5f, seed, stream, &ty));
+    TU_OK(dsd_blur_apply(tu_ctx(), &plans, &tx, &tk, 0.5f, seed, stream, &ty));
     tu_download(&ty, got);
     size_t at_one = 0;
     for (size_t i = 0; i < count; i++) {
@@ -585,6 +590,7 @@ START_TEST(test_noise)
     tu_tensor_free(&ty);
     tu_tensor_free(&tk);
     free(x), free(got), free(want), free(other);
+    dsd_fft_plans_free(&plans);
 }
 END_TEST
 
@@ -609,6 +615,7 @@ END_TEST
 
 START_TEST(test_errors)
 {
+    dsd_fft_plans plans = {0}; /* clFFT plans of this test's blurs */
     dsd_context *ctx = tu_ctx();
     dsd_tensor x, y, k, ybad, kbad_c, kbad_n, kbig_h, kbig_w;
     tu_tensor(&x, 2, 3, 10, 9);
@@ -620,36 +627,37 @@ START_TEST(test_errors)
     tu_tensor(&kbig_h, 1, 1, 21, 3); /* needs 10 rows of reflection, H = 10 */
     tu_tensor(&kbig_w, 1, 1, 3, 18); /* needs 9 columns, W = 9 */
     dsd_tensor empty = {0};
-    tu_expect_status(dsd_blur_apply(ctx, NULL, &k, 0, 0, 0, &y), DSD_ERR_INVALID_ARGUMENT,
+    tu_expect_status(dsd_blur_apply(ctx, &plans, NULL, &k, 0, 0, 0, &y), DSD_ERR_INVALID_ARGUMENT,
                      "x NULL");
-    tu_expect_status(dsd_blur_apply(ctx, &x, NULL, 0, 0, 0, &y), DSD_ERR_INVALID_ARGUMENT,
-                     "kernel NULL");
-    tu_expect_status(dsd_blur_apply(ctx, &x, &k, 0, 0, 0, NULL), DSD_ERR_INVALID_ARGUMENT,
+    tu_expect_status(dsd_blur_apply(ctx, &plans, &x, NULL, 0, 0, 0, &y), DSD_ERR_INVALID_ARGUMENT,
+                     "PSF NULL");
+    tu_expect_status(dsd_blur_apply(ctx, &plans, &x, &k, 0, 0, 0, NULL), DSD_ERR_INVALID_ARGUMENT,
                      "y NULL");
-    tu_expect_status(dsd_blur_apply(ctx, &empty, &k, 0, 0, 0, &y), DSD_ERR_SHAPE, "x empty");
-    tu_expect_status(dsd_blur_apply(ctx, &x, &k, 0, 0, 0, &ybad), DSD_ERR_SHAPE, "y shape");
-    tu_expect_status(dsd_blur_apply(ctx, &x, &kbad_c, 0, 0, 0, &y), DSD_ERR_SHAPE,
-                     "kernel channels");
-    tu_expect_status(dsd_blur_apply(ctx, &x, &kbad_n, 0, 0, 0, &y), DSD_ERR_SHAPE,
-                     "kernel batch");
-    tu_expect_status(dsd_blur_apply(ctx, &x, &kbig_h, 0, 0, 0, &y), DSD_ERR_SHAPE,
-                     "kernel taller than 2H - 1");
+    tu_expect_status(dsd_blur_apply(ctx, &plans, &empty, &k, 0, 0, 0, &y), DSD_ERR_SHAPE,
+                     "x empty");
+    tu_expect_status(dsd_blur_apply(ctx, &plans, &x, &k, 0, 0, 0, &ybad), DSD_ERR_SHAPE, "y shape");
+    tu_expect_status(dsd_blur_apply(ctx, &plans, &x, &kbad_c, 0, 0, 0, &y), DSD_ERR_SHAPE,
+                     "PSF channels");
+    tu_expect_status(dsd_blur_apply(ctx, &plans, &x, &kbad_n, 0, 0, 0, &y), DSD_ERR_SHAPE,
+                     "PSF batch");
+    tu_expect_status(dsd_blur_apply(ctx, &plans, &x, &kbig_h, 0, 0, 0, &y), DSD_ERR_SHAPE,
+                     "PSF taller than 2H - 1");
     const char *msg = dsd_context_error(ctx)->message;
     ck_assert_msg(strstr(msg, "21x3") && strstr(msg, "H = 10") && strstr(msg, "2x3x10x9"),
                   "message does not name the sizes: %s", msg);
-    tu_expect_status(dsd_blur_apply(ctx, &x, &kbig_w, 0, 0, 0, &y), DSD_ERR_SHAPE,
-                     "kernel wider than 2W - 1");
+    tu_expect_status(dsd_blur_apply(ctx, &plans, &x, &kbig_w, 0, 0, 0, &y), DSD_ERR_SHAPE,
+                     "PSF wider than 2W - 1");
     msg = dsd_context_error(ctx)->message;
     ck_assert_msg(strstr(msg, "3x18") && strstr(msg, "W = 9"), "message: %s", msg);
     const float bad_sigma[] = {-0.1f, NAN, INFINITY};
     for (int i = 0; i < 3; i++) {
-        tu_expect_status(dsd_blur_apply(ctx, &x, &k, bad_sigma[i], 0, 0, &y),
+        tu_expect_status(dsd_blur_apply(ctx, &plans, &x, &k, bad_sigma[i], 0, 0, &y),
                          DSD_ERR_INVALID_ARGUMENT, "bad sigma");
         ck_assert_msg(strstr(dsd_context_error(ctx)->message, "noise_sigma"), "message: %s",
                       dsd_context_error(ctx)->message);
     }
-    /* The largest kernels that fit are accepted: 19 rows on H = 10, 17 columns
-     * on W = 9 (under Oclgrind 5 rows on H = 3, a column kernel on W = 5). */
+    /* The largest PSFs that fit are accepted: 19 rows on H = 10, 17 columns
+     * on W = 9 (under Oclgrind 5 rows on H = 3, a column PSF on W = 5). */
     dsd_tensor kmax, xm, ym;
     int mh = tu_small() ? 3 : 10, mw = tu_small() ? 5 : 9;
     tu_tensor(&kmax, 1, 1, 2 * mh - 1, tu_small() ? 1 : 2 * mw - 1);
@@ -657,11 +665,12 @@ START_TEST(test_errors)
     tu_tensor(&ym, 1, 2, mh, mw);
     TU_OK(dsd_tensor_fill(ctx, &kmax, 0.01f));
     TU_OK(dsd_tensor_fill(ctx, &xm, 0.5f));
-    TU_OK(dsd_blur_apply(ctx, &xm, &kmax, 0, 0, 0, &ym));
+    TU_OK(dsd_blur_apply(ctx, &plans, &xm, &kmax, 0, 0, 0, &ym));
     tu_tensor_free(&kmax), tu_tensor_free(&xm), tu_tensor_free(&ym);
     tu_tensor_free(&x), tu_tensor_free(&y), tu_tensor_free(&k), tu_tensor_free(&ybad);
     tu_tensor_free(&kbad_c), tu_tensor_free(&kbad_n), tu_tensor_free(&kbig_h);
     tu_tensor_free(&kbig_w);
+    dsd_fft_plans_free(&plans);
 }
 END_TEST
 
@@ -675,11 +684,11 @@ int main(void)
     TCase *tc = tcase_create("blur");
     tcase_set_timeout(tc, 900);
     tcase_add_test(tc, test_rng);
-    tcase_add_test(tc, test_kernel_invariants);
-    tcase_add_test(tc, test_kernel_straight);
-    tcase_add_test(tc, test_kernel_reproducible);
-    tcase_add_test(tc, test_kernel_checksums);
-    tcase_add_test(tc, test_kernel_errors);
+    tcase_add_test(tc, test_psf_invariants);
+    tcase_add_test(tc, test_psf_straight);
+    tcase_add_test(tc, test_psf_reproducible);
+    tcase_add_test(tc, test_psf_checksums);
+    tcase_add_test(tc, test_psf_errors);
     tcase_add_test(tc, test_fft_size);
     if (tu_small()) {
         cases = conv_cases_small;

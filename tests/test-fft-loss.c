@@ -126,11 +126,11 @@ static double max_abs(const double *x, size_t n)
     return m;
 }
 
-/* Runs forward and backward on ctx for inputs a, b of shape s and checks them
- * against the reference (da, db pre-filled; NULL skips that gradient on the
- * device, which then must not touch it). */
-static void check_op(dsd_context *ctx, const int s[4], const double *a, const double *b,
-                     int with_da, int with_db, uint64_t seed)
+/* Runs forward and backward on ctx (with its FFT plans) for inputs a, b of
+ * shape s and checks them against the reference (da, db pre-filled; NULL
+ * skips that gradient on the device, which then must not touch it). */
+static void check_op(dsd_context *ctx, dsd_fft_plans *plans, const int s[4], const double *a,
+                     const double *b, int with_da, int with_db, uint64_t seed)
 {
     size_t n = tu_numel4(s);
     char what[96];
@@ -143,7 +143,7 @@ static void check_op(dsd_context *ctx, const int s[4], const double *a, const do
     dsd_tensor loss;
     const int one[4] = {1, 1, 1, 1};
     tensor_init(ctx, &loss, one, NULL);
-    CTX_OK(ctx, dsd_fft_loss_forward(ctx, &va.v, &vb.v, &loss));
+    CTX_OK(ctx, dsd_fft_loss_forward(ctx, plans, &va.v, &vb.v, &loss));
     double got_loss;
     download(ctx, &loss, &got_loss);
     snprintf(what, sizeof what, "loss %dx%dx%dx%d", s[0], s[1], s[2], s[3]);
@@ -168,7 +168,7 @@ static void check_op(dsd_context *ctx, const int s[4], const double *a, const do
     tu_guarded vda, vdb;
     vt_init(ctx, &vda, s, pa);
     vt_init(ctx, &vdb, s, pb);
-    CTX_OK(ctx, dsd_fft_loss_backward(ctx, SCALE, &va.v, &vb.v, with_da ? &vda.v : NULL,
+    CTX_OK(ctx, dsd_fft_loss_backward(ctx, plans, SCALE, &va.v, &vb.v, with_da ? &vda.v : NULL,
                                       with_db ? &vdb.v : NULL));
     download(ctx, &vda.v, got);
     snprintf(what, sizeof what, "da %dx%dx%dx%d%s", s[0], s[1], s[2], s[3],
@@ -204,7 +204,9 @@ START_TEST(test_forward_backward)
     size_t n = tu_numel4(s);
     double *a = tu_alloc(n), *b = tu_alloc(n);
     make_inputs(100 + (uint64_t)_i, s, a, b);
-    check_op(tu_ctx(), s, a, b, 1, 1, 100 + (uint64_t)_i);
+    dsd_fft_plans plans = {0};
+    check_op(tu_ctx(), &plans, s, a, b, 1, 1, 100 + (uint64_t)_i);
+    dsd_fft_plans_free(&plans);
     free(a);
     free(b);
 }
@@ -218,7 +220,9 @@ START_TEST(test_one_gradient)
     size_t n = tu_numel4(s);
     double *a = tu_alloc(n), *b = tu_alloc(n);
     make_inputs(300, s, a, b);
-    check_op(tu_ctx(), s, a, b, _i == 0, _i == 1, 300);
+    dsd_fft_plans plans = {0};
+    check_op(tu_ctx(), &plans, s, a, b, _i == 0, _i == 1, 300);
+    dsd_fft_plans_free(&plans);
     free(a);
     free(b);
 }
@@ -313,29 +317,32 @@ START_TEST(test_shape_errors)
     tensor_init(ctx, &b6, s6, NULL);
     tensor_init(ctx, &loss2, s2, NULL);
     tensor_init(ctx, &da6, s6, NULL);
+    dsd_fft_plans plans = {0}, *fp = &plans;
     unsigned created = dsd_pool_get_stats(ctx).buffers_created;
 
     /* lengths with a prime factor clFFT lacks */
-    expect_error(ctx, dsd_fft_loss_forward(ctx, &a17, &b17, &loss), DSD_ERR_SHAPE, "H = 17");
-    expect_error(ctx, dsd_fft_loss_forward(ctx, &a17, &b17, &loss), DSD_ERR_SHAPE,
+    expect_error(ctx, dsd_fft_loss_forward(ctx, fp, &a17, &b17, &loss), DSD_ERR_SHAPE, "H = 17");
+    expect_error(ctx, dsd_fft_loss_forward(ctx, fp, &a17, &b17, &loss), DSD_ERR_SHAPE,
                  "prime factor 17");
-    expect_error(ctx, dsd_fft_loss_backward(ctx, 1.0f, &a17, &b17, &da, NULL), DSD_ERR_SHAPE,
+    expect_error(ctx, dsd_fft_loss_backward(ctx, fp, 1.0f, &a17, &b17, &da, NULL), DSD_ERR_SHAPE,
                  "H = 17");
-    expect_error(ctx, dsd_fft_loss_forward(ctx, &w34a, &w34b, &loss), DSD_ERR_SHAPE, "W = 34");
-    expect_error(ctx, dsd_fft_loss_backward(ctx, 1.0f, &w34a, &w34b, NULL, NULL), DSD_ERR_SHAPE,
+    expect_error(ctx, dsd_fft_loss_forward(ctx, fp, &w34a, &w34b, &loss), DSD_ERR_SHAPE, "W = 34");
+    expect_error(ctx, dsd_fft_loss_backward(ctx, fp, 1.0f, &w34a, &w34b, NULL, NULL), DSD_ERR_SHAPE,
                  "prime factor 17");
     /* mismatched shapes */
-    expect_error(ctx, dsd_fft_loss_forward(ctx, &a, &b6, &loss), DSD_ERR_SHAPE, "2x3x7x6");
-    expect_error(ctx, dsd_fft_loss_forward(ctx, &a, &b, &loss2), DSD_ERR_SHAPE, "1x1x1x1");
-    expect_error(ctx, dsd_fft_loss_backward(ctx, 1.0f, &a, &b6, &da, &db), DSD_ERR_SHAPE,
+    expect_error(ctx, dsd_fft_loss_forward(ctx, fp, &a, &b6, &loss), DSD_ERR_SHAPE, "2x3x7x6");
+    expect_error(ctx, dsd_fft_loss_forward(ctx, fp, &a, &b, &loss2), DSD_ERR_SHAPE, "1x1x1x1");
+    expect_error(ctx, dsd_fft_loss_backward(ctx, fp, 1.0f, &a, &b6, &da, &db), DSD_ERR_SHAPE,
                  "2x3x7x6");
-    expect_error(ctx, dsd_fft_loss_backward(ctx, 1.0f, &a, &b, &da6, &db), DSD_ERR_SHAPE, "da");
-    expect_error(ctx, dsd_fft_loss_backward(ctx, 1.0f, &a, &b, &da, &da6), DSD_ERR_SHAPE, "db");
+    expect_error(ctx, dsd_fft_loss_backward(ctx, fp, 1.0f, &a, &b, &da6, &db), DSD_ERR_SHAPE, "da");
+    expect_error(ctx, dsd_fft_loss_backward(ctx, fp, 1.0f, &a, &b, &da, &da6), DSD_ERR_SHAPE, "db");
     /* missing and empty tensors */
-    expect_error(ctx, dsd_fft_loss_forward(ctx, NULL, &b, &loss), DSD_ERR_INVALID_ARGUMENT, "a");
-    expect_error(ctx, dsd_fft_loss_forward(ctx, &a, &b, NULL), DSD_ERR_INVALID_ARGUMENT, "loss");
+    expect_error(ctx, dsd_fft_loss_forward(ctx, fp, NULL, &b, &loss), DSD_ERR_INVALID_ARGUMENT,
+                 "a");
+    expect_error(ctx, dsd_fft_loss_forward(ctx, fp, &a, &b, NULL), DSD_ERR_INVALID_ARGUMENT,
+                 "loss");
     dsd_tensor empty = dsd_tensor_view_batch(&a, 1, 5);
-    expect_error(ctx, dsd_fft_loss_forward(ctx, &empty, &b, &loss), DSD_ERR_SHAPE, "empty");
+    expect_error(ctx, dsd_fft_loss_forward(ctx, fp, &empty, &b, &loss), DSD_ERR_SHAPE, "empty");
 
     /* nothing was leased or written */
     ck_assert_uint_eq(dsd_pool_get_stats(ctx).buffers_created, created);
@@ -346,11 +353,12 @@ START_TEST(test_shape_errors)
     for (size_t i = 0; i < n; i++)
         ck_assert(h[i] == (double)(float)x[i]);
     /* neither gradient requested: valid, and a no-op */
-    TU_OK(dsd_fft_loss_backward(ctx, 1.0f, &a, &b, NULL, NULL));
+    TU_OK(dsd_fft_loss_backward(ctx, fp, 1.0f, &a, &b, NULL, NULL));
 
     dsd_tensor *all[] = {&a, &b, &loss, &da, &db, &a17, &b17, &w34a, &w34b, &b6, &loss2, &da6};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         tu_tensor_free(all[i]);
+    dsd_fft_plans_free(&plans);
     free(x);
     free(h);
 }
@@ -382,19 +390,29 @@ START_TEST(test_two_contexts)
     make_inputs(401, t2, c, d);
 
     /* in sequence: the second context works after the first is freed */
+    dsd_fft_plans px = {0}, py = {0}, pz = {0};
     dsd_context *x = new_context(0);
-    check_op(x, t1, a, b, 1, 1, 400);
+    check_op(x, &px, t1, a, b, 1, 1, 400);
+    dsd_fft_plans_free(&px);
     dsd_context_free(x);
     dsd_context *y = new_context(1);
-    check_op(y, t1, a, b, 1, 1, 400);
+    check_op(y, &py, t1, a, b, 1, 1, 400);
 
     /* overlapping: freeing one context leaves the other's plans working */
     dsd_context *z = new_context(0);
-    check_op(z, t2, c, d, 1, 1, 401);
-    check_op(y, t2, c, d, 1, 1, 401);
+    check_op(z, &pz, t2, c, d, 1, 1, 401);
+    check_op(y, &py, t2, c, d, 1, 1, 401);
+    /* plans belong to the context that made them */
+    dsd_tensor loss;
+    const int one[4] = {1, 1, 1, 1};
+    tensor_init(z, &loss, one, NULL);
+    expect_error(z, dsd_fft_loss_forward(z, &py, &loss, &loss, &loss), DSD_ERR_INVALID_ARGUMENT,
+                 "another context");
+    dsd_tensor_free(z, &loss);
+    dsd_fft_plans_free(&pz);
     dsd_context_free(z);
-    check_op(y, t1, a, b, 1, 1, 400);
-    check_op(y, t2, c, d, 1, 1, 401);
+    check_op(y, &py, t1, a, b, 1, 1, 400);
+    check_op(y, &py, t2, c, d, 1, 1, 401);
 
     /* profiling records clFFT's transforms next to the kernels */
     dsd_profile_entry *prof;
@@ -408,6 +426,7 @@ START_TEST(test_two_contexts)
     }
     free(prof);
     ck_assert_msg(seen_fwd && seen_bwd && seen_final, "profile lacks clFFT or reduction entries");
+    dsd_fft_plans_free(&py);
     dsd_context_free(y);
     free(a);
     free(b);
@@ -428,6 +447,7 @@ START_TEST(test_determinism)
     make_inputs(500, s, a, b);
     tu_rng r = tu_rng_init(501);
     tu_fill_nonzero(&r, p, n, 0.001, 0.01);
+    dsd_fft_plans plans = {0};
     float *res[2][3];
     unsigned created = 0;
     uint64_t in_use = 0;
@@ -440,8 +460,8 @@ START_TEST(test_determinism)
         tensor_init(ctx, &db, s, p);
         tensor_init(ctx, &loss, one, NULL);
         dsd_pool_stats before = dsd_pool_get_stats(ctx);
-        TU_OK(dsd_fft_loss_forward(ctx, &ta, &tb, &loss));
-        TU_OK(dsd_fft_loss_backward(ctx, 0.75f, &ta, &tb, &da, &db));
+        TU_OK(dsd_fft_loss_forward(ctx, &plans, &ta, &tb, &loss));
+        TU_OK(dsd_fft_loss_backward(ctx, &plans, 0.75f, &ta, &tb, &da, &db));
         dsd_pool_stats after = dsd_pool_get_stats(ctx);
         /* the op's temporaries all went back to the pool */
         ck_assert_uint_eq(after.bytes_in_use, before.bytes_in_use);
@@ -472,6 +492,7 @@ START_TEST(test_determinism)
     for (int run = 0; run < 2; run++)
         for (int k = 0; k < 3; k++)
             free(res[run][k]);
+    dsd_fft_plans_free(&plans);
     free(a);
     free(b);
     free(p);
@@ -499,6 +520,6 @@ int main(void)
     tcase_add_test(tc, test_determinism);
     suite_add_tcase(s, tc);
     int rc = tu_run(s); /* frees the shared context first */
-    clfftTeardown();    /* clFFT's process-wide state: once, after every context is gone */
+    clfftTeardown();    /* clFFT's process-wide state: once, after every plan and context */
     return rc;
 }

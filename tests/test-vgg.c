@@ -1,8 +1,9 @@
 /*
- * test-vgg.c: the VGG-19 feature extractor (src/model/vgg.c) and the content
- * losses (src/model/content_loss.c) against double-precision references
- * composed here from the op references in tests/ref (conv2d, ReLU, 2x2 max
- * pool, the pixel losses and the DFT loss).
+ * test-vgg.c: the VGG-19 feature extractor (src/model/vgg.c, its weights
+ * file src/io/vgg_file.c) and the content losses (src/model/content_loss.c)
+ * against double-precision references composed here from the op references
+ * in tests/ref (conv2d, ReLU, 2x2 max pool, the pixel losses and the DFT
+ * loss).
  *
  * VGG: features and dx (accumulated on a random pre-fill) to 1e-4 relative
  * for several output layers (relu1_2, relu2_2, conv3_3, relu3_3), N = 2 and

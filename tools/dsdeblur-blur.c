@@ -1,6 +1,7 @@
 /*
  * dsdeblur-blur: makes a synthetic blurred/sharp test set from sharp images,
- * with the same random camera-shake kernels and FFT blur dsdeblur-train's
+ * with the same random camera-shake blur kernels (point-spread functions,
+ * PSFs) and FFT blur dsdeblur-train's
  * synthetic mode uses (doc/synthetic-blur.md), so a held-out evaluation can be
  * built from any photographs:
  *
@@ -58,21 +59,21 @@ static void out_path(char *buf, size_t size, const char *out, const char *sub, c
     snprintf(buf, size, "%s/%s/%s.png", out, sub, base);
 }
 
-/* The kernel as a gray picture, scaled so its largest weight is white. */
-static dsd_status save_kernel(const dsd_blur_kernel *k, const char *path, dsd_error *err)
+/* The PSF as a gray picture, scaled so its largest weight is white. */
+static dsd_status save_psf(const dsd_blur_psf *psf, const char *path, dsd_error *err)
 {
     dsd_image img;
     dsd_image_init(&img);
     const int scale = 4;
-    dsd_status st = dsd_image_alloc(&img, k->w * scale, k->h * scale, err);
+    dsd_status st = dsd_image_alloc(&img, psf->w * scale, psf->h * scale, err);
     if (st != DSD_OK)
         return st;
     float mx = 0;
-    for (int i = 0; i < k->h * k->w; i++)
-        mx = k->data[i] > mx ? k->data[i] : mx;
+    for (int i = 0; i < psf->h * psf->w; i++)
+        mx = psf->data[i] > mx ? psf->data[i] : mx;
     for (int y = 0; y < img.height; y++)
         for (int x = 0; x < img.width; x++) {
-            float v = mx > 0 ? k->data[(y / scale) * k->w + x / scale] / mx : 0;
+            float v = mx > 0 ? psf->data[(y / scale) * psf->w + x / scale] / mx : 0;
             uint8_t u = (uint8_t)(v * 255.0f + 0.5f);
             uint8_t *p = img.data + ((size_t)y * img.width + x) * 3;
             p[0] = p[1] = p[2] = u;
@@ -82,8 +83,8 @@ static dsd_status save_kernel(const dsd_blur_kernel *k, const char *path, dsd_er
     return st;
 }
 
-static int blur_one(dsd_context *ctx, const char *in, uint64_t index, uint64_t seed, int ksize,
-                    float noise, const char *out, int force)
+static int blur_one(dsd_context *ctx, dsd_fft_plans *plans, const char *in, uint64_t index,
+                    uint64_t seed, int ksize, float noise, const char *out, int force)
 {
     dsd_error err;
     char pb[4096], ps[4096], pk[4096];
@@ -105,28 +106,28 @@ static int blur_one(dsd_context *ctx, const char *in, uint64_t index, uint64_t s
     int rc = 1;
     size_t numel = dsd_image_numel(&img);
     float *host = malloc(numel * sizeof *host);
-    dsd_tensor x = {0}, kt = {0};
-    dsd_blur_kernel_params kp;
-    dsd_blur_kernel_params_default(&kp);
-    kp.size = ksize;
-    kp.length = 2.0 * ((ksize - 1) / 2) * 60.0 / 62.0; /* as dsdeblur-train */
+    dsd_tensor x = {0}, pt = {0};
+    dsd_blur_psf_params pp;
+    dsd_blur_psf_params_default(&pp);
+    pp.size = ksize;
+    pp.length = 2.0 * ((ksize - 1) / 2) * 60.0 / 62.0; /* as dsdeblur-train */
     dsd_rng rng;
     dsd_rng_init(&rng, seed, index);
-    dsd_blur_kernel k;
+    dsd_blur_psf psf;
     if (!host) {
         fprintf(stderr, "%s: %s: out of memory\n", prog, in);
         goto done;
     }
-    if (dsd_blur_kernel_generate(&kp, &rng, &k, &err) != DSD_OK) {
+    if (dsd_blur_psf_generate(&pp, &rng, &psf, &err) != DSD_OK) {
         cli_print_error(prog, &err);
         goto done;
     }
     dsd_image_to_planar(&img, host);
     if (dsd_tensor_init(ctx, &x, 1, 3, img.height, img.width) != DSD_OK ||
-        dsd_tensor_init(ctx, &kt, 1, 1, k.h, k.w) != DSD_OK ||
+        dsd_tensor_init(ctx, &pt, 1, 1, psf.h, psf.w) != DSD_OK ||
         dsd_tensor_upload(ctx, &x, host, numel) != DSD_OK ||
-        dsd_tensor_upload(ctx, &kt, k.data, (size_t)k.h * k.w) != DSD_OK ||
-        dsd_blur_apply(ctx, &x, &kt, noise, seed, index, &x) != DSD_OK ||
+        dsd_tensor_upload(ctx, &pt, psf.data, (size_t)psf.h * psf.w) != DSD_OK ||
+        dsd_blur_apply(ctx, plans, &x, &pt, noise, seed, index, &x) != DSD_OK ||
         dsd_tensor_download(ctx, &x, host, numel) != DSD_OK) {
         fprintf(stderr, "%s: %s: ", prog, in);
         cli_print_error(prog, dsd_context_error(ctx));
@@ -138,17 +139,17 @@ static int blur_one(dsd_context *ctx, const char *in, uint64_t index, uint64_t s
     }
     dsd_image_from_planar(&res, host);
     if (dsd_image_save(pb, &res, &err) != DSD_OK || dsd_image_save(ps, &img, &err) != DSD_OK ||
-        save_kernel(&k, pk, &err) != DSD_OK) {
+        save_psf(&psf, pk, &err) != DSD_OK) {
         cli_print_error(prog, &err);
         goto done;
     }
-    printf("%s -> %s (kernel %dx%d)\n", in, pb, k.w, k.h);
+    printf("%s -> %s (kernel %dx%d)\n", in, pb, psf.w, psf.h);
     rc = 0;
 done:
     if (x.buf)
         dsd_tensor_free(ctx, &x);
-    if (kt.buf)
-        dsd_tensor_free(ctx, &kt);
+    if (pt.buf)
+        dsd_tensor_free(ctx, &pt);
     free(host);
     dsd_image_free(&img);
     dsd_image_free(&res);
@@ -180,7 +181,7 @@ int main(int argc, char **argv)
                     cli_args_fail(&a, "--seed '%s' is not a number", v);
             }
         } else if (cli_args_option(&a, NULL, "--kernel-size")) {
-            cli_args_int(&a, 3, DSD_BLUR_KERNEL_MAX, &ksize);
+            cli_args_int(&a, 3, DSD_BLUR_PSF_MAX, &ksize);
         } else if (cli_args_option(&a, NULL, "--noise")) {
             if ((v = cli_args_value(&a))) {
                 noise = strtod(v, &end);
@@ -209,11 +210,13 @@ int main(int argc, char **argv)
     dsd_context *ctx = cli_context(prog, a.device, 0);
     if (!ctx)
         return 1;
+    dsd_fft_plans plans = {0}; /* one clFFT plan per image size, shared by the images */
     int failed = 0;
     for (int k = first; k < argc; k++)
-        failed |= blur_one(ctx, argv[k], (uint64_t)(k - first), seed, ksize, (float)noise, out,
-                           force);
+        failed |= blur_one(ctx, &plans, argv[k], (uint64_t)(k - first), seed, ksize,
+                           (float)noise, out, force);
+    dsd_fft_plans_free(&plans);
     dsd_context_free(ctx);
-    clfftTeardown();
+    clfftTeardown(); /* after every plan and context: see src/ops/fft_loss.c */
     return failed ? 1 : 0;
 }

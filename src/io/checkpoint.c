@@ -48,8 +48,10 @@ static dsd_status check_struct(dsd_error *err, const dsd_checkpoint *ck, const c
         const char *name;
         size_t count;
     } moments[4] = {
-        {ck->g_m, "g_m", ck->g->params.count}, {ck->g_v, "g_v", ck->g->params.count},
-        {ck->d_m, "d_m", ck->d->params.count}, {ck->d_v, "d_v", ck->d->params.count},
+        {.t = ck->g_m, .name = "g_m", .count = ck->g->params.count},
+        {.t = ck->g_v, .name = "g_v", .count = ck->g->params.count},
+        {.t = ck->d_m, .name = "d_m", .count = ck->d->params.count},
+        {.t = ck->d_v, .name = "d_v", .count = ck->d->params.count},
     };
     for (int i = 0; i < 4; i++) {
         if (!moments[i].t->buf || dsd_tensor_numel(moments[i].t) != moments[i].count)
@@ -141,7 +143,7 @@ dsd_status dsd_checkpoint_save(dsd_context *ctx, const dsd_checkpoint *ck, const
     if ((st = dsd_safetensors_writer_init(&w, err)) != DSD_OK)
         goto done;
     for (int i = 0; i < N_GROUPS && st == DSD_OK; i++) {
-        dsd_mf_group g = {group_prefix[i], p[i], host[i]};
+        dsd_mf_group g = {.prefix = group_prefix[i], .params = p[i], .host = host[i]};
         st = dsd_mf_add_group(w, path, &g, 0, err);
     }
     if (st != DSD_OK)
@@ -313,7 +315,7 @@ dsd_status dsd_checkpoint_load(dsd_context *ctx, dsd_checkpoint *ck, const char 
 
     dsd_mf_group groups[N_GROUPS];
     for (int i = 0; i < N_GROUPS; i++)
-        groups[i] = (dsd_mf_group){group_prefix[i], p[i], NULL};
+        groups[i] = (dsd_mf_group){.prefix = group_prefix[i], .params = p[i], .host = NULL};
     if ((st = dsd_mf_check_groups(sf, path, groups, N_GROUPS, 1, err)) != DSD_OK ||
         (st = read_scalars(sf, path, &s, err)) != DSD_OK ||
         (st = alloc_hosts(err, path, p, host)) != DSD_OK)

@@ -321,10 +321,18 @@ dsd_status dsd_config_defaults(dsd_config *cfg, dsd_error *err)
     /* every string starts as a valid, owned value */
     static const struct {
         const char *key, *value;
-    } strings[] = {{"data.train", ""}, {"data.train_blur", ""}, {"data.train_sharp", ""},
-                   {"data.val", ""},   {"data.val_blur", ""},  {"data.val_sharp", ""},
-                   {"train.content_loss", "perceptual"},        {"train.vgg_weights", ""},
-                   {"run.dir", "runs/paper"},                   {"device", ""}};
+    } strings[] = {
+        {.key = "data.train", .value = ""},
+        {.key = "data.train_blur", .value = ""},
+        {.key = "data.train_sharp", .value = ""},
+        {.key = "data.val", .value = ""},
+        {.key = "data.val_blur", .value = ""},
+        {.key = "data.val_sharp", .value = ""},
+        {.key = "train.content_loss", .value = "perceptual"},
+        {.key = "train.vgg_weights", .value = ""},
+        {.key = "run.dir", .value = "runs/paper"},
+        {.key = "device", .value = ""},
+    };
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
         dsd_status st = set_key(cfg, find_key(strings[i].key), strings[i].value, "defaults", err);
         if (st != DSD_OK) {

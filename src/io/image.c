@@ -294,7 +294,7 @@ dsd_status dsd_image_save(const char *path, const dsd_image *img, dsd_error *err
         return status;
     }
 
-    sink s = {fd, 0};
+    sink s = {.fd = fd, .error = 0};
     int ok;
     if (format == FORMAT_PNG)
         ok = stbi_write_png_to_func(sink_write, &s, img->width, img->height, 3, img->data,

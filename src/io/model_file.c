@@ -37,8 +37,8 @@ typedef struct config_field {
     size_t offset;      /* of the int or float in the config struct */
 } config_field;
 
-#define INT_FIELD(T, m) {#m, FIELD_INT, offsetof(T, m)}
-#define FLOAT_FIELD(T, m) {#m, FIELD_FLOAT, offsetof(T, m)}
+#define INT_FIELD(T, m) {.name = #m, .type = FIELD_INT, .offset = offsetof(T, m)}
+#define FLOAT_FIELD(T, m) {.name = #m, .type = FIELD_FLOAT, .offset = offsetof(T, m)}
 
 /* Every member of dsd_generator_config / dsd_discriminator_config; a field
  * added to a config must be added here (the tests compare the read-back
@@ -67,10 +67,11 @@ typedef struct config_kind {
     size_t n_fields;
 } config_kind;
 
-static const config_kind generator_kind = {"generator", generator_fields,
-                                           N_FIELDS(generator_fields)};
-static const config_kind discriminator_kind = {"discriminator", discriminator_fields,
-                                               N_FIELDS(discriminator_fields)};
+static const config_kind generator_kind = {.net = "generator", .fields = generator_fields,
+                                           .n_fields = N_FIELDS(generator_fields)};
+static const config_kind discriminator_kind = {.net = "discriminator",
+                                               .fields = discriminator_fields,
+                                               .n_fields = N_FIELDS(discriminator_fields)};
 
 static int field_int(const void *cfg, const config_field *f)
 {
@@ -450,7 +451,7 @@ static dsd_status save_net(dsd_context *ctx, const net_file *nf, const char *pat
         goto done;
     if ((st = dsd_safetensors_writer_init(&w, err)) != DSD_OK)
         goto done;
-    dsd_mf_group g = {"", p, host};
+    dsd_mf_group g = {.prefix = "", .params = p, .host = host};
     char version[16];
     snprintf(version, sizeof version, "%d", DSD_WEIGHTS_FORMAT_VERSION);
     if ((st = dsd_mf_add_group(w, path, &g, storage == DSD_STORAGE_F16, err)) != DSD_OK ||
@@ -503,7 +504,7 @@ static dsd_status load_net(dsd_context *ctx, const net_file *nf, dsd_params *p,
             DSD_OK ||
         (st = check_config(sf, path, nf->kind, nf->cfg, &file_cfg, err)) != DSD_OK)
         goto done;
-    dsd_mf_group g = {"", p, NULL};
+    dsd_mf_group g = {.prefix = "", .params = p, .host = NULL};
     if ((st = dsd_mf_check_groups(sf, path, &g, 1, 0, err)) != DSD_OK)
         goto done;
     host = malloc(p->count * sizeof *host);
@@ -525,13 +526,15 @@ done:
 
 static net_file generator_file(const dsd_generator *g)
 {
-    net_file nf = {"dsdeblur-generator", &generator_kind, &g->cfg, &g->params};
+    net_file nf = {.format = "dsdeblur-generator", .kind = &generator_kind, .cfg = &g->cfg,
+                   .params = &g->params};
     return nf;
 }
 
 static net_file discriminator_file(const dsd_discriminator *d)
 {
-    net_file nf = {"dsdeblur-discriminator", &discriminator_kind, &d->cfg, &d->params};
+    net_file nf = {.format = "dsdeblur-discriminator", .kind = &discriminator_kind,
+                   .cfg = &d->cfg, .params = &d->params};
     return nf;
 }
 

@@ -1139,7 +1139,7 @@ dsd_status dsd_safetensors_writer_set_metadata(dsd_safetensors_writer *w, const 
         free(v);
         return DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "out of memory setting metadata '%s'", key);
     }
-    w->meta[w->n_meta++] = (st_meta){k, v};
+    w->meta[w->n_meta++] = (st_meta){.key = k, .value = v};
     return DSD_OK;
 }
 

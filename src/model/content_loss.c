@@ -80,6 +80,7 @@ void dsd_content_loss_free(dsd_context *ctx, dsd_content_loss *l)
         return;
     drop_pending(ctx, l);
     dsd_vgg_free(ctx, &l->vgg);
+    dsd_fft_plans_free(&l->fft);
     memset(l, 0, sizeof *l);
 }
 
@@ -123,7 +124,7 @@ dsd_status dsd_content_loss_forward(dsd_context *ctx, dsd_content_loss *l, const
         st = dsd_mse_loss_forward(ctx, fake, real, loss);
         break;
     case DSD_CONTENT_LOSS_FFT:
-        st = dsd_fft_loss_forward(ctx, fake, real, loss);
+        st = dsd_fft_loss_forward(ctx, &l->fft, fake, real, loss);
         break;
     }
     if (st != DSD_OK || !training) {
@@ -169,7 +170,7 @@ dsd_status dsd_content_loss_backward(dsd_context *ctx, dsd_content_loss *l, floa
         st = dsd_mse_loss_backward(ctx, scale, &l->fake, &l->real, d_fake, NULL);
         break;
     case DSD_CONTENT_LOSS_FFT:
-        st = dsd_fft_loss_backward(ctx, scale, &l->fake, &l->real, d_fake, NULL);
+        st = dsd_fft_loss_backward(ctx, &l->fft, scale, &l->fake, &l->real, d_fake, NULL);
         break;
     }
     dsd_tensor_free(ctx, &d_feat);

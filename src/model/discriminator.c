@@ -21,7 +21,8 @@
 
 dsd_discriminator_config dsd_discriminator_default_config(void)
 {
-    dsd_discriminator_config c = {3, 64, 3, 0, 1e-5f, 0.2f};
+    dsd_discriminator_config c = {.in_channels = 3, .base_width = 64, .n_layers = 3,
+                                  .norm_affine = 0, .eps = 1e-5f, .slope = 0.2f};
     return c;
 }
 
@@ -67,7 +68,8 @@ static int layer_norm(const dsd_discriminator_config *c, int i) { return i >= 1 
 
 static dsd_conv2d_params layer_conv(const dsd_discriminator_config *c, int i)
 {
-    dsd_conv2d_params p = {4, 4, layer_stride(c, i), 2, DSD_PAD_ZERO, 1};
+    dsd_conv2d_params p = {.kernel_h = 4, .kernel_w = 4, .stride = layer_stride(c, i), .pad = 2,
+                           .pad_mode = DSD_PAD_ZERO, .groups = 1};
     return p;
 }
 
@@ -138,8 +140,10 @@ static dsd_status disc_bind(dsd_context *ctx, dsd_discriminator *d, const dsd_te
         struct {
             const char *suffix;
             dsd_tensor *view;
-        } slots[] = {{"conv.weight", &l->conv.weight}, {"conv.bias", &l->conv.bias},
-                     {"norm.weight", &l->norm_weight}, {"norm.bias", &l->norm_bias}};
+        } slots[] = {{.suffix = "conv.weight", .view = &l->conv.weight},
+                     {.suffix = "conv.bias", .view = &l->conv.bias},
+                     {.suffix = "norm.weight", .view = &l->norm_weight},
+                     {.suffix = "norm.bias", .view = &l->norm_bias}};
         for (size_t k = 0; k < 4; k++) {
             snprintf(name, sizeof name, "layers.%d.%s", i, slots[k].suffix);
             const dsd_param_info *e = dsd_params_find(p, name);

@@ -32,8 +32,8 @@
  * repo.cpp, clFFT 2.12):
  *  - clfftSetup() locks the repository, creates the singleton on first use,
  *    loads an optional timer module and stores the setup data. Calling it
- *    again is harmless (same data; it returns CLFFT_SUCCESS), so each context
- *    calls it once, when it first needs a plan.
+ *    again is harmless (same data; it returns CLFFT_SUCCESS), so each
+ *    dsd_fft_plans calls it when it makes its first plan.
  *  - Plans are created per cl_context (a plan retains its context and is
  *    released by clfftDestroyPlan). Compiled programs are cached in the
  *    repository keyed by (generator, parameters, cl_context, device) and are
@@ -47,12 +47,14 @@
  *    at 1. Called while another context (possibly on another thread: one
  *    context per host thread is the library's model) holds plans, it would
  *    invalidate them, and a new plan could even reuse a stale handle.
- * So dsdeblur never calls clfftTeardown(): each context creates and bakes its
- * plans on first use of a shape and destroys them in dsd_fft_cache_release()
- * (called by dsd_context_free), and the library keeps no global state of its
- * own. An application that wants clFFT's caches released (and clFFT's
- * "resources not freed" warning at exit silenced) calls clfftTeardown() once
- * itself, after freeing every context, from one thread.
+ * So dsdeblur never calls clfftTeardown(): the plans belong to a caller-owned
+ * dsd_fft_plans (the content loss holds one, the trainer another for the
+ * synthetic blur), which creates and bakes a plan on first use of a shape
+ * and destroys its plans in dsd_fft_plans_free(); the context knows nothing
+ * of clFFT, and the library keeps no global state of its own. An application
+ * that wants clFFT's caches released (and clFFT's "resources not freed"
+ * warning at exit silenced) calls clfftTeardown() once itself, after freeing
+ * every dsd_fft_plans and every context, from one thread.
  *
  * Temporary buffers: a 2-D plan may need a scratch buffer (clfftGetTmpBufSize,
  * e.g. for its transposes). Left NULL, clFFT would allocate one per plan and
@@ -67,23 +69,18 @@
 #include <clFFT.h>
 #include <stdlib.h>
 #include <stdio.h>
+#include <string.h>
 
 /* Work-group size of every kernel here (a power of two, lowered to the device
  * limit) and the most partial sums of the forward reduction. */
 enum { FFT_WG_DEFAULT = 256, FFT_MAX_GROUPS = 128 };
 
 /* ------------------------------------------------------------------------ */
-/* Plan cache */
+/* Plans */
 
 /* The plan struct and the two entry points are shared with the synthetic blur
- * (src/train/blur_apply.c) through src/ops/fft_plan.h, so one cache serves
- * every clFFT user of a context. */
+ * (src/train/blur_apply.c) through src/ops/fft_plan.h. */
 typedef dsd_fft_plan fft_plan;
-
-struct dsd_fft_cache {
-    fft_plan *plans;           /* one per (H, W, batch) seen, baked */
-    size_t n, cap;
-};
 
 /* clFFT's own statuses (>= CLFFT_BUGCHECK); the rest are OpenCL codes. */
 static const char *fft_status_name(clfftStatus st)
@@ -115,63 +112,61 @@ static const char *fft_status_name(clfftStatus st)
         }                                                                                 \
     } while (0)
 
-void dsd_fft_cache_release(dsd_context *ctx)
+void dsd_fft_plans_free(dsd_fft_plans *plans)
 {
-    struct dsd_fft_cache *cache = ctx->fft;
-    if (!cache)
+    if (!plans)
         return;
-    for (size_t i = 0; i < cache->n; i++)
-        clfftDestroyPlan(&cache->plans[i].handle); /* nothing to report at free */
-    free(cache->plans);
-    free(cache);
-    ctx->fft = NULL;
+    for (size_t i = 0; i < plans->n; i++)
+        clfftDestroyPlan(&plans->plan[i].handle); /* nothing to report at free */
+    free(plans->plan);
+    memset(plans, 0, sizeof *plans);
     /* No clfftTeardown(): see the top of this file. */
 }
 
-static dsd_status fft_cache_get(dsd_context *ctx, struct dsd_fft_cache **out)
+/* Before a dsd_fft_plans makes its first plan: clFFT's process-wide setup
+ * (harmless when repeated, see the top of this file). */
+static dsd_status fft_setup(dsd_context *ctx)
 {
-    if (ctx->fft) {
-        *out = ctx->fft;
-        return DSD_OK;
-    }
-    struct dsd_fft_cache *cache = calloc(1, sizeof *cache);
-    if (!cache)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_OUT_OF_MEMORY, "out of host memory");
     /* What clfftInitSetupData() does; that header function is a non-static
      * `__inline` with no external definition, so at -O0 it does not link. */
     clfftSetupData setup = {.major = clfftVersionMajor, .minor = clfftVersionMinor,
                             .patch = clfftVersionPatch, .debugFlags = 0};
     FFT_CHECK(ctx, clfftSetup(&setup), "setting up clFFT %u.%u.%u", (unsigned)clfftVersionMajor,
               (unsigned)clfftVersionMinor, (unsigned)clfftVersionPatch);
-    ctx->fft = cache;
-    *out = cache;
     return DSD_OK;
 fail:
-    free(cache);
     return dsd_ctx_err(ctx)->status;
 }
 
 /* The baked plan for batch planes of h x w (created on first use). The
  * returned pointer is valid until the next call (the array may grow). */
-dsd_status dsd_fft_plan_get(dsd_context *ctx, int h, int w, size_t batch,
+dsd_status dsd_fft_plan_get(dsd_context *ctx, dsd_fft_plans *plans, int h, int w, size_t batch,
                             const fft_plan **out)
 {
-    struct dsd_fft_cache *cache = NULL;
-    DSD_TRY(fft_cache_get(ctx, &cache));
-    for (size_t i = 0; i < cache->n; i++) {
-        const fft_plan *p = &cache->plans[i];
+    if (!plans)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "FFT plans are NULL: pass "
+                        "a zeroed dsd_fft_plans");
+    /* A plan belongs to the cl_context it was made in (and retains it, so
+     * the handle cannot be reused while plans are held). */
+    if (plans->n > 0 && plans->cl_ctx != ctx->cl_ctx)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "these FFT plans were made "
+                        "for another context; use one dsd_fft_plans per context");
+    for (size_t i = 0; i < plans->n; i++) {
+        const fft_plan *p = &plans->plan[i];
         if (p->h == h && p->w == w && p->batch == batch) {
             *out = p;
             return DSD_OK;
         }
     }
-    if (cache->n == cache->cap) { /* grow first, so a baked plan is never lost */
-        size_t cap = cache->cap ? 2 * cache->cap : 8;
-        fft_plan *grown = realloc(cache->plans, cap * sizeof *grown);
+    if (plans->n == 0)
+        DSD_TRY(fft_setup(ctx));
+    if (plans->n == plans->cap) { /* grow first, so a baked plan is never lost */
+        size_t cap = plans->cap ? 2 * plans->cap : 8;
+        fft_plan *grown = realloc(plans->plan, cap * sizeof *grown);
         if (!grown)
             return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_OUT_OF_MEMORY, "out of host memory");
-        cache->plans = grown;
-        cache->cap = cap;
+        plans->plan = grown;
+        plans->cap = cap;
     }
     fft_plan p = {.h = h, .w = w, .batch = batch, .handle = 0, .tmp_bytes = 0};
     size_t lengths[2] = {(size_t)w, (size_t)h};      /* fastest dimension first */
@@ -196,8 +191,9 @@ dsd_status dsd_fft_plan_get(dsd_context *ctx, int h, int w, size_t batch,
     FFT_CHECK(ctx, clfftBakePlan(p.handle, 1, &queue, NULL, NULL),
               "baking a 2-D %dx%d plan, batch %zu, on %s", h, w, batch, ctx->device.name);
     FFT_CHECK(ctx, clfftGetTmpBufSize(p.handle, &p.tmp_bytes), "%dx%d plan", h, w);
-    cache->plans[cache->n] = p;
-    *out = &cache->plans[cache->n++];
+    plans->plan[plans->n] = p;
+    plans->cl_ctx = ctx->cl_ctx;
+    *out = &plans->plan[plans->n++];
     return DSD_OK;
 fail:
     if (created)
@@ -296,13 +292,13 @@ static void fft_work_free(dsd_context *ctx, fft_work *wk)
 }
 
 /* Gets the plan, leases the buffers, and enqueues spec = FFT2(a - b). */
-static dsd_status fft_spectrum(dsd_context *ctx, const dsd_tensor *a, const dsd_tensor *b,
-                               fft_work *wk)
+static dsd_status fft_spectrum(dsd_context *ctx, dsd_fft_plans *plans, const dsd_tensor *a,
+                               const dsd_tensor *b, fft_work *wk)
 {
     wk->wg = dsd_work_group_size(ctx, FFT_WG_DEFAULT);
     snprintf(wk->opts, sizeof wk->opts, "-DWG=%zu", wk->wg);
     size_t batch = (size_t)a->n * (size_t)a->c;
-    DSD_TRY(dsd_fft_plan_get(ctx, a->h, a->w, batch, &wk->plan));
+    DSD_TRY(dsd_fft_plan_get(ctx, plans, a->h, a->w, batch, &wk->plan));
     DSD_TRY(dsd_tensor_init(ctx, &wk->spec, a->n, a->c, a->h, 2 * a->w));
     if (wk->plan->tmp_bytes > 0) {
         size_t floats = (wk->plan->tmp_bytes + sizeof(float) - 1) / sizeof(float);
@@ -323,8 +319,8 @@ static dsd_status fft_spectrum(dsd_context *ctx, const dsd_tensor *a, const dsd_
 /* ------------------------------------------------------------------------ */
 /* Forward: loss (1,1,1,1) = mean(|Re D|, |Im D|) */
 
-dsd_status dsd_fft_loss_forward(dsd_context *ctx, const dsd_tensor *a, const dsd_tensor *b,
-                                dsd_tensor *loss)
+dsd_status dsd_fft_loss_forward(dsd_context *ctx, dsd_fft_plans *plans, const dsd_tensor *a,
+                                const dsd_tensor *b, dsd_tensor *loss)
 {
     const char *op = "fft_loss_forward";
     DSD_TRY(check_inputs(ctx, op, a, b));
@@ -335,7 +331,7 @@ dsd_status dsd_fft_loss_forward(dsd_context *ctx, const dsd_tensor *a, const dsd
 
     fft_work wk = {0};
     dsd_tensor partial = {0};
-    dsd_status st = fft_spectrum(ctx, a, b, &wk);
+    dsd_status st = fft_spectrum(ctx, plans, a, b, &wk);
     if (st != DSD_OK)
         goto done;
 
@@ -369,8 +365,9 @@ done:
 /* ------------------------------------------------------------------------ */
 /* Backward: da += scale Re(IFFT(S)) / (2NCHW), db -= the same */
 
-dsd_status dsd_fft_loss_backward(dsd_context *ctx, float scale, const dsd_tensor *a,
-                                 const dsd_tensor *b, dsd_tensor *da, dsd_tensor *db)
+dsd_status dsd_fft_loss_backward(dsd_context *ctx, dsd_fft_plans *plans, float scale,
+                                 const dsd_tensor *a, const dsd_tensor *b, dsd_tensor *da,
+                                 dsd_tensor *db)
 {
     const char *op = "fft_loss_backward";
     DSD_TRY(check_inputs(ctx, op, a, b));
@@ -382,7 +379,7 @@ dsd_status dsd_fft_loss_backward(dsd_context *ctx, float scale, const dsd_tensor
         return DSD_OK; /* nothing to accumulate */
 
     fft_work wk = {0};
-    dsd_status st = fft_spectrum(ctx, a, b, &wk);
+    dsd_status st = fft_spectrum(ctx, plans, a, b, &wk);
     if (st != DSD_OK)
         goto done;
 

@@ -1,24 +1,24 @@
 /*
- * blur_apply.c: blurs an image batch with camera-shake kernels on the device
- * by FFT convolution (clFFT), with optional Gaussian noise. Kernels in
- * cl/blur.cl; the convention (true convolution, 'same' output, reflect
- * borders) is stated in dsdeblur_train.h; the double-precision reference is
- * the direct convolution of tests/ref/blur.c. Kernels are made on the host by
- * src/train/blur_kernel.c.
+ * blur_apply.c: blurs an image batch with camera-shake point-spread functions
+ * (PSFs) on the device by FFT convolution (clFFT), with optional Gaussian
+ * noise. OpenCL kernels in cl/blur.cl; the convention (true convolution,
+ * 'same' output, reflect borders) is stated in dsdeblur_train.h; the
+ * double-precision reference is the direct convolution of tests/ref/blur.c.
+ * PSFs are made on the host by src/train/blur_psf.c.
  *
- * Why the FFT: a 64x64 kernel costs 4096 multiply-adds per pixel directly,
+ * Why the FFT: a 64x64 PSF costs 4096 multiply-adds per pixel directly,
  * against a few hundred flops per pixel for two transforms of the padded
  * plane. The padded plane (H + KH - 1) x (W + KW - 1) is zero-padded to
  * FH x FW (lengths clFFT supports); its circular convolution with the
- * zero-padded kernel equals the linear one at rows KH-1 .. KH-1+H-1 (and
+ * zero-padded PSF equals the linear one at rows KH-1 .. KH-1+H-1 (and
  * columns likewise), because those outputs only read padded-plane rows
  * 0 .. H+KH-2 and never wrap. So: pack (reflect) -> forward -> multiply by
- * the kernel spectrum -> backward (unnormalized) -> crop with 1/(FH FW).
+ * the PSF spectrum -> backward (unnormalized) -> crop with 1/(FH FW).
  *
- * Plans come from the context's one clFFT plan cache (src/ops/fft_plan.h,
- * owned by fft_loss.c): baked on the first call for a shape, destroyed with
- * the context, never clfftTeardown. Spectra and clFFT's scratch are leased
- * from the buffer pool per call. Nothing here waits for the device.
+ * Plans come from the caller's dsd_fft_plans (src/ops/fft_plan.h, made by
+ * fft_loss.c): baked on the first call for a shape, destroyed by
+ * dsd_fft_plans_free, never clfftTeardown. Spectra and clFFT's scratch are
+ * leased from the buffer pool per call. Nothing here waits for the device.
  */
 #include "internal.h"
 #include "ops/fft_plan.h"
@@ -47,68 +47,68 @@ int dsd_blur_fft_size(int n)
     return n;
 }
 
-/* A side of length n (H or W, named dim) padded for a kernel side k reflects
+/* A side of length n (H or W, named dim) padded for a PSF side k reflects
  * k-1-(k-1)/2 pixels before and (k-1)/2 after; ReflectionPad2d's rule is
  * that both are < n, i.e. k <= 2n - 1. */
 static dsd_status check_pad(dsd_context *ctx, const char *op, const char *dim, int n, int k,
-                            const dsd_tensor *x, const dsd_tensor *kernel)
+                            const dsd_tensor *x, const dsd_tensor *psf)
 {
     int before = k - 1 - (k - 1) / 2;
     if (before >= n)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: the %dx%d kernel needs %d pixels "
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: the %dx%d PSF needs %d pixels "
                         "of reflect padding along %s = %d of x (%dx%dx%dx%d), but reflection "
-                        "without repeating the edge gives at most %d (kernel side <= 2*%s - 1 "
-                        "= %d)", op, kernel->h, kernel->w, before, dim, n, x->n, x->c, x->h,
+                        "without repeating the edge gives at most %d (PSF side <= 2*%s - 1 "
+                        "= %d)", op, psf->h, psf->w, before, dim, n, x->n, x->c, x->h,
                         x->w, n - 1, dim, 2 * n - 1);
     return DSD_OK;
 }
 
-dsd_status dsd_blur_apply(dsd_context *ctx, const dsd_tensor *x, const dsd_tensor *kernel,
-                          float noise_sigma, uint64_t seed, uint64_t stream, dsd_tensor *y)
+dsd_status dsd_blur_apply(dsd_context *ctx, dsd_fft_plans *plans, const dsd_tensor *x,
+                          const dsd_tensor *psf, float noise_sigma, uint64_t seed,
+                          uint64_t stream, dsd_tensor *y)
 {
     const char *op = "blur_apply";
     /* ---- validate */
     DSD_TRY(DSD_TENSOR_CHECK(ctx, op, x, "x"));
-    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, kernel, "kernel"));
+    DSD_TRY(DSD_TENSOR_CHECK(ctx, op, psf, "psf"));
     DSD_TRY(DSD_TENSOR_CHECK(ctx, op, y, "y"));
     if (!dsd_tensor_same_shape(x, y))
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: y is %dx%dx%dx%d but x is "
                         "%dx%dx%dx%d; they must have the same shape", op, y->n, y->c, y->h, y->w,
                         x->n, x->c, x->h, x->w);
-    if (kernel->c != 1 || (kernel->n != 1 && kernel->n != x->n))
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: kernel is %dx%dx%dx%d but must be "
-                        "(1 or N = %d) x 1 x KH x KW", op, kernel->n, kernel->c, kernel->h,
-                        kernel->w, x->n);
+    if (psf->c != 1 || (psf->n != 1 && psf->n != x->n))
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: psf is %dx%dx%dx%d but must be "
+                        "(1 or N = %d) x 1 x KH x KW", op, psf->n, psf->c, psf->h, psf->w, x->n);
     if (!(noise_sigma >= 0.0f) || isinf(noise_sigma))
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: noise_sigma = %g must "
                         "be finite and >= 0", op, (double)noise_sigma);
-    DSD_TRY(check_pad(ctx, op, "H", x->h, kernel->h, x, kernel));
-    DSD_TRY(check_pad(ctx, op, "W", x->w, kernel->w, x, kernel));
+    DSD_TRY(check_pad(ctx, op, "H", x->h, psf->h, x, psf));
+    DSD_TRY(check_pad(ctx, op, "W", x->w, psf->w, x, psf));
 
     /* ---- sizes */
-    int kh = kernel->h, kw = kernel->w;
+    int kh = psf->h, kw = psf->w;
     int top = kh - 1 - (kh - 1) / 2, left = kw - 1 - (kw - 1) / 2;
     int hp = x->h + kh - 1, wp = x->w + kw - 1;
     int fh = dsd_blur_fft_size(hp), fw = dsd_blur_fft_size(wp);
     size_t planes = (size_t)x->n * (size_t)x->c, plane = (size_t)fh * (size_t)fw;
     if (2.0 * (double)planes * (double)plane > 4294967295.0 || 2 * fw > 2147483647)
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: x (%dx%dx%dx%d) with a %dx%d "
-                        "kernel is too large: its %zu padded %dx%d spectra need more than 2^32 "
+                        "PSF is too large: its %zu padded %dx%d spectra need more than 2^32 "
                         "floats", op, x->n, x->c, x->h, x->w, kh, kw, planes, fh, fw);
 
-    /* ---- plans (copied: the cache may move when it grows) and buffers */
+    /* ---- plans (copied: the array may move when it grows) and buffers */
     const dsd_fft_plan *got = NULL;
-    DSD_TRY(dsd_fft_plan_get(ctx, fh, fw, planes, &got));
+    DSD_TRY(dsd_fft_plan_get(ctx, plans, fh, fw, planes, &got));
     dsd_fft_plan img_plan = *got;
-    DSD_TRY(dsd_fft_plan_get(ctx, fh, fw, (size_t)kernel->n, &got));
-    dsd_fft_plan ker_plan = *got;
+    DSD_TRY(dsd_fft_plan_get(ctx, plans, fh, fw, (size_t)psf->n, &got));
+    dsd_fft_plan psf_plan = *got;
 
-    dsd_tensor spec = {0}, kspec = {0}, tmp = {0};
+    dsd_tensor spec = {0}, psf_spec = {0}, tmp = {0};
     dsd_status st = dsd_tensor_init(ctx, &spec, x->n, x->c, fh, 2 * fw);
     if (st == DSD_OK)
-        st = dsd_tensor_init(ctx, &kspec, kernel->n, 1, fh, 2 * fw);
-    size_t tmp_bytes = img_plan.tmp_bytes > ker_plan.tmp_bytes ? img_plan.tmp_bytes
-                                                                : ker_plan.tmp_bytes;
+        st = dsd_tensor_init(ctx, &psf_spec, psf->n, 1, fh, 2 * fw);
+    size_t tmp_bytes = img_plan.tmp_bytes > psf_plan.tmp_bytes ? img_plan.tmp_bytes
+                                                                : psf_plan.tmp_bytes;
     if (st == DSD_OK && tmp_bytes > 0) {
         size_t floats = (tmp_bytes + sizeof(float) - 1) / sizeof(float);
         if (floats > 2147483647u)
@@ -136,23 +136,23 @@ dsd_status dsd_blur_apply(dsd_context *ctx, const dsd_tensor *x, const dsd_tenso
     if (st != DSD_OK)
         goto done;
 
-    cl_uint kcount = (cl_uint)((size_t)kernel->n * plane);
-    dsd_karg kargs[] = {DSD_KARG_TENSOR(kernel), DSD_KARG_TENSOR(&kspec), DSD_KARG(ukh),
-                        DSD_KARG(ukw), DSD_KARG(ufh), DSD_KARG(ufw), DSD_KARG(kcount)};
-    global = kcount;
-    st = dsd_kernel_run(ctx, "blur", NULL, "blur_pack_kernel", kargs, DSD_NARGS(kargs), 1,
+    cl_uint psf_count = (cl_uint)((size_t)psf->n * plane);
+    dsd_karg psf_args[] = {DSD_KARG_TENSOR(psf), DSD_KARG_TENSOR(&psf_spec), DSD_KARG(ukh),
+                           DSD_KARG(ukw), DSD_KARG(ufh), DSD_KARG(ufw), DSD_KARG(psf_count)};
+    global = psf_count;
+    st = dsd_kernel_run(ctx, "blur", NULL, "blur_pack_psf", psf_args, DSD_NARGS(psf_args), 1,
                         &global, &wg);
     if (st != DSD_OK)
         goto done;
 
     st = dsd_fft_transform(ctx, &img_plan, CLFFT_FORWARD, spec.buf, tmp.buf);
     if (st == DSD_OK)
-        st = dsd_fft_transform(ctx, &ker_plan, CLFFT_FORWARD, kspec.buf, tmp.buf);
+        st = dsd_fft_transform(ctx, &psf_plan, CLFFT_FORWARD, psf_spec.buf, tmp.buf);
     if (st != DSD_OK)
         goto done;
 
-    cl_uint uplane = (cl_uint)plane, uc = (cl_uint)x->c, shared = kernel->n == 1;
-    dsd_karg margs[] = {DSD_KARG_TENSOR(&spec), DSD_KARG_TENSOR(&kspec), DSD_KARG(uplane),
+    cl_uint uplane = (cl_uint)plane, uc = (cl_uint)x->c, shared = psf->n == 1;
+    dsd_karg margs[] = {DSD_KARG_TENSOR(&spec), DSD_KARG_TENSOR(&psf_spec), DSD_KARG(uplane),
                         DSD_KARG(uc), DSD_KARG(shared), DSD_KARG(icount)};
     global = icount;
     st = dsd_kernel_run(ctx, "blur", NULL, "blur_multiply", margs, DSD_NARGS(margs), 1,
@@ -178,7 +178,7 @@ done:
     /* Released after enqueueing: safe on the in-order queue (the pool hands a
      * buffer to later work only). */
     dsd_tensor_free(ctx, &tmp);
-    dsd_tensor_free(ctx, &kspec);
+    dsd_tensor_free(ctx, &psf_spec);
     dsd_tensor_free(ctx, &spec);
     return st;
 }

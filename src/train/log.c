@@ -288,7 +288,8 @@ dsd_status dsd_train_log_plot(dsd_train_log *l, dsd_error *err)
     /* the axes span the smoothed curves, so noise does not squash them */
     double *ld = smooth(&l->st, 3, window), *lg = smooth(&l->st, 4, window),
            *lc = smooth(&l->st, 5, window), *vp = smooth(&l->va, 2, 1);
-    panel a = {80, 40, 560, 220, 0, xmax, INFINITY, -INFINITY};
+    panel a = {.x0 = 80, .y0 = 40, .w = 560, .h = 220,
+               .xmin = 0, .xmax = xmax, .ymin = INFINITY, .ymax = -INFINITY};
     widen(ld, l->st.rows, &a.ymin, &a.ymax);
     widen(lg, l->st.rows, &a.ymin, &a.ymax);
     fix_range(&a.ymin, &a.ymax);
@@ -297,7 +298,8 @@ dsd_status dsd_train_log_plot(dsd_train_log *l, dsd_error *err)
     polyline(f, &a, &l->st, lg, "#1f77b4");
     fprintf(f, "<text x='660' y='70' font-size='12' fill='#d62728'>L_D (discriminator)</text>\n"
             "<text x='660' y='88' font-size='12' fill='#1f77b4'>L_G adversarial</text>\n");
-    panel b = {80, 340, 560, 220, 0, xmax, INFINITY, -INFINITY};
+    panel b = {.x0 = 80, .y0 = 340, .w = 560, .h = 220,
+               .xmin = 0, .xmax = xmax, .ymin = INFINITY, .ymax = -INFINITY};
     widen(lc, l->st.rows, &b.ymin, &b.ymax);
     fix_range(&b.ymin, &b.ymax);
     frame(f, &b, "content loss (moving average)", "content");

@@ -37,13 +37,14 @@ struct dsd_trainer {
     size_t steps_per_epoch;
     uint64_t step;                 /* steps done */
 
-    dsd_blur_kernel_params kernel;
-    float *kernel_host;            /* N frames of kernel.size^2 floats */
+    dsd_blur_psf_params psf;       /* the synthetic blur's point-spread functions */
+    float *psf_host;               /* N frames of psf.size^2 floats */
+    dsd_fft_plans blur_fft;        /* clFFT plans of the synthetic blur */
 
     int n, crop, oh, ow;
     dsd_tensor blur, sharp, fake, dfake;
     dsd_tensor real_logits, fake_logits, dreal, dfake_logits;
-    dsd_tensor loss_d, loss_adv, loss_content, sumsq, kernels;
+    dsd_tensor loss_d, loss_adv, loss_content, sumsq, psfs;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -127,21 +128,21 @@ dsd_status dsd_trainer_init(dsd_context *ctx, const dsd_config *cfg, dsd_trainer
     for (int i = 0; i < 4; i++)
         DSD_TRY_GOTO(st, alloc_zero(t, scalars[i], 1, 1, 1, 1, err), fail);
     if (mode == DSD_DATA_SYNTHETIC) {
-        dsd_blur_kernel_params_default(&t->kernel);
-        t->kernel.size = cfg->data.kernel_size < DSD_BLUR_KERNEL_MAX ? cfg->data.kernel_size
-                                                                    : DSD_BLUR_KERNEL_MAX;
-        if (t->kernel.size > t->crop)
-            t->kernel.size = t->crop;
+        dsd_blur_psf_params_default(&t->psf);
+        t->psf.size = cfg->data.kernel_size < DSD_BLUR_PSF_MAX ? cfg->data.kernel_size
+                                                               : DSD_BLUR_PSF_MAX;
+        if (t->psf.size > t->crop)
+            t->psf.size = t->crop;
         /* the path fills most of the canvas, as DeblurGAN's 60 px in 64 */
-        double longest = 2.0 * ((t->kernel.size - 1) / 2);
-        t->kernel.length = longest * 60.0 / 62.0;
-        int k = t->kernel.size;
-        t->kernel_host = malloc((size_t)n * k * k * sizeof(float));
-        if (!t->kernel_host) {
-            st = DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "blur kernels");
+        double longest = 2.0 * ((t->psf.size - 1) / 2);
+        t->psf.length = longest * 60.0 / 62.0;
+        int k = t->psf.size;
+        t->psf_host = malloc((size_t)n * k * k * sizeof(float));
+        if (!t->psf_host) {
+            st = DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "blur PSFs");
             goto fail;
         }
-        DSD_TRY_GOTO(st, alloc_zero(t, &t->kernels, n, 1, k, k, err), fail);
+        DSD_TRY_GOTO(st, alloc_zero(t, &t->psfs, n, 1, k, k, err), fail);
     }
     *out = t;
     return DSD_OK;
@@ -161,17 +162,18 @@ void dsd_trainer_free(dsd_trainer *t)
                          &t->blur,        &t->sharp,       &t->fake,        &t->dfake,
                          &t->real_logits, &t->fake_logits, &t->dreal,       &t->dfake_logits,
                          &t->loss_d,      &t->loss_adv,    &t->loss_content, &t->sumsq,
-                         &t->kernels};
+                         &t->psfs};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]->buf)
             dsd_tensor_free(ctx, all[i]);
     dsd_content_loss_free(ctx, &t->content);
     dsd_generator_tape_free(ctx, &t->g_tape);
+    dsd_fft_plans_free(&t->blur_fft);
     dsd_generator_free(ctx, &t->g);
     dsd_discriminator_free(ctx, &t->d);
     dsd_dataset_free(&t->train);
     dsd_dataset_free(&t->val);
-    free(t->kernel_host);
+    free(t->psf_host);
     free(t->config_text);
     free(t);
 }
@@ -241,18 +243,18 @@ static dsd_status next_batch(dsd_trainer *t, dsd_error *err)
         DSD_TRY_CTX(err, t->ctx, dsd_tensor_upload(t->ctx, &t->blur, t->batch.blur, numel));
         return DSD_OK;
     }
-    /* synthetic: kernel i of step s from the stream (s, i) of the seed */
-    int k = t->kernel.size;
+    /* synthetic: PSF i of step s from the stream (s, i) of the seed */
+    int k = t->psf.size;
     for (int i = 0; i < t->n; i++) {
         dsd_rng rng;
         dsd_rng_init(&rng, (uint64_t)t->cfg->train.seed, t->step * (uint64_t)t->n + (uint64_t)i);
-        dsd_blur_kernel kern;
-        DSD_TRY(dsd_blur_kernel_generate(&t->kernel, &rng, &kern, err));
-        DSD_TRY(dsd_blur_kernel_embed(&kern, k, k, t->kernel_host + (size_t)i * k * k, err));
+        dsd_blur_psf psf;
+        DSD_TRY(dsd_blur_psf_generate(&t->psf, &rng, &psf, err));
+        DSD_TRY(dsd_blur_psf_embed(&psf, k, k, t->psf_host + (size_t)i * k * k, err));
     }
-    DSD_TRY_CTX(err, t->ctx, dsd_tensor_upload(t->ctx, &t->kernels, t->kernel_host,
+    DSD_TRY_CTX(err, t->ctx, dsd_tensor_upload(t->ctx, &t->psfs, t->psf_host,
                                                (size_t)t->n * k * k));
-    DSD_TRY_CTX(err, t->ctx, dsd_blur_apply(t->ctx, &t->sharp, &t->kernels,
+    DSD_TRY_CTX(err, t->ctx, dsd_blur_apply(t->ctx, &t->blur_fft, &t->sharp, &t->psfs,
                                             (float)t->cfg->data.noise_sigma,
                                             (uint64_t)t->cfg->train.seed, t->step, &t->blur));
     return DSD_OK;
@@ -265,8 +267,8 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
     memset(out, 0, sizeof *out);
     int epoch = (int)(t->step / t->steps_per_epoch);
     float lr = dsd_lr_schedule((float)c->train.lr, epoch, c->train.decay_from, c->train.epochs);
-    dsd_adam_params adam = {lr, (float)c->train.beta1, (float)c->train.beta2,
-                            (float)c->train.eps};
+    dsd_adam_params adam = {.lr = lr, .beta1 = (float)c->train.beta1,
+                            .beta2 = (float)c->train.beta2, .eps = (float)c->train.eps};
     DSD_TRY(next_batch(t, err));
 
     /* fake = G(blur), kept for the generator's backward */

@@ -11,9 +11,9 @@
  * [0, n-1], the edge pixel not repeated (n == 1 gives 0). */
 int ref_reflect(int i, int n);
 
-/* y (n, c, h, w) = x (*) k, k (kn, 1, kh, kw) with kn = 1 (shared) or n:
+/* y (n, c, h, w) = x (*) k, the PSF k (kn, 1, kh, kw) with kn = 1 (shared) or n:
  *   y[b,ch,i,j] = sum_{p,q} k[b,p,q] * x[b,ch, reflect(i + (kh-1)/2 - p), reflect(j + (kw-1)/2 - q)]
- * (a true convolution: the kernel flipped; anchor ((kh-1)/2, (kw-1)/2)). */
+ * (a true convolution: the PSF flipped; anchor ((kh-1)/2, (kw-1)/2)). */
 void ref_blur_forward(const double *x, int n, int c, int h, int w, const double *k, int kn,
                       int kh, int kw, double *y);
 

@@ -1,16 +1,16 @@
 /*
- * blur_kernel.c: random camera-shake blur kernels (Boracchi & Foi 2012, in
- * DeblurGAN's parametrization) and the host random-number stream they draw
- * from. The model and its parameters are documented in dsdeblur_train.h and
- * doc/synthetic-blur.md; the kernels are applied on the device by
- * src/train/blur_apply.c.
+ * blur_psf.c: random camera-shake point-spread functions (PSFs, the blur
+ * kernels of Boracchi & Foi 2012, in DeblurGAN's parametrization) and the
+ * host random-number stream they draw from. The model and its parameters are
+ * documented in dsdeblur_train.h and doc/synthetic-blur.md; the PSFs are
+ * applied on the device by src/train/blur_apply.c.
  *
  * Host only, pure double arithmetic, no allocation, no global state: the
  * only functions from libm are sqrt, log, sin, cos, floor and ceil, so a
- * kernel is the same bit for bit wherever those round the same. There is no
+ * PSF is the same bit for bit wherever those round the same. There is no
  * separate reference: the generator is its own specification, and
  * tests/test-blur.c checks its invariants and pins checksums of a few
- * kernels so that an accidental change shows.
+ * PSFs so that an accidental change shows.
  */
 #include "internal.h"
 
@@ -90,9 +90,9 @@ static const double EXPOSURES[] = {0.1, 0.5, 1.0};
 
 enum { MAX_STEPS = 100000 };
 
-void dsd_blur_kernel_params_default(dsd_blur_kernel_params *p)
+void dsd_blur_psf_params_default(dsd_blur_psf_params *p)
 {
-    p->size = DSD_BLUR_KERNEL_MAX;
+    p->size = DSD_BLUR_PSF_MAX;
     p->steps = 2000;
     p->length = 60.0;
     p->anxiety = DSD_BLUR_RANDOM;
@@ -100,12 +100,12 @@ void dsd_blur_kernel_params_default(dsd_blur_kernel_params *p)
     p->trim = 1;
 }
 
-static dsd_status check_params(const dsd_blur_kernel_params *p, dsd_error *err)
+static dsd_status check_params(const dsd_blur_psf_params *p, dsd_error *err)
 {
-    const char *fn = "dsd_blur_kernel_generate";
-    if (p->size < 1 || p->size > DSD_BLUR_KERNEL_MAX)
+    const char *fn = "dsd_blur_psf_generate";
+    if (p->size < 1 || p->size > DSD_BLUR_PSF_MAX)
         return DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "%s: size = %d is not in 1..%d", fn,
-                        p->size, DSD_BLUR_KERNEL_MAX);
+                        p->size, DSD_BLUR_PSF_MAX);
     if (p->steps < 2 || p->steps > MAX_STEPS)
         return DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "%s: steps = %d is not in 2..%d", fn,
                         p->steps, MAX_STEPS);
@@ -204,15 +204,15 @@ static void walk(const shake *s, dsd_rng *r, int used, bbox *bb, double *canvas,
     }
 }
 
-dsd_status dsd_blur_kernel_generate(const dsd_blur_kernel_params *p, dsd_rng *rng,
-                                    dsd_blur_kernel *out, dsd_error *err)
+dsd_status dsd_blur_psf_generate(const dsd_blur_psf_params *p, dsd_rng *rng, dsd_blur_psf *out,
+                                 dsd_error *err)
 {
     if (!p || !rng || !out)
-        return DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "dsd_blur_kernel_generate: %s is NULL",
+        return DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "dsd_blur_psf_generate: %s is NULL",
                         !p ? "params" : !rng ? "rng" : "out");
     DSD_TRY(check_params(p, err));
 
-    /* Per-kernel draws, in this order. */
+    /* Per-PSF draws, in this order. */
     shake s = {0};
     s.steps = p->steps;
     s.anxiety = p->anxiety == DSD_BLUR_RANDOM ? ANXIETIES[rng_choice(rng, COUNT(ANXIETIES))]
@@ -236,18 +236,18 @@ dsd_status dsd_blur_kernel_generate(const dsd_blur_kernel_params *p, dsd_rng *rn
 
     /* Pass 1 on a copy of the stream: the exposed part's bounding box. */
     dsd_rng replay = *rng;
-    bbox bb = {INFINITY, -INFINITY, INFINITY, -INFINITY};
+    bbox bb = {.x0 = INFINITY, .x1 = -INFINITY, .y0 = INFINITY, .y1 = -INFINITY};
     walk(&s, &replay, used, &bb, NULL, p->size, 0.0, 0.0);
 
     /* Pass 2: the same walk (all steps, so the stream advances by an amount
      * independent of the exposure), splatted with its box centred on the
      * anchor pixel ((size-1)/2, (size-1)/2) of the convolution: then the
-     * untrimmed kernel does not shift the image, and the trimmed support is
-     * symmetric about the box centre (a straight path's kernel is exactly
+     * untrimmed PSF does not shift the image, and the trimmed support is
+     * symmetric about the box centre (a straight path's PSF is exactly
      * centred on its own anchor). */
     int size = p->size;
     double centre = (double)((size - 1) / 2);
-    double canvas[DSD_BLUR_KERNEL_MAX * DSD_BLUR_KERNEL_MAX];
+    double canvas[DSD_BLUR_PSF_MAX * DSD_BLUR_PSF_MAX];
     memset(canvas, 0, sizeof canvas);
     walk(&s, rng, used, NULL, canvas, size, centre - 0.5 * (bb.x0 + bb.x1),
          centre - 0.5 * (bb.y0 + bb.y1));
@@ -278,24 +278,23 @@ dsd_status dsd_blur_kernel_generate(const dsd_blur_kernel_params *p, dsd_rng *rn
     return DSD_OK;
 }
 
-dsd_status dsd_blur_kernel_embed(const dsd_blur_kernel *k, int out_h, int out_w, float *out,
-                                 dsd_error *err)
+dsd_status dsd_blur_psf_embed(const dsd_blur_psf *psf, int out_h, int out_w, float *out,
+                              dsd_error *err)
 {
-    if (!k || !out)
-        return DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "dsd_blur_kernel_embed: %s is NULL",
-                        !k ? "kernel" : "out");
-    if (k->h < 1 || k->w < 1 || k->h > DSD_BLUR_KERNEL_MAX || k->w > DSD_BLUR_KERNEL_MAX)
-        return DSD_FAIL(err, DSD_ERR_SHAPE, "dsd_blur_kernel_embed: the kernel is %dx%d; "
-                        "kernels are 1x1 to %dx%d", k->h, k->w, DSD_BLUR_KERNEL_MAX,
-                        DSD_BLUR_KERNEL_MAX);
-    if (out_h < k->h || out_w < k->w)
-        return DSD_FAIL(err, DSD_ERR_SHAPE, "dsd_blur_kernel_embed: a %dx%d kernel does not fit "
-                        "a %dx%d frame", k->h, k->w, out_h, out_w);
-    /* Anchors ((h-1)/2, (w-1)/2) coincide; the offsets keep k inside the frame. */
-    int oi = (out_h - 1) / 2 - (k->h - 1) / 2, oj = (out_w - 1) / 2 - (k->w - 1) / 2;
+    if (!psf || !out)
+        return DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "dsd_blur_psf_embed: %s is NULL",
+                        !psf ? "psf" : "out");
+    if (psf->h < 1 || psf->w < 1 || psf->h > DSD_BLUR_PSF_MAX || psf->w > DSD_BLUR_PSF_MAX)
+        return DSD_FAIL(err, DSD_ERR_SHAPE, "dsd_blur_psf_embed: the PSF is %dx%d; PSFs are "
+                        "1x1 to %dx%d", psf->h, psf->w, DSD_BLUR_PSF_MAX, DSD_BLUR_PSF_MAX);
+    if (out_h < psf->h || out_w < psf->w)
+        return DSD_FAIL(err, DSD_ERR_SHAPE, "dsd_blur_psf_embed: a %dx%d PSF does not fit a "
+                        "%dx%d frame", psf->h, psf->w, out_h, out_w);
+    /* Anchors ((h-1)/2, (w-1)/2) coincide; the offsets keep psf inside the frame. */
+    int oi = (out_h - 1) / 2 - (psf->h - 1) / 2, oj = (out_w - 1) / 2 - (psf->w - 1) / 2;
     memset(out, 0, (size_t)out_h * (size_t)out_w * sizeof *out);
-    for (int i = 0; i < k->h; i++)
-        memcpy(out + (size_t)(oi + i) * (size_t)out_w + (size_t)oj, k->data + (size_t)i * k->w,
-               (size_t)k->w * sizeof *out);
+    for (int i = 0; i < psf->h; i++)
+        memcpy(out + (size_t)(oi + i) * (size_t)out_w + (size_t)oj,
+               psf->data + (size_t)i * psf->w, (size_t)psf->w * sizeof *out);
     return DSD_OK;
 }
