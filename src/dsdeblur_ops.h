@@ -273,9 +273,9 @@ dsd_status dsd_reduce_mean_backward(dsd_context *ctx, const dsd_tensor *dy, dsd_
  * clFFT plans are owned by the caller (the content loss, the trainer's
  * synthetic blur, a test), not by the context: start from a zeroed
  * dsd_fft_plans, pass it to every call on one context, free it with
- * dsd_fft_plans_free after the last. The first call for a shape creates and
- * bakes its plan (which compiles clFFT's kernels on the host); later calls
- * reuse it. Using one dsd_fft_plans with two contexts is
+ * dsd_fft_plans_free after the last (keep it as long as the context is
+ * used: the first call for a shape creates and bakes its plan, which compiles
+ * clFFT's kernels on the host; later calls reuse it). Using one dsd_fft_plans with two contexts is
  * DSD_ERR_INVALID_ARGUMENT. dsdeblur never calls clfftTeardown (it would
  * destroy every plan of the process); see src/ops/fft_loss.c. */
 typedef struct dsd_fft_plans {
