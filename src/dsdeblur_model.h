@@ -540,7 +540,7 @@ dsd_status dsd_ragan_loss_backward(dsd_context *ctx, dsd_ragan_side side, float 
  * stays a zeroed struct and nothing ever computes a parameter gradient.
  * Default (last 14): 1,735,488 parameters (6.6 MiB). dsdeblur cannot
  * download weights: dsd_vgg_load reads a safetensors file made by
- * tools/convert_vgg19.py (doc/vgg.md). A network without loaded weights
+ * scripts/convert_vgg19.py (doc/vgg.md). A network without loaded weights
  * refuses to run (its features would be meaningless).
  *
  * Forwards follow the discriminator's rules: a caller-owned tape (NULL:

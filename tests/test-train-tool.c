@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static char root[64];
@@ -151,7 +152,7 @@ START_TEST(test_sigterm_checkpoints)
     /* wait for a few logged steps (the log appears after the first) */
     int rows = 0;
     for (int i = 0; i < 600 && rows < 4; i++) {
-        usleep(100000);
+        nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL);
         if (tu_file_exists(tu_path(root, "sig/log.csv")))
             rows = file_lines(tu_path(root, "sig/log.csv"));
     }

@@ -743,7 +743,7 @@ START_TEST(test_perceptual_needs_weights)
     dsd_content_loss l;
     TU_EXPECT_CTX_ERROR(dsd_content_loss_init(ctx, &l, DSD_CONTENT_LOSS_PERCEPTUAL, NULL, NULL),
                         DSD_ERR_INVALID_ARGUMENT, "perceptual loss needs", "doc/vgg.md",
-                        "tools/convert_vgg19.py", "cannot download");
+                        "scripts/convert_vgg19.py", "cannot download");
     ck_assert_ptr_null(l.vgg.params.values.buf);
     dsd_content_loss_free(ctx, &l);
     TU_EXPECT_CTX_ERROR(dsd_content_loss_init(ctx, &l, DSD_CONTENT_LOSS_PERCEPTUAL, "", NULL),

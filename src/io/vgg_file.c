@@ -1,7 +1,7 @@
 /*
  * vgg_file.c: reads the frozen VGG-19's weights (dsd_vgg_load) from a
  * safetensors file with torchvision's key names, features.<i>.weight and
- * .bias (tools/convert_vgg19.py writes one from torchvision's checkpoint;
+ * .bias (scripts/convert_vgg19.py writes one from torchvision's checkpoint;
  * doc/vgg.md). The network itself, its parameter table and the layer names
  * are src/model/vgg.c's; this file only matches the table against the file.
  *
@@ -43,7 +43,7 @@ dsd_status dsd_vgg_load(dsd_context *ctx, dsd_vgg *vgg, const char *path)
         /* keep the reader's message, add where the file comes from */
         size_t len = strlen(err->message);
         snprintf(err->message + len, sizeof err->message - len, " (VGG-19 weights: make them "
-                 "with tools/convert_vgg19.py, see doc/vgg.md)");
+                 "with scripts/convert_vgg19.py, see doc/vgg.md)");
         return s;
     }
     float *host = malloc(p->count * sizeof *host);
@@ -59,7 +59,7 @@ dsd_status dsd_vgg_load(dsd_context *ctx, dsd_vgg *vgg, const char *path)
         if (!t) {
             s = DSD_FAIL(err, DSD_ERR_FORMAT, "%s: no tensor '%s' (%s); a VGG-19 weights file "
                          "holds torchvision's features.<i>.weight/.bias up to index %d at least "
-                         "(tools/convert_vgg19.py, doc/vgg.md)", path, e->name, what,
+                         "(scripts/convert_vgg19.py, doc/vgg.md)", path, e->name, what,
                          vgg->cfg.last_layer);
             break;
         }

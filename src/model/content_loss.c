@@ -61,7 +61,7 @@ dsd_status dsd_content_loss_init(dsd_context *ctx, dsd_content_loss *l,
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "the perceptual loss needs "
                         "ImageNet VGG-19 weights (a safetensors file with torchvision's "
                         "features.<i> tensors), and none were given; dsdeblur cannot download "
-                        "them: make the file with tools/convert_vgg19.py (see doc/vgg.md), or "
+                        "them: make the file with scripts/convert_vgg19.py (see doc/vgg.md), or "
                         "choose another content loss (l1, mse, fft)");
     dsd_status st = dsd_vgg_init(ctx, &l->vgg, vgg_cfg);
     if (st == DSD_OK)

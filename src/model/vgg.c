@@ -7,7 +7,7 @@
  *
  * It does not train VGG (no parameter gradients, no gradient arena), does
  * not read files (src/io/vgg_file.c reads the weights, a safetensors file
- * with torchvision's key names that tools/convert_vgg19.py writes), does not
+ * with torchvision's key names that scripts/convert_vgg19.py writes), does not
  * download weights and knows nothing about losses (content_loss.c).
  * Reference network and gradient checks: tests/test-vgg.c.
  */
