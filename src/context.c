@@ -319,6 +319,7 @@ void dsd_context_free(dsd_context *ctx)
         clFinish(ctx->queue);
     dsd_profile_reset(ctx);
     free(ctx->events);
+    dsd_layer_profile_free(ctx);
     /* CLBlast caches programs per OpenCL context in process-wide tables; drop
      * them with the context they belong to (other contexts rebuild on demand). */
     CLBlastClearCache();

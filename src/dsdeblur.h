@@ -212,6 +212,26 @@ void dsd_profile_reset(dsd_context *ctx);
  * *out is malloc'd; free() it. */
 dsd_status dsd_profile_collect(dsd_context *ctx, dsd_profile_entry **out, size_t *count);
 
+/* Layer profiling (src/layer_profile.c): host wall time per named scope, the
+ * queue drained at every scope boundary, so that the scopes' times add up to
+ * the wall time of the work they bracket (CLBlast's helper kernels, host
+ * work and transfers included). Scopes nest; time is charged to the
+ * innermost open scope only (exclusive times). Off by default; draining the
+ * queue costs a little overlap, so times are for finding bottlenecks, not
+ * for headline figures. Any context works (no event profiling needed). */
+void dsd_profile_layers_enable(dsd_context *ctx, int on);
+int dsd_profile_layers_enabled(const dsd_context *ctx);
+/* Opens a scope named by the printf-style format (no-op when disabled). */
+void dsd_profile_scope_begin(dsd_context *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void dsd_profile_scope_end(dsd_context *ctx);
+/* Closes the current interval and returns the time per scope name, in
+ * first-seen order ("(outside scopes)" for time in none); count = times the
+ * scope was entered. *out is malloc'd. */
+dsd_status dsd_profile_layers_collect(dsd_context *ctx, dsd_profile_entry **out, size_t *count);
+/* Forgets the times and starts a new interval now. */
+void dsd_profile_layers_reset(dsd_context *ctx);
+
 /* ------------------------------------------------------------------------ */
 /* Buffer pool */
 

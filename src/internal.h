@@ -132,10 +132,14 @@ struct dsd_context {
     int profiling;
     dsd_profile_event *events;
     size_t n_events, cap_events;
+
+    struct dsd_layer_profile *layer_profile; /* NULL unless layer profiling is on */
 };
 
 /* program.c */
 void dsd_programs_release(dsd_context *ctx);
+/* layer_profile.c */
+void dsd_layer_profile_free(dsd_context *ctx);
 /* buffer_pool.c */
 void dsd_pool_release_all(dsd_context *ctx);
 

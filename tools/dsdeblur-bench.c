@@ -87,6 +87,11 @@ static void usage(FILE *out)
             "  --device SEL        OpenCL device (index, P:D, gpu, cpu or a name substring)\n"
             "  --json FILE         write all results as JSON (atomically)\n"
             "  --list-devices      list OpenCL devices and exit\n"
+            "  --profile MODE      kernels (default): device time per kernel from OpenCL\n"
+            "                      events; layers: also wall time per layer and step\n"
+            "                      section, the queue drained at each boundary, so the\n"
+            "                      times add up to the run (CLBlast helpers, host work\n"
+            "                      and transfers included)\n"
             "  -q, --quiet         no progress lines on stderr (errors only)\n"
             "  -h, --help, --version\n",
             prog, REPS_DEFAULT_GPU, REPS_DEFAULT_CPU);
@@ -106,6 +111,7 @@ typedef struct options {
     int warmup, reps;        /* reps 0: the device's default */
     const char *device, *json;
     int quiet;
+    int profile_layers;      /* --profile layers */
 } options;
 
 /* --size WxH into o; 0, or 2 with the error printed. */
@@ -164,6 +170,12 @@ static int parse_args(int argc, char **argv, options *o)
             cli_args_int(&a, 1, REPS_MAX, &o->reps);
         } else if (cli_args_option(&a, NULL, "--json")) {
             o->json = cli_args_value(&a);
+        } else if (cli_args_option(&a, NULL, "--profile")) {
+            const char *v = cli_args_value(&a);
+            if (v && !strcmp(v, "layers"))
+                o->profile_layers = 1;
+            else if (v && strcmp(v, "kernels") != 0)
+                cli_args_fail(&a, "--profile '%s': expected kernels or layers", v);
         } else {
             cli_args_unknown(&a);
         }
@@ -454,11 +466,15 @@ typedef struct bench_result {
     double events_ms;       /* sum of its event times */
     int model_mismatch;     /* a modelled kernel's calls differed from the profile */
     uint64_t peak_bytes;    /* the buffer pool's peak over the runs (weights included) */
+    dsd_profile_entry *layers; /* --profile layers: the median run's scopes, by time */
+    size_t n_layers;
+    double layers_ms;       /* their sum, "(outside scopes)" excluded */
     uint64_t planned_bytes; /* inference: the plan's arena and workspace (0: unknown) */
 } bench_result;
 
 static void bench_result_free(bench_result *r)
 {
+    free(r->layers);
     free(r->wall_s);
     free(r->rows);
     memset(r, 0, sizeof *r);
@@ -478,6 +494,12 @@ static int cmp_row(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
+static int cmp_entry(const void *a, const void *b)
+{
+    double x = ((const dsd_profile_entry *)a)->total_ms, y = ((const dsd_profile_entry *)b)->total_ms;
+    return (x < y) - (x > y);
+}
+
 /* warmup untimed runs, then reps timed ones, each: profile reset, clock,
  * run, clFinish, clock, profile collect (outside the timed span). Keeps the
  * profile of the median run (the lower median for an even count, so that it
@@ -489,11 +511,13 @@ static dsd_status bench(dsd_context *ctx, run_fn fn, void *arg, int warmup, int 
     dsd_status st = DSD_OK;
     dsd_profile_entry **prof = calloc((size_t)reps, sizeof *prof);
     size_t *n_prof = calloc((size_t)reps, sizeof *n_prof);
+    dsd_profile_entry **layers = calloc((size_t)reps, sizeof *layers);
+    size_t *n_layers = calloc((size_t)reps, sizeof *n_layers);
     double *sorted = calloc((size_t)reps, sizeof *sorted);
     r->wall_s = calloc((size_t)reps, sizeof *r->wall_s);
     r->reps = reps;
     dsd_pool_reset_peak(ctx);
-    if (!prof || !n_prof || !sorted || !r->wall_s) {
+    if (!prof || !n_prof || !layers || !n_layers || !sorted || !r->wall_s) {
         st = tool_fail(err, DSD_ERR_OUT_OF_MEMORY, "out of host memory");
         goto done;
     }
@@ -511,6 +535,7 @@ static dsd_status bench(dsd_context *ctx, run_fn fn, void *arg, int warmup, int 
         }
         CTX_TRY(dsd_context_finish(ctx));
         dsd_profile_reset(ctx);
+        dsd_profile_layers_reset(ctx);
         double t0 = cli_now();
         if ((st = fn(arg, err)) != DSD_OK)
             goto done;
@@ -528,6 +553,7 @@ static dsd_status bench(dsd_context *ctx, run_fn fn, void *arg, int warmup, int 
             fprintf(stderr, "  run %d/%d: %.3f s\n", k + 1, reps, t);
         CTX_TRY(dsd_profile_collect(ctx, &prof[k], &n_prof[k]));
         dsd_profile_reset(ctx);
+        CTX_TRY(dsd_profile_layers_collect(ctx, &layers[k], &n_layers[k]));
     }
 #undef CTX_TRY
     r->peak_bytes = dsd_pool_get_stats(ctx).peak_bytes;
@@ -554,10 +580,22 @@ static dsd_status bench(dsd_context *ctx, run_fn fn, void *arg, int warmup, int 
     }
     r->n_rows = n;
     qsort(r->rows, n, sizeof *r->rows, cmp_row);
+    r->layers = layers[r->median_run];
+    r->n_layers = n_layers[r->median_run];
+    layers[r->median_run] = NULL;
+    for (size_t j = 0; j < r->n_layers; j++)
+        if (strcmp(r->layers[j].name, "(outside scopes)") != 0)
+            r->layers_ms += r->layers[j].total_ms;
+    qsort(r->layers, r->n_layers, sizeof *r->layers, cmp_entry);
 done:
     if (prof)
         for (int k = 0; k < reps; k++)
             free(prof[k]);
+    if (layers)
+        for (int k = 0; k < reps; k++)
+            free(layers[k]);
+    free(layers);
+    free(n_layers);
     free(prof);
     free(n_prof);
     free(sorted);
@@ -631,6 +669,18 @@ static void print_result(const char *what, const bench_result *r, double model_g
     if (r->model_mismatch)
         printf("  note: a modelled kernel's call count differs from the profile; its rates are "
                "'-' (the library's routing changed)\n");
+    if (r->n_layers) {
+        printf("  layers and sections of run %d, wall time with the queue drained at each "
+               "boundary (exclusive):\n", r->median_run + 1);
+        printf("  %-52s %7s %11s %7s\n", "scope", "entered", "total ms", "share");
+        for (size_t j = 0; j < r->n_layers; j++) {
+            const dsd_profile_entry *e = &r->layers[j];
+            printf("  %-52s %7u %11.3f %6.1f%%\n", e->name, e->count, e->total_ms,
+                   100 * e->total_ms / (r->median_s * 1e3));
+        }
+        printf("  the scopes account for %.1f%% of the run's wall time\n",
+               100 * r->layers_ms / (r->median_s * 1e3));
+    }
     fflush(stdout);
 }
 
@@ -965,6 +1015,7 @@ int main(int argc, char **argv)
     const char *selector = o.device ? o.device : *cfg.device ? cfg.device : NULL;
     if (!(ctx = cli_context(prog, selector, 1)))
         goto done;
+    dsd_profile_layers_enable(ctx, o.profile_layers);
     const dsd_device_info *d = dsd_context_device(ctx);
     int reps_default = o.reps == 0;
     int reps = reps_default ? (d->is_cpu ? REPS_DEFAULT_CPU : REPS_DEFAULT_GPU) : o.reps;

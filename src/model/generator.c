@@ -347,12 +347,74 @@ static void give(gen_pass *r, dsd_tensor *t)
 
 /* y = conv(x) with cw; while planning, records the layer ("blocks.<b>.name"
  * for b >= 0) and its workspace. */
+/* "blocks.2.dsc.0.pointwise" etc.: the parameter prefix of cw, one of r->w's
+ * convolutions (for the layer profile, which sees only the weights). */
+static void conv_name(const gen_pass *r, const dsd_conv_weights *cw, char *buf, size_t size)
+{
+    const dsd_generator_weights *w = r->w;
+    const dsd_conv_weights *top[] = {&w->head, &w->down[0], &w->down[1], &w->up[0], &w->up[1],
+                                     &w->tail};
+    const char *top_name[] = {"head", "down.0", "down.1", "up.0", "up.1", "tail"};
+    for (int i = 0; i < 6; i++)
+        if (cw == top[i]) {
+            snprintf(buf, size, "%s", top_name[i]);
+            return;
+        }
+    const char *base = (const char *)w->blocks, *at = (const char *)cw;
+    ptrdiff_t b = (at - base) / (ptrdiff_t)sizeof(dsd_dscrb_weights);
+    if (b < 0 || b >= r->cfg->n_blocks) {
+        snprintf(buf, size, "conv");
+        return;
+    }
+    const dsd_dscrb_weights *blk = &w->blocks[b];
+    const dsd_conv_weights *in[] = {&blk->fc1, &blk->fc2, &blk->sa, &blk->depthwise[0],
+                                    &blk->pointwise[0], &blk->depthwise[1], &blk->pointwise[1],
+                                    &blk->depthwise[2], &blk->pointwise[2]};
+    const char *in_name[] = {"ca.fc1", "ca.fc2", "sa.conv", "dsc.0.depthwise",
+                             "dsc.0.pointwise", "dsc.1.depthwise", "dsc.1.pointwise",
+                             "dsc.2.depthwise", "dsc.2.pointwise"};
+    for (int i = 0; i < 9; i++)
+        if (cw == in[i]) {
+            snprintf(buf, size, "blocks.%d.%s", (int)b, in_name[i]);
+            return;
+        }
+    snprintf(buf, size, "conv");
+}
+
+/* Layer-profile scopes of a running pass (no-ops while planning or when
+ * layer profiling is off). */
+#define PASS_SCOPE_BEGIN(r, ...)                           \
+    do {                                                   \
+        if ((r)->ctx)                                      \
+            dsd_profile_scope_begin((r)->ctx, __VA_ARGS__); \
+    } while (0)
+#define PASS_SCOPE_END(r)                     \
+    do {                                      \
+        if ((r)->ctx)                         \
+            dsd_profile_scope_end((r)->ctx);  \
+    } while (0)
+
+/* Opens a layer-profile scope "G <layer><suffix>" for cw (no-op unless on). */
+static void conv_scope(const gen_pass *r, const dsd_conv_weights *cw, const char *suffix)
+{
+    if (!dsd_profile_layers_enabled(r->ctx))
+        return;
+    char name[DSD_PARAM_NAME_MAX];
+    conv_name(r, cw, name, sizeof name);
+    dsd_profile_scope_begin(r->ctx, "G %s%s", name, suffix);
+}
+
 static dsd_status conv_forward(gen_pass *r, int block, const char *name,
                                const dsd_conv2d_params *p, const dsd_tensor *x,
                                const dsd_conv_weights *cw, dsd_tensor *y)
 {
-    if (r->ctx)
-        return dsd_conv2d_forward_ws(r->ctx, p, x, &cw->weight, &cw->bias, y, r->workspace);
+    if (r->ctx) {
+        conv_scope(r, cw, "");
+        dsd_status st = dsd_conv2d_forward_ws(r->ctx, p, x, &cw->weight, &cw->bias, y,
+                                              r->workspace);
+        dsd_profile_scope_end(r->ctx);
+        return st;
+    }
     dsd_conv2d_plan cp;
     DSD_TRY(dsd_conv2d_plan_make(p, x->n, x->c, x->h, x->w, y->c, &cp, r->err));
     dsd_network_plan_need_workspace(r->plan, cp.forward_workspace);
@@ -369,9 +431,13 @@ static dsd_status conv_backward(gen_pass *r, const dsd_conv2d_params *p, const d
                                 const dsd_conv_weights *cw, const dsd_tensor *dy,
                                 dsd_tensor *dx, dsd_conv_weights *gcw)
 {
-    if (r->ctx)
-        return dsd_conv2d_backward_ws(r->ctx, p, x, &cw->weight, dy, dx, &gcw->weight,
-                                      &gcw->bias, r->workspace);
+    if (r->ctx) {
+        conv_scope(r, cw, " backward");
+        dsd_status st = dsd_conv2d_backward_ws(r->ctx, p, x, &cw->weight, dy, dx, &gcw->weight,
+                                               &gcw->bias, r->workspace);
+        dsd_profile_scope_end(r->ctx);
+        return st;
+    }
     dsd_conv2d_plan cp;
     DSD_TRY(dsd_conv2d_plan_make(p, x->n, x->c, x->h, x->w, dy->c, &cp, r->err));
     dsd_network_plan_need_workspace(r->plan, cp.backward_workspace);
@@ -591,7 +657,10 @@ static dsd_status generator_forward_pass(gen_pass *r, const dsd_tensor *x, dsd_t
 {
     const gen_dims d = gen_dims_of(r->cfg);
     DSD_TRY(take(r, &sv->features, x->n, d.c, x->h / 4, x->w / 4));
-    DSD_TRY(encode(r, x, sv, &sv->features));
+    PASS_SCOPE_BEGIN(r, "G encode (other ops)");
+    dsd_status st = encode(r, x, sv, &sv->features);
+    PASS_SCOPE_END(r);
+    DSD_TRY(st);
 
     /* the residual blocks: training keeps each block's activations; inference
      * reuses one scratch block and gives each input back after its block */
@@ -603,7 +672,10 @@ static dsd_status generator_forward_pass(gen_pass *r, const dsd_tensor *x, dsd_t
     }
     for (int b = 0; b < r->cfg->n_blocks; b++) {
         dscrb_saved *s = &sv->blocks[r->training ? b : 0];
-        DSD_TRY(dscrb_forward(r, b, feat, s, 1));
+        PASS_SCOPE_BEGIN(r, "G blocks.%d (other ops)", b);
+        st = dscrb_forward(r, b, feat, s, 1);
+        PASS_SCOPE_END(r);
+        DSD_TRY(st);
         if (r->training) {
             feat = &s->out;
         } else {
@@ -612,7 +684,10 @@ static dsd_status generator_forward_pass(gen_pass *r, const dsd_tensor *x, dsd_t
             memset(&s->out, 0, sizeof s->out);
         }
     }
-    return decode(r, feat, !r->training, x, sv, y);
+    PASS_SCOPE_BEGIN(r, "G decode (other ops)");
+    st = decode(r, feat, !r->training, x, sv, y);
+    PASS_SCOPE_END(r);
+    return st;
 }
 
 #undef DROP
@@ -802,7 +877,10 @@ static dsd_status generator_backward_pass(gen_pass *r, const dsd_tensor *x,
     for (int b = nb - 1; b >= 0; b--) {
         dsd_tensor *in = b > 0 ? &sv->blocks[b - 1].out : &sv->features;
         DSD_TRY(take_zero(r, &d_prev, n, d.c, h / 4, wd / 4));
-        DSD_TRY(dscrb_backward(r, b, in, &sv->blocks[b], &d_feat, &d_prev));
+        PASS_SCOPE_BEGIN(r, "G blocks.%d backward (other ops)", b);
+        dsd_status st = dscrb_backward(r, b, in, &sv->blocks[b], &d_feat, &d_prev);
+        PASS_SCOPE_END(r);
+        DSD_TRY(st);
         give(r, &sv->blocks[b].out);
         give(r, &d_feat);
         d_feat = d_prev;

@@ -269,11 +269,20 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
     float lr = dsd_lr_schedule((float)c->train.lr, epoch, c->train.decay_from, c->train.epochs);
     dsd_adam_params adam = {.lr = lr, .beta1 = (float)c->train.beta1,
                             .beta2 = (float)c->train.beta2, .eps = (float)c->train.eps};
-    DSD_TRY(next_batch(t, err));
+    /* layer-profile scopes (no-ops unless dsd_profile_layers_enable): every
+     * section of the step, so their times add up to the step's */
+    dsd_profile_scope_begin(ctx, "data: batch upload, synthetic blur");
+    dsd_status st = next_batch(t, err);
+    dsd_profile_scope_end(ctx);
+    DSD_TRY(st);
 
     /* fake = G(blur), kept for the generator's backward */
     t->g_tape.step = t->step;
-    DSD_TRY_CTX(err, ctx, dsd_generator_forward(ctx, &t->g, &t->blur, &t->fake, &t->g_tape));
+    dsd_profile_scope_begin(ctx, "G forward (other ops)");
+    st = dsd_generator_forward(ctx, &t->g, &t->blur, &t->fake, &t->g_tape);
+    dsd_profile_scope_end(ctx);
+    DSD_TRY_CTX(err, ctx, st);
+    dsd_profile_scope_begin(ctx, "D step: D forward x2, RaGAN loss, D backward x2");
 
     /* discriminator step on the detached fake */
     dsd_discriminator_tape tr = {0}, tf = {0};
@@ -289,6 +298,8 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
                                                   &t->dfake_logits));
     DSD_TRY_CTX(err, ctx, dsd_discriminator_backward(ctx, &t->d, &tf, &t->dfake_logits, NULL, 1));
     DSD_TRY_CTX(err, ctx, dsd_discriminator_backward(ctx, &t->d, &tr, &t->dreal, NULL, 1));
+    dsd_profile_scope_end(ctx);
+    dsd_profile_scope_begin(ctx, "D step: loss download, gradient check, Adam");
     int ok;
     out->loss_d = download_scalar(t, &t->loss_d, err, &ok);
     if (!ok)
@@ -299,6 +310,8 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
     DSD_TRY(check_grads(t, &t->d.params, "discriminator", err));
     DSD_TRY_CTX(err, ctx, dsd_adam_step(ctx, &adam, ++t->d_t, &t->d.params.values,
                                         &t->d.params.grads, &t->d_m, &t->d_v));
+    dsd_profile_scope_end(ctx);
+    dsd_profile_scope_begin(ctx, "G step: D forward x2, RaGAN loss, D backward (dx)");
 
     /* generator step through the updated discriminator */
     DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->g.params.grads, 0.0f));
@@ -306,17 +319,26 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
     DSD_TRY_CTX(err, ctx, dsd_discriminator_forward(ctx, &t->d, &t->fake, &t->fake_logits, &tf));
     DSD_TRY_CTX(err, ctx, dsd_ragan_loss_forward(ctx, DSD_RAGAN_GENERATOR, &t->real_logits,
                                                  &t->fake_logits, &t->loss_adv));
-    DSD_TRY_CTX(err, ctx, dsd_content_loss_forward(ctx, &t->content, &t->fake, &t->sharp,
-                                                   &t->loss_content, 1));
+    dsd_profile_scope_begin(ctx, "G step: content loss forward");
+    st = dsd_content_loss_forward(ctx, &t->content, &t->fake, &t->sharp, &t->loss_content, 1);
+    dsd_profile_scope_end(ctx);
+    DSD_TRY_CTX(err, ctx, st);
     DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->dfake_logits, 0.0f));
     DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->dfake, 0.0f));
     DSD_TRY_CTX(err, ctx, dsd_ragan_loss_backward(ctx, DSD_RAGAN_GENERATOR, 1.0f, &t->real_logits,
                                                   &t->fake_logits, NULL, &t->dfake_logits));
     DSD_TRY_CTX(err, ctx, dsd_discriminator_backward(ctx, &t->d, &tf, &t->dfake_logits,
                                                      &t->dfake, 0));
-    DSD_TRY_CTX(err, ctx, dsd_content_loss_backward(ctx, &t->content, (float)c->train.lambda,
-                                                    &t->dfake));
-    DSD_TRY_CTX(err, ctx, dsd_generator_backward(ctx, &t->g, &t->g_tape, &t->dfake, NULL));
+    dsd_profile_scope_end(ctx);
+    dsd_profile_scope_begin(ctx, "G step: content loss backward");
+    st = dsd_content_loss_backward(ctx, &t->content, (float)c->train.lambda, &t->dfake);
+    dsd_profile_scope_end(ctx);
+    DSD_TRY_CTX(err, ctx, st);
+    dsd_profile_scope_begin(ctx, "G backward (other ops)");
+    st = dsd_generator_backward(ctx, &t->g, &t->g_tape, &t->dfake, NULL);
+    dsd_profile_scope_end(ctx);
+    DSD_TRY_CTX(err, ctx, st);
+    dsd_profile_scope_begin(ctx, "G step: loss download, gradient check, Adam");
     out->loss_g_adv = download_scalar(t, &t->loss_adv, err, &ok);
     if (!ok)
         return err->status;
@@ -332,6 +354,7 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
     DSD_TRY(check_grads(t, &t->g.params, "generator", err));
     DSD_TRY_CTX(err, ctx, dsd_adam_step(ctx, &adam, ++t->g_t, &t->g.params.values,
                                         &t->g.params.grads, &t->g_m, &t->g_v));
+    dsd_profile_scope_end(ctx);
 
     out->step = t->step;
     out->epoch = epoch;
