@@ -306,6 +306,19 @@ dsd_status dsd_context_init(dsd_context **out, const dsd_context_options *opts, 
     h = dsd_hash64(h, plat_version, strlen(plat_version) + 1);
     ctx->device_key = h;
 
+    /* the device class's tunables, unless switched off (doc/tuning.md) */
+    const char *profile = getenv("DSDEBLUR_PROFILE");
+    if (!profile || strcmp(profile, "none") != 0) {
+        dsd_device_profile p;
+        dsd_device_profile_default(&ctx->device, &p);
+        if (p.n_kernels > 0 && dsd_context_apply_profile(ctx, &p) != DSD_OK) {
+            if (err)
+                *err = ctx->error;
+            dsd_context_free(ctx);
+            return err ? err->status : DSD_ERR_CLBLAST;
+        }
+    }
+
     dsd_error_clear(&ctx->error);
     *out = ctx;
     return DSD_OK;

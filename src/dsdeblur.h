@@ -156,6 +156,34 @@ typedef struct dsd_context_options {
     int profiling;
 } dsd_context_options;
 
+/* ------------------------------------------------------------------------ */
+/* Device profiles (src/device_profile.c, doc/tuning.md): the tunables of a
+ * device. Today: CLBlast parameter overrides (CLBlastOverrideParameters),
+ * e.g. kernel "Xgemm" with MWG, NWG, ... A context applies the built-in
+ * profile of its device class when it is created (CPUs: GEMM parameters
+ * tuned for PoCL; GPUs: none, CLBlast's own database), unless
+ * $DSDEBLUR_PROFILE is "none". Results stay deterministic for one profile;
+ * another profile changes the GEMMs' summation order (within the tests'
+ * tolerances). */
+
+enum { DSD_PROFILE_MAX_KERNELS = 8, DSD_PROFILE_MAX_PARAMS = 24 };
+
+typedef struct dsd_profile_kernel {
+    char kernel[32];                                /* CLBlast kernel name, e.g. "Xgemm" */
+    int n;                                          /* parameters */
+    char names[DSD_PROFILE_MAX_PARAMS][32];
+    size_t values[DSD_PROFILE_MAX_PARAMS];
+} dsd_profile_kernel;
+
+typedef struct dsd_device_profile {
+    char name[256];                                 /* where it came from, for reports */
+    int n_kernels;
+    dsd_profile_kernel kernels[DSD_PROFILE_MAX_KERNELS];
+} dsd_device_profile;
+
+/* The built-in profile of a device's class. */
+void dsd_device_profile_default(const dsd_device_info *device, dsd_device_profile *out);
+
 /* opts may be NULL for the defaults. On failure *out is NULL and err says why. */
 dsd_status dsd_context_init(dsd_context **out, const dsd_context_options *opts,
                             dsd_error *err);
@@ -193,6 +221,12 @@ dsd_status dsd_kernel_get(dsd_context *ctx, const char *program, const char *opt
 dsd_status dsd_program_build_source(dsd_context *ctx, const char *label,
                                     const char *source, const char *options,
                                     cl_program *out);
+
+/* Applies a device profile (replaces earlier overrides of the same CLBlast
+ * kernels for this device, process-wide, as CLBlast keeps them). */
+dsd_status dsd_context_apply_profile(dsd_context *ctx, const dsd_device_profile *profile);
+/* The name of the profile in effect ("" when none was applied). */
+const char *dsd_context_profile_name(const dsd_context *ctx);
 
 /* Directory used for the binary cache ("" when disabled). */
 const char *dsd_context_cache_dir(const dsd_context *ctx);

@@ -134,6 +134,7 @@ struct dsd_context {
     size_t n_events, cap_events;
 
     struct dsd_layer_profile *layer_profile; /* NULL unless layer profiling is on */
+    char profile_name[256];     /* the device profile applied (device_profile.c) */
 };
 
 /* program.c */

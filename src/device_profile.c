@@ -1,0 +1,83 @@
+/*
+ * device_profile.c: the tunables of one device and where they come from
+ * (dsdeblur.h, "Device profiles"; doc/tuning.md).
+ *
+ * Today a profile holds CLBlast parameter overrides, applied with
+ * CLBlastOverrideParameters when a context is created: CLBlast ships tuned
+ * GEMM parameters for many GPUs but none for CPUs through PoCL, where its
+ * generic defaults ran the networks' GEMMs at 3-7 GFLOP/s on the 2-core
+ * AVX-512 machine of doc/tuning.md. The built-in CPU profile is the best
+ * configuration clblast_tuner_xgemm found there (53 GFLOP/s on a 256 x 4096 x
+ * 256 product) plus XGEMM_MIN_INDIRECT_SIZE 1, because CLBlast's direct GEMM
+ * kernel, which it picks for small products, is untuned on CPUs. GPUs get no
+ * overrides: CLBlast's own database (and its defaults per vendor) apply.
+ *
+ * It does not parse files: a caller that reads a profile from disk passes
+ * the struct (dsd_context_apply_profile).
+ */
+#include "internal.h"
+
+#include <clblast_c.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The built-in profile for CPUs (PoCL). */
+static const dsd_device_profile cpu_profile = {
+    .name = "built-in: CPU (PoCL)",
+    .n_kernels = 2,
+    .kernels = {
+        {.kernel = "Xgemm", .n = 16,
+         .names = {"GEMMK", "MWG", "NWG", "KWG", "MDIMC", "NDIMC", "MDIMA", "NDIMB", "KWI",
+                   "VWM", "VWN", "STRM", "STRN", "SA", "SB", "KREG"},
+         .values = {0, 64, 64, 32, 8, 8, 8, 8, 2, 4, 4, 0, 0, 1, 1, 1}},
+        {.kernel = "GemmRoutine", .n = 1,
+         .names = {"XGEMM_MIN_INDIRECT_SIZE"},
+         .values = {1}},
+    },
+};
+
+void dsd_device_profile_default(const dsd_device_info *device, dsd_device_profile *out)
+{
+    if (device && device->is_cpu) {
+        *out = cpu_profile;
+        return;
+    }
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "built-in: none (CLBlast's own parameters)");
+}
+
+dsd_status dsd_context_apply_profile(dsd_context *ctx, const dsd_device_profile *profile)
+{
+    if (!profile)
+        return DSD_FAIL(&ctx->error, DSD_ERR_INVALID_ARGUMENT, "device profile is NULL");
+    if (profile->n_kernels < 0 || profile->n_kernels > DSD_PROFILE_MAX_KERNELS)
+        return DSD_FAIL(&ctx->error, DSD_ERR_INVALID_ARGUMENT, "device profile '%s': %d "
+                        "kernels (at most %d)", profile->name, profile->n_kernels,
+                        DSD_PROFILE_MAX_KERNELS);
+    for (int k = 0; k < profile->n_kernels; k++) {
+        const dsd_profile_kernel *pk = &profile->kernels[k];
+        if (pk->n < 1 || pk->n > DSD_PROFILE_MAX_PARAMS)
+            return DSD_FAIL(&ctx->error, DSD_ERR_INVALID_ARGUMENT, "device profile '%s': "
+                            "kernel %s has %d parameters", profile->name, pk->kernel, pk->n);
+        const char *names[DSD_PROFILE_MAX_PARAMS];
+        for (int i = 0; i < pk->n; i++)
+            names[i] = pk->names[i];
+        CLBlastStatusCode st = CLBlastOverrideParameters(
+            ctx->cl_device, pk->kernel, CLBlastPrecisionSingle, (size_t)pk->n, names,
+            pk->values);
+        if (st != CLBlastSuccess)
+            return dsd_error_set(&ctx->error, DSD_ERR_CLBLAST, (int)st,
+                                 "CLBlastOverrideParameters", __FILE__, __LINE__,
+                                 "device profile '%s': CLBlast rejected the %s parameters (%d); "
+                                 "a parameter name is unknown or a value is invalid",
+                                 profile->name, pk->kernel, (int)st);
+    }
+    snprintf(ctx->profile_name, sizeof ctx->profile_name, "%s", profile->name);
+    return DSD_OK;
+}
+
+const char *dsd_context_profile_name(const dsd_context *ctx)
+{
+    return ctx->profile_name;
+}
