@@ -15,7 +15,9 @@
  *   the same element and no atomics are needed. With reflection several
  *   padded coordinates read the same pixel (at most three per axis: p, -p,
  *   2*size-2-p), and the gather visits each of them.
- * - conv2d_direct_few is the whole forward for cout <= 4, without a GEMM.
+ * - conv2d_direct_few is the whole forward for cout <= 4, without a GEMM;
+ *   conv2d_direct_few_dx and _dw its backward (stride 1), without a column
+ *   buffer.
  * - conv2d_bias_fill writes bias[c] into every y element (the forward GEMM
  *   then accumulates with beta = 1); conv2d_bias_backward reduces dy per
  *   channel with a fixed local tree.
@@ -88,7 +90,11 @@ kernel void conv2d_im2col(global const float *x, uint x_off, global float *col, 
  * generator's tail 7x7 64->3, the spatial attention's 7x7 2->1), where a
  * GEMM with M = cout would waste most of every tile. One work-item per
  * output pixel (img * OH + oh) * OW + ow computes all cout outputs, summing
- * over (c, kh, kw) in a fixed order, plus the bias when has_bias. */
+ * in a fixed order over (kh, kw, c), plus the bias when has_bias. The padded
+ * input index is found once per tap, not once per channel, and the four
+ * accumulators are a fixed unrolled set (weights past cout read as 0), so
+ * neighbouring work-items run the same instructions on neighbouring pixels
+ * (what PoCL vectorizes and GPUs coalesce). */
 kernel void conv2d_direct_few(global const float *x, uint x_off, global const float *wt,
                               uint w_off, global const float *bias, uint b_off, uint has_bias,
                               global float *y, uint y_off, uint n, uint cin, uint h, uint w,
@@ -101,26 +107,128 @@ kernel void conv2d_direct_few(global const float *x, uint x_off, global const fl
         return;
     uint img = i / plane, p = i - img * plane;
     uint oh = p / ow_n, ow = p - oh * ow_n;
-    float acc[4];
-    for (uint o = 0; o < 4; o++)
-        acc[o] = (has_bias && o < cout) ? bias[b_off + o] : 0.0f;
-    for (uint c = 0; c < cin; c++)
-        for (uint kh = 0; kh < kh_n; kh++) {
-            int ih = conv_pad_index((int)(oh * stride + kh) - pad, (int)h, reflect);
-            if (ih < 0)
+    const uint kc = cin * kh_n * kw_n, hw = h * w;
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+    global const float *xi = x + x_off + img * cin * hw;
+    for (uint kh = 0; kh < kh_n; kh++) {
+        int ih = conv_pad_index((int)(oh * stride + kh) - pad, (int)h, reflect);
+        if (ih < 0)
+            continue;
+        for (uint kw = 0; kw < kw_n; kw++) {
+            int iw = conv_pad_index((int)(ow * stride + kw) - pad, (int)w, reflect);
+            if (iw < 0)
                 continue;
-            for (uint kw = 0; kw < kw_n; kw++) {
-                int iw = conv_pad_index((int)(ow * stride + kw) - pad, (int)w, reflect);
-                if (iw < 0)
-                    continue;
-                float v = x[x_off + ((img * cin + c) * h + (uint)ih) * w + (uint)iw];
-                uint k = (c * kh_n + kh) * kw_n + kw, kc = cin * kh_n * kw_n;
-                for (uint o = 0; o < cout; o++)
-                    acc[o] += wt[w_off + o * kc + k] * v;
+            global const float *xp = xi + (uint)ih * w + (uint)iw;
+            global const float *wp = wt + w_off + kh * kw_n + kw;
+            for (uint c = 0; c < cin; c++) {
+                float v = xp[c * hw];
+                uint k = c * kh_n * kw_n;
+                a0 += wp[k] * v;
+                /* accumulators past cout read a valid weight and are dropped */
+                a1 += wp[min(1u, cout - 1) * kc + k] * v;
+                a2 += wp[min(2u, cout - 1) * kc + k] * v;
+                a3 += wp[min(3u, cout - 1) * kc + k] * v;
             }
         }
+    }
+    float acc[4] = {a0, a1, a2, a3};
     for (uint o = 0; o < cout; o++)
-        y[y_off + (img * cout + o) * plane + p] = acc[o];
+        y[y_off + (img * cout + o) * plane + p] =
+            acc[o] + (has_bias ? bias[b_off + o] : 0.0f);
+}
+
+/* dx += the backward of a stride-1 convolution with few output channels
+ * (cout <= 4), without a column buffer. One work-item per dx element
+ * (img, c, ih, iw), flat NCHW: for each padded coordinate that reads this
+ * element (up to three per axis under reflection) and each tap (kh, kw), the
+ * output pixel (ph + pad - kh, pw + pad - kw) contributes
+ * sum_o w[o][c][kh][kw] dy[o][...], added in that fixed order. */
+kernel void conv2d_direct_few_dx(global const float *dy, uint dy_off, global const float *wt,
+                                 uint w_off, global float *dx, uint dx_off, uint n, uint cin,
+                                 uint h, uint w, uint cout, uint kh_n, uint kw_n, int pad,
+                                 uint reflect, uint oh_n, uint ow_n)
+{
+    uint i = get_global_id(0);
+    uint hw = h * w;
+    if (i >= n * cin * hw)
+        return;
+    uint t = i / hw, q = i - t * hw;
+    uint img = t / cin, c = t - img * cin;
+    uint ih = q / w, iw = q - ih * w;
+    const uint kc = cin * kh_n * kw_n, plane = oh_n * ow_n;
+    int ph[3], pw[3];
+    int nph = conv_preimages((int)ih, (int)h, pad, reflect, ph);
+    int npw = conv_preimages((int)iw, (int)w, pad, reflect, pw);
+    global const float *g = dy + dy_off + img * cout * plane;
+    global const float *wc = wt + w_off + c * kh_n * kw_n;
+    float s = 0.0f;
+    for (int a = 0; a < nph; a++)
+        for (uint kh = 0; kh < kh_n; kh++) {
+            int oh = ph[a] + pad - (int)kh;
+            if (oh < 0 || oh >= (int)oh_n)
+                continue;
+            for (int b = 0; b < npw; b++)
+                for (uint kw = 0; kw < kw_n; kw++) {
+                    int ow = pw[b] + pad - (int)kw;
+                    if (ow < 0 || ow >= (int)ow_n)
+                        continue;
+                    uint at = (uint)oh * ow_n + (uint)ow, k = kh * kw_n + kw;
+                    for (uint o = 0; o < cout; o++)
+                        s += wc[o * kc + k] * g[o * plane + at];
+                }
+        }
+    dx[dx_off + i] += s;
+}
+
+/* dw += the weight gradient of a stride-1 convolution with few output
+ * channels: work-group k = (c * KH + kh) * KW + kw sums, for every o < cout,
+ * dy[img][o][oh][ow] * xpad[img][c][oh + kh - pad][ow + kw - pad] over all
+ * images and output pixels. Work-item l takes pixels l, l + WG, ... of each
+ * image in image order, then a fixed local tree: deterministic. */
+kernel void conv2d_direct_few_dw(global const float *x, uint x_off, global const float *dy,
+                                 uint dy_off, global float *dw, uint dw_off, uint n, uint cin,
+                                 uint h, uint w, uint cout, uint kh_n, uint kw_n, int pad,
+                                 uint reflect, uint oh_n, uint ow_n)
+{
+    local float part[4][WG];
+    uint k = get_group_id(0), lid = get_local_id(0);
+    const uint taps = kh_n * kw_n, kc = cin * taps, plane = oh_n * ow_n;
+    if (k >= kc)
+        return; /* whole group: no barrier is skipped by part of it */
+    uint c = k / taps, r = k - c * taps;
+    uint kh = r / kw_n, kw = r - kh * kw_n;
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    for (uint img = 0; img < n; img++) {
+        global const float *xc = x + x_off + (img * cin + c) * h * w;
+        global const float *g = dy + dy_off + img * cout * plane;
+        for (uint p = lid; p < plane; p += WG) {
+            uint oh = p / ow_n, ow = p - oh * ow_n;
+            int ih = conv_pad_index((int)(oh + kh) - pad, (int)h, reflect);
+            int iw = conv_pad_index((int)(ow + kw) - pad, (int)w, reflect);
+            float v = 0.0f;
+            if (ih >= 0 && iw >= 0)
+                v = xc[(uint)ih * w + (uint)iw];
+            /* sums past cout read a valid dy plane and are dropped */
+            s0 += g[p] * v;
+            s1 += g[min(1u, cout - 1) * plane + p] * v;
+            s2 += g[min(2u, cout - 1) * plane + p] * v;
+            s3 += g[min(3u, cout - 1) * plane + p] * v;
+        }
+    }
+    part[0][lid] = s0;
+    part[1][lid] = s1;
+    part[2][lid] = s2;
+    part[3][lid] = s3;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint m = WG / 2; m > 0; m >>= 1) {
+        if (lid < m)
+            for (uint o = 0; o < 4; o++)
+                part[o][lid] += part[o][lid + m];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid == 0)
+        for (uint o = 0; o < cout; o++)
+            dw[dw_off + o * kc + k] += part[o][0];
 }
 
 /* One work-item per dx element of the input rows [ih0, ih0 + nih) of every

@@ -73,7 +73,8 @@ typedef enum dsd_conv2d_route {
     DSD_CONV2D_ROUTE_DEPTHWISE = 0, /* groups == Cin: src/ops/depthwise.c */
     DSD_CONV2D_ROUTE_POINTWISE,     /* 1x1, stride 1, no pad: one GEMM per image */
     DSD_CONV2D_ROUTE_IM2COL,        /* im2col in chunks of output rows + GEMM */
-    DSD_CONV2D_ROUTE_DIRECT_FEW,    /* forward only: one direct kernel (Cout <= 4) */
+    DSD_CONV2D_ROUTE_DIRECT_FEW,    /* Cout <= 4: direct kernels, no GEMM (backward:
+                                       stride 1 only, else IM2COL) */
 } dsd_conv2d_route;
 
 typedef struct dsd_conv2d_plan {
@@ -81,7 +82,7 @@ typedef struct dsd_conv2d_plan {
     int n, cin, h, w;             /* x */
     int cout, oh, ow;             /* y */
     dsd_conv2d_route forward;     /* the forward's route */
-    dsd_conv2d_route backward;    /* the backward's (DIRECT_FEW has none: IM2COL) */
+    dsd_conv2d_route backward;    /* the backward's */
     int chunk_rows;               /* output rows per im2col chunk (0 without im2col) */
     int chunks;                   /* im2col chunks per image (0 without im2col) */
     size_t forward_workspace;     /* bytes of the column buffer each pass needs */

@@ -296,13 +296,16 @@ static dsd_conv2d_plan plan_of(const dsd_conv2d_params *p, const conv_geom *g)
         pl.forward = pl.backward = DSD_CONV2D_ROUTE_POINTWISE;
         return pl;
     }
-    pl.forward = g->cout <= DIRECT_MAX_COUT ? DSD_CONV2D_ROUTE_DIRECT_FEW : DSD_CONV2D_ROUTE_IM2COL;
-    pl.backward = DSD_CONV2D_ROUTE_IM2COL;
+    const int few = g->cout <= DIRECT_MAX_COUT;
+    pl.forward = few ? DSD_CONV2D_ROUTE_DIRECT_FEW : DSD_CONV2D_ROUTE_IM2COL;
+    pl.backward = few && g->stride == 1 ? DSD_CONV2D_ROUTE_DIRECT_FEW : DSD_CONV2D_ROUTE_IM2COL;
+    if (pl.forward == DSD_CONV2D_ROUTE_DIRECT_FEW && pl.backward == DSD_CONV2D_ROUTE_DIRECT_FEW)
+        return pl; /* no column buffer either way */
     pl.chunk_rows = chunk_rows(g);
     pl.chunks = (g->oh + pl.chunk_rows - 1) / pl.chunk_rows;
     size_t col = col_rows(g) * (size_t)pl.chunk_rows * (size_t)g->ow * sizeof(float);
     pl.forward_workspace = pl.forward == DSD_CONV2D_ROUTE_IM2COL ? col : 0;
-    pl.backward_workspace = col;
+    pl.backward_workspace = pl.backward == DSD_CONV2D_ROUTE_IM2COL ? col : 0;
     return pl;
 }
 
@@ -400,6 +403,39 @@ static dsd_status forward_direct_few(dsd_context *ctx, const conv_geom *g, const
                        DSD_KARG(ow)};
     return run_elementwise(ctx, "conv2d_direct_few", args, DSD_NARGS(args),
                            (size_t)g->n * g->oh * g->ow);
+}
+
+/* The backward of a stride-1 convolution with few output channels: dx by a
+ * gather over the taps, dW by one work-group per weight tap (cl/conv2d.cl). */
+static dsd_status backward_direct_few(dsd_context *ctx, const conv_geom *g, const dsd_tensor *x,
+                                      const dsd_tensor *weight, const dsd_tensor *dy,
+                                      dsd_tensor *dx, dsd_tensor *dweight)
+{
+    cl_uint n = (cl_uint)g->n, cin = (cl_uint)g->cin, h = (cl_uint)g->h, w = (cl_uint)g->w,
+            cout = (cl_uint)g->cout, kh = (cl_uint)g->kh, kw = (cl_uint)g->kw,
+            reflect = (cl_uint)g->reflect, oh = (cl_uint)g->oh, ow = (cl_uint)g->ow;
+    cl_int pad = g->pad;
+    if (dx) {
+        dsd_karg args[] = {DSD_KARG_TENSOR(dy), DSD_KARG_TENSOR(weight), DSD_KARG_TENSOR(dx),
+                           DSD_KARG(n), DSD_KARG(cin), DSD_KARG(h), DSD_KARG(w), DSD_KARG(cout),
+                           DSD_KARG(kh), DSD_KARG(kw), DSD_KARG(pad), DSD_KARG(reflect),
+                           DSD_KARG(oh), DSD_KARG(ow)};
+        DSD_TRY(run_elementwise(ctx, "conv2d_direct_few_dx", args, DSD_NARGS(args),
+                                (size_t)g->n * g->cin * g->h * g->w));
+    }
+    if (dweight) {
+        char opts[32];
+        size_t wg;
+        kernel_options(ctx, opts, sizeof opts, &wg);
+        dsd_karg args[] = {DSD_KARG_TENSOR(x), DSD_KARG_TENSOR(dy), DSD_KARG_TENSOR(dweight),
+                           DSD_KARG(n), DSD_KARG(cin), DSD_KARG(h), DSD_KARG(w), DSD_KARG(cout),
+                           DSD_KARG(kh), DSD_KARG(kw), DSD_KARG(pad), DSD_KARG(reflect),
+                           DSD_KARG(oh), DSD_KARG(ow)};
+        size_t global = col_rows(g) * wg;
+        DSD_TRY(dsd_kernel_run(ctx, "conv2d", opts, "conv2d_direct_few_dw", args,
+                               DSD_NARGS(args), 1, &global, &wg));
+    }
+    return DSD_OK;
 }
 
 /* The column buffer of a chunked pass: a view of the caller's workspace, or
@@ -608,6 +644,8 @@ dsd_status dsd_conv2d_backward_ws(dsd_context *ctx, const dsd_conv2d_params *p,
     const dsd_conv2d_plan plan = plan_of(p, &g);
     if (plan.backward == DSD_CONV2D_ROUTE_POINTWISE)
         return backward_pointwise(ctx, &g, x, weight, dy, dx, dweight);
+    if (plan.backward == DSD_CONV2D_ROUTE_DIRECT_FEW)
+        return backward_direct_few(ctx, &g, x, weight, dy, dx, dweight);
 
     dsd_tensor col;
     int leased;
