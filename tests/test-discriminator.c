@@ -235,6 +235,7 @@ static void check_case(int n_layers, int affine, int in_channels, int n, int h, 
     tu_check_close("dL/dx", gdx, rdx, ni, 1e-4);
     check_param_grads(&d.cfg, &d.params, got, gp, rdp, 1e-4);
     (void)nl;
+    dsd_discriminator_tape_free(ctx, &tape);
 
     free(got);
     free(gdx);
@@ -340,6 +341,8 @@ START_TEST(test_two_forwards_accumulate)
         tu_tensor_free(all[i]);
     ref_disc_case_free(&real);
     ref_disc_case_free(&fake);
+    dsd_discriminator_tape_free(ctx, &tape_real);
+    dsd_discriminator_tape_free(ctx, &tape_fake);
     dsd_discriminator_free(ctx, &d);
 }
 END_TEST
@@ -419,10 +422,13 @@ START_TEST(test_inference_deterministic_no_leaks)
         TU_OK(dsd_tensor_fill(ctx, &dx, 0.0f));
         dsd_discriminator_tape tape = {0};
         TU_OK(dsd_discriminator_forward(ctx, &d, &x, &l1, &tape));
-        ck_assert_uint_gt(dsd_pool_get_stats(ctx).bytes_in_use, before);
+        uint64_t with_tape = dsd_pool_get_stats(ctx).bytes_in_use;
+        ck_assert_uint_gt(with_tape, before);
         TU_OK(dsd_discriminator_forward(ctx, &d, &x, &l2, NULL));
+        ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, with_tape);
         TU_OK(dsd_discriminator_backward(ctx, &d, &tape, &gl, &dx, 1));
-        ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, before);
+        /* the backward allocates nothing; the arena stays with the tape */
+        ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, with_tape);
         run[r] = malloc((2 * nl + ni + np) * sizeof(float));
         TU_OK(dsd_tensor_download(ctx, &l1, run[r], nl));
         TU_OK(dsd_tensor_download(ctx, &l2, run[r] + nl, nl));
@@ -432,9 +438,10 @@ START_TEST(test_inference_deterministic_no_leaks)
                       "inference and training logits differ");
         /* a tape that is never backpropagated is freed by tape_free */
         TU_OK(dsd_discriminator_forward(ctx, &d, &x, &l1, &tape));
+        ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, with_tape); /* arena reused */
         dsd_discriminator_tape_free(ctx, &tape);
         ck_assert(!tape.pending);
-        ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, before);
+        ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, before); /* all given back */
     }
     ck_assert_msg(memcmp(run[0], run[1], (2 * nl + ni + np) * sizeof(float)) == 0,
                   "two runs of the discriminator differ");
@@ -491,6 +498,7 @@ START_TEST(test_errors)
     dsd_tensor *all[] = {&x, &x4, &tiny, &logits, &wrong, &ltiny};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         tu_tensor_free(all[i]);
+    dsd_discriminator_tape_free(ctx, &tape);
     dsd_discriminator_free(ctx, &d);
 }
 END_TEST
