@@ -84,24 +84,27 @@
  * training != 0 keeps every activation the backward needs; training == 0
  * keeps none and gives each intermediate back to the pool as soon as the
  * next layer has consumed it (several ops run in place), so inference at
- * 1280x720 needs a few full-resolution feature maps, not all of them. Saved
- * activations are leased from the context's buffer pool (which reuses the
- * previous step's buffers) and given back during the backward, each as soon
- * as it has been used for the last time.
+ * 1280x720 needs a few full-resolution feature maps, not all of them. Every
+ * activation and gradient temporary is a slot of one arena placed by the
+ * network's plan ("Network plans" below): a training pass runs in the
+ * arena of its tape, kept from step to step; an inference pass leases one
+ * arena for the call. The backward gives each slot back to the plan as soon
+ * as it has been used for the last time, so later slots reuse its place.
  *
  * The input x is BORROWED by a training forward: it must stay alive and
  * unchanged until the matching backward (the first layer's weight gradient
  * reads it). Outputs are caller-allocated and must not overlap inputs.
  *
- * The generator keeps its saved activations itself: one training forward is
- * followed by one backward (a new training forward first drops any pending
- * activations). The discriminator is applied to real and fake images in one
- * step, with the backwards in any order, so its forward fills a
- * caller-owned dsd_discriminator_tape instead: one tape per pending forward,
- * as many as the caller likes, no hidden slot limit, and the lifetime is
- * visible in the caller's code. Backward consumes the tape (gives its
- * activations back and marks it empty); dsd_discriminator_tape_free drops a
- * tape that will not be backpropagated.
+ * Each network's training forward fills a caller-owned tape
+ * (dsd_generator_tape, dsd_discriminator_tape, dsd_vgg_tape): one tape per
+ * pending forward, as many as the caller likes, no hidden slot limit, and
+ * the lifetime is visible in the caller's code. The discriminator is applied
+ * to real and fake images in one step, with the backwards in any order: two
+ * tapes. Backward consumes the tape (marks it empty) and leaves it its arena
+ * for the next forward of the same shape; a new generator forward drops a
+ * pending one, while the discriminator's and VGG's refuse a pending tape.
+ * *_tape_free gives the arena back (and drops a tape that will not be
+ * backpropagated).
  *
  * LeakyReLU runs in place and its backward reads the activation's output
  * instead of its input: with slope >= 0 both have the same sign, which is all
@@ -120,8 +123,8 @@
  *
  * Errors: invalid configs give DSD_ERR_INVALID_ARGUMENT, input shapes the
  * network cannot take DSD_ERR_SHAPE (recorded in the context like any op);
- * on an error in the middle of a forward or backward the pending
- * activations are given back and the step must be redone.
+ * on an error in the middle of a forward or backward the tape is no longer
+ * pending and the step must be redone.
  */
 #ifndef DSDEBLUR_MODEL_H
 #define DSDEBLUR_MODEL_H
@@ -266,7 +269,8 @@ typedef struct dsd_generator_weights {
  * convolutions in forward order, each with its route and chunking, and every
  * activation and temporary placed in one device arena (first fit). Training
  * and inference walk the plan; dsd_deblur_estimate_bytes and dsdeblur-bench's
- * work model read it.
+ * work model read it. dsd_generator_plan, dsd_discriminator_plan and
+ * dsd_vgg_plan make one.
  *
  *     dsd_network_plan plan = {0};
  *     dsd_generator_plan(&cfg, 1, 720, 1280, 0, &plan, &err);  // inference at 720p
@@ -448,15 +452,25 @@ typedef struct dsd_discriminator {
     size_t arena_bytes;
 } dsd_discriminator;
 
-/* What one training forward saved for its backward (caller-owned; start from
- * a zeroed struct, e.g. `dsd_discriminator_tape t = {0};`). */
+/* What one training forward saved for its backward, and the memory both run
+ * in (caller-owned; start from a zeroed struct, e.g.
+ * `dsd_discriminator_tape t = {0};`). The arena is sized from the training
+ * pass's plan on first use and kept, also after the backward, while the
+ * input shape and the network stay the same, so steps after the first
+ * allocate nothing; dsd_discriminator_tape_free gives it back. */
 typedef struct dsd_discriminator_tape {
     int pending;                                  /* filled, not yet consumed */
+    int n, h, w;                                  /* the input shape the plan is for */
+    dsd_discriminator_config cfg;                 /* and the network */
+    dsd_network_plan plan;                        /* forward and backward of that shape */
+    dsd_tensor arena;                             /* activations, gradient temporaries (owned) */
+    dsd_tensor workspace;                         /* the convolutions' column buffer (owned) */
+    size_t next_slot;                             /* the backward continues the plan's slots */
     dsd_tensor x;                                 /* the input (borrowed view) */
     dsd_tensor z[DSD_DISCRIMINATOR_MAX_LAYERS + 1];    /* conv outputs before the norm */
     dsd_tensor a[DSD_DISCRIMINATOR_MAX_LAYERS + 1];    /* layer outputs after LReLU */
     dsd_tensor mean[DSD_DISCRIMINATOR_MAX_LAYERS + 1]; /* (N, C, 1, 1) norm statistics */
-    dsd_tensor rstd[DSD_DISCRIMINATOR_MAX_LAYERS + 1];
+    dsd_tensor rstd[DSD_DISCRIMINATOR_MAX_LAYERS + 1]; /* (z .. rstd: views of the arena) */
 } dsd_discriminator_tape;
 
 dsd_status dsd_discriminator_init(dsd_context *ctx, dsd_discriminator *d,
@@ -464,19 +478,28 @@ dsd_status dsd_discriminator_init(dsd_context *ctx, dsd_discriminator *d,
 void dsd_discriminator_free(dsd_context *ctx, dsd_discriminator *d);
 dsd_status dsd_discriminator_init_weights(dsd_context *ctx, dsd_discriminator *d, uint64_t seed);
 
+/* The plan of one pass on (n, in_channels, h, w): training (the forward
+ * keeping its activations, and the backward) or inference. *plan is reset
+ * and refilled (start from a zeroed struct; free with
+ * dsd_network_plan_free). Layers are named "layers.<i>.conv". */
+dsd_status dsd_discriminator_plan(const dsd_discriminator_config *cfg, int n, int h, int w,
+                                  int training, dsd_network_plan *plan, dsd_error *err);
+
 /* logits (N, 1, OH, OW) = D(x), x (N, in_channels, H, W). tape NULL:
- * inference (nothing kept). Otherwise the tape must be empty; it receives the
- * activations and borrows x until the backward. */
+ * inference (nothing kept; one arena leased for the call). Otherwise the
+ * tape must not be pending; it receives the activations and borrows x until
+ * the backward. */
 dsd_status dsd_discriminator_forward(dsd_context *ctx, dsd_discriminator *d, const dsd_tensor *x,
                                      dsd_tensor *logits, dsd_discriminator_tape *tape);
 /* Backward of the forward that filled tape, for dlogits = dL/dlogits:
  * param_grads != 0 accumulates into d->params.grads (0 skips them: the
  * generator's adversarial term needs only dx); dx (may be NULL) += dL/dx.
- * Consumes the tape. */
+ * Consumes the tape (it keeps its arena for the next forward). */
 dsd_status dsd_discriminator_backward(dsd_context *ctx, dsd_discriminator *d,
                                       dsd_discriminator_tape *tape, const dsd_tensor *dlogits,
                                       dsd_tensor *dx, int param_grads);
-/* Gives a tape's activations back without a backward; safe on empty tapes. */
+/* Gives a tape's arena back, with any pending forward; the tape is left
+ * zeroed. Safe on zeroed tapes. */
 void dsd_discriminator_tape_free(dsd_context *ctx, dsd_discriminator_tape *tape);
 
 /* ------------------------------------------------------------------------ */
@@ -543,10 +566,11 @@ dsd_status dsd_ragan_loss_backward(dsd_context *ctx, dsd_ragan_side side, float 
  * scripts/convert_vgg19.py (doc/vgg.md). A network without loaded weights
  * refuses to run (its features would be meaningless).
  *
- * Forwards follow the discriminator's rules: a caller-owned tape (NULL:
- * inference, nothing kept, each intermediate given back as soon as the next
- * layer has consumed it), one tape per pending forward; the perceptual loss
- * runs the fake image with a tape and the real one without. The ReLUs run in
+ * Forwards follow the discriminator's rules: a caller-owned tape owning the
+ * pass's arena (NULL: inference, nothing kept, each intermediate given back
+ * as soon as the next layer has consumed it, in an arena leased for the
+ * call), one tape per pending forward; the perceptual loss runs the fake
+ * image with a tape and the real one without. The ReLUs run in
  * place (their backward reads the output, which has the input's sign). The
  * backward gives dx only (dx += dL/dx) and consumes the tape. */
 
@@ -587,15 +611,24 @@ typedef struct dsd_vgg {
     size_t arena_bytes;                          /* device bytes of the parameters */
 } dsd_vgg;
 
-/* What a forward with a tape saved (caller-owned; start from a zeroed struct). */
+/* What a forward with a tape saved, and the memory it and its backward run
+ * in (caller-owned; start from a zeroed struct). As the discriminator's: the
+ * arena is sized from the plan on first use and kept while the input shape
+ * and last_layer stay the same; dsd_vgg_tape_free gives it back. */
 typedef struct dsd_vgg_tape {
     int pending;                         /* filled, not yet consumed */
+    int n, h, w;                         /* the input shape the plan is for */
+    dsd_vgg_config cfg;                  /* and the network */
+    dsd_network_plan plan;               /* forward and backward of that shape */
+    dsd_tensor arena;                    /* activations, gradient temporaries (owned) */
+    dsd_tensor workspace;                /* the convolutions' column buffer (owned) */
+    size_t next_slot;                    /* the backward continues the plan's slots */
     dsd_tensor x;                        /* the input (borrowed view) */
     dsd_tensor xn;                       /* the normalized input */
     dsd_tensor a[DSD_VGG_MAX_INDEX + 1]; /* output of conv / pool index i (a ReLU
                                             rewrites its conv's in place); the last
                                             index's output is the caller's y, unless
-                                            it is a ReLU */
+                                            it is a ReLU (xn, a: views of the arena) */
 } dsd_vgg_tape;
 
 /* Validates cfg (NULL: defaults), builds the table and views, allocates the
@@ -607,17 +640,24 @@ void dsd_vgg_free(dsd_context *ctx, dsd_vgg *vgg);
  * benchmarks only: the features of a random VGG are not a perceptual loss. */
 dsd_status dsd_vgg_init_weights(dsd_context *ctx, dsd_vgg *vgg, uint64_t seed);
 
+/* The plan of one pass on (n, 3, h, w): training (the forward with a tape,
+ * and the backward) or inference; as dsd_discriminator_plan. Layers are
+ * named "features.<i>". */
+dsd_status dsd_vgg_plan(const dsd_vgg_config *cfg, int n, int h, int w, int training,
+                        dsd_network_plan *plan, dsd_error *err);
+
 /* y = features[0 .. last_layer](normalize(x)); x (N, 3, H, W), y the shape
- * dsd_vgg_output_shape gives, not overlapping x. tape NULL: inference.
- * Otherwise the tape must be empty; it receives the activations and borrows x
- * until the backward. */
+ * dsd_vgg_output_shape gives, not overlapping x. tape NULL: inference (one
+ * arena leased for the call). Otherwise the tape must not be pending; it
+ * receives the activations and borrows x until the backward. */
 dsd_status dsd_vgg_forward(dsd_context *ctx, dsd_vgg *vgg, const dsd_tensor *x, dsd_tensor *y,
                            dsd_vgg_tape *tape);
-/* dx (may be NULL: then the tape is only freed) += dL/dx for dy = dL/dy of
- * the forward that filled tape. Consumes the tape. */
+/* dx (may be NULL: then the tape is only consumed) += dL/dx for dy = dL/dy
+ * of the forward that filled tape. Consumes the tape (it keeps its arena). */
 dsd_status dsd_vgg_backward(dsd_context *ctx, dsd_vgg *vgg, dsd_vgg_tape *tape,
                             const dsd_tensor *dy, dsd_tensor *dx);
-/* Gives a tape's activations back without a backward; safe on empty tapes. */
+/* Gives a tape's arena back, with any pending forward; the tape is left
+ * zeroed. Safe on zeroed tapes. */
 void dsd_vgg_tape_free(dsd_context *ctx, dsd_vgg_tape *tape);
 
 /* ------------------------------------------------------------------------ */
@@ -662,7 +702,8 @@ typedef struct dsd_content_loss {
     int pending;                 /* a training forward awaits its backward */
     dsd_tensor fake, real;       /* borrowed views (pixel kinds) */
     dsd_tensor f_fake, f_real;   /* features (PERCEPTUAL) */
-    dsd_vgg_tape tape;           /* the fake image's VGG forward (PERCEPTUAL) */
+    dsd_vgg_tape tape;           /* the fake image's VGG forward (PERCEPTUAL); its
+                                    arena stays between steps */
     dsd_fft_plans fft;           /* clFFT plans (FFT), made on first use */
 } dsd_content_loss;
 

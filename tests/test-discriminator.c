@@ -235,6 +235,7 @@ static void check_case(int n_layers, int affine, int in_channels, int n, int h, 
     tu_check_close("dL/dx", gdx, rdx, ni, 1e-4);
     check_param_grads(&d.cfg, &d.params, got, gp, rdp, 1e-4);
     (void)nl;
+    dsd_discriminator_tape_free(ctx, &tape);
 
     free(got);
     free(gdx);
@@ -340,6 +341,8 @@ START_TEST(test_two_forwards_accumulate)
         tu_tensor_free(all[i]);
     ref_disc_case_free(&real);
     ref_disc_case_free(&fake);
+    dsd_discriminator_tape_free(ctx, &tape_real);
+    dsd_discriminator_tape_free(ctx, &tape_fake);
     dsd_discriminator_free(ctx, &d);
 }
 END_TEST
@@ -419,10 +422,13 @@ START_TEST(test_inference_deterministic_no_leaks)
         TU_OK(dsd_tensor_fill(ctx, &dx, 0.0f));
         dsd_discriminator_tape tape = {0};
         TU_OK(dsd_discriminator_forward(ctx, &d, &x, &l1, &tape));
-        ck_assert_uint_gt(dsd_pool_get_stats(ctx).bytes_in_use, before);
+        uint64_t with_tape = dsd_pool_get_stats(ctx).bytes_in_use;
+        ck_assert_uint_gt(with_tape, before);
         TU_OK(dsd_discriminator_forward(ctx, &d, &x, &l2, NULL));
+        ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, with_tape);
         TU_OK(dsd_discriminator_backward(ctx, &d, &tape, &gl, &dx, 1));
-        ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, before);
+        /* the backward allocates nothing; the arena stays with the tape */
+        ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, with_tape);
         run[r] = malloc((2 * nl + ni + np) * sizeof(float));
         TU_OK(dsd_tensor_download(ctx, &l1, run[r], nl));
         TU_OK(dsd_tensor_download(ctx, &l2, run[r] + nl, nl));
@@ -432,9 +438,10 @@ START_TEST(test_inference_deterministic_no_leaks)
                       "inference and training logits differ");
         /* a tape that is never backpropagated is freed by tape_free */
         TU_OK(dsd_discriminator_forward(ctx, &d, &x, &l1, &tape));
+        ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, with_tape); /* arena reused */
         dsd_discriminator_tape_free(ctx, &tape);
         ck_assert(!tape.pending);
-        ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, before);
+        ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, before); /* all given back */
     }
     ck_assert_msg(memcmp(run[0], run[1], (2 * nl + ni + np) * sizeof(float)) == 0,
                   "two runs of the discriminator differ");
@@ -445,6 +452,105 @@ START_TEST(test_inference_deterministic_no_leaks)
         tu_tensor_free(all[i]);
     ref_disc_case_free(&k);
     dsd_discriminator_free(ctx, &d);
+}
+END_TEST
+
+/* One training step of d on a random (n, 3, h, w) image with tape (the
+ * gradients from zero): logits, dx and the parameter gradients, malloc'd. */
+static float *train_step(dsd_discriminator *d, dsd_discriminator_tape *tape, int n, int h, int w,
+                         size_t *count)
+{
+    dsd_context *ctx = tu_ctx();
+    int oh, ow;
+    dsd_error err;
+    TU_HOST_OK(dsd_discriminator_output_size(&d->cfg, h, w, &oh, &ow, &err), err);
+    size_t ni = (size_t)n * 3 * h * w, nl = (size_t)n * oh * ow, np = d->params.count;
+    tu_rng rng = tu_rng_init(77 + (uint64_t)h);
+    double *hx = tu_alloc(ni), *hg = tu_alloc(nl);
+    tu_fill(&rng, hx, ni, -1.0, 1.0);
+    tu_fill(&rng, hg, nl, -1.0, 1.0);
+    dsd_tensor x, logits, dl, dx;
+    tu_tensor_from(&x, n, 3, h, w, hx);
+    tu_tensor_from(&dl, n, 1, oh, ow, hg);
+    tu_tensor(&logits, n, 1, oh, ow);
+    tu_tensor(&dx, n, 3, h, w);
+    TU_OK(dsd_tensor_fill(ctx, &dx, 0.0f));
+    TU_OK(dsd_tensor_fill(ctx, &d->params.grads, 0.0f));
+    TU_OK(dsd_discriminator_forward(ctx, d, &x, &logits, tape));
+    TU_OK(dsd_discriminator_backward(ctx, d, tape, &dl, &dx, 1));
+    float *out = malloc((nl + ni + np) * sizeof *out);
+    ck_assert_ptr_nonnull(out);
+    TU_OK(dsd_tensor_download(ctx, &logits, out, nl));
+    TU_OK(dsd_tensor_download(ctx, &dx, out + nl, ni));
+    TU_OK(dsd_tensor_download(ctx, &d->params.grads, out + nl + ni, np));
+    *count = nl + ni + np;
+    tu_tensor_free(&x);
+    tu_tensor_free(&logits);
+    tu_tensor_free(&dl);
+    tu_tensor_free(&dx);
+    free(hx);
+    free(hg);
+    return out;
+}
+
+/* dsd_discriminator_plan names every conv and places the pass's memory; a
+ * tape reused for another shape or moved to another network re-plans, so
+ * what it computes equals a fresh tape's (a stale plan whose slots happen to
+ * have the right sizes, as for a transposed image, would alias memory). */
+START_TEST(test_plan_and_tape_reuse)
+{
+    dsd_context *ctx = tu_ctx();
+    dsd_error err;
+    dsd_discriminator_config cfg = small_config(2, 1), wide = cfg;
+    wide.base_width = 12;
+    dsd_network_plan train = {0}, infer = {0};
+    TU_HOST_OK(dsd_discriminator_plan(&cfg, 2, 20, 24, 1, &train, &err), err);
+    TU_HOST_OK(dsd_discriminator_plan(&cfg, 2, 20, 24, 0, &infer, &err), err);
+    ck_assert_uint_eq(train.n_layers, (size_t)cfg.n_layers + 2);
+    ck_assert_uint_eq(infer.n_layers, (size_t)cfg.n_layers + 2);
+    for (size_t i = 0; i < train.n_layers; i++) {
+        char want[DSD_PARAM_NAME_MAX];
+        snprintf(want, sizeof want, "layers.%zu.conv", i);
+        ck_assert_str_eq(train.layers[i].name, want);
+    }
+    ck_assert(dsd_network_plan_macs(&train) > 0);
+    ck_assert(dsd_network_plan_macs(&train) == dsd_network_plan_macs(&infer));
+    ck_assert_uint_lt(infer.arena_floats, train.arena_floats); /* nothing kept */
+    ck_assert_int_eq(dsd_discriminator_plan(&cfg, 1, 1, 1, 1, &infer, &err), DSD_ERR_SHAPE);
+
+    dsd_discriminator d, d2;
+    TU_OK(dsd_discriminator_init(ctx, &d, &cfg));
+    TU_OK(dsd_discriminator_init_weights(ctx, &d, 3));
+    TU_OK(dsd_discriminator_init(ctx, &d2, &wide));
+    TU_OK(dsd_discriminator_init_weights(ctx, &d2, 4));
+    struct {
+        dsd_discriminator *d;
+        int n, h, w;
+    } runs[] = {{&d, 2, 20, 24}, {&d, 2, 24, 20}, {&d, 1, 17, 13}, {&d, 2, 20, 24},
+                {&d2, 2, 20, 24}};
+    dsd_discriminator_tape shared = {0};
+    for (int r = 0; r < TU_COUNT(runs); r++) {
+        size_t n1, n2;
+        float *got = train_step(runs[r].d, &shared, runs[r].n, runs[r].h, runs[r].w, &n1);
+        TU_HOST_OK(dsd_discriminator_plan(&runs[r].d->cfg, runs[r].n, runs[r].h, runs[r].w, 1,
+                                          &train, &err), err);
+        ck_assert_uint_eq(shared.plan.n_slots, train.n_slots);
+        ck_assert_uint_eq(shared.plan.arena_floats, train.arena_floats);
+        ck_assert_uint_ge(shared.arena.capacity, train.arena_floats * sizeof(float));
+        dsd_discriminator_tape fresh = {0};
+        float *want = train_step(runs[r].d, &fresh, runs[r].n, runs[r].h, runs[r].w, &n2);
+        dsd_discriminator_tape_free(ctx, &fresh);
+        ck_assert_uint_eq(n1, n2);
+        ck_assert_msg(memcmp(got, want, n1 * sizeof *got) == 0, "run %d (%dx3x%dx%d): the "
+                      "reused tape and a fresh one differ", r, runs[r].n, runs[r].h, runs[r].w);
+        free(got);
+        free(want);
+    }
+    dsd_discriminator_tape_free(ctx, &shared);
+    dsd_network_plan_free(&train);
+    dsd_network_plan_free(&infer);
+    dsd_discriminator_free(ctx, &d);
+    dsd_discriminator_free(ctx, &d2);
 }
 END_TEST
 
@@ -491,6 +597,7 @@ START_TEST(test_errors)
     dsd_tensor *all[] = {&x, &x4, &tiny, &logits, &wrong, &ltiny};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         tu_tensor_free(all[i]);
+    dsd_discriminator_tape_free(ctx, &tape);
     dsd_discriminator_free(ctx, &d);
 }
 END_TEST
@@ -507,6 +614,7 @@ int main(void)
     if (!tu_small())
         tcase_add_test(tc, test_reference_finite_differences);
     tcase_add_test(tc, test_inference_deterministic_no_leaks);
+    tcase_add_test(tc, test_plan_and_tape_reuse);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
     return tu_run(s);

@@ -197,6 +197,8 @@ static double dev_step(nets *m, const gan_case *k, int side, double *grads)
         TU_OK(dsd_discriminator_backward(ctx, &m->d, &tr, &dlr, NULL, 1));
         tu_download(&m->d.params.grads, grads);
     }
+    dsd_discriminator_tape_free(ctx, &tr);
+    dsd_discriminator_tape_free(ctx, &tf);
     double l = tu_download_scalar(&loss);
     dsd_tensor *all[] = {&blur, &sharp, &fake, &lr, &lf, &dlr, &dlf, &dfake, &loss, &content};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)

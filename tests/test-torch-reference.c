@@ -468,6 +468,7 @@ START_TEST(test_discriminator_matches_torch)
     dsd_discriminator_tape tape = {0};
     TU_OK(dsd_discriminator_forward(ctx, &d, &x, &logits, &tape));
     TU_OK(dsd_discriminator_backward(ctx, &d, &tape, &dlogits, &dx, 1));
+    dsd_discriminator_tape_free(ctx, &tape);
 
     err_summary sum = {0};
     sum.out = compare_tensor("discriminator logits", &logits, st, yr);

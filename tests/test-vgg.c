@@ -427,6 +427,7 @@ static void check_case(int last, int n, int h, int w, uint64_t seed)
     ck_assert(!tape.pending);
     snprintf(what, sizeof what, "VGG %s dL/dx, %dx3x%dx%d", dsd_vgg_layer_name(last), n, h, w);
     tu_check_accum(what, &dx, dxp, rdx, 1e-4);
+    dsd_vgg_tape_free(ctx, &tape);
 
     free(dxp);
     free(rdx);
@@ -510,7 +511,8 @@ START_TEST(test_tape_deterministic_no_leaks)
         TU_OK(dsd_vgg_forward(ctx, &vgg, &x, &y2, NULL));
         ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, with_tape);
         TU_OK(dsd_vgg_backward(ctx, &vgg, &tape, &dy, &dx));
-        ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, before);
+        /* the backward allocates nothing; the arena stays with the tape */
+        ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, with_tape);
         run[r] = malloc((2 * no + ni) * sizeof(float));
         TU_OK(dsd_tensor_download(ctx, &y1, run[r], no));
         TU_OK(dsd_tensor_download(ctx, &y2, run[r] + no, no));
@@ -519,6 +521,7 @@ START_TEST(test_tape_deterministic_no_leaks)
                       "tape and no-tape features differ");
         /* errors: a pending tape is not overwritten; an empty one has no backward */
         TU_OK(dsd_vgg_forward(ctx, &vgg, &x, &y1, &tape));
+        ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, with_tape); /* arena reused */
         TU_EXPECT_CTX_ERROR(dsd_vgg_forward(ctx, &vgg, &x, &y1, &tape), DSD_ERR_INVALID_ARGUMENT,
                             "tape");
         ck_assert(tape.pending);
@@ -563,6 +566,99 @@ END_TEST
 
 /* ------------------------------------------------------------------------ */
 /* Loading */
+
+/* One forward (with tape) and backward of vgg on a random (n, 3, h, w)
+ * image: the features and dx, malloc'd. */
+static float *tape_step(dsd_vgg *vgg, dsd_vgg_tape *tape, int n, int h, int w, size_t *count)
+{
+    dsd_context *ctx = tu_ctx();
+    int oc, oh, ow;
+    dsd_error err;
+    TU_HOST_OK(dsd_vgg_output_shape(&vgg->cfg, h, w, &oc, &oh, &ow, &err), err);
+    size_t ni = (size_t)n * 3 * h * w, no = (size_t)n * oc * oh * ow;
+    tu_rng rng = tu_rng_init(55 + (uint64_t)h);
+    double *hx = tu_alloc(ni), *hg = tu_alloc(no);
+    tu_fill(&rng, hx, ni, -1.0, 1.0);
+    tu_fill(&rng, hg, no, -1.0, 1.0);
+    dsd_tensor x, y, dy, dx;
+    tu_tensor_from(&x, n, 3, h, w, hx);
+    tu_tensor_from(&dy, n, oc, oh, ow, hg);
+    tu_tensor(&y, n, oc, oh, ow);
+    tu_tensor(&dx, n, 3, h, w);
+    TU_OK(dsd_tensor_fill(ctx, &dx, 0.0f));
+    TU_OK(dsd_vgg_forward(ctx, vgg, &x, &y, tape));
+    TU_OK(dsd_vgg_backward(ctx, vgg, tape, &dy, &dx));
+    float *out = malloc((no + ni) * sizeof *out);
+    ck_assert_ptr_nonnull(out);
+    TU_OK(dsd_tensor_download(ctx, &y, out, no));
+    TU_OK(dsd_tensor_download(ctx, &dx, out + no, ni));
+    *count = no + ni;
+    tu_tensor_free(&x);
+    tu_tensor_free(&y);
+    tu_tensor_free(&dy);
+    tu_tensor_free(&dx);
+    free(hx);
+    free(hg);
+    return out;
+}
+
+/* dsd_vgg_plan names every conv and places the pass's memory; a tape reused
+ * for another shape or moved to a VGG with another last layer re-plans, so
+ * what it computes equals a fresh tape's. */
+START_TEST(test_plan_and_tape_reuse)
+{
+    dsd_context *ctx = tu_ctx();
+    dsd_error err;
+    dsd_vgg_config cfg = {.last_layer = 7}; /* conv2_2 */
+    dsd_network_plan train = {0}, infer = {0};
+    TU_HOST_OK(dsd_vgg_plan(&cfg, 2, 12, 10, 1, &train, &err), err);
+    TU_HOST_OK(dsd_vgg_plan(&cfg, 2, 12, 10, 0, &infer, &err), err);
+    const int convs[] = {0, 2, 5, 7};
+    ck_assert_uint_eq(train.n_layers, (size_t)TU_COUNT(convs));
+    ck_assert_uint_eq(infer.n_layers, (size_t)TU_COUNT(convs));
+    for (int i = 0; i < TU_COUNT(convs); i++) {
+        char want[DSD_PARAM_NAME_MAX];
+        snprintf(want, sizeof want, "features.%d", convs[i]);
+        ck_assert_str_eq(train.layers[i].name, want);
+    }
+    ck_assert(dsd_network_plan_macs(&train) > 0);
+    ck_assert(dsd_network_plan_macs(&train) == dsd_network_plan_macs(&infer));
+    ck_assert_uint_lt(infer.arena_floats, train.arena_floats); /* nothing kept */
+    ck_assert_int_eq(dsd_vgg_plan(&cfg, 1, 3, 1, 1, &infer, &err), DSD_ERR_SHAPE);
+
+    dsd_vgg a, b;
+    vgg_with_weights(&a, 7);
+    vgg_with_weights(&b, 3); /* relu1_2: the tape keeps a copy of the output */
+    struct {
+        dsd_vgg *vgg;
+        int n, h, w;
+    } runs[] = {{&a, 2, 12, 10}, {&a, 2, 10, 12}, {&a, 1, 9, 7}, {&a, 2, 12, 10},
+                {&b, 2, 12, 10}};
+    dsd_vgg_tape shared = {0};
+    for (int r = 0; r < TU_COUNT(runs); r++) {
+        size_t n1, n2;
+        float *got = tape_step(runs[r].vgg, &shared, runs[r].n, runs[r].h, runs[r].w, &n1);
+        TU_HOST_OK(dsd_vgg_plan(&runs[r].vgg->cfg, runs[r].n, runs[r].h, runs[r].w, 1, &train,
+                                &err), err);
+        ck_assert_uint_eq(shared.plan.n_slots, train.n_slots);
+        ck_assert_uint_eq(shared.plan.arena_floats, train.arena_floats);
+        ck_assert_uint_ge(shared.arena.capacity, train.arena_floats * sizeof(float));
+        dsd_vgg_tape fresh = {0};
+        float *want = tape_step(runs[r].vgg, &fresh, runs[r].n, runs[r].h, runs[r].w, &n2);
+        dsd_vgg_tape_free(ctx, &fresh);
+        ck_assert_uint_eq(n1, n2);
+        ck_assert_msg(memcmp(got, want, n1 * sizeof *got) == 0, "run %d (%dx3x%dx%d): the "
+                      "reused tape and a fresh one differ", r, runs[r].n, runs[r].h, runs[r].w);
+        free(got);
+        free(want);
+    }
+    dsd_vgg_tape_free(ctx, &shared);
+    dsd_network_plan_free(&train);
+    dsd_network_plan_free(&infer);
+    dsd_vgg_free(ctx, &a);
+    dsd_vgg_free(ctx, &b);
+}
+END_TEST
 
 static void expect_values(const dsd_vgg *vgg, const double *want, const char *what)
 {
@@ -894,7 +990,10 @@ static void check_content(dsd_content_loss_kind kind, int n, int h, int w, uint6
                   got);
     TU_OK(dsd_content_loss_backward(ctx, &l, (float)scale, &dfake));
     ck_assert(!l.pending);
-    ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, before);
+    /* all given back but the VGG tape's arena, kept for the next step */
+    uint64_t kept = l.tape.arena.capacity + l.tape.workspace.capacity;
+    ck_assert(kind == DSD_CONTENT_LOSS_PERCEPTUAL ? kept > 0 : kept == 0);
+    ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, before + kept);
     snprintf(what, sizeof what, "%s d_fake %dx3x%dx%d", dsd_content_loss_kind_name(kind), n, h, w);
     tu_check_accum(what, &dfake, dfp, rdf, 1e-4);
     printf("%s: loss %.6g\n", dsd_content_loss_kind_name(kind), got);
@@ -970,6 +1069,7 @@ int main(void)
     if (!tu_small())
         tcase_add_test(tc, test_reference_finite_differences);
     tcase_add_test(tc, test_tape_deterministic_no_leaks);
+    tcase_add_test(tc, test_plan_and_tape_reuse);
     tcase_add_test(tc, test_load);
     tcase_add_test(tc, test_kind_names);
     tcase_add_test(tc, test_perceptual_needs_weights);

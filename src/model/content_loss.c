@@ -34,10 +34,13 @@ dsd_status dsd_content_loss_kind_parse(const char *name, dsd_content_loss_kind *
                     "perceptual, l1, mse, fft)", name ? name : "(null)");
 }
 
-/* Drops a pending training forward. */
+/* Drops a pending training forward. The VGG tape keeps its arena for the
+ * next step (dsd_vgg_backward consumed it), unless its forward was never
+ * backpropagated: then only dsd_vgg_tape_free empties it. */
 static void drop_pending(dsd_context *ctx, dsd_content_loss *l)
 {
-    dsd_vgg_tape_free(ctx, &l->tape);
+    if (l->tape.pending)
+        dsd_vgg_tape_free(ctx, &l->tape);
     dsd_tensor_free(ctx, &l->f_fake);
     dsd_tensor_free(ctx, &l->f_real);
     memset(&l->fake, 0, sizeof l->fake); /* borrowed views: forgotten */
@@ -79,6 +82,7 @@ void dsd_content_loss_free(dsd_context *ctx, dsd_content_loss *l)
     if (!l)
         return;
     drop_pending(ctx, l);
+    dsd_vgg_tape_free(ctx, &l->tape);
     dsd_vgg_free(ctx, &l->vgg);
     dsd_fft_plans_free(&l->fft);
     memset(l, 0, sizeof *l);

@@ -2,8 +2,10 @@
  * vgg.c: the frozen VGG-19 feature extractor of the perceptual loss (paper
  * section 2.7): torchvision's vgg19().features up to a chosen index (conv3_3
  * by default), with the ImageNet input normalization, forward with an
- * optional tape and a backward that gives dx only. dsdeblur_model.h and
- * doc/vgg.md describe the layers, the input mapping and the names.
+ * optional tape and a backward that gives dx only. Both are written once
+ * and run in planning mode for the network's plan (dsd_vgg_plan), then for
+ * real in one arena laid out by it (src/model/pass.h). dsdeblur_model.h
+ * and doc/vgg.md describe the layers, the input mapping and the names.
  *
  * It does not train VGG (no parameter gradients, no gradient arena), does
  * not read files (src/io/vgg_file.c reads the weights, a safetensors file
@@ -11,7 +13,7 @@
  * download weights and knows nothing about losses (content_loss.c).
  * Reference network and gradient checks: tests/test-vgg.c.
  */
-#include "internal.h"
+#include "pass.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -154,17 +156,23 @@ dsd_status dsd_vgg_output_shape(const dsd_vgg_config *cfg, int h, int w, int *ou
 static const float imagenet_mean[3] = {0.485f, 0.456f, 0.406f};
 static const float imagenet_std[3] = {0.229f, 0.224f, 0.225f};
 
+/* The layer table of a checked config: cfg, n_layers, kind, width. */
+static void vgg_shape(const dsd_vgg_config *cfg, dsd_vgg *vgg)
+{
+    vgg->cfg = *cfg;
+    vgg->n_layers = cfg->last_layer + 1;
+    for (int i = 0; i < vgg->n_layers; i++) {
+        int block, k;
+        vgg_layer(i, &vgg->kind[i], &vgg->width[i], &block, &k);
+    }
+}
+
 dsd_status dsd_vgg_init(dsd_context *ctx, dsd_vgg *vgg, const dsd_vgg_config *cfg)
 {
     memset(vgg, 0, sizeof *vgg);
     dsd_vgg_config c = cfg ? *cfg : dsd_vgg_default_config();
     DSD_TRY(dsd_vgg_config_check(&c, dsd_ctx_err(ctx)));
-    vgg->cfg = c;
-    vgg->n_layers = c.last_layer + 1;
-    for (int i = 0; i < vgg->n_layers; i++) {
-        int block, k;
-        vgg_layer(i, &vgg->kind[i], &vgg->width[i], &block, &k);
-    }
+    vgg_shape(&c, vgg);
     dsd_params *p = &vgg->params;
     dsd_status st = vgg_layout(&c, p, dsd_ctx_err(ctx));
     if (st == DSD_OK) {
@@ -235,17 +243,15 @@ dsd_status dsd_vgg_init_weights(dsd_context *ctx, dsd_vgg *vgg, uint64_t seed)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Forward */
+/* A pass: planned, then run
+ *
+ * The forward and backward below are the network's one description. Run
+ * with a planning pass (ctx NULL, shape-only tensors, a dsd_vgg that holds
+ * only its layer table) they record the plan; run for real, every
+ * activation and gradient temporary is a view of one arena at its planned
+ * offset and every conv uses the planned workspace (src/model/pass.h). */
 
-void dsd_vgg_tape_free(dsd_context *ctx, dsd_vgg_tape *tape)
-{
-    if (!tape)
-        return;
-    dsd_tensor_free(ctx, &tape->xn);
-    for (int i = 0; i <= DSD_VGG_MAX_INDEX; i++)
-        dsd_tensor_free(ctx, &tape->a[i]);
-    memset(tape, 0, sizeof *tape); /* x is borrowed: forgotten, not freed */
-}
+#define RUN(expr) DSD_PASS_RUN(r, expr)
 
 static const dsd_conv2d_params vgg_conv = {.kernel_h = 3, .kernel_w = 3, .stride = 1, .pad = 1,
                                            .pad_mode = DSD_PAD_ZERO, .groups = 1};
@@ -253,45 +259,198 @@ static const dsd_conv2d_params vgg_conv = {.kernel_h = 3, .kernel_w = 3, .stride
 /* Runs the layers into t (training: everything kept; inference: each input
  * given back once consumed). The last conv writes y directly, unless a ReLU
  * follows it as the last layer (that ReLU's backward needs its output, so
- * the tape keeps a copy of its own). On failure the caller frees t. */
-static dsd_status vgg_run(dsd_context *ctx, const dsd_vgg *vgg, const dsd_tensor *x,
-                          dsd_tensor *y, int training, dsd_vgg_tape *t)
+ * the tape keeps a copy of its own). */
+static dsd_status vgg_forward_pass(dsd_pass *r, const dsd_vgg *vgg, const dsd_tensor *x,
+                                   dsd_tensor *y, int training, dsd_vgg_tape *t)
 {
     const int last = vgg->cfg.last_layer, n = x->n;
-    DSD_TRY(dsd_tensor_init(ctx, &t->xn, n, 3, x->h, x->w));
-    DSD_TRY(dsd_mul_forward(ctx, x, &vgg->scale, &t->xn));
-    DSD_TRY(dsd_add_forward(ctx, &t->xn, &vgg->shift, 1.0f, &t->xn));
-    dsd_tensor *cur = &t->xn; /* the current activation (owned by t) */
+    char name[DSD_PARAM_NAME_MAX];
+    DSD_TRY(dsd_pass_take(r, &t->xn, n, 3, x->h, x->w));
+    RUN(dsd_mul_forward(r->ctx, x, &vgg->scale, &t->xn));
+    RUN(dsd_add_forward(r->ctx, &t->xn, &vgg->shift, 1.0f, &t->xn));
+    dsd_tensor *cur = &t->xn; /* the current activation (a slot of the pass) */
     for (int i = 0; i <= last; i++) {
         dsd_tensor *out = &t->a[i];
         switch (vgg->kind[i]) {
         case DSD_VGG_LAYER_CONV:
+            snprintf(name, sizeof name, "features.%d", i);
             if (i == last) {
-                DSD_TRY(dsd_conv2d_forward(ctx, &vgg_conv, cur, &vgg->w[i].weight,
-                                           &vgg->w[i].bias, y));
+                DSD_TRY(dsd_pass_conv_forward(r, name, &vgg_conv, cur, &vgg->w[i], y));
                 out = NULL;
             } else {
-                DSD_TRY(dsd_tensor_init(ctx, out, n, vgg->width[i], cur->h, cur->w));
-                DSD_TRY(dsd_conv2d_forward(ctx, &vgg_conv, cur, &vgg->w[i].weight,
-                                           &vgg->w[i].bias, out));
+                DSD_TRY(dsd_pass_take(r, out, n, vgg->width[i], cur->h, cur->w));
+                DSD_TRY(dsd_pass_conv_forward(r, name, &vgg_conv, cur, &vgg->w[i], out));
             }
             break;
         case DSD_VGG_LAYER_RELU:
-            DSD_TRY(dsd_activation_forward(ctx, DSD_ACT_RELU, 0.0f, cur, cur));
+            RUN(dsd_activation_forward(r->ctx, DSD_ACT_RELU, 0.0f, cur, cur));
             if (i == last)
-                DSD_TRY(dsd_tensor_copy(ctx, y, cur));
+                RUN(dsd_tensor_copy(r->ctx, y, cur));
             continue; /* in place: cur stays */
         case DSD_VGG_LAYER_POOL:
-            DSD_TRY(dsd_tensor_init(ctx, out, n, vgg->width[i], cur->h / 2, cur->w / 2));
-            DSD_TRY(dsd_maxpool2x2_forward(ctx, cur, out));
+            DSD_TRY(dsd_pass_take(r, out, n, vgg->width[i], cur->h / 2, cur->w / 2));
+            RUN(dsd_maxpool2x2_forward(r->ctx, cur, out));
             break;
         }
         if (!training)
-            dsd_tensor_free(ctx, cur);
+            dsd_pass_give(r, cur);
         cur = out;
     }
     return DSD_OK;
 }
+
+/* The output of layer i in the tape: a ReLU's is its conv's (in place). */
+static const dsd_tensor *tape_out(const dsd_vgg *vgg, const dsd_vgg_tape *t, int i)
+{
+    if (i < 0)
+        return &t->xn;
+    return vgg->kind[i] == DSD_VGG_LAYER_RELU ? &t->a[i - 1] : &t->a[i];
+}
+
+/* dx += dL/dx for dy = dL/dy of the forward that filled t (mirrored order;
+ * every gradient is a zeroed slot, the op backwards accumulate). Each
+ * activation is given back after its last reader. */
+static dsd_status vgg_backward_pass(dsd_pass *r, const dsd_vgg *vgg, dsd_vgg_tape *t,
+                                    const dsd_tensor *x, const dsd_tensor *dy, dsd_tensor *dx)
+{
+    dsd_tensor g = {0}, din;     /* dL/d(output of layer i), dL/d(its input) */
+    const dsd_tensor *grad = dy; /* g or the caller's dy */
+    for (int i = vgg->cfg.last_layer; i >= 0; i--) {
+        const dsd_tensor *in = tape_out(vgg, t, i - 1);
+        DSD_TRY(dsd_pass_take_zero(r, &din, in->n, in->c, in->h, in->w));
+        switch (vgg->kind[i]) {
+        case DSD_VGG_LAYER_CONV:
+            DSD_TRY(dsd_pass_conv_backward(r, &vgg_conv, in, &vgg->w[i].weight, grad, &din,
+                                           NULL, NULL));
+            break;
+        case DSD_VGG_LAYER_RELU: /* in == out: the output has the input's sign */
+            RUN(dsd_activation_backward(r->ctx, DSD_ACT_RELU, 0.0f, in, in, grad, &din));
+            break;
+        case DSD_VGG_LAYER_POOL:
+            RUN(dsd_maxpool2x2_backward(r->ctx, in, grad, &din));
+            break;
+        }
+        /* every reader of a[i] has an index > i: done with it */
+        dsd_pass_give(r, &t->a[i]);
+        dsd_pass_give(r, &g);
+        g = din;
+        grad = &g;
+    }
+    /* xn = x * scale + shift: dx += dxn * scale */
+    RUN(dsd_mul_backward(r->ctx, x, &vgg->scale, grad, dx, NULL));
+    dsd_pass_give(r, &g);
+    dsd_pass_give(r, &t->xn);
+    return DSD_OK;
+}
+
+#undef RUN
+
+static dsd_tensor shape_of(const dsd_tensor *t)
+{
+    return (dsd_tensor){.n = t->n, .c = t->c, .h = t->h, .w = t->w};
+}
+
+/* Plans a pass on x into y (their shapes only; training: the backward too)
+ * into *plan. */
+static dsd_status plan_pass(const dsd_vgg_config *cfg, const dsd_tensor *x, const dsd_tensor *y,
+                            int training, dsd_network_plan *plan, dsd_error *err)
+{
+    dsd_network_plan_reset(plan);
+    dsd_vgg *shape = calloc(1, sizeof *shape);
+    dsd_vgg_tape *t = calloc(1, sizeof *t);
+    dsd_status st = DSD_OK;
+    if (!shape || !t) {
+        st = DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "VGG plan: out of host memory");
+    } else {
+        vgg_shape(cfg, shape);
+        dsd_pass r = {.plan = plan, .net = "VGG plan", .err = err};
+        dsd_tensor sx = shape_of(x), sy = shape_of(y);
+        st = vgg_forward_pass(&r, shape, &sx, &sy, training, t);
+        if (st == DSD_OK && training)
+            st = vgg_backward_pass(&r, shape, t, &sx, &sy, &sx);
+    }
+    free(shape);
+    free(t);
+    dsd_pass_plan_done(plan);
+    return st;
+}
+
+dsd_status dsd_vgg_plan(const dsd_vgg_config *cfg, int n, int h, int w, int training,
+                        dsd_network_plan *plan, dsd_error *err)
+{
+    int oc, oh, ow;
+    DSD_TRY(dsd_vgg_output_shape(cfg, h, w, &oc, &oh, &ow, err));
+    if (n < 1)
+        return DSD_FAIL(err, DSD_ERR_SHAPE, "VGG plan: %d images", n);
+    dsd_tensor x = {.n = n, .c = 3, .h = h, .w = w}, y = {.n = n, .c = oc, .h = oh, .w = ow};
+    return plan_pass(cfg, &x, &y, training, plan, err);
+}
+
+/* An inference forward in an arena (and workspace) leased for the call. */
+static dsd_status run_inference(dsd_context *ctx, const dsd_vgg *vgg, const dsd_tensor *x,
+                                dsd_tensor *y)
+{
+    dsd_network_plan plan = {0};
+    dsd_tensor arena = {0}, workspace = {0};
+    dsd_vgg_tape *scratch = calloc(1, sizeof *scratch);
+    dsd_status st = scratch ? DSD_OK : DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_OUT_OF_MEMORY,
+                                                "VGG: out of host memory");
+    if (st == DSD_OK)
+        st = plan_pass(&vgg->cfg, x, y, 0, &plan, dsd_ctx_err(ctx));
+    if (st == DSD_OK)
+        st = dsd_pass_memory_alloc(ctx, "VGG", &plan, &arena, &workspace);
+    if (st == DSD_OK) {
+        dsd_pass r = dsd_pass_running(ctx, "VGG", &plan, &arena, &workspace, 0);
+        st = vgg_forward_pass(&r, vgg, x, y, 0, scratch);
+    }
+    dsd_pass_memory_free(ctx, &plan, &arena, &workspace);
+    free(scratch);
+    return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tapes */
+
+void dsd_vgg_tape_free(dsd_context *ctx, dsd_vgg_tape *tape)
+{
+    if (!tape)
+        return;
+    dsd_pass_memory_free(ctx, &tape->plan, &tape->arena, &tape->workspace);
+    memset(tape, 0, sizeof *tape); /* x and the activations are views: forgotten */
+}
+
+/* Makes tape ready for a training forward of vgg on x (plans and allocates
+ * only when the shape or last_layer changed since its last one: a stale
+ * plan with same-size slots would silently alias memory). */
+static dsd_status tape_prepare(dsd_context *ctx, const dsd_vgg *vgg, dsd_vgg_tape *tape,
+                               const dsd_tensor *x, const dsd_tensor *y)
+{
+    int fresh = tape->arena.buf && tape->cfg.last_layer == vgg->cfg.last_layer &&
+                tape->n == x->n && tape->h == x->h && tape->w == x->w;
+    if (!fresh) {
+        dsd_vgg_tape_free(ctx, tape);
+        dsd_status st = plan_pass(&vgg->cfg, x, y, 1, &tape->plan, dsd_ctx_err(ctx));
+        if (st == DSD_OK)
+            st = dsd_pass_memory_alloc(ctx, "VGG", &tape->plan, &tape->arena, &tape->workspace);
+        if (st != DSD_OK) {
+            dsd_vgg_tape_free(ctx, tape);
+            return st;
+        }
+        tape->cfg = vgg->cfg;
+        tape->n = x->n;
+        tape->h = x->h;
+        tape->w = x->w;
+    }
+    /* the previous pass's views are stale: start from empty ones */
+    memset(&tape->x, 0, sizeof tape->x);
+    memset(&tape->xn, 0, sizeof tape->xn);
+    memset(tape->a, 0, sizeof tape->a);
+    tape->next_slot = 0;
+    return DSD_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Entry points */
 
 static dsd_status check_input(dsd_context *ctx, const char *op, const dsd_vgg *vgg,
                               const dsd_tensor *x, const char *x_what, const dsd_tensor *y,
@@ -330,30 +489,17 @@ dsd_status dsd_vgg_forward(dsd_context *ctx, dsd_vgg *vgg, const dsd_tensor *x, 
     DSD_TRY(check_input(ctx, op, vgg, x, "x", y, "y"));
     if (dsd_tensor_overlap(x, y))
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: y overlaps x", op);
+    if (!tape)
+        return run_inference(ctx, vgg, x, y);
 
-    dsd_vgg_tape scratch;
-    dsd_vgg_tape *t = tape ? tape : &scratch;
-    memset(t, 0, sizeof *t);
-    dsd_status st = vgg_run(ctx, vgg, x, y, tape != NULL, t);
-    if (st != DSD_OK || !tape) {
-        dsd_vgg_tape_free(ctx, t);
-        return st;
-    }
-    t->x = *x;
-    t->x.capacity = 0;
-    t->pending = 1;
+    DSD_TRY(tape_prepare(ctx, vgg, tape, x, y));
+    dsd_pass r = dsd_pass_running(ctx, "VGG", &tape->plan, &tape->arena, &tape->workspace, 0);
+    DSD_TRY(vgg_forward_pass(&r, vgg, x, y, 1, tape));
+    tape->next_slot = r.next_slot;
+    tape->x = *x;
+    tape->x.capacity = 0;
+    tape->pending = 1;
     return DSD_OK;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Backward */
-
-/* The output of layer i in the tape: a ReLU's is its conv's (in place). */
-static const dsd_tensor *tape_out(const dsd_vgg *vgg, const dsd_vgg_tape *t, int i)
-{
-    if (i < 0)
-        return &t->xn;
-    return vgg->kind[i] == DSD_VGG_LAYER_RELU ? &t->a[i - 1] : &t->a[i];
 }
 
 dsd_status dsd_vgg_backward(dsd_context *ctx, dsd_vgg *vgg, dsd_vgg_tape *tape,
@@ -374,40 +520,10 @@ dsd_status dsd_vgg_backward(dsd_context *ctx, dsd_vgg *vgg, dsd_vgg_tape *tape,
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: dx is %dx%dx%dx%d but x was "
                         "%dx%dx%dx%d", op, dx->n, dx->c, dx->h, dx->w, x->n, x->c, x->h, x->w);
 
-    dsd_status st = DSD_OK;
-    dsd_tensor g = {0}, din = {0}; /* dL/d(output of layer i), dL/d(its input); owned */
-    const dsd_tensor *grad = dy;   /* g or the caller's dy */
+    tape->pending = 0;
     if (!dx)
-        goto done; /* nothing asked for (the network has no parameter gradients) */
-    for (int i = vgg->cfg.last_layer; i >= 0; i--) {
-        const dsd_tensor *in = tape_out(vgg, tape, i - 1);
-        DSD_TRY_GOTO(st, dsd_tensor_init_zero(ctx, &din, in->n, in->c, in->h, in->w), done);
-        switch (vgg->kind[i]) {
-        case DSD_VGG_LAYER_CONV:
-            DSD_TRY_GOTO(st, dsd_conv2d_backward(ctx, &vgg_conv, in, &vgg->w[i].weight, grad, &din,
-                                                 NULL, NULL), done);
-            break;
-        case DSD_VGG_LAYER_RELU: /* in == out: the output has the input's sign */
-            DSD_TRY_GOTO(st, dsd_activation_backward(ctx, DSD_ACT_RELU, 0.0f, in, in, grad,
-                                                     &din), done);
-            break;
-        case DSD_VGG_LAYER_POOL:
-            DSD_TRY_GOTO(st, dsd_maxpool2x2_backward(ctx, in, grad, &din), done);
-            break;
-        }
-        /* every reader of a[i] has an index > i: done with it */
-        dsd_tensor_free(ctx, &tape->a[i]);
-        dsd_tensor_free(ctx, &g);
-        g = din;
-        memset(&din, 0, sizeof din);
-        grad = &g;
-    }
-    /* xn = x * scale + shift: dx += dxn * scale */
-    DSD_TRY_GOTO(st, dsd_mul_backward(ctx, x, &vgg->scale, grad, dx, NULL), done);
-
-done:
-    dsd_tensor_free(ctx, &g);
-    dsd_tensor_free(ctx, &din);
-    dsd_vgg_tape_free(ctx, tape);
-    return st;
+        return DSD_OK; /* nothing asked for (the network has no parameter gradients) */
+    dsd_pass r = dsd_pass_running(ctx, "VGG", &tape->plan, &tape->arena, &tape->workspace,
+                                  tape->next_slot);
+    return vgg_backward_pass(&r, vgg, tape, x, dy, dx);
 }

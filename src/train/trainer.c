@@ -25,6 +25,7 @@ struct dsd_trainer {
     dsd_generator g;
     dsd_generator_tape g_tape;     /* G's activations and step memory, kept between steps */
     dsd_discriminator d;
+    dsd_discriminator_tape d_tape_real, d_tape_fake; /* D's, kept between steps likewise */
     dsd_content_loss content;
     dsd_tensor g_m, g_v, d_m, d_v; /* Adam moments, one arena each */
     int g_t, d_t;                  /* Adam step counters */
@@ -168,6 +169,8 @@ void dsd_trainer_free(dsd_trainer *t)
             dsd_tensor_free(ctx, all[i]);
     dsd_content_loss_free(ctx, &t->content);
     dsd_generator_tape_free(ctx, &t->g_tape);
+    dsd_discriminator_tape_free(ctx, &t->d_tape_real);
+    dsd_discriminator_tape_free(ctx, &t->d_tape_fake);
     dsd_fft_plans_free(&t->blur_fft);
     dsd_generator_free(ctx, &t->g);
     dsd_discriminator_free(ctx, &t->d);
@@ -284,11 +287,16 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
     DSD_TRY_CTX(err, ctx, st);
     dsd_profile_scope_begin(ctx, "D step: D forward x2, RaGAN loss, D backward x2");
 
-    /* discriminator step on the detached fake */
-    dsd_discriminator_tape tr = {0}, tf = {0};
+    /* discriminator step on the detached fake; a step that failed half-way
+     * may have left a tape pending: drop it */
+    dsd_discriminator_tape *tr = &t->d_tape_real, *tf = &t->d_tape_fake;
+    if (tr->pending)
+        dsd_discriminator_tape_free(ctx, tr);
+    if (tf->pending)
+        dsd_discriminator_tape_free(ctx, tf);
     DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->d.params.grads, 0.0f));
-    DSD_TRY_CTX(err, ctx, dsd_discriminator_forward(ctx, &t->d, &t->sharp, &t->real_logits, &tr));
-    DSD_TRY_CTX(err, ctx, dsd_discriminator_forward(ctx, &t->d, &t->fake, &t->fake_logits, &tf));
+    DSD_TRY_CTX(err, ctx, dsd_discriminator_forward(ctx, &t->d, &t->sharp, &t->real_logits, tr));
+    DSD_TRY_CTX(err, ctx, dsd_discriminator_forward(ctx, &t->d, &t->fake, &t->fake_logits, tf));
     DSD_TRY_CTX(err, ctx, dsd_ragan_loss_forward(ctx, DSD_RAGAN_DISCRIMINATOR, &t->real_logits,
                                                  &t->fake_logits, &t->loss_d));
     DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->dreal, 0.0f));
@@ -296,8 +304,8 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
     DSD_TRY_CTX(err, ctx, dsd_ragan_loss_backward(ctx, DSD_RAGAN_DISCRIMINATOR, 1.0f,
                                                   &t->real_logits, &t->fake_logits, &t->dreal,
                                                   &t->dfake_logits));
-    DSD_TRY_CTX(err, ctx, dsd_discriminator_backward(ctx, &t->d, &tf, &t->dfake_logits, NULL, 1));
-    DSD_TRY_CTX(err, ctx, dsd_discriminator_backward(ctx, &t->d, &tr, &t->dreal, NULL, 1));
+    DSD_TRY_CTX(err, ctx, dsd_discriminator_backward(ctx, &t->d, tf, &t->dfake_logits, NULL, 1));
+    DSD_TRY_CTX(err, ctx, dsd_discriminator_backward(ctx, &t->d, tr, &t->dreal, NULL, 1));
     dsd_profile_scope_end(ctx);
     dsd_profile_scope_begin(ctx, "D step: loss download, gradient check, Adam");
     int ok;
@@ -316,7 +324,7 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
     /* generator step through the updated discriminator */
     DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->g.params.grads, 0.0f));
     DSD_TRY_CTX(err, ctx, dsd_discriminator_forward(ctx, &t->d, &t->sharp, &t->real_logits, NULL));
-    DSD_TRY_CTX(err, ctx, dsd_discriminator_forward(ctx, &t->d, &t->fake, &t->fake_logits, &tf));
+    DSD_TRY_CTX(err, ctx, dsd_discriminator_forward(ctx, &t->d, &t->fake, &t->fake_logits, tf));
     DSD_TRY_CTX(err, ctx, dsd_ragan_loss_forward(ctx, DSD_RAGAN_GENERATOR, &t->real_logits,
                                                  &t->fake_logits, &t->loss_adv));
     dsd_profile_scope_begin(ctx, "G step: content loss forward");
@@ -327,7 +335,7 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
     DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->dfake, 0.0f));
     DSD_TRY_CTX(err, ctx, dsd_ragan_loss_backward(ctx, DSD_RAGAN_GENERATOR, 1.0f, &t->real_logits,
                                                   &t->fake_logits, NULL, &t->dfake_logits));
-    DSD_TRY_CTX(err, ctx, dsd_discriminator_backward(ctx, &t->d, &tf, &t->dfake_logits,
+    DSD_TRY_CTX(err, ctx, dsd_discriminator_backward(ctx, &t->d, tf, &t->dfake_logits,
                                                      &t->dfake, 0));
     dsd_profile_scope_end(ctx);
     dsd_profile_scope_begin(ctx, "G step: content loss backward");
