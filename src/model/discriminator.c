@@ -276,7 +276,9 @@ static dsd_status disc_backward_pass(dsd_pass *r, dsd_discriminator *d,
         const dsd_tensor *in = &t->a[last - 1];
         dsd_discriminator_layer *gl = &d->grad[last];
         DSD_TRY(dsd_pass_take_zero(r, &d_a, in->n, in->c, in->h, in->w));
-        DSD_TRY(dsd_pass_conv_backward(r, &cp, in, &d->w[last].conv.weight, dlogits, &d_a,
+        char name[32];
+        snprintf(name, sizeof name, "layers.%d.conv", last);
+        DSD_TRY(dsd_pass_conv_backward(r, name, &cp, in, &d->w[last].conv.weight, dlogits, &d_a,
                                        param_grads ? &gl->conv.weight : NULL,
                                        param_grads ? &gl->conv.bias : NULL));
     }
@@ -308,7 +310,9 @@ static dsd_status disc_backward_pass(dsd_pass *r, dsd_discriminator *d,
             DSD_TRY(dsd_pass_take_zero(r, &d_prev, in->n, in->c, in->h, in->w));
             din = &d_prev;
         }
-        DSD_TRY(dsd_pass_conv_backward(r, &cp, in, &l->conv.weight, &d_z, din,
+        char name[32];
+        snprintf(name, sizeof name, "layers.%d.conv", i);
+        DSD_TRY(dsd_pass_conv_backward(r, name, &cp, in, &l->conv.weight, &d_z, din,
                                        param_grads ? &gl->conv.weight : NULL,
                                        param_grads ? &gl->conv.bias : NULL));
         dsd_pass_give(r, &d_z);

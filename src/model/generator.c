@@ -10,7 +10,7 @@
  * given back right after its last use. The parameter arenas it lays its
  * weights out in are src/model/params.c.
  */
-#include "internal.h"
+#include "pass.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -278,77 +278,40 @@ static void saved_clear(struct dsd_generator_saved *sv)
  * The same functions below plan a pass (ctx NULL: shapes only, nothing runs;
  * every slot taken and given back and every convolution is recorded in the
  * plan) and run it (each slot becomes a view of the arena at its planned
- * offset; the column buffer is the planned workspace). See src/model/plan.c. */
+ * offset; the column buffer is the planned workspace). The slot and conv
+ * helpers are the networks' shared src/model/pass.c; gen_pass adds what the
+ * generator's code needs besides. */
 
 typedef struct gen_pass {
-    dsd_context *ctx;                 /* NULL while planning */
-    dsd_network_plan *plan;           /* planning: filled; running: replayed */
-    size_t next_slot;                 /* running: the next of plan->slots */
-    const dsd_tensor *arena;          /* running: where the slots live */
-    const dsd_tensor *workspace;      /* running: the column buffer (NULL: none needed) */
+    dsd_pass base;                    /* slots, arena, workspace (src/model/pass.c) */
     const dsd_generator_config *cfg;
     const dsd_generator_weights *w;   /* shapes only while planning */
     dsd_generator_weights *grad;      /* running backward: the gradient views */
     uint64_t dropout_seed;
     int training;                     /* dropout on, activations kept */
     uint64_t step;                    /* training: the dropout masks' step */
-    int stage;                        /* the stage layers are recorded under */
-    dsd_error *err;                   /* where a planning error goes */
 } gen_pass;
 
-static dsd_error *pass_err(const gen_pass *r)
-{
-    return r->ctx ? dsd_ctx_err(r->ctx) : r->err;
-}
-
-/* *t = a slot of n x c x h x w floats (contents undefined). */
 static dsd_status take(gen_pass *r, dsd_tensor *t, int n, int c, int h, int w)
 {
-    size_t floats = (size_t)n * c * h * w;
-    *t = (dsd_tensor){.n = n, .c = c, .h = h, .w = w};
-    if (!r->ctx) {
-        size_t offset;
-        DSD_TRY(dsd_network_plan_take(r->plan, floats, &offset, r->err));
-        t->offset = (cl_uint)offset;
-        return DSD_OK;
-    }
-    if (r->next_slot >= r->plan->n_slots || r->plan->slots[r->next_slot].floats != floats)
-        return DSD_FAIL(dsd_ctx_err(r->ctx), DSD_ERR_INVALID_ARGUMENT, "generator: the pass "
-                        "departs from its plan at slot %zu (a %dx%dx%dx%d tensor)",
-                        r->next_slot, n, c, h, w);
-    const dsd_plan_slot *slot = &r->plan->slots[r->next_slot++];
-    t->buf = r->arena->buf;
-    t->offset = r->arena->offset + (cl_uint)slot->offset;
-    return DSD_OK;
+    return dsd_pass_take(&r->base, t, n, c, h, w);
 }
 
-/* take, filled with zeros (the op backwards accumulate). */
 static dsd_status take_zero(gen_pass *r, dsd_tensor *t, int n, int c, int h, int w)
 {
-    DSD_TRY(take(r, t, n, c, h, w));
-    return r->ctx ? dsd_tensor_fill(r->ctx, t, 0.0f) : DSD_OK;
+    return dsd_pass_take_zero(&r->base, t, n, c, h, w);
 }
 
-/* Gives a slot back (its place in the arena may be taken again); safe on
- * zeroed tensors. Never pass a caller's tensor. */
 static void give(gen_pass *r, dsd_tensor *t)
 {
-    if (!r->ctx && t->n > 0)
-        dsd_network_plan_give(r->plan, t->offset);
-    memset(t, 0, sizeof *t);
+    dsd_pass_give(&r->base, t);
 }
 
 /* Runs an op's call only when the pass runs. */
-#define RUN(expr)                  \
-    do {                           \
-        if (ctx)                   \
-            DSD_TRY(expr);         \
-    } while (0)
+#define RUN(expr) DSD_PASS_RUN(&r->base, expr)
 
-/* y = conv(x) with cw; while planning, records the layer ("blocks.<b>.name"
- * for b >= 0) and its workspace. */
 /* "blocks.2.dsc.0.pointwise" etc.: the parameter prefix of cw, one of r->w's
- * convolutions (for the layer profile, which sees only the weights). */
+ * convolutions (the backward's layer-profile scope sees only the weights). */
 static void conv_name(const gen_pass *r, const dsd_conv_weights *cw, char *buf, size_t size)
 {
     const dsd_generator_weights *w = r->w;
@@ -383,47 +346,28 @@ static void conv_name(const gen_pass *r, const dsd_conv_weights *cw, char *buf, 
 
 /* Layer-profile scopes of a running pass (no-ops while planning or when
  * layer profiling is off). */
-#define PASS_SCOPE_BEGIN(r, ...)                           \
-    do {                                                   \
-        if ((r)->ctx)                                      \
-            dsd_profile_scope_begin((r)->ctx, __VA_ARGS__); \
+#define PASS_SCOPE_BEGIN(r, ...)                                \
+    do {                                                        \
+        if ((r)->base.ctx)                                      \
+            dsd_profile_scope_begin((r)->base.ctx, __VA_ARGS__); \
     } while (0)
-#define PASS_SCOPE_END(r)                     \
-    do {                                      \
-        if ((r)->ctx)                         \
-            dsd_profile_scope_end((r)->ctx);  \
+#define PASS_SCOPE_END(r)                          \
+    do {                                           \
+        if ((r)->base.ctx)                         \
+            dsd_profile_scope_end((r)->base.ctx);  \
     } while (0)
 
-/* Opens a layer-profile scope "G <layer><suffix>" for cw (no-op unless on). */
-static void conv_scope(const gen_pass *r, const dsd_conv_weights *cw, const char *suffix)
-{
-    if (!dsd_profile_layers_enabled(r->ctx))
-        return;
-    char name[DSD_PARAM_NAME_MAX];
-    conv_name(r, cw, name, sizeof name);
-    dsd_profile_scope_begin(r->ctx, "G %s%s", name, suffix);
-}
-
+/* y = conv(x) with cw, recorded as "blocks.<b>.name" (b >= 0) or "name". */
 static dsd_status conv_forward(gen_pass *r, int block, const char *name,
                                const dsd_conv2d_params *p, const dsd_tensor *x,
                                const dsd_conv_weights *cw, dsd_tensor *y)
 {
-    if (r->ctx) {
-        conv_scope(r, cw, "");
-        dsd_status st = dsd_conv2d_forward_ws(r->ctx, p, x, &cw->weight, &cw->bias, y,
-                                              r->workspace);
-        dsd_profile_scope_end(r->ctx);
-        return st;
-    }
-    dsd_conv2d_plan cp;
-    DSD_TRY(dsd_conv2d_plan_make(p, x->n, x->c, x->h, x->w, y->c, &cp, r->err));
-    dsd_network_plan_need_workspace(r->plan, cp.forward_workspace);
     char full[DSD_PARAM_NAME_MAX];
     if (block >= 0)
         snprintf(full, sizeof full, "blocks.%d.%s", block, name);
     else
         snprintf(full, sizeof full, "%s", name);
-    return dsd_network_plan_add_layer(r->plan, full, r->stage, &cp, r->err);
+    return dsd_pass_conv_forward(&r->base, full, p, x, cw, y);
 }
 
 /* dx += dL/dx (dx may be NULL), gradients into gcw, for dy = dL/dy. */
@@ -431,17 +375,10 @@ static dsd_status conv_backward(gen_pass *r, const dsd_conv2d_params *p, const d
                                 const dsd_conv_weights *cw, const dsd_tensor *dy,
                                 dsd_tensor *dx, dsd_conv_weights *gcw)
 {
-    if (r->ctx) {
-        conv_scope(r, cw, " backward");
-        dsd_status st = dsd_conv2d_backward_ws(r->ctx, p, x, &cw->weight, dy, dx, &gcw->weight,
-                                               &gcw->bias, r->workspace);
-        dsd_profile_scope_end(r->ctx);
-        return st;
-    }
-    dsd_conv2d_plan cp;
-    DSD_TRY(dsd_conv2d_plan_make(p, x->n, x->c, x->h, x->w, dy->c, &cp, r->err));
-    dsd_network_plan_need_workspace(r->plan, cp.backward_workspace);
-    return DSD_OK;
+    char name[DSD_PARAM_NAME_MAX];
+    conv_name(r, cw, name, sizeof name);
+    return dsd_pass_conv_backward(&r->base, name, p, x, &cw->weight, dy, dx, &gcw->weight,
+                                  &gcw->bias);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -487,13 +424,13 @@ static uint64_t dropout_stream(uint64_t step, int block)
 static dsd_status dscrb_forward(gen_pass *r, int b, const dsd_tensor *x, dscrb_saved *s,
                                 int take_out)
 {
-    dsd_context *ctx = r->ctx;
+    dsd_context *ctx = r->base.ctx;
     const dsd_dscrb_weights *w = &r->w->blocks[b];
     const int training = r->training;
     const float slope = r->cfg->slope, p = r->cfg->dropout;
     const int n = x->n, c = x->c, h = x->h, wd = x->w, hidden = gen_dims_of(r->cfg).hidden;
     const dsd_conv2d_params dw = conv_depthwise(c);
-    r->stage = DSD_GENERATOR_BLOCKS;
+    r->base.stage = DSD_GENERATOR_BLOCKS;
 
     /* channel attention: mc = sigmoid(mlp(avg) + mlp(max)), f1 = x * mc */
     DSD_TRY(take(r, &s->avg, n, c, 1, 1));
@@ -580,13 +517,13 @@ static dsd_status dscrb_forward(gen_pass *r, int b, const dsd_tensor *x, dscrb_s
 static dsd_status encode(gen_pass *r, const dsd_tensor *x, struct dsd_generator_saved *sv,
                          dsd_tensor *f)
 {
-    dsd_context *ctx = r->ctx;
+    dsd_context *ctx = r->base.ctx;
     const dsd_generator_weights *w = r->w;
     const gen_dims d = gen_dims_of(r->cfg);
     const int training = r->training;
     const float slope = r->cfg->slope;
     const int n = x->n, h = x->h, wd = x->w;
-    r->stage = DSD_GENERATOR_ENCODE;
+    r->base.stage = DSD_GENERATOR_ENCODE;
 
     DSD_TRY(take(r, &sv->head_out, n, d.b, h, wd));
     DSD_TRY(conv_forward(r, -1, "head", &conv_7x7_reflect, x, &w->head, &sv->head_out));
@@ -607,14 +544,14 @@ static dsd_status encode(gen_pass *r, const dsd_tensor *x, struct dsd_generator_
 static dsd_status decode(gen_pass *r, dsd_tensor *f, int give_f, const dsd_tensor *x,
                          struct dsd_generator_saved *sv, dsd_tensor *y)
 {
-    dsd_context *ctx = r->ctx;
+    dsd_context *ctx = r->base.ctx;
     const dsd_generator_weights *w = r->w;
     const gen_dims d = gen_dims_of(r->cfg);
     const int training = r->training;
     const float slope = r->cfg->slope;
     const int n = x->n, h = x->h, wd = x->w;
     const dsd_conv2d_params up = conv_up(d.k);
-    r->stage = DSD_GENERATOR_DECODE;
+    r->base.stage = DSD_GENERATOR_DECODE;
 
     /* up-sampling: conv, PixelShuffle(2), LReLU; twice */
     DSD_TRY(take(r, &sv->up_conv, n, 8 * d.b, h / 4, wd / 4));
@@ -701,7 +638,7 @@ static dsd_status generator_forward_pass(gen_pass *r, const dsd_tensor *x, dsd_t
 static dsd_status dscrb_backward(gen_pass *r, int b, const dsd_tensor *x, dscrb_saved *s,
                                  const dsd_tensor *dout, dsd_tensor *dx)
 {
-    dsd_context *ctx = r->ctx;
+    dsd_context *ctx = r->base.ctx;
     const dsd_dscrb_weights *w = &r->w->blocks[b];
     dsd_dscrb_weights *gw = &r->grad->blocks[b];
     const float slope = r->cfg->slope, p = r->cfg->dropout;
@@ -820,7 +757,7 @@ static dsd_status generator_backward_pass(gen_pass *r, const dsd_tensor *x,
                                           struct dsd_generator_saved *sv, const dsd_tensor *dy,
                                           dsd_tensor *dx)
 {
-    dsd_context *ctx = r->ctx;
+    dsd_context *ctx = r->base.ctx;
     const dsd_generator_weights *w = r->w;
     dsd_generator_weights *gw = r->grad;
     const gen_dims d = gen_dims_of(r->cfg);
@@ -944,7 +881,8 @@ static dsd_status forward_kind(gen_pass *r, pass_kind kind, int block, const dsd
         return decode(r, &f, 0, b, sv, out);
     }
     }
-    return DSD_FAIL(pass_err(r), DSD_ERR_INVALID_ARGUMENT, "generator: unknown pass %d",
+    return DSD_FAIL(r->base.ctx ? dsd_ctx_err(r->base.ctx) : r->base.err,
+                    DSD_ERR_INVALID_ARGUMENT, "generator: unknown pass %d",
                     (int)kind);
 }
 
@@ -976,8 +914,8 @@ static dsd_status plan_kind(const dsd_generator_config *cfg, pass_kind kind, int
         st = DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "generator plan: out of host memory");
     } else {
         dsd_generator_weights shapes = {.blocks = blocks};
-        gen_pass r = {.plan = plan, .cfg = cfg, .w = &shapes, .grad = &shapes,
-                      .training = training, .err = err};
+        gen_pass r = {.base = {.plan = plan, .net = "G", .err = err}, .cfg = cfg,
+                      .w = &shapes, .grad = &shapes, .training = training};
         dsd_tensor sa = *a, sb = b ? *b : *a, so = *out;
         st = forward_kind(&r, kind, block, &sa, &sb, &so, sv);
         if (st == DSD_OK && training)
@@ -985,9 +923,7 @@ static dsd_status plan_kind(const dsd_generator_config *cfg, pass_kind kind, int
     }
     free(blocks);
     saved_delete(sv);
-    free(plan->live); /* the allocator's state is not part of the result */
-    plan->live = NULL;
-    plan->n_live = plan->cap_live = 0;
+    dsd_pass_plan_done(plan);
     return st;
 }
 
@@ -1032,19 +968,6 @@ dsd_status dsd_generator_plan_stage(const dsd_generator_config *cfg, dsd_generat
                     (int)stage);
 }
 
-/* A flat float tensor of at least floats elements (shaped (1, 1, rows, 64)
- * so that sizes past 2^31 floats stay representable). */
-static dsd_status flat_init(dsd_context *ctx, dsd_tensor *t, size_t floats)
-{
-    size_t rows = (floats + 63) / 64;
-    if (rows < 1)
-        rows = 1;
-    if (rows > 0x7fffffff)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_OUT_OF_MEMORY, "generator: an arena of %.1f "
-                        "GiB", floats * 4.0 / (1 << 30));
-    return dsd_tensor_init(ctx, t, 1, 1, (int)rows, 64);
-}
-
 /* Runs an inference pass in an arena leased for the call. */
 static dsd_status run_inference(dsd_context *ctx, dsd_generator *g, pass_kind kind, int block,
                                 const dsd_tensor *a, const dsd_tensor *b, dsd_tensor *out)
@@ -1057,18 +980,14 @@ static dsd_status run_inference(dsd_context *ctx, dsd_generator *g, pass_kind ki
     if (st == DSD_OK)
         st = plan_kind(&g->cfg, kind, block, 0, a, b, out, &plan, dsd_ctx_err(ctx));
     if (st == DSD_OK)
-        st = flat_init(ctx, &arena, plan.arena_floats);
-    if (st == DSD_OK && plan.workspace_bytes)
-        st = flat_init(ctx, &workspace, plan.workspace_bytes / sizeof(float));
+        st = dsd_pass_memory_alloc(ctx, "generator", &plan, &arena, &workspace);
     if (st == DSD_OK) {
-        gen_pass r = {.ctx = ctx, .plan = &plan, .arena = &arena,
-                      .workspace = plan.workspace_bytes ? &workspace : NULL, .cfg = &g->cfg,
-                      .w = &g->w, .grad = &g->grad, .dropout_seed = g->dropout_seed};
+        gen_pass r = {.base = dsd_pass_running(ctx, "G", &plan, &arena, &workspace, 0),
+                      .cfg = &g->cfg, .w = &g->w, .grad = &g->grad,
+                      .dropout_seed = g->dropout_seed};
         st = forward_kind(&r, kind, block, a, b, out, sv);
     }
-    dsd_tensor_free(ctx, &workspace);
-    dsd_tensor_free(ctx, &arena);
-    dsd_network_plan_free(&plan);
+    dsd_pass_memory_free(ctx, &plan, &arena, &workspace);
     saved_delete(sv);
     return st;
 }
@@ -1080,9 +999,7 @@ void dsd_generator_tape_free(dsd_context *ctx, dsd_generator_tape *tape)
 {
     if (!tape)
         return;
-    dsd_tensor_free(ctx, &tape->arena);
-    dsd_tensor_free(ctx, &tape->workspace);
-    dsd_network_plan_free(&tape->plan);
+    dsd_pass_memory_free(ctx, &tape->plan, &tape->arena, &tape->workspace);
     saved_delete(tape->saved);
     uint64_t step = tape->step;
     memset(tape, 0, sizeof *tape);
@@ -1118,9 +1035,8 @@ static dsd_status tape_prepare(dsd_context *ctx, const dsd_generator *g,
         dsd_status st = plan_kind(&g->cfg, kind, block, 1, a, NULL, a, &tape->plan,
                                   dsd_ctx_err(ctx));
         if (st == DSD_OK)
-            st = flat_init(ctx, &tape->arena, tape->plan.arena_floats);
-        if (st == DSD_OK && tape->plan.workspace_bytes)
-            st = flat_init(ctx, &tape->workspace, tape->plan.workspace_bytes / sizeof(float));
+            st = dsd_pass_memory_alloc(ctx, "generator", &tape->plan, &tape->arena,
+                                       &tape->workspace);
         if (st != DSD_OK) {
             dsd_generator_tape_free(ctx, tape);
             tape->step = step;
@@ -1134,9 +1050,8 @@ static dsd_status tape_prepare(dsd_context *ctx, const dsd_generator *g,
 
 static gen_pass tape_pass(dsd_context *ctx, dsd_generator *g, dsd_generator_tape *tape)
 {
-    return (gen_pass){.ctx = ctx, .plan = &tape->plan, .next_slot = tape->next_slot,
-                      .arena = &tape->arena,
-                      .workspace = tape->plan.workspace_bytes ? &tape->workspace : NULL,
+    return (gen_pass){.base = dsd_pass_running(ctx, "G", &tape->plan, &tape->arena,
+                                               &tape->workspace, tape->next_slot),
                       .cfg = &g->cfg, .w = &g->w, .grad = &g->grad,
                       .dropout_seed = g->dropout_seed, .training = 1, .step = tape->step};
 }
@@ -1196,7 +1111,7 @@ dsd_status dsd_generator_forward(dsd_context *ctx, dsd_generator *g, const dsd_t
     DSD_TRY(tape_prepare(ctx, g, tape, PASS_WHOLE, -1, x));
     gen_pass r = tape_pass(ctx, g, tape);
     DSD_TRY(generator_forward_pass(&r, x, y, tape->saved));
-    tape->next_slot = r.next_slot;
+    tape->next_slot = r.base.next_slot;
     tape->x = *x;
     tape->x.capacity = 0;
     tape->pending = 1;
@@ -1219,7 +1134,7 @@ dsd_status dsd_generator_block_train_forward(dsd_context *ctx, dsd_generator *g,
     gen_pass r = tape_pass(ctx, g, tape);
     tape->saved->blocks[0].out = *out;
     DSD_TRY(dscrb_forward(&r, b, f, &tape->saved->blocks[0], 0));
-    tape->next_slot = r.next_slot;
+    tape->next_slot = r.base.next_slot;
     tape->x = *f;
     tape->x.capacity = 0;
     tape->pending = 1;

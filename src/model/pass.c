@@ -55,21 +55,31 @@ void dsd_pass_give(dsd_pass *r, dsd_tensor *t)
 dsd_status dsd_pass_conv_forward(dsd_pass *r, const char *name, const dsd_conv2d_params *p,
                                  const dsd_tensor *x, const dsd_conv_weights *cw, dsd_tensor *y)
 {
-    if (r->ctx)
-        return dsd_conv2d_forward_ws(r->ctx, p, x, &cw->weight, &cw->bias, y, r->workspace);
+    if (r->ctx) {
+        dsd_profile_scope_begin(r->ctx, "%s %s", r->net, name);
+        dsd_status st = dsd_conv2d_forward_ws(r->ctx, p, x, &cw->weight, &cw->bias, y,
+                                              r->workspace);
+        dsd_profile_scope_end(r->ctx);
+        return st;
+    }
     dsd_conv2d_plan cp;
     DSD_TRY(dsd_conv2d_plan_make(p, x->n, x->c, x->h, x->w, y->c, &cp, r->err));
     dsd_network_plan_need_workspace(r->plan, cp.forward_workspace);
-    return dsd_network_plan_add_layer(r->plan, name, 0, &cp, r->err);
+    return dsd_network_plan_add_layer(r->plan, name, r->stage, &cp, r->err);
 }
 
-dsd_status dsd_pass_conv_backward(dsd_pass *r, const dsd_conv2d_params *p, const dsd_tensor *x,
-                                  const dsd_tensor *weight, const dsd_tensor *dy, dsd_tensor *dx,
-                                  dsd_tensor *dweight, dsd_tensor *dbias)
+dsd_status dsd_pass_conv_backward(dsd_pass *r, const char *name, const dsd_conv2d_params *p,
+                                  const dsd_tensor *x, const dsd_tensor *weight,
+                                  const dsd_tensor *dy, dsd_tensor *dx, dsd_tensor *dweight,
+                                  dsd_tensor *dbias)
 {
-    if (r->ctx)
-        return dsd_conv2d_backward_ws(r->ctx, p, x, weight, dy, dx, dweight, dbias,
-                                      r->workspace);
+    if (r->ctx) {
+        dsd_profile_scope_begin(r->ctx, "%s %s backward", r->net, name);
+        dsd_status st = dsd_conv2d_backward_ws(r->ctx, p, x, weight, dy, dx, dweight, dbias,
+                                               r->workspace);
+        dsd_profile_scope_end(r->ctx);
+        return st;
+    }
     dsd_conv2d_plan cp;
     DSD_TRY(dsd_conv2d_plan_make(p, x->n, x->c, x->h, x->w, dy->c, &cp, r->err));
     dsd_network_plan_need_workspace(r->plan, cp.backward_workspace);

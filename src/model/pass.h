@@ -7,8 +7,7 @@
  * workspace; src/model/plan.c), with a context the same calls become views
  * of one arena at the planned offsets and convolutions that use the planned
  * workspace. Used by the discriminator and VGG (src/model/discriminator.c,
- * vgg.c); the generator has its own copy of these few functions
- * (generator.c's gen_pass), written first.
+ * vgg.c) and the generator (generator.c's gen_pass wraps one).
  *
  * Not installed; no network knowledge here.
  */
@@ -23,7 +22,8 @@ typedef struct dsd_pass {
     size_t next_slot;             /* running: the next of plan->slots */
     const dsd_tensor *arena;      /* running: where the slots live */
     const dsd_tensor *workspace;  /* running: the column buffer (NULL: none needed) */
-    const char *net;              /* "discriminator", "VGG": for messages */
+    const char *net;              /* "G", "D", "VGG": for messages and profile scopes */
+    int stage;                    /* recorded with each layer (the generator's stages) */
     dsd_error *err;               /* where a planning error goes */
 } dsd_pass;
 
@@ -45,12 +45,15 @@ dsd_status dsd_pass_take_zero(dsd_pass *r, dsd_tensor *t, int n, int c, int h, i
 void dsd_pass_give(dsd_pass *r, dsd_tensor *t);
 
 /* y = conv(x); planning records the layer under `name` (its parameters'
- * prefix) and the forward's workspace. */
+ * prefix) and the forward's workspace; running opens the layer-profile
+ * scope "<net> <name>" around it. */
 dsd_status dsd_pass_conv_forward(dsd_pass *r, const char *name, const dsd_conv2d_params *p,
                                  const dsd_tensor *x, const dsd_conv_weights *cw, dsd_tensor *y);
 /* dsd_conv2d_backward with the planned workspace; planning records the
- * backward's workspace. dx, dweight, dbias may be NULL as for the op. */
-dsd_status dsd_pass_conv_backward(dsd_pass *r, const dsd_conv2d_params *p, const dsd_tensor *x,
+ * backward's workspace; running opens the scope "<net> <name> backward".
+ * dx, dweight, dbias may be NULL as for the op. */
+dsd_status dsd_pass_conv_backward(dsd_pass *r, const char *name, const dsd_conv2d_params *p,
+                                  const dsd_tensor *x,
                                   const dsd_tensor *weight, const dsd_tensor *dy, dsd_tensor *dx,
                                   dsd_tensor *dweight, dsd_tensor *dbias);
 

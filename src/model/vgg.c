@@ -319,10 +319,13 @@ static dsd_status vgg_backward_pass(dsd_pass *r, const dsd_vgg *vgg, dsd_vgg_tap
         const dsd_tensor *in = tape_out(vgg, t, i - 1);
         DSD_TRY(dsd_pass_take_zero(r, &din, in->n, in->c, in->h, in->w));
         switch (vgg->kind[i]) {
-        case DSD_VGG_LAYER_CONV:
-            DSD_TRY(dsd_pass_conv_backward(r, &vgg_conv, in, &vgg->w[i].weight, grad, &din,
-                                           NULL, NULL));
+        case DSD_VGG_LAYER_CONV: {
+            char name[32];
+            snprintf(name, sizeof name, "features.%d", i);
+            DSD_TRY(dsd_pass_conv_backward(r, name, &vgg_conv, in, &vgg->w[i].weight, grad,
+                                           &din, NULL, NULL));
             break;
+        }
         case DSD_VGG_LAYER_RELU: /* in == out: the output has the input's sign */
             RUN(dsd_activation_backward(r->ctx, DSD_ACT_RELU, 0.0f, in, in, grad, &din));
             break;
