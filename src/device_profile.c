@@ -6,10 +6,13 @@
  * CLBlastOverrideParameters when a context is created: CLBlast ships tuned
  * GEMM parameters for many GPUs but none for CPUs through PoCL, where its
  * generic defaults ran the networks' GEMMs at 3-7 GFLOP/s on the 2-core
- * AVX-512 machine of doc/tuning.md. The built-in CPU profile is the best
+ * AVX-512 machine of doc/tuning.md. The built-in profile for PoCL's CPU
+ * device is the best
  * configuration clblast_tuner_xgemm found there (53 GFLOP/s on a 256 x 4096 x
- * 256 product) plus XGEMM_MIN_INDIRECT_SIZE 1, because CLBlast's direct GEMM
- * kernel, which it picks for small products, is untuned on CPUs. GPUs get no
+ * 256 product) plus XGEMM_MIN_INDIRECT_SIZE 256: products of at least
+ * 256^3 multiply-adds take the tuned indirect kernel; below that CLBlast's
+ * direct kernel (untuned on CPUs) still wins, having no padding or
+ * transposing passes. GPUs get no
  * overrides: CLBlast's own database (and its defaults per vendor) apply.
  *
  * It does not parse files: a caller that reads a profile from disk passes
@@ -33,13 +36,21 @@ static const dsd_device_profile cpu_profile = {
          .values = {0, 64, 64, 32, 8, 8, 8, 8, 2, 4, 4, 0, 0, 1, 1, 1}},
         {.kernel = "GemmRoutine", .n = 1,
          .names = {"XGEMM_MIN_INDIRECT_SIZE"},
-         .values = {1}},
+         .values = {256}},
     },
 };
 
+/* PoCL's CPU device: the class the built-in CPU profile was tuned for. Other
+ * CPU devices (Intel's CPU runtime, Oclgrind's simulator) keep CLBlast's own
+ * choice. */
+static int is_pocl_cpu(const dsd_device_info *device)
+{
+    return device->is_cpu && strstr(device->platform, "Portable Computing Language") != NULL;
+}
+
 void dsd_device_profile_default(const dsd_device_info *device, dsd_device_profile *out)
 {
-    if (device && device->is_cpu) {
+    if (device && is_pocl_cpu(device)) {
         *out = cpu_profile;
         return;
     }
