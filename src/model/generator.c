@@ -1080,7 +1080,21 @@ static dsd_status check_ready(dsd_context *ctx, const dsd_generator *g, const ch
     return DSD_OK;
 }
 
-/* t must have shape like `like` (n, c, h, w), for the stage functions. */
+/* f must be a feature map of this generator: (N, C, H, W) with any N, H, W. */
+static dsd_status check_features(dsd_context *ctx, const char *op, const dsd_generator *g,
+                                 const dsd_tensor *f, const char *what)
+{
+    const int c = gen_dims_of(&g->cfg).c;
+    if (!f || !f->buf || f->n <= 0 || f->h <= 0 || f->w <= 0)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: %s is NULL or "
+                        "unallocated", op, what);
+    if (f->c != c)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %s has %d channels, the "
+                        "generator's blocks %d", op, what, f->c, c);
+    return DSD_OK;
+}
+
+/* t must be (n, c, h, w), for the stage functions. */
 static dsd_status check_shape(dsd_context *ctx, const char *op, const dsd_tensor *t,
                               const char *what, int n, int c, int h, int w)
 {
@@ -1128,7 +1142,7 @@ dsd_status dsd_generator_block_train_forward(dsd_context *ctx, dsd_generator *g,
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: block %d of %d, tape "
                         "%s", op, b, g->cfg.n_blocks, tape ? "given" : "NULL");
     const int c = gen_dims_of(&g->cfg).c;
-    DSD_TRY(check_shape(ctx, op, f, "f", f ? f->n : 0, c, f ? f->h : 0, f ? f->w : 0));
+    DSD_TRY(check_features(ctx, op, g, f, "f"));
     DSD_TRY(check_shape(ctx, op, out, "out", f->n, c, f->h, f->w));
     DSD_TRY(tape_prepare(ctx, g, tape, PASS_BLOCK, b, f));
     gen_pass r = tape_pass(ctx, g, tape);
@@ -1189,7 +1203,7 @@ dsd_status dsd_generator_block(dsd_context *ctx, dsd_generator *g, int b, const 
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: block %d of %d", op,
                         b, g->cfg.n_blocks);
     const int c = gen_dims_of(&g->cfg).c;
-    DSD_TRY(check_shape(ctx, op, f, "f", f ? f->n : 0, c, f ? f->h : 0, f ? f->w : 0));
+    DSD_TRY(check_features(ctx, op, g, f, "f"));
     DSD_TRY(check_shape(ctx, op, out, "out", f->n, c, f->h, f->w));
     return run_inference(ctx, g, PASS_BLOCK, b, f, NULL, out);
 }
