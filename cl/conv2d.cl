@@ -185,9 +185,8 @@ kernel void conv2d_direct_few_dx(global const float *dy, uint dy_off, global con
 /* dw += the weight gradient of a stride-1 convolution with few output
  * channels: work-group k = (c * KH + kh) * KW + kw sums, for every o < cout,
  * dy[img][o][oh][ow] * xpad[img][c][oh + kh - pad][ow + kw - pad] over all
- * images and output pixels. Work-item l takes columns l, l + WG, ... of every
- * output row, rows and images in order, then a fixed local tree:
- * deterministic. */
+ * images and output pixels. Work-item l takes pixels l, l + WG, ... of each
+ * image in image order, then a fixed local tree: deterministic. */
 kernel void conv2d_direct_few_dw(global const float *x, uint x_off, global const float *dy,
                                  uint dy_off, global float *dw, uint dw_off, uint n, uint cin,
                                  uint h, uint w, uint cout, uint kh_n, uint kw_n, int pad,
@@ -201,25 +200,26 @@ kernel void conv2d_direct_few_dw(global const float *x, uint x_off, global const
     uint c = k / taps, r = k - c * taps;
     uint kh = r / kw_n, kw = r - kh * kw_n;
     float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-    for (uint img = 0; img < n; img++)
-        for (uint oh = 0; oh < oh_n; oh++) {
+    for (uint img = 0; img < n; img++) {
+        global const float *xc = x + x_off + (img * cin + c) * h * w;
+        global const float *g = dy + dy_off + img * cout * plane;
+        /* pixels p = lid, lid + WG, ... with (oh, ow) stepped, not divided */
+        uint oh = lid / ow_n, ow = lid - oh * ow_n;
+        for (uint p = lid; p < plane; p += WG) {
             int ih = conv_pad_index((int)(oh + kh) - pad, (int)h, reflect);
-            if (ih < 0)
-                continue; /* a row of zero padding: uniform across the group */
-            global const float *xr = x + x_off + ((img * cin + c) * h + (uint)ih) * w;
-            global const float *g = dy + dy_off + img * cout * plane + oh * ow_n;
-            for (uint ow = lid; ow < ow_n; ow += WG) {
-                int iw = conv_pad_index((int)(ow + kw) - pad, (int)w, reflect);
-                float v = 0.0f;
-                if (iw >= 0)
-                    v = xr[(uint)iw];
-                /* sums past cout read a valid dy plane and are dropped */
-                s0 += g[ow] * v;
-                s1 += g[min(1u, cout - 1) * plane + ow] * v;
-                s2 += g[min(2u, cout - 1) * plane + ow] * v;
-                s3 += g[min(3u, cout - 1) * plane + ow] * v;
-            }
+            int iw = conv_pad_index((int)(ow + kw) - pad, (int)w, reflect);
+            float v = 0.0f;
+            if (ih >= 0 && iw >= 0)
+                v = xc[(uint)ih * w + (uint)iw];
+            /* sums past cout read a valid dy plane and are dropped */
+            s0 += g[p] * v;
+            s1 += g[min(1u, cout - 1) * plane + p] * v;
+            s2 += g[min(2u, cout - 1) * plane + p] * v;
+            s3 += g[min(3u, cout - 1) * plane + p] * v;
+            for (ow += WG; ow >= ow_n; ow -= ow_n)
+                oh++;
         }
+    }
     part[0][lid] = s0;
     part[1][lid] = s1;
     part[2][lid] = s2;
