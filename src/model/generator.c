@@ -310,40 +310,6 @@ static void give(gen_pass *r, dsd_tensor *t)
 /* Runs an op's call only when the pass runs. */
 #define RUN(expr) DSD_PASS_RUN(&r->base, expr)
 
-/* "blocks.2.dsc.0.pointwise" etc.: the parameter prefix of cw, one of r->w's
- * convolutions (the backward's layer-profile scope sees only the weights). */
-static void conv_name(const gen_pass *r, const dsd_conv_weights *cw, char *buf, size_t size)
-{
-    const dsd_generator_weights *w = r->w;
-    const dsd_conv_weights *top[] = {&w->head, &w->down[0], &w->down[1], &w->up[0], &w->up[1],
-                                     &w->tail};
-    const char *top_name[] = {"head", "down.0", "down.1", "up.0", "up.1", "tail"};
-    for (int i = 0; i < 6; i++)
-        if (cw == top[i]) {
-            snprintf(buf, size, "%s", top_name[i]);
-            return;
-        }
-    const char *base = (const char *)w->blocks, *at = (const char *)cw;
-    ptrdiff_t b = (at - base) / (ptrdiff_t)sizeof(dsd_dscrb_weights);
-    if (b < 0 || b >= r->cfg->n_blocks) {
-        snprintf(buf, size, "conv");
-        return;
-    }
-    const dsd_dscrb_weights *blk = &w->blocks[b];
-    const dsd_conv_weights *in[] = {&blk->fc1, &blk->fc2, &blk->sa, &blk->depthwise[0],
-                                    &blk->pointwise[0], &blk->depthwise[1], &blk->pointwise[1],
-                                    &blk->depthwise[2], &blk->pointwise[2]};
-    const char *in_name[] = {"ca.fc1", "ca.fc2", "sa.conv", "dsc.0.depthwise",
-                             "dsc.0.pointwise", "dsc.1.depthwise", "dsc.1.pointwise",
-                             "dsc.2.depthwise", "dsc.2.pointwise"};
-    for (int i = 0; i < 9; i++)
-        if (cw == in[i]) {
-            snprintf(buf, size, "blocks.%d.%s", (int)b, in_name[i]);
-            return;
-        }
-    snprintf(buf, size, "conv");
-}
-
 /* Layer-profile scopes of a running pass (no-ops while planning or when
  * layer profiling is off). */
 #define PASS_SCOPE_BEGIN(r, ...)                                \
@@ -357,27 +323,35 @@ static void conv_name(const gen_pass *r, const dsd_conv_weights *cw, char *buf, 
             dsd_profile_scope_end((r)->base.ctx);  \
     } while (0)
 
-/* y = conv(x) with cw, recorded as "blocks.<b>.name" (b >= 0) or "name". */
+/* "blocks.<b>.name" (b >= 0) or "name": a conv's parameter prefix, which
+ * names its plan layer and its layer-profile scopes. */
+static void conv_full_name(int block, const char *name, char *buf, size_t size)
+{
+    if (block >= 0)
+        snprintf(buf, size, "blocks.%d.%s", block, name);
+    else
+        snprintf(buf, size, "%s", name);
+}
+
+/* y = conv(x) with cw, the conv named (block, name). */
 static dsd_status conv_forward(gen_pass *r, int block, const char *name,
                                const dsd_conv2d_params *p, const dsd_tensor *x,
                                const dsd_conv_weights *cw, dsd_tensor *y)
 {
     char full[DSD_PARAM_NAME_MAX];
-    if (block >= 0)
-        snprintf(full, sizeof full, "blocks.%d.%s", block, name);
-    else
-        snprintf(full, sizeof full, "%s", name);
+    conv_full_name(block, name, full, sizeof full);
     return dsd_pass_conv_forward(&r->base, full, p, x, cw, y);
 }
 
 /* dx += dL/dx (dx may be NULL), gradients into gcw, for dy = dL/dy. */
-static dsd_status conv_backward(gen_pass *r, const dsd_conv2d_params *p, const dsd_tensor *x,
+static dsd_status conv_backward(gen_pass *r, int block, const char *name,
+                                const dsd_conv2d_params *p, const dsd_tensor *x,
                                 const dsd_conv_weights *cw, const dsd_tensor *dy,
                                 dsd_tensor *dx, dsd_conv_weights *gcw)
 {
-    char name[DSD_PARAM_NAME_MAX];
-    conv_name(r, cw, name, sizeof name);
-    return dsd_pass_conv_backward(&r->base, name, p, x, &cw->weight, dy, dx, &gcw->weight,
+    char full[DSD_PARAM_NAME_MAX];
+    conv_full_name(block, name, full, sizeof full);
+    return dsd_pass_conv_backward(&r->base, full, p, x, &cw->weight, dy, dx, &gcw->weight,
                                   &gcw->bias);
 }
 
@@ -651,23 +625,25 @@ static dsd_status dscrb_backward(gen_pass *r, int b, const dsd_tensor *x, dscrb_
     /* out = x + pointwise2(d2): dx += dout; the conv sees dout */
     RUN(dsd_add_backward(ctx, 1.0f, dout, dx, NULL));
     DSD_TRY(take_zero(r, &d_d2, n, c, h, wd));
-    DSD_TRY(conv_backward(r, &conv_1x1, &s->d[2], &w->pointwise[2], dout, &d_d2,
-                          &gw->pointwise[2]));
+    DSD_TRY(conv_backward(r, b, "dsc.2.pointwise", &conv_1x1, &s->d[2], &w->pointwise[2], dout,
+                          &d_d2, &gw->pointwise[2]));
     give(r, &s->d[2]);
     DSD_TRY(take_zero(r, &d_l2, n, c, h, wd));
-    DSD_TRY(conv_backward(r, &dw, &s->l2, &w->depthwise[2], &d_d2, &d_l2, &gw->depthwise[2]));
+    DSD_TRY(conv_backward(r, b, "dsc.2.depthwise", &dw, &s->l2, &w->depthwise[2], &d_d2, &d_l2,
+                          &gw->depthwise[2]));
     give(r, &d_d2);
     DSD_TRY(take_zero(r, &d_pw1, n, c, h, wd));
     RUN(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &s->l2, NULL, &d_l2, &d_pw1));
     give(r, &d_l2);
     give(r, &s->l2);
     DSD_TRY(take_zero(r, &d_d1, n, c, h, wd));
-    DSD_TRY(conv_backward(r, &conv_1x1, &s->d[1], &w->pointwise[1], &d_pw1, &d_d1,
-                          &gw->pointwise[1]));
+    DSD_TRY(conv_backward(r, b, "dsc.1.pointwise", &conv_1x1, &s->d[1], &w->pointwise[1], &d_pw1,
+                          &d_d1, &gw->pointwise[1]));
     give(r, &d_pw1);
     give(r, &s->d[1]);
     DSD_TRY(take_zero(r, &d_drop, n, c, h, wd));
-    DSD_TRY(conv_backward(r, &dw, &s->l1, &w->depthwise[1], &d_d1, &d_drop, &gw->depthwise[1]));
+    DSD_TRY(conv_backward(r, b, "dsc.1.depthwise", &dw, &s->l1, &w->depthwise[1], &d_d1, &d_drop,
+                          &gw->depthwise[1]));
     give(r, &d_d1);
     dsd_tensor *d_act1 = &d_drop; /* dL/d(LReLU output): through the dropout when on */
     memset(&d_l1, 0, sizeof d_l1);
@@ -685,12 +661,13 @@ static dsd_status dscrb_backward(gen_pass *r, int b, const dsd_tensor *x, dscrb_
     give(r, &d_l1);
     give(r, &s->l1);
     DSD_TRY(take_zero(r, &d_d0, n, c, h, wd));
-    DSD_TRY(conv_backward(r, &conv_1x1, &s->d[0], &w->pointwise[0], &d_pw0, &d_d0,
-                          &gw->pointwise[0]));
+    DSD_TRY(conv_backward(r, b, "dsc.0.pointwise", &conv_1x1, &s->d[0], &w->pointwise[0], &d_pw0,
+                          &d_d0, &gw->pointwise[0]));
     give(r, &d_pw0);
     give(r, &s->d[0]);
     DSD_TRY(take_zero(r, &d_f2, n, c, h, wd));
-    DSD_TRY(conv_backward(r, &dw, &s->f2, &w->depthwise[0], &d_d0, &d_f2, &gw->depthwise[0]));
+    DSD_TRY(conv_backward(r, b, "dsc.0.depthwise", &dw, &s->f2, &w->depthwise[0], &d_d0, &d_f2,
+                          &gw->depthwise[0]));
     give(r, &d_d0);
     give(r, &s->f2);
 
@@ -704,7 +681,7 @@ static dsd_status dscrb_backward(gen_pass *r, int b, const dsd_tensor *x, dscrb_
     give(r, &d_ms);
     give(r, &s->ms);
     DSD_TRY(take_zero(r, &d_cat, n, 2, h, wd));
-    DSD_TRY(conv_backward(r, &conv_spatial, &s->cat, &w->sa, &d_sa, &d_cat, &gw->sa));
+    DSD_TRY(conv_backward(r, b, "sa.conv", &conv_spatial, &s->cat, &w->sa, &d_sa, &d_cat, &gw->sa));
     give(r, &d_sa);
     give(r, &s->cat);
     DSD_TRY(take_zero(r, &d_mean, n, 1, h, wd));
@@ -729,18 +706,18 @@ static dsd_status dscrb_backward(gen_pass *r, int b, const dsd_tensor *x, dscrb_
     DSD_TRY(take_zero(r, &d_hidden, n, hidden, 1, 1));
     DSD_TRY(take_zero(r, &d_fc1, n, hidden, 1, 1));
     DSD_TRY(take_zero(r, &d_pool, n, c, 1, 1));
-    DSD_TRY(conv_backward(r, &conv_1x1, &s->a2, &w->fc2, &d_mlp, &d_hidden, &gw->fc2));
+    DSD_TRY(conv_backward(r, b, "ca.fc2", &conv_1x1, &s->a2, &w->fc2, &d_mlp, &d_hidden, &gw->fc2));
     RUN(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &s->a2, NULL, &d_hidden,
                                 &d_fc1));
-    DSD_TRY(conv_backward(r, &conv_1x1, &s->mx, &w->fc1, &d_fc1, &d_pool, &gw->fc1));
+    DSD_TRY(conv_backward(r, b, "ca.fc1", &conv_1x1, &s->mx, &w->fc1, &d_fc1, &d_pool, &gw->fc1));
     RUN(dsd_global_max_pool_backward(ctx, x, &d_pool, dx));
     RUN(dsd_tensor_fill(ctx, &d_hidden, 0.0f));
     RUN(dsd_tensor_fill(ctx, &d_fc1, 0.0f));
     RUN(dsd_tensor_fill(ctx, &d_pool, 0.0f));
-    DSD_TRY(conv_backward(r, &conv_1x1, &s->a1, &w->fc2, &d_mlp, &d_hidden, &gw->fc2));
+    DSD_TRY(conv_backward(r, b, "ca.fc2", &conv_1x1, &s->a1, &w->fc2, &d_mlp, &d_hidden, &gw->fc2));
     RUN(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &s->a1, NULL, &d_hidden,
                                 &d_fc1));
-    DSD_TRY(conv_backward(r, &conv_1x1, &s->avg, &w->fc1, &d_fc1, &d_pool, &gw->fc1));
+    DSD_TRY(conv_backward(r, b, "ca.fc1", &conv_1x1, &s->avg, &w->fc1, &d_fc1, &d_pool, &gw->fc1));
     RUN(dsd_global_avg_pool_backward(ctx, &d_pool, dx));
     give(r, &d_mlp);
     give(r, &d_hidden);
@@ -779,7 +756,7 @@ static dsd_status generator_backward_pass(gen_pass *r, const dsd_tensor *x,
     give(r, &d_residual);
     give(r, &sv->tail_tanh);
     DSD_TRY(take_zero(r, &d_up1, n, d.b, h, wd));
-    DSD_TRY(conv_backward(r, &conv_7x7_reflect, &sv->up1_out, &w->tail, &d_tail, &d_up1,
+    DSD_TRY(conv_backward(r, -1, "tail", &conv_7x7_reflect, &sv->up1_out, &w->tail, &d_tail, &d_up1,
                           &gw->tail));
     give(r, &d_tail);
 
@@ -793,7 +770,8 @@ static dsd_status generator_backward_pass(gen_pass *r, const dsd_tensor *x,
     RUN(dsd_pixel_shuffle_backward(ctx, 2, &d_shuffled, &d_up_conv));
     give(r, &d_shuffled);
     DSD_TRY(take_zero(r, &d_up0, n, 2 * d.b, h / 2, wd / 2));
-    DSD_TRY(conv_backward(r, &up, &sv->up0_out, &w->up[1], &d_up_conv, &d_up0, &gw->up[1]));
+    DSD_TRY(conv_backward(r, -1, "up.1", &up, &sv->up0_out, &w->up[1], &d_up_conv, &d_up0,
+                          &gw->up[1]));
     give(r, &d_up_conv);
 
     /* up.0: up0_out = LReLU(shuffle(conv(feat))) */
@@ -807,7 +785,7 @@ static dsd_status generator_backward_pass(gen_pass *r, const dsd_tensor *x,
     give(r, &d_shuffled);
     dsd_tensor *feat = nb > 0 ? &sv->blocks[nb - 1].out : &sv->features;
     DSD_TRY(take_zero(r, &d_feat, n, d.c, h / 4, wd / 4));
-    DSD_TRY(conv_backward(r, &up, feat, &w->up[0], &d_up_conv, &d_feat, &gw->up[0]));
+    DSD_TRY(conv_backward(r, -1, "up.0", &up, feat, &w->up[0], &d_up_conv, &d_feat, &gw->up[0]));
     give(r, &d_up_conv);
 
     /* the blocks, last to first */
@@ -830,8 +808,8 @@ static dsd_status generator_backward_pass(gen_pass *r, const dsd_tensor *x,
     give(r, &d_feat);
     give(r, &sv->features);
     DSD_TRY(take_zero(r, &d_down0, n, 2 * d.b, h / 2, wd / 2));
-    DSD_TRY(conv_backward(r, &conv_down, &sv->down0_out, &w->down[1], &d_features, &d_down0,
-                          &gw->down[1]));
+    DSD_TRY(conv_backward(r, -1, "down.1", &conv_down, &sv->down0_out, &w->down[1], &d_features,
+                          &d_down0, &gw->down[1]));
     give(r, &d_features);
     DSD_TRY(take_zero(r, &d_features, n, 2 * d.b, h / 2, wd / 2));
     RUN(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &sv->down0_out, NULL, &d_down0,
@@ -839,15 +817,16 @@ static dsd_status generator_backward_pass(gen_pass *r, const dsd_tensor *x,
     give(r, &d_down0);
     give(r, &sv->down0_out);
     DSD_TRY(take_zero(r, &d_head, n, d.b, h, wd));
-    DSD_TRY(conv_backward(r, &conv_down, &sv->head_out, &w->down[0], &d_features, &d_head,
-                          &gw->down[0]));
+    DSD_TRY(conv_backward(r, -1, "down.0", &conv_down, &sv->head_out, &w->down[0], &d_features,
+                          &d_head, &gw->down[0]));
     give(r, &d_features);
     DSD_TRY(take_zero(r, &d_features, n, d.b, h, wd));
     RUN(dsd_activation_backward(ctx, DSD_ACT_LEAKY_RELU, slope, &sv->head_out, NULL, &d_head,
                                 &d_features));
     give(r, &d_head);
     give(r, &sv->head_out);
-    DSD_TRY(conv_backward(r, &conv_7x7_reflect, x, &w->head, &d_features, dx, &gw->head));
+    DSD_TRY(conv_backward(r, -1, "head", &conv_7x7_reflect, x, &w->head, &d_features, dx,
+                          &gw->head));
     give(r, &d_features);
     return DSD_OK;
 }
