@@ -128,6 +128,23 @@ dsd_status dsd_conv2d_output_size(dsd_context *ctx, const dsd_conv2d_params *p, 
     return out_size(dsd_ctx_err(ctx), op, p, in_h, in_w, out_h, out_w);
 }
 
+/* Fills g for a groups == 1 convolution of an (n, cin, h, w) input into cout
+ * channels (p already checked). */
+static dsd_status geom_make(dsd_error *err, const char *op, const dsd_conv2d_params *p, int n,
+                            int cin, int h, int w, int cout, conv_geom *g)
+{
+    *g = (conv_geom){.n = n, .cin = cin, .h = h, .w = w, .cout = cout, .kh = p->kernel_h,
+                     .kw = p->kernel_w, .stride = p->stride, .pad = p->pad,
+                     .reflect = p->pad_mode == DSD_PAD_REFLECT};
+    DSD_TRY(out_size(err, op, p, h, w, &g->oh, &g->ow));
+    /* The kernels index a chunk's columns with 32-bit unsigned integers, and
+     * a chunk holds at least one output row. */
+    if ((double)g->cin * g->kh * g->kw * g->ow > (double)CONV_INDEX_MAX)
+        return DSD_FAIL(err, DSD_ERR_SHAPE, "%s: %dx%d kernel over %d channels on a %d-wide "
+                        "output is too large", op, g->kh, g->kw, g->cin, g->ow);
+    return DSD_OK;
+}
+
 /* Checks x and weight for the groups == 1 path and fills g. */
 static dsd_status conv_setup(dsd_context *ctx, const char *op, const dsd_conv2d_params *p,
                              const dsd_tensor *x, const dsd_tensor *weight, conv_geom *g)
@@ -139,23 +156,7 @@ static dsd_status conv_setup(dsd_context *ctx, const char *op, const dsd_conv2d_
                         "%dx%dx%dx%d with a %dx%d kernel needs %dx%dx%dx%d (Cout x Cin x KH x KW)",
                         op, weight->n, weight->c, weight->h, weight->w, x->n, x->c, x->h, x->w,
                         p->kernel_h, p->kernel_w, weight->n, x->c, p->kernel_h, p->kernel_w);
-    g->n = x->n;
-    g->cin = x->c;
-    g->h = x->h;
-    g->w = x->w;
-    g->cout = weight->n;
-    g->kh = p->kernel_h;
-    g->kw = p->kernel_w;
-    g->stride = p->stride;
-    g->pad = p->pad;
-    g->reflect = p->pad_mode == DSD_PAD_REFLECT;
-    DSD_TRY(out_size(dsd_ctx_err(ctx), op, p, x->h, x->w, &g->oh, &g->ow));
-    /* The kernels index a chunk's columns with 32-bit unsigned integers, and
-     * a chunk holds at least one output row. */
-    if ((double)g->cin * g->kh * g->kw * g->ow > (double)CONV_INDEX_MAX)
-        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: %dx%d kernel over %d channels on "
-                        "a %d-wide output is too large", op, g->kh, g->kw, g->cin, g->ow);
-    return DSD_OK;
+    return geom_make(dsd_ctx_err(ctx), op, p, x->n, x->c, x->h, x->w, weight->n, g);
 }
 
 /* groups: 1 -> this file's path (returns 0); Cin -> depthwise (returns 1). */
@@ -469,24 +470,20 @@ dsd_status dsd_conv2d_plan_make(const dsd_conv2d_params *p, int n, int cin, int 
     if (n < 1 || cin < 1 || cout < 1)
         return DSD_FAIL(err, DSD_ERR_SHAPE, "%s: %d images, %d input and %d output channels",
                         op, n, cin, cout);
-    conv_geom g = {.n = n, .cin = cin, .h = h, .w = w, .cout = cout, .kh = p->kernel_h,
-                   .kw = p->kernel_w, .stride = p->stride, .pad = p->pad,
-                   .reflect = p->pad_mode == DSD_PAD_REFLECT};
-    DSD_TRY(out_size(err, op, p, h, w, &g.oh, &g.ow));
     if (p->groups != 1 && p->groups == cin) {
+        int oh, ow;
+        DSD_TRY(out_size(err, op, p, h, w, &oh, &ow));
         *out = (dsd_conv2d_plan){
-            .params = *p, .n = n, .cin = cin, .h = h, .w = w, .cout = cout, .oh = g.oh,
-            .ow = g.ow, .forward = DSD_CONV2D_ROUTE_DEPTHWISE,
-            .backward = DSD_CONV2D_ROUTE_DEPTHWISE,
-            .macs = (double)n * cout * g.oh * g.ow * (double)p->kernel_h * p->kernel_w};
+            .params = *p, .n = n, .cin = cin, .h = h, .w = w, .cout = cout, .oh = oh, .ow = ow,
+            .forward = DSD_CONV2D_ROUTE_DEPTHWISE, .backward = DSD_CONV2D_ROUTE_DEPTHWISE,
+            .macs = (double)n * cout * oh * ow * (double)p->kernel_h * p->kernel_w};
         return DSD_OK;
     }
     if (p->groups != 1)
         return DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "%s: groups %d with %d input channels "
                         "(groups must be 1 or Cin)", op, p->groups, cin);
-    if ((double)g.cin * g.kh * g.kw * g.ow > (double)CONV_INDEX_MAX)
-        return DSD_FAIL(err, DSD_ERR_SHAPE, "%s: %dx%d kernel over %d channels on a %d-wide "
-                        "output is too large", op, g.kh, g.kw, g.cin, g.ow);
+    conv_geom g;
+    DSD_TRY(geom_make(err, op, p, n, cin, h, w, cout, &g));
     *out = plan_of(p, &g);
     return DSD_OK;
 }
