@@ -1030,6 +1030,9 @@ int main(int argc, char **argv)
            "local %.0f KiB\n", d->is_gpu ? "GPU" : d->is_cpu ? "CPU" : "accelerator",
            d->compute_units, d->global_mem_bytes / 1048576.0, d->max_alloc_bytes / 1048576.0,
            d->local_mem_bytes / 1024.0);
+    const char *profile = dsd_context_profile_name(ctx);
+    printf("        device profile: %s\n",
+           *profile ? profile : "none (CLBlast's own parameters; DSDEBLUR_PROFILE)");
     printf("generator: %d blocks, base width %d, mlp ratio %d, up kernel %d (%zu parameters); "
            "discriminator: base width %d, %d layers (%zu parameters)\n", gc.n_blocks,
            gc.base_width, gc.mlp_ratio, gc.up_kernel, dsd_generator_param_count(&gc),
