@@ -66,26 +66,28 @@ inline int conv_preimages(int i, int size, int pad, uint reflect, int *out)
     return count;
 }
 
-/* One work-item per col element, flat index k * cols + j: consecutive
- * work-items write consecutive floats of a col row. */
+/* A 2D range: dimension 0 is the output column ow, dimension 1 the column
+ * matrix row (k, jr) for tap k = (c, kh, kw) and chunk row jr, so col element
+ * (k * rows + jr) * ow_n + ow. Consecutive work-items write consecutive
+ * floats, and the divisions that split the row index are the same for a whole
+ * row of work-items (PoCL hoists them out of its work-item loop; a flat index
+ * needed six per element). */
 kernel void conv2d_im2col(global const float *x, uint x_off, global float *col, uint col_off,
                           uint cin, uint h, uint w, uint kh_n, uint kw_n, uint stride, int pad,
                           uint reflect, uint ow_n, uint r0, uint rows)
 {
-    uint i = get_global_id(0);
-    uint cols = rows * ow_n;
-    if (i >= cin * kh_n * kw_n * cols)
+    uint ow = get_global_id(0), kr = get_global_id(1); /* column row kr = k * rows + jr */
+    if (ow >= ow_n || kr >= cin * kh_n * kw_n * rows)
         return;
-    uint k = i / cols, j = i - k * cols;
+    uint k = kr / rows, jr = kr - k * rows;
     uint t = k / kw_n, kw = k - t * kw_n;
     uint c = t / kh_n, kh = t - c * kh_n;
-    uint jr = j / ow_n, ow = j - jr * ow_n, oh = r0 + jr;
-    int ih = conv_pad_index((int)(oh * stride + kh) - pad, (int)h, reflect);
+    int ih = conv_pad_index((int)((r0 + jr) * stride + kh) - pad, (int)h, reflect);
     int iw = conv_pad_index((int)(ow * stride + kw) - pad, (int)w, reflect);
     float v = 0.0f;
     if (ih >= 0 && iw >= 0)
         v = x[x_off + (c * h + (uint)ih) * w + (uint)iw];
-    col[col_off + i] = v;
+    col[col_off + kr * ow_n + ow] = v;
 }
 
 /* The forward of a convolution with few output channels (cout <= 4: the
@@ -237,18 +239,16 @@ kernel void conv2d_direct_few_dw(global const float *x, uint x_off, global const
 }
 
 /* One work-item per dx element of the input rows [ih0, ih0 + nih) of every
- * channel, flat index (c * nih + (ih - ih0)) * W + iw (consecutive work-items
- * on consecutive iw). It adds the column gradient entries of the output rows
+ * channel, a 2D range: dimension 0 is iw, dimension 1 is c * nih + ih - ih0. It adds the column gradient entries of the output rows
  * [r0, r0 + rows) that read this element, in a fixed order (padded row
  * preimage, padded column preimage, kh, kw). */
 kernel void conv2d_col2im(global const float *dcol, uint dcol_off, global float *dx, uint dx_off,
                           uint cin, uint h, uint w, uint kh_n, uint kw_n, uint stride, int pad,
                           uint reflect, uint ow_n, uint r0, uint rows, uint ih0, uint nih)
 {
-    uint i = get_global_id(0);
-    if (i >= cin * nih * w)
+    uint iw = get_global_id(0), t = get_global_id(1); /* t = c * nih + ih - ih0 */
+    if (iw >= w || t >= cin * nih)
         return;
-    uint t = i / w, iw = i - t * w;
     uint c = t / nih, ih = ih0 + (t - c * nih);
     uint cols = rows * ow_n;
     int ph[3], pw[3];

@@ -242,6 +242,22 @@ static dsd_status run_elementwise(dsd_context *ctx, const char *kernel, const ds
     return dsd_kernel_run(ctx, "conv2d", opts, kernel, args, nargs, 1, &count, &local);
 }
 
+/* A 2D range of `cols` x `rows` work-items for the kernels that map
+ * dimension 0 to an image row: work-groups one row tall and up to
+ * CONV_ELEM_WG wide, no wider than the row needs (rounded to a power of two). */
+static dsd_status run_rows(dsd_context *ctx, const char *kernel, const dsd_karg *args, int nargs,
+                           size_t cols, size_t rows)
+{
+    char opts[32];
+    size_t wg;
+    kernel_options(ctx, opts, sizeof opts, &wg);
+    size_t width = 1;
+    while (width < cols && width < CONV_ELEM_WG && width < wg)
+        width *= 2;
+    size_t global[2] = {cols, rows}, local[2] = {width, 1};
+    return dsd_kernel_run(ctx, "conv2d", opts, kernel, args, nargs, 2, global, local);
+}
+
 size_t dsd_conv2d_col_limit(void)
 {
     const char *s = getenv("DSDEBLUR_CONV_COL_LIMIT");
@@ -322,7 +338,8 @@ static dsd_status im2col(dsd_context *ctx, const conv_geom *g, const dsd_tensor 
                        DSD_KARG(h), DSD_KARG(w), DSD_KARG(kh), DSD_KARG(kw), DSD_KARG(stride),
                        DSD_KARG(pad), DSD_KARG(reflect), DSD_KARG(ow), DSD_KARG(ur0),
                        DSD_KARG(urows)};
-    return run_elementwise(ctx, "conv2d_im2col", args, DSD_NARGS(args), col_rows(g) * rows * g->ow);
+    return run_rows(ctx, "conv2d_im2col", args, DSD_NARGS(args), (size_t)g->ow,
+                    col_rows(g) * (size_t)rows);
 }
 
 /* The input rows [*lo, *hi] that output rows [r0, r0 + rows) read. */
@@ -362,8 +379,8 @@ static dsd_status col2im(dsd_context *ctx, const conv_geom *g, const dsd_tensor 
                        DSD_KARG(h), DSD_KARG(w), DSD_KARG(kh), DSD_KARG(kw), DSD_KARG(stride),
                        DSD_KARG(pad), DSD_KARG(reflect), DSD_KARG(ow), DSD_KARG(ur0),
                        DSD_KARG(urows), DSD_KARG(ih0), DSD_KARG(nih)};
-    return run_elementwise(ctx, "conv2d_col2im", args, DSD_NARGS(args),
-                           (size_t)g->cin * nih * g->w);
+    return run_rows(ctx, "conv2d_col2im", args, DSD_NARGS(args), (size_t)g->w,
+                    (size_t)g->cin * nih);
 }
 
 /* ------------------------------------------------------------------------ */
