@@ -51,6 +51,9 @@ static void fill_device_info(cl_platform_id plat, cl_device_id dev, dsd_device_i
     size_t wg = 0;
     clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
     d->max_work_group_size = wg;
+    cl_uint align_bits = 0;
+    clGetDeviceInfo(dev, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align_bits, &align_bits, NULL);
+    d->base_align_bytes = align_bits / 8;
 }
 
 /* Walks every platform/device; when want_index >= 0, stores that device's ids. */

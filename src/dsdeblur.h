@@ -121,6 +121,7 @@ typedef struct dsd_device_info {
     uint64_t local_mem_bytes;
     uint64_t max_alloc_bytes;
     size_t max_work_group_size;
+    size_t base_align_bytes;   /* CL_DEVICE_MEM_BASE_ADDR_ALIGN, in bytes */
 } dsd_device_info;
 
 /* Every device of every platform. *out is malloc'd; release with free(). An

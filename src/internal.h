@@ -226,6 +226,21 @@ dsd_status dsd_tensor_expect_shape_at(dsd_context *ctx, const char *file, int li
                                       const dsd_tensor *ref);
 
 /* ------------------------------------------------------------------------ */
+/* GEMM (src/ops/gemm.c): column-major C (m x n) = op(A) op(B) + beta C through
+ * CLBlast, with operands moved to offset 0 and CLBlast's temporary buffer
+ * leased from the pool. what names the product in error messages. */
+
+typedef struct dsd_gemm_operand {
+    cl_mem buf;
+    size_t offset; /* in floats */
+    size_t ld;     /* leading dimension, in floats */
+} dsd_gemm_operand;
+
+dsd_status dsd_gemm(dsd_context *ctx, const char *what, int trans_a, int trans_b, size_t m,
+                    size_t n, size_t k, const dsd_gemm_operand *a, const dsd_gemm_operand *b,
+                    float beta, const dsd_gemm_operand *c);
+
+/* ------------------------------------------------------------------------ */
 /* Pool (src/buffer_pool.c), used by tensor.c */
 
 dsd_status dsd_pool_lease(dsd_context *ctx, size_t bytes, cl_mem *out, size_t *capacity);

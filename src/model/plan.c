@@ -21,9 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Slots start on 64-float (256-byte) boundaries: aligned for vector loads
- * and GEMM tiles on every device. */
-enum { SLOT_ALIGN_FLOATS = 64 };
+/* Slots start on 256-float (1 KiB) boundaries: aligned for vector loads and
+ * GEMM tiles, and a multiple of every device's base-address alignment we know
+ * (128 B on PoCL, 512 B on NVIDIA), so src/ops/gemm.c can hand a slot to
+ * CLBlast as a sub-buffer at offset 0 rather than have it copied. */
+enum { SLOT_ALIGN_FLOATS = 256 };
 
 static int grow(void **ptr, size_t *cap, size_t need, size_t elem)
 {

@@ -55,8 +55,6 @@
  */
 #include "internal.h"
 
-#include <clblast_c.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -175,51 +173,6 @@ static dsd_status conv_route(dsd_context *ctx, const char *op, const dsd_conv2d_
     }
     return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: groups %d with %d input "
                     "channels (groups must be 1 or Cin)", op, p->groups, x->c);
-}
-
-/* ------------------------------------------------------------------------ */
-/* CLBlast */
-
-static const char *clblast_status_name(int code)
-{
-    if (code < 0 && code > -1000)
-        return dsd_cl_error_name(code);
-    switch (code) {
-    case CLBlastNotImplemented: return "CLBlastNotImplemented";
-    case CLBlastInvalidMatrixA: return "CLBlastInvalidMatrixA";
-    case CLBlastInvalidMatrixB: return "CLBlastInvalidMatrixB";
-    case CLBlastInvalidMatrixC: return "CLBlastInvalidMatrixC";
-    case CLBlastInvalidDimension: return "CLBlastInvalidDimension";
-    case CLBlastInvalidLeadDimA: return "CLBlastInvalidLeadDimA";
-    case CLBlastInvalidLeadDimB: return "CLBlastInvalidLeadDimB";
-    case CLBlastInvalidLeadDimC: return "CLBlastInvalidLeadDimC";
-    case CLBlastInsufficientMemoryA: return "CLBlastInsufficientMemoryA";
-    case CLBlastInsufficientMemoryB: return "CLBlastInsufficientMemoryB";
-    case CLBlastInsufficientMemoryC: return "CLBlastInsufficientMemoryC";
-    case CLBlastInsufficientMemoryTemp: return "CLBlastInsufficientMemoryTemp";
-    case CLBlastInvalidLocalMemUsage: return "CLBlastInvalidLocalMemUsage";
-    default: return "CLBlast error";
-    }
-}
-
-/* Row-major C (m x n) = alpha op(A) op(B) + beta C on the context's queue.
- * what says which product this is, for the error message. */
-static dsd_status sgemm(dsd_context *ctx, const char *what, CLBlastTranspose ta,
-                        CLBlastTranspose tb, size_t m, size_t n, size_t k, cl_mem a,
-                        size_t a_off, size_t lda, cl_mem b, size_t b_off, size_t ldb, float beta,
-                        cl_mem c, size_t c_off, size_t ldc)
-{
-    cl_command_queue queue = dsd_context_queue(ctx);
-    cl_event ev = NULL;
-    CLBlastStatusCode st = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, 1.0f, a, a_off,
-                                        lda, b, b_off, ldb, beta, c, c_off, ldc, &queue,
-                                        dsd_profile_enabled(ctx) ? &ev : NULL);
-    if (st != CLBlastSuccess)
-        return dsd_error_set(dsd_ctx_err(ctx), DSD_ERR_CLBLAST, (int)st, "CLBlastSgemm", __FILE__,
-                             __LINE__, "%s (m %zu, n %zu, k %zu) failed: %s (%d)", what, m, n, k,
-                             clblast_status_name((int)st), (int)st);
-    dsd_profile_record(ctx, "clblast_sgemm", ev);
-    return DSD_OK;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -397,9 +350,12 @@ static dsd_status forward_image(dsd_context *ctx, const conv_geom *g, const dsd_
         int nr = g->oh - r0 < rows ? g->oh - r0 : rows;
         size_t cols = (size_t)nr * g->ow;
         DSD_TRY(im2col(ctx, g, x, img, col, r0, nr));
-        DSD_TRY(sgemm(ctx, "forward W x col", CLBlastTransposeNo, CLBlastTransposeNo,
-                      (size_t)g->cout, cols, kc, weight->buf, weight->offset, kc, col->buf,
-                      col->offset, cols, beta, y->buf, y_img + (size_t)r0 * g->ow, plane));
+        /* Y_chunk^T (cols x Cout) = col^T (cols x Kc) W^T (Kc x Cout), column-major */
+        dsd_gemm_operand a = {col->buf, col->offset, cols};
+        dsd_gemm_operand b = {weight->buf, weight->offset, kc};
+        dsd_gemm_operand c = {y->buf, y_img + (size_t)r0 * g->ow, plane};
+        DSD_TRY(dsd_gemm(ctx, "forward W x col", 0, 0, cols, (size_t)g->cout, kc, &a, &b, beta,
+                         &c));
     }
     return DSD_OK;
 }
@@ -540,11 +496,13 @@ dsd_status dsd_conv2d_forward_ws(dsd_context *ctx, const dsd_conv2d_params *p,
 
     size_t plane = (size_t)g.h * g.w;
     if (plan.forward == DSD_CONV2D_ROUTE_POINTWISE) {
-        for (int img = 0; img < g.n; img++)
-            DSD_TRY(sgemm(ctx, "forward W x X", CLBlastTransposeNo, CLBlastTransposeNo,
-                          (size_t)g.cout, plane, (size_t)g.cin, weight->buf, weight->offset,
-                          (size_t)g.cin, x->buf, x->offset + (size_t)img * g.cin * plane, plane,
-                          beta, y->buf, y->offset + (size_t)img * g.cout * plane, plane));
+        for (int img = 0; img < g.n; img++) { /* Y[n]^T (HW x Cout) = X[n]^T W^T */
+            dsd_gemm_operand a = {x->buf, x->offset + (size_t)img * g.cin * plane, plane};
+            dsd_gemm_operand b = {weight->buf, weight->offset, (size_t)g.cin};
+            dsd_gemm_operand c = {y->buf, y->offset + (size_t)img * g.cout * plane, plane};
+            DSD_TRY(dsd_gemm(ctx, "forward W x X", 0, 0, plane, (size_t)g.cout, (size_t)g.cin,
+                             &a, &b, beta, &c));
+        }
         return DSD_OK;
     }
 
@@ -590,14 +548,19 @@ static dsd_status backward_pointwise(dsd_context *ctx, const conv_geom *g, const
     for (int img = 0; img < g->n; img++) {
         size_t dy_img = dy->offset + (size_t)img * cout * plane;
         size_t x_img = (size_t)img * cin * plane;
-        if (dweight) /* dW (Cout x Cin) += dY[n] (Cout x HW) X[n]^T */
-            DSD_TRY(sgemm(ctx, "backward dW += dY x X^T", CLBlastTransposeNo,
-                          CLBlastTransposeYes, cout, cin, plane, dy->buf, dy_img, plane, x->buf,
-                          x->offset + x_img, plane, 1.0f, dweight->buf, dweight->offset, cin));
-        if (dx) /* dX[n] (Cin x HW) += W^T dY[n] */
-            DSD_TRY(sgemm(ctx, "backward dX += W^T x dY", CLBlastTransposeYes,
-                          CLBlastTransposeNo, cin, plane, cout, weight->buf, weight->offset, cin,
-                          dy->buf, dy_img, plane, 1.0f, dx->buf, dx->offset + x_img, plane));
+        dsd_gemm_operand x_n = {x->buf, x->offset + x_img, plane};
+        dsd_gemm_operand dy_n = {dy->buf, dy_img, plane};
+        if (dweight) { /* dW^T (Cin x Cout) += X[n] (Cin x HW) dY[n]^T, column-major */
+            dsd_gemm_operand c = {dweight->buf, dweight->offset, cin};
+            DSD_TRY(dsd_gemm(ctx, "backward dW += dY x X^T", 1, 0, cin, cout, plane, &x_n,
+                             &dy_n, 1.0f, &c));
+        }
+        if (dx) { /* dX[n]^T (HW x Cin) += dY[n]^T W, column-major */
+            dsd_gemm_operand w = {weight->buf, weight->offset, cin};
+            dsd_gemm_operand c = {dx->buf, dx->offset + x_img, plane};
+            DSD_TRY(dsd_gemm(ctx, "backward dX += W^T x dY", 0, 1, plane, cin, cout, &dy_n, &w,
+                             1.0f, &c));
+        }
     }
     return DSD_OK;
 }
@@ -611,16 +574,18 @@ static dsd_status backward_image(dsd_context *ctx, const conv_geom *g, const dsd
     for (int r0 = 0; r0 < g->oh; r0 += rows) {
         int nr = g->oh - r0 < rows ? g->oh - r0 : rows;
         size_t cols = (size_t)nr * g->ow, dy_chunk = dy_img + (size_t)r0 * g->ow;
-        if (dweight) { /* dW (Cout x Kc) += dY_chunk (Cout x cols) col^T */
+        dsd_gemm_operand colm = {col->buf, col->offset, cols};
+        dsd_gemm_operand dyc = {dy->buf, dy_chunk, plane};
+        if (dweight) { /* dW^T (Kc x Cout) += col (Kc x cols) dY_chunk^T, column-major */
             DSD_TRY(im2col(ctx, g, x, img, col, r0, nr));
-            DSD_TRY(sgemm(ctx, "backward dW += dY x col^T", CLBlastTransposeNo,
-                          CLBlastTransposeYes, cout, kc, cols, dy->buf, dy_chunk, plane,
-                          col->buf, col->offset, cols, 1.0f, dweight->buf, dweight->offset, kc));
+            dsd_gemm_operand c = {dweight->buf, dweight->offset, kc};
+            DSD_TRY(dsd_gemm(ctx, "backward dW += dY x col^T", 1, 0, kc, cout, cols, &colm,
+                             &dyc, 1.0f, &c));
         }
-        if (dx) { /* dcol (Kc x cols) = W^T dY_chunk, then dx += col2im(dcol) */
-            DSD_TRY(sgemm(ctx, "backward dcol = W^T x dY", CLBlastTransposeYes,
-                          CLBlastTransposeNo, kc, cols, cout, weight->buf, weight->offset, kc,
-                          dy->buf, dy_chunk, plane, 0.0f, col->buf, col->offset, cols));
+        if (dx) { /* dcol^T (cols x Kc) = dY_chunk^T W, then dx += col2im(dcol) */
+            dsd_gemm_operand w = {weight->buf, weight->offset, kc};
+            DSD_TRY(dsd_gemm(ctx, "backward dcol = W^T x dY", 0, 1, cols, kc, cout, &dyc, &w,
+                             0.0f, &colm));
             DSD_TRY(col2im(ctx, g, col, dx, img, r0, nr));
         }
     }

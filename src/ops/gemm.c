@@ -1,0 +1,156 @@
+/*
+ * gemm.c: the one place the library calls CLBlast's SGEMM (used by the
+ * convolutions in conv2d.c). It does not choose what to multiply; it makes
+ * each product cost only its multiply-adds where CLBlast allows.
+ *
+ * Why a wrapper: CLBlast's fast ("indirect") GEMM kernel wants its operands
+ * in one memory order, at offset 0, with leading dimensions equal to the
+ * matrix sizes rounded to its tiles. Any operand that is not gets copied
+ * (padded and/or transposed) into a temporary buffer before the kernel and C
+ * copied back after it, and CLBlastSgemm allocates that temporary buffer anew
+ * on every call. On PoCL those copies and first touches of fresh memory cost
+ * 2-3x the product itself for the network's shapes (doc/tuning.md). So:
+ *
+ * - Callers state products column-major, in the kernel's own order where
+ *   they can: C (m x n) = A (m x k) B^T with B given as n x k, i.e.
+ *   transpose A no, transpose B yes (see conv2d.c for each product).
+ * - Operands that lie at a non-zero offset of their buffer (the tensors of a
+ *   network's arena) are passed as sub-buffers that start at 0, when the
+ *   offset meets the device's base-address alignment (the arena's slots are
+ *   aligned for this; otherwise the offset is passed and CLBlast copies).
+ * - The temporary buffer, when CLBlast still needs one, is leased from the
+ *   context's pool for the call (CLBlastSgemmWithTempBuffer) and returned
+ *   after the enqueue, so after the first step no buffer is created.
+ *
+ * None of this changes the arithmetic: the copies move values, and each C
+ * element is the same dot product in the same order.
+ */
+#include "internal.h"
+
+#include <clblast_c.h>
+
+#include <stdio.h>
+
+static const char *clblast_status_name(int code)
+{
+    if (code < 0 && code > -1000)
+        return dsd_cl_error_name(code);
+    switch (code) {
+    case CLBlastNotImplemented: return "CLBlastNotImplemented";
+    case CLBlastInvalidMatrixA: return "CLBlastInvalidMatrixA";
+    case CLBlastInvalidMatrixB: return "CLBlastInvalidMatrixB";
+    case CLBlastInvalidMatrixC: return "CLBlastInvalidMatrixC";
+    case CLBlastInvalidDimension: return "CLBlastInvalidDimension";
+    case CLBlastInvalidLeadDimA: return "CLBlastInvalidLeadDimA";
+    case CLBlastInvalidLeadDimB: return "CLBlastInvalidLeadDimB";
+    case CLBlastInvalidLeadDimC: return "CLBlastInvalidLeadDimC";
+    case CLBlastInsufficientMemoryA: return "CLBlastInsufficientMemoryA";
+    case CLBlastInsufficientMemoryB: return "CLBlastInsufficientMemoryB";
+    case CLBlastInsufficientMemoryC: return "CLBlastInsufficientMemoryC";
+    case CLBlastInsufficientMemoryTemp: return "CLBlastInsufficientMemoryTemp";
+    case CLBlastInvalidLocalMemUsage: return "CLBlastInvalidLocalMemUsage";
+    default: return "CLBlast error";
+    }
+}
+
+/* An operand as CLBlast will see it: the caller's buffer and offset, or a
+ * sub-buffer starting at the offset (owned here, released after enqueue). */
+typedef struct gemm_view {
+    cl_mem buf;
+    size_t offset;
+    cl_mem owned; /* the sub-buffer, or NULL */
+} gemm_view;
+
+static dsd_status view_at_zero(dsd_context *ctx, const dsd_gemm_operand *op, gemm_view *v)
+{
+    v->buf = op->buf;
+    v->offset = op->offset;
+    v->owned = NULL;
+    size_t align = ctx->device.base_align_bytes;
+    size_t origin = op->offset * sizeof(float);
+    if (op->offset == 0 || align == 0 || origin % align != 0)
+        return DSD_OK;
+    size_t size = 0;
+    cl_int rc = clGetMemObjectInfo(op->buf, CL_MEM_SIZE, sizeof size, &size, NULL);
+    if (rc != CL_SUCCESS)
+        return DSD_CL_FAIL(&ctx->error, rc, "clGetMemObjectInfo", "CL_MEM_SIZE of a GEMM operand");
+    if (origin >= size)
+        return DSD_FAIL(&ctx->error, DSD_ERR_INVALID_ARGUMENT, "GEMM operand offset %zu floats "
+                        "is past its %zu-byte buffer", op->offset, size);
+    cl_buffer_region region = {.origin = origin, .size = size - origin};
+    cl_mem sub = clCreateSubBuffer(op->buf, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION,
+                                   &region, &rc);
+    if (rc != CL_SUCCESS)
+        return DSD_CL_FAIL(&ctx->error, rc, "clCreateSubBuffer", "GEMM operand at byte %zu of "
+                           "%zu", origin, size);
+    v->buf = v->owned = sub;
+    v->offset = 0;
+    return DSD_OK;
+}
+
+static dsd_status clblast_fail(dsd_context *ctx, const char *call, const char *what, size_t m,
+                               size_t n, size_t k, CLBlastStatusCode st)
+{
+    return dsd_error_set(dsd_ctx_err(ctx), DSD_ERR_CLBLAST, (int)st, call, __FILE__, __LINE__,
+                         "%s (m %zu, n %zu, k %zu) failed: %s (%d)", what, m, n, k,
+                         clblast_status_name((int)st), (int)st);
+}
+
+dsd_status dsd_gemm(dsd_context *ctx, const char *what, int trans_a, int trans_b, size_t m,
+                    size_t n, size_t k, const dsd_gemm_operand *a, const dsd_gemm_operand *b,
+                    float beta, const dsd_gemm_operand *c)
+{
+    const CLBlastLayout layout = CLBlastLayoutColMajor;
+    const CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
+    const CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
+    gemm_view va = {0}, vb = {0}, vc = {0};
+    cl_mem temp = NULL;
+    size_t temp_capacity = 0;
+    dsd_status st = view_at_zero(ctx, a, &va);
+    if (st == DSD_OK)
+        st = view_at_zero(ctx, b, &vb);
+    if (st == DSD_OK)
+        st = view_at_zero(ctx, c, &vc);
+
+    size_t temp_bytes = 0;
+    if (st == DSD_OK) {
+        CLBlastStatusCode rc = CLBlastSGemmTempBufferSize(
+            layout, ta, tb, m, n, k, va.offset, a->ld, vb.offset, b->ld, vc.offset, c->ld,
+            &ctx->queue, &temp_bytes);
+        if (rc != CLBlastSuccess)
+            st = clblast_fail(ctx, "CLBlastSGemmTempBufferSize", what, m, n, k, rc);
+    }
+    /* A temporary larger than one allocation can only come from operands
+     * that claim more than their buffers hold: CLBlast's own checks report
+     * those, so the call goes ahead without a leased buffer. */
+    if (st == DSD_OK && temp_bytes > 0 && temp_bytes <= ctx->device.max_alloc_bytes)
+        st = dsd_pool_lease(ctx, temp_bytes, &temp, &temp_capacity);
+    if (st == DSD_OK) {
+        cl_event ev = NULL;
+        CLBlastStatusCode rc;
+        if (temp)
+            rc = CLBlastSgemmWithTempBuffer(layout, ta, tb, m, n, k, 1.0f, va.buf, va.offset,
+                                            a->ld, vb.buf, vb.offset, b->ld, beta, vc.buf,
+                                            vc.offset, c->ld, &ctx->queue,
+                                            dsd_profile_enabled(ctx) ? &ev : NULL, temp);
+        else
+            rc = CLBlastSgemm(layout, ta, tb, m, n, k, 1.0f, va.buf, va.offset, a->ld, vb.buf,
+                              vb.offset, b->ld, beta, vc.buf, vc.offset, c->ld, &ctx->queue,
+                              dsd_profile_enabled(ctx) ? &ev : NULL);
+        if (rc != CLBlastSuccess)
+            st = clblast_fail(ctx, "CLBlastSgemm", what, m, n, k, rc);
+        else
+            dsd_profile_record(ctx, "clblast_sgemm", ev);
+    }
+    /* Enqueued work keeps its own references: releasing now is safe, and the
+     * in-order queue makes the temporary buffer's next lease run after it. */
+    if (temp)
+        dsd_pool_return(ctx, temp, temp_capacity);
+    if (va.owned)
+        clReleaseMemObject(va.owned);
+    if (vb.owned)
+        clReleaseMemObject(vb.owned);
+    if (vc.owned)
+        clReleaseMemObject(vc.owned);
+    return st;
+}
