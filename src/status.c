@@ -179,8 +179,9 @@ dsd_status dsd_error_set(dsd_error *err, dsd_status status, int code, const char
 /* The human part first (the message, which names the user's file when there
  * is one), then what the library call said, then where we noticed:
  * "x.png: cannot open: No such file or directory [src/io/image.c:113]",
- * "out of memory for 1x64x720x1280 (clCreateBuffer: CL_MEM_OBJECT_ALLOCATION_FAILURE (-4))
- * [src/buffer_pool.c:42]" (one line). */
+ * "device out of memory: ... (clCreateBuffer: CL_MEM_OBJECT_ALLOCATION_FAILURE (-4))
+ * [src/buffer_pool.c:42]" (one line). A location without a line number (a
+ * tool's own error) is "[file]". */
 const char *dsd_error_format(const dsd_error *err, char *buf, size_t size)
 {
     if (!buf || size == 0)
