@@ -97,7 +97,11 @@ typedef struct dsd_error {
 const char *dsd_status_name(dsd_status status);
 /* "CL_OUT_OF_RESOURCES" etc.; "CL_UNKNOWN_ERROR" for codes it does not know. */
 const char *dsd_cl_error_name(int cl_code);
-/* One line: "src/tensor.c:88: clEnqueueReadBuffer: CL_INVALID_VALUE (-30): message".
+/* One line for a person: the message first (it names the file the user gave,
+ * when there is one), then the failing call and its error in parentheses,
+ * then the source location in brackets, for bug reports:
+ * "message (clEnqueueReadBuffer: CL_INVALID_VALUE (-30)) [src/tensor.c:88]".
+ * A message may hold more lines (a compiler log); the rest follows its end.
  * Returns buf. */
 const char *dsd_error_format(const dsd_error *err, char *buf, size_t size);
 void dsd_error_clear(dsd_error *err);

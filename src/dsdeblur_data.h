@@ -28,7 +28,8 @@
  * A sample that cannot be decoded, whose two images differ in size, or that is
  * smaller than the crop is skipped (the next one in the epoch's order takes
  * its place) and reported in the batch (bad, bad_message); after more than
- * max_bad skips in a run the loader fails with the last reason.
+ * max_bad skips in a run, or when every sample of the set was tried for one
+ * place and none could be used, the loader fails with the last reason.
  */
 #ifndef DSDEBLUR_DATA_H
 #define DSDEBLUR_DATA_H
@@ -99,7 +100,9 @@ dsd_status dsd_batcher_init(dsd_batcher *b, const dsd_dataset *ds, const dsd_bat
                             dsd_error *err);
 void dsd_batcher_free(dsd_batcher *b);
 /* Fills out for step `step` (any order of steps works). DSD_ERR_FORMAT once
- * the run's skips exceed spec.max_bad, naming the last bad sample. */
+ * the run's skips exceed spec.max_bad ("11 bad training samples, more than
+ * data.max_bad (10); the last: ...") or no sample can be used ("none of the 4
+ * training samples can be used ..."), naming the last bad sample. */
 dsd_status dsd_batcher_make(dsd_batcher *b, uint64_t step, dsd_batch *out, dsd_error *err);
 
 /* ------------------------------------------------------------------------ */

@@ -176,6 +176,12 @@ dsd_status dsd_error_set(dsd_error *err, dsd_status status, int code, const char
     return st;
 }
 
+/* The human part first (the message, which names the user's file when there
+ * is one), then what the library call said, then where we noticed:
+ * "x.png: cannot open: No such file or directory [src/io/image.c:113]",
+ * "device out of memory: ... (clCreateBuffer: CL_MEM_OBJECT_ALLOCATION_FAILURE (-4))
+ * [src/buffer_pool.c:42]" (one line). A location without a line number (a
+ * tool's own error) is "[file]". */
 const char *dsd_error_format(const dsd_error *err, char *buf, size_t size)
 {
     if (!buf || size == 0)
@@ -185,14 +191,26 @@ const char *dsd_error_format(const dsd_error *err, char *buf, size_t size)
         return buf;
     }
     char code[96] = "";
-    if (err->call[0] && (err->status == DSD_ERR_OPENCL || err->status == DSD_ERR_BUILD ||
-                         err->status == DSD_ERR_OUT_OF_MEMORY || err->status == DSD_ERR_NO_DEVICE)
-        && err->cl_code != 0)
-        snprintf(code, sizeof code, "%s (%d): ", dsd_cl_error_name(err->cl_code), err->cl_code);
+    if (err->cl_code != 0 && err->call[0] &&
+        (err->status == DSD_ERR_OPENCL || err->status == DSD_ERR_BUILD ||
+         err->status == DSD_ERR_OUT_OF_MEMORY || err->status == DSD_ERR_NO_DEVICE))
+        snprintf(code, sizeof code, "%s (%d)", dsd_cl_error_name(err->cl_code), err->cl_code);
     else if (err->cl_code != 0)
-        snprintf(code, sizeof code, "status %d: ", err->cl_code);
-    snprintf(buf, size, "%s:%d: %s%s%s%s", err->file, err->line, err->call,
-             err->call[0] ? ": " : "", code, err->message);
+        snprintf(code, sizeof code, "status %d", err->cl_code);
+    char detail[176] = ""; /* "call: CODE (n)", "call", "status n" or "" */
+    snprintf(detail, sizeof detail, "%s%s%s", err->call, err->call[0] && code[0] ? ": " : "",
+             code);
+    char where[160] = "";
+    if (err->file && err->file[0] && err->line > 0)
+        snprintf(where, sizeof where, "[%s:%d]", err->file, err->line);
+    else if (err->file && err->file[0])
+        snprintf(where, sizeof where, "[%s]", err->file);
+    const char *msg = err->message;
+    if (!msg[0]) /* nothing human to say: the call goes first, unbracketed */
+        snprintf(buf, size, "%s%s%s", detail, detail[0] && where[0] ? " " : "", where);
+    else
+        snprintf(buf, size, "%s%s%s%s%s%s", msg, detail[0] ? " (" : "", detail,
+                 detail[0] ? ")" : "", where[0] ? " " : "", where);
     return buf;
 }
 

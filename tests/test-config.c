@@ -184,6 +184,17 @@ START_TEST(test_malformed_files)
                       "not valid YAML");
     expect_load_error("list.yaml", "train:\n  lr: [1, 2]\n", DSD_ERR_CONFIG,
                       "list.yaml:2:7: train.lr takes a single value, not a list");
+    /* an unclosed list is a syntax error, with libyaml's words and positions,
+     * not a list where a value belongs */
+    expect_load_error("open.yaml", "train:\n  lr: [1\n", DSD_ERR_CONFIG,
+                      "open.yaml:3:1: not valid YAML: did not find expected ',' or ']' (while "
+                      "parsing a flow sequence that starts at line 2, column 7)");
+    expect_load_error("opensec.yaml", "train: [1\n", DSD_ERR_CONFIG,
+                      "opensec.yaml:2:1: not valid YAML: did not find expected ',' or ']'");
+    expect_load_error("opentop.yaml", "[1\n", DSD_ERR_CONFIG,
+                      "opentop.yaml:2:1: not valid YAML: did not find expected ',' or ']'");
+    expect_load_error("utf8.yaml", "train:\n  lr: \xff\n", DSD_ERR_CONFIG,
+                      "utf8.yaml: byte 13: not valid YAML: invalid leading UTF-8 octet");
     expect_load_error("twice.yaml", "train:\n  lr: 1e-4\n  lr: 2e-4\n", DSD_ERR_CONFIG,
                       "twice.yaml:3:3: train.lr is set twice");
     expect_load_error("toplist.yaml", "- a\n- b\n", DSD_ERR_CONFIG,
@@ -208,6 +219,11 @@ START_TEST(test_malformed_files)
     snprintf(missing, sizeof missing, "%s/no-such.yaml", tmpdir);
     ck_assert_int_eq(dsd_config_load(&c, missing, &err), DSD_ERR_IO);
     ck_assert(strstr(err.message, "no-such.yaml: cannot open") != NULL);
+    /* a folder opens for reading; it is said to be one, not "input error" */
+    ck_assert_int_eq(dsd_config_load(&c, tmpdir, &err), DSD_ERR_IO);
+    char want[512];
+    snprintf(want, sizeof want, "%s: is a directory, not a configuration file", tmpdir);
+    ck_assert_str_eq(err.message, want);
     /* an empty file changes nothing */
     TU_HOST_OK(dsd_config_load(&c, write_file("empty.yaml", ""), &err), err);
     ck_assert_int_eq(c.train.epochs, 500);

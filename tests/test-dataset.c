@@ -264,7 +264,10 @@ START_TEST(test_bad_samples)
             dsd_batch_free(&t);
     }
     ck_assert_int_eq(st, DSD_ERR_FORMAT);
-    ck_assert(strstr(err.message, "bad training samples (more than data.max_bad 1)") != NULL);
+    /* the count and the rule agree: stopped at the 2nd skip, which is more than 1 */
+    ck_assert_msg(strstr(err.message, "2 bad training samples, more than data.max_bad (1); "
+                                      "the last: ") == err.message,
+                  "%s", err.message);
     dsd_batcher_free(&b);
 
     /* the loader hands the failure over, and keeps handing it over */
@@ -285,6 +288,34 @@ START_TEST(test_bad_samples)
 }
 END_TEST
 
+/* Every sample bad, but fewer than max_bad: the loader stops because nothing
+ * is usable, and says so rather than "3 bad samples (more than 100)". */
+START_TEST(test_no_usable_sample)
+{
+    dsd_error err;
+    tu_mkdir_p(tu_path(root, "allbad/blur"));
+    tu_mkdir_p(tu_path(root, "allbad/sharp"));
+    write_pair("allbad", "a.png", 10, 10, 1); /* smaller than the crop */
+    write_pair("allbad", "b.png", 12, 12, 2);
+    write_pair("allbad", "c.png", 14, 14, 3);
+    dsd_dataset ds;
+    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_PAIRED, tu_path(root, "allbad/blur"),
+                                tu_path(root, "allbad/sharp"), &err),
+               err);
+    dsd_batch_spec spec = {.n = 1, .crop = 16, .flip = 0, .seed = 3, .max_bad = 100};
+    dsd_batcher b;
+    TU_HOST_OK(dsd_batcher_init(&b, &ds, &spec, &err), err);
+    dsd_batch t;
+    ck_assert_int_eq(dsd_batcher_make(&b, 0, &t, &err), DSD_ERR_FORMAT);
+    ck_assert_msg(strstr(err.message, "none of the 3 training samples can be used (each was "
+                                      "skipped as bad); the last: ") == err.message &&
+                      strstr(err.message, "smaller than the 16x16 crop"),
+                  "%s", err.message);
+    dsd_batcher_free(&b);
+    dsd_dataset_free(&ds);
+}
+END_TEST
+
 int main(void)
 {
     if (tu_make_tmp_dir(root, sizeof root, "data") != 0)
@@ -296,6 +327,7 @@ int main(void)
     tcase_add_test(tc, test_batches_pair_up_and_cover);
     tcase_add_test(tc, test_reproducible_and_loader);
     tcase_add_test(tc, test_bad_samples);
+    tcase_add_test(tc, test_no_usable_sample);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
     tu_rmtree(root);

@@ -943,12 +943,15 @@ START_TEST(test_checkpoint_errors)
 
     /* a generator file where a checkpoint is expected, and the reverse */
     TU_OK(dsd_generator_save(ctx, &src.g, tu_path(tmp_dir, "ck-g.safetensors"), DSD_STORAGE_F32));
-    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-g.safetensors"), DSD_ERR_FORMAT, "ck-g.safetensors",
-                  "'format' is 'dsdeblur-generator', expected 'dsdeblur-checkpoint'");
+    CK_LOAD_FAILS(tu_path(tmp_dir, "ck-g.safetensors"), DSD_ERR_FORMAT,
+                  "ck-g.safetensors: a generator weight file, not a training checkpoint",
+                  "'format' is 'dsdeblur-generator', expected 'dsdeblur-checkpoint'",
+                  "`dsdeblur-run -m FILE`", "resumes only from a checkpoint");
     float *gw = download(&s.g.params.values);
     TU_EXPECT_CTX_ERROR(dsd_generator_load(ctx, &s.g, good), DSD_ERR_FORMAT, "ck-good.safetensors",
+                        "a training checkpoint, not a generator weight file",
                         "'format' is 'dsdeblur-checkpoint', expected 'dsdeblur-generator'",
-                        "dsd_checkpoint_load");
+                        "--resume FILE", "--export OUT.safetensors");
     expect_unchanged("checkpoint as generator", &s.g.params, &s.g.params.values, gw);
     free(gw);
     /* a missing moment */

@@ -15,6 +15,8 @@
  *     file) each give one stderr line naming the file, exit 1, and the good
  *     image is still written;
  *   - no -m and no installed default: the message and exit 2; usage errors 2;
+ *   - SIGINT during a folder run: the image at hand finished, "interrupted: N
+ *     of M images finished (last written: X)" and exit 130;
  *   - dsdeblur-eval -m: the table's rows carry the library's input and output
  *     PSNR/SSIM, the parameter count is printed, CSV and JSON have their
  *     columns and keys.
@@ -24,7 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static char tmp_dir[64];
@@ -409,6 +414,53 @@ START_TEST(test_eval_model_mode)
 }
 END_TEST
 
+/* Ctrl-C in a folder run: the image at hand is finished, then one line says
+ * how far the run got, and the exit status is 130 (128 + SIGINT). */
+START_TEST(test_sigint_folder_run)
+{
+    make_model();
+    enum { N = 120 };
+    tu_mkdir_p(tu_path(tmp_dir, "many"));
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "many/i%03d.png", i);
+        write_image(name, 16, 12, i);
+    }
+    char out_dir[128], cmd[1024];
+    snprintf(out_dir, sizeof out_dir, "%s", tu_path(tmp_dir, "many-out"));
+    snprintf(cmd, sizeof cmd, "exec ./tools/dsdeblur-run -m %s -o %s/ %s >%s/out 2>%s/err",
+             model_path, out_dir, tu_path(tmp_dir, "many"), tmp_dir, tmp_dir);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    /* the first image written (kernels compiled), then Ctrl-C */
+    char first[160];
+    snprintf(first, sizeof first, "%s/i000.png", out_dir);
+    for (int i = 0; i < 600000 && !tu_file_exists(first); i++)
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    ck_assert_msg(tu_file_exists(first), "no first output");
+    kill(pid, SIGINT);
+    int st;
+    ck_assert(waitpid(pid, &st, 0) == pid);
+    char *err = tmp_file("err");
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 130, "status %d, stderr:\n%s", st, err);
+    int done = -1, last = -1, used = 0;
+    char want_dir[200];
+    snprintf(want_dir, sizeof want_dir, "dsdeblur-run: interrupted: %%d of %d images finished "
+             "(last written: %s/i%%d.png)\n%%n", N, out_dir);
+    ck_assert_msg(sscanf(err, want_dir, &done, &last, &used) == 2 && err[used] == '\0',
+                  "stderr:\n%s", err);
+    ck_assert_msg(done >= 1 && done < N && last == done - 1, "%d done, last %d", done, last);
+    char next[160];
+    snprintf(next, sizeof next, "%s/i%03d.png", out_dir, done);
+    ck_assert_msg(!tu_file_exists(next), "%s written after the interruption", next);
+    free(err);
+}
+END_TEST
+
 int main(void)
 {
     if (tu_make_tmp_dir(tmp_dir, sizeof tmp_dir, "run") != 0)
@@ -421,6 +473,7 @@ int main(void)
     tcase_add_test(tc, test_bad_inputs);
     tcase_add_test(tc, test_usage_and_no_model);
     tcase_add_test(tc, test_eval_model_mode);
+    tcase_add_test(tc, test_sigint_folder_run);
     suite_add_tcase(s, tc);
     int status = tu_run(s);
     tu_ctx_free();

@@ -2,7 +2,8 @@
  * test-runtime.c: the OpenCL runtime. Context creation, device listing and
  * selection, the on-disk kernel cache (hit, and recovery from corrupt
  * entries), and error paths: an invalid device selector, a kernel with a
- * syntax error (its build log must reach the caller), a missing kernel.
+ * syntax error (its build log must reach the caller), a missing kernel; the
+ * one-line error format (message, then call and error name, then location).
  */
 #include "testutil.h"
 
@@ -65,7 +66,11 @@ START_TEST(test_invalid_selector)
     ck_assert_msg(strstr(err.message, "out of range") != NULL, "message: %s", err.message);
     char line[DSD_ERROR_LINE_MAX];
     dsd_error_format(&err, line, sizeof line);
-    ck_assert_msg(strstr(line, "context.c:") != NULL, "no source location: %s", line);
+    /* the message first, the location in brackets at the end of the line */
+    ck_assert_msg(strncmp(line, err.message, strlen(err.message)) == 0, "not first: %s", line);
+    const char *loc = strstr(line, " [src/context.c:");
+    ck_assert_msg(loc && strchr(loc, ']') == line + strlen(line) - 1, "no source location at "
+                  "the end: %s", line);
 }
 END_TEST
 
@@ -224,12 +229,51 @@ START_TEST(test_error_names)
 }
 END_TEST
 
+/* The one-line form a user reads: their file and the problem first, the
+ * OpenCL call and its error name after it, our source location last. */
+START_TEST(test_error_format)
+{
+    char line[DSD_ERROR_LINE_MAX];
+    dsd_error e;
+    dsd_error_clear(&e);
+    ck_assert_str_eq(dsd_error_format(&e, line, sizeof line), "no error");
+    e.status = DSD_ERR_OUT_OF_MEMORY;
+    e.cl_code = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+    e.file = "src/buffer_pool.c";
+    e.line = 42;
+    snprintf(e.call, sizeof e.call, "clCreateBuffer");
+    snprintf(e.message, sizeof e.message, "photo.png: 512 MiB for a 1x64x1024x2048 tensor");
+    ck_assert_str_eq(dsd_error_format(&e, line, sizeof line),
+                     "photo.png: 512 MiB for a 1x64x1024x2048 tensor (clCreateBuffer: "
+                     "CL_MEM_OBJECT_ALLOCATION_FAILURE (-4)) [src/buffer_pool.c:42]");
+    /* no library call: message, then location */
+    e.status = DSD_ERR_IO;
+    e.cl_code = 0;
+    e.call[0] = '\0';
+    e.file = "src/io/image.c";
+    e.line = 113;
+    snprintf(e.message, sizeof e.message, "x.png: cannot open: No such file or directory");
+    ck_assert_str_eq(dsd_error_format(&e, line, sizeof line),
+                     "x.png: cannot open: No such file or directory [src/io/image.c:113]");
+    /* a CLBlast status is a number, not an OpenCL name */
+    e.status = DSD_ERR_CLBLAST;
+    e.cl_code = -2048;
+    snprintf(e.call, sizeof e.call, "CLBlastSgemm");
+    snprintf(e.message, sizeof e.message, "GEMM 64x64x64");
+    e.file = "src/ops/conv2d.c";
+    e.line = 218;
+    ck_assert_str_eq(dsd_error_format(&e, line, sizeof line),
+                     "GEMM 64x64x64 (CLBlastSgemm: status -2048) [src/ops/conv2d.c:218]");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("runtime");
     TCase *tc = tcase_create("runtime");
     tcase_set_timeout(tc, 900);
     tcase_add_test(tc, test_error_names);
+    tcase_add_test(tc, test_error_format);
     tcase_add_test(tc, test_context_default);
     tcase_add_test(tc, test_device_list_and_select);
     tcase_add_test(tc, test_invalid_selector);

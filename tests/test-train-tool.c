@@ -4,8 +4,10 @@
  * configuration error gives exit 2 and file:line:column; --print-config
  * shows overrides; a short run writes config, log, plot, checkpoint and
  * generator; --resume continues from the newest checkpoint and the log
- * follows it; a checkpoint of other networks is refused; SIGTERM finishes the
- * step, writes a checkpoint and exits 0.
+ * follows it; a checkpoint of other networks is refused, and a generator file
+ * given to --resume is named as one with the commands that take it; SIGTERM
+ * finishes the step, writes a checkpoint and exits 0. Error lines read
+ * "dsdeblur-train: error: FILE: problem [src/...]".
  */
 #include "testutil.h"
 
@@ -91,6 +93,30 @@ START_TEST(test_config_errors)
     ck_assert(file_has(tu_path(root, "out"), "lr: 0.0002"));
     ck_assert_int_eq(train("--set train.content_loss=perceptual --set data.train=x"), 2);
     ck_assert(file_has(tu_path(root, "err"), "needs train.vgg_weights"));
+
+    /* What a user reads: one line, the tool's name once, their file and the
+     * problem first, our source location last in brackets. A folder as -c: */
+    snprintf(args, sizeof args, "-c %s", root);
+    ck_assert_int_eq(train(args), 2);
+    e = tu_read_file(tu_path(root, "err"), NULL);
+    char want[512];
+    snprintf(want, sizeof want, "dsdeblur-train: error: %s: is a directory, not a configuration "
+             "file [src/io/config.c:", root);
+    ck_assert_msg(strncmp(e, want, strlen(want)) == 0 && tu_count_lines(e) == 1 &&
+                      !strcmp(e + strlen(e) - 2, "]\n"),
+                  "%s", e);
+    free(e);
+    /* a YAML syntax error is one, with its position, not a type error */
+    const char open_list[] = "train:\n  lr: [1\n";
+    tu_write_file(tu_path(root, "open.yaml"), open_list, sizeof open_list - 1);
+    snprintf(args, sizeof args, "-c %s", tu_path(root, "open.yaml"));
+    ck_assert_int_eq(train(args), 2);
+    e = tu_read_file(tu_path(root, "err"), NULL);
+    snprintf(want, sizeof want, "dsdeblur-train: error: %s:3:1: not valid YAML: did not find "
+             "expected ',' or ']' (while parsing a flow sequence that starts at line 2, column "
+             "7) [src/io/config.c:", tu_path(root, "open.yaml"));
+    ck_assert_msg(strncmp(e, want, strlen(want)) == 0 && tu_count_lines(e) == 1, "%s", e);
+    free(e);
 }
 END_TEST
 
@@ -125,6 +151,21 @@ START_TEST(test_run_and_resume)
                   "%s", err.message);
     ck_assert_int_eq(gc.base_width, 8);
     ck_assert_int_eq(file_lines(tu_path(root, "run/log.csv")), 6); /* exporting trains nothing */
+
+    /* --resume on the generator file: a command to use it with, and how
+     * training does resume, rather than a C function */
+    snprintf(args, sizeof args, "%s --resume %s", tiny(),
+             tu_path(root, "run/generator.safetensors"));
+    ck_assert_int_eq(train(args), 1);
+    char *g = tu_read_file(tu_path(root, "err"), NULL);
+    char want[512];
+    snprintf(want, sizeof want, "dsdeblur-train: error: %s: a generator weight file, not a "
+             "training checkpoint", tu_path(root, "run/generator.safetensors"));
+    ck_assert_msg(strncmp(g, want, strlen(want)) == 0 && tu_count_lines(g) == 1 &&
+                      strstr(g, "`dsdeblur-run -m FILE`") &&
+                      strstr(g, "resumes only from a checkpoint") && !strstr(g, "dsd_"),
+                  "%s", g);
+    free(g);
 
     /* other networks refuse the checkpoint and leave it in place */
     snprintf(args, sizeof args, "%s --set generator.n_blocks=2 --resume", tiny());

@@ -192,8 +192,19 @@ int cli_args_config(cli_args *a, cli_config_args *c)
 
 void cli_print_error(const char *prog, const dsd_error *err)
 {
+    cli_print_error_for(prog, NULL, err);
+}
+
+void cli_print_error_for(const char *prog, const char *subject, const dsd_error *err)
+{
     static char line[DSD_ERROR_LINE_MAX];
-    fprintf(stderr, "%s: error: %s\n", prog, dsd_error_format(err, line, sizeof line));
+    dsd_error_format(err, line, sizeof line);
+    /* the library's messages about a file start with it: say it once */
+    size_t n = subject ? strlen(subject) : 0;
+    if (!subject || (!strncmp(line, subject, n) && line[n] == ':'))
+        fprintf(stderr, "%s: error: %s\n", prog, line);
+    else
+        fprintf(stderr, "%s: error: %s: %s\n", prog, subject, line);
 }
 
 int cli_list_devices(const char *prog, FILE *out)
@@ -230,8 +241,21 @@ int cli_list_devices(const char *prog, FILE *out)
     return 0;
 }
 
+/* PoCL compiles kernels with clang in the tool's own process, and clang
+ * prints "4 warnings generated." on stderr for kernels that warn (clFFT's
+ * generated ones do); that is no message for a user. PoCL appends
+ * POCL_EXTRA_BUILD_FLAGS to every build, so -w silences it, unless the user
+ * has set the variable (even to nothing, to see the warnings again). A failed
+ * build's errors still come back in its log, inside the error message. Other
+ * OpenCL drivers ignore the variable. */
+static void quiet_kernel_compiler(void)
+{
+    setenv("POCL_EXTRA_BUILD_FLAGS", "-w", 0);
+}
+
 dsd_context *cli_context(const char *prog, const char *selector, int profiling)
 {
+    quiet_kernel_compiler();
     dsd_error err;
     dsd_context *ctx = NULL;
     dsd_context_options o = {0};

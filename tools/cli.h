@@ -119,12 +119,19 @@ int cli_args_config(cli_args *a, cli_config_args *c);
 // ----------------------------------------------------------------------------
 // Devices, configuration, errors
 
-/* "prog: error: <formatted error>" on stderr. */
+/* "prog: error: <formatted error>" on stderr: what went wrong first, the
+ * failing OpenCL call and its error name in parentheses after it, the source
+ * location in brackets at the end (dsd_error_format). */
 void cli_print_error(const char *prog, const dsd_error *err);
+/* The same about subject (the file the user gave): "prog: error: subject:
+ * ...", unless the message already starts with "subject:". */
+void cli_print_error_for(const char *prog, const char *subject, const dsd_error *err);
 /* Prints every device as --list-devices does; returns 0 or 1 (error printed). */
 int cli_list_devices(const char *prog, FILE *out);
 /* Creates a context for selector (NULL: DSDEBLUR_DEVICE / default); prints the
- * error and returns NULL on failure. */
+ * error and returns NULL on failure. Sets POCL_EXTRA_BUILD_FLAGS=-w first
+ * when it is unset, so that PoCL's kernel compiler prints no warning counts
+ * on the tool's stderr. */
 dsd_context *cli_context(const char *prog, const char *selector, int profiling);
 /* cfg = the paper's defaults, then each file of c (in order), then each
  * "key=value" override. Prints the error and returns 2 (1 when the defaults

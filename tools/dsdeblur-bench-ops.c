@@ -436,8 +436,7 @@ int main(int argc, char **argv)
             st = time_op(ctx, &cases[i], &t, 1, reps, &r.bwd_ms, &r.bwd_wall);
         free_all(ctx, &t);
         if (st != DSD_OK) {
-            fprintf(stderr, "%s: %s: ", prog, cases[i].name);
-            cli_print_error(prog, dsd_context_error(ctx));
+            cli_print_error_for(prog, cases[i].name, dsd_context_error(ctx));
             rc = 1;
             continue;
         }

@@ -936,8 +936,9 @@ static int bench_inference(dsd_context *ctx, const options *o, const dsd_generat
         dsd_tensor_free(ctx, &x);
         dsd_tensor_free(ctx, &y);
         if (st != DSD_OK) {
-            fprintf(stderr, "%s: inference %dx%d: ", prog, w, h);
-            cli_print_error(prog, &err);
+            char what[64];
+            snprintf(what, sizeof what, "inference %dx%d", w, h);
+            cli_print_error_for(prog, what, &err);
             goto done;
         }
         kernel_work work[WORK_COUNT];
@@ -975,8 +976,7 @@ static int bench_train(dsd_context *ctx, const dsd_config *cfg, int warmup, int 
     dsd_trainer_free(t);
     dsd_pool_trim(ctx);
     if (st != DSD_OK) {
-        fprintf(stderr, "%s: training step: ", prog);
-        cli_print_error(prog, &err);
+        cli_print_error_for(prog, "training step", &err);
         return 1;
     }
     char what[96];

@@ -129,8 +129,7 @@ static int blur_one(dsd_context *ctx, dsd_fft_plans *plans, const char *in, uint
         dsd_tensor_upload(ctx, &pt, psf.data, (size_t)psf.h * psf.w) != DSD_OK ||
         dsd_blur_apply(ctx, plans, &x, &pt, noise, seed, index, &x) != DSD_OK ||
         dsd_tensor_download(ctx, &x, host, numel) != DSD_OK) {
-        fprintf(stderr, "%s: %s: ", prog, in);
-        cli_print_error(prog, dsd_context_error(ctx));
+        cli_print_error_for(prog, in, dsd_context_error(ctx));
         goto done;
     }
     if (dsd_image_alloc(&res, img.width, img.height, &err) != DSD_OK) {

@@ -381,7 +381,7 @@ static int model_mode(const char *model, const char *blur_dir, const char *sharp
     dsd_error err;
     dsd_generator_config cfg;
     if (dsd_generator_file_config(model, &cfg, &err) != DSD_OK) {
-        fprintf(stderr, "%s: error: %s\n", prog, err.message);
+        cli_print_error(prog, &err);
         return 1;
     }
     cli_names la = {0}, lb = {0};

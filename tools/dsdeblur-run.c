@@ -17,7 +17,8 @@
  * unless --force; two inputs mapping to one output are refused. Every problem
  * with one image is one line on stderr naming the file; the other images
  * are still processed, and the exit status is then 1. Usage errors and a
- * missing model are 2. Also: --list-devices, --device, --self-test (the
+ * missing model are 2. Ctrl-C (SIGINT) or SIGTERM finishes the image at hand,
+ * prints how many were finished and the last written, and exits 130. Also: --list-devices, --device, --self-test (the
  * runtime smoke test). Man page: doc/dsdeblur-run.1.
  */
 #include <config.h>
@@ -453,7 +454,9 @@ int main(int argc, char **argv)
     }
 
     // ------------------------------------------------------------------
-    // Device, model, images
+    // Device, model, images. From here Ctrl-C (SIGINT) or SIGTERM finishes
+    // the image at hand, says how far the run got and exits 130.
+    cli_catch_stop_signals();
     dsd_context *ctx = cli_context(prog, a.device, 0);
     if (!ctx)
         return 1;
@@ -469,15 +472,20 @@ int main(int argc, char **argv)
                d->name);
     }
     int progress = isatty(STDERR_FILENO);
-    size_t n_done = 0;
+    size_t n_done = 0, n_failed = 0;
+    const char *last_written = NULL;
+    int interrupted = 0; /* stopped by a signal with images left */
     double sum_device = 0, sum_total = 0;
     for (size_t i = 0; i < jobs.count; i++) {
         job *j = &jobs.v[i];
+        if ((interrupted = cli_stop_requested()))
+            break;
         if (progress)
             fprintf(stderr, "[%zu/%zu] %s\n", i + 1, jobs.count, j->in);
         if (j->error) {
             fprintf(stderr, "%s: error: %s\n", prog, j->error);
             failed = 1;
+            n_failed++;
             continue;
         }
         dsd_error err;
@@ -486,18 +494,22 @@ int main(int argc, char **argv)
         dsd_deblur_stats s;
         double t0 = cli_now();
         if (dsd_image_load(j->in, &in, &err) != DSD_OK) {
-            fprintf(stderr, "%s: error: %s\n", prog, err.message);
+            cli_print_error_for(prog, j->in, &err);
             failed = 1;
+            n_failed++;
         } else if (dsd_deblur_image(ctx, &g, &in, &out, &dopt, &s) != DSD_OK) {
-            fprintf(stderr, "%s: error: %s: %s\n", prog, j->in, dsd_context_error(ctx)->message);
+            cli_print_error_for(prog, j->in, dsd_context_error(ctx));
             failed = 1;
+            n_failed++;
         } else if (dsd_image_save(j->out, &out, &err) != DSD_OK ||
                    (j->compare && save_comparison(j->compare, &in, &out, &err) != DSD_OK)) {
-            fprintf(stderr, "%s: error: %s\n", prog, err.message);
+            cli_print_error_for(prog, j->in, &err);
             failed = 1;
+            n_failed++;
         } else {
             double total = cli_now() - t0;
             n_done++;
+            last_written = j->out;
             sum_device += s.device_s;
             sum_total += total;
             if (o.timing) {
@@ -516,6 +528,18 @@ int main(int argc, char **argv)
         printf("%zu image%s, mean device %.3f s, mean end to end %.3f s per image\n", n_done,
                n_done == 1 ? "" : "s", sum_device / n_done, sum_total / n_done);
 
+    if (interrupted) {
+        fprintf(stderr, "%s: interrupted: %zu of %zu images finished (", prog, n_done,
+                jobs.count);
+        if (last_written)
+            fprintf(stderr, "last written: %s)", last_written);
+        else
+            fprintf(stderr, "none written)");
+        if (n_failed)
+            fprintf(stderr, "; %zu failed", n_failed);
+        fprintf(stderr, "\n");
+    }
+
     dsd_generator_free(ctx, &g);
     dsd_context_free(ctx);
     for (size_t i = 0; i < jobs.count; i++) {
@@ -526,5 +550,5 @@ int main(int argc, char **argv)
     }
     free(jobs.v);
     free(inputs);
-    return failed ? 1 : 0;
+    return interrupted ? 130 : failed ? 1 : 0;
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 /* ------------------------------------------------------------------------ */
@@ -395,6 +396,7 @@ typedef struct reader {
     yaml_event_t event;
     int have_event;
     const char *path;
+    FILE *file;
     dsd_error *err;
     unsigned char seen[N_KEYS];
 } reader;
@@ -412,11 +414,24 @@ static dsd_status next(reader *r)
         yaml_event_delete(&r->event);
     r->have_event = 0;
     if (!yaml_parser_parse(&r->parser, &r->event)) {
+        const yaml_parser_t *p = &r->parser;
+        if (p->error == YAML_READER_ERROR && ferror(r->file))
+            return DSD_FAIL(r->err, DSD_ERR_IO, "%s: read error: %s", r->path, strerror(errno));
         char where[512];
-        at(r, &r->parser.problem_mark, where, sizeof where);
-        return DSD_FAIL(r->err, DSD_ERR_CONFIG, "%s: not valid YAML: %s%s%s", where,
-                        r->parser.problem ? r->parser.problem : "syntax error",
-                        r->parser.context ? " " : "", r->parser.context ? r->parser.context : "");
+        if (p->error == YAML_READER_ERROR) /* bad encoding: libyaml gives a byte offset */
+            snprintf(where, sizeof where, "%s: byte %zu", r->path, p->problem_offset);
+        else
+            at(r, &p->problem_mark, where, sizeof where);
+        /* libyaml's words, then what it was reading and where that began:
+         * "did not find expected ',' or ']' (while parsing a flow sequence
+         * that starts at line 2, column 7)" */
+        char context[256] = "";
+        if (p->context)
+            snprintf(context, sizeof context, " (%s that starts at line %lu, column %lu)",
+                     p->context, (unsigned long)p->context_mark.line + 1,
+                     (unsigned long)p->context_mark.column + 1);
+        return DSD_FAIL(r->err, DSD_ERR_CONFIG, "%s: not valid YAML: %s%s", where,
+                        p->problem ? p->problem : "syntax error", context);
     }
     r->have_event = 1;
     if (r->event.type == YAML_ALIAS_EVENT) {
@@ -433,10 +448,30 @@ static const char *event_text(const yaml_event_t *e)
     return (const char *)e->data.scalar.value;
 }
 
+/* When the current event opens a list or a mapping, reads on to its end, so
+ * that a syntax error inside it ("lr: [1" never closed) is reported as one
+ * rather than as a list where a value belongs. */
+static dsd_status skip_collection(reader *r)
+{
+    int depth = 0;
+    do {
+        if (r->event.type == YAML_SEQUENCE_START_EVENT || r->event.type == YAML_MAPPING_START_EVENT)
+            depth++;
+        else if (r->event.type == YAML_SEQUENCE_END_EVENT ||
+                 r->event.type == YAML_MAPPING_END_EVENT)
+            depth--;
+        if (depth > 0)
+            DSD_TRY(next(r));
+    } while (depth > 0);
+    return DSD_OK;
+}
+
 static dsd_status expect_error(reader *r, const char *what)
 {
+    yaml_mark_t mark = r->event.start_mark;
+    DSD_TRY(skip_collection(r));
     char where[512];
-    at(r, &r->event.start_mark, where, sizeof where);
+    at(r, &mark, where, sizeof where);
     return DSD_FAIL(r->err, DSD_ERR_CONFIG, "%s: expected %s", where, what);
 }
 
@@ -455,8 +490,10 @@ static dsd_status apply_value(reader *r, dsd_config *cfg, const char *name,
     r->seen[idx] = 1;
     if (r->event.type != YAML_SCALAR_EVENT) {
         at(r, &r->event.start_mark, where, sizeof where);
+        const char *what = r->event.type == YAML_SEQUENCE_START_EVENT ? "list" : "mapping";
+        DSD_TRY(skip_collection(r));
         return DSD_FAIL(r->err, DSD_ERR_CONFIG, "%s: %s takes a single value, not a %s", where,
-                        name, r->event.type == YAML_SEQUENCE_START_EVENT ? "list" : "mapping");
+                        name, what);
     }
     at(r, &r->event.start_mark, where, sizeof where);
     return set_key(cfg, k, event_text(&r->event), where, r->err);
@@ -518,6 +555,7 @@ static dsd_status read_document(reader *r, dsd_config *cfg)
         } else {
             char where[512];
             at(r, &key_mark, where, sizeof where);
+            DSD_TRY(skip_collection(r));
             if (r->event.type == YAML_SCALAR_EVENT && !is_section(section))
                 return unknown_key(section, where, r->err);
             return DSD_FAIL(r->err, DSD_ERR_CONFIG, "%s: section '%s' must be a mapping of "
@@ -538,9 +576,15 @@ dsd_status dsd_config_load(dsd_config *cfg, const char *path, dsd_error *err)
     FILE *f = fopen(path, "rb");
     if (!f)
         return DSD_FAIL(err, DSD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) { /* fopen opens one for reading */
+        fclose(f);
+        return DSD_FAIL(err, DSD_ERR_IO, "%s: is a directory, not a configuration file", path);
+    }
     reader r;
     memset(&r, 0, sizeof r);
     r.path = path;
+    r.file = f;
     r.err = err;
     if (!yaml_parser_initialize(&r.parser)) {
         fclose(f);

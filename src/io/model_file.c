@@ -255,16 +255,30 @@ int dsd_mf_discriminator_config_diff(const dsd_discriminator_config *file,
 /* ------------------------------------------------------------------------ */
 /* Format check */
 
-/* What a format string is, for the hint in a mismatch message. */
-static const char *format_hint(const char *format)
+/* What a format string is, in words, and what to do with such a file: the
+ * commands, since the person reading is most often at a shell (a mismatch is
+ * typically `dsdeblur-train --resume generator.safetensors`). NULL for a
+ * format this library does not write. */
+static const char *format_noun(const char *format)
 {
     if (!strcmp(format, "dsdeblur-checkpoint"))
-        return " (a training checkpoint: `dsdeblur-train --resume FILE --export "
-               "OUT.safetensors` extracts its generator; in C, dsd_checkpoint_load)";
+        return "a training checkpoint";
     if (!strcmp(format, "dsdeblur-generator"))
-        return " (generator weights: load them with dsd_generator_load)";
+        return "a generator weight file";
     if (!strcmp(format, "dsdeblur-discriminator"))
-        return " (discriminator weights: load them with dsd_discriminator_load)";
+        return "a discriminator weight file";
+    return NULL;
+}
+
+static const char *format_use(const char *format)
+{
+    if (!strcmp(format, "dsdeblur-checkpoint"))
+        return "; `dsdeblur-train -c RUN_DIR/config.yaml --resume FILE` continues its training, "
+               "and with `--export OUT.safetensors` writes its generator for dsdeblur-run";
+    if (!strcmp(format, "dsdeblur-generator"))
+        return "; generator weights are for `dsdeblur-run -m FILE` and `dsdeblur-eval -m FILE`, "
+               "and training resumes only from a checkpoint (checkpoint-<step>.safetensors in "
+               "run.dir)";
     return "";
 }
 
@@ -275,9 +289,14 @@ dsd_status dsd_mf_check_format(const dsd_safetensors *st, const char *path,
     if (!format)
         return DSD_FAIL(err, DSD_ERR_FORMAT, "%s: a safetensors file without a 'format' "
                         "metadata key, not a dsdeblur file (expected '%s')", path, expected);
-    if (strcmp(format, expected))
-        return DSD_FAIL(err, DSD_ERR_FORMAT, "%s: 'format' is '%.64s', expected '%s'%s", path,
-                        format, expected, format_hint(format));
+    if (strcmp(format, expected)) {
+        if (format_noun(format) && format_noun(expected))
+            return DSD_FAIL(err, DSD_ERR_FORMAT, "%s: %s, not %s ('format' is '%s', expected "
+                            "'%s')%s", path, format_noun(format), format_noun(expected), format,
+                            expected, format_use(format));
+        return DSD_FAIL(err, DSD_ERR_FORMAT, "%s: 'format' is '%.64s', expected '%s'", path,
+                        format, expected);
+    }
     const char *v = dsd_safetensors_metadata(st, "format_version");
     int n = 0;
     if (!v || !parse_int(v, &n))

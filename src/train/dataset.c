@@ -428,10 +428,18 @@ dsd_status dsd_batcher_make(dsd_batcher *b, uint64_t step, dsd_batch *out, dsd_e
             size_t used = strlen(out->bad_message);
             snprintf(out->bad_message + used, sizeof out->bad_message - used, "%s%s",
                      out->bad++ ? "\n" : "", why.message);
-            if (++b->bad_total > b->spec.max_bad || tries + 1 >= ds->count) {
-                dsd_status fail = DSD_FAIL(err, DSD_ERR_FORMAT, "%d bad training samples "
-                                           "(more than data.max_bad %d); the last: %s",
-                                           b->bad_total, b->spec.max_bad, why.message);
+            /* two reasons to stop, each said as it is: too many skips in
+             * the run, or every sample tried for this place was bad */
+            dsd_status fail = DSD_OK;
+            if (++b->bad_total > b->spec.max_bad)
+                fail = DSD_FAIL(err, DSD_ERR_FORMAT, "%d bad training samples, more than "
+                                "data.max_bad (%d); the last: %s", b->bad_total,
+                                b->spec.max_bad, why.message);
+            else if (tries + 1 >= ds->count)
+                fail = DSD_FAIL(err, DSD_ERR_FORMAT, "none of the %zu training samples can be "
+                                "used (each was skipped as bad); the last: %s", ds->count,
+                                why.message);
+            if (fail != DSD_OK) {
                 dsd_batch_free(out);
                 return fail;
             }
