@@ -141,6 +141,94 @@ kernel void conv2d_direct_few(global const float *x, uint x_off, global const fl
             acc[o] + (has_bias ? bias[b_off + o] : 0.0f);
 }
 
+#ifdef FEW_K
+/* The forward of a stride-1 convolution with few output channels (cout <= 4)
+ * and a square FEW_K x FEW_K kernel fixed at build time (the generator's
+ * tail 7x7 64->3, the spatial attention 7x7 2->1), register-tiled. A 2D
+ * range: dimension 0 is the output column ow, dimension 1 is
+ * img * row_blocks + block; a work-item computes the FEW_ROWS output rows
+ * oh0 .. oh0 + FEW_ROWS - 1 of its column for every output channel. For each
+ * tap column kw and input channel c it loads the FEW_SPAN input values of
+ * that column once and uses each for up to FEW_K taps (the one-pixel kernel
+ * above loads every value once per tap). Neighbouring work-items take
+ * neighbouring columns, so their loads are contiguous (PoCL vectorizes across
+ * them, GPUs coalesce). Padding: indices clamped into the image and values
+ * masked to zero (zero padding), or folded (reflection). Sums run over
+ * (kw, c, kh) in that fixed order. */
+#define FEW_ROWS 4
+#define FEW_SPAN (FEW_ROWS + FEW_K - 1)
+kernel void conv2d_direct_few_rows(global const float *x, uint x_off, global const float *wt,
+                                   uint w_off, global const float *bias, uint b_off,
+                                   uint has_bias, global float *y, uint y_off, uint n, uint cin,
+                                   uint h, uint w, uint cout, int pad, uint reflect, uint oh_n,
+                                   uint ow_n)
+{
+    uint ow = get_global_id(0), t = get_global_id(1);
+    uint row_blocks = (oh_n + FEW_ROWS - 1) / FEW_ROWS;
+    if (ow >= ow_n || t >= n * row_blocks)
+        return;
+    uint img = t / row_blocks, oh0 = (t - img * row_blocks) * FEW_ROWS;
+    const uint hw = h * w, taps = FEW_K * FEW_K, kc = cin * taps;
+    /* weights of output channels past cout read channel cout - 1; dropped */
+    const uint o1 = min(1u, cout - 1) * kc, o2 = min(2u, cout - 1) * kc,
+               o3 = min(3u, cout - 1) * kc;
+    uint row_at[FEW_SPAN];
+    float row_ok[FEW_SPAN];
+    for (int r = 0; r < FEW_SPAN; r++) {
+        int ih = conv_pad_index((int)oh0 + r - pad, (int)h, reflect);
+        row_ok[r] = ih >= 0 ? 1.0f : 0.0f;
+        row_at[r] = (uint)max(ih, 0) * w;
+    }
+    float a0[FEW_ROWS], a1[FEW_ROWS], a2[FEW_ROWS], a3[FEW_ROWS];
+    for (int r = 0; r < FEW_ROWS; r++)
+        a0[r] = a1[r] = a2[r] = a3[r] = 0.0f;
+    global const float *xi = x + x_off + img * cin * hw;
+    for (uint kw = 0; kw < FEW_K; kw++) {
+        int iw = conv_pad_index((int)ow + (int)kw - pad, (int)w, reflect);
+        float col_ok = iw >= 0 ? 1.0f : 0.0f;
+        global const float *xc = xi + max(iw, 0);
+        global const float *wc = wt + w_off + kw;
+        for (uint c = 0; c < cin; c++, xc += hw, wc += taps) {
+            float v[FEW_SPAN];
+            for (int r = 0; r < FEW_SPAN; r++)
+                v[r] = xc[row_at[r]] * (row_ok[r] * col_ok);
+            for (int kh = 0; kh < FEW_K; kh++) {
+                float w0 = wc[kh * FEW_K], w1 = wc[o1 + kh * FEW_K], w2 = wc[o2 + kh * FEW_K],
+                      w3 = wc[o3 + kh * FEW_K];
+                for (int r = 0; r < FEW_ROWS; r++) {
+                    a0[r] += w0 * v[r + kh];
+                    a1[r] += w1 * v[r + kh];
+                    a2[r] += w2 * v[r + kh];
+                    a3[r] += w3 * v[r + kh];
+                }
+            }
+        }
+    }
+    float b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;
+    if (has_bias) {
+        b0 = bias[b_off];
+        b1 = bias[b_off + min(1u, cout - 1)];
+        b2 = bias[b_off + min(2u, cout - 1)];
+        b3 = bias[b_off + min(3u, cout - 1)];
+    }
+    const uint plane = oh_n * ow_n;
+    global float *yo = y + y_off + img * cout * plane + ow;
+    for (int r = 0; r < FEW_ROWS; r++) {
+        uint oh = oh0 + (uint)r;
+        if (oh >= oh_n)
+            break;
+        uint at = oh * ow_n;
+        yo[at] = a0[r] + b0;
+        if (cout > 1)
+            yo[plane + at] = a1[r] + b1;
+        if (cout > 2)
+            yo[2 * plane + at] = a2[r] + b2;
+        if (cout > 3)
+            yo[3 * plane + at] = a3[r] + b3;
+    }
+}
+#endif
+
 /* dx += the backward of a stride-1 convolution with few output channels
  * (cout <= 4), without a column buffer. One work-item per dx element
  * (img, c, ih, iw), flat NCHW: for each padded coordinate that reads this

@@ -64,6 +64,10 @@ static const conv_case cases[] = {
     {"k7 s1 p3 reflect cout 3 (tail)", 2, 6, 9, 11, 3, 7, 7, 1, 3, 1, 1},
     {"k7 s1 p3 zero cout 1 (spatial attention)", 2, 2, 7, 5, 1, 7, 7, 1, 3, 0, 1},
     {"k3 s2 p1 reflect cout 4", 2, 5, 9, 7, 4, 3, 3, 2, 1, 1, 0},
+    /* the register-tiled forward (4 output rows per work-item) with other
+     * tap counts, output channels and a partial last block of rows */
+    {"k5 s1 p2 zero cout 2", 2, 3, 10, 13, 2, 5, 5, 1, 2, 0, 1},
+    {"k3 s1 p1 reflect cout 4", 3, 5, 5, 13, 4, 3, 3, 1, 1, 1, 0},
 };
 enum { N_CASES = (int)(sizeof cases / sizeof cases[0]) };
 

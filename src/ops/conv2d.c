@@ -57,6 +57,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Upper bound on the im2col column buffer, in bytes (see above). */
 #define CONV_COL_LIMIT_BYTES ((size_t)64 << 20)
@@ -198,17 +199,35 @@ static dsd_status run_elementwise(dsd_context *ctx, const char *kernel, const ds
 /* A 2D range of `cols` x `rows` work-items for the kernels that map
  * dimension 0 to an image row: work-groups one row tall and up to
  * CONV_ELEM_WG wide, no wider than the row needs (rounded to a power of two). */
-static dsd_status run_rows(dsd_context *ctx, const char *kernel, const dsd_karg *args, int nargs,
-                           size_t cols, size_t rows)
+static dsd_status run_rows_k(dsd_context *ctx, const char *kernel, const dsd_karg *args,
+                             int nargs, size_t cols, size_t rows, int few_k)
 {
-    char opts[32];
+    char opts[48];
     size_t wg;
     kernel_options(ctx, opts, sizeof opts, &wg);
+    if (few_k > 0) /* the register-tiled kernels' tap count is fixed at build time */
+        snprintf(opts + strlen(opts), sizeof opts - strlen(opts), " -DFEW_K=%d", few_k);
     size_t width = 1;
     while (width < cols && width < CONV_ELEM_WG && width < wg)
         width *= 2;
     size_t global[2] = {cols, rows}, local[2] = {width, 1};
     return dsd_kernel_run(ctx, "conv2d", opts, kernel, args, nargs, 2, global, local);
+}
+
+static dsd_status run_rows(dsd_context *ctx, const char *kernel, const dsd_karg *args, int nargs,
+                           size_t cols, size_t rows)
+{
+    return run_rows_k(ctx, kernel, args, nargs, cols, rows, 0);
+}
+
+/* Output rows per work-item of conv2d_direct_few_rows (FEW_ROWS there). */
+enum { FEW_ROWS = 4, FEW_MAX_K = 7 };
+
+/* Whether the few-channel forward takes the register-tiled kernel: stride 1
+ * and a square kernel of at most FEW_MAX_K taps a side (one build per size). */
+static int few_rows_kernel(const conv_geom *g)
+{
+    return g->stride == 1 && g->kh == g->kw && g->kh <= FEW_MAX_K;
 }
 
 size_t dsd_conv2d_col_limit(void)
@@ -375,6 +394,15 @@ static dsd_status forward_direct_few(dsd_context *ctx, const conv_geom *g, const
                        DSD_KARG(h), DSD_KARG(w), DSD_KARG(cout), DSD_KARG(kh), DSD_KARG(kw),
                        DSD_KARG(stride), DSD_KARG(pad), DSD_KARG(reflect), DSD_KARG(oh),
                        DSD_KARG(ow)};
+    if (few_rows_kernel(g)) {
+        dsd_karg rows_args[] = {DSD_KARG_TENSOR(x), DSD_KARG_TENSOR(weight), DSD_KARG_TENSOR(b),
+                                DSD_KARG(has_bias), DSD_KARG_TENSOR(y), DSD_KARG(n),
+                                DSD_KARG(cin), DSD_KARG(h), DSD_KARG(w), DSD_KARG(cout),
+                                DSD_KARG(pad), DSD_KARG(reflect), DSD_KARG(oh), DSD_KARG(ow)};
+        size_t blocks = (size_t)g->n * ((g->oh + FEW_ROWS - 1) / FEW_ROWS);
+        return run_rows_k(ctx, "conv2d_direct_few_rows", rows_args, DSD_NARGS(rows_args),
+                          (size_t)g->ow, blocks, g->kh);
+    }
     return run_elementwise(ctx, "conv2d_direct_few", args, DSD_NARGS(args),
                            (size_t)g->n * g->oh * g->ow);
 }
