@@ -1023,7 +1023,7 @@ int main(int argc, char **argv)
             return 1;
     }
     if (o.vgg && cli_check_input(prog, o.vgg))
-        return 2;
+        return 1; /* as a missing one */
     if ((rc = temp_dir_make(&td)) != 0)
         goto done;
     if ((rc = build_config(&o, &td, &cfg)) != 0)
