@@ -11,7 +11,8 @@
  * --force; temporaries of killed writers are removed at the start; --resume
  * falls back from a truncated checkpoint (or a FIFO named like one) to the
  * newest that loads, and says so clearly when there is none; a FIFO given as
- * -c or --resume is refused at once instead of blocking.
+ * -c or --resume, or found as run.dir/log.csv, is refused at once instead of
+ * blocking.
  */
 #include "testutil.h"
 
@@ -335,6 +336,12 @@ START_TEST(test_fifo_inputs)
     snprintf(args, sizeof args, "%s --resume %s", tiny_in("ff"), tu_path(root, "fifo.safetensors"));
     ck_assert_int_eq(train_limit(args), 1);
     err_has("fifo.safetensors: is a FIFO", NULL);
+    /* a FIFO where the run's log goes: an error, not a hang */
+    tu_mkdir_p(tu_path(root, "fl"));
+    tu_mkfifo(tu_path(root, "fl/log.csv"));
+    snprintf(args, sizeof args, "%s --steps 1", tiny_in("fl"));
+    ck_assert_int_eq(train_limit(args), 1);
+    err_has("log.csv: not a regular file", NULL);
 }
 END_TEST
 

@@ -453,7 +453,10 @@ const char *cli_output_refusal(const cli_files *inputs, const char *path, int fo
     if (stat(path, &st) != 0)
         return NULL;
     const char *in = cli_files_find(inputs, path);
-    if (in)
+    if (in && !strcmp(in, path))
+        snprintf(buf, size, "%s is an input of this command; refusing to overwrite an input "
+                 "(even with --force)", path);
+    else if (in)
         snprintf(buf, size, "%s is the input %s; refusing to overwrite an input (even with "
                  "--force)", path, in);
     else if (!force)

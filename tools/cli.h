@@ -216,7 +216,8 @@ const char *cli_files_find(const cli_files *f, const char *path);
 /* Whether the output path may be written: NULL when it may (it does not exist,
  * or it exists, is no input and force is set); else the reason, written to
  * buf: "PATH is the input IN; refusing to overwrite an input (even with
- * --force)" or "PATH exists; use --force to replace it". */
+ * --force)" ("PATH is an input of this command; ..." when IN is spelled as
+ * PATH) or "PATH exists; use --force to replace it". */
 const char *cli_output_refusal(const cli_files *inputs, const char *path, int force, char *buf,
                                size_t size);
 /* The same, with the reason printed as "prog: error: ..."; 0 or 1. */
@@ -224,8 +225,8 @@ int cli_check_output(const char *prog, const cli_files *inputs, const char *path
 
 /* Removes the temporaries that writers killed mid-write left in dir
  * (dsd_remove_stale_temporaries) and, when there were some, says so in one
- * line: "prog: removed 3 stale temporary files (12.5 MB) from DIR". A
- * failure is a warning: the run goes on. */
+ * line on stderr: "prog: removed 3 stale temporary files (12.5 MB) that
+ * killed runs left in DIR". A failure is a warning: the run goes on. */
 void cli_remove_stale_temporaries(const char *prog, const char *dir);
 
 // ----------------------------------------------------------------------------

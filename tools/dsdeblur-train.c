@@ -369,9 +369,10 @@ static int list_inputs(const options *o, const dsd_config *cfg, cli_files *read)
 /* A new run (no --resume) in a run.dir that holds an earlier run's
  * checkpoints or weights: refused (exit 2) without --force, since its first
  * checkpoint would be pruned in favour of the old run's later ones and
- * --resume would mix the two; with --force the old checkpoints are removed.
- * 0 to go on. */
-static int check_new_run(const options *o, const dsd_config *cfg)
+ * --resume would mix the two. With --force and start_over (called once the
+ * trainer is ready, so a run that cannot start loses nothing) the old
+ * checkpoints are removed. 0 to go on. */
+static int check_new_run(const options *o, const dsd_config *cfg, int start_over)
 {
     unsigned long long *steps;
     size_t n = list_checkpoints(cfg->run.dir, &steps);
@@ -395,7 +396,7 @@ static int check_new_run(const options *o, const dsd_config *cfg)
                 "--resume, choose another run.dir, or start over with --force (its "
                 "checkpoints are removed)\n", prog, cfg->run.dir, held);
         rc = 2;
-    } else if (held) {
+    } else if (held && start_over) {
         size_t removed = 0;
         for (size_t i = 0; i < n; i++) {
             checkpoint_path(path, sizeof path, cfg->run.dir, steps[i]);
@@ -449,7 +450,7 @@ static int save_run_config(const dsd_config *cfg, const cli_files *read)
 static int resume(dsd_trainer *t, const options *o, const dsd_config *cfg, cli_files *resumed)
 {
     dsd_error err;
-    char path[4096], line[DSD_ERROR_LINE_MAX];
+    char path[4096];
     if (*o->resume) {
         if (dsd_trainer_resume(t, o->resume, &err) != DSD_OK) {
             cli_print_error(prog, &err);
@@ -473,11 +474,8 @@ static int resume(dsd_trainer *t, const options *o, const dsd_config *cfg, cli_f
                 free(steps);
                 return 1;
             }
-            if (why)
-                snprintf(line, sizeof line, "%s: %s", path, why);
-            else
-                dsd_error_format(&err, line, sizeof line);
-            fprintf(stderr, "%s: warning: skipping a damaged checkpoint: %s%s\n", prog, line,
+            fprintf(stderr, "%s: warning: skipping a damaged checkpoint: %s%s%s%s\n", prog,
+                    why ? path : err.message, why ? ": " : "", why ? why : "",
                     i ? "; trying the one before" : "");
         }
         free(steps);
@@ -524,7 +522,7 @@ static int check_files(const options *o, const dsd_config *cfg, cli_files *read)
     if (o->export_path)
         return cli_check_output(prog, read, o->export_path, o->force);
     if (!o->resume)
-        return check_new_run(o, cfg);
+        return check_new_run(o, cfg, 0);
     return 0;
 }
 
@@ -560,6 +558,8 @@ static int train(const options *o, const dsd_config *cfg)
         goto done;
     }
     if (o->resume && resume(t, o, cfg, &resumed))
+        goto done;
+    if (!o->resume && !o->export_path && check_new_run(o, cfg, 1))
         goto done;
     if (o->export_path) {
         dsd_storage storage = o->export_f16 ? DSD_STORAGE_F16 : DSD_STORAGE_F32;
