@@ -181,6 +181,21 @@ dsd_status dsd_checkpoint_load(dsd_context *ctx, dsd_checkpoint *ck, const char 
  * pointed there; safe on a zeroed struct and after a save. */
 void dsd_checkpoint_clear(dsd_checkpoint *ck);
 
+/* ------------------------------------------------------------------------ */
+/* Temporary files (src/io/atomic_file.c) */
+
+/* Every file above is written to "<path>.tmp.<pid>" (images to
+ * "<path>.tmp.<pid>.<n>"), fsynced and renamed over path, so a process killed
+ * mid-write leaves that temporary behind. This removes, from dir (not its
+ * subfolders), the regular files named so whose writer is gone: no process
+ * has the pid, the pid is this process's own (call it before this process
+ * writes into dir), or the file is over an hour old (the pid was reused).
+ * files and bytes (either may be NULL) receive how many were removed and
+ * their size. DSD_ERR_IO when dir cannot be read or a file cannot be removed
+ * (the others are still removed). */
+dsd_status dsd_remove_stale_temporaries(const char *dir, size_t *files, uint64_t *bytes,
+                                        dsd_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,7 +9,9 @@
  * mismatch), and that the training step is the real trainer step (two Adam
  * launches: discriminator and generator). Also: the perceptual loss with the
  * random VGG file, the temporary folder removed afterwards, usage errors
- * (exit 2) and runtime errors (exit 1). It measures nothing itself.
+ * (exit 2) and runtime errors (exit 1); the report file's rules (an existing
+ * --json only with --force, a -c file never, in dsdeblur-bench-ops too) and a
+ * FIFO as --vgg refused, not waited on. It measures nothing itself.
  * Run from the build directory (make check does), where tools/dsdeblur-bench
  * lives; it uses the default OpenCL device (PoCL on CI).
  */
@@ -54,8 +56,8 @@ static char *slurp(const char *path)
 static int run_bench(const char *args)
 {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s/t && TMPDIR=%s/t ./tools/dsdeblur-bench %s "
-             ">%s/out 2>%s/err", tmp_dir, tmp_dir, args, tmp_dir, tmp_dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/t && TMPDIR=%s/t timeout 600 ./tools/dsdeblur-bench "
+             "%s >%s/out 2>%s/err", tmp_dir, tmp_dir, args, tmp_dir, tmp_dir);
     int st = system(cmd);
     ck_assert_msg(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
     return WEXITSTATUS(st);
@@ -386,6 +388,51 @@ START_TEST(test_bench_errors)
 }
 END_TEST
 
+/* The --json file's rules, checked before any benchmark runs. */
+START_TEST(test_bench_report_file)
+{
+    char json[256], yaml[256], fifo[256], args[1024];
+    snprintf(json, sizeof json, "%s/old.json", tmp_dir);
+    snprintf(yaml, sizeof yaml, "%s/c.yaml", tmp_dir);
+    tu_write_file(json, "keep", 4);
+    tu_write_file(yaml, "train:\n  batch: 1\n", 19);
+    char cases[2][1024];
+    const char *messages[2] = {"exists; use --force", "refusing to overwrite an input"};
+    snprintf(cases[0], sizeof cases[0], "--size 16x8 --no-train --json %s", json);
+    snprintf(cases[1], sizeof cases[1], "--size 16x8 --no-train --force -c %s --json %s", yaml,
+             yaml);
+    for (int i = 0; i < 2; i++) {
+        int rc = run_bench(cases[i]);
+        char *err = output("err");
+        ck_assert_msg(rc == 1 && strstr(err, messages[i]), "'%s': exit %d, stderr '%s'",
+                      cases[i], rc, err);
+        free(err);
+        check_temp_removed();
+    }
+    char *kept = tu_read_file(json, NULL), *config = tu_read_file(yaml, NULL);
+    ck_assert_str_eq(kept, "keep");
+    ck_assert_str_eq(config, "train:\n  batch: 1\n");
+    free(kept);
+    free(config);
+
+    /* dsdeblur-bench-ops: the same refusal, before any device work */
+    snprintf(args, sizeof args, "--reps 1 --json %s", json);
+    ck_assert_int_eq(tu_run_tool_limit("dsdeblur-bench-ops", args, tmp_dir, 60), 1);
+    char *err = output("err");
+    ck_assert_msg(strstr(err, "exists; use --force"), "%s", err);
+    free(err);
+
+    /* a FIFO as the VGG weights: refused at once */
+    snprintf(fifo, sizeof fifo, "%s/vgg.safetensors", tmp_dir);
+    tu_mkfifo(fifo);
+    snprintf(args, sizeof args, "--size 16x8 --reps 1 --train-size 32 " TINY " --vgg %s", fifo);
+    ck_assert_int_eq(run_bench(args), 1);
+    err = output("err");
+    ck_assert_msg(strstr(err, "vgg.safetensors: is a FIFO"), "%s", err);
+    free(err);
+}
+END_TEST
+
 static void remove_tree(const char *path)
 {
     char cmd[256];
@@ -407,6 +454,7 @@ int main(void)
     tcase_add_test(tc, test_bench_tiny);
     tcase_add_test(tc, test_bench_perceptual);
     tcase_add_test(tc, test_bench_errors);
+    tcase_add_test(tc, test_bench_report_file);
     suite_add_tcase(s, tc);
     int status = tu_run(s); /* the tool creates the contexts, in its own process */
     remove_tree(tmp_dir);

@@ -1,36 +1,136 @@
 /*
- * test-blur-tool.c: the dsdeblur-blur tool end to end (run from the build
- * directory, as make check does), for what its user reads on stderr:
- *   - an image too small for its blur kernel (1x1) is one line: the tool's
- *     name once, the file, the sizes in words, our source location last in
- *     brackets; no internal function name; exit 1;
- *   - a run that compiles its kernels from scratch (fresh PoCL and dsdeblur
- *     caches, POCL_EXTRA_BUILD_FLAGS unset) prints nothing on stderr: no
- *     "4 warnings generated." from PoCL's compiler on clFFT's kernels.
+ * test-blur-tool.c: the dsdeblur-blur tool (tools/dsdeblur-blur.c) end to
+ * end (run from the build directory, as make check does; it uses the default
+ * OpenCL device, PoCL on CI, through the tool). The blur itself is
+ * tests/test-blur.c's.
+ *   - Its file rules (tools/cli.h): OUT/sharp/x.png given as an input is
+ *     refused even with --force (it used to be re-encoded in place), an
+ *     existing output (the kernel picture too) is refused without --force,
+ *     two inputs of one stem do not write the same outputs, a FIFO input is
+ *     one line and skipped instead of a hang, and a killed run's temporaries
+ *     in the output folders are removed.
+ *   - What its user reads on stderr: an image too small for its blur kernel
+ *     (1x1) is one line: the tool's name once, the file, the sizes in words,
+ *     our source location last in brackets; no internal function name; exit
+ *     1. A run that compiles its kernels from scratch (fresh PoCL and
+ *     dsdeblur caches, POCL_EXTRA_BUILD_FLAGS unset) prints nothing on
+ *     stderr: no "4 warnings generated." from PoCL's compiler on clFFT's
+ *     kernels.
  */
 #include "testutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static char root[64];
 
-static void write_image(const char *name, int w, int h)
+static void write_image(const char *rel, int w, int h, int seed)
 {
-    dsd_image img;
-    dsd_image_init(&img);
-    dsd_error err;
-    ck_assert_int_eq(dsd_image_alloc(&img, w, h, &err), DSD_OK);
+    dsd_image img = {0};
+    dsd_error e;
+    ck_assert(dsd_image_alloc(&img, w, h, &e) == DSD_OK);
     for (size_t i = 0; i < dsd_image_numel(&img); i++)
-        img.data[i] = (uint8_t)((i * 37) % 251);
-    ck_assert_msg(dsd_image_save(tu_path(root, name), &img, &err) == DSD_OK, "%s", err.message);
+        img.data[i] = (uint8_t)((i * (7 + seed) + (i / 3) % 11 * 13) & 255);
+    ck_assert_msg(dsd_image_save(tu_path(root, rel), &img, &e) == DSD_OK, "%s", e.message);
     dsd_image_free(&img);
 }
 
+/* dsdeblur-blur with args; its stderr, malloc'd, in *err. */
+static int blur(const char *args, char **err)
+{
+    int rc = tu_run_tool_limit("dsdeblur-blur", args, root, 300);
+    *err = tu_read_file(tu_path(root, "err"), NULL);
+    return rc;
+}
+
+/* Whether the file at a equals the bytes saved before. */
+static int unchanged(const char *path, const char *before, size_t n)
+{
+    size_t m;
+    char *now = tu_read_file(path, &m);
+    int same = m == n && !memcmp(now, before, n);
+    free(now);
+    return same;
+}
+
+START_TEST(test_blur_file_rules)
+{
+    char args[4096], *err;
+    tu_mkdir_p(tu_path(root, "in"));
+    tu_mkdir_p(tu_path(root, "in2"));
+    write_image("in/b.png", 16, 12, 1);
+    write_image("in2/b.png", 10, 8, 2);
+    snprintf(args, sizeof args, "-o %s %s", tu_path(root, "D"), tu_path(root, "in/b.png"));
+    ck_assert_msg(blur(args, &err) == 0, "%s", err);
+    free(err);
+
+    /* the set's own sharp image as input: never rewritten, even with --force */
+    size_t ns, nb;
+    char *sharp = tu_read_file(tu_path(root, "D/sharp/b.png"), &ns);
+    char *blurred = tu_read_file(tu_path(root, "D/blur/b.png"), &nb);
+    snprintf(args, sizeof args, "--force -o %s %s", tu_path(root, "D"),
+             tu_path(root, "D/sharp/b.png"));
+    int rc = blur(args, &err);
+    ck_assert_msg(rc == 1 && tu_count_lines(err) == 1 &&
+                      strstr(err, "refusing to overwrite an input"),
+                  "exit %d, stderr:\n%s", rc, err);
+    free(err);
+    ck_assert(unchanged(tu_path(root, "D/sharp/b.png"), sharp, ns));
+    ck_assert(unchanged(tu_path(root, "D/blur/b.png"), blurred, nb));
+
+    /* existing outputs without --force, the kernel picture included */
+    ck_assert(remove(tu_path(root, "D/blur/b.png")) == 0 &&
+              remove(tu_path(root, "D/sharp/b.png")) == 0);
+    snprintf(args, sizeof args, "-o %s %s", tu_path(root, "D"), tu_path(root, "in/b.png"));
+    rc = blur(args, &err);
+    ck_assert_msg(rc == 1 && strstr(err, "kernels/b.png exists; use --force"),
+                  "exit %d, stderr:\n%s", rc, err);
+    free(err);
+    ck_assert(!tu_file_exists(tu_path(root, "D/blur/b.png")));
+    snprintf(args, sizeof args, "--force -o %s %s", tu_path(root, "D"),
+             tu_path(root, "in/b.png"));
+    ck_assert_msg(blur(args, &err) == 0, "%s", err);
+    free(err);
+    ck_assert(unchanged(tu_path(root, "D/sharp/b.png"), sharp, ns));
+    free(sharp);
+    free(blurred);
+
+    /* two inputs of one stem: the second is refused, not written over the first */
+    snprintf(args, sizeof args, "--force -o %s %s %s", tu_path(root, "E"),
+             tu_path(root, "in/b.png"), tu_path(root, "in2/b.png"));
+    rc = blur(args, &err);
+    ck_assert_msg(rc == 1 && tu_count_lines(err) == 1 && strstr(err, "already writes"),
+                  "exit %d, stderr:\n%s", rc, err);
+    free(err);
+    dsd_image img = {0};
+    dsd_error e;
+    ck_assert(dsd_image_load(tu_path(root, "E/blur/b.png"), &img, &e) == DSD_OK);
+    ck_assert_int_eq(img.width, 16);
+    dsd_image_free(&img);
+
+    /* a FIFO input: one line, skipped; a killed run's temporary removed */
+    tu_mkfifo(tu_path(root, "in/f.png"));
+    tu_mkdir_p(tu_path(root, "F/blur"));
+    char tmp[128];
+    snprintf(tmp, sizeof tmp, "F/blur/b.png.tmp.%ld.0", tu_dead_pid());
+    tu_write_file(tu_path(root, tmp), "partial", 7);
+    snprintf(args, sizeof args, "-o %s %s %s", tu_path(root, "F"), tu_path(root, "in/f.png"),
+             tu_path(root, "in/b.png"));
+    rc = blur(args, &err);
+    ck_assert_msg(rc == 1 && strstr(err, "f.png: is a FIFO") &&
+                      strstr(err, "removed 1 stale temporary file"),
+                  "exit %d, stderr:\n%s", rc, err);
+    free(err);
+    ck_assert(tu_file_exists(tu_path(root, "F/blur/b.png")));
+    ck_assert(!tu_file_exists(tu_path(root, tmp)));
+}
+END_TEST
+
 START_TEST(test_image_too_small)
 {
-    write_image("tiny.png", 1, 1);
+    write_image("tiny.png", 1, 1, 0);
     char args[1024];
     snprintf(args, sizeof args, "-o %s %s", tu_path(root, "out-tiny"), tu_path(root, "tiny.png"));
     ck_assert_int_eq(tu_run_tool("dsdeblur-blur", args, root), 1);
@@ -52,7 +152,7 @@ END_TEST
 
 START_TEST(test_no_compiler_chatter)
 {
-    write_image("photo.png", 24, 20);
+    write_image("photo.png", 24, 20, 3);
     /* kernels compiled now, not read from a cache; PoCL's flags not ours */
     char pocl[128], xdg[128];
     snprintf(pocl, sizeof pocl, "%s", tu_path(root, "pocl-cache"));
@@ -76,14 +176,15 @@ END_TEST
 int main(void)
 {
     if (tu_make_tmp_dir(root, sizeof root, "blur-tool") != 0)
-        return 1;
-    Suite *s = suite_create("blur-tool");
-    TCase *tc = tcase_create("blur-tool");
+        return EXIT_FAILURE;
+    Suite *s = suite_create("blur_tool");
+    TCase *tc = tcase_create("blur_tool");
     tcase_set_timeout(tc, 900);
+    tcase_add_test(tc, test_blur_file_rules);
     tcase_add_test(tc, test_image_too_small);
-    tcase_add_test(tc, test_no_compiler_chatter);
+    tcase_add_test(tc, test_no_compiler_chatter); /* last: it points the caches elsewhere */
     suite_add_tcase(s, tc);
-    int rc = tu_run(s); /* the tool creates the contexts, in its own process */
+    int status = tu_run(s); /* the tool creates its context, in its own process */
     tu_rmtree(root);
-    return rc;
+    return status;
 }

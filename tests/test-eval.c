@@ -6,7 +6,10 @@
  * built tool and checks its exit status, its table (each row against the
  * library's own PSNR/SSIM, formatted as the tool formats them), one stderr
  * line per problem naming the file, the CSV rows and the JSON summary; then
- * a clean run (exit 0) and usage errors (exit 2). No OpenCL device is used.
+ * a clean run (exit 0) and usage errors (exit 2). The file rules: a --csv or
+ * --json naming an input image is refused even with --force, an existing
+ * report only replaced with --force, and a FIFO named like an image is one
+ * line and skipped (not a hang). No OpenCL device is used.
  * Run from the build directory (make check does), where tools/dsdeblur-eval
  * lives.
  */
@@ -182,6 +185,69 @@ START_TEST(test_eval_folders)
 }
 END_TEST
 
+START_TEST(test_eval_file_rules)
+{
+    const char *srcdir = getenv("DSDEBLUR_TEST_SRCDIR");
+    ck_assert_msg(srcdir, "DSDEBLUR_TEST_SRCDIR is not set (run through make check)");
+    char from[1024], img[512], args[2048];
+    ck_assert(mkdir(tu_path(tmp_dir, "C"), 0755) == 0 && mkdir(tu_path(tmp_dir, "D"), 0755) == 0);
+    snprintf(from, sizeof from, "%s/tests/data/metrics/%s_a.png", srcdir, pairs[0]);
+    copy_file(from, tu_path(tmp_dir, "C/x.png"));
+    snprintf(from, sizeof from, "%s/tests/data/metrics/%s_b.png", srcdir, pairs[0]);
+    copy_file(from, tu_path(tmp_dir, "D/x.png"));
+    tu_path_into(img, sizeof img, tmp_dir, "C/x.png");
+    size_t n0, n1;
+    char *before = tu_read_file(img, &n0);
+
+    /* a report over an input image: refused even with --force */
+    const char *opts[] = {"--csv", "--json"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "%s %s --force %s/C %s/D", opts[k], img, tmp_dir, tmp_dir);
+        int rc = tu_run_tool("dsdeblur-eval", args, tmp_dir);
+        char *err = tmp_file("err");
+        ck_assert_msg(rc == 1 && strstr(err, "refusing to overwrite an input") &&
+                          tu_count_lines(err) == 1,
+                      "%s: exit %d, stderr:\n%s", opts[k], rc, err);
+        free(err);
+        char *after = tu_read_file(img, &n1);
+        ck_assert_msg(n0 == n1 && !memcmp(before, after, n0), "%s replaced the image", opts[k]);
+        free(after);
+    }
+    free(before);
+
+    /* an existing report: only with --force */
+    char csv[512];
+    tu_path_into(csv, sizeof csv, tmp_dir, "old.csv");
+    tu_write_file(csv, "keep", 4);
+    snprintf(args, sizeof args, "--csv %s %s/C %s/D", csv, tmp_dir, tmp_dir);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-eval", args, tmp_dir), 1);
+    char *err = tmp_file("err"), *kept = tu_read_file(csv, NULL);
+    ck_assert_msg(strstr(err, "exists; use --force"), "%s", err);
+    ck_assert_str_eq(kept, "keep");
+    free(err);
+    free(kept);
+    snprintf(args, sizeof args, "--force --csv %s %s/C %s/D", csv, tmp_dir, tmp_dir);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-eval", args, tmp_dir), 0);
+    kept = tu_read_file(csv, NULL);
+    ck_assert_msg(!strncmp(kept, "name,", 5), "%s", kept);
+    free(kept);
+
+    /* a FIFO named like an image on both sides: one line, the other pair
+     * still scored */
+    tu_mkfifo(tu_path(tmp_dir, "C/y.png"));
+    tu_mkfifo(tu_path(tmp_dir, "D/y.png"));
+    snprintf(args, sizeof args, "%s/C %s/D", tmp_dir, tmp_dir);
+    int rc = tu_run_tool_limit("dsdeblur-eval", args, tmp_dir, 60);
+    char *out = tmp_file("out");
+    err = tmp_file("err");
+    ck_assert_msg(rc == 1 && tu_count_lines(err) == 1 && strstr(err, "y.png: is a FIFO") &&
+                      strstr(out, "1 pair scored"),
+                  "exit %d\nstdout:\n%s\nstderr:\n%s", rc, out, err);
+    free(out);
+    free(err);
+}
+END_TEST
+
 int main(void)
 {
     if (tu_make_tmp_dir(tmp_dir, sizeof tmp_dir, "eval") != 0)
@@ -190,6 +256,7 @@ int main(void)
     TCase *tc = tcase_create("eval");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_eval_folders);
+    tcase_add_test(tc, test_eval_file_rules);
     suite_add_tcase(s, tc);
     int status = tu_run(s); /* no OpenCL context is ever created */
     tu_rmtree(tmp_dir);

@@ -14,6 +14,10 @@
  *     header, a folder named like an image inside an input folder, a missing
  *     file) each give one stderr line naming the file, exit 1, and the good
  *     image is still written;
+ *   - a FIFO named like an image (in an input folder or on the command line)
+ *     is one line and skipped, the other images written; a FIFO as -m is
+ *     refused; neither hangs; a killed run's temporaries in the output folder
+ *     are removed;
  *   - no -m and no installed default: the message and exit 2; usage errors 2;
  *   - SIGINT during a folder run: the image at hand finished, "interrupted: N
  *     of M images finished (last written: X)" and exit 130;
@@ -278,6 +282,42 @@ START_TEST(test_bad_inputs)
 }
 END_TEST
 
+START_TEST(test_fifo_inputs)
+{
+    make_model();
+    char args[2048], name[128];
+    ck_assert(mkdir(tu_path(tmp_dir, "ff"), 0755) == 0 &&
+              mkdir(tu_path(tmp_dir, "ffout"), 0755) == 0);
+    write_image("ff/a.png", 12, 10, 8);
+    tu_mkfifo(tu_path(tmp_dir, "ff/b.png"));
+    write_image("ff/c.png", 9, 7, 9);
+    tu_mkfifo(tu_path(tmp_dir, "lone.png"));
+    snprintf(name, sizeof name, "ffout/a.png.tmp.%ld.0", tu_dead_pid());
+    tu_write_file(tu_path(tmp_dir, name), "partial", 7);
+    snprintf(args, sizeof args, "-m %s -o %s %s %s", model_path, tu_path(tmp_dir, "ffout/"),
+             tu_path(tmp_dir, "ff"), tu_path(tmp_dir, "lone.png"));
+    int rc = tu_run_tool_limit("dsdeblur-run", args, tmp_dir, 300);
+    char *err = tmp_file("err");
+    ck_assert_msg(rc == 1 && tu_count_lines(err) == 3 && strstr(err, "ff/b.png: is a FIFO") &&
+                      strstr(err, "lone.png: is a FIFO") &&
+                      strstr(err, "removed 1 stale temporary file"),
+                  "exit %d, stderr:\n%s", rc, err);
+    free(err);
+    check_size("ffout/a.png", 12, 10);
+    check_size("ffout/c.png", 9, 7);
+    ck_assert(!tu_file_exists(tu_path(tmp_dir, name)));
+
+    tu_mkfifo(tu_path(tmp_dir, "fifo.safetensors"));
+    snprintf(args, sizeof args, "-m %s -o %s %s", tu_path(tmp_dir, "fifo.safetensors"),
+             tu_path(tmp_dir, "ffout2/"), tu_path(tmp_dir, "ff/a.png"));
+    rc = tu_run_tool_limit("dsdeblur-run", args, tmp_dir, 60);
+    err = tmp_file("err");
+    ck_assert_msg(rc == 1 && strstr(err, "fifo.safetensors: is a FIFO"), "exit %d, stderr:\n%s",
+                  rc, err);
+    free(err);
+}
+END_TEST
+
 START_TEST(test_usage_and_no_model)
 {
     make_model();
@@ -471,6 +511,7 @@ int main(void)
     tcase_add_test(tc, test_run_outputs);
     tcase_add_test(tc, test_never_overwrite_input);
     tcase_add_test(tc, test_bad_inputs);
+    tcase_add_test(tc, test_fifo_inputs);
     tcase_add_test(tc, test_usage_and_no_model);
     tcase_add_test(tc, test_eval_model_mode);
     tcase_add_test(tc, test_sigint_folder_run);

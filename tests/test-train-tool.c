@@ -7,11 +7,19 @@
  * follows it; a checkpoint of other networks is refused, and a generator file
  * given to --resume is named as one with the commands that take it; SIGTERM
  * finishes the step, writes a checkpoint and exits 0. Error lines read
- * "dsdeblur-train: error: FILE: problem [src/...]".
+ * "dsdeblur-train: error: FILE: problem [src/...]". Files (tools/cli.h's
+ * rules): --export never replaces the checkpoint it reads, nor an existing
+ * file without --force; a new run does not start over an old one without
+ * --force; temporaries of killed writers are removed at the start; --resume
+ * falls back from a truncated checkpoint (or a FIFO named like one) to the
+ * newest that loads, and says so clearly when there is none; a FIFO given as
+ * -c or --resume, or found as run.dir/log.csv, is refused at once instead of
+ * blocking.
  */
 #include "testutil.h"
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +65,41 @@ static const char *tiny(void)
 static int train(const char *args)
 {
     return tu_run_tool("dsdeblur-train", args, root);
+}
+
+/* The same, failing the test if the tool hangs (a FIFO read). */
+static int train_limit(const char *args)
+{
+    return tu_run_tool_limit("dsdeblur-train", args, root, 600);
+}
+
+/* tiny() with run.dir root/dir. */
+static const char *tiny_in(const char *dir)
+{
+    static char args[4096];
+    snprintf(args, sizeof args, "%s --set run.dir=%s", tiny(), tu_path(root, dir));
+    return args;
+}
+
+/* Asserts root/err contains every string that follows (NULL-terminated). */
+static void err_has(const char *first, ...)
+{
+    char *e = tu_read_file(tu_path(root, "err"), NULL);
+    va_list ap;
+    va_start(ap, first);
+    for (const char *want = first; want; want = va_arg(ap, const char *))
+        ck_assert_msg(strstr(e, want), "stderr lacks '%s':\n%s", want, e);
+    va_end(ap);
+    free(e);
+}
+
+/* Cuts the file at path to half its size (a checkpoint torn by a crash). */
+static void truncate_half(const char *path)
+{
+    size_t n;
+    char *b = tu_read_file(path, &n);
+    tu_write_file(path, b, n / 2);
+    free(b);
 }
 
 static void setup(void)
@@ -210,6 +253,139 @@ START_TEST(test_sigterm_checkpoints)
 }
 END_TEST
 
+START_TEST(test_export_and_new_run)
+{
+    char args[8192], ck[1024], g[1024];
+    snprintf(args, sizeof args, "%s --steps 2", tiny_in("safe"));
+    ck_assert_int_eq(train(args), 0);
+    tu_path_into(ck, sizeof ck, root, "safe/checkpoint-000000002.safetensors");
+    size_t n0, n1;
+    char *before = tu_read_file(ck, &n0);
+
+    /* --resume X --export X: the checkpoint resumed is never replaced, even
+     * with --force, whether named or found as the newest */
+    snprintf(args, sizeof args, "%s --resume %s --export %s --force", tiny_in("safe"), ck, ck);
+    ck_assert_int_eq(train(args), 1);
+    err_has("refusing to overwrite an input", NULL);
+    snprintf(args, sizeof args, "%s --resume --export %s --force", tiny_in("safe"), ck);
+    ck_assert_int_eq(train(args), 1);
+    err_has("refusing to overwrite an input", NULL);
+    char *after = tu_read_file(ck, &n1);
+    ck_assert_msg(n0 == n1 && !memcmp(before, after, n0), "the checkpoint changed");
+    free(after);
+
+    /* an existing file: only with --force */
+    tu_path_into(g, sizeof g, root, "safe-g.safetensors");
+    tu_write_file(g, "keep", 4);
+    snprintf(args, sizeof args, "%s --resume --export %s", tiny_in("safe"), g);
+    ck_assert_int_eq(train(args), 1);
+    err_has("exists; use --force", NULL);
+    char *kept = tu_read_file(g, NULL);
+    ck_assert_str_eq(kept, "keep");
+    free(kept);
+    snprintf(args, sizeof args, "%s --resume --export %s --force", tiny_in("safe"), g);
+    ck_assert_int_eq(train(args), 0);
+    dsd_error err;
+    dsd_generator_config gc;
+    ck_assert_msg(dsd_generator_file_config(g, &gc, &err) == DSD_OK, "%s", err.message);
+
+    /* a new run over the old one: refused without --force, which starts
+     * over (the old checkpoints removed, so --resume cannot mix two runs) */
+    snprintf(args, sizeof args, "%s --steps 1", tiny_in("safe"));
+    ck_assert_int_eq(train(args), 2);
+    err_has("holds an earlier run", "--resume", "--force", NULL);
+    after = tu_read_file(ck, &n1);
+    ck_assert_msg(n0 == n1 && !memcmp(before, after, n0), "the checkpoint changed");
+    free(after);
+    free(before);
+    snprintf(args, sizeof args, "%s --steps 1 --force", tiny_in("safe"));
+    ck_assert_int_eq(train(args), 0);
+    ck_assert(!tu_file_exists(ck));
+    ck_assert(tu_file_exists(tu_path(root, "safe/checkpoint-000000001.safetensors")));
+}
+END_TEST
+
+START_TEST(test_stale_temporaries_and_fallback)
+{
+    char args[8192], name[256];
+    snprintf(args, sizeof args, "%s --steps 4 --set run.keep=3", tiny_in("fb"));
+    ck_assert_int_eq(train(args), 0);
+
+    /* what SIGKILLs during writes leave: a checkpoint, the plot, an image */
+    long dead = tu_dead_pid();
+    static char big[100000];
+    snprintf(name, sizeof name, "fb/checkpoint-000000006.safetensors.tmp.%ld", dead);
+    tu_write_file(tu_path(root, name), big, sizeof big);
+    snprintf(name, sizeof name, "fb/plot.svg.tmp.%ld", dead);
+    tu_write_file(tu_path(root, name), big, 1000);
+    snprintf(name, sizeof name, "fb/x.png.tmp.%ld.0", dead);
+    tu_write_file(tu_path(root, name), big, 10);
+    /* kept: a live writer's (this process), and a name that is no temporary */
+    char live[256];
+    snprintf(live, sizeof live, "fb/other.tmp.%ld", (long)getpid());
+    tu_write_file(tu_path(root, live), big, 10);
+    tu_write_file(tu_path(root, "fb/notes.tmp.txt"), big, 10);
+
+    /* the newest checkpoint torn, and a FIFO named as a newer one */
+    truncate_half(tu_path(root, "fb/checkpoint-000000004.safetensors"));
+    tu_mkfifo(tu_path(root, "fb/checkpoint-000000009.safetensors"));
+    snprintf(args, sizeof args, "%s --resume --steps 1 --set run.keep=3", tiny_in("fb"));
+    ck_assert_int_eq(train_limit(args), 0);
+    err_has("removed 3 stale temporary files (0.1 MB)", "checkpoint-000000009.safetensors: is a FIFO",
+            "skipping a damaged checkpoint", "checkpoint-000000004.safetensors", NULL);
+    ck_assert_int_eq(tu_count_temporaries(tu_path(root, "fb")), 2);
+    ck_assert(tu_file_exists(tu_path(root, live)));
+    /* resumed from step 2: its log rows, then one step */
+    ck_assert_int_eq(file_lines(tu_path(root, "fb/log.csv")), 4);
+    ck_assert(tu_file_exists(tu_path(root, "fb/checkpoint-000000003.safetensors")));
+    remove(tu_path(root, live));
+
+    /* none loads: a clear error */
+    truncate_half(tu_path(root, "fb/checkpoint-000000003.safetensors"));
+    ck_assert_int_eq(train_limit(args), 1);
+    err_has("none of the 3 checkpoints", "loads", NULL);
+}
+END_TEST
+
+START_TEST(test_resume_nothing)
+{
+    /* a run killed while writing its first checkpoint */
+    char args[8192], name[256];
+    tu_mkdir_p(tu_path(root, "none"));
+    snprintf(name, sizeof name, "none/checkpoint-000000002.safetensors.tmp.%ld", tu_dead_pid());
+    tu_write_file(tu_path(root, name), "partial", 7);
+    tu_write_file(tu_path(root, "none/log.csv"), "step\n0\n", 7);
+    snprintf(args, sizeof args, "%s --resume", tiny_in("none"));
+    ck_assert_int_eq(train(args), 1);
+    err_has("removed 1 stale temporary file ", "no checkpoint in", "start it again without --resume",
+            NULL);
+    ck_assert_int_eq(tu_count_temporaries(tu_path(root, "none")), 0);
+    /* and it starts again without --resume (no --force needed) */
+    snprintf(args, sizeof args, "%s --steps 1", tiny_in("none"));
+    ck_assert_int_eq(train(args), 0);
+}
+END_TEST
+
+START_TEST(test_fifo_inputs)
+{
+    char args[8192];
+    tu_mkfifo(tu_path(root, "fifo.yaml"));
+    snprintf(args, sizeof args, "-c %s", tu_path(root, "fifo.yaml"));
+    ck_assert_int_eq(train_limit(args), 2);
+    err_has("fifo.yaml: is a FIFO", NULL);
+    tu_mkfifo(tu_path(root, "fifo.safetensors"));
+    snprintf(args, sizeof args, "%s --resume %s", tiny_in("ff"), tu_path(root, "fifo.safetensors"));
+    ck_assert_int_eq(train_limit(args), 1);
+    err_has("fifo.safetensors: is a FIFO", NULL);
+    /* a FIFO where the run's log goes: an error, not a hang */
+    tu_mkdir_p(tu_path(root, "fl"));
+    tu_mkfifo(tu_path(root, "fl/log.csv"));
+    snprintf(args, sizeof args, "%s --steps 1", tiny_in("fl"));
+    ck_assert_int_eq(train_limit(args), 1);
+    err_has("log.csv: not a regular file", NULL);
+}
+END_TEST
+
 int main(void)
 {
     if (tu_make_tmp_dir(root, sizeof root, "train-tool") != 0)
@@ -220,6 +396,10 @@ int main(void)
     tcase_add_test(tc, test_config_errors);
     tcase_add_test(tc, test_run_and_resume);
     tcase_add_test(tc, test_sigterm_checkpoints);
+    tcase_add_test(tc, test_export_and_new_run);
+    tcase_add_test(tc, test_stale_temporaries_and_fallback);
+    tcase_add_test(tc, test_resume_nothing);
+    tcase_add_test(tc, test_fifo_inputs);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
     tu_rmtree(root);

@@ -551,3 +551,33 @@ int tu_run_tool(const char *tool, const char *args, const char *dir)
     ck_assert_msg(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
     return WEXITSTATUS(st);
 }
+
+int tu_run_tool_limit(const char *tool, const char *args, const char *dir, int seconds)
+{
+    char cmd[8192];
+    int n = snprintf(cmd, sizeof cmd, "timeout %d ./tools/%s %s >%s/out 2>%s/err </dev/null",
+                     seconds, tool, args, dir, dir);
+    ck_assert_msg(n > 0 && (size_t)n < sizeof cmd, "command too long: ./tools/%s %s", tool,
+                  args);
+    int st = system(cmd);
+    ck_assert_msg(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
+    ck_assert_msg(WEXITSTATUS(st) != 124, "%s hung: still running after %d s: %s", tool,
+                  seconds, cmd);
+    return WEXITSTATUS(st);
+}
+
+void tu_mkfifo(const char *path)
+{
+    ck_assert_msg(mkfifo(path, 0644) == 0, "mkfifo %s: %s", path, strerror(errno));
+}
+
+long tu_dead_pid(void)
+{
+    pid_t pid = fork();
+    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0)
+        _exit(0);
+    int st;
+    ck_assert(waitpid(pid, &st, 0) == pid);
+    return (long)pid;
+}

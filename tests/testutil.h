@@ -234,5 +234,14 @@ int tu_count_lines(const char *s);
  * into dir/err. Returns the exit status; fails the test when the command
  * does not fit or the tool did not exit (a signal). */
 int tu_run_tool(const char *tool, const char *args, const char *dir);
+/* The same under coreutils' timeout: a tool still running after seconds is
+ * killed and the test fails, saying it hung (a test of a FIFO input must
+ * fail, not wait forever). */
+int tu_run_tool_limit(const char *tool, const char *args, const char *dir, int seconds);
+/* Makes a FIFO (named pipe) at path, failing the test when it cannot. */
+void tu_mkfifo(const char *path);
+/* The pid of a process that has exited (forked, exited, reaped): what a
+ * killed writer leaves in the names of its temporaries. */
+long tu_dead_pid(void);
 
 #endif

@@ -275,9 +275,14 @@ int cli_config_build(const char *prog, dsd_config *cfg, const cli_config_args *c
         cli_print_error(prog, &err);
         return 1;
     }
-    for (int i = 0; i < c->n_files; i++)
+    for (int i = 0; i < c->n_files; i++) {
+        if (cli_check_input(prog, c->files[i])) { /* a FIFO would block the read */
+            dsd_config_free(cfg);
+            return 2;
+        }
         if (dsd_config_load(cfg, c->files[i], &err) != DSD_OK)
             goto fail;
+    }
     for (int i = 0; i < c->n_sets; i++)
         if (dsd_config_set(cfg, c->sets[i], &err) != DSD_OK)
             goto fail;
@@ -396,6 +401,114 @@ int cli_list_images(const char *prog, const char *dir, int skip_folders, cli_nam
 oom:
     closedir(d);
     return -1;
+}
+
+// ----------------------------------------------------------------------------
+// Inputs and outputs
+
+const char *cli_not_regular(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode))
+        return NULL;
+    if (S_ISDIR(st.st_mode))
+        return "is a directory, not a regular file";
+    if (S_ISFIFO(st.st_mode))
+        return "is a FIFO (named pipe), not a regular file";
+    if (S_ISSOCK(st.st_mode))
+        return "is a socket, not a regular file";
+    if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))
+        return "is a device, not a regular file";
+    return "is not a regular file";
+}
+
+int cli_check_input(const char *prog, const char *path)
+{
+    const char *why = cli_not_regular(path);
+    if (!why)
+        return 0;
+    fprintf(stderr, "%s: error: %s: %s\n", prog, path, why);
+    return 1;
+}
+
+int cli_files_add(cli_files *f, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return 0;
+    if (f->count == f->cap) {
+        size_t cap = f->cap ? 2 * f->cap : 16;
+        cli_file_id *v = realloc(f->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        f->v = v;
+        f->cap = cap;
+    }
+    char *copy = strdup(path);
+    if (!copy)
+        return -1;
+    f->v[f->count++] = (cli_file_id){.dev = st.st_dev, .ino = st.st_ino, .path = copy};
+    return 0;
+}
+
+void cli_files_free(cli_files *f)
+{
+    for (size_t i = 0; i < f->count; i++)
+        free(f->v[i].path);
+    free(f->v);
+    memset(f, 0, sizeof *f);
+}
+
+const char *cli_files_find(const cli_files *f, const char *path)
+{
+    struct stat st;
+    if (!f || stat(path, &st) != 0)
+        return NULL;
+    for (size_t i = 0; i < f->count; i++)
+        if (f->v[i].dev == st.st_dev && f->v[i].ino == st.st_ino)
+            return f->v[i].path;
+    return NULL;
+}
+
+const char *cli_output_refusal(const cli_files *inputs, const char *path, int force, char *buf,
+                               size_t size)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return NULL;
+    const char *in = cli_files_find(inputs, path);
+    if (in && !strcmp(in, path))
+        snprintf(buf, size, "%s is an input of this command; refusing to overwrite an input "
+                 "(even with --force)", path);
+    else if (in)
+        snprintf(buf, size, "%s is the input %s; refusing to overwrite an input (even with "
+                 "--force)", path, in);
+    else if (!force)
+        snprintf(buf, size, "%s exists; use --force to replace it", path);
+    else
+        return NULL;
+    return buf;
+}
+
+int cli_check_output(const char *prog, const cli_files *inputs, const char *path, int force)
+{
+    char why[8192];
+    if (!cli_output_refusal(inputs, path, force, why, sizeof why))
+        return 0;
+    fprintf(stderr, "%s: error: %s\n", prog, why);
+    return 1;
+}
+
+void cli_remove_stale_temporaries(const char *prog, const char *dir)
+{
+    dsd_error err;
+    size_t files = 0;
+    uint64_t bytes = 0;
+    if (dsd_remove_stale_temporaries(dir, &files, &bytes, &err) != DSD_OK)
+        fprintf(stderr, "%s: warning: %s\n", prog, err.message);
+    if (files)
+        fprintf(stderr, "%s: removed %zu stale temporary file%s (%.1f MB) that killed runs "
+                "left in %s\n", prog, files, files == 1 ? "" : "s", (double)bytes / 1e6, dir);
 }
 
 // ----------------------------------------------------------------------------

@@ -3,8 +3,9 @@
  * options every tool spells the same way, and one way to take a value),
  * turning a dsd_error into one line on stderr, listing devices, creating a
  * context from --device, a monotonic clock, the image files of a folder,
- * text built in memory and saved atomically, and the one JSON writer of the
- * tools' report files. Only tools/ exit; these helpers return.
+ * the rules every tool applies to the files it reads and writes, text built
+ * in memory and saved atomically, and the one JSON writer of the tools'
+ * report files. Only tools/ exit; these helpers return.
  */
 #ifndef DSDEBLUR_CLI_H
 #define DSDEBLUR_CLI_H
@@ -12,6 +13,7 @@
 #include "dsdeblur.h"
 
 #include <stdio.h>
+#include <sys/types.h>
 
 #if defined(__GNUC__)
 #define CLI_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
@@ -170,6 +172,69 @@ void cli_names_free(cli_names *l);
  * by name). Returns 0; 1 when dir cannot be opened ("prog: error: dir: cannot
  * open folder: ..." printed); -1 when out of memory (nothing printed). */
 int cli_list_images(const char *prog, const char *dir, int skip_folders, cli_names *out);
+
+// ----------------------------------------------------------------------------
+// Inputs and outputs: the rules of every tool
+//
+// 1. Only regular files are read. A FIFO named like an image would block a
+//    plain open() forever, a device would be read without end; such a file
+//    is one clear line and is skipped (in a folder of images) or refused (a
+//    model, a configuration).
+// 2. An output never replaces an input of the same command, even with
+//    --force: "the same" is the same file (st_dev and st_ino, through links),
+//    whatever the two paths look like.
+// 3. An output never replaces an existing file without --force.
+//
+//     cli_files inputs = {0};
+//     cli_files_add(&inputs, model);            // every file the command reads
+//     ...
+//     if (cli_check_output(prog, &inputs, csv_path, force))
+//         return 1;                             // the line is printed
+//     cli_files_free(&inputs);
+
+/* Why path cannot be read as a file: NULL when it is a regular file, or
+ * when it cannot be stat'ed (the reader then says why, e.g. "No such file");
+ * else text such as "is a FIFO, not a regular file" (static). stat() does
+ * not open, so it never blocks. */
+const char *cli_not_regular(const char *path);
+/* For a file named on the command line (-m, -c, --resume, --vgg): 0 when it
+ * may be read, else 1 with "prog: error: PATH: is a FIFO, not a regular
+ * file" printed. */
+int cli_check_input(const char *prog, const char *path);
+
+/* The files a command reads, by identity (device and inode). */
+typedef struct cli_file_id {
+    dev_t dev;
+    ino_t ino;
+    char *path;
+} cli_file_id;
+typedef struct cli_files {
+    cli_file_id *v;
+    size_t count, cap;
+} cli_files;
+/* Records path (following links); a path that does not exist (yet) is
+ * skipped. 0, or -1 when out of memory. */
+int cli_files_add(cli_files *f, const char *path);
+/* Frees the list (safe on a zeroed struct). */
+void cli_files_free(cli_files *f);
+/* The recorded path of the file that path is, or NULL when it is none of
+ * them (or does not exist). */
+const char *cli_files_find(const cli_files *f, const char *path);
+/* Whether the output path may be written: NULL when it may (it does not exist,
+ * or it exists, is no input and force is set); else the reason, written to
+ * buf: "PATH is the input IN; refusing to overwrite an input (even with
+ * --force)" ("PATH is an input of this command; ..." when IN is spelled as
+ * PATH) or "PATH exists; use --force to replace it". */
+const char *cli_output_refusal(const cli_files *inputs, const char *path, int force, char *buf,
+                               size_t size);
+/* The same, with the reason printed as "prog: error: ..."; 0 or 1. */
+int cli_check_output(const char *prog, const cli_files *inputs, const char *path, int force);
+
+/* Removes the temporaries that writers killed mid-write left in dir
+ * (dsd_remove_stale_temporaries) and, when there were some, says so in one
+ * line on stderr: "prog: removed 3 stale temporary files (12.5 MB) that
+ * killed runs left in DIR". A failure is a warning: the run goes on. */
+void cli_remove_stale_temporaries(const char *prog, const char *dir);
 
 // ----------------------------------------------------------------------------
 // Report files: text built in memory, then written at once

@@ -16,7 +16,10 @@
  * output touched once), so GB/s is a lower bound on what the kernel moved.
  *
  *   dsdeblur-bench-ops [--device SEL] [--reps N] [--shapes small|paper|all]
- *                      [--filter SUBSTRING] [--json FILE]
+ *                      [--filter SUBSTRING] [--json FILE [--force]]
+ *
+ * An existing --json FILE is replaced only with --force (checked before the
+ * first case runs).
  *
  * small: the body at 1x256x64x64 and the head at 1x3x256x256 (quick on a CPU).
  * paper: the body at 1x256x180x320 and the head at 1x3x720x1280 (1280x720 input).
@@ -374,13 +377,13 @@ static size_t build_cases(bench_case *out, size_t max, int body_h, int body_w, i
 static void usage(FILE *out)
 {
     fprintf(out, "usage: %s [--device SEL] [--reps N] [--shapes small|paper] [--filter S] "
-            "[--json FILE]\n       %s --list-devices\n", prog, prog);
+            "[--json FILE [--force]]\n       %s --list-devices\n", prog, prog);
 }
 
 int main(int argc, char **argv)
 {
     const char *filter = NULL, *json_path = NULL, *shapes = "small";
-    int reps = 5;
+    int reps = 5, force = 0;
     cli_args a;
     cli_args_init(&a, prog, argc, argv, usage, CLI_LIST_DEVICES);
     while (cli_args_next(&a)) {
@@ -392,6 +395,8 @@ int main(int argc, char **argv)
             filter = cli_args_value(&a);
         else if (cli_args_option(&a, NULL, "--json"))
             json_path = cli_args_value(&a);
+        else if (cli_args_flag(&a, "-f", "--force"))
+            force = 1;
         else
             cli_args_unknown(&a);
     }
@@ -404,6 +409,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: error: --shapes must be small or paper\n", prog);
         return 2;
     }
+    if (json_path && cli_check_output(prog, NULL, json_path, force))
+        return 1; /* it reads no file, so only an existing one is refused */
     dsd_context *ctx = cli_context(prog, a.device, 1);
     if (!ctx)
         return 1;

@@ -85,7 +85,9 @@ static void usage(FILE *out)
             "  --warmup N          untimed runs before timing (default 1, at least 1)\n"
             "  --reps N            timed runs (default %d on a GPU, %d on a CPU)\n"
             "  --device SEL        OpenCL device (index, P:D, gpu, cpu or a name substring)\n"
-            "  --json FILE         write all results as JSON (atomically)\n"
+            "  --json FILE         write all results as JSON (atomically); an existing FILE\n"
+            "                      only with --force, an input (-c, --vgg) never\n"
+            "  --force             replace an existing --json FILE\n"
             "  --list-devices      list OpenCL devices and exit\n"
             "  --profile MODE      kernels (default): device time per kernel from OpenCL\n"
             "                      events; layers: also wall time per layer and step\n"
@@ -110,6 +112,7 @@ typedef struct options {
     cli_config_args config;  /* -c FILE, --set KEY=VALUE */
     int warmup, reps;        /* reps 0: the device's default */
     const char *device, *json;
+    int force;               /* --force: replace an existing --json file */
     int quiet;
     int profile_layers;      /* --profile layers */
 } options;
@@ -170,6 +173,8 @@ static int parse_args(int argc, char **argv, options *o)
             cli_args_int(&a, 1, REPS_MAX, &o->reps);
         } else if (cli_args_option(&a, NULL, "--json")) {
             o->json = cli_args_value(&a);
+        } else if (cli_args_flag(&a, "-f", "--force")) {
+            o->force = 1;
         } else if (cli_args_option(&a, NULL, "--profile")) {
             const char *v = cli_args_value(&a);
             if (v && !strcmp(v, "layers"))
@@ -1005,6 +1010,20 @@ int main(int argc, char **argv)
     char *config_yaml = NULL;
     dsd_error err;
 
+    /* the report's file, checked before minutes of benchmarking */
+    if (o.json) {
+        cli_files read = {0};
+        for (int i = 0; i < o.config.n_files; i++)
+            cli_files_add(&read, o.config.files[i]);
+        if (o.vgg)
+            cli_files_add(&read, o.vgg);
+        rc = cli_check_output(prog, &read, o.json, o.force);
+        cli_files_free(&read);
+        if (rc)
+            return 1;
+    }
+    if (o.vgg && cli_check_input(prog, o.vgg))
+        return 1; /* as a missing one */
     if ((rc = temp_dir_make(&td)) != 0)
         goto done;
     if ((rc = build_config(&o, &td, &cfg)) != 0)

@@ -12,7 +12,11 @@
  * and OUT_DIR/kernels/<stem>.png (the kernel, scaled to its maximum), a layout
  * `dsdeblur-eval --blur OUT_DIR/blur --sharp OUT_DIR/sharp` and
  * `data.mode: paired` read. Image i of the command line gets kernel stream i
- * of the seed. Existing outputs are refused unless --force.
+ * of the seed. Existing outputs are refused unless --force; an output that
+ * is one of the inputs (OUT/sharp/<name>.png given as an input, by device
+ * and inode) is refused even with --force, as is a second input of the same
+ * stem; an input that is not a regular file (a FIFO) is skipped. Each is one
+ * line on stderr, and the other images are still written.
  *
  * Exit status: 0, 1 when an image failed (the others are still written), 2 usage.
  */
@@ -39,12 +43,6 @@ static void usage(FILE *out)
             "  --kernel-size K  largest kernel side, 3..64 (default 31)\n"
             "  --noise SIGMA    Gaussian noise std in [-1, 1] units (default 0)\n",
             prog);
-}
-
-static int exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
 }
 
 /* OUT/sub/<stem of in>.png */
@@ -83,19 +81,47 @@ static dsd_status save_psf(const dsd_blur_psf *psf, const char *path, dsd_error 
     return st;
 }
 
+/* Whether input k of argv[first..] may be blurred (tools/cli.h's rules): a
+ * regular file, whose three outputs are no input (read holds them all), do
+ * not exist unless force, and are not those of an earlier input with the
+ * same stem. 1 when it may, else 0 with the line printed. */
+static int may_blur(char **argv, int first, int k, const char *out, const cli_files *read,
+                    int force)
+{
+    const char *in = argv[k], *why = cli_not_regular(in);
+    if (why) {
+        fprintf(stderr, "%s: error: %s: %s; skipped\n", prog, in, why);
+        return 0;
+    }
+    char mine[4096], theirs[4096], buf[8192];
+    out_path(mine, sizeof mine, out, "blur", in);
+    for (int e = first; e < k; e++) {
+        out_path(theirs, sizeof theirs, out, "blur", argv[e]);
+        if (!strcmp(mine, theirs)) {
+            fprintf(stderr, "%s: error: %s: would write %s, which %s already writes; rename "
+                    "one of them\n", prog, in, mine, argv[e]);
+            return 0;
+        }
+    }
+    const char *subs[] = {"blur", "sharp", "kernels"};
+    for (int i = 0; i < 3; i++) {
+        out_path(mine, sizeof mine, out, subs[i], in);
+        if ((why = cli_output_refusal(read, mine, force, buf, sizeof buf))) {
+            fprintf(stderr, "%s: error: %s: %s\n", prog, in, why);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int blur_one(dsd_context *ctx, dsd_fft_plans *plans, const char *in, uint64_t index,
-                    uint64_t seed, int ksize, float noise, const char *out, int force)
+                    uint64_t seed, int ksize, float noise, const char *out)
 {
     dsd_error err;
     char pb[4096], ps[4096], pk[4096];
     out_path(pb, sizeof pb, out, "blur", in);
     out_path(ps, sizeof ps, out, "sharp", in);
     out_path(pk, sizeof pk, out, "kernels", in);
-    if (!force && (exists(pb) || exists(ps))) {
-        fprintf(stderr, "%s: %s: %s exists (use --force to replace it)\n", prog, in,
-                exists(pb) ? pb : ps);
-        return 1;
-    }
     dsd_image img, res;
     dsd_image_init(&img);
     dsd_image_init(&res);
@@ -205,15 +231,30 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: error: cannot create %s: %s\n", prog, dir, strerror(errno));
             return 1;
         }
+        if (s > 0)
+            cli_remove_stale_temporaries(prog, dir);
     }
+    cli_files read = {0}; /* every input: never an output, even with --force */
+    for (int k = first; k < argc; k++)
+        if (cli_files_add(&read, argv[k])) {
+            fprintf(stderr, "%s: error: out of memory\n", prog);
+            return 1;
+        }
     dsd_context *ctx = cli_context(prog, a.device, 0);
-    if (!ctx)
+    if (!ctx) {
+        cli_files_free(&read);
         return 1;
+    }
     dsd_fft_plans plans = {0}; /* one clFFT plan per image size, shared by the images */
     int failed = 0;
-    for (int k = first; k < argc; k++)
-        failed |= blur_one(ctx, &plans, argv[k], (uint64_t)(k - first), seed, ksize,
-                           (float)noise, out, force);
+    for (int k = first; k < argc; k++) {
+        if (!may_blur(argv, first, k, out, &read, force))
+            failed = 1;
+        else
+            failed |= blur_one(ctx, &plans, argv[k], (uint64_t)(k - first), seed, ksize,
+                               (float)noise, out);
+    }
+    cli_files_free(&read);
     dsd_fft_plans_free(&plans);
     dsd_context_free(ctx);
     clfftTeardown(); /* after every plan and context: see src/ops/fft_loss.c */

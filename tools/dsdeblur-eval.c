@@ -16,8 +16,12 @@
  *
  * Every problem with a pair (a file on one side only, unreadable or corrupt,
  * sizes that differ) is one line on standard error naming the file; the other
- * pairs are still scored and the exit status is 1. Report files are written
- * to a temporary name, fsynced and renamed.
+ * pairs are still scored and the exit status is 1. A file that is not a
+ * regular file (a FIFO named like an image would block a read forever) is
+ * such a problem. Report files are written to a temporary name, fsynced and
+ * renamed; one that is an input (an image of either folder, the model) is
+ * never written, and one that exists only with --force; both are checked
+ * before anything is scored (exit status 1).
  */
 #include <config.h>
 
@@ -37,9 +41,10 @@ static const char *prog = "dsdeblur-eval";
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: %s [--protocol skimage|matlab] [--csv FILE] [--json FILE] A_DIR B_DIR\n"
+            "usage: %s [--protocol skimage|matlab] [--csv FILE] [--json FILE] [--force]\n"
+            "          A_DIR B_DIR\n"
             "       %s -m MODEL --blur BLUR_DIR --sharp SHARP_DIR [--tile N] [--device SEL]\n"
-            "          [--protocol skimage|matlab] [--csv FILE] [--json FILE]\n"
+            "          [--protocol skimage|matlab] [--csv FILE] [--json FILE] [--force]\n"
             "  A_DIR, B_DIR        folders of images paired by file name (.png, .jpg, .jpeg,\n"
             "                      .bmp, .tga); typically restored images and references\n"
             "  -m, --model MODEL   model mode: deblur BLUR_DIR's images with this generator\n"
@@ -49,6 +54,7 @@ static void usage(FILE *out)
             "  --protocol P        SSIM protocol: skimage (default) or matlab\n"
             "  --csv FILE          also write name,psnr_db,ssim,error rows to FILE\n"
             "  --json FILE         also write the results and means as JSON to FILE\n"
+            "  --force             replace an existing CSV or JSON file (never an input)\n"
             "  --help, --version\n",
             prog, prog);
 }
@@ -131,8 +137,11 @@ static int load_pair(const char *a_dir, const char *b_dir, result *r, dsd_image 
     dsd_error err;
     char *pa = cli_path_join(a_dir, r->name), *pb = cli_path_join(b_dir, r->name);
     int ok = 0;
+    const char *why = NULL;
     if (!pa || !pb)
         fail(r, "out of memory");
+    else if ((why = cli_not_regular(pa)) || (why = cli_not_regular(pb)))
+        fail(r, "%s: %s; skipped", cli_not_regular(pa) ? pa : pb, why);
     else if (dsd_image_load(pa, a, &err) != DSD_OK || dsd_image_load(pb, b, &err) != DSD_OK)
         fail(r, "%s", err.message);
     else if (a->width != b->width || a->height != b->height)
@@ -183,6 +192,36 @@ static int summary_end(size_t n_ok, size_t n_res, const char *a_dir, const char 
 
 // ----------------------------------------------------------------------------
 // Report files
+
+/* Whether the report files may be written (tools/cli.h's rules): neither is
+ * one of the images of the two folders or the model, neither exists unless
+ * force, and they are not one file. 0, or 1 with the line printed. */
+static int check_reports(const char *a_dir, const char *b_dir, const cli_names *la,
+                         const cli_names *lb, const char *model, const char *csv_path,
+                         const char *json_path, int force)
+{
+    if (csv_path && json_path && !strcmp(csv_path, json_path)) {
+        fprintf(stderr, "%s: error: --csv and --json both name %s\n", prog, csv_path);
+        return 1;
+    }
+    cli_files read = {0};
+    int rc = model ? cli_files_add(&read, model) : 0;
+    const char *dirs[2] = {a_dir, b_dir};
+    const cli_names *lists[2] = {la, lb};
+    for (int side = 0; side < 2 && rc == 0; side++)
+        for (size_t i = 0; i < lists[side]->count && rc == 0; i++) {
+            char *path = cli_path_join(dirs[side], lists[side]->names[i]);
+            rc = path ? cli_files_add(&read, path) : -1;
+            free(path);
+        }
+    if (rc)
+        fprintf(stderr, "%s: error: out of memory\n", prog);
+    else if ((csv_path && cli_check_output(prog, &read, csv_path, force)) ||
+             (json_path && cli_check_output(prog, &read, json_path, force)))
+        rc = 1;
+    cli_files_free(&read);
+    return rc ? 1 : 0;
+}
 
 /* s as one CSV field (RFC 4180: quoted when it holds , " or a line break). */
 static void csv_field(cli_text *t, const char *s)
@@ -262,13 +301,14 @@ static void score_pair(const char *a_dir, const char *b_dir, dsd_ssim_protocol p
 }
 
 static int folder_mode(const char *a_dir, const char *b_dir, dsd_ssim_protocol protocol,
-                       const char *csv_path, const char *json_path)
+                       const char *csv_path, const char *json_path, int force)
 {
     const char *pname = dsd_ssim_protocol_name(protocol);
     cli_names la = {0}, lb = {0};
     size_t n_res = 0;
     result *res = pair_folders(a_dir, b_dir, &la, &lb, &n_res);
-    if (!res) {
+    if (!res || check_reports(a_dir, b_dir, &la, &lb, NULL, csv_path, json_path, force)) {
+        free(res);
         cli_names_free(&la);
         cli_names_free(&lb);
         return 1;
@@ -375,11 +415,13 @@ static void model_score(dsd_context *ctx, dsd_generator *g, const char *blur_dir
 
 static int model_mode(const char *model, const char *blur_dir, const char *sharp_dir,
                       dsd_ssim_protocol protocol, const char *csv_path, const char *json_path,
-                      const char *selector, int tile)
+                      const char *selector, int tile, int force)
 {
     const char *pname = dsd_ssim_protocol_name(protocol);
     dsd_error err;
     dsd_generator_config cfg;
+    if (cli_check_input(prog, model))
+        return 1;
     if (dsd_generator_file_config(model, &cfg, &err) != DSD_OK) {
         cli_print_error(prog, &err);
         return 1;
@@ -387,6 +429,10 @@ static int model_mode(const char *model, const char *blur_dir, const char *sharp
     cli_names la = {0}, lb = {0};
     size_t n_res = 0;
     result *res = pair_folders(blur_dir, sharp_dir, &la, &lb, &n_res);
+    if (res && check_reports(blur_dir, sharp_dir, &la, &lb, model, csv_path, json_path, force)) {
+        free(res);
+        res = NULL;
+    }
     dsd_context *ctx = res ? cli_context(prog, selector, 0) : NULL;
     dsd_generator g = {0};
     int rc = 1;
@@ -508,7 +554,7 @@ int main(int argc, char **argv)
     const char *protocol_name = "skimage", *csv_path = NULL, *json_path = NULL;
     const char *model = NULL, *blur_dir = NULL, *sharp_dir = NULL;
     const char *dirs[2];
-    int n_dirs = 0, tile = -1; /* -1: no --tile */
+    int n_dirs = 0, tile = -1, force = 0; /* tile -1: no --tile */
     cli_args a;
     cli_args_init(&a, prog, argc, argv, usage, 0);
     while (cli_args_next(&a)) {
@@ -526,6 +572,8 @@ int main(int argc, char **argv)
             sharp_dir = cli_args_value(&a);
         else if (cli_args_option(&a, NULL, "--tile"))
             cli_args_int(&a, 0, 65535, &tile);
+        else if (cli_args_flag(&a, "-f", "--force"))
+            force = 1;
         else if (cli_args_positional(&a) && n_dirs < 2)
             dirs[n_dirs++] = a.arg;
         else if (cli_args_positional(&a))
@@ -548,7 +596,7 @@ int main(int argc, char **argv)
             return 2;
         }
         return model_mode(model, blur_dir, sharp_dir, protocol, csv_path, json_path, a.device,
-                          tile < 0 ? 0 : tile);
+                          tile < 0 ? 0 : tile, force);
     }
     if (a.device || tile >= 0) {
         fprintf(stderr, "%s: error: --device and --tile belong to model mode (-m)\n", prog);
@@ -558,5 +606,5 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: error: give two folders, A_DIR and B_DIR (see --help)\n", prog);
         return 2;
     }
-    return folder_mode(dirs[0], dirs[1], protocol, csv_path, json_path);
+    return folder_mode(dirs[0], dirs[1], protocol, csv_path, json_path, force);
 }

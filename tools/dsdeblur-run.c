@@ -12,9 +12,11 @@
  * network is built from the weight file's metadata, so every variant loads;
  * without -m the installed default model is used if there is one.
  *
- * Safety: an output that is (by device and inode, through links) one of the
- * inputs is never written, even with --force; an existing output is refused
- * unless --force; two inputs mapping to one output are refused. Every problem
+ * Safety (the rules of tools/cli.h): an output that is (by device and inode,
+ * through links) one of the inputs or the model is never written, even with
+ * --force; an existing output is refused unless --force; two inputs mapping
+ * to one output are refused; an input that is not a regular file (a FIFO
+ * named like an image would block forever) is skipped. Every problem
  * with one image is one line on stderr naming the file; the other images
  * are still processed, and the exit status is then 1. Usage errors and a
  * missing model are 2. Ctrl-C (SIGINT) or SIGTERM finishes the image at hand,
@@ -127,9 +129,6 @@ typedef struct job {
     char *out;      /* output path; NULL when the job already failed */
     char *compare;  /* --compare: <out stem>-compare.png, or NULL */
     char *error;    /* the one stderr line's text, when the job failed early */
-    int have_stat;  /* st_dev/st_ino valid */
-    dev_t dev;
-    ino_t ino;
 } job;
 
 typedef struct job_list {
@@ -385,6 +384,9 @@ int main(int argc, char **argv)
         model = DEFAULT_MODEL;
     }
 
+    if (cli_check_input(prog, model))
+        return 1;
+
     // ------------------------------------------------------------------
     // Inputs -> jobs, outputs assigned, every refusal decided up front
     int failed = 0;
@@ -394,14 +396,12 @@ int main(int argc, char **argv)
         else
             job_add(&jobs, inputs[i]); /* missing or bad files fail at load, by name */
     }
-    for (size_t i = 0; i < jobs.count; i++) {
-        job *j = &jobs.v[i];
-        if (stat(j->in, &st) == 0) {
-            j->have_stat = 1;
-            j->dev = st.st_dev;
-            j->ino = st.st_ino;
-        }
-    }
+    cli_files read = {0}; /* every file this command reads: never an output */
+    if (cli_files_add(&read, model))
+        oom();
+    for (size_t i = 0; i < jobs.count; i++)
+        if (cli_files_add(&read, jobs.v[i].in))
+            oom();
     if (out_is_dir && stat(o.output, &st) != 0) {
         if (mkdir(o.output, 0777) != 0) {
             fprintf(stderr, "%s: error: %s: cannot create the output folder: %s\n", prog,
@@ -409,8 +409,17 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    if (out_is_dir)
+        cli_remove_stale_temporaries(prog, o.output);
     for (size_t i = 0; i < jobs.count; i++) {
         job *j = &jobs.v[i];
+        char why[8192];
+        const char *not_regular = cli_not_regular(j->in);
+        if (not_regular) {
+            /* a FIFO would block the load forever; a folder fails by name */
+            j->error = xprintf("%s: %s; skipped", j->in, not_regular);
+            continue;
+        }
         if (out_is_dir) {
             char *stem = stem_of(j->in), *base = xprintf("%s%s", stem, ext);
             j->out = join(o.output, base);
@@ -419,39 +428,29 @@ int main(int argc, char **argv)
         } else {
             j->out = xstrdup(o.output);
         }
-        for (size_t k = 0; k < i && !j->error; k++)
-            if (jobs.v[k].out && !strcmp(jobs.v[k].out, j->out))
-                j->error = xprintf("%s: would write %s, which %s already writes; rename one of "
-                                   "them", j->in, j->out, jobs.v[k].in);
-        if (!j->error && stat(j->out, &st) == 0) {
-            for (size_t k = 0; k < jobs.count && !j->error; k++)
-                if (jobs.v[k].have_stat && jobs.v[k].dev == st.st_dev &&
-                    jobs.v[k].ino == st.st_ino)
-                    j->error = xprintf("%s: the output %s is the input %s; refusing to "
-                                       "overwrite an input (even with --force)", j->in, j->out,
-                                       jobs.v[k].in);
-            if (!j->error && !o.force)
-                j->error = xprintf("%s: %s exists; use --force to replace it", j->in, j->out);
-        }
-        if (!j->error && o.compare) {
+        if (o.compare)
             j->compare = compare_path(j->out);
-            if (stat(j->compare, &st) == 0) {
-                for (size_t k = 0; k < jobs.count && !j->error; k++)
-                    if (jobs.v[k].have_stat && jobs.v[k].dev == st.st_dev &&
-                        jobs.v[k].ino == st.st_ino)
-                        j->error = xprintf("%s: the comparison %s is the input %s; refusing to "
-                                           "overwrite an input (even with --force)", j->in,
-                                           j->compare, jobs.v[k].in);
-                if (!j->error && !o.force)
-                    j->error = xprintf("%s: %s exists; use --force to replace it", j->in,
-                                       j->compare);
-            }
+        for (size_t k = 0; k < i && !j->error; k++) {
+            const job *e = &jobs.v[k];
+            const char *mine[] = {j->out, j->compare}, *theirs[] = {e->out, e->compare};
+            for (int m = 0; m < 2 && !j->error; m++)
+                for (int t = 0; t < 2 && !j->error; t++)
+                    if (mine[m] && theirs[t] && !strcmp(mine[m], theirs[t]))
+                        j->error = xprintf("%s: would write %s, which %s already writes; "
+                                           "rename one of them", j->in, mine[m], e->in);
         }
+        if (!j->error && cli_output_refusal(&read, j->out, o.force, why, sizeof why))
+            j->error = xprintf("%s: %s", j->in, why);
+        if (!j->error && j->compare &&
+            cli_output_refusal(&read, j->compare, o.force, why, sizeof why))
+            j->error = xprintf("%s: %s", j->in, why);
         if (j->error) {
             free(j->out);
-            j->out = NULL;
+            free(j->compare);
+            j->out = j->compare = NULL;
         }
     }
+    cli_files_free(&read);
 
     // ------------------------------------------------------------------
     // Device, model, images. From here Ctrl-C (SIGINT) or SIGTERM finishes

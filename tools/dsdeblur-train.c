@@ -9,8 +9,18 @@
  * finishing the current step and checkpointing, and --resume continuing bit
  * for bit. The work itself is the library's trainer (src/train/trainer.c).
  *
+ * Files (the rules of tools/cli.h): a run starts by removing the temporary
+ * files that killed runs left in run.dir; a new run does not start over a
+ * previous one's checkpoints without --force; --resume without FILE falls
+ * back from a damaged newest checkpoint to the newest one that loads (with
+ * a warning naming it and why); --export never replaces the checkpoint it
+ * exports from (or any input) and an existing file only with --force; no
+ * file of run.dir is written over an input (-c config.yaml of the run
+ * itself is left as it is).
+ *
  * Exit status: 0 done or interrupted cleanly, 1 a training error (data,
- * device, NaN), 2 bad usage or configuration.
+ * device, NaN, no checkpoint to resume, an output refused), 2 bad usage or
+ * configuration (a new run over an old one without --force).
  */
 #include <config.h>
 
@@ -35,10 +45,12 @@ static void usage(FILE *out)
             "                      Defaults are the paper's (data/paper.yaml, without paths)\n"
             "  --set KEY=VALUE     override one key, e.g. --set train.lr=2e-4 (repeatable)\n"
             "  --resume [FILE]     continue from a checkpoint; without FILE, the newest\n"
-            "                      checkpoint in run.dir\n"
+            "                      checkpoint in run.dir that loads\n"
             "  --steps N           stop after N more steps (a checkpoint is written)\n"
             "  --export FILE       write the generator (after --resume: the checkpoint's) as\n"
             "                      a weight file for dsdeblur-run, then exit; --f16 halves it\n"
+            "  --force             replace an existing --export FILE; start a new run in a\n"
+            "                      run.dir holding an old one (its checkpoints are removed)\n"
             "  --device SEL        OpenCL device (index, P:D, gpu, cpu or a name substring)\n"
             "  --print-config      print the effective configuration and exit\n"
             "  --list-keys         list every configuration key and exit\n"
@@ -214,6 +226,7 @@ typedef struct options {
     const char *device;
     const char *export_path;  /* --export: write the generator and stop */
     int export_f16;
+    int force;                /* --force */
     int print_config, list_keys, quiet;
 } options;
 
@@ -241,6 +254,8 @@ static int parse_args(int argc, char **argv, options *o)
             o->export_path = cli_args_value(&a);
         } else if (cli_args_flag(&a, NULL, "--f16")) {
             o->export_f16 = 1;
+        } else if (cli_args_flag(&a, "-f", "--force")) {
+            o->force = 1;
         } else if (cli_args_flag(&a, NULL, "--print-config")) {
             o->print_config = 1;
         } else if (cli_args_flag(&a, NULL, "--list-keys")) {
@@ -272,11 +287,14 @@ static int build_config(const options *o, dsd_config *cfg)
     return 0;
 }
 
-static int save_checkpoint(dsd_trainer *t, const dsd_config *cfg)
+/* resumed: the checkpoint the run resumed from (empty for a new run). */
+static int save_checkpoint(dsd_trainer *t, const dsd_config *cfg, const cli_files *resumed)
 {
     dsd_error err;
     char path[4096];
     checkpoint_path(path, sizeof path, cfg->run.dir, dsd_trainer_step_index(t));
+    if (cli_files_find(resumed, path))
+        return 0; /* no step since the resume (--steps 0): that file is this state */
     if (dsd_trainer_save_checkpoint(t, path, &err) != DSD_OK) {
         cli_print_error(prog, &err);
         return 1;
@@ -320,58 +338,229 @@ static int validate(dsd_trainer *t, const dsd_config *cfg, dsd_train_log *log, d
     return 0;
 }
 
-static int train(const options *o, const dsd_config *cfg)
+/* The files this command reads, which nothing it writes may replace: the
+ * configuration files, the VGG weights, and the checkpoint(s) --resume may
+ * load (every checkpoint of run.dir without FILE). 0, or 1 with the line
+ * printed. */
+static int list_inputs(const options *o, const dsd_config *cfg, cli_files *read)
 {
-    dsd_error err;
-    if (mkdir_p(cfg->run.dir) != 0) {
-        fprintf(stderr, "%s: error: cannot create run.dir %s: %s\n", prog, cfg->run.dir,
-                strerror(errno));
-        return 1;
+    int rc = 0;
+    for (int i = 0; i < o->config.n_files && !rc; i++)
+        rc = cli_files_add(read, o->config.files[i]);
+    if (!rc && *cfg->train.vgg_weights)
+        rc = cli_files_add(read, cfg->train.vgg_weights);
+    if (!rc && o->resume && *o->resume)
+        rc = cli_files_add(read, o->resume);
+    if (!rc && o->resume && !*o->resume) {
+        unsigned long long *steps;
+        size_t n = list_checkpoints(cfg->run.dir, &steps);
+        for (size_t i = 0; i < n && !rc; i++) {
+            char path[4096];
+            checkpoint_path(path, sizeof path, cfg->run.dir, steps[i]);
+            rc = cli_files_add(read, path);
+        }
+        free(steps);
     }
+    if (rc)
+        fprintf(stderr, "%s: error: out of memory\n", prog);
+    return rc ? 1 : 0;
+}
+
+/* A new run (no --resume) in a run.dir that holds an earlier run's
+ * checkpoints or weights: refused (exit 2) without --force, since its first
+ * checkpoint would be pruned in favour of the old run's later ones and
+ * --resume would mix the two. With --force and start_over (called once the
+ * trainer is ready, so a run that cannot start loses nothing) the old
+ * checkpoints are removed. 0 to go on. */
+static int check_new_run(const options *o, const dsd_config *cfg, int start_over)
+{
+    unsigned long long *steps;
+    size_t n = list_checkpoints(cfg->run.dir, &steps);
     char path[4096];
+    const char *held = NULL;
+    struct stat st;
+    if (n) {
+        checkpoint_path(path, sizeof path, cfg->run.dir, steps[n - 1]);
+        held = path;
+    } else {
+        static const char *const weights[] = {"generator.safetensors", "best.safetensors"};
+        for (int i = 0; i < 2 && !held; i++) {
+            snprintf(path, sizeof path, "%s/%s", cfg->run.dir, weights[i]);
+            if (stat(path, &st) == 0)
+                held = path;
+        }
+    }
+    int rc = 0;
+    if (held && !o->force) {
+        fprintf(stderr, "%s: error: run.dir %s holds an earlier run (%s); continue it with "
+                "--resume, choose another run.dir, or start over with --force (its "
+                "checkpoints are removed)\n", prog, cfg->run.dir, held);
+        rc = 2;
+    } else if (held && start_over) {
+        size_t removed = 0;
+        for (size_t i = 0; i < n; i++) {
+            checkpoint_path(path, sizeof path, cfg->run.dir, steps[i]);
+            if (remove(path) == 0)
+                removed++;
+            else
+                fprintf(stderr, "%s: warning: cannot remove old checkpoint %s: %s\n", prog,
+                        path, strerror(errno));
+        }
+        if (removed && !o->quiet)
+            fprintf(stderr, "--force: starting over in %s; removed the earlier run's %zu "
+                    "checkpoint%s\n", cfg->run.dir, removed, removed == 1 ? "" : "s");
+    }
+    free(steps);
+    return rc;
+}
+
+/* The run's own files are never written over an input of this command
+ * (tools/cli.h): an error for the logs and weights, while a config.yaml that
+ * is the -c file itself is left as it is (the checkpoints hold the effective
+ * configuration too). 0, or 1 with the line printed. */
+static int save_run_config(const dsd_config *cfg, const cli_files *read)
+{
+    static const char *const names[] = {"log.csv", "val.csv", "plot.svg", "best.safetensors",
+                                        "generator.safetensors"};
+    char path[4096];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", cfg->run.dir, names[i]);
+        const char *in = cli_files_find(read, path);
+        if (in) {
+            fprintf(stderr, "%s: error: %s is the input %s; refusing to overwrite an input: "
+                    "choose another run.dir\n", prog, path, in);
+            return 1;
+        }
+    }
+    dsd_error err;
     snprintf(path, sizeof path, "%s/config.yaml", cfg->run.dir);
+    if (cli_files_find(read, path))
+        return 0;
     if (dsd_config_save(cfg, path, &err) != DSD_OK) {
         cli_print_error(prog, &err);
         return 1;
     }
-    dsd_context *ctx = cli_context(prog, *cfg->device ? cfg->device : NULL, 0);
-    if (!ctx)
+    return 0;
+}
+
+/* --resume: FILE, or without it the newest checkpoint of run.dir that loads,
+ * falling back from a damaged one (a warning naming it and why) to the one
+ * before. The file resumed from goes into *resumed. 0, or 1 with the error
+ * printed. */
+static int resume(dsd_trainer *t, const options *o, const dsd_config *cfg, cli_files *resumed)
+{
+    dsd_error err;
+    char path[4096];
+    if (*o->resume) {
+        if (dsd_trainer_resume(t, o->resume, &err) != DSD_OK) {
+            cli_print_error(prog, &err);
+            return 1;
+        }
+        snprintf(path, sizeof path, "%s", o->resume);
+    } else {
+        unsigned long long *steps;
+        size_t n = list_checkpoints(cfg->run.dir, &steps), i = n;
+        while (i-- > 0) {
+            checkpoint_path(path, sizeof path, cfg->run.dir, steps[i]);
+            const char *why = cli_not_regular(path);
+            if (!why && dsd_trainer_resume(t, path, &err) == DSD_OK)
+                break;
+            /* a file that does not load: damaged (truncated, corrupt,
+             * unreadable) means fall back; anything else (other networks,
+             * another seed, the device) is this run's problem, not the file's */
+            if (!why && err.status != DSD_ERR_FORMAT && err.status != DSD_ERR_IO &&
+                err.status != DSD_ERR_NAN) {
+                cli_print_error(prog, &err);
+                free(steps);
+                return 1;
+            }
+            fprintf(stderr, "%s: warning: skipping a damaged checkpoint: %s%s%s%s\n", prog,
+                    why ? path : err.message, why ? ": " : "", why ? why : "",
+                    i ? "; trying the one before" : "");
+        }
+        free(steps);
+        if (i == (size_t)-1) {
+            fprintf(stderr, "%s: error: --resume: none of the %zu checkpoints in %s loads (see "
+                    "the warnings above); start over without --resume and with --force, or "
+                    "restore a checkpoint\n", prog, n, cfg->run.dir);
+            return 1;
+        }
+    }
+    if (cli_files_add(resumed, path)) {
+        fprintf(stderr, "%s: error: out of memory\n", prog);
         return 1;
+    }
+    if (!o->quiet)
+        fprintf(stderr, "resumed from %s at step %llu\n", path,
+                (unsigned long long)dsd_trainer_step_index(t));
+    return 0;
+}
+
+/* Every file check that needs no device, before the device starts. 0 to go
+ * on, or the exit status. */
+static int check_files(const options *o, const dsd_config *cfg, cli_files *read)
+{
+    if (o->resume && *o->resume && cli_check_input(prog, o->resume))
+        return 1;
+    if (*cfg->train.vgg_weights && cli_check_input(prog, cfg->train.vgg_weights))
+        return 1;
+    if (list_inputs(o, cfg, read))
+        return 1;
+    if (o->resume && !*o->resume) {
+        unsigned long long *steps;
+        size_t n = list_checkpoints(cfg->run.dir, &steps);
+        free(steps);
+        if (n == 0) {
+            /* also what a run killed during its first checkpoint leaves */
+            fprintf(stderr, "%s: error: --resume: no checkpoint in %s (no "
+                    "checkpoint-*.safetensors): the run stopped before its first checkpoint, "
+                    "so there is nothing to resume; start it again without --resume\n", prog,
+                    cfg->run.dir);
+            return 1;
+        }
+    }
+    if (o->export_path)
+        return cli_check_output(prog, read, o->export_path, o->force);
+    if (!o->resume)
+        return check_new_run(o, cfg, 0);
+    return 0;
+}
+
+static int train(const options *o, const dsd_config *cfg)
+{
+    dsd_error err;
+    cli_files read = {0}, resumed = {0};
+    dsd_context *ctx = NULL;
+    dsd_trainer *t = NULL;
+    dsd_train_log *log = NULL;
+    char path[4096];
+    int rc = 1;
+    if (!o->export_path) { /* an export reads run.dir and writes nothing there */
+        if (mkdir_p(cfg->run.dir) != 0) {
+            fprintf(stderr, "%s: error: cannot create run.dir %s: %s\n", prog, cfg->run.dir,
+                    strerror(errno));
+            return 1;
+        }
+        cli_remove_stale_temporaries(prog, cfg->run.dir);
+    }
+    if ((rc = check_files(o, cfg, &read)) != 0 ||
+        (!o->export_path && (rc = save_run_config(cfg, &read)) != 0))
+        goto done;
+    rc = 1;
+    if (!(ctx = cli_context(prog, *cfg->device ? cfg->device : NULL, 0)))
+        goto done;
     const dsd_device_info *dev = dsd_context_device(ctx);
     if (!o->quiet)
         fprintf(stderr, "device: [%d] %s (%s, %s)\n", dev->index, dev->name, dev->platform,
                 dev->c_version);
-    dsd_trainer *t = NULL;
-    dsd_train_log *log = NULL;
-    int rc = 1;
     if (dsd_trainer_init(ctx, cfg, &t, &err) != DSD_OK) {
         cli_print_error(prog, &err);
         goto done;
     }
-    if (o->resume) {
-        char found[4096];
-        const char *from = o->resume;
-        if (!*from) {
-            unsigned long long *steps;
-            size_t n = list_checkpoints(cfg->run.dir, &steps);
-            if (n == 0) {
-                fprintf(stderr, "%s: error: --resume: no checkpoint-*.safetensors in %s\n", prog,
-                        cfg->run.dir);
-                free(steps);
-                goto done;
-            }
-            checkpoint_path(found, sizeof found, cfg->run.dir, steps[n - 1]);
-            free(steps);
-            from = found;
-        }
-        if (dsd_trainer_resume(t, from, &err) != DSD_OK) {
-            cli_print_error(prog, &err);
-            goto done;
-        }
-        if (!o->quiet)
-            fprintf(stderr, "resumed from %s at step %llu\n", from,
-                    (unsigned long long)dsd_trainer_step_index(t));
-    }
+    if (o->resume && resume(t, o, cfg, &resumed))
+        goto done;
+    if (!o->resume && !o->export_path && check_new_run(o, cfg, 1))
+        goto done;
     if (o->export_path) {
         dsd_storage storage = o->export_f16 ? DSD_STORAGE_F16 : DSD_STORAGE_F32;
         if (dsd_trainer_save_generator(t, o->export_path, storage, &err) != DSD_OK) {
@@ -428,7 +617,7 @@ static int train(const options *o, const dsd_config *cfg)
         progress_update(&p, &s, cfg->train.epochs);
         uint64_t done_steps = s.step + 1;
         if (done_steps % (uint64_t)cfg->run.every == 0 && done_steps < end) {
-            if (save_checkpoint(t, cfg))
+            if (save_checkpoint(t, cfg, &resumed))
                 goto done;
             if (dsd_train_log_plot(log, &err) != DSD_OK) {
                 cli_print_error(prog, &err);
@@ -445,7 +634,7 @@ static int train(const options *o, const dsd_config *cfg)
     if (cli_stop_requested() && !o->quiet)
         fprintf(stderr, "interrupted: writing a checkpoint at step %llu\n",
                 (unsigned long long)dsd_trainer_step_index(t));
-    if (save_checkpoint(t, cfg))
+    if (save_checkpoint(t, cfg, &resumed))
         goto done;
     if (dsd_trainer_has_validation(t) && !cli_stop_requested() &&
         validate(t, cfg, log, &best, &p, (int)(dsd_trainer_step_index(t) /
@@ -468,7 +657,10 @@ static int train(const options *o, const dsd_config *cfg)
 done:
     dsd_train_log_close(log);
     dsd_trainer_free(t);
-    dsd_context_free(ctx);
+    if (ctx)
+        dsd_context_free(ctx);
+    cli_files_free(&read);
+    cli_files_free(&resumed);
     return rc;
 }
 

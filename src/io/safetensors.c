@@ -237,19 +237,33 @@ static dsd_status read_failure(const char *path, FILE *f, dsd_error *err)
 static dsd_status load_file(dsd_safetensors *st, dsd_error *err)
 {
     const char *path = st->path;
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    /* O_NONBLOCK: opened plainly, a FIFO would wait forever for a writer;
+     * here it opens at once and is refused as not a regular file. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return DSD_FAIL(err, DSD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    dsd_status status = DSD_OK;
     struct stat sb;
-    if (fstat(fileno(f), &sb) != 0) {
-        status = DSD_FAIL(err, DSD_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-        goto done;
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        return DSD_FAIL(err, DSD_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
     }
     if (!S_ISREG(sb.st_mode)) {
-        status = DSD_FAIL(err, DSD_ERR_IO, "%s: not a regular file", path);
-        goto done;
+        close(fd);
+        return DSD_FAIL(err, DSD_ERR_IO, "%s: not a regular file (%s)", path,
+                        S_ISDIR(sb.st_mode)    ? "a folder"
+                        : S_ISFIFO(sb.st_mode) ? "a FIFO"
+                                               : "a device or socket");
     }
+    int flags = fcntl(fd, F_GETFL);
+    FILE *f = flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0 ? NULL
+                                                                        : fdopen(fd, "rb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        return DSD_FAIL(err, DSD_ERR_IO, "%s: cannot open: %s", path, strerror(e));
+    }
+    dsd_status status = DSD_OK;
     uint64_t size = (uint64_t)sb.st_size;
     if (size < 8) {
         status = DSD_FAIL(err, DSD_ERR_FORMAT, "%s: file is %" PRIu64 " bytes, shorter than "

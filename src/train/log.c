@@ -11,9 +11,12 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 enum { STEP_COLS = 8, VAL_COLS = 6 };
 
@@ -53,6 +56,32 @@ static char *path_in(const char *dir, const char *name)
     return p;
 }
 
+/* path opened for reading, or NULL with *st DSD_OK when it does not exist.
+ * Only a regular file: O_NONBLOCK, so that a FIFO named like the log is
+ * refused instead of waited on forever. */
+static FILE *open_existing(const char *path, dsd_status *st, dsd_error *err)
+{
+    *st = DSD_OK;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno != ENOENT)
+            *st = DSD_FAIL(err, DSD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat sb;
+    int flags = fcntl(fd, F_GETFL);
+    FILE *f = NULL;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+        *st = DSD_FAIL(err, DSD_ERR_IO, "%s: not a regular file; move it out of the run folder",
+                       path);
+    else if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0 ||
+             !(f = fdopen(fd, "r")))
+        *st = DSD_FAIL(err, DSD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!f)
+        close(fd);
+    return f;
+}
+
 /* Reads the numeric rows of an existing CSV (header skipped) with step <
  * first_step into s, then rewrites the file with exactly those rows (so a
  * resumed run's rows follow its checkpoint) and leaves it open for append. */
@@ -63,7 +92,12 @@ static dsd_status reopen(const char *dir, const char *name, const char *header, 
     char *path = path_in(dir, name);
     if (!path)
         return DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "log path");
-    FILE *in = fopen(path, "r");
+    dsd_status opened;
+    FILE *in = open_existing(path, &opened, err);
+    if (opened != DSD_OK) {
+        free(path);
+        return opened;
+    }
     if (in) {
         char line[1024];
         while (fgets(line, sizeof line, in)) {
