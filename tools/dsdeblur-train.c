@@ -9,12 +9,18 @@
  * finishing the current step and checkpointing, and --resume continuing bit
  * for bit. The work itself is the library's trainer (src/train/trainer.c).
  *
+ * Under mpirun (built --with-mpi, tools/train_comm.c; doc/distributed.md)
+ * every rank is one data-parallel replica on its own device: all train, rank
+ * 0 alone writes the run folder, a stop signal on any rank stops all after
+ * the same step, and a rank that fails ends the job (MPI_Abort).
+ *
  * Exit status: 0 done or interrupted cleanly, 1 a training error (data,
- * device, NaN), 2 bad usage or configuration.
+ * device, NaN, replicas diverged), 2 bad usage or configuration.
  */
 #include <config.h>
 
 #include "cli.h"
+#include "train_comm.h"
 
 #include <clFFT.h>
 #include <dirent.h>
@@ -25,7 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *prog = "dsdeblur-train";
+static const char *prog = "dsdeblur-train"; /* "dsdeblur-train[rank R]" with several ranks */
 
 static void usage(FILE *out)
 {
@@ -39,7 +45,10 @@ static void usage(FILE *out)
             "  --steps N           stop after N more steps (a checkpoint is written)\n"
             "  --export FILE       write the generator (after --resume: the checkpoint's) as\n"
             "                      a weight file for dsdeblur-run, then exit; --f16 halves it\n"
-            "  --device SEL        OpenCL device (index, P:D, gpu, cpu or a name substring)\n"
+            "  --device SEL        OpenCL device (index, P:D, gpu, cpu or a name substring);\n"
+            "                      under mpirun, default: GPU number <local rank> of the node\n"
+            "  --check-every N     under mpirun: compare the ranks' weights every N steps\n"
+            "                      (default 100; 0: at the start and the end only)\n"
             "  --print-config      print the effective configuration and exit\n"
             "  --list-keys         list every configuration key and exit\n"
             "  --list-devices      list OpenCL devices and exit\n"
@@ -215,13 +224,14 @@ typedef struct options {
     const char *export_path;  /* --export: write the generator and stop */
     int export_f16;
     int print_config, list_keys, quiet;
+    int check_every;          /* replicas: weight checksums compared every N steps */
 } options;
 
 /* -1 to go on, or the exit status when the tool stops here (--help,
  * --version, --list-devices: 0; a usage error: 2). */
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){.steps = -1};
+    *o = (options){.steps = -1, .check_every = 100};
     cli_args a;
     cli_args_init(&a, prog, argc, argv, usage, CLI_LIST_DEVICES | CLI_QUIET);
     while (cli_args_next(&a)) {
@@ -239,6 +249,8 @@ static int parse_args(int argc, char **argv, options *o)
             }
         } else if (cli_args_option(&a, NULL, "--export")) {
             o->export_path = cli_args_value(&a);
+        } else if (cli_args_option(&a, NULL, "--check-every")) {
+            cli_args_int(&a, 0, 1 << 30, &o->check_every);
         } else if (cli_args_flag(&a, NULL, "--f16")) {
             o->export_f16 = 1;
         } else if (cli_args_flag(&a, NULL, "--print-config")) {
@@ -320,9 +332,75 @@ static int validate(dsd_trainer *t, const dsd_config *cfg, dsd_train_log *log, d
     return 0;
 }
 
-static int train(const options *o, const dsd_config *cfg)
+/* ------------------------------------------------------------------------ */
+/* Replicas (mpirun; doc/distributed.md) */
+
+/* The device selector of this rank: --device / the config's device when
+ * given; with several ranks, else GPU number <local rank> of the node (modulo
+ * the node's GPUs, with a warning when ranks share one); else NULL (the
+ * default device). */
+static const char *rank_device(const dsd_config *cfg, const train_comm *tc, char *buf,
+                               size_t size)
+{
+    if (*cfg->device)
+        return cfg->device;
+    if (tc->comm.size <= 1)
+        return NULL;
+    dsd_device_info *list = NULL;
+    size_t count = 0, gpus = 0;
+    dsd_error err;
+    if (dsd_device_list(&list, &count, &err) != DSD_OK)
+        return NULL; /* cli_context reports the problem */
+    for (size_t i = 0; i < count; i++)
+        gpus += list[i].is_gpu != 0;
+    const char *sel = NULL;
+    if (gpus > 0) {
+        size_t want = (size_t)tc->local_rank % gpus;
+        for (size_t i = 0, k = 0; i < count; i++)
+            if (list[i].is_gpu && k++ == want) {
+                snprintf(buf, size, "%d", list[i].index);
+                sel = buf;
+            }
+        if ((size_t)tc->local_size > gpus && tc->local_rank == 0)
+            fprintf(stderr, "%s: warning: %d ranks on this node share its %zu GPU(s)\n", prog,
+                    tc->local_size, gpus);
+    }
+    free(list);
+    return sel;
+}
+
+/* Compares the weights of all ranks (collective); 0, or 1 with the error
+ * printed by rank 0 (every rank returns 1: a collective failure). */
+static int check_replicas(dsd_trainer *t, train_comm *tc, int *collective)
+{
+    if (tc->comm.size <= 1)
+        return 0;
+    dsd_error err;
+    uint64_t sum = 0;
+    if (dsd_trainer_weights_checksum(t, &sum, &err) != DSD_OK) {
+        cli_print_error(prog, &err);
+        return 1;
+    }
+    int bad = train_comm_first_differing(tc, sum);
+    if (bad < 0)
+        return 0;
+    if (tc->comm.rank == 0)
+        fprintf(stderr, "%s: error: step %llu: the weights of rank %d differ from rank 0's: the "
+                "replicas diverged (ranks with different configurations, checkpoints or "
+                "devices?); stopping without a checkpoint\n", prog,
+                (unsigned long long)dsd_trainer_step_index(t), bad);
+    *collective = 1;
+    return 1;
+}
+
+/* Trains (every rank); the exit status. *collective is set when every rank
+ * fails the same way (then only rank 0 printed the error, and the job can
+ * end without MPI_Abort). */
+static int train(const options *o, const dsd_config *cfg, train_comm *tc, int *collective)
 {
     dsd_error err;
+    const int rank0 = tc->comm.rank == 0; /* writes the run folder and reports */
+    const int quiet = o->quiet || !rank0;
     if (mkdir_p(cfg->run.dir) != 0) {
         fprintf(stderr, "%s: error: cannot create run.dir %s: %s\n", prog, cfg->run.dir,
                 strerror(errno));
@@ -330,24 +408,31 @@ static int train(const options *o, const dsd_config *cfg)
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/config.yaml", cfg->run.dir);
-    if (dsd_config_save(cfg, path, &err) != DSD_OK) {
+    if (rank0 && dsd_config_save(cfg, path, &err) != DSD_OK) {
         cli_print_error(prog, &err);
         return 1;
     }
-    dsd_context *ctx = cli_context(prog, *cfg->device ? cfg->device : NULL, 0);
+    char sel[32];
+    dsd_context *ctx = cli_context(prog, rank_device(cfg, tc, sel, sizeof sel), 0);
     if (!ctx)
         return 1;
     const dsd_device_info *dev = dsd_context_device(ctx);
-    if (!o->quiet)
+    if (!o->quiet && tc->comm.size > 1)
+        fprintf(stderr, "rank %d of %d: device [%d] %s (%s, %s)\n", tc->comm.rank,
+                tc->comm.size, dev->index, dev->name, dev->platform, dev->c_version);
+    else if (!o->quiet)
         fprintf(stderr, "device: [%d] %s (%s, %s)\n", dev->index, dev->name, dev->platform,
                 dev->c_version);
     dsd_trainer *t = NULL;
     dsd_train_log *log = NULL;
     int rc = 1;
-    if (dsd_trainer_init(ctx, cfg, &t, &err) != DSD_OK) {
+    if (dsd_trainer_init_comm(ctx, cfg, &tc->comm, &t, &err) != DSD_OK) {
         cli_print_error(prog, &err);
         goto done;
     }
+    if (!quiet && tc->comm.size > 1)
+        fprintf(stderr, "data-parallel: %d ranks x batch %d = global batch %d\n", tc->comm.size,
+                cfg->train.batch, tc->comm.size * cfg->train.batch);
     if (o->resume) {
         char found[4096];
         const char *from = o->resume;
@@ -368,32 +453,35 @@ static int train(const options *o, const dsd_config *cfg)
             cli_print_error(prog, &err);
             goto done;
         }
-        if (!o->quiet)
+        if (!quiet)
             fprintf(stderr, "resumed from %s at step %llu\n", from,
                     (unsigned long long)dsd_trainer_step_index(t));
     }
     if (o->export_path) {
         dsd_storage storage = o->export_f16 ? DSD_STORAGE_F16 : DSD_STORAGE_F32;
-        if (dsd_trainer_save_generator(t, o->export_path, storage, &err) != DSD_OK) {
+        if (rank0 && dsd_trainer_save_generator(t, o->export_path, storage, &err) != DSD_OK) {
             cli_print_error(prog, &err);
             goto done;
         }
-        if (!o->quiet)
+        if (!quiet)
             fprintf(stderr, "generator of step %llu written to %s\n",
                     (unsigned long long)dsd_trainer_step_index(t), o->export_path);
         rc = 0;
         goto done;
     }
-    if (dsd_train_log_open(&log, cfg->run.dir, dsd_trainer_step_index(t), &err) != DSD_OK) {
+    if (rank0 &&
+        dsd_train_log_open(&log, cfg->run.dir, dsd_trainer_step_index(t), &err) != DSD_OK) {
         cli_print_error(prog, &err);
         goto done;
     }
+    if (check_replicas(t, tc, collective)) /* the same start everywhere (seed, checkpoint) */
+        goto done;
     uint64_t total = dsd_trainer_total_steps(t), end = total;
     if (o->steps >= 0 && dsd_trainer_step_index(t) + (uint64_t)o->steps < end)
         end = dsd_trainer_step_index(t) + (uint64_t)o->steps;
-    progress p = {.tty = isatty(STDERR_FILENO), .quiet = o->quiet, .start = cli_now(),
+    progress p = {.tty = isatty(STDERR_FILENO), .quiet = quiet, .start = cli_now(),
                   .first_step = dsd_trainer_step_index(t), .total = total};
-    if (!o->quiet)
+    if (!quiet)
         fprintf(stderr, "training: %zu steps per epoch, %d epochs (lr decays from epoch %d), "
                 "steps %llu..%llu; Ctrl-C stops after a checkpoint\n",
                 dsd_trainer_steps_per_epoch(t), cfg->train.epochs, cfg->train.decay_from,
@@ -401,13 +489,18 @@ static int train(const options *o, const dsd_config *cfg)
     cli_catch_stop_signals(); /* the loop finishes its step, checkpoints and exits */
     double best = -INFINITY;
     int val_every = cfg->run.val_every;
-    while (dsd_trainer_step_index(t) < end && !cli_stop_requested()) {
+    int stopped = 0; /* a stop signal on any rank: all stop after the same step */
+    while (dsd_trainer_step_index(t) < end &&
+           !(stopped = train_comm_any(tc, cli_stop_requested()))) {
         double t0 = cli_now();
         dsd_step_stats s;
         if (dsd_trainer_step(t, &s, &err) != DSD_OK) {
+            /* a NaN is found after the ranks' gradients are summed: on every rank */
+            *collective = err.status == DSD_ERR_NAN;
             progress_break(&p);
-            cli_print_error(prog, &err);
-            if (err.status == DSD_ERR_NAN)
+            if (rank0 || !*collective)
+                cli_print_error(prog, &err);
+            if (err.status == DSD_ERR_NAN && rank0)
                 fprintf(stderr, "%s: no checkpoint written for the failed step; the last one in "
                         "%s is intact\n", prog, cfg->run.dir);
             goto done;
@@ -421,12 +514,17 @@ static int train(const options *o, const dsd_config *cfg)
                 m += len + (nl ? 1 : 0);
             }
         }
-        if (dsd_train_log_step(log, &s, cli_now() - t0, &err) != DSD_OK) {
+        if (log && dsd_train_log_step(log, &s, cli_now() - t0, &err) != DSD_OK) {
             cli_print_error(prog, &err);
             goto done;
         }
         progress_update(&p, &s, cfg->train.epochs);
         uint64_t done_steps = s.step + 1;
+        if (o->check_every > 0 && done_steps % (uint64_t)o->check_every == 0 &&
+            check_replicas(t, tc, collective))
+            goto done;
+        if (!rank0)
+            continue; /* the rest writes the run folder */
         if (done_steps % (uint64_t)cfg->run.every == 0 && done_steps < end) {
             if (save_checkpoint(t, cfg))
                 goto done;
@@ -442,12 +540,18 @@ static int train(const options *o, const dsd_config *cfg)
         }
     }
     progress_break(&p);
-    if (cli_stop_requested() && !o->quiet)
+    if (stopped && !quiet)
         fprintf(stderr, "interrupted: writing a checkpoint at step %llu\n",
                 (unsigned long long)dsd_trainer_step_index(t));
+    if (check_replicas(t, tc, collective))
+        goto done;
+    if (!rank0) {
+        rc = 0;
+        goto done;
+    }
     if (save_checkpoint(t, cfg))
         goto done;
-    if (dsd_trainer_has_validation(t) && !cli_stop_requested() &&
+    if (dsd_trainer_has_validation(t) && !stopped &&
         validate(t, cfg, log, &best, &p, (int)(dsd_trainer_step_index(t) /
                                                dsd_trainer_steps_per_epoch(t))))
         goto done;
@@ -460,9 +564,9 @@ static int train(const options *o, const dsd_config *cfg)
         cli_print_error(prog, &err);
         goto done;
     }
-    if (!o->quiet)
+    if (!quiet)
         fprintf(stderr, "%s at step %llu; generator weights: %s\n",
-                cli_stop_requested() ? "stopped" : "done",
+                stopped ? "stopped" : "done",
                 (unsigned long long)dsd_trainer_step_index(t), path);
     rc = 0;
 done:
@@ -472,7 +576,9 @@ done:
     return rc;
 }
 
-int main(int argc, char **argv)
+/* The tool after MPI's start: the exit status; *collective when every rank
+ * fails alike (no MPI_Abort needed). */
+static int run(int argc, char **argv, train_comm *tc, int *collective)
 {
     options o;
     int rc = parse_args(argc, argv, &o);
@@ -500,12 +606,32 @@ int main(int argc, char **argv)
         dsd_config_free(&cfg);
         return 2;
     }
-    if (!o.quiet) {
+    if (!o.quiet && tc->comm.rank == 0) {
         fprintf(stderr, "effective configuration:\n");
         dsd_config_write(&cfg, stderr, &err);
     }
-    rc = train(&o, &cfg);
+    rc = train(&o, &cfg, tc, collective);
     dsd_config_free(&cfg);
     clfftTeardown();
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    train_comm tc;
+    if (train_comm_init(&tc, &argc, &argv))
+        return 1;
+    char rank_prog[64];
+    if (tc.comm.size > 1) {
+        snprintf(rank_prog, sizeof rank_prog, "%s[rank %d]", prog, tc.comm.rank);
+        prog = rank_prog;
+    }
+    int collective = 0;
+    int rc = run(argc, argv, &tc, &collective);
+    /* with several ranks, a failure of this rank alone ends the whole job
+     * (MPI_Abort), so that no rank waits for it */
+    if (rc != 0 && !collective && tc.comm.size > 1)
+        train_comm_abort(&tc, rc);
+    train_comm_finalize(&tc);
     return rc;
 }
