@@ -319,7 +319,13 @@ static dsd_status next_batch(dsd_trainer *t, dsd_error *err)
     }
     DSD_TRY_CTX(err, t->ctx, dsd_tensor_upload(t->ctx, &t->psfs, t->psf_host,
                                                (size_t)t->n * k * k));
-    uint32_t first = (uint32_t)((uint64_t)t->first * 3 * t->crop * t->crop);
+    uint64_t first64 = (uint64_t)t->first * 3 * (uint64_t)t->crop * (uint64_t)t->crop;
+    if (first64 > UINT32_MAX)
+        return DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "replica %d: its first pixel of the "
+                        "global batch, %llu, passes the 32-bit noise counter (smaller "
+                        "train.batch or fewer replicas)", t->comm.rank,
+                        (unsigned long long)first64);
+    uint32_t first = (uint32_t)first64;
     DSD_TRY_CTX(err, t->ctx, dsd_blur_apply_at(t->ctx, &t->blur_fft, &t->sharp, &t->psfs,
                                                (float)t->cfg->data.noise_sigma,
                                                (uint64_t)t->cfg->train.seed, t->step, first,
