@@ -75,10 +75,11 @@ kernel void blur_multiply(global float *spec, uint spec_off, global const float 
 /* One work-item per output element i = (p*h + y)*w + x: the circular result
  * at (y + kh - 1, x + kw - 1) of plane p, times inv (1 / (FH FW)); with
  * sigma > 0 plus sigma * g(i) and clamped to [-1, 1] (g: Box-Muller of the
- * first two Philox words of counter (i, s0, s1, BLUR_NOISE_TAG), key (k0, k1)). */
+ * first two Philox words of counter (first + i, s0, s1, BLUR_NOISE_TAG), key
+ * (k0, k1); first: the slice's offset in a data-parallel batch, else 0). */
 kernel void blur_crop(global const float *spec, uint spec_off, global float *y, uint y_off,
                       uint h, uint w, uint fh, uint fw, uint kh, uint kw, float inv, float sigma,
-                      uint k0, uint k1, uint s0, uint s1, uint count)
+                      uint k0, uint k1, uint s0, uint s1, uint count, uint first)
 {
     uint i = get_global_id(0);
     if (i >= count)
@@ -88,7 +89,7 @@ kernel void blur_crop(global const float *spec, uint spec_off, global float *y, 
     size_t e = ((size_t)p * fh + row + kh - 1) * fw + col + kw - 1;
     float v = spec[spec_off + 2 * e] * inv;
     if (sigma > 0.0f) {
-        uint4 words = dsd_philox4x32_10((uint4)(i, s0, s1, BLUR_NOISE_TAG), (uint2)(k0, k1));
+        uint4 words = dsd_philox4x32_10((uint4)(first + i, s0, s1, BLUR_NOISE_TAG), (uint2)(k0, k1));
         float u1 = (float)((words.x >> 8) + 1u) * (1.0f / 16777216.0f); /* (0, 1] */
         float u2 = (float)(words.y >> 8) * (1.0f / 16777216.0f);         /* [0, 1) */
         float g = sqrt(-2.0f * log(u1)) * cospi(2.0f * u2);

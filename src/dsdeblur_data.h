@@ -75,12 +75,15 @@ typedef struct dsd_batch {
 void dsd_batch_free(dsd_batch *b);
 
 typedef struct dsd_batch_spec {
-    int n;                    /* batch size */
+    int n;                    /* batch size (data-parallel training: the global batch) */
     int crop;                 /* square crop side */
     int flip;                 /* random horizontal flips */
     uint64_t seed;
     size_t steps_per_epoch;   /* 0: ceil(count / n) */
     int max_bad;              /* skips tolerated in a run */
+    int first, count;         /* make elements first .. first + count - 1 of each batch of n
+                               * only (one replica's share; sample, crop and flip are those
+                               * of the whole batch's elements); count 0: all n */
 } dsd_batch_spec;
 
 /* Steps per epoch under spec (steps_per_epoch resolved). */

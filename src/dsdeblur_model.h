@@ -117,7 +117,9 @@
  * not NULL) receives dx += dL/dx.
  *
  * Dropout masks are Philox streams (see dsd_dropout_forward): seed
- * g->dropout_seed, stream = step * 65536 + block index. The same step
+ * g->dropout_seed, stream = step * 65536 + block index, element index
+ * counted from tape.first_sample's first element (dsd_dropout_forward_at), so
+ * a sample's mask does not depend on how a batch is split. The same step
  * regenerates the same masks, so a resumed run and the backward need no
  * stored mask. Inference never drops.
  *
@@ -343,6 +345,8 @@ typedef struct dsd_generator {
  * nothing. */
 typedef struct dsd_generator_tape {
     uint64_t step;                 /* in: the dropout masks are those of this step */
+    uint64_t first_sample;         /* in: data-parallel training: the global index of the
+                                    * batch's first sample, whose masks it takes (0: alone) */
     int pending;                   /* a forward waits for its backward */
     int block;                     /* -1: the whole network; b: block b alone */
     int n, h, w;                   /* the input shape the plan and arena are for */
@@ -516,6 +520,18 @@ void dsd_discriminator_tape_free(dsd_context *ctx, dsd_discriminator_tape *tape)
  * Taking the mean over patches as well as the batch is DeblurGAN-v2's
  * reading of E_{x_f} for a PatchGAN (doc/model.md). */
 
+/* Data-parallel replicas (dsd_trainer_init_comm in dsdeblur_train.h; MPI in
+ * tools/mpi_comm.c): this replica's rank among size, and sum, which replaces
+ * v[0 .. n) by its elementwise sum over all ranks. Every rank calls it with the
+ * same n in the same order; the result must be bit-identical on every rank
+ * and from run to run (sum in rank order, not in arrival order). A NULL
+ * dsd_comm, or size 1, is one replica alone: the single-device code path. */
+typedef struct dsd_comm {
+    int rank, size;
+    dsd_status (*sum)(void *user, float *v, size_t n, dsd_error *err);
+    void *user;
+} dsd_comm;
+
 typedef enum dsd_ragan_side {
     DSD_RAGAN_DISCRIMINATOR = 0, /* L_D: real should look more real than fake */
     DSD_RAGAN_GENERATOR,         /* L_G: the targets swapped */
@@ -530,6 +546,19 @@ dsd_status dsd_ragan_loss_forward(dsd_context *ctx, dsd_ragan_side side, const d
 dsd_status dsd_ragan_loss_backward(dsd_context *ctx, dsd_ragan_side side, float scale,
                                    const dsd_tensor *real, const dsd_tensor *fake,
                                    dsd_tensor *dreal, dsd_tensor *dfake);
+/* The same over a batch split between comm->size replicas, each holding
+ * logits of one shape: mean() and BCE's mean run over the whole batch (the
+ * logit sums are summed through comm: one call in the forward, two in the
+ * backward), and loss is this replica's share, so the replicas' losses sum
+ * to the loss of the whole batch and their gradients to its gradient. With
+ * comm NULL or of size 1 these are the functions above. */
+dsd_status dsd_ragan_loss_forward_comm(dsd_context *ctx, dsd_ragan_side side,
+                                       const dsd_tensor *real, const dsd_tensor *fake,
+                                       const dsd_comm *comm, dsd_tensor *loss);
+dsd_status dsd_ragan_loss_backward_comm(dsd_context *ctx, dsd_ragan_side side, float scale,
+                                        const dsd_tensor *real, const dsd_tensor *fake,
+                                        const dsd_comm *comm, dsd_tensor *dreal,
+                                        dsd_tensor *dfake);
 
 /* ------------------------------------------------------------------------ */
 /* VGG-19 feature extractor (src/model/vgg.c; its weights file:

@@ -229,6 +229,14 @@ dsd_status dsd_dropout_forward(dsd_context *ctx, float p, uint64_t seed, uint64_
                                const dsd_tensor *x, dsd_tensor *y);
 dsd_status dsd_dropout_backward(dsd_context *ctx, float p, uint64_t seed, uint64_t stream,
                                 const dsd_tensor *dy, dsd_tensor *dx);
+/* The same with element i of the tensor taking the mask bit of index first + i:
+ * a slice of a larger batch (data-parallel training: the samples from global
+ * index s on, first = s * C * H * W) gets the slice of that batch's mask.
+ * DSD_ERR_SHAPE when first + numel passes 2^32. */
+dsd_status dsd_dropout_forward_at(dsd_context *ctx, float p, uint64_t seed, uint64_t stream,
+                                  uint32_t first, const dsd_tensor *x, dsd_tensor *y);
+dsd_status dsd_dropout_backward_at(dsd_context *ctx, float p, uint64_t seed, uint64_t stream,
+                                   uint32_t first, const dsd_tensor *dy, dsd_tensor *dx);
 /* The same mask on the host (1 keep / 0 drop), for tests and references. */
 int dsd_dropout_keep_host(float p, uint64_t seed, uint64_t stream, uint32_t index);
 

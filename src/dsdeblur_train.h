@@ -164,6 +164,13 @@ dsd_status dsd_blur_psf_embed(const dsd_blur_psf *psf, int out_h, int out_w, flo
 dsd_status dsd_blur_apply(dsd_context *ctx, dsd_fft_plans *plans, const dsd_tensor *x,
                           const dsd_tensor *psf, float noise_sigma, uint64_t seed,
                           uint64_t stream, dsd_tensor *y);
+/* The same with the noise of element i drawn at index first + i: x is a slice
+ * of a larger batch starting at flat element `first` (data-parallel
+ * training), and gets that batch's noise. DSD_ERR_SHAPE when first + numel
+ * passes 2^32. */
+dsd_status dsd_blur_apply_at(dsd_context *ctx, dsd_fft_plans *plans, const dsd_tensor *x,
+                             const dsd_tensor *psf, float noise_sigma, uint64_t seed,
+                             uint64_t stream, uint32_t first, dsd_tensor *y);
 
 /* g[index] of dsd_blur_apply's noise in double, for tests and references. */
 double dsd_blur_noise_host(uint64_t seed, uint64_t stream, uint32_t index);
@@ -229,6 +236,20 @@ typedef struct dsd_trainer dsd_trainer;
  * Reports the device memory needed when it cannot allocate. */
 dsd_status dsd_trainer_init(dsd_context *ctx, const dsd_config *cfg, dsd_trainer **out,
                             dsd_error *err);
+/* The same as one replica of data-parallel training (doc/distributed.md):
+ * comm (copied; NULL or size 1: alone, exactly dsd_trainer_init) names this
+ * replica's rank among comm->size. cfg->train.batch is the batch of EACH
+ * replica: the global batch is size * batch, and replica r trains on its
+ * elements r * batch .. (r + 1) * batch - 1, with the samples, crops, flips,
+ * blurs and dropout masks those elements have in a single-device run with
+ * the global batch. Every step sums the gradients (and losses) over the
+ * replicas through comm->sum (three small sums in each RaGAN loss, one of
+ * each network's gradients), so all replicas apply the same Adam update and
+ * the losses in dsd_step_stats are the global batch's. Every replica must
+ * call the same trainer functions in the same order (step, resume);
+ * validation and the file writers need no other replica. */
+dsd_status dsd_trainer_init_comm(dsd_context *ctx, const dsd_config *cfg, const dsd_comm *comm,
+                                 dsd_trainer **out, dsd_error *err);
 void dsd_trainer_free(dsd_trainer *t);
 
 /* Continues from a checkpoint written by dsd_trainer_save_checkpoint: weights,
@@ -248,6 +269,10 @@ dsd_status dsd_trainer_save_checkpoint(dsd_trainer *t, const char *path, dsd_err
  * a file half the size). */
 dsd_status dsd_trainer_save_generator(dsd_trainer *t, const char *path, dsd_storage storage,
                                       dsd_error *err);
+
+/* A 64-bit hash (FNV-1a) of the step and the bits of G's and D's weights:
+ * data-parallel replicas compare it to detect a divergence. */
+dsd_status dsd_trainer_weights_checksum(dsd_trainer *t, uint64_t *out, dsd_error *err);
 
 uint64_t dsd_trainer_step_index(const dsd_trainer *t); /* steps done */
 uint64_t dsd_trainer_total_steps(const dsd_trainer *t); /* epochs x steps per epoch */

@@ -593,6 +593,38 @@ START_TEST(test_noise)
 }
 END_TEST
 
+/* Data-parallel slices (dsd_blur_apply_at): images 1..2 of a batch of 4,
+ * blurred alone with first = 1 * C * H * W, get the noise those images get in
+ * the whole batch (the same words; values to float rounding of the FFT). */
+START_TEST(test_noise_slice_of_batch)
+{
+    const int n = 4, c = 3, h = 9, w = 11;
+    const float sigma = 0.1f;
+    const uint64_t seed = 99, stream = 5;
+    size_t count = (size_t)n * c * h * w, per = (size_t)c * h * w;
+    double *x = tu_alloc(count), *got = tu_alloc(2 * per), *want = tu_alloc(2 * per);
+    memset(x, 0, count * sizeof *x);
+    dsd_tensor tx, ty, tk;
+    tu_tensor_from(&tx, 2, c, h, w, x);
+    tu_tensor(&ty, 2, c, h, w);
+    double one = 1.0;
+    tu_tensor_from(&tk, 1, 1, 1, 1, &one);
+    TU_OK(dsd_blur_apply_at(tu_ctx(), &plans, &tx, &tk, sigma, seed, stream, (uint32_t)per,
+                            &ty));
+    tu_download(&ty, got);
+    for (size_t i = 0; i < 2 * per; i++)
+        want[i] = (double)sigma * dsd_blur_noise_host(seed, stream, (uint32_t)(per + i));
+    tu_check_close("slice noise vs the batch's", got, want, 2 * per, 1e-5);
+    TU_EXPECT_CTX_ERROR(dsd_blur_apply_at(tu_ctx(), &plans, &tx, &tk, sigma, seed, stream,
+                                      UINT32_MAX - 10, &ty),
+                    DSD_ERR_SHAPE, "32-bit noise counter");
+    tu_tensor_free(&tx);
+    tu_tensor_free(&ty);
+    tu_tensor_free(&tk);
+    free(x), free(got), free(want);
+}
+END_TEST
+
 START_TEST(test_noise_host)
 {
     /* The host formula's words are Philox4x32-10 with counter (i, stream lo,
@@ -700,6 +732,7 @@ int main(void)
     tcase_add_loop_test(tc, test_conv, 0, n_cases);
     tcase_add_test(tc, test_delta_and_embed);
     tcase_add_test(tc, test_noise);
+    tcase_add_test(tc, test_noise_slice_of_batch);
     tcase_add_test(tc, test_noise_host);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);

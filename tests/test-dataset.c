@@ -212,6 +212,49 @@ START_TEST(test_reproducible_and_loader)
 }
 END_TEST
 
+/* Data-parallel shares (spec.first, spec.count): elements 1..2 of a batch of
+ * 4, made alone, are elements 1..2 of the whole batch (sample, crop, flip);
+ * a share outside the batch is refused. */
+START_TEST(test_share_of_batch)
+{
+    dsd_error err;
+    dsd_dataset ds;
+    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, tu_path(root, "synthetic"), NULL, &err),
+               err);
+    dsd_batch_spec spec = {.n = 4, .crop = 12, .flip = 1, .seed = 77, .max_bad = 0};
+    dsd_batch_spec share = spec;
+    share.first = 1;
+    share.count = 2;
+    dsd_batcher whole, part;
+    TU_HOST_OK(dsd_batcher_init(&whole, &ds, &spec, &err), err);
+    TU_HOST_OK(dsd_batcher_init(&part, &ds, &share, &err), err);
+    ck_assert_uint_eq(dsd_batch_steps_per_epoch(&ds, &share),
+                      dsd_batch_steps_per_epoch(&ds, &spec));
+    size_t per = (size_t)3 * 12 * 12;
+    for (uint64_t step = 0; step < 6; step++) {
+        dsd_batch a, b;
+        TU_HOST_OK(dsd_batcher_make(&whole, step, &a, &err), err);
+        TU_HOST_OK(dsd_batcher_make(&part, step, &b, &err), err);
+        ck_assert_int_eq(b.n, 2);
+        for (int i = 0; i < 2; i++) {
+            ck_assert_uint_eq(b.index[i], a.index[1 + i]);
+            ck_assert_msg(!memcmp(b.sharp + i * per, a.sharp + (1 + i) * per,
+                                  per * sizeof(float)),
+                          "step %llu: element %d of the share differs from element %d of the "
+                          "batch", (unsigned long long)step, i, 1 + i);
+        }
+        dsd_batch_free(&a);
+        dsd_batch_free(&b);
+    }
+    dsd_batcher_free(&whole);
+    dsd_batcher_free(&part);
+    share.first = 3;
+    ck_assert_int_eq(dsd_batcher_init(&part, &ds, &share, &err), DSD_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(err.message, "elements 3 .. 4 of a batch of 4"), "%s", err.message);
+    dsd_dataset_free(&ds);
+}
+END_TEST
+
 START_TEST(test_bad_samples)
 {
     dsd_error err;
@@ -326,6 +369,7 @@ int main(void)
     tcase_add_test(tc, test_scans);
     tcase_add_test(tc, test_batches_pair_up_and_cover);
     tcase_add_test(tc, test_reproducible_and_loader);
+    tcase_add_test(tc, test_share_of_batch);
     tcase_add_test(tc, test_bad_samples);
     tcase_add_test(tc, test_no_usable_sample);
     suite_add_tcase(s, tc);

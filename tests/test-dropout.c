@@ -235,6 +235,53 @@ START_TEST(test_offset_and_in_place)
 }
 END_TEST
 
+/* Data-parallel slices (dsd_dropout_forward_at / backward_at): images 1..2 of
+ * a batch of 4, run alone with first = 1 * C * H * W, get exactly the values
+ * and gradients those images get in the whole batch; a counter past 2^32 is
+ * DSD_ERR_SHAPE. */
+START_TEST(test_slice_of_batch)
+{
+    dsd_context *ctx = tu_ctx();
+    const int whole[4] = {4, 3, 5, 7}, part[4] = {2, 3, 5, 7};
+    size_t n = tu_numel4(whole), per = (size_t)3 * 5 * 7, m = tu_numel4(part);
+    const float p = 0.5f;
+    tu_rng r = tu_rng_init(21);
+    double *x = tu_alloc(n), *y = tu_alloc(n), *dx = tu_alloc(n), *ys = tu_alloc(m),
+           *dxs = tu_alloc(m);
+    tu_fill_nonzero(&r, x, n, 0.1, 2.0);
+    tu_round_to_float(x, n);
+    tu_guarded a, b, sa, sb;
+    tu_guarded_from(&a, whole, x);
+    tu_guarded_from(&b, whole, NULL);
+    tu_guarded_from(&sa, part, x + per);
+    tu_guarded_from(&sb, part, NULL);
+    TU_OK(dsd_dropout_forward(ctx, p, SEED, STREAM, &a.v, &b.v));
+    tu_download(&b.v, y);
+    TU_OK(dsd_dropout_forward_at(ctx, p, SEED, STREAM, (uint32_t)per, &sa.v, &sb.v));
+    tu_download(&sb.v, ys);
+    for (size_t i = 0; i < m; i++)
+        ck_assert_msg(ys[i] == y[per + i], "element %zu of the slice: %g, %g in the batch", i,
+                      ys[i], y[per + i]);
+    /* backward: dx += mask * dy * scale, from zero, with dy = x */
+    TU_OK(dsd_tensor_fill(ctx, &b.v, 0.0f));
+    TU_OK(dsd_dropout_backward(ctx, p, SEED, STREAM, &a.v, &b.v));
+    tu_download(&b.v, dx);
+    TU_OK(dsd_tensor_fill(ctx, &sb.v, 0.0f));
+    TU_OK(dsd_dropout_backward_at(ctx, p, SEED, STREAM, (uint32_t)per, &sa.v, &sb.v));
+    tu_download(&sb.v, dxs);
+    for (size_t i = 0; i < m; i++)
+        ck_assert_msg(dxs[i] == dx[per + i], "gradient %zu of the slice: %g, %g in the batch",
+                      i, dxs[i], dx[per + i]);
+    TU_EXPECT_CTX_ERROR(dsd_dropout_forward_at(ctx, p, SEED, STREAM, UINT32_MAX - 10, &sa.v, &sb.v),
+                    DSD_ERR_SHAPE, "32-bit mask counter");
+    tu_guarded_free(&a);
+    tu_guarded_free(&b);
+    tu_guarded_free(&sa);
+    tu_guarded_free(&sb);
+    free(x), free(y), free(dx), free(ys), free(dxs);
+}
+END_TEST
+
 /* Masks for (seed, stream) and for each of the four halves changed: the same
  * pair gives identical masks, another pair differs in about 2p(1-p) of the
  * elements. */
@@ -510,6 +557,7 @@ int main(void)
     tcase_add_test(tc, test_host_mask);
     tcase_add_loop_test(tc, test_forward_backward, 0, N_PROBS * n_shapes);
     tcase_add_test(tc, test_offset_and_in_place);
+    tcase_add_test(tc, test_slice_of_batch);
     tcase_add_test(tc, test_streams);
     tcase_add_test(tc, test_device_boundary);
     tcase_add_test(tc, test_p_zero);

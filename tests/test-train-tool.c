@@ -143,11 +143,9 @@ START_TEST(test_config_errors)
     ck_assert_int_eq(train(args), 2);
     e = tu_read_file(tu_path(root, "err"), NULL);
     char want[512];
-    snprintf(want, sizeof want, "dsdeblur-train: error: %s: is a directory, not a configuration "
-             "file [src/io/config.c:", root);
-    ck_assert_msg(strncmp(e, want, strlen(want)) == 0 && tu_count_lines(e) == 1 &&
-                      !strcmp(e + strlen(e) - 2, "]\n"),
-                  "%s", e);
+    snprintf(want, sizeof want, "dsdeblur-train: error: %s: is a directory, not a regular "
+             "file\n", root);
+    ck_assert_msg(strcmp(e, want) == 0, "%s", e);
     free(e);
     /* a YAML syntax error is one, with its position, not a type error */
     const char open_list[] = "train:\n  lr: [1\n";
@@ -197,13 +195,16 @@ START_TEST(test_run_and_resume)
 
     /* --resume on the generator file: a command to use it with, and how
      * training does resume, rather than a C function */
-    snprintf(args, sizeof args, "%s --resume %s", tiny(),
-             tu_path(root, "run/generator.safetensors"));
+    size_t gen_bytes;
+    char *gen = tu_read_file(tu_path(root, "run/generator.safetensors"), &gen_bytes);
+    tu_write_file(tu_path(root, "gen-copy.safetensors"), gen, gen_bytes); /* not in run.dir */
+    free(gen);
+    snprintf(args, sizeof args, "%s --resume %s", tiny(), tu_path(root, "gen-copy.safetensors"));
     ck_assert_int_eq(train(args), 1);
     char *g = tu_read_file(tu_path(root, "err"), NULL);
     char want[512];
     snprintf(want, sizeof want, "dsdeblur-train: error: %s: a generator weight file, not a "
-             "training checkpoint", tu_path(root, "run/generator.safetensors"));
+             "training checkpoint", tu_path(root, "gen-copy.safetensors"));
     ck_assert_msg(strncmp(g, want, strlen(want)) == 0 && tu_count_lines(g) == 1 &&
                       strstr(g, "`dsdeblur-run -m FILE`") &&
                       strstr(g, "resumes only from a checkpoint") && !strstr(g, "dsd_"),

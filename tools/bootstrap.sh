@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 
 packages="pocl-opencl-icd ocl-icd-opencl-dev opencl-headers libclblast-dev libclfft-dev \
 libstb-dev libyaml-dev check autoconf automake libtool pkg-config make gcc oclgrind clinfo"
+# MPI, for the data-parallel dsdeblur-train (./configure --with-mpi; doc/distributed.md)
+packages="$packages libopenmpi-dev openmpi-bin"
 
 if [ "${DSDEBLUR_SKIP_APT:-0}" != 1 ]; then
     sudo=""

@@ -18,13 +18,20 @@
  * file of run.dir is written over an input (-c config.yaml of the run
  * itself is left as it is).
  *
+ * Under mpirun (built --with-mpi, tools/train_comm.c; doc/distributed.md)
+ * every rank is one data-parallel replica on its own device: all train, rank
+ * 0 alone writes the run folder, a stop signal on any rank stops all after
+ * the same step, and a rank that fails ends the job (MPI_Abort).
+ *
  * Exit status: 0 done or interrupted cleanly, 1 a training error (data,
- * device, NaN, no checkpoint to resume, an output refused), 2 bad usage or
- * configuration (a new run over an old one without --force).
+ * device, NaN, no checkpoint to resume, an output refused, replicas
+ * diverged), 2 bad usage or configuration (a new run over an old one
+ * without --force).
  */
 #include <config.h>
 
 #include "cli.h"
+#include "train_comm.h"
 
 #include <clFFT.h>
 #include <dirent.h>
@@ -35,7 +42,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *prog = "dsdeblur-train";
+static const char *prog = "dsdeblur-train"; /* "dsdeblur-train[rank R]" with several ranks */
 
 static void usage(FILE *out)
 {
@@ -51,7 +58,10 @@ static void usage(FILE *out)
             "                      a weight file for dsdeblur-run, then exit; --f16 halves it\n"
             "  --force             replace an existing --export FILE; start a new run in a\n"
             "                      run.dir holding an old one (its checkpoints are removed)\n"
-            "  --device SEL        OpenCL device (index, P:D, gpu, cpu or a name substring)\n"
+            "  --device SEL        OpenCL device (index, P:D, gpu, cpu or a name substring);\n"
+            "                      under mpirun, default: GPU number <local rank> of the node\n"
+            "  --check-every N     under mpirun: compare the ranks' weights every N steps\n"
+            "                      (default 100; 0: at the start and the end only)\n"
             "  --print-config      print the effective configuration and exit\n"
             "  --list-keys         list every configuration key and exit\n"
             "  --list-devices      list OpenCL devices and exit\n"
@@ -228,13 +238,14 @@ typedef struct options {
     int export_f16;
     int force;                /* --force */
     int print_config, list_keys, quiet;
+    int check_every;          /* replicas: weight checksums compared every N steps */
 } options;
 
 /* -1 to go on, or the exit status when the tool stops here (--help,
  * --version, --list-devices: 0; a usage error: 2). */
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){.steps = -1};
+    *o = (options){.steps = -1, .check_every = 100};
     cli_args a;
     cli_args_init(&a, prog, argc, argv, usage, CLI_LIST_DEVICES | CLI_QUIET);
     while (cli_args_next(&a)) {
@@ -252,6 +263,8 @@ static int parse_args(int argc, char **argv, options *o)
             }
         } else if (cli_args_option(&a, NULL, "--export")) {
             o->export_path = cli_args_value(&a);
+        } else if (cli_args_option(&a, NULL, "--check-every")) {
+            cli_args_int(&a, 0, 1 << 30, &o->check_every);
         } else if (cli_args_flag(&a, NULL, "--f16")) {
             o->export_f16 = 1;
         } else if (cli_args_flag(&a, "-f", "--force")) {
@@ -447,7 +460,8 @@ static int save_run_config(const dsd_config *cfg, const cli_files *read)
  * falling back from a damaged one (a warning naming it and why) to the one
  * before. The file resumed from goes into *resumed. 0, or 1 with the error
  * printed. */
-static int resume(dsd_trainer *t, const options *o, const dsd_config *cfg, cli_files *resumed)
+static int resume(dsd_trainer *t, const options *o, const dsd_config *cfg, cli_files *resumed,
+                  int quiet)
 {
     dsd_error err;
     char path[4096];
@@ -490,7 +504,7 @@ static int resume(dsd_trainer *t, const options *o, const dsd_config *cfg, cli_f
         fprintf(stderr, "%s: error: out of memory\n", prog);
         return 1;
     }
-    if (!o->quiet)
+    if (!quiet)
         fprintf(stderr, "resumed from %s at step %llu\n", path,
                 (unsigned long long)dsd_trainer_step_index(t));
     return 0;
@@ -526,7 +540,71 @@ static int check_files(const options *o, const dsd_config *cfg, cli_files *read)
     return 0;
 }
 
-static int train(const options *o, const dsd_config *cfg)
+/* ------------------------------------------------------------------------ */
+/* Replicas (mpirun; doc/distributed.md) */
+
+/* The device selector of this rank: --device / the config's device when
+ * given; with several ranks, else GPU number <local rank> of the node (modulo
+ * the node's GPUs, with a warning when ranks share one); else NULL (the
+ * default device). */
+static const char *rank_device(const dsd_config *cfg, const train_comm *tc, char *buf,
+                               size_t size)
+{
+    if (*cfg->device)
+        return cfg->device;
+    if (tc->comm.size <= 1)
+        return NULL;
+    dsd_device_info *list = NULL;
+    size_t count = 0, gpus = 0;
+    dsd_error err;
+    if (dsd_device_list(&list, &count, &err) != DSD_OK)
+        return NULL; /* cli_context reports the problem */
+    for (size_t i = 0; i < count; i++)
+        gpus += list[i].is_gpu != 0;
+    const char *sel = NULL;
+    if (gpus > 0) {
+        size_t want = (size_t)tc->local_rank % gpus;
+        for (size_t i = 0, k = 0; i < count; i++)
+            if (list[i].is_gpu && k++ == want) {
+                snprintf(buf, size, "%d", list[i].index);
+                sel = buf;
+            }
+        if ((size_t)tc->local_size > gpus && tc->local_rank == 0)
+            fprintf(stderr, "%s: warning: %d ranks on this node share its %zu GPU(s)\n", prog,
+                    tc->local_size, gpus);
+    }
+    free(list);
+    return sel;
+}
+
+/* Compares the weights of all ranks (collective); 0, or 1 with the error
+ * printed by rank 0 (every rank returns 1: a collective failure). */
+static int check_replicas(dsd_trainer *t, train_comm *tc, int *collective)
+{
+    if (tc->comm.size <= 1)
+        return 0;
+    dsd_error err;
+    uint64_t sum = 0;
+    if (dsd_trainer_weights_checksum(t, &sum, &err) != DSD_OK) {
+        cli_print_error(prog, &err);
+        return 1;
+    }
+    int bad = train_comm_first_differing(tc, sum);
+    if (bad < 0)
+        return 0;
+    if (tc->comm.rank == 0)
+        fprintf(stderr, "%s: error: step %llu: the weights of rank %d differ from rank 0's: the "
+                "replicas diverged (ranks with different configurations, checkpoints or "
+                "devices?); stopping without a checkpoint\n", prog,
+                (unsigned long long)dsd_trainer_step_index(t), bad);
+    *collective = 1;
+    return 1;
+}
+
+/* Trains (every rank); the exit status. *collective is set when every rank
+ * fails the same way (then only rank 0 printed the error, and the job can
+ * end without MPI_Abort). Rank 0 alone checks and writes the run folder. */
+static int train(const options *o, const dsd_config *cfg, train_comm *tc, int *collective)
 {
     dsd_error err;
     cli_files read = {0}, resumed = {0};
@@ -535,7 +613,9 @@ static int train(const options *o, const dsd_config *cfg)
     dsd_train_log *log = NULL;
     char path[4096];
     int rc = 1;
-    if (!o->export_path) { /* an export reads run.dir and writes nothing there */
+    const int rank0 = tc->comm.rank == 0; /* writes the run folder and reports */
+    const int quiet = o->quiet || !rank0;
+    if (!o->export_path && rank0) { /* an export reads run.dir and writes nothing there */
         if (mkdir_p(cfg->run.dir) != 0) {
             fprintf(stderr, "%s: error: cannot create run.dir %s: %s\n", prog, cfg->run.dir,
                     strerror(errno));
@@ -544,45 +624,55 @@ static int train(const options *o, const dsd_config *cfg)
         cli_remove_stale_temporaries(prog, cfg->run.dir);
     }
     if ((rc = check_files(o, cfg, &read)) != 0 ||
-        (!o->export_path && (rc = save_run_config(cfg, &read)) != 0))
+        (!o->export_path && rank0 && (rc = save_run_config(cfg, &read)) != 0))
         goto done;
     rc = 1;
-    if (!(ctx = cli_context(prog, *cfg->device ? cfg->device : NULL, 0)))
+    char sel[32];
+    if (!(ctx = cli_context(prog, rank_device(cfg, tc, sel, sizeof sel), 0)))
         goto done;
     const dsd_device_info *dev = dsd_context_device(ctx);
-    if (!o->quiet)
+    if (!o->quiet && tc->comm.size > 1)
+        fprintf(stderr, "rank %d of %d: device [%d] %s (%s, %s)\n", tc->comm.rank,
+                tc->comm.size, dev->index, dev->name, dev->platform, dev->c_version);
+    else if (!o->quiet)
         fprintf(stderr, "device: [%d] %s (%s, %s)\n", dev->index, dev->name, dev->platform,
                 dev->c_version);
-    if (dsd_trainer_init(ctx, cfg, &t, &err) != DSD_OK) {
+    if (dsd_trainer_init_comm(ctx, cfg, &tc->comm, &t, &err) != DSD_OK) {
         cli_print_error(prog, &err);
         goto done;
     }
-    if (o->resume && resume(t, o, cfg, &resumed))
+    if (!quiet && tc->comm.size > 1)
+        fprintf(stderr, "data-parallel: %d ranks x batch %d = global batch %d\n", tc->comm.size,
+                cfg->train.batch, tc->comm.size * cfg->train.batch);
+    if (o->resume && resume(t, o, cfg, &resumed, quiet))
         goto done;
-    if (!o->resume && !o->export_path && check_new_run(o, cfg, 1))
+    if (!o->resume && !o->export_path && rank0 && check_new_run(o, cfg, 1))
         goto done;
     if (o->export_path) {
         dsd_storage storage = o->export_f16 ? DSD_STORAGE_F16 : DSD_STORAGE_F32;
-        if (dsd_trainer_save_generator(t, o->export_path, storage, &err) != DSD_OK) {
+        if (rank0 && dsd_trainer_save_generator(t, o->export_path, storage, &err) != DSD_OK) {
             cli_print_error(prog, &err);
             goto done;
         }
-        if (!o->quiet)
+        if (!quiet)
             fprintf(stderr, "generator of step %llu written to %s\n",
                     (unsigned long long)dsd_trainer_step_index(t), o->export_path);
         rc = 0;
         goto done;
     }
-    if (dsd_train_log_open(&log, cfg->run.dir, dsd_trainer_step_index(t), &err) != DSD_OK) {
+    if (rank0 &&
+        dsd_train_log_open(&log, cfg->run.dir, dsd_trainer_step_index(t), &err) != DSD_OK) {
         cli_print_error(prog, &err);
         goto done;
     }
+    if (check_replicas(t, tc, collective)) /* the same start everywhere (seed, checkpoint) */
+        goto done;
     uint64_t total = dsd_trainer_total_steps(t), end = total;
     if (o->steps >= 0 && dsd_trainer_step_index(t) + (uint64_t)o->steps < end)
         end = dsd_trainer_step_index(t) + (uint64_t)o->steps;
-    progress p = {.tty = isatty(STDERR_FILENO), .quiet = o->quiet, .start = cli_now(),
+    progress p = {.tty = isatty(STDERR_FILENO), .quiet = quiet, .start = cli_now(),
                   .first_step = dsd_trainer_step_index(t), .total = total};
-    if (!o->quiet)
+    if (!quiet)
         fprintf(stderr, "training: %zu steps per epoch, %d epochs (lr decays from epoch %d), "
                 "steps %llu..%llu; Ctrl-C stops after a checkpoint\n",
                 dsd_trainer_steps_per_epoch(t), cfg->train.epochs, cfg->train.decay_from,
@@ -590,13 +680,18 @@ static int train(const options *o, const dsd_config *cfg)
     cli_catch_stop_signals(); /* the loop finishes its step, checkpoints and exits */
     double best = -INFINITY;
     int val_every = cfg->run.val_every;
-    while (dsd_trainer_step_index(t) < end && !cli_stop_requested()) {
+    int stopped = 0; /* a stop signal on any rank: all stop after the same step */
+    while (dsd_trainer_step_index(t) < end &&
+           !(stopped = train_comm_any(tc, cli_stop_requested()))) {
         double t0 = cli_now();
         dsd_step_stats s;
         if (dsd_trainer_step(t, &s, &err) != DSD_OK) {
+            /* a NaN is found after the ranks' gradients are summed: on every rank */
+            *collective = err.status == DSD_ERR_NAN;
             progress_break(&p);
-            cli_print_error(prog, &err);
-            if (err.status == DSD_ERR_NAN)
+            if (rank0 || !*collective)
+                cli_print_error(prog, &err);
+            if (err.status == DSD_ERR_NAN && rank0)
                 fprintf(stderr, "%s: no checkpoint written for the failed step; the last one in "
                         "%s is intact\n", prog, cfg->run.dir);
             goto done;
@@ -610,12 +705,17 @@ static int train(const options *o, const dsd_config *cfg)
                 m += len + (nl ? 1 : 0);
             }
         }
-        if (dsd_train_log_step(log, &s, cli_now() - t0, &err) != DSD_OK) {
+        if (log && dsd_train_log_step(log, &s, cli_now() - t0, &err) != DSD_OK) {
             cli_print_error(prog, &err);
             goto done;
         }
         progress_update(&p, &s, cfg->train.epochs);
         uint64_t done_steps = s.step + 1;
+        if (o->check_every > 0 && done_steps % (uint64_t)o->check_every == 0 &&
+            check_replicas(t, tc, collective))
+            goto done;
+        if (!rank0)
+            continue; /* the rest writes the run folder */
         if (done_steps % (uint64_t)cfg->run.every == 0 && done_steps < end) {
             if (save_checkpoint(t, cfg, &resumed))
                 goto done;
@@ -631,12 +731,18 @@ static int train(const options *o, const dsd_config *cfg)
         }
     }
     progress_break(&p);
-    if (cli_stop_requested() && !o->quiet)
+    if (stopped && !quiet)
         fprintf(stderr, "interrupted: writing a checkpoint at step %llu\n",
                 (unsigned long long)dsd_trainer_step_index(t));
+    if (check_replicas(t, tc, collective))
+        goto done;
+    if (!rank0) {
+        rc = 0;
+        goto done;
+    }
     if (save_checkpoint(t, cfg, &resumed))
         goto done;
-    if (dsd_trainer_has_validation(t) && !cli_stop_requested() &&
+    if (dsd_trainer_has_validation(t) && !stopped &&
         validate(t, cfg, log, &best, &p, (int)(dsd_trainer_step_index(t) /
                                                dsd_trainer_steps_per_epoch(t))))
         goto done;
@@ -649,9 +755,9 @@ static int train(const options *o, const dsd_config *cfg)
         cli_print_error(prog, &err);
         goto done;
     }
-    if (!o->quiet)
+    if (!quiet)
         fprintf(stderr, "%s at step %llu; generator weights: %s\n",
-                cli_stop_requested() ? "stopped" : "done",
+                stopped ? "stopped" : "done",
                 (unsigned long long)dsd_trainer_step_index(t), path);
     rc = 0;
 done:
@@ -664,7 +770,9 @@ done:
     return rc;
 }
 
-int main(int argc, char **argv)
+/* The tool after MPI's start: the exit status; *collective when every rank
+ * fails alike (no MPI_Abort needed). */
+static int run(int argc, char **argv, train_comm *tc, int *collective)
 {
     options o;
     int rc = parse_args(argc, argv, &o);
@@ -692,12 +800,32 @@ int main(int argc, char **argv)
         dsd_config_free(&cfg);
         return 2;
     }
-    if (!o.quiet) {
+    if (!o.quiet && tc->comm.rank == 0) {
         fprintf(stderr, "effective configuration:\n");
         dsd_config_write(&cfg, stderr, &err);
     }
-    rc = train(&o, &cfg);
+    rc = train(&o, &cfg, tc, collective);
     dsd_config_free(&cfg);
     clfftTeardown();
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    train_comm tc;
+    if (train_comm_init(&tc, &argc, &argv))
+        return 1;
+    char rank_prog[64];
+    if (tc.comm.size > 1) {
+        snprintf(rank_prog, sizeof rank_prog, "%s[rank %d]", prog, tc.comm.rank);
+        prog = rank_prog;
+    }
+    int collective = 0;
+    int rc = run(argc, argv, &tc, &collective);
+    /* with several ranks, a failure of this rank alone ends the whole job
+     * (MPI_Abort), so that no rank waits for it */
+    if (rc != 0 && !collective && tc.comm.size > 1)
+        train_comm_abort(&tc, rc);
+    train_comm_finalize(&tc);
     return rc;
 }

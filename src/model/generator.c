@@ -290,6 +290,7 @@ typedef struct gen_pass {
     uint64_t dropout_seed;
     int training;                     /* dropout on, activations kept */
     uint64_t step;                    /* training: the dropout masks' step */
+    uint64_t first_sample;            /* training: the batch's first global sample index */
 } gen_pass;
 
 static dsd_status take(gen_pass *r, dsd_tensor *t, int n, int c, int h, int w)
@@ -385,6 +386,16 @@ static uint64_t dropout_stream(uint64_t step, int block)
     return step * UINT64_C(65536) + (uint64_t)block;
 }
 
+/* The mask index of x's first element: a slice of a data-parallel batch that
+ * starts at global sample first_sample takes that batch's mask from there
+ * (a count past 2^32 is refused by the dropout op's own check). */
+static uint32_t dropout_first(const gen_pass *r, const dsd_tensor *x)
+{
+    uint64_t per = (uint64_t)x->c * (uint64_t)x->h * (uint64_t)x->w;
+    uint64_t first = r->first_sample * per;
+    return first > UINT32_MAX ? UINT32_MAX : (uint32_t)first;
+}
+
 /* Gives t back unless the pass keeps activations. */
 #define DROP(t)                    \
     do {                           \
@@ -465,8 +476,8 @@ static dsd_status dscrb_forward(gen_pass *r, int b, const dsd_tensor *x, dscrb_s
     DROP(&s->d[0]);
     RUN(dsd_activation_forward(ctx, DSD_ACT_LEAKY_RELU, slope, &s->l1, &s->l1));
     if (training && p > 0.0f)
-        RUN(dsd_dropout_forward(ctx, p, r->dropout_seed, dropout_stream(r->step, b), &s->l1,
-                                &s->l1));
+        RUN(dsd_dropout_forward_at(ctx, p, r->dropout_seed, dropout_stream(r->step, b),
+                                   dropout_first(r, &s->l1), &s->l1, &s->l1));
     DSD_TRY(take(r, &s->d[1], n, c, h, wd));
     DSD_TRY(conv_forward(r, b, "dsc.1.depthwise", &dw, &s->l1, &w->depthwise[1], &s->d[1]));
     DROP(&s->l1);
@@ -649,8 +660,8 @@ static dsd_status dscrb_backward(gen_pass *r, int b, const dsd_tensor *x, dscrb_
     memset(&d_l1, 0, sizeof d_l1);
     if (p > 0.0f) {
         DSD_TRY(take_zero(r, &d_l1, n, c, h, wd));
-        RUN(dsd_dropout_backward(ctx, p, r->dropout_seed, dropout_stream(r->step, b), &d_drop,
-                                 &d_l1));
+        RUN(dsd_dropout_backward_at(ctx, p, r->dropout_seed, dropout_stream(r->step, b),
+                                    dropout_first(r, &d_drop), &d_drop, &d_l1));
         give(r, &d_drop);
         d_act1 = &d_l1;
     }
@@ -980,9 +991,10 @@ void dsd_generator_tape_free(dsd_context *ctx, dsd_generator_tape *tape)
         return;
     dsd_pass_memory_free(ctx, &tape->plan, &tape->arena, &tape->workspace);
     saved_delete(tape->saved);
-    uint64_t step = tape->step;
+    uint64_t step = tape->step, first_sample = tape->first_sample; /* inputs: kept */
     memset(tape, 0, sizeof *tape);
     tape->step = step;
+    tape->first_sample = first_sample;
 }
 
 /* Makes tape ready for a training pass of kind on a (plans and allocates
@@ -999,9 +1011,7 @@ static dsd_status tape_prepare(dsd_context *ctx, const dsd_generator *g,
     int fresh = tape->saved && same_net && tape->block == block && tape->n == a->n &&
                 tape->h == a->h && tape->w == a->w;
     if (!fresh) {
-        uint64_t step = tape->step;
-        dsd_generator_tape_free(ctx, tape);
-        tape->step = step;
+        dsd_generator_tape_free(ctx, tape); /* keeps step and first_sample */
         tape->block = block;
         tape->cfg = g->cfg;
         tape->n = a->n;
@@ -1018,7 +1028,6 @@ static dsd_status tape_prepare(dsd_context *ctx, const dsd_generator *g,
                                        &tape->workspace);
         if (st != DSD_OK) {
             dsd_generator_tape_free(ctx, tape);
-            tape->step = step;
             return st;
         }
     }
@@ -1032,7 +1041,8 @@ static gen_pass tape_pass(dsd_context *ctx, dsd_generator *g, dsd_generator_tape
     return (gen_pass){.base = dsd_pass_running(ctx, "G", &tape->plan, &tape->arena,
                                                &tape->workspace, tape->next_slot),
                       .cfg = &g->cfg, .w = &g->w, .grad = &g->grad,
-                      .dropout_seed = g->dropout_seed, .training = 1, .step = tape->step};
+                      .dropout_seed = g->dropout_seed, .training = 1, .step = tape->step,
+                      .first_sample = tape->first_sample};
 }
 
 /* ------------------------------------------------------------------------ */

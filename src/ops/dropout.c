@@ -40,21 +40,28 @@ enum { DROPOUT_WG = 64 };
 
 /* Validates p, src and dst (same shapes), then runs kernel over the elements. */
 static dsd_status dropout_run(dsd_context *ctx, const char *op, const char *kernel, float p,
-                              uint64_t seed, uint64_t stream, const dsd_tensor *src,
-                              const char *src_what, dsd_tensor *dst, const char *dst_what)
+                              uint64_t seed, uint64_t stream, uint32_t first,
+                              const dsd_tensor *src, const char *src_what, dsd_tensor *dst,
+                              const char *dst_what)
 {
     if (!valid_p(p))
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "%s: p = %g is not in "
                         "[0, 1)", op, (double)p);
     DSD_TRY(DSD_TENSOR_CHECK(ctx, op, src, src_what));
     DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, dst, dst_what, src, src_what));
-    cl_uint count = (cl_uint)dsd_tensor_numel(src);
+    size_t numel = dsd_tensor_numel(src);
+    if ((uint64_t)first + numel > (uint64_t)UINT32_MAX + 1)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: elements %u .. %u of the batch "
+                        "pass the 32-bit mask counter", op, (unsigned)first,
+                        (unsigned)(first + numel - 1));
+    cl_uint count = (cl_uint)numel, first_arg = first;
     float scale = (float)(1.0 / (1.0 - (double)p));
     cl_uint k0 = (cl_uint)seed, k1 = (cl_uint)(seed >> 32);
     cl_uint s0 = (cl_uint)stream, s1 = (cl_uint)(stream >> 32);
     dsd_karg args[] = {DSD_KARG_TENSOR(src), DSD_KARG_TENSOR(dst), DSD_KARG(count),
                        DSD_KARG(p),          DSD_KARG(scale),      DSD_KARG(k0),
-                       DSD_KARG(k1),         DSD_KARG(s0),         DSD_KARG(s1)};
+                       DSD_KARG(k1),         DSD_KARG(s0),         DSD_KARG(s1),
+                       DSD_KARG(first_arg)};
     size_t global = count, local = dsd_work_group_size(ctx, DROPOUT_WG);
     return dsd_kernel_run(ctx, "dropout", NULL, kernel, args, DSD_NARGS(args), 1, &global,
                           &local);
@@ -63,12 +70,24 @@ static dsd_status dropout_run(dsd_context *ctx, const char *op, const char *kern
 dsd_status dsd_dropout_forward(dsd_context *ctx, float p, uint64_t seed, uint64_t stream,
                                const dsd_tensor *x, dsd_tensor *y)
 {
-    return dropout_run(ctx, "dropout_forward", "dropout_forward", p, seed, stream, x, "x", y,
-                       "y");
+    return dsd_dropout_forward_at(ctx, p, seed, stream, 0, x, y);
 }
 
 dsd_status dsd_dropout_backward(dsd_context *ctx, float p, uint64_t seed, uint64_t stream,
                                 const dsd_tensor *dy, dsd_tensor *dx)
+{
+    return dsd_dropout_backward_at(ctx, p, seed, stream, 0, dy, dx);
+}
+
+dsd_status dsd_dropout_forward_at(dsd_context *ctx, float p, uint64_t seed, uint64_t stream,
+                                  uint32_t first, const dsd_tensor *x, dsd_tensor *y)
+{
+    return dropout_run(ctx, "dropout_forward", "dropout_forward", p, seed, stream, first, x,
+                       "x", y, "y");
+}
+
+dsd_status dsd_dropout_backward_at(dsd_context *ctx, float p, uint64_t seed, uint64_t stream,
+                                   uint32_t first, const dsd_tensor *dy, dsd_tensor *dx)
 {
     if (!dx) {
         if (!valid_p(p))
@@ -76,6 +95,6 @@ dsd_status dsd_dropout_backward(dsd_context *ctx, float p, uint64_t seed, uint64
                             "p = %g is not in [0, 1)", (double)p);
         return DSD_OK;
     }
-    return dropout_run(ctx, "dropout_backward", "dropout_backward", p, seed, stream, dy, "dy",
-                       dx, "dx");
+    return dropout_run(ctx, "dropout_backward", "dropout_backward", p, seed, stream, first, dy,
+                       "dy", dx, "dx");
 }

@@ -59,6 +59,13 @@ dsd_status dsd_blur_apply(dsd_context *ctx, dsd_fft_plans *plans, const dsd_tens
                           const dsd_tensor *psf, float noise_sigma, uint64_t seed,
                           uint64_t stream, dsd_tensor *y)
 {
+    return dsd_blur_apply_at(ctx, plans, x, psf, noise_sigma, seed, stream, 0, y);
+}
+
+dsd_status dsd_blur_apply_at(dsd_context *ctx, dsd_fft_plans *plans, const dsd_tensor *x,
+                             const dsd_tensor *psf, float noise_sigma, uint64_t seed,
+                             uint64_t stream, uint32_t first, dsd_tensor *y)
+{
     const char *op = "blur_apply";
     /* ---- validate */
     DSD_TRY(DSD_TENSOR_CHECK(ctx, op, x, "x"));
@@ -163,11 +170,17 @@ dsd_status dsd_blur_apply(dsd_context *ctx, dsd_fft_plans *plans, const dsd_tens
     float inv = (float)(1.0 / (double)plane);
     cl_uint k0 = (cl_uint)seed, k1 = (cl_uint)(seed >> 32);
     cl_uint s0 = (cl_uint)stream, s1 = (cl_uint)(stream >> 32);
-    cl_uint ocount = (cl_uint)dsd_tensor_numel(x);
+    cl_uint ocount = (cl_uint)dsd_tensor_numel(x), ufirst = first;
+    if ((uint64_t)first + ocount > (uint64_t)UINT32_MAX + 1) {
+        st = DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: elements %u .. %u of the batch pass "
+                      "the 32-bit noise counter", op, (unsigned)first,
+                      (unsigned)(first + ocount - 1));
+        goto done;
+    }
     dsd_karg cargs[] = {DSD_KARG_TENSOR(&spec), DSD_KARG_TENSOR(y), DSD_KARG(uh), DSD_KARG(uw),
                         DSD_KARG(ufh), DSD_KARG(ufw), DSD_KARG(ukh), DSD_KARG(ukw),
                         DSD_KARG(inv), DSD_KARG(noise_sigma), DSD_KARG(k0), DSD_KARG(k1),
-                        DSD_KARG(s0), DSD_KARG(s1), DSD_KARG(ocount)};
+                        DSD_KARG(s0), DSD_KARG(s1), DSD_KARG(ocount), DSD_KARG(ufirst)};
     global = ocount;
     st = dsd_kernel_run(ctx, "blur", NULL, "blur_crop", cargs, DSD_NARGS(cargs), 1, &global,
                         &wg);

@@ -298,6 +298,10 @@ dsd_status dsd_batcher_init(dsd_batcher *b, const dsd_dataset *ds, const dsd_bat
     if (spec->n < 1 || spec->crop < 1)
         return DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "batcher: batch %d, crop %d", spec->n,
                         spec->crop);
+    if (spec->first < 0 || spec->count < 0 || spec->first + spec->count > spec->n ||
+        (spec->count == 0 && spec->first != 0))
+        return DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "batcher: elements %d .. %d of a batch "
+                        "of %d", spec->first, spec->first + spec->count - 1, spec->n);
     b->perm = malloc(ds->count * sizeof *b->perm);
     if (!b->perm)
         return DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "batcher: order of %zu samples", ds->count);
@@ -392,7 +396,8 @@ dsd_status dsd_batcher_make(dsd_batcher *b, uint64_t step, dsd_batch *out, dsd_e
 {
     memset(out, 0, sizeof *out);
     const dsd_dataset *ds = b->ds;
-    int n = b->spec.n, crop = b->spec.crop;
+    int n = b->spec.count ? b->spec.count : b->spec.n, crop = b->spec.crop;
+    int first = b->spec.first;
     size_t spe = dsd_batch_steps_per_epoch(ds, &b->spec);
     uint64_t epoch = step / spe;
     if (epoch != b->epoch)
@@ -409,11 +414,13 @@ dsd_status dsd_batcher_make(dsd_batcher *b, uint64_t step, dsd_batch *out, dsd_e
         return DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "batch of %d %dx%d crops", n, crop, crop);
     }
     for (int i = 0; i < n; i++) {
-        size_t pos = ((step % spe) * (size_t)n + (size_t)i) % ds->count;
+        /* element i of this share is element first + i of the whole batch */
+        size_t pos = ((step % spe) * (size_t)b->spec.n + (size_t)(first + i)) % ds->count;
         for (size_t tries = 0;; tries++) {
             size_t k = b->perm[(pos + tries) % ds->count];
             dsd_error why;
-            dsd_status st = load_crop(b, k, step, i, out->blur ? out->blur + i * per : NULL,
+            dsd_status st = load_crop(b, k, step, first + i,
+                                      out->blur ? out->blur + i * per : NULL,
                                       out->sharp + i * per, &why);
             if (st == DSD_OK) {
                 out->index[i] = k;

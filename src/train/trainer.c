@@ -9,6 +9,14 @@
  *
  * Library calls that take the context record their errors there; this file
  * reports through a dsd_error, so DSD_TRY_CTX copies the context's error out.
+ *
+ * Data-parallel training (a dsd_comm of size > 1, doc/distributed.md): each
+ * replica makes its share of the global batch (elements rank * batch ..), the
+ * RaGAN loss takes its batch means over all replicas, the content loss's mean
+ * is scaled by 1/size, and the gradients (with the loss shares) are summed
+ * over the replicas before the NaN guards and Adam, so every replica applies
+ * the same update. Everything random is keyed by the step and the sample's
+ * index in the global batch, so size x batch b trains as 1 x size*b.
  */
 #include "internal.h"
 
@@ -21,6 +29,9 @@ struct dsd_trainer {
     dsd_context *ctx;
     const dsd_config *cfg;
     char *config_text;
+    dsd_comm comm;                 /* replicas; size 1 alone */
+    int first;                     /* this replica's first element of the global batch */
+    float *host;                   /* replicas: a network's gradients and the loss shares */
 
     dsd_generator g;
     dsd_generator_tape g_tape;     /* G's activations and step memory, kept between steps */
@@ -58,15 +69,31 @@ static dsd_status alloc_zero(dsd_trainer *t, dsd_tensor *x, int n, int c, int h,
     return DSD_OK;
 }
 
+static int replicas(const dsd_trainer *t) { return t->comm.size > 1; }
+
 dsd_status dsd_trainer_init(dsd_context *ctx, const dsd_config *cfg, dsd_trainer **out,
                             dsd_error *err)
 {
+    return dsd_trainer_init_comm(ctx, cfg, NULL, out, err);
+}
+
+dsd_status dsd_trainer_init_comm(dsd_context *ctx, const dsd_config *cfg, const dsd_comm *comm,
+                                 dsd_trainer **out, dsd_error *err)
+{
     *out = NULL;
+    if (comm && (comm->size < 1 || comm->rank < 0 || comm->rank >= comm->size ||
+                 (comm->size > 1 && !comm->sum)))
+        return DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "trainer: replica %d of %d",
+                        comm->rank, comm->size);
+    if (comm && (int64_t)cfg->train.batch * comm->size > INT32_MAX)
+        return DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "trainer: a global batch of %d x %d",
+                        cfg->train.batch, comm->size);
     dsd_trainer *t = calloc(1, sizeof *t);
     if (!t)
         return DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "trainer");
     t->ctx = ctx;
     t->cfg = cfg;
+    t->comm = comm ? *comm : (dsd_comm){.rank = 0, .size = 1};
     dsd_status st;
     DSD_TRY_GOTO(st, dsd_config_to_string(cfg, &t->config_text, err), fail);
 
@@ -85,9 +112,14 @@ dsd_status dsd_trainer_init(dsd_context *ctx, const dsd_config *cfg, dsd_trainer
             DSD_TRY_GOTO(st, dsd_dataset_open(&t->val, mode, cfg->data.val, NULL, err), fail);
         t->has_val = 1;
     }
-    t->n = cfg->train.batch;
+    t->n = cfg->train.batch; /* this replica's share */
+    t->first = t->comm.rank * t->n;
     t->crop = cfg->data.crop;
-    t->spec.n = t->n;
+    t->spec.n = t->n * t->comm.size;
+    if (replicas(t)) {
+        t->spec.first = t->first;
+        t->spec.count = t->n;
+    }
     t->spec.crop = t->crop;
     t->spec.flip = cfg->data.flip;
     t->spec.seed = (uint64_t)cfg->train.seed;
@@ -106,6 +138,15 @@ dsd_status dsd_trainer_init(dsd_context *ctx, const dsd_config *cfg, dsd_trainer
                                                                   (uint64_t)cfg->train.seed + 1),
                      fail);
     int gc_count = (int)t->g.params.count, dc_count = (int)t->d.params.count;
+    if (replicas(t)) {
+        size_t most = t->g.params.count > t->d.params.count ? t->g.params.count
+                                                            : t->d.params.count;
+        if (!(t->host = malloc((most + 2) * sizeof *t->host))) {
+            st = DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "gradient exchange buffer of %zu floats",
+                          most + 2);
+            goto fail;
+        }
+    }
     DSD_TRY_GOTO(st, alloc_zero(t, &t->g_m, 1, 1, 1, gc_count, err), fail);
     DSD_TRY_GOTO(st, alloc_zero(t, &t->g_v, 1, 1, 1, gc_count, err), fail);
     DSD_TRY_GOTO(st, alloc_zero(t, &t->d_m, 1, 1, 1, dc_count, err), fail);
@@ -177,6 +218,7 @@ void dsd_trainer_free(dsd_trainer *t)
     dsd_dataset_free(&t->train);
     dsd_dataset_free(&t->val);
     free(t->psf_host);
+    free(t->host);
     free(t->config_text);
     free(t);
 }
@@ -234,6 +276,23 @@ static dsd_status check_grads(dsd_trainer *t, const dsd_params *p, const char *n
     return st;
 }
 
+/* Replicas: p's gradients and the k loss shares in losses summed over all
+ * replicas (one exchange per network per step), the sums back on the device
+ * and in losses. */
+static dsd_status sum_replicas(dsd_trainer *t, dsd_params *p, double *losses, int k,
+                               dsd_error *err)
+{
+    size_t n = p->count;
+    DSD_TRY_CTX(err, t->ctx, dsd_tensor_download(t->ctx, &p->grads, t->host, n));
+    for (int i = 0; i < k; i++)
+        t->host[n + (size_t)i] = (float)losses[i];
+    DSD_TRY(t->comm.sum(t->comm.user, t->host, n + (size_t)k, err));
+    DSD_TRY_CTX(err, t->ctx, dsd_tensor_upload(t->ctx, &p->grads, t->host, n));
+    for (int i = 0; i < k; i++)
+        losses[i] = t->host[n + (size_t)i];
+    return DSD_OK;
+}
+
 static dsd_status next_batch(dsd_trainer *t, dsd_error *err)
 {
     if (!t->loader)
@@ -246,20 +305,31 @@ static dsd_status next_batch(dsd_trainer *t, dsd_error *err)
         DSD_TRY_CTX(err, t->ctx, dsd_tensor_upload(t->ctx, &t->blur, t->batch.blur, numel));
         return DSD_OK;
     }
-    /* synthetic: PSF i of step s from the stream (s, i) of the seed */
+    /* synthetic: PSF i of step s from the stream (s, i) of the seed, i the
+     * element's index in the global batch */
     int k = t->psf.size;
+    uint64_t global_n = (uint64_t)t->spec.n;
     for (int i = 0; i < t->n; i++) {
         dsd_rng rng;
-        dsd_rng_init(&rng, (uint64_t)t->cfg->train.seed, t->step * (uint64_t)t->n + (uint64_t)i);
+        dsd_rng_init(&rng, (uint64_t)t->cfg->train.seed,
+                     t->step * global_n + (uint64_t)(t->first + i));
         dsd_blur_psf psf;
         DSD_TRY(dsd_blur_psf_generate(&t->psf, &rng, &psf, err));
         DSD_TRY(dsd_blur_psf_embed(&psf, k, k, t->psf_host + (size_t)i * k * k, err));
     }
     DSD_TRY_CTX(err, t->ctx, dsd_tensor_upload(t->ctx, &t->psfs, t->psf_host,
                                                (size_t)t->n * k * k));
-    DSD_TRY_CTX(err, t->ctx, dsd_blur_apply(t->ctx, &t->blur_fft, &t->sharp, &t->psfs,
-                                            (float)t->cfg->data.noise_sigma,
-                                            (uint64_t)t->cfg->train.seed, t->step, &t->blur));
+    uint64_t first64 = (uint64_t)t->first * 3 * (uint64_t)t->crop * (uint64_t)t->crop;
+    if (first64 > UINT32_MAX)
+        return DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "replica %d: its first pixel of the "
+                        "global batch, %llu, passes the 32-bit noise counter (smaller "
+                        "train.batch or fewer replicas)", t->comm.rank,
+                        (unsigned long long)first64);
+    uint32_t first = (uint32_t)first64;
+    DSD_TRY_CTX(err, t->ctx, dsd_blur_apply_at(t->ctx, &t->blur_fft, &t->sharp, &t->psfs,
+                                               (float)t->cfg->data.noise_sigma,
+                                               (uint64_t)t->cfg->train.seed, t->step, first,
+                                               &t->blur));
     return DSD_OK;
 }
 
@@ -281,6 +351,7 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
 
     /* fake = G(blur), kept for the generator's backward */
     t->g_tape.step = t->step;
+    t->g_tape.first_sample = (uint64_t)t->first;
     dsd_profile_scope_begin(ctx, "G forward (other ops)");
     st = dsd_generator_forward(ctx, &t->g, &t->blur, &t->fake, &t->g_tape);
     dsd_profile_scope_end(ctx);
@@ -297,13 +368,15 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
     DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->d.params.grads, 0.0f));
     DSD_TRY_CTX(err, ctx, dsd_discriminator_forward(ctx, &t->d, &t->sharp, &t->real_logits, tr));
     DSD_TRY_CTX(err, ctx, dsd_discriminator_forward(ctx, &t->d, &t->fake, &t->fake_logits, tf));
-    DSD_TRY_CTX(err, ctx, dsd_ragan_loss_forward(ctx, DSD_RAGAN_DISCRIMINATOR, &t->real_logits,
-                                                 &t->fake_logits, &t->loss_d));
+    const dsd_comm *comm = &t->comm;
+    DSD_TRY_CTX(err, ctx, dsd_ragan_loss_forward_comm(ctx, DSD_RAGAN_DISCRIMINATOR,
+                                                      &t->real_logits, &t->fake_logits, comm,
+                                                      &t->loss_d));
     DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->dreal, 0.0f));
     DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->dfake_logits, 0.0f));
-    DSD_TRY_CTX(err, ctx, dsd_ragan_loss_backward(ctx, DSD_RAGAN_DISCRIMINATOR, 1.0f,
-                                                  &t->real_logits, &t->fake_logits, &t->dreal,
-                                                  &t->dfake_logits));
+    DSD_TRY_CTX(err, ctx, dsd_ragan_loss_backward_comm(ctx, DSD_RAGAN_DISCRIMINATOR, 1.0f,
+                                                       &t->real_logits, &t->fake_logits, comm,
+                                                       &t->dreal, &t->dfake_logits));
     DSD_TRY_CTX(err, ctx, dsd_discriminator_backward(ctx, &t->d, tf, &t->dfake_logits, NULL, 1));
     DSD_TRY_CTX(err, ctx, dsd_discriminator_backward(ctx, &t->d, tr, &t->dreal, NULL, 1));
     dsd_profile_scope_end(ctx);
@@ -312,6 +385,8 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
     out->loss_d = download_scalar(t, &t->loss_d, err, &ok);
     if (!ok)
         return err->status;
+    if (replicas(t))
+        DSD_TRY(sum_replicas(t, &t->d.params, &out->loss_d, 1, err));
     if (!isfinite(out->loss_d))
         return DSD_FAIL(err, DSD_ERR_NAN, "step %llu: the discriminator loss is %g; stopping "
                         "before any weight is updated", (unsigned long long)t->step, out->loss_d);
@@ -325,21 +400,24 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
     DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->g.params.grads, 0.0f));
     DSD_TRY_CTX(err, ctx, dsd_discriminator_forward(ctx, &t->d, &t->sharp, &t->real_logits, NULL));
     DSD_TRY_CTX(err, ctx, dsd_discriminator_forward(ctx, &t->d, &t->fake, &t->fake_logits, tf));
-    DSD_TRY_CTX(err, ctx, dsd_ragan_loss_forward(ctx, DSD_RAGAN_GENERATOR, &t->real_logits,
-                                                 &t->fake_logits, &t->loss_adv));
+    DSD_TRY_CTX(err, ctx, dsd_ragan_loss_forward_comm(ctx, DSD_RAGAN_GENERATOR, &t->real_logits,
+                                                      &t->fake_logits, comm, &t->loss_adv));
     dsd_profile_scope_begin(ctx, "G step: content loss forward");
     st = dsd_content_loss_forward(ctx, &t->content, &t->fake, &t->sharp, &t->loss_content, 1);
     dsd_profile_scope_end(ctx);
     DSD_TRY_CTX(err, ctx, st);
     DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->dfake_logits, 0.0f));
     DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->dfake, 0.0f));
-    DSD_TRY_CTX(err, ctx, dsd_ragan_loss_backward(ctx, DSD_RAGAN_GENERATOR, 1.0f, &t->real_logits,
-                                                  &t->fake_logits, NULL, &t->dfake_logits));
+    DSD_TRY_CTX(err, ctx, dsd_ragan_loss_backward_comm(ctx, DSD_RAGAN_GENERATOR, 1.0f,
+                                                       &t->real_logits, &t->fake_logits, comm,
+                                                       NULL, &t->dfake_logits));
     DSD_TRY_CTX(err, ctx, dsd_discriminator_backward(ctx, &t->d, tf, &t->dfake_logits,
                                                      &t->dfake, 0));
     dsd_profile_scope_end(ctx);
     dsd_profile_scope_begin(ctx, "G step: content loss backward");
-    st = dsd_content_loss_backward(ctx, &t->content, (float)c->train.lambda, &t->dfake);
+    /* replicas: the content loss is a mean over this replica's share, 1/size of the batch */
+    st = dsd_content_loss_backward(ctx, &t->content,
+                                   (float)(c->train.lambda / t->comm.size), &t->dfake);
     dsd_profile_scope_end(ctx);
     DSD_TRY_CTX(err, ctx, st);
     dsd_profile_scope_begin(ctx, "G backward (other ops)");
@@ -353,6 +431,12 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
     out->loss_content = download_scalar(t, &t->loss_content, err, &ok);
     if (!ok)
         return err->status;
+    if (replicas(t)) {
+        double losses[2] = {out->loss_g_adv, out->loss_content / t->comm.size};
+        DSD_TRY(sum_replicas(t, &t->g.params, losses, 2, err));
+        out->loss_g_adv = losses[0];
+        out->loss_content = losses[1];
+    }
     out->loss_g = out->loss_g_adv + c->train.lambda * out->loss_content;
     if (!isfinite(out->loss_g))
         return DSD_FAIL(err, DSD_ERR_NAN, "step %llu: the generator loss is %g (adversarial %g, "
@@ -459,6 +543,37 @@ dsd_status dsd_trainer_save_checkpoint(dsd_trainer *t, const char *path, dsd_err
     ck.rng[0] = (uint64_t)t->cfg->train.seed; /* all randomness derives from (seed, step) */
     ck.config_text = t->config_text;
     DSD_TRY_CTX(err, t->ctx, dsd_checkpoint_save(t->ctx, &ck, path));
+    return DSD_OK;
+}
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t size)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < size; i++) {
+        h ^= p[i];
+        h *= UINT64_C(0x100000001b3);
+    }
+    return h;
+}
+
+dsd_status dsd_trainer_weights_checksum(dsd_trainer *t, uint64_t *out, dsd_error *err)
+{
+    const dsd_params *nets[] = {&t->g.params, &t->d.params};
+    uint64_t h = fnv1a(UINT64_C(0xcbf29ce484222325), &t->step, sizeof t->step);
+    for (int k = 0; k < 2; k++) {
+        float *v = malloc((nets[k]->count ? nets[k]->count : 1) * sizeof *v);
+        if (!v)
+            return DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "checksum of %zu weights",
+                            nets[k]->count);
+        if (dsd_tensor_download(t->ctx, &nets[k]->values, v, nets[k]->count) != DSD_OK) {
+            *err = *dsd_context_error(t->ctx);
+            free(v);
+            return err->status;
+        }
+        h = fnv1a(h, v, nets[k]->count * sizeof *v);
+        free(v);
+    }
+    *out = h;
     return DSD_OK;
 }
 
