@@ -227,7 +227,168 @@ kernel void conv2d_direct_few_rows(global const float *x, uint x_off, global con
             yo[3 * plane + at] = a3[r] + b3;
     }
 }
+
+/* The backward of the same convolutions, register-tiled like the forward.
+ * dx goes in two passes: conv2d_direct_few_dxpad writes the gradient of the
+ * padded input, gp (N x Cin x PH x PW, PH = OH + FEW_K - 1), which needs no
+ * folding (gp[ph][pw] = sum_o,kh,kw w[o][c][kh][kw] dy[o][ph-kh][pw-kw] with
+ * dy zero outside its plane), then conv2d_fold_padded_grad adds each padded
+ * position into the input element it reads (for reflection up to three per
+ * axis). A 2D range: dimension 0 is pw, dimension 1 is
+ * (img * channel_blocks + block) * row_blocks + row block; a work-item
+ * computes FEW_ROWS rows x FEW_CB channels of its column, loading each dy
+ * value once per tap column. Sums run over (o, kw, kh) in that fixed order. */
+#define FEW_CB 4
+kernel void conv2d_direct_few_dxpad(global const float *dy, uint dy_off, global const float *wt,
+                                    uint w_off, global float *gp, uint gp_off, uint n, uint cin,
+                                    uint cout,
+                                    uint oh_n, uint ow_n, uint ph_n, uint pw_n)
+{
+    uint pw = get_global_id(0), t = get_global_id(1);
+    uint row_blocks = (ph_n + FEW_ROWS - 1) / FEW_ROWS, c_blocks = (cin + FEW_CB - 1) / FEW_CB;
+    if (pw >= pw_n || t >= n * c_blocks * row_blocks)
+        return;
+    uint t2 = t / row_blocks, rb = t - t2 * row_blocks;
+    uint img = t2 / c_blocks, cb = t2 - img * c_blocks;
+    uint ph0 = rb * FEW_ROWS, c0 = cb * FEW_CB;
+    const uint taps = FEW_K * FEW_K, kc = cin * taps, plane = oh_n * ow_n;
+    uint row_at[FEW_SPAN]; /* dy rows ph0 - (FEW_K - 1) + s */
+    float row_ok[FEW_SPAN];
+    for (int s = 0; s < FEW_SPAN; s++) {
+        int oh = (int)ph0 - (FEW_K - 1) + s;
+        row_ok[s] = oh >= 0 && oh < (int)oh_n ? 1.0f : 0.0f;
+        row_at[s] = (uint)clamp(oh, 0, (int)oh_n - 1) * ow_n;
+    }
+    float acc[FEW_CB][FEW_ROWS];
+    for (int j = 0; j < FEW_CB; j++)
+        for (int r = 0; r < FEW_ROWS; r++)
+            acc[j][r] = 0.0f;
+    for (uint o = 0; o < cout; o++) {
+        global const float *go = dy + dy_off + (img * cout + o) * plane;
+        for (uint kw = 0; kw < FEW_K; kw++) {
+            int ow = (int)pw - (int)kw;
+            float col_ok = ow >= 0 && ow < (int)ow_n ? 1.0f : 0.0f;
+            global const float *gc = go + clamp(ow, 0, (int)ow_n - 1);
+            float v[FEW_SPAN];
+            for (int s = 0; s < FEW_SPAN; s++)
+                v[s] = gc[row_at[s]] * (row_ok[s] * col_ok);
+            for (int j = 0; j < FEW_CB; j++) {
+                /* channels past cin read channel cin - 1 and are not stored */
+                global const float *wc = wt + w_off + o * kc + min(c0 + j, cin - 1) * taps + kw;
+                for (int kh = 0; kh < FEW_K; kh++) {
+                    float wv = wc[kh * FEW_K];
+                    for (int r = 0; r < FEW_ROWS; r++)
+                        acc[j][r] += wv * v[r - kh + FEW_K - 1];
+                }
+            }
+        }
+    }
+    for (int j = 0; j < FEW_CB; j++) {
+        uint c = c0 + (uint)j;
+        if (c >= cin)
+            break;
+        global float *gj = gp + gp_off + ((img * cin + c) * ph_n + ph0) * pw_n + pw;
+        for (int r = 0; r < FEW_ROWS; r++)
+            if (ph0 + (uint)r < ph_n)
+                gj[r * pw_n] = acc[j][r];
+    }
+}
+
+/* dw += the weight gradient: work-group (c, kh) sums, for every o < cout and
+ * kw, dy[img][o][oh][ow] * xpad[img][c][oh + kh][ow + kw] over all images
+ * and output pixels. Work-item l takes the columns l, l + FEW_DW_WG, ... and
+ * every row of them (its FEW_K padded column indices found once per column),
+ * then work-item e < 4 * FEW_K adds entry e's partial sums in work-item
+ * order: deterministic. */
+#define FEW_DW_WG 64
+kernel void conv2d_direct_few_dw_rows(global const float *x, uint x_off, global const float *dy,
+                                      uint dy_off, global float *dw, uint dw_off, uint n,
+                                      uint cin, uint h, uint w, uint cout, int pad, uint reflect,
+                                      uint oh_n, uint ow_n)
+{
+    local float part[4 * FEW_K][FEW_DW_WG];
+    uint grp = get_group_id(0), lid = get_local_id(0);
+    if (grp >= cin * FEW_K)
+        return; /* whole group: no barrier is skipped by part of it */
+    uint c = grp / FEW_K, kh = grp - c * FEW_K;
+    const uint taps = FEW_K * FEW_K, kc = cin * taps, plane = oh_n * ow_n, hw = h * w;
+    /* sums past cout read the last dy plane and are dropped */
+    const uint o1 = min(1u, cout - 1) * plane, o2 = min(2u, cout - 1) * plane,
+               o3 = min(3u, cout - 1) * plane;
+    float s0[FEW_K], s1[FEW_K], s2[FEW_K], s3[FEW_K];
+    for (int kw = 0; kw < FEW_K; kw++)
+        s0[kw] = s1[kw] = s2[kw] = s3[kw] = 0.0f;
+    for (uint ow = lid; ow < ow_n; ow += FEW_DW_WG) {
+        uint col_at[FEW_K];
+        float col_ok[FEW_K];
+        for (int kw = 0; kw < FEW_K; kw++) {
+            int iw = conv_pad_index((int)ow + kw - pad, (int)w, reflect);
+            col_ok[kw] = iw >= 0 ? 1.0f : 0.0f;
+            col_at[kw] = (uint)max(iw, 0);
+        }
+        for (uint img = 0; img < n; img++) {
+            global const float *xc = x + x_off + (img * cin + c) * hw;
+            global const float *g = dy + dy_off + img * cout * plane + ow;
+            for (uint oh = 0; oh < oh_n; oh++) {
+                int ih = conv_pad_index((int)(oh + kh) - pad, (int)h, reflect);
+                float row_ok = ih >= 0 ? 1.0f : 0.0f;
+                global const float *xr = xc + (uint)max(ih, 0) * w;
+                uint at = oh * ow_n;
+                float d0 = g[at] * row_ok, d1 = g[o1 + at] * row_ok, d2 = g[o2 + at] * row_ok,
+                      d3 = g[o3 + at] * row_ok;
+                for (int kw = 0; kw < FEW_K; kw++) {
+                    float v = xr[col_at[kw]] * col_ok[kw];
+                    s0[kw] += d0 * v;
+                    s1[kw] += d1 * v;
+                    s2[kw] += d2 * v;
+                    s3[kw] += d3 * v;
+                }
+            }
+        }
+    }
+    for (int kw = 0; kw < FEW_K; kw++) {
+        part[kw][lid] = s0[kw];
+        part[FEW_K + kw][lid] = s1[kw];
+        part[2 * FEW_K + kw][lid] = s2[kw];
+        part[3 * FEW_K + kw][lid] = s3[kw];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint e = lid; e < 4 * FEW_K; e += FEW_DW_WG) {
+        uint o = e / FEW_K, kw = e - o * FEW_K;
+        if (o < cout) {
+            float s = 0.0f;
+            for (uint l = 0; l < FEW_DW_WG; l++)
+                s += part[e][l];
+            dw[dw_off + o * kc + c * taps + kh * FEW_K + kw] += s;
+        }
+    }
+}
 #endif
+
+/* dx += the gradient of the padded input gp (N x Cin x PH x PW, padding pad
+ * on every side) folded back: each input element adds the padded positions
+ * that read it (one without reflection, up to three per axis with it), in a
+ * fixed order. A 2D range: dimension 0 is iw, dimension 1 is
+ * (img * Cin + c) * H + ih. */
+kernel void conv2d_fold_padded_grad(global const float *gp, uint gp_off, global float *dx,
+                                    uint dx_off,
+                                    uint planes, uint h, uint w, int pad, uint reflect, uint ph_n,
+                                    uint pw_n)
+{
+    uint iw = get_global_id(0), t = get_global_id(1);
+    if (iw >= w || t >= planes * h)
+        return;
+    uint pl = t / h, ih = t - pl * h;
+    int ph[3], pw[3];
+    int nph = conv_preimages((int)ih, (int)h, pad, reflect, ph);
+    int npw = conv_preimages((int)iw, (int)w, pad, reflect, pw);
+    global const float *g = gp + gp_off + pl * ph_n * pw_n;
+    float s = 0.0f;
+    for (int a = 0; a < nph; a++)
+        for (int b = 0; b < npw; b++)
+            s += g[(uint)(ph[a] + pad) * pw_n + (uint)(pw[b] + pad)];
+    dx[dx_off + t * w + iw] += s;
+}
 
 /* dx += the backward of a stride-1 convolution with few output channels
  * (cout <= 4), without a column buffer. One work-item per dx element

@@ -220,14 +220,21 @@ static dsd_status run_rows(dsd_context *ctx, const char *kernel, const dsd_karg 
     return run_rows_k(ctx, kernel, args, nargs, cols, rows, 0);
 }
 
-/* Output rows per work-item of conv2d_direct_few_rows (FEW_ROWS there). */
-enum { FEW_ROWS = 4, FEW_MAX_K = 7 };
+/* The tiles of the register-tiled few-channel kernels (the same names in
+ * cl/conv2d.cl): output rows and channels per work-item, the dW work-group. */
+enum { FEW_ROWS = 4, FEW_CB = 4, FEW_DW_WG = 64, FEW_MAX_K = 7 };
 
 /* Whether the few-channel forward takes the register-tiled kernel: stride 1
  * and a square kernel of at most FEW_MAX_K taps a side (one build per size). */
 static int few_rows_kernel(const conv_geom *g)
 {
     return g->stride == 1 && g->kh == g->kw && g->kh <= FEW_MAX_K;
+}
+
+/* The tiled backward also needs FEW_DW_WG work-items per group. */
+static int few_rows_backward(const dsd_context *ctx, const conv_geom *g)
+{
+    return few_rows_kernel(g) && dsd_work_group_size(ctx, FEW_DW_WG) >= FEW_DW_WG;
 }
 
 size_t dsd_conv2d_col_limit(void)
@@ -288,8 +295,13 @@ static dsd_conv2d_plan plan_of(const dsd_conv2d_params *p, const conv_geom *g)
     const int few = g->cout <= DIRECT_MAX_COUT;
     pl.forward = few ? DSD_CONV2D_ROUTE_DIRECT_FEW : DSD_CONV2D_ROUTE_IM2COL;
     pl.backward = few && g->stride == 1 ? DSD_CONV2D_ROUTE_DIRECT_FEW : DSD_CONV2D_ROUTE_IM2COL;
-    if (pl.forward == DSD_CONV2D_ROUTE_DIRECT_FEW && pl.backward == DSD_CONV2D_ROUTE_DIRECT_FEW)
-        return pl; /* no column buffer either way */
+    if (pl.forward == DSD_CONV2D_ROUTE_DIRECT_FEW && pl.backward == DSD_CONV2D_ROUTE_DIRECT_FEW) {
+        /* no column buffer; the tiled backward's padded-input gradient */
+        if (few_rows_kernel(g))
+            pl.backward_workspace = (size_t)g->n * g->cin * (size_t)(g->h + 2 * g->pad) *
+                                    (size_t)(g->w + 2 * g->pad) * sizeof(float);
+        return pl;
+    }
     pl.chunk_rows = chunk_rows(g);
     pl.chunks = (g->oh + pl.chunk_rows - 1) / pl.chunk_rows;
     size_t col = col_rows(g) * (size_t)pl.chunk_rows * (size_t)g->ow * sizeof(float);
@@ -405,6 +417,80 @@ static dsd_status forward_direct_few(dsd_context *ctx, const conv_geom *g, const
     }
     return run_elementwise(ctx, "conv2d_direct_few", args, DSD_NARGS(args),
                            (size_t)g->n * g->oh * g->ow);
+}
+
+/* The padded-input gradient buffer of the tiled few-channel backward: a
+ * view of the caller's workspace, or leased for this call (*leased set). */
+static dsd_status padded_grad_buffer(dsd_context *ctx, const conv_geom *g,
+                                     const dsd_tensor *workspace, dsd_tensor *gp, int *leased)
+{
+    int ph = g->h + 2 * g->pad, pw = g->w + 2 * g->pad;
+    size_t floats = (size_t)g->n * g->cin * ph * pw;
+    *leased = 0;
+    if (!workspace) {
+        *leased = 1;
+        return dsd_tensor_init(ctx, gp, g->n, g->cin, ph, pw);
+    }
+    if (!workspace->buf || dsd_tensor_numel(workspace) < floats)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "conv2d_backward: workspace of %zu "
+                        "floats, the padded input gradient needs %zu",
+                        dsd_tensor_numel(workspace), floats);
+    *gp = *workspace;
+    gp->capacity = 0;
+    gp->n = g->n;
+    gp->c = g->cin;
+    gp->h = ph;
+    gp->w = pw;
+    return DSD_OK;
+}
+
+/* The tiled backward (few_rows_kernel): dx through the padded-input gradient
+ * and a fold, dW by one work-group per (c, kh) (cl/conv2d.cl). */
+static dsd_status backward_direct_few_rows(dsd_context *ctx, const conv_geom *g,
+                                           const dsd_tensor *x, const dsd_tensor *weight,
+                                           const dsd_tensor *dy, dsd_tensor *dx,
+                                           dsd_tensor *dweight, const dsd_tensor *workspace)
+{
+    cl_uint n = (cl_uint)g->n, cin = (cl_uint)g->cin, h = (cl_uint)g->h, w = (cl_uint)g->w,
+            cout = (cl_uint)g->cout, reflect = (cl_uint)g->reflect, oh = (cl_uint)g->oh,
+            ow = (cl_uint)g->ow, ph = (cl_uint)(g->h + 2 * g->pad),
+            pw = (cl_uint)(g->w + 2 * g->pad);
+    cl_int pad = g->pad;
+    if (dx) {
+        dsd_tensor gp;
+        int leased;
+        DSD_TRY(padded_grad_buffer(ctx, g, workspace, &gp, &leased));
+        dsd_karg args[] = {DSD_KARG_TENSOR(dy), DSD_KARG_TENSOR(weight), DSD_KARG_TENSOR(&gp),
+                           DSD_KARG(n), DSD_KARG(cin), DSD_KARG(cout), DSD_KARG(oh),
+                           DSD_KARG(ow), DSD_KARG(ph), DSD_KARG(pw)};
+        size_t blocks = (size_t)g->n * ((g->cin + FEW_CB - 1) / FEW_CB) *
+                        ((ph + FEW_ROWS - 1) / FEW_ROWS);
+        dsd_status st = run_rows_k(ctx, "conv2d_direct_few_dxpad", args, DSD_NARGS(args), pw,
+                                   blocks, g->kh);
+        cl_uint planes = n * cin;
+        dsd_karg fold[] = {DSD_KARG_TENSOR(&gp), DSD_KARG_TENSOR(dx), DSD_KARG(planes),
+                           DSD_KARG(h), DSD_KARG(w), DSD_KARG(pad), DSD_KARG(reflect), DSD_KARG(ph),
+                           DSD_KARG(pw)};
+        if (st == DSD_OK)
+            st = run_rows(ctx, "conv2d_fold_padded_grad", fold, DSD_NARGS(fold), (size_t)g->w,
+                          (size_t)planes * g->h);
+        if (leased)
+            dsd_tensor_free(ctx, &gp);
+        DSD_TRY(st);
+    }
+    if (dweight) {
+        char opts[48];
+        size_t wg;
+        kernel_options(ctx, opts, sizeof opts, &wg);
+        snprintf(opts + strlen(opts), sizeof opts - strlen(opts), " -DFEW_K=%d", g->kh);
+        dsd_karg args[] = {DSD_KARG_TENSOR(x), DSD_KARG_TENSOR(dy), DSD_KARG_TENSOR(dweight),
+                           DSD_KARG(n), DSD_KARG(cin), DSD_KARG(h), DSD_KARG(w), DSD_KARG(cout),
+                           DSD_KARG(pad), DSD_KARG(reflect), DSD_KARG(oh), DSD_KARG(ow)};
+        size_t local = FEW_DW_WG, global = (size_t)g->cin * g->kh * local;
+        DSD_TRY(dsd_kernel_run(ctx, "conv2d", opts, "conv2d_direct_few_dw_rows", args,
+                               DSD_NARGS(args), 1, &global, &local));
+    }
+    return DSD_OK;
 }
 
 /* The backward of a stride-1 convolution with few output channels: dx by a
@@ -651,6 +737,8 @@ dsd_status dsd_conv2d_backward_ws(dsd_context *ctx, const dsd_conv2d_params *p,
     const dsd_conv2d_plan plan = plan_of(p, &g);
     if (plan.backward == DSD_CONV2D_ROUTE_POINTWISE)
         return backward_pointwise(ctx, &g, x, weight, dy, dx, dweight);
+    if (plan.backward == DSD_CONV2D_ROUTE_DIRECT_FEW && few_rows_backward(ctx, &g))
+        return backward_direct_few_rows(ctx, &g, x, weight, dy, dx, dweight, workspace);
     if (plan.backward == DSD_CONV2D_ROUTE_DIRECT_FEW)
         return backward_direct_few(ctx, &g, x, weight, dy, dx, dweight);
 
