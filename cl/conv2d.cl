@@ -66,28 +66,32 @@ inline int conv_preimages(int i, int size, int pad, uint reflect, int *out)
     return count;
 }
 
-/* A 2D range: dimension 0 is the output column ow, dimension 1 the column
- * matrix row (k, jr) for tap k = (c, kh, kw) and chunk row jr, so col element
- * (k * rows + jr) * ow_n + ow. Consecutive work-items write consecutive
- * floats, and the divisions that split the row index are the same for a whole
- * row of work-items (PoCL hoists them out of its work-item loop; a flat index
- * needed six per element). */
+/* A 3D range: dimension 0 is the output column ow, dimension 1 the chunk row
+ * jr, dimension 2 the input channel c; a work-item writes the kh_n * kw_n
+ * column matrix entries of its (c, jr, ow), row (c, kh, kw) * rows + jr.
+ * Consecutive work-items write consecutive floats, and no index needs a
+ * division (PoCL computes those lane by lane, which made a flat-index
+ * im2col run at about 1 GB/s). */
 kernel void conv2d_im2col(global const float *x, uint x_off, global float *col, uint col_off,
                           uint cin, uint h, uint w, uint kh_n, uint kw_n, uint stride, int pad,
                           uint reflect, uint ow_n, uint r0, uint rows)
 {
-    uint ow = get_global_id(0), kr = get_global_id(1); /* column row kr = k * rows + jr */
-    if (ow >= ow_n || kr >= cin * kh_n * kw_n * rows)
+    uint ow = get_global_id(0), jr = get_global_id(1), c = get_global_id(2);
+    if (ow >= ow_n || jr >= rows || c >= cin)
         return;
-    uint k = kr / rows, jr = kr - k * rows;
-    uint t = k / kw_n, kw = k - t * kw_n;
-    uint c = t / kh_n, kh = t - c * kh_n;
-    int ih = conv_pad_index((int)((r0 + jr) * stride + kh) - pad, (int)h, reflect);
-    int iw = conv_pad_index((int)(ow * stride + kw) - pad, (int)w, reflect);
-    float v = 0.0f;
-    if (ih >= 0 && iw >= 0)
-        v = x[x_off + (c * h + (uint)ih) * w + (uint)iw];
-    col[col_off + kr * ow_n + ow] = v;
+    global const float *xc = x + x_off + c * h * w;
+    global float *out = col + col_off + (c * kh_n * kw_n * rows + jr) * ow_n + ow;
+    const uint tap_stride = rows * ow_n; /* from one column matrix row to the next */
+    for (uint kh = 0; kh < kh_n; kh++) {
+        int ih = conv_pad_index((int)((r0 + jr) * stride + kh) - pad, (int)h, reflect);
+        for (uint kw = 0; kw < kw_n; kw++, out += tap_stride) {
+            int iw = conv_pad_index((int)(ow * stride + kw) - pad, (int)w, reflect);
+            float v = 0.0f;
+            if (ih >= 0 && iw >= 0)
+                v = xc[(uint)ih * w + (uint)iw];
+            *out = v;
+        }
+    }
 }
 
 /* The forward of a convolution with few output channels (cout <= 4: the
@@ -488,17 +492,25 @@ kernel void conv2d_direct_few_dw(global const float *x, uint x_off, global const
 }
 
 /* One work-item per dx element of the input rows [ih0, ih0 + nih) of every
- * channel, a 2D range: dimension 0 is iw, dimension 1 is c * nih + ih - ih0. It adds the column gradient entries of the output rows
+ * channel, a 3D range: dimension 0 is iw, dimension 1 is ih - ih0,
+ * dimension 2 is c. It adds the column gradient entries of the output rows
  * [r0, r0 + rows) that read this element, in a fixed order (padded row
- * preimage, padded column preimage, kh, kw). */
-kernel void conv2d_col2im(global const float *dcol, uint dcol_off, global float *dx, uint dx_off,
-                          uint cin, uint h, uint w, uint kh_n, uint kw_n, uint stride, int pad,
-                          uint reflect, uint ow_n, uint r0, uint rows, uint ih0, uint nih)
+ * preimage, padded column preimage, kh, kw). stride_shift is log2(stride)
+ * for power-of-two strides (no division: PoCL computes those lane by lane),
+ * or 32 to divide. */
+inline int conv_stride_div(int t, uint stride, uint stride_shift)
 {
-    uint iw = get_global_id(0), t = get_global_id(1); /* t = c * nih + ih - ih0 */
-    if (iw >= w || t >= cin * nih)
+    return stride_shift < 32 ? t >> stride_shift : t / (int)stride;
+}
+
+kernel void conv2d_col2im(global const float *dcol, uint dcol_off, global float *dx, uint dx_off,
+                          uint cin, uint h, uint w, uint kh_n, uint kw_n, uint stride,
+                          uint stride_shift, int pad, uint reflect, uint ow_n, uint r0, uint rows,
+                          uint ih0, uint nih)
+{
+    uint iw = get_global_id(0), ih = ih0 + get_global_id(1), c = get_global_id(2);
+    if (iw >= w || ih >= ih0 + nih || c >= cin)
         return;
-    uint c = t / nih, ih = ih0 + (t - c * nih);
     uint cols = rows * ow_n;
     int ph[3], pw[3];
     int nph = conv_preimages((int)ih, (int)h, pad, reflect, ph);
@@ -511,8 +523,8 @@ kernel void conv2d_col2im(global const float *dcol, uint dcol_off, global float 
             int th = th0 - (int)kh;
             if (th < 0)
                 continue;
-            uint oh = (uint)th / stride;
-            if (oh * stride != (uint)th || oh < r0 || oh >= r0 + rows)
+            int oh = conv_stride_div(th, stride, stride_shift);
+            if (oh * (int)stride != th || oh < (int)r0 || oh >= (int)(r0 + rows))
                 continue;
             for (int b = 0; b < npw; b++) {
                 int tw0 = pw[b] + pad;
@@ -520,10 +532,10 @@ kernel void conv2d_col2im(global const float *dcol, uint dcol_off, global float 
                     int tw = tw0 - (int)kw;
                     if (tw < 0)
                         continue;
-                    uint ow = (uint)tw / stride;
-                    if (ow * stride != (uint)tw || ow >= ow_n)
+                    int ow = conv_stride_div(tw, stride, stride_shift);
+                    if (ow * (int)stride != tw || ow >= (int)ow_n)
                         continue;
-                    s += g[(kh * kw_n + kw) * cols + (oh - r0) * ow_n + ow];
+                    s += g[(kh * kw_n + kw) * cols + ((uint)oh - r0) * ow_n + (uint)ow];
                 }
             }
         }

@@ -214,6 +214,20 @@ static dsd_status run_rows_k(dsd_context *ctx, const char *kernel, const dsd_kar
     return dsd_kernel_run(ctx, "conv2d", opts, kernel, args, nargs, 2, global, local);
 }
 
+/* A 3D range cols x rows x planes, work-groups as run_rows_k's. */
+static dsd_status run_rows3(dsd_context *ctx, const char *kernel, const dsd_karg *args,
+                            int nargs, size_t cols, size_t rows, size_t planes)
+{
+    char opts[32];
+    size_t wg;
+    kernel_options(ctx, opts, sizeof opts, &wg);
+    size_t width = 1;
+    while (width < cols && width < CONV_ELEM_WG && width < wg)
+        width *= 2;
+    size_t global[3] = {cols, rows, planes}, local[3] = {width, 1, 1};
+    return dsd_kernel_run(ctx, "conv2d", opts, kernel, args, nargs, 3, global, local);
+}
+
 static dsd_status run_rows(dsd_context *ctx, const char *kernel, const dsd_karg *args, int nargs,
                            size_t cols, size_t rows)
 {
@@ -322,8 +336,8 @@ static dsd_status im2col(dsd_context *ctx, const conv_geom *g, const dsd_tensor 
                        DSD_KARG(h), DSD_KARG(w), DSD_KARG(kh), DSD_KARG(kw), DSD_KARG(stride),
                        DSD_KARG(pad), DSD_KARG(reflect), DSD_KARG(ow), DSD_KARG(ur0),
                        DSD_KARG(urows)};
-    return run_rows(ctx, "conv2d_im2col", args, DSD_NARGS(args), (size_t)g->ow,
-                    col_rows(g) * (size_t)rows);
+    return run_rows3(ctx, "conv2d_im2col", args, DSD_NARGS(args), (size_t)g->ow, (size_t)rows,
+                     (size_t)g->cin);
 }
 
 /* The input rows [*lo, *hi] that output rows [r0, r0 + rows) read. */
@@ -359,12 +373,16 @@ static dsd_status col2im(dsd_context *ctx, const conv_geom *g, const dsd_tensor 
             ow = (cl_uint)g->ow, ur0 = (cl_uint)r0, urows = (cl_uint)rows, ih0 = (cl_uint)lo,
             nih = (cl_uint)(hi - lo + 1);
     cl_int pad = g->pad;
+    cl_uint shift = 32; /* log2(stride) for powers of two; 32: divide */
+    for (cl_uint b = 0; b < 31; b++)
+        if (((cl_uint)1 << b) == stride)
+            shift = b;
     dsd_karg args[] = {DSD_KARG_TENSOR(dcol), DSD_KARG(dx->buf), DSD_KARG(dx_off), DSD_KARG(cin),
                        DSD_KARG(h), DSD_KARG(w), DSD_KARG(kh), DSD_KARG(kw), DSD_KARG(stride),
-                       DSD_KARG(pad), DSD_KARG(reflect), DSD_KARG(ow), DSD_KARG(ur0),
-                       DSD_KARG(urows), DSD_KARG(ih0), DSD_KARG(nih)};
-    return run_rows(ctx, "conv2d_col2im", args, DSD_NARGS(args), (size_t)g->w,
-                    (size_t)g->cin * nih);
+                       DSD_KARG(shift), DSD_KARG(pad), DSD_KARG(reflect), DSD_KARG(ow),
+                       DSD_KARG(ur0), DSD_KARG(urows), DSD_KARG(ih0), DSD_KARG(nih)};
+    return run_rows3(ctx, "conv2d_col2im", args, DSD_NARGS(args), (size_t)g->w, nih,
+                     (size_t)g->cin);
 }
 
 /* ------------------------------------------------------------------------ */
