@@ -543,14 +543,19 @@ kernel void conv2d_col2im(global const float *dcol, uint dcol_off, global float 
     dx[dx_off + (c * h + ih) * w + iw] += s;
 }
 
-/* One work-item per y element, flat NCHW index: y = bias[c]. */
+/* y = bias[c]: a 2D range, dimension 0 the pixel p of a plane, dimension 1
+ * the plane img * cout + c, whose channel c a work-item steps to rather than
+ * divides out (PoCL divides lane by lane). */
 kernel void conv2d_bias_fill(global const float *bias, uint bias_off, global float *y, uint y_off,
-                             uint count, uint cout, uint plane)
+                             uint planes, uint cout, uint plane)
 {
-    uint i = get_global_id(0);
-    if (i >= count)
+    uint p = get_global_id(0), t = get_global_id(1);
+    if (p >= plane || t >= planes)
         return;
-    y[y_off + i] = bias[bias_off + (i / plane) % cout];
+    uint c = t;
+    while (c >= cout) /* at most n - 1 steps, the same for a whole row of work-items */
+        c -= cout;
+    y[y_off + t * plane + p] = bias[bias_off + c];
 }
 
 /* Work-group c reduces channel c of dy (N, Cout, plane): work-item l sums

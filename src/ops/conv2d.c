@@ -618,11 +618,11 @@ dsd_status dsd_conv2d_forward_ws(dsd_context *ctx, const dsd_conv2d_params *p,
 
     float beta = 0.0f;
     if (bias) {
-        cl_uint count = (cl_uint)dsd_tensor_numel(y), cout = (cl_uint)g.cout,
+        cl_uint planes = (cl_uint)(g.n * g.cout), cout = (cl_uint)g.cout,
                 plane = (cl_uint)((size_t)g.oh * g.ow);
-        dsd_karg args[] = {DSD_KARG_TENSOR(bias), DSD_KARG_TENSOR(y), DSD_KARG(count),
+        dsd_karg args[] = {DSD_KARG_TENSOR(bias), DSD_KARG_TENSOR(y), DSD_KARG(planes),
                            DSD_KARG(cout), DSD_KARG(plane)};
-        DSD_TRY(run_elementwise(ctx, "conv2d_bias_fill", args, DSD_NARGS(args), count));
+        DSD_TRY(run_rows(ctx, "conv2d_bias_fill", args, DSD_NARGS(args), plane, planes));
         beta = 1.0f;
     }
 
