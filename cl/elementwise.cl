@@ -12,8 +12,9 @@
  *
  * Thread mappings. Flat kernels: one work-item per element. Plane kernels: a
  * 2-D range, dimension 0 the pixel p of an H*W plane (consecutive work-items
- * on consecutive floats), dimension 1 the plane n*C + c; no division per
- * element.
+ * on consecutive floats), dimension 1 the plane n*C + c; the broadcast
+ * kernels a 3-D range (p, c, n), so no work-item divides (PoCL computes
+ * divisions lane by lane).
  *
  * Reductions for db (backward over the broadcast dimensions) use no atomics
  * and a fixed order:
@@ -41,43 +42,43 @@
 /* ------------------------------------------------------------------------ */
 /* Forward: plane kernels over a's (hw, N*C) */
 
-/* Work-item (p, plane): y = a + alpha * b[broadcast]. */
+/* Work-item (p, c, n): y = a + alpha * b[broadcast]. */
 kernel void add_forward(global const float *a, uint a_off, global const float *b, uint b_off,
                         global float *y, uint y_off, float alpha, uint hw, uint channels,
-                        uint planes, uint sbn, uint sbc, uint sbp)
+                        uint images, uint sbn, uint sbc, uint sbp)
 {
-    uint p = get_global_id(0), plane = get_global_id(1);
-    if (p >= hw || plane >= planes)
+    uint p = get_global_id(0), c = get_global_id(1), n = get_global_id(2);
+    if (p >= hw || c >= channels || n >= images)
         return;
-    uint n = plane / channels, c = plane - n * channels;
+    uint plane = n * channels + c;
     uint i = plane * hw + p, bi = b_off + n * sbn + c * sbc;
     float bv = sbp ? b[bi + p] : b[bi]; /* uniform branch: one b per plane or per pixel */
     y[y_off + i] = a[a_off + i] + alpha * bv;
 }
 
-/* Work-item (p, plane): y = a * b[broadcast]. */
+/* Work-item (p, c, n): y = a * b[broadcast]. */
 kernel void mul_forward(global const float *a, uint a_off, global const float *b, uint b_off,
-                        global float *y, uint y_off, uint hw, uint channels, uint planes,
+                        global float *y, uint y_off, uint hw, uint channels, uint images,
                         uint sbn, uint sbc, uint sbp)
 {
-    uint p = get_global_id(0), plane = get_global_id(1);
-    if (p >= hw || plane >= planes)
+    uint p = get_global_id(0), c = get_global_id(1), n = get_global_id(2);
+    if (p >= hw || c >= channels || n >= images)
         return;
-    uint n = plane / channels, c = plane - n * channels;
+    uint plane = n * channels + c;
     uint i = plane * hw + p, bi = b_off + n * sbn + c * sbc;
     float bv = sbp ? b[bi + p] : b[bi];
     y[y_off + i] = a[a_off + i] * bv;
 }
 
-/* Work-item (p, plane): da += dy * b[broadcast] (mul backward for a). */
+/* Work-item (p, c, n): da += dy * b[broadcast] (mul backward for a). */
 kernel void mul_backward_a(global const float *dy, uint dy_off, global const float *b,
                            uint b_off, global float *da, uint da_off, uint hw, uint channels,
-                           uint planes, uint sbn, uint sbc, uint sbp)
+                           uint images, uint sbn, uint sbc, uint sbp)
 {
-    uint p = get_global_id(0), plane = get_global_id(1);
-    if (p >= hw || plane >= planes)
+    uint p = get_global_id(0), c = get_global_id(1), n = get_global_id(2);
+    if (p >= hw || c >= channels || n >= images)
         return;
-    uint n = plane / channels, c = plane - n * channels;
+    uint plane = n * channels + c;
     uint i = plane * hw + p, bi = b_off + n * sbn + c * sbc;
     float bv = sbp ? b[bi + p] : b[bi];
     da[da_off + i] += dy[dy_off + i] * bv;

@@ -98,6 +98,22 @@ static dsd_status run_planes(dsd_context *ctx, const char *kernel, const dsd_kar
     return dsd_kernel_run(ctx, "elementwise", opts, kernel, args, nargs, 2, global, local);
 }
 
+/* Work-item (p, c, n) over hw x channels x images, groups as run_planes'. */
+static dsd_status run_planes3(dsd_context *ctx, const char *kernel, const dsd_karg *args,
+                              int nargs, size_t hw, size_t channels, size_t images)
+{
+    size_t wg = dsd_work_group_size(ctx, EW_WG);
+    char opts[32];
+    snprintf(opts, sizeof opts, "-DWG=%zu", wg);
+    size_t local[3] = {1, 1, 1};
+    while (local[0] < hw && local[0] < wg)
+        local[0] *= 2;
+    while (local[0] * local[1] * 2 <= wg && local[1] < channels)
+        local[1] *= 2;
+    size_t global[3] = {hw, channels, images};
+    return dsd_kernel_run(ctx, "elementwise", opts, kernel, args, nargs, 3, global, local);
+}
+
 /* b's strides as seen from a's (n, c, p); 0 along broadcast dimensions. */
 static void broadcast_strides(const dsd_tensor *a, const dsd_tensor *b, cl_uint s[3])
 {
@@ -201,13 +217,13 @@ dsd_status dsd_add_forward(dsd_context *ctx, const dsd_tensor *a, const dsd_tens
 {
     DSD_TRY(check_binary_forward(ctx, "add_forward", a, b, y));
     cl_uint s[3], hw = (cl_uint)dsd_tensor_plane(a), channels = (cl_uint)a->c;
-    cl_uint planes = (cl_uint)a->n * channels;
+    cl_uint images = (cl_uint)a->n;
     broadcast_strides(a, b, s);
     dsd_karg args[] = {DSD_KARG_TENSOR(a), DSD_KARG_TENSOR(b), DSD_KARG_TENSOR(y),
                        DSD_KARG(alpha),    DSD_KARG(hw),       DSD_KARG(channels),
-                       DSD_KARG(planes),   DSD_KARG(s[0]),     DSD_KARG(s[1]),
+                       DSD_KARG(images),   DSD_KARG(s[0]),     DSD_KARG(s[1]),
                        DSD_KARG(s[2])};
-    return run_planes(ctx, "add_forward", args, DSD_NARGS(args), hw, planes);
+    return run_planes3(ctx, "add_forward", args, DSD_NARGS(args), hw, channels, images);
 }
 
 dsd_status dsd_add_backward(dsd_context *ctx, float alpha, const dsd_tensor *dy, dsd_tensor *da,
@@ -236,12 +252,12 @@ dsd_status dsd_mul_forward(dsd_context *ctx, const dsd_tensor *a, const dsd_tens
 {
     DSD_TRY(check_binary_forward(ctx, "mul_forward", a, b, y));
     cl_uint s[3], hw = (cl_uint)dsd_tensor_plane(a), channels = (cl_uint)a->c;
-    cl_uint planes = (cl_uint)a->n * channels;
+    cl_uint images = (cl_uint)a->n;
     broadcast_strides(a, b, s);
     dsd_karg args[] = {DSD_KARG_TENSOR(a), DSD_KARG_TENSOR(b), DSD_KARG_TENSOR(y),
-                       DSD_KARG(hw),       DSD_KARG(channels), DSD_KARG(planes),
+                       DSD_KARG(hw),       DSD_KARG(channels), DSD_KARG(images),
                        DSD_KARG(s[0]),     DSD_KARG(s[1]),     DSD_KARG(s[2])};
-    return run_planes(ctx, "mul_forward", args, DSD_NARGS(args), hw, planes);
+    return run_planes3(ctx, "mul_forward", args, DSD_NARGS(args), hw, channels, images);
 }
 
 dsd_status dsd_mul_backward(dsd_context *ctx, const dsd_tensor *a, const dsd_tensor *b,
@@ -257,12 +273,12 @@ dsd_status dsd_mul_backward(dsd_context *ctx, const dsd_tensor *a, const dsd_ten
         DSD_TRY(DSD_TENSOR_CHECK_LIKE(ctx, op, db, "db", b, "b"));
     if (da) {
         cl_uint s[3], hw = (cl_uint)dsd_tensor_plane(a), channels = (cl_uint)a->c;
-        cl_uint planes = (cl_uint)a->n * channels;
+        cl_uint images = (cl_uint)a->n;
         broadcast_strides(a, b, s);
         dsd_karg args[] = {DSD_KARG_TENSOR(dy), DSD_KARG_TENSOR(b), DSD_KARG_TENSOR(da),
-                           DSD_KARG(hw),        DSD_KARG(channels), DSD_KARG(planes),
+                           DSD_KARG(hw),        DSD_KARG(channels), DSD_KARG(images),
                            DSD_KARG(s[0]),      DSD_KARG(s[1]),     DSD_KARG(s[2])};
-        DSD_TRY(run_planes(ctx, "mul_backward_a", args, DSD_NARGS(args), hw, planes));
+        DSD_TRY(run_planes3(ctx, "mul_backward_a", args, DSD_NARGS(args), hw, channels, images));
     }
     if (db)
         DSD_TRY(reduce_broadcast(ctx, a, dy, a, db, 1.0f));
