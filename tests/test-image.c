@@ -594,11 +594,36 @@ START_TEST(test_other_formats)
     TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "x.bmp",
                     "BMP file whose header is corrupt", "RLE");
     bmp[30] = 0;
-    bmp[10] = 60; /* pixel data offset: 54 */
+    bmp[10] = 50; /* pixel data offset: 54 */
     tu_write_file(path, bmp, n);
     TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "x.bmp",
                     "cannot decode 5 x 3 BMP image", "the pixel data offset is wrong");
+    bmp[10] = 54;
+
+    /* Truncated BMP and TGA files: stb would decode the missing pixels as
+     * zeros; they are refused before the pixels are allocated. A BMP and a
+     * TGA missing their last byte, and 18 bytes of run-length TGA header
+     * claiming 44808 x 1030 pixels (what the fuzzer found taking seconds). */
+    tu_write_file(path, bmp, n - 1);
+    TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "x.bmp",
+                    "cannot decode 5 x 3 BMP image", "truncated", "102 bytes",
+                    "the file has 101");
     free(bmp);
+    tu_path_into(path, sizeof path, tmp_dir, "x.tga");
+    stbi_write_tga_with_rle = 0;
+    ck_assert(stbi_write_tga(path, 5, 3, 3, src));
+    stbi_write_tga_with_rle = 1;
+    unsigned char *tga = tu_read_file(path, &n);
+    ck_assert_uint_eq(n, 18 + 45); /* header, pixels */
+    tu_write_file(path, tga, n - 1);
+    TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "x.tga",
+                    "cannot decode 5 x 3 TGA image", "truncated");
+    tga[2] = 10; /* run-length RGB */
+    tga[12] = 0x08, tga[13] = 0xAF, tga[14] = 0x06, tga[15] = 0x04;
+    tu_write_file(path, tga, 18 + 20);
+    TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "x.tga",
+                    "cannot decode 44808 x 1030 TGA image", "truncated");
+    free(tga);
     ck_assert(img.data == NULL);
 }
 END_TEST

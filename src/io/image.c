@@ -393,8 +393,42 @@ static const char *stb_reason_in_words(const char *why)
     return why;
 }
 
-static dsd_status load_stb(FILE *f, const char *path, const char *format, dsd_image *img,
-                           dsd_error *err)
+static uint32_t le16(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+}
+
+/* The fewest bytes a BMP or TGA file of w x h pixels with this header can
+ * have, from the file's first 32 bytes (head); 0 when the file is shorter
+ * (stb then refuses it anyway). stb_image decodes a short file's
+ * missing pixels as zeros instead of failing, so a 20-byte file claiming
+ * 2^28 pixels would cost 768 MiB and seconds of work; this check turns
+ * truncated files into errors, before the pixels are allocated. BMP (stb
+ * reads only uncompressed and bitfield BMPs): the pixel data offset plus
+ * rows padded to 4 bytes. TGA: the header, image ID and colour map, then
+ * the pixels; run-length packets (types 9-11) hold up to 128 pixels in one
+ * header byte and one pixel. */
+static uint64_t stb_min_file_size(const unsigned char *head, size_t n, int is_bmp, int64_t w,
+                                  int64_t h)
+{
+    if (n < 30)
+        return 0;
+    if (is_bmp) {
+        uint64_t offset = le16(head + 10) | (uint64_t)le16(head + 12) << 16;
+        uint32_t hsz = le16(head + 14) | le16(head + 16) << 16;
+        uint32_t bpp = hsz == 12 ? le16(head + 24) : le16(head + 28);
+        uint64_t row = ((uint64_t)w * bpp + 31) / 32 * 4;
+        return offset + row * (uint64_t)h;
+    }
+    uint64_t cmap = head[1] ? (uint64_t)le16(head + 5) * ((head[7] + 7u) / 8u) : 0;
+    uint64_t pixel = (head[16] + 7u) / 8u, count = (uint64_t)w * (uint64_t)h;
+    uint64_t data = head[2] >= 9 ? (count + 127) / 128 * (1 + pixel) : count * pixel;
+    return 18 + head[0] + cmap + data;
+}
+
+static dsd_status load_stb(FILE *f, const char *path, const char *format,
+                           const unsigned char *head, size_t n_head, uint64_t file_size,
+                           dsd_image *img, dsd_error *err)
 {
     /* Header first: stbi_info reads only what it needs and rewinds. */
     int w = 0, h = 0, comp = 0;
@@ -411,6 +445,13 @@ static dsd_status load_stb(FILE *f, const char *path, const char *format, dsd_im
     }
     if (!size_ok(w, h))
         return too_large(path, format, w, h, err);
+    uint64_t need = stb_min_file_size(head, n_head, !strcmp(format, "BMP"), w, h);
+    if (need > file_size)
+        return DSD_FAIL(err, DSD_ERR_FORMAT,
+                        "%s: cannot decode %d x %d %s image: the file is truncated (its header "
+                        "needs at least %llu bytes, the file has %llu)",
+                        path, w, h, format, (unsigned long long)need,
+                        (unsigned long long)file_size);
     int w2 = 0, h2 = 0, comp2 = 0;
     unsigned char *pixels = stbi_load_from_file(f, &w2, &h2, &comp2, 3);
     if (!pixels)
@@ -478,7 +519,7 @@ dsd_status dsd_image_load(const char *path, dsd_image *img, dsd_error *err)
         goto done;
     }
 
-    unsigned char head[24];
+    unsigned char head[32]; /* the magic bytes, PNG's IHDR, BMP's and TGA's headers */
     size_t n_head = fread(head, 1, sizeof head, f);
     if (n_head < sizeof head && ferror(f)) {
         status = DSD_FAIL(err, DSD_ERR_IO, "%s: read failed: %s", path, strerror(errno));
@@ -496,9 +537,9 @@ dsd_status dsd_image_load(const char *path, dsd_image *img, dsd_error *err)
                           "%s: %s; dsdeblur reads PNG, JPEG, BMP and TGA images", path,
                           refused);
     else if (n_head >= 2 && head[0] == 'B' && head[1] == 'M')
-        status = load_stb(f, path, "BMP", img, err);
+        status = load_stb(f, path, "BMP", head, n_head, (uint64_t)st.st_size, img, err);
     else
-        status = load_stb(f, path, "TGA", img, err);
+        status = load_stb(f, path, "TGA", head, n_head, (uint64_t)st.st_size, img, err);
     if (status != DSD_OK)
         dsd_image_free(img);
 done:
