@@ -95,13 +95,14 @@ dsd_status dsd_image_alloc(dsd_image *img, int width, int height, dsd_error *err
  * The format is decided by the first bytes, never by the extension, and each
  * format goes to one decoder:
  *   PNG  (89 'PNG' 0D 0A 1A 0A)  libpng
- *   JPEG (FF D8)                 libjpeg-turbo
+ *   JPEG (FF D8, and FF FF)      libjpeg-turbo
  *   BMP  ("BM") and TGA (no magic: whatever is left)   stb_image
  * GIF, PSD, PIC, PNM and Radiance HDR, which stb_image would also decode, are
  * refused by their magic bytes, so stb only ever sees BMP and TGA data (its
  * own format tests, which run in a fixed order, fail on everything else
- * before they read past a few header bytes). Why PNG and JPEG do not go to
- * stb: doc/images.md. */
+ * before they read past a few header bytes; its JPEG test would accept
+ * FF FF ... FF D8, hence FF FF above). Why PNG and JPEG do not go to stb:
+ * doc/images.md. */
 
 /* The size an image may have (the checks run on the header's claim, before
  * anything is allocated). */
@@ -399,10 +400,9 @@ static uint32_t le16(const unsigned char *p)
 }
 
 /* The fewest bytes a BMP or TGA file of w x h pixels with this header can
- * have, from the file's first 32 bytes (head); 0 when the file is shorter
- * (stb then refuses it anyway). stb_image decodes a short file's
- * missing pixels as zeros instead of failing, so a 20-byte file claiming
- * 2^28 pixels would cost 768 MiB and seconds of work; this check turns
+ * have, from the file's first bytes (head, n of them). stb_image decodes a
+ * short file's missing pixels as zeros instead of failing, so a 21-byte file
+ * claiming 2^28 pixels would cost 768 MiB and seconds of work; this check turns
  * truncated files into errors, before the pixels are allocated. BMP (stb
  * reads only uncompressed and bitfield BMPs): the pixel data offset plus
  * rows padded to 4 bytes. TGA: the header, image ID and colour map, then
@@ -411,8 +411,8 @@ static uint32_t le16(const unsigned char *p)
 static uint64_t stb_min_file_size(const unsigned char *head, size_t n, int is_bmp, int64_t w,
                                   int64_t h)
 {
-    if (n < 30)
-        return 0;
+    if (n < (is_bmp ? 30u : 18u))
+        return is_bmp ? 30 : 18; /* not even a whole header */
     if (is_bmp) {
         uint64_t offset = le16(head + 10) | (uint64_t)le16(head + 12) << 16;
         uint32_t hsz = le16(head + 14) | le16(head + 16) << 16;
@@ -530,7 +530,9 @@ dsd_status dsd_image_load(const char *path, dsd_image *img, dsd_error *err)
     const char *refused = refused_format(head, n_head);
     if (n_head >= 8 && !memcmp(head, png_sig, 8))
         status = load_png(f, path, head, n_head, img, err);
-    else if (n_head >= 2 && head[0] == 0xFF && head[1] == 0xD8)
+    else if (n_head >= 2 && head[0] == 0xFF && (head[1] == 0xD8 || head[1] == 0xFF))
+        /* FF FF ... D8 too: stb skips fill bytes before SOI and would decode
+         * it as a JPEG (libjpeg refuses it) */
         status = load_jpeg(f, path, img, err);
     else if (refused)
         status = DSD_FAIL(err, DSD_ERR_FORMAT,
