@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 
 packages="pocl-opencl-icd ocl-icd-opencl-dev opencl-headers libclblast-dev libclfft-dev \
 libstb-dev libyaml-dev check autoconf automake libtool pkg-config make gcc oclgrind clinfo"
+# PNG and JPEG decoding (doc/images.md); clang and its libFuzzer runtime for make fuzz
+packages="$packages libpng-dev libjpeg-dev clang libclang-rt-dev"
 
 if [ "${DSDEBLUR_SKIP_APT:-0}" != 1 ]; then
     sudo=""
