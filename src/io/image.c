@@ -188,8 +188,9 @@ static dsd_status load_png(FILE *f, const char *path, const unsigned char *head,
     png_job job;
     memset(&job, 0, sizeof job);
     job.f = f;
-    png_structp png =
-        png_create_read_struct(PNG_LIBPNG_VER_STRING, &job, png_on_error, png_on_warning);
+    /* our error handler is installed only once job.jump is set (libpng
+     * handles its own failures while the structs are created) */
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
         png_destroy_read_struct(png ? &png : NULL, NULL, NULL);
@@ -201,12 +202,13 @@ static dsd_status load_png(FILE *f, const char *path, const unsigned char *head,
         png_destroy_read_struct(&png, &info, NULL);
         return decode_failure(path, "PNG", cw, ch, job.message, err);
     }
+    png_set_error_fn(png, &job, png_on_error, png_on_warning);
     png_set_read_fn(png, &job, png_read_file);
     png_read_info(png, info);
     png_uint_32 w32 = 0, h32 = 0;
     int depth = 0, color = 0, interlace = 0;
     png_get_IHDR(png, info, &w32, &h32, &depth, &color, &interlace, NULL, NULL);
-    if (!size_ok(w32, h32)) { /* IHDR was not first: libpng has already refused that */
+    if (!size_ok(w32, h32)) { /* cannot happen: the same IHDR was checked above */
         png_destroy_read_struct(&png, &info, NULL);
         return too_large(path, "PNG", (long)w32, (long)h32, err);
     }
