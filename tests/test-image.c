@@ -4,12 +4,17 @@
  * JPEG round trips (close) on odd sizes; gray, gray+alpha, RGBA, BMP, TGA and
  * 16-bit PNG inputs written here with stb_image_write (the 16-bit file comes
  * from tests/data/image/make_gray16.py) and the RGB each must decode to;
+ * every PNG layout libpng writes (1/2/4/8/16-bit gray, gray+alpha, RGB(A),
+ * palettes with tRNS, Adam7) against its exact pixels; JPEGs (baseline,
+ * progressive, gray, CMYK) pixel for pixel against libjpeg's own decoding;
  * every load error with the text its message must carry, including
- * hand-made PNG headers that claim absurd sizes (refused before decoding);
- * saving by extension, atomic replacement (a failed save leaves the old file
- * and no temporary); the float conversions exhaustively over all 256 values
- * plus rounding, clamping and NaN; crop and pad. Files live in a mkdtemp
- * directory removed at the end.
+ * hand-made PNG and JPEG headers that claim absurd sizes (refused before
+ * decoding), truncated PNG/JPEG/BMP/TGA files, the crafted DHT JPEG that
+ * overflows stb 2.27's Huffman table (doc/images.md), refused formats and
+ * stb's BMP reasons in words; saving by extension, atomic replacement (a
+ * failed save leaves the old file and no temporary); the float conversions
+ * exhaustively over all 256 values plus rounding, clamping and NaN; crop and
+ * pad. Files live in a mkdtemp directory removed at the end.
  */
 #include "testutil.h"
 
