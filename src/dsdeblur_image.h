@@ -2,9 +2,10 @@
  * dsdeblur_image.h: photographs in and out of the library, and the quality
  * metrics the paper reports (PSNR, SSIM). Host only: nothing here touches
  * OpenCL, so the tools can read, write and score images without a device.
- * Decoding and encoding are done by stb_image / stb_image_write (libstb-dev);
- * this module adds the checks, the error messages, atomic saving and the
- * conversion to the networks' float layout. The metrics' exact definitions,
+ * PNG is decoded by libpng, JPEG by libjpeg-turbo, BMP and TGA by stb_image
+ * (doc/images.md says why); encoding is stb_image_write's. This module adds
+ * the checks, the error messages, atomic saving and the conversion to the
+ * networks' float layout. The metrics' exact definitions,
  * and how they were checked against scikit-image and (without MATLAB) against
  * a scipy reading of MATLAB's ssim, are in doc/metrics.md.
  *
@@ -24,16 +25,19 @@
  * The struct owns its pixel buffer; dsd_image_free releases it and is safe on
  * a zeroed struct and twice in a row.
  *
- * Loading accepts what stb_image decodes; PNG, JPEG, BMP and TGA are the
- * supported (tested) formats. Gray becomes R = G = B; alpha is DROPPED, not
- * composited (an RGBA pixel keeps its RGB values whatever its alpha);
- * 16-bit PNGs are reduced to 8 bits by stb (v >> 8). Radiance HDR files are
- * refused (stb would tone-map them). Headers claiming more than
- * DSD_IMAGE_MAX_PIXELS pixels or a side over DSD_IMAGE_MAX_SIDE are refused
- * before anything is allocated. Errors name the file:
+ * Loading reads PNG, JPEG, BMP and TGA, told apart by their first bytes
+ * (not the extension); GIF, PSD, PIC, PNM and Radiance HDR are refused.
+ * Gray becomes R = G = B; palettes are expanded; alpha (and PNG tRNS) is
+ * DROPPED, not composited (an RGBA pixel keeps its RGB values whatever its
+ * alpha); 16-bit PNGs keep the high byte (v >> 8); CMYK JPEGs become
+ * R = C * K / 255. No colour management (ICC, gamma) or EXIF rotation.
+ * Headers claiming more than DSD_IMAGE_MAX_PIXELS pixels or a side over
+ * DSD_IMAGE_MAX_SIDE, and BMP/TGA files too short for what their header
+ * claims, are refused before the pixels are allocated. Errors name the file:
  *     DSD_ERR_IO      missing file, a directory, unreadable
- *     DSD_ERR_FORMAT  empty file, not an image, truncated or corrupt data
- *                     (stb's reason is quoted), header too large
+ *     DSD_ERR_FORMAT  empty file, not an image, a refused format, truncated
+ *                     or corrupt data (the decoder's reason, in words, and
+ *                     the header's size once known), header too large
  *
  * Saving picks the encoder from the extension, case-insensitively: .png
  * (lossless) or .jpg / .jpeg (baseline JPEG, quality 95, 4:2:0 chroma as stb

@@ -4,12 +4,17 @@
  * JPEG round trips (close) on odd sizes; gray, gray+alpha, RGBA, BMP, TGA and
  * 16-bit PNG inputs written here with stb_image_write (the 16-bit file comes
  * from tests/data/image/make_gray16.py) and the RGB each must decode to;
+ * every PNG layout libpng writes (1/2/4/8/16-bit gray, gray+alpha, RGB(A),
+ * palettes with tRNS, Adam7) against its exact pixels; JPEGs (baseline,
+ * progressive, gray, CMYK) pixel for pixel against libjpeg's own decoding;
  * every load error with the text its message must carry, including
- * hand-made PNG headers that claim absurd sizes (refused before decoding);
- * saving by extension, atomic replacement (a failed save leaves the old file
- * and no temporary); the float conversions exhaustively over all 256 values
- * plus rounding, clamping and NaN; crop and pad. Files live in a mkdtemp
- * directory removed at the end.
+ * hand-made PNG and JPEG headers that claim absurd sizes (refused before
+ * decoding), truncated PNG/JPEG/BMP/TGA files, the crafted DHT JPEG that
+ * overflows stb 2.27's Huffman table (doc/images.md), refused formats and
+ * stb's BMP reasons in words; saving by extension, atomic replacement (a
+ * failed save leaves the old file and no temporary); the float conversions
+ * exhaustively over all 256 values plus rounding, clamping and NaN; crop and
+ * pad. Files live in a mkdtemp directory removed at the end.
  */
 #include "testutil.h"
 
@@ -18,6 +23,7 @@
 #include <stb_image_write.h>
 
 #include <math.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +31,9 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <png.h>
+#include <jpeglib.h>
 
 static char tmp_dir[64];
 
@@ -186,6 +195,456 @@ START_TEST(test_png16)
 END_TEST
 
 // ----------------------------------------------------------------------------
+// PNG layouts through libpng, written here with libpng itself
+
+/* Fields after interlace are optional (palette, tRNS). */
+typedef struct png_spec {
+    const char *name;
+    int w, h, depth, color, interlace;
+    const png_color *palette;
+    int n_palette;
+    const png_byte *trans; /* palette alpha, n_trans entries */
+    int n_trans;
+    png_color_16 trans_gray; /* gray tRNS when use_trans_gray */
+    int use_trans_gray;
+} png_spec;
+
+/* Writes rows (packed as the PNG stores them, 16-bit big-endian) to path. */
+static void write_png_rows(const char *path, const png_spec *s, const unsigned char *raw,
+                           size_t row_bytes)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f, "%s: cannot create", path);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    ck_assert(png && info);
+    if (setjmp(png_jmpbuf(png)))
+        ck_abort_msg("%s: libpng failed to write the test file", path);
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)s->w, (png_uint_32)s->h, s->depth, s->color,
+                 s->interlace, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (s->palette)
+        png_set_PLTE(png, info, s->palette, s->n_palette);
+    if (s->trans || s->use_trans_gray)
+        png_set_tRNS(png, info, s->trans, s->n_trans, s->use_trans_gray ? &s->trans_gray : NULL);
+    png_write_info(png, info);
+    png_bytep *rows = malloc((size_t)s->h * sizeof *rows);
+    ck_assert(rows);
+    for (int y = 0; y < s->h; y++)
+        rows[y] = (png_bytep)raw + (size_t)y * row_bytes;
+    png_write_image(png, rows);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    free(rows);
+    ck_assert(fclose(f) == 0);
+}
+
+/* Sample (x, y, channel) of a PNG test image, in the image's own bit depth. */
+static unsigned png_sample(int x, int y, int c, int depth)
+{
+    unsigned v = (unsigned)(x * 4099 + y * 7919 + c * 104729 + 17);
+    return depth == 16 ? v % 65536u : v % (1u << depth);
+}
+
+/* Packs png_sample values for spec s into PNG rows (channels per pixel from
+ * the colour type; indexes for a palette). */
+static unsigned char *pack_png(const png_spec *s, int channels, size_t *row_bytes)
+{
+    size_t bits = (size_t)s->w * (size_t)channels * (size_t)s->depth;
+    *row_bytes = (bits + 7) / 8;
+    unsigned char *raw = calloc((size_t)s->h, *row_bytes);
+    ck_assert(raw);
+    for (int y = 0; y < s->h; y++) {
+        unsigned char *row = raw + (size_t)y * *row_bytes;
+        for (int x = 0; x < s->w; x++)
+            for (int c = 0; c < channels; c++) {
+                unsigned v = png_sample(x, y, c, s->depth);
+                if (s->palette)
+                    v %= (unsigned)s->n_palette;
+                size_t i = (size_t)x * (size_t)channels + (size_t)c;
+                if (s->depth == 16) {
+                    row[2 * i] = (unsigned char)(v >> 8);
+                    row[2 * i + 1] = (unsigned char)v;
+                } else if (s->depth == 8) {
+                    row[i] = (unsigned char)v;
+                } else { /* 1, 2, 4 bits, most significant first */
+                    size_t bit = i * (size_t)s->depth;
+                    row[bit / 8] |= (unsigned char)(v << (8 - s->depth - bit % 8));
+                }
+            }
+    }
+    return raw;
+}
+
+START_TEST(test_png_layouts)
+{
+    dsd_error err;
+    static const png_color palette[5] = {
+        {10, 20, 30}, {200, 100, 0}, {0, 255, 1}, {77, 77, 77}, {255, 254, 253}};
+    static const png_byte palette_alpha[3] = {0, 128, 255};
+    /* name, size, bit depth, colour type, interlacing; then palette and tRNS */
+#define LAYOUT(n, w_, h_, d, c, i) .name = n, .w = w_, .h = h_, .depth = d, .color = c, .interlace = i
+    const png_spec specs[] = {
+        {LAYOUT("rgb16.png", 5, 3, 16, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE)},
+        {LAYOUT("rgba16.png", 7, 2, 16, PNG_COLOR_TYPE_RGB_ALPHA, PNG_INTERLACE_NONE)},
+        {LAYOUT("graya16.png", 5, 3, 16, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_INTERLACE_NONE)},
+        {LAYOUT("gray1.png", 9, 2, 1, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE)},
+        {LAYOUT("gray2.png", 5, 3, 2, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE)},
+        {LAYOUT("gray4.png", 11, 3, 4, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE)},
+        {LAYOUT("gray8trns.png", 6, 4, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE),
+         .trans_gray = {.gray = 17}, .use_trans_gray = 1},
+        {LAYOUT("pal4.png", 7, 3, 4, PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE),
+         .palette = palette, .n_palette = 5, .trans = palette_alpha, .n_trans = 3},
+        {LAYOUT("pal8.png", 9, 5, 8, PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE),
+         .palette = palette, .n_palette = 5},
+        {LAYOUT("pal1.png", 10, 2, 1, PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE),
+         .palette = palette, .n_palette = 2},
+        {LAYOUT("adam7.png", 13, 11, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_ADAM7)},
+        {LAYOUT("adam7gray2.png", 9, 9, 2, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_ADAM7)},
+    };
+#undef LAYOUT
+    for (int k = 0; k < TU_COUNT(specs); k++) {
+        const png_spec *s = &specs[k];
+        int channels = s->color == PNG_COLOR_TYPE_RGB         ? 3
+                       : s->color == PNG_COLOR_TYPE_RGB_ALPHA  ? 4
+                       : s->color == PNG_COLOR_TYPE_GRAY_ALPHA ? 2
+                                                               : 1;
+        size_t row_bytes;
+        unsigned char *raw = pack_png(s, channels, &row_bytes);
+        char path[256];
+        tu_path_into(path, sizeof path, tmp_dir, s->name);
+        write_png_rows(path, s, raw, row_bytes);
+        free(raw);
+        dsd_image img = {0};
+        TU_HOST_OK(dsd_image_load(path, &img, &err), err);
+        ck_assert_msg(img.width == s->w && img.height == s->h && img.channels == 3,
+                      "%s: %d x %d x %d, want %d x %d x 3", s->name, img.width, img.height,
+                      img.channels, s->w, s->h);
+        for (int y = 0; y < s->h; y++)
+            for (int x = 0; x < s->w; x++)
+                for (int c = 0; c < 3; c++) {
+                    int want;
+                    if (s->palette) {
+                        /* the palette's RGB; tRNS alpha dropped */
+                        unsigned idx = png_sample(x, y, 0, s->depth) % (unsigned)s->n_palette;
+                        const png_color *p = &s->palette[idx];
+                        want = c == 0 ? p->red : c == 1 ? p->green : p->blue;
+                    } else {
+                        /* gray: R = G = B; 16 bits: the high byte; below 8 bits:
+                         * scaled to 0..255 */
+                        unsigned v = png_sample(x, y, channels >= 3 ? c : 0, s->depth);
+                        want = s->depth == 16 ? (int)(v >> 8)
+                                              : (int)(v * 255 / ((1u << s->depth) - 1));
+                    }
+                    int got = img.data[((size_t)y * s->w + x) * 3 + c];
+                    ck_assert_msg(got == want, "%s: pixel (%d, %d) channel %d: %d, want %d",
+                                  s->name, x, y, c, got, want);
+                }
+        dsd_image_free(&img);
+        ck_assert(remove(path) == 0);
+    }
+}
+END_TEST
+
+// ----------------------------------------------------------------------------
+// JPEG through libjpeg-turbo: exact pixels against libjpeg's own decoding
+
+/* Encodes w x h pixels of `components` channels in colour space `in` with
+ * libjpeg into memory. */
+static unsigned char *jpeg_encode(const unsigned char *px, int w, int h, int components,
+                                  J_COLOR_SPACE in, int progressive, unsigned long *size)
+{
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr jerr;
+    c.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&c);
+    unsigned char *out = NULL;
+    *size = 0;
+    jpeg_mem_dest(&c, &out, size);
+    c.image_width = (JDIMENSION)w;
+    c.image_height = (JDIMENSION)h;
+    c.input_components = components;
+    c.in_color_space = in;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 90, TRUE);
+    if (progressive)
+        jpeg_simple_progression(&c);
+    jpeg_start_compress(&c, TRUE);
+    while (c.next_scanline < c.image_height) {
+        JSAMPROW row = (JSAMPROW)px + (size_t)c.next_scanline * (size_t)w * (size_t)components;
+        jpeg_write_scanlines(&c, &row, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    return out;
+}
+
+/* libjpeg's decoding of bytes into colour space `out` (its default DCT and
+ * upsampling, as src/io/image.c uses): the reference. */
+static unsigned char *jpeg_decode_ref(const unsigned char *bytes, unsigned long size,
+                                      J_COLOR_SPACE out, int *w, int *h, int *components)
+{
+    struct jpeg_decompress_struct d;
+    struct jpeg_error_mgr jerr;
+    d.err = jpeg_std_error(&jerr);
+    jpeg_create_decompress(&d);
+    jpeg_mem_src(&d, bytes, size);
+    ck_assert(jpeg_read_header(&d, TRUE) == JPEG_HEADER_OK);
+    d.out_color_space = out;
+    jpeg_start_decompress(&d);
+    *w = (int)d.output_width;
+    *h = (int)d.output_height;
+    *components = d.output_components;
+    size_t row = (size_t)*w * (size_t)*components;
+    unsigned char *px = malloc(row * (size_t)*h);
+    ck_assert(px);
+    while (d.output_scanline < d.output_height) {
+        JSAMPROW r = px + (size_t)d.output_scanline * row;
+        jpeg_read_scanlines(&d, &r, 1);
+    }
+    jpeg_finish_decompress(&d);
+    jpeg_destroy_decompress(&d);
+    return px;
+}
+
+START_TEST(test_jpeg_exact)
+{
+    dsd_error err;
+    const int w = 37, h = 23; /* not multiples of the 16 x 16 MCU */
+    struct {
+        const char *name;
+        int components;
+        J_COLOR_SPACE in, ref_out;
+        int progressive;
+    } cases[] = {
+        {"rgb.jpg", 3, JCS_RGB, JCS_RGB, 0},
+        {"progressive.jpg", 3, JCS_RGB, JCS_RGB, 1},
+        {"gray.jpg", 1, JCS_GRAYSCALE, JCS_GRAYSCALE, 0},
+        {"cmyk.jpg", 4, JCS_CMYK, JCS_CMYK, 0},
+    };
+    for (int k = 0; k < TU_COUNT(cases); k++) {
+        int comps = cases[k].components;
+        unsigned char *src = malloc((size_t)w * h * (size_t)comps);
+        ck_assert(src);
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                for (int c = 0; c < comps; c++)
+                    src[((size_t)y * w + x) * (size_t)comps + (size_t)c] =
+                        (unsigned char)(128 + 100 * sin(0.21 * x - 0.13 * y + 1.7 * c));
+        unsigned long size;
+        unsigned char *bytes = jpeg_encode(src, w, h, comps, cases[k].in, cases[k].progressive,
+                                           &size);
+        char path[256];
+        tu_path_into(path, sizeof path, tmp_dir, cases[k].name);
+        tu_write_file(path, bytes, size);
+        int rw, rh, rc;
+        unsigned char *ref = jpeg_decode_ref(bytes, size, cases[k].ref_out, &rw, &rh, &rc);
+        ck_assert(rw == w && rh == h && rc == comps);
+        dsd_image img = {0};
+        TU_HOST_OK(dsd_image_load(path, &img, &err), err);
+        ck_assert_int_eq(img.width, w);
+        ck_assert_int_eq(img.height, h);
+        for (int i = 0; i < w * h; i++)
+            for (int c = 0; c < 3; c++) {
+                const unsigned char *p = ref + (size_t)i * (size_t)comps;
+                /* gray: R = G = B; CMYK (Adobe inverted, as libjpeg writes it):
+                 * C * K / 255 rounded */
+                int want = comps == 1 ? p[0] : comps == 3 ? p[c] : (p[c] * p[3] + 127) / 255;
+                ck_assert_msg(img.data[(size_t)i * 3 + c] == want,
+                              "%s: pixel (%d, %d) channel %d: %d, libjpeg gives %d", path, i % w,
+                              i / w, c, img.data[(size_t)i * 3 + c], want);
+            }
+        dsd_image_free(&img);
+        free(ref);
+        free(bytes);
+        free(src);
+        ck_assert(remove(path) == 0);
+    }
+}
+END_TEST
+
+/* Offset of the first SOF0/SOF2 marker's height field in a JPEG, 0 if none. */
+static size_t sof_size_offset(const unsigned char *b, size_t n)
+{
+    for (size_t i = 2; i + 9 < n; i++)
+        if (b[i] == 0xFF && (b[i + 1] == 0xC0 || b[i + 1] == 0xC2))
+            return i + 5; /* FF Cx, length (2), precision (1), then height, width */
+    return 0;
+}
+
+/* A JPEG whose DHT segment gives 16 code lengths of 255 codes each: 4080
+ * symbols where a table holds 256. Debian 12's stb_image 2.27 writes them
+ * past its Huffman table while reading the header (stbi__build_huffman, from
+ * stbi_info); libjpeg refuses the segment. The segment is otherwise well
+ * formed: its length covers the 4080 symbol bytes. */
+static unsigned char *crafted_dht_jpeg(size_t *n)
+{
+    const size_t symbols = 16 * 255, seg = 2 + 1 + 16 + symbols;
+    *n = 2 + 2 + seg + 2;
+    unsigned char *b = malloc(*n);
+    ck_assert(b);
+    size_t i = 0;
+    b[i++] = 0xFF, b[i++] = 0xD8;                                     /* SOI */
+    b[i++] = 0xFF, b[i++] = 0xC4;                                     /* DHT */
+    b[i++] = (unsigned char)(seg >> 8), b[i++] = (unsigned char)seg; /* length */
+    b[i++] = 0x13;                                                    /* AC table 3 */
+    for (int k = 0; k < 16; k++)
+        b[i++] = 255; /* counts of codes of length 1..16 */
+    for (size_t k = 0; k < symbols; k++)
+        b[i++] = (unsigned char)k;
+    b[i++] = 0xFF, b[i++] = 0xD9; /* EOI */
+    ck_assert_uint_eq(i, *n);
+    return b;
+}
+
+START_TEST(test_jpeg_errors)
+{
+    dsd_error err;
+    dsd_image img = {0};
+    char path[256];
+
+    /* the crafted DHT: one clean error, no memory error (ASan: make check-asan) */
+    size_t n;
+    unsigned char *dht = crafted_dht_jpeg(&n);
+    tu_path_into(path, sizeof path, tmp_dir, "dht.jpg");
+    tu_write_file(path, dht, n);
+    TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "dht.jpg",
+                    "cannot decode JPEG image", "Huffman table");
+    ck_assert(img.data == NULL && img.width == 0);
+    /* the same after a fill byte (FF FF D8 ...), which stb's JPEG reader
+     * also accepts: the fuzzer reached the same overflow that way through
+     * the BMP/TGA path; it must go to libjpeg, which refuses it */
+    unsigned char *filled = malloc(n + 1);
+    ck_assert(filled);
+    filled[0] = 0xFF;
+    memcpy(filled + 1, dht, n);
+    tu_write_file(path, filled, n + 1);
+    free(filled);
+    TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "dht.jpg",
+                    "cannot decode JPEG image", "Not a JPEG file");
+    free(dht);
+
+    /* a JPEG cut in half */
+    dsd_image full = {0};
+    make_image(&full, 61, 47, 8, 1);
+    tu_path_into(path, sizeof path, tmp_dir, "cut.jpg");
+    TU_HOST_OK(dsd_image_save(path, &full, &err), err);
+    dsd_image_free(&full);
+    unsigned char *bytes = tu_read_file(path, &n);
+    tu_write_file(path, bytes, n / 2);
+    TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "cut.jpg",
+                    "cannot decode 61 x 47 JPEG image", "Premature end");
+    ck_assert(img.data == NULL);
+
+    /* a frame header claiming too many pixels is refused before decoding; a
+     * sane one is decoded and runs out of data */
+    size_t at = sof_size_offset(bytes, n);
+    ck_assert_msg(at > 0, "no SOF marker in the saved JPEG");
+    const int claims[][3] = {{16384, 16385, 1}, {20000, 20000, 1}, {4000, 3000, 0}};
+    for (int k = 0; k < TU_COUNT(claims); k++) {
+        bytes[at] = (unsigned char)(claims[k][1] >> 8); /* height, then width */
+        bytes[at + 1] = (unsigned char)claims[k][1];
+        bytes[at + 2] = (unsigned char)(claims[k][0] >> 8);
+        bytes[at + 3] = (unsigned char)claims[k][0];
+        tu_path_into(path, sizeof path, tmp_dir, "claims.jpg");
+        tu_write_file(path, bytes, n);
+        char size_text[64];
+        snprintf(size_text, sizeof size_text, "%d x %d", claims[k][0], claims[k][1]);
+        if (claims[k][2])
+            TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "claims.jpg",
+                            "too large", size_text);
+        else
+            TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "claims.jpg",
+                            "cannot decode", size_text, "JPEG");
+        ck_assert(img.data == NULL);
+    }
+    free(bytes);
+
+    /* SOI and then no JPEG */
+    tu_path_into(path, sizeof path, tmp_dir, "soi.jpg");
+    tu_write_file(path, "\xFF\xD8 not a jpeg at all", 20);
+    TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "soi.jpg",
+                    "cannot decode JPEG image");
+}
+END_TEST
+
+START_TEST(test_other_formats)
+{
+    dsd_error err;
+    dsd_image img = {0};
+    char path[256];
+    /* formats stb_image would decode are refused by their magic bytes */
+    const struct {
+        const char *name, *bytes, *what;
+        size_t n;
+    } refused[] = {
+        {"x.gif", "GIF89a\x01\x00\x01\x00\x00\x00\x00;", "a GIF image", 14},
+        {"x.ppm", "P6\n1 1\n255\n\x01\x02\x03", "a PNM", 14},
+        {"x.pgm", "P5\n1 1\n255\n\x01", "a PNM", 12},
+        {"x.hdr", "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 1 +X 1\n\x01\x02\x03\x04", "Radiance",
+         50},
+        {"x.psd", "8BPS\x00\x01\x00\x00\x00\x00\x00\x00\x00\x03", "Photoshop", 14},
+    };
+    for (int k = 0; k < TU_COUNT(refused); k++) {
+        tu_path_into(path, sizeof path, tmp_dir, refused[k].name);
+        tu_write_file(path, refused[k].bytes, refused[k].n);
+        TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, refused[k].name,
+                        refused[k].what, "dsdeblur reads PNG, JPEG, BMP and TGA");
+    }
+
+    /* BMP: a header stb refuses (an unknown version, RLE), and stb's reason
+     * for a bad pixel data offset in words */
+    unsigned char src[15 * 3];
+    source_pixels(src, 3);
+    tu_path_into(path, sizeof path, tmp_dir, "x.bmp");
+    ck_assert(stbi_write_bmp(path, 5, 3, 3, src));
+    size_t n;
+    unsigned char *bmp = tu_read_file(path, &n);
+    bmp[14] = 99; /* BITMAPINFOHEADER size */
+    tu_write_file(path, bmp, n);
+    TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "x.bmp",
+                    "BMP file whose header is corrupt or of a kind not supported");
+    bmp[14] = 40;
+    bmp[30] = 1; /* compression: BI_RLE8 */
+    tu_write_file(path, bmp, n);
+    TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "x.bmp",
+                    "BMP file whose header is corrupt", "RLE");
+    bmp[30] = 0;
+    bmp[10] = 50; /* pixel data offset: 54 */
+    tu_write_file(path, bmp, n);
+    TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "x.bmp",
+                    "cannot decode 5 x 3 BMP image", "the pixel data offset is wrong");
+    bmp[10] = 54;
+
+    /* Truncated BMP and TGA files: stb would decode the missing pixels as
+     * zeros; they are refused before the pixels are allocated. A BMP and a
+     * TGA missing their last byte, and 18 bytes of run-length TGA header
+     * claiming 44808 x 1030 pixels (what the fuzzer found taking seconds). */
+    tu_write_file(path, bmp, n - 1);
+    TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "x.bmp",
+                    "cannot decode 5 x 3 BMP image", "truncated", "102 bytes",
+                    "the file has 101");
+    free(bmp);
+    tu_path_into(path, sizeof path, tmp_dir, "x.tga");
+    stbi_write_tga_with_rle = 0;
+    ck_assert(stbi_write_tga(path, 5, 3, 3, src));
+    stbi_write_tga_with_rle = 1;
+    unsigned char *tga = tu_read_file(path, &n);
+    ck_assert_uint_eq(n, 18 + 45); /* header, pixels */
+    tu_write_file(path, tga, n - 1);
+    TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "x.tga",
+                    "cannot decode 5 x 3 TGA image", "truncated");
+    tga[2] = 10; /* run-length RGB */
+    tga[12] = 0x08, tga[13] = 0xAF, tga[14] = 0x06, tga[15] = 0x04;
+    tu_write_file(path, tga, 18 + 20);
+    TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "x.tga",
+                    "cannot decode 44808 x 1030 TGA image", "truncated");
+    free(tga);
+    ck_assert(img.data == NULL);
+}
+END_TEST
+
+// ----------------------------------------------------------------------------
 // Load errors
 
 /* CRC-32 (PNG's, ISO 3309) of the chunk type + data, so the hand-made header
@@ -255,7 +714,7 @@ START_TEST(test_load_errors)
     tu_path_into(path, sizeof path, tmp_dir, "sig.png");
     tu_write_file(path, "\x89PNG\r\n\x1a\n", 8);
     TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "sig.png",
-                    "not an image");
+                    "cannot decode PNG image", "the file ends early (truncated)");
 
     /* a real PNG cut in half: the header is fine, the data is not */
     dsd_image full = {0};
@@ -267,7 +726,7 @@ START_TEST(test_load_errors)
     tu_write_file(path, bytes, n / 2);
     free(bytes);
     TU_EXPECT_ERROR(dsd_image_load(path, &img, &err), DSD_ERR_FORMAT, err, "cut.png",
-                    "cannot decode", "61 x 47");
+                    "cannot decode 61 x 47 PNG image", "truncated");
     dsd_image_free(&full);
 
     /* Headers claiming absurd sizes. 100000^2 and 20000^2 are refused (by stb
@@ -487,6 +946,10 @@ int main(void)
     tcase_add_test(tc, test_jpeg_round_trip);
     tcase_add_test(tc, test_input_layouts);
     tcase_add_test(tc, test_png16);
+    tcase_add_test(tc, test_png_layouts);
+    tcase_add_test(tc, test_jpeg_exact);
+    tcase_add_test(tc, test_jpeg_errors);
+    tcase_add_test(tc, test_other_formats);
     tcase_add_test(tc, test_load_errors);
     tcase_add_test(tc, test_save_errors);
     tcase_add_test(tc, test_save_atomic);

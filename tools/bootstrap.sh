@@ -12,6 +12,8 @@ packages="pocl-opencl-icd ocl-icd-opencl-dev opencl-headers libclblast-dev libcl
 libstb-dev libyaml-dev check autoconf automake libtool pkg-config make gcc oclgrind clinfo"
 # MPI, for the data-parallel dsdeblur-train (./configure --with-mpi; doc/distributed.md)
 packages="$packages libopenmpi-dev openmpi-bin"
+# PNG and JPEG decoding (doc/images.md); clang and its libFuzzer runtime for make fuzz
+packages="$packages libpng-dev libjpeg-dev clang libclang-rt-dev"
 
 if [ "${DSDEBLUR_SKIP_APT:-0}" != 1 ]; then
     sudo=""
