@@ -33,8 +33,11 @@ inline uint4 dsd_philox4x32_10(uint4 counter, uint2 key)
     uint k0 = key.x, k1 = key.y;
 #pragma unroll
     for (int r = 0; r < 10; r++) {
-        uint lo0 = DSD_PHILOX_M0 * c0, hi0 = mul_hi(DSD_PHILOX_M0, c0);
-        uint lo1 = DSD_PHILOX_M1 * c2, hi1 = mul_hi(DSD_PHILOX_M1, c2);
+        /* the high words through a 64-bit product rather than mul_hi: the
+         * same bits, and PoCL vectorizes it (dropout 3.5x faster) */
+        ulong p0 = (ulong)DSD_PHILOX_M0 * c0, p1 = (ulong)DSD_PHILOX_M1 * c2;
+        uint lo0 = (uint)p0, hi0 = (uint)(p0 >> 32);
+        uint lo1 = (uint)p1, hi1 = (uint)(p1 >> 32);
         c0 = hi1 ^ c1 ^ k0;
         c1 = lo1;
         c2 = hi0 ^ c3 ^ k1;
