@@ -206,6 +206,19 @@ START_TEST(test_psf_straight)
                           "anchor", (unsigned long long)idx, ci, cj, k.h, k.w);
         }
     }
+    /* dsdeblur-blur --length 40 (real camera shake at 1280 x 720, issue 12):
+     * a 43 x 43 canvas holds a straight 40-pixel path, whose PSF spans it. */
+    p.size = 43;
+    p.length = 40;
+    for (uint64_t idx = 0; idx < 8; idx++) {
+        dsd_blur_psf k;
+        generate(&p, 11, idx, &k);
+        double span = sqrt((double)(k.h - 1) * (k.h - 1) + (double)(k.w - 1) * (k.w - 1));
+        ck_assert_msg(span >= 38 && span <= 43 && k.h <= 43 && k.w <= 43,
+                      "index %llu: a straight 40 px path in a 43 canvas gives a %dx%d PSF",
+                      (unsigned long long)idx, k.h, k.w);
+    }
+    p.size = DSD_BLUR_PSF_MAX;
     /* length 0: a single pixel. */
     p.length = 0;
     dsd_blur_psf k;
