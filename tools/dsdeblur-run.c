@@ -338,7 +338,10 @@ static char *find_default_model(const char **where, char *tried, size_t tried_si
             }
         }
 #if defined(DSDEBLUR_BUILDDIR) && defined(DSDEBLUR_SRCDIR)
-        if (!found && !strcmp(dir, DSDEBLUR_BUILDDIR "/tools")) {
+        /* this build tree's tools/, by device and inode (dir has its links resolved) */
+        struct stat here, built;
+        if (!found && stat(dir, &here) == 0 && stat(DSDEBLUR_BUILDDIR "/tools", &built) == 0 &&
+            here.st_dev == built.st_dev && here.st_ino == built.st_ino) {
             char *p = xprintf("%s/data/%s", DSDEBLUR_SRCDIR, DEFAULT_MODEL_NAME);
             size_t used = strlen(tried);
             if (readable_file(p)) {
