@@ -22,8 +22,8 @@ What it does not do: blur (scripts/make_eval_set.py makes the held-out
 blurred/sharp pairs with dsdeblur-blur), nor choose photographs at run time:
 the lists below are fixed, sorted, and every source's SHA-256 is pinned, so a
 changed package is an error rather than a silently different set. Only
-downscaling (no heavier than to a short side of 720; the sources are 1600 to
-2988 pixels high) and cropping; mate-backgrounds is reserved for the
+downscaling (no heavier than to a short side of 720; the sources' short
+sides are 1074 to 3391 pixels) and cropping; mate-backgrounds is reserved for the
 project's own evaluation and never used, nor are artwork and renderings
 (gnome-backgrounds, sway-backgrounds, ukui-wallpapers' own files, most of
 Plasma's, which were all looked at; data/README.md lists them). The small
