@@ -20,8 +20,10 @@
  *     are removed;
  *   - no -m: the build tree's bundled model (data/dsdeblur-default.safetensors)
  *     is found and named on the first stdout line ("model: ..."; not with
- *     -q); with $DSDEBLUR_DEFAULT_MODEL naming a missing file: the message
- *     and exit 2; usage errors 2;
+ *     -q); a copy of the program in another tree's tools/ takes that tree's
+ *     data/ model, and without one names the places it looked at; with
+ *     $DSDEBLUR_DEFAULT_MODEL naming a missing file: the message and exit 2;
+ *     usage errors 2;
  *   - --progress (what a terminal gets): "[i/n] name S.S s" per image on
  *     stderr; none without it on a pipe, none with -q;
  *   - SIGINT during a folder run: the image at hand finished, "interrupted: N
@@ -517,6 +519,81 @@ START_TEST(test_default_model_and_progress)
 }
 END_TEST
 
+/* The real program of the build tree (libtool keeps it in tools/.libs/ when
+ * the library is shared; tools/dsdeblur-run is then a script), copied to
+ * to_rel (under tmp_dir), executable. */
+static void copy_program(const char *to_rel)
+{
+    static const char *const candidates[] = {"tools/.libs/dsdeblur-run",
+                                             "tools/.libs/lt-dsdeblur-run", "tools/dsdeblur-run"};
+    for (int i = 0; i < TU_COUNT(candidates); i++) {
+        size_t n;
+        if (!tu_file_exists(candidates[i]))
+            continue;
+        char *b = tu_read_file(candidates[i], &n);
+        int elf = n > 4 && !memcmp(b, "\177ELF", 4);
+        if (elf) {
+            tu_write_file(tu_path(tmp_dir, to_rel), b, n);
+            ck_assert(chmod(tu_path(tmp_dir, to_rel), 0755) == 0);
+        }
+        free(b);
+        if (elf)
+            return;
+    }
+    ck_abort_msg("no dsdeblur-run executable in tools/ or tools/.libs/");
+}
+
+/* A copy of dsdeblur-run in another tree: <tree>/tools/dsdeblur-run takes
+ * <tree>/data/dsdeblur-default.safetensors (how a build tree finds its
+ * bundled model, wherever it is); without that file it says where it
+ * looked (that place first) and exits 2, unless a default is installed. */
+START_TEST(test_default_model_relocated)
+{
+    make_model();
+    unsetenv("DSDEBLUR_DEFAULT_MODEL");
+    write_image("rel.png", 11, 9, 4);
+    tu_mkdir_p(tu_path(tmp_dir, "tree/tools"));
+    tu_mkdir_p(tu_path(tmp_dir, "tree/data"));
+    copy_program("tree/tools/dsdeblur-run");
+    size_t n;
+    char *m = tu_read_file(model_path, &n);
+    tu_write_file(tu_path(tmp_dir, "tree/data/dsdeblur-default.safetensors"), m, n);
+    free(m);
+    char cmd[4096], cwd[1024];
+    ck_assert(getcwd(cwd, sizeof cwd));
+    snprintf(cmd, sizeof cmd, "LD_LIBRARY_PATH='%s/.libs' timeout 120 %s/tree/tools/dsdeblur-run "
+             "-o %s/relout/ %s/rel.png >%s/out 2>%s/err </dev/null", cwd, tmp_dir, tmp_dir,
+             tmp_dir, tmp_dir, tmp_dir);
+    int st = system(cmd);
+    char *out = tmp_file("out"), *err = tmp_file("err");
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s\nstatus %d\nstdout:\n%s\nstderr:\n%s",
+                  cmd, st, out, err);
+    ck_assert_msg(strstr(out, "/tree/data/dsdeblur-default.safetensors (the build tree's default "
+                              "model)\n"),
+                  "stdout:\n%s", out);
+    check_size("relout/rel.png", 11, 9);
+    free(out);
+    free(err);
+
+    ck_assert(unlink(tu_path(tmp_dir, "tree/data/dsdeblur-default.safetensors")) == 0);
+    snprintf(cmd, sizeof cmd, "LD_LIBRARY_PATH='%s/.libs' timeout 120 %s/tree/tools/dsdeblur-run "
+             "--force -o %s/relout/ %s/rel.png >%s/out 2>%s/err </dev/null", cwd, tmp_dir,
+             tmp_dir, tmp_dir, tmp_dir, tmp_dir);
+    st = system(cmd);
+    out = tmp_file("out");
+    err = tmp_file("err");
+    ck_assert(WIFEXITED(st));
+    if (WEXITSTATUS(st) == 0) /* this machine has one installed */
+        ck_assert_msg(strstr(out, "(the installed default model)"), "stdout:\n%s", out);
+    else
+        ck_assert_msg(WEXITSTATUS(st) == 2 && strstr(err, "no default model") &&
+                          strstr(err, "/tree/data/dsdeblur-default.safetensors, "),
+                      "status %d, stderr:\n%s", WEXITSTATUS(st), err);
+    free(out);
+    free(err);
+}
+END_TEST
+
 /* Sharp image for the report: flat gray with a textured 40 x 40 patch at
  * (px, py), where the report's crop must go. */
 static void patch_image(dsd_image *img, int w, int h, int px, int py)
@@ -710,6 +787,7 @@ int main(void)
     tcase_add_test(tc, test_eval_model_mode);
     tcase_add_test(tc, test_eval_report);
     tcase_add_test(tc, test_default_model_and_progress);
+    tcase_add_test(tc, test_default_model_relocated);
     tcase_add_test(tc, test_sigint_folder_run);
     suite_add_tcase(s, tc);
     int status = tu_run(s);
