@@ -17,9 +17,9 @@
  * `data.mode: paired` read. Image i of the command line gets kernel stream i
  * of the seed; with a range for --length, --exposure, --anxiety or --noise,
  * image i draws its path length, exposed fraction, shake and noise level
- * uniformly from the range with a second stream (key
- * seed ^ RANGE_KEY, stream i), so the kernels of fixed settings are the same
- * as before ranges existed. Existing outputs are refused unless --force; an output that
+ * uniformly from the range with a second stream (key seed ^ RANGE_KEY,
+ * stream i), so the kernels of fixed settings are the same as before ranges
+ * existed. Existing outputs are refused unless --force; an output that
  * is one of the inputs (OUT/sharp/<name>.png given as an input, by device
  * and inode) is refused even with --force, as is a second input of the same
  * stem; an input that is not a regular file (a FIFO) is skipped. Each is one
@@ -61,8 +61,8 @@ static void usage(FILE *out)
             prog);
 }
 
-/* The key of the stream that draws per-image lengths and noise levels from
- * their ranges ("rang"), xor'd into the seed: the PSF stream stays untouched. */
+/* The key of the stream that draws per-image settings from their ranges
+ * ("rang"), xor'd into the seed: the PSF stream stays untouched. */
 #define RANGE_KEY UINT64_C(0x72616e67)
 
 /* A range lo:hi, or one value for both. */
@@ -184,7 +184,7 @@ static int may_blur(char **argv, int first, int k, const char *out, const cli_fi
     return 1;
 }
 
-/* What blurs each image: the kernel canvas, path lengths and noise levels. */
+/* What blurs each image: the kernel canvas and the (ranges of) settings. */
 typedef struct blur_settings {
     uint64_t seed;
     int ksize;

@@ -402,8 +402,8 @@ static int save_crop(const dsd_image *img, int x0, int y0, int cw, int ch, const
     int ok = dsd_image_alloc(&c, cw, ch, &err) == DSD_OK;
     if (ok) {
         for (int y = 0; y < ch; y++)
-            memcpy(c.data + (size_t)y * cw * 3, img->data + ((size_t)(y0 + y) * img->width + x0) * 3,
-                   (size_t)cw * 3);
+            memcpy(c.data + (size_t)y * cw * 3,
+                   img->data + ((size_t)(y0 + y) * img->width + x0) * 3, (size_t)cw * 3);
         ok = dsd_image_save(path, &c, &err) == DSD_OK;
     }
     if (!ok)
