@@ -57,6 +57,8 @@ typedef struct dsd_config {
         int flip;           /* random horizontal flips */
         int kernel_size;    /* synthetic: largest blur kernel side: 64 */
         double noise_sigma; /* synthetic: Gaussian noise std in [-1, 1] units */
+        double noise_sigma_max; /* synthetic: > noise_sigma: std drawn per step from
+                                 * [noise_sigma, noise_sigma_max]; 0: fixed */
         int max_bad;        /* unreadable samples tolerated before stopping */
     } data;
     struct {

@@ -175,6 +175,12 @@ dsd_status dsd_blur_apply_at(dsd_context *ctx, dsd_fft_plans *plans, const dsd_t
 /* g[index] of dsd_blur_apply's noise in double, for tests and references. */
 double dsd_blur_noise_host(uint64_t seed, uint64_t stream, uint32_t index);
 
+/* The noise std of training step `step` when it is drawn from a range
+ * (data.noise_sigma .. data.noise_sigma_max): uniform in [lo, hi] from its
+ * own Philox stream (key seed ^ "noise", stream step), the same on every
+ * replica and machine; lo itself when hi <= lo, with no draw. */
+double dsd_blur_noise_sigma_draw(double lo, double hi, uint64_t seed, uint64_t step);
+
 /* The FFT length dsd_blur_apply uses for n: the smallest m >= n whose prime
  * factors are all in {2, 3, 5, 7, 11, 13} (n >= 1). */
 int dsd_blur_fft_size(int n);

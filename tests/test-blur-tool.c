@@ -16,9 +16,18 @@
  *     dsdeblur caches, POCL_EXTRA_BUILD_FLAGS unset) prints nothing on
  *     stderr: no "4 warnings generated." from PoCL's compiler on clFFT's
  *     kernels.
+ *   - The range of real camera shake at 1280 x 720 (issue 12): --length 40
+ *     alone picks a 43 x 43 canvas and a straight (--anxiety 0, --exposure 1)
+ *     path spans 40 pixels in its kernel picture; --noise 1/255 (one 8-bit
+ *     gray level, 2/255 in [-1, 1] units) and a plain 4/255 (two levels)
+ *     add noise of that std, measured on a flat image; a range 1/255:2/255
+ *     draws each image's
+ *     level inside it, reproducibly; lengths that do not fit, bad ranges
+ *     and noise above 1 are usage errors (exit 2).
  */
 #include "testutil.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +159,106 @@ START_TEST(test_image_too_small)
 }
 END_TEST
 
+/* The std of (blurred - sharp) in 8-bit levels over a flat 128 x 128 image
+ * blurred by dsdeblur-blur with extra (options), and its stdout. */
+static double noise_std(const char *opts, const char *out, char **stdout_text)
+{
+    dsd_image img = {0};
+    dsd_error e;
+    ck_assert(dsd_image_alloc(&img, 128, 128, &e) == DSD_OK);
+    memset(img.data, 128, dsd_image_numel(&img));
+    ck_assert(dsd_image_save(tu_path(root, "flat.png"), &img, &e) == DSD_OK);
+    dsd_image_free(&img);
+    char args[1024], *err;
+    snprintf(args, sizeof args, "--kernel-size 3 %s -o %s %s", opts, tu_path(root, out),
+             tu_path(root, "flat.png"));
+    int rc = blur(args, &err);
+    ck_assert_msg(rc == 0 && !err[0], "%s: exit %d, stderr:\n%s", args, rc, err);
+    free(err);
+    *stdout_text = tu_read_file(tu_path(root, "out"), NULL);
+    char path[256];
+    snprintf(path, sizeof path, "%s/blur/flat.png", out);
+    ck_assert(dsd_image_load(tu_path(root, path), &img, &e) == DSD_OK);
+    double s = 0, s2 = 0;
+    size_t n = dsd_image_numel(&img);
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)img.data[i] - 128.0;
+        s += d;
+        s2 += d * d;
+    }
+    dsd_image_free(&img);
+    return sqrt(s2 / n - (s / n) * (s / n));
+}
+
+START_TEST(test_camera_shake_range)
+{
+    /* A straight 40-pixel path: the canvas --length 40 needs, and the kernel
+     * picture (4 x enlarged) spans 40 pixels. */
+    write_image("shake.png", 96, 80, 5);
+    char args[1024], *err;
+    snprintf(args, sizeof args, "--length 40 --anxiety 0 --exposure 1 -o %s %s",
+             tu_path(root, "out-shake"), tu_path(root, "shake.png"));
+    int rc = blur(args, &err);
+    char *out = tu_read_file(tu_path(root, "out"), NULL);
+    ck_assert_msg(rc == 0 && !err[0], "exit %d, stderr:\n%s", rc, err);
+    int kw = 0, kh = 0;
+    const char *at = strstr(out, "(kernel ");
+    ck_assert_msg(at && sscanf(at, "(kernel %dx%d, path 40.0 px, noise 0.00/255)", &kw, &kh) == 2,
+                  "stdout:\n%s", out);
+    double span = sqrt((double)(kw - 1) * (kw - 1) + (double)(kh - 1) * (kh - 1));
+    ck_assert_msg(span >= 38 && span <= 43 && kw <= 43 && kh <= 43,
+                  "a straight 40-pixel path gave a %dx%d kernel (span %.1f)", kw, kh, span);
+    dsd_image k = {0};
+    dsd_error e;
+    ck_assert(dsd_image_load(tu_path(root, "out-shake/kernels/shake.png"), &k, &e) == DSD_OK);
+    ck_assert_msg(k.width == 4 * kw && k.height == 4 * kh, "kernel picture %dx%d for %dx%d",
+                  k.width, k.height, kw, kh);
+    dsd_image_free(&k);
+    free(out);
+    free(err);
+
+    /* Sensor noise: 1/255 is one 8-bit level (rounding to 8 bits adds 1/12
+     * to the variance); 16384 x 3 samples: the std is within 2% (7 sigma). */
+    double sd = noise_std("--noise 1/255", "out-n1", &out);
+    ck_assert_msg(fabs(sd - sqrt(1.0 + 1.0 / 12)) < 0.02 * sqrt(1.0 + 1.0 / 12),
+                  "--noise 1/255: std %.4f levels, want %.4f", sd, sqrt(1.0 + 1.0 / 12));
+    ck_assert_msg(strstr(out, "noise 1.00/255)"), "stdout:\n%s", out);
+    free(out);
+    sd = noise_std("--noise 0.0156862745", "out-n2", &out); /* 4/255 in [-1, 1]: 2 levels */
+    ck_assert_msg(fabs(sd - sqrt(4.0 + 1.0 / 12)) < 0.02 * sqrt(4.0 + 1.0 / 12),
+                  "--noise 0.0157: std %.4f levels, want %.4f", sd, sqrt(4.0 + 1.0 / 12));
+    ck_assert_msg(strstr(out, "noise 2.00/255)"), "stdout:\n%s", out);
+    free(out);
+    /* A range: drawn inside it, the same again for the same seed. */
+    sd = noise_std("--noise 1/255:2/255 --seed 7", "out-r1", &out);
+    double level = -1;
+    at = strstr(out, "noise ");
+    ck_assert_msg(at && sscanf(at, "noise %lf/255", &level) == 1 && level >= 1 && level <= 2,
+                  "stdout:\n%s", out);
+    double sigma = level; /* in 8-bit levels */
+    ck_assert_msg(fabs(sd - sqrt(sigma * sigma + 1.0 / 12)) < 0.03 * sqrt(sigma * sigma + 1.0 / 12),
+                  "drawn %.2f/255: std %.4f levels", level, sd);
+    char *again;
+    double sd2 = noise_std("--noise 1/255:2/255 --seed 7", "out-r2", &again);
+    ck_assert_msg(sd2 == sd && !strcmp(strstr(again, "(kernel"), strstr(out, "(kernel")),
+                  "not reproducible:\n%s\n%s", out, again);
+    free(out);
+    free(again);
+
+    /* Usage errors. */
+    const char *bad[] = {"--length 41 --kernel-size 31", "--length 61", "--length 30:20",
+                         "--noise 2", "--noise 1/255:x", "--exposure 0", "--anxiety 2"};
+    for (int i = 0; i < TU_COUNT(bad); i++) {
+        snprintf(args, sizeof args, "%s -o %s %s", bad[i], tu_path(root, "out-bad"),
+                 tu_path(root, "shake.png"));
+        rc = blur(args, &err);
+        ck_assert_msg(rc == 2 && tu_count_lines(err) >= 1, "'%s': exit %d, stderr:\n%s", bad[i],
+                      rc, err);
+        free(err);
+    }
+}
+END_TEST
+
 START_TEST(test_no_compiler_chatter)
 {
     write_image("photo.png", 24, 20, 3);
@@ -182,6 +291,7 @@ int main(void)
     tcase_set_timeout(tc, 900);
     tcase_add_test(tc, test_blur_file_rules);
     tcase_add_test(tc, test_image_too_small);
+    tcase_add_test(tc, test_camera_shake_range);
     tcase_add_test(tc, test_no_compiler_chatter); /* last: it points the caches elsewhere */
     suite_add_tcase(s, tc);
     int status = tu_run(s); /* the tool creates its context, in its own process */

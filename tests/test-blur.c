@@ -206,6 +206,19 @@ START_TEST(test_psf_straight)
                           "anchor", (unsigned long long)idx, ci, cj, k.h, k.w);
         }
     }
+    /* dsdeblur-blur --length 40 (real camera shake at 1280 x 720, issue 12):
+     * a 43 x 43 canvas holds a straight 40-pixel path, whose PSF spans it. */
+    p.size = 43;
+    p.length = 40;
+    for (uint64_t idx = 0; idx < 8; idx++) {
+        dsd_blur_psf k;
+        generate(&p, 11, idx, &k);
+        double span = sqrt((double)(k.h - 1) * (k.h - 1) + (double)(k.w - 1) * (k.w - 1));
+        ck_assert_msg(span >= 38 && span <= 43 && k.h <= 43 && k.w <= 43,
+                      "index %llu: a straight 40 px path in a 43 canvas gives a %dx%d PSF",
+                      (unsigned long long)idx, k.h, k.w);
+    }
+    p.size = DSD_BLUR_PSF_MAX;
     /* length 0: a single pixel. */
     p.length = 0;
     dsd_blur_psf k;
@@ -644,6 +657,35 @@ END_TEST
 /* ------------------------------------------------------------------------ */
 /* Errors */
 
+/* The per-step noise std of a range (data.noise_sigma_max): inside the
+ * range, spread over it, reproducible, another per step; an empty or
+ * reversed range is its low end exactly. */
+START_TEST(test_noise_sigma_draw)
+{
+    const double lo = 2.0 / 255, hi = 4.0 / 255; /* 1 to 2 gray levels */
+    ck_assert(dsd_blur_noise_sigma_draw(lo, lo, 1, 5) == lo);
+    ck_assert(dsd_blur_noise_sigma_draw(hi, lo, 1, 5) == hi);
+    ck_assert(dsd_blur_noise_sigma_draw(0.01, 0, 1, 5) == 0.01);
+    double sum = 0, mn = 1, mx = 0;
+    int same = 0;
+    const int n = 4000;
+    for (int s = 0; s < n; s++) {
+        double v = dsd_blur_noise_sigma_draw(lo, hi, 9, (uint64_t)s);
+        ck_assert_msg(v >= lo && v <= hi, "step %d: %.6f not in [%.6f, %.6f]", s, v, lo, hi);
+        ck_assert(v == dsd_blur_noise_sigma_draw(lo, hi, 9, (uint64_t)s));
+        same += v == dsd_blur_noise_sigma_draw(lo, hi, 10, (uint64_t)s);
+        sum += v;
+        mn = v < mn ? v : mn;
+        mx = v > mx ? v : mx;
+    }
+    double mean = sum / n, width = hi - lo;
+    /* uniform: mean within 4 standard errors (width / sqrt(12 n)) of the middle */
+    ck_assert_msg(fabs(mean - (lo + hi) / 2) < 4 * width / sqrt(12.0 * n), "mean %.6f", mean);
+    ck_assert_msg(mn < lo + 0.01 * width && mx > hi - 0.01 * width, "range [%.6f, %.6f]", mn, mx);
+    ck_assert_msg(same == 0, "%d steps draw the same std under another seed", same);
+}
+END_TEST
+
 START_TEST(test_errors)
 {
     dsd_context *ctx = tu_ctx();
@@ -734,6 +776,7 @@ int main(void)
     tcase_add_test(tc, test_noise);
     tcase_add_test(tc, test_noise_slice_of_batch);
     tcase_add_test(tc, test_noise_host);
+    tcase_add_test(tc, test_noise_sigma_draw);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
     int rc = tu_run(s); /* frees the shared context first; the plans retain its cl_context */

@@ -45,6 +45,7 @@ START_TEST(test_defaults_are_the_paper)
     TU_HOST_OK(dsd_config_defaults(&c, &err), err);
     ck_assert_int_eq(c.data.crop, 256);
     ck_assert_int_eq(c.data.flip, 1);
+    ck_assert(c.data.noise_sigma == 0 && c.data.noise_sigma_max == 0); /* no noise */
     ck_assert_int_eq(c.train.batch, 1);
     ck_assert_int_eq(c.train.epochs, 500);
     ck_assert_int_eq(c.train.decay_from, 150);
@@ -104,6 +105,10 @@ START_TEST(test_file_and_overrides)
     ck_assert_int_eq(c.train.epochs, 3);
     ck_assert_str_eq(c.data.train, "/other dir/with spaces");
     TU_HOST_OK(dsd_config_set(&c, "train.decay_from=1", &err), err);
+    /* camera sensor noise of 1 to 2 gray levels (issue 12) */
+    TU_HOST_OK(dsd_config_set(&c, "data.noise_sigma=0.00784", &err), err);
+    TU_HOST_OK(dsd_config_set(&c, "data.noise_sigma_max=0.01569", &err), err);
+    ck_assert(c.data.noise_sigma == 0.00784 && c.data.noise_sigma_max == 0.01569);
     TU_HOST_OK(dsd_config_validate(&c, &err), err);
 
     struct {

@@ -18,12 +18,23 @@
  *     is one line and skipped, the other images written; a FIFO as -m is
  *     refused; neither hangs; a killed run's temporaries in the output folder
  *     are removed;
- *   - no -m and no installed default: the message and exit 2; usage errors 2;
+ *   - no -m: the build tree's bundled model (data/dsdeblur-default.safetensors)
+ *     is found and named on the first stdout line ("model: ..."; not with
+ *     -q); a copy of the program in another tree's tools/ takes that tree's
+ *     data/ model, and without one names the places it looked at; with
+ *     $DSDEBLUR_DEFAULT_MODEL naming a missing file: the message and exit 2;
+ *     usage errors 2;
+ *   - --progress (what a terminal gets): "[i/n] name S.S s" per image on
+ *     stderr; none without it on a pipe, none with -q;
  *   - SIGINT during a folder run: the image at hand finished, "interrupted: N
  *     of M images finished (last written: X)" and exit 130;
  *   - dsdeblur-eval -m: the table's rows carry the library's input and output
  *     PSNR/SSIM, the parameter count is printed, CSV and JSON have their
- *     columns and keys.
+ *     columns and keys; --report DIR writes index.html with the metrics table
+ *     (the library's scores) and three 1:1 crops per image (the sharp crop
+ *     equal to the window of the sharp image the page names, which holds the
+ *     image's textured patch), refuses to replace them without --force, and
+ *     is a usage error in folder mode.
  */
 #include "testutil.h"
 
@@ -325,10 +336,13 @@ START_TEST(test_usage_and_no_model)
     char args[2048];
     snprintf(args, sizeof args, "-o %s %s", tu_path(tmp_dir, "nomodel/"),
              tu_path(tmp_dir, "u.png"));
+    /* the only place looked at, and missing (Check forks: the setting stays here) */
+    setenv("DSDEBLUR_DEFAULT_MODEL", tu_path(tmp_dir, "missing.safetensors"), 1);
     int rc = tu_run_tool("dsdeblur-run", args, tmp_dir);
+    unsetenv("DSDEBLUR_DEFAULT_MODEL");
     char *err = tmp_file("err");
     ck_assert_msg(rc == 2 && strstr(err, "no default model is installed yet") &&
-                      strstr(err, "pass -m"),
+                      strstr(err, "missing.safetensors") && strstr(err, "pass -m"),
                   "exit %d, stderr:\n%s", rc, err);
     free(err);
     struct stat st;
@@ -454,6 +468,263 @@ START_TEST(test_eval_model_mode)
 }
 END_TEST
 
+/* Without -m, from the build tree: the bundled model is found (in-tree or
+ * VPATH build) and named first; -q drops the line. Folder runs with
+ * --progress say "[i/n] name S.S s" per image; a pipe without it gets none. */
+START_TEST(test_default_model_and_progress)
+{
+    unsetenv("DSDEBLUR_DEFAULT_MODEL");
+    ck_assert(mkdir(tu_path(tmp_dir, "dm"), 0755) == 0);
+    write_image("dm/a.png", 12, 10, 1);
+    write_image("dm/b.png", 9, 8, 2);
+    char args[2048];
+    snprintf(args, sizeof args, "-o %s %s", tu_path(tmp_dir, "dmout/"), tu_path(tmp_dir, "dm"));
+    int rc = tu_run_tool("dsdeblur-run", args, tmp_dir);
+    char *out = tmp_file("out"), *err = tmp_file("err");
+    ck_assert_msg(rc == 0, "exit %d\nstdout:\n%s\nstderr:\n%s", rc, out, err);
+    ck_assert_msg(!strncmp(out, "model: ", 7) &&
+                      strstr(out, "/data/dsdeblur-default.safetensors (the ") &&
+                      strstr(out, " default model)\n") && tu_count_lines(out) == 1,
+                  "want one 'model: .../data/dsdeblur-default.safetensors (the ... default "
+                  "model)' line; stdout:\n%s", out);
+    ck_assert_msg(!strstr(err, "[1/2]"), "progress on a pipe without --progress:\n%s", err);
+    check_size("dmout/a.png", 12, 10);
+    check_size("dmout/b.png", 9, 8);
+    free(out);
+    free(err);
+
+    snprintf(args, sizeof args, "--progress --force -o %s %s", tu_path(tmp_dir, "dmout/"),
+             tu_path(tmp_dir, "dm"));
+    rc = tu_run_tool("dsdeblur-run", args, tmp_dir);
+    err = tmp_file("err");
+    ck_assert_msg(rc == 0 && tu_count_lines(err) == 2, "exit %d, stderr:\n%s", rc, err);
+    const char *lines[] = {"[1/2] a.png ", "[2/2] b.png "};
+    for (int k = 0; k < 2; k++) {
+        const char *at = strstr(err, lines[k]);
+        double secs = -1;
+        ck_assert_msg(at && sscanf(at + strlen(lines[k]), "%lf s\n", &secs) == 1 && secs >= 0,
+                      "want '%sS.S s' in stderr:\n%s", lines[k], err);
+    }
+    free(err);
+
+    snprintf(args, sizeof args, "-q --progress --force -o %s %s", tu_path(tmp_dir, "dmout/"),
+             tu_path(tmp_dir, "dm"));
+    rc = tu_run_tool("dsdeblur-run", args, tmp_dir);
+    out = tmp_file("out");
+    err = tmp_file("err");
+    ck_assert_msg(rc == 0 && !out[0] && !err[0], "-q: exit %d\nstdout:\n%s\nstderr:\n%s", rc, out,
+                  err);
+    free(out);
+    free(err);
+}
+END_TEST
+
+/* The real program of the build tree (libtool keeps it in tools/.libs/ when
+ * the library is shared; tools/dsdeblur-run is then a script), copied to
+ * to_rel (under tmp_dir), executable. */
+static void copy_program(const char *to_rel)
+{
+    static const char *const candidates[] = {"tools/.libs/dsdeblur-run",
+                                             "tools/.libs/lt-dsdeblur-run", "tools/dsdeblur-run"};
+    for (int i = 0; i < TU_COUNT(candidates); i++) {
+        size_t n;
+        if (!tu_file_exists(candidates[i]))
+            continue;
+        char *b = tu_read_file(candidates[i], &n);
+        int elf = n > 4 && !memcmp(b, "\177ELF", 4);
+        if (elf) {
+            tu_write_file(tu_path(tmp_dir, to_rel), b, n);
+            ck_assert(chmod(tu_path(tmp_dir, to_rel), 0755) == 0);
+        }
+        free(b);
+        if (elf)
+            return;
+    }
+    ck_abort_msg("no dsdeblur-run executable in tools/ or tools/.libs/");
+}
+
+/* A copy of dsdeblur-run in another tree: <tree>/tools/dsdeblur-run takes
+ * <tree>/data/dsdeblur-default.safetensors (how a build tree finds its
+ * bundled model, wherever it is); without that file it says where it
+ * looked (that place first) and exits 2, unless a default is installed. */
+START_TEST(test_default_model_relocated)
+{
+    make_model();
+    unsetenv("DSDEBLUR_DEFAULT_MODEL");
+    write_image("rel.png", 11, 9, 4);
+    tu_mkdir_p(tu_path(tmp_dir, "tree/tools"));
+    tu_mkdir_p(tu_path(tmp_dir, "tree/data"));
+    copy_program("tree/tools/dsdeblur-run");
+    size_t n;
+    char *m = tu_read_file(model_path, &n);
+    tu_write_file(tu_path(tmp_dir, "tree/data/dsdeblur-default.safetensors"), m, n);
+    free(m);
+    char cmd[4096], cwd[1024];
+    ck_assert(getcwd(cwd, sizeof cwd));
+    snprintf(cmd, sizeof cmd, "LD_LIBRARY_PATH='%s/.libs' timeout 120 %s/tree/tools/dsdeblur-run "
+             "-o %s/relout/ %s/rel.png >%s/out 2>%s/err </dev/null", cwd, tmp_dir, tmp_dir,
+             tmp_dir, tmp_dir, tmp_dir);
+    int st = system(cmd);
+    char *out = tmp_file("out"), *err = tmp_file("err");
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s\nstatus %d\nstdout:\n%s\nstderr:\n%s",
+                  cmd, st, out, err);
+    ck_assert_msg(strstr(out, "/tree/data/dsdeblur-default.safetensors (the build tree's default "
+                              "model)\n"),
+                  "stdout:\n%s", out);
+    check_size("relout/rel.png", 11, 9);
+    free(out);
+    free(err);
+
+    ck_assert(unlink(tu_path(tmp_dir, "tree/data/dsdeblur-default.safetensors")) == 0);
+    snprintf(cmd, sizeof cmd, "LD_LIBRARY_PATH='%s/.libs' timeout 120 %s/tree/tools/dsdeblur-run "
+             "--force -o %s/relout/ %s/rel.png >%s/out 2>%s/err </dev/null", cwd, tmp_dir,
+             tmp_dir, tmp_dir, tmp_dir, tmp_dir);
+    st = system(cmd);
+    out = tmp_file("out");
+    err = tmp_file("err");
+    ck_assert(WIFEXITED(st));
+    if (WEXITSTATUS(st) == 0) /* this machine has one installed */
+        ck_assert_msg(strstr(out, "(the installed default model)"), "stdout:\n%s", out);
+    else
+        ck_assert_msg(WEXITSTATUS(st) == 2 && strstr(err, "no default model") &&
+                          strstr(err, "/tree/data/dsdeblur-default.safetensors, "),
+                      "status %d, stderr:\n%s", WEXITSTATUS(st), err);
+    free(out);
+    free(err);
+}
+END_TEST
+
+/* Sharp image for the report: flat gray with a textured 40 x 40 patch at
+ * (px, py), where the report's crop must go. */
+static void patch_image(dsd_image *img, int w, int h, int px, int py)
+{
+    dsd_error e;
+    ck_assert(dsd_image_alloc(img, w, h, &e) == DSD_OK);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++) {
+                int in = x >= px && x < px + 40 && y >= py && y < py + 40;
+                img->data[((size_t)y * w + x) * 3 + c] =
+                    (uint8_t)(in ? ((x * 37 + y * 91 + c * 50) * 13) & 255 : 120);
+            }
+}
+
+START_TEST(test_eval_report)
+{
+    make_model();
+    char args[2048];
+    ck_assert(mkdir(tu_path(tmp_dir, "rblur"), 0755) == 0 &&
+              mkdir(tu_path(tmp_dir, "rsharp"), 0755) == 0);
+    /* big.png 300 x 280 (a 256 x 256 crop around the patch), s&m.png 24 x 16
+     * (all of it; a name HTML must escape) */
+    static const char *names[] = {"big.png", "s&m.png"};
+    static const int sizes[][2] = {{300, 280}, {24, 16}};
+    for (int k = 0; k < 2; k++) {
+        dsd_image s = {0}, b = {0};
+        dsd_error e;
+        int w = sizes[k][0], h = sizes[k][1];
+        if (k == 0)
+            patch_image(&s, w, h, 230, 200);
+        else
+            test_image(&s, w, h, 3);
+        ck_assert(dsd_image_alloc(&b, w, h, &e) == DSD_OK);
+        for (size_t i = 0; i < dsd_image_numel(&s); i++)
+            b.data[i] = (uint8_t)((s.data[i] + 128) / 2);
+        char p[64];
+        snprintf(p, sizeof p, "rsharp/%s", names[k]);
+        ck_assert(dsd_image_save(tu_path(tmp_dir, p), &s, &e) == DSD_OK);
+        snprintf(p, sizeof p, "rblur/%s", names[k]);
+        ck_assert(dsd_image_save(tu_path(tmp_dir, p), &b, &e) == DSD_OK);
+        dsd_image_free(&s);
+        dsd_image_free(&b);
+    }
+    snprintf(args, sizeof args, "-m %s --blur %s --sharp %s --report %s", model_path,
+             tu_path(tmp_dir, "rblur"), tu_path(tmp_dir, "rsharp"), tu_path(tmp_dir, "rep"));
+    int rc = tu_run_tool("dsdeblur-eval", args, tmp_dir);
+    char *out = tmp_file("out"), *err = tmp_file("err");
+    ck_assert_msg(rc == 0, "exit %d\nstdout:\n%s\nstderr:\n%s", rc, out, err);
+    free(out);
+    free(err);
+
+    char *html = tmp_file("rep/index.html");
+    ck_assert_msg(strstr(html, "<table id=\"metrics\">") && strstr(html, "</html>") &&
+                      strstr(html, "s&amp;m.png") && !strstr(html, "s&m.png"),
+                  "index.html:\n%s", html);
+    /* each row: the library's scores, as the page rounds them */
+    dsd_error e;
+    double sum_in = 0, sum_out = 0;
+    for (int k = 0; k < 2; k++) {
+        char p[64], row[512];
+        dsd_image b = {0}, s = {0}, o = {0};
+        snprintf(p, sizeof p, "rblur/%s", names[k]);
+        ck_assert(dsd_image_load(tu_path(tmp_dir, p), &b, &e) == DSD_OK);
+        snprintf(p, sizeof p, "rsharp/%s", names[k]);
+        ck_assert(dsd_image_load(tu_path(tmp_dir, p), &s, &e) == DSD_OK);
+        library_deblur(&b, &o);
+        double ip, op;
+        ck_assert(dsd_psnr(&b, &s, &ip, &e) == DSD_OK);
+        ck_assert(dsd_psnr(&o, &s, &op, &e) == DSD_OK);
+        sum_in += ip;
+        sum_out += op;
+        snprintf(row, sizeof row, "</td><td>%d &times; %d</td><td>%.3f</td><td>%.3f</td>",
+                 sizes[k][0], sizes[k][1], ip, op);
+        ck_assert_msg(strstr(html, row), "want '%s' in:\n%s", row, html);
+        /* the crops: 1:1, the window the page names; the sharp one is the
+         * sharp image's pixels there */
+        int cw = sizes[k][0] < 256 ? sizes[k][0] : 256, ch = sizes[k][1] < 256 ? sizes[k][1] : 256;
+        char head[128];
+        snprintf(head, sizeof head, "<p>%d &times; %d crop at (", cw, ch);
+        const char *at = strstr(html, k ? "id=\"i001\"" : "id=\"i000\"");
+        ck_assert_msg(at && (at = strstr(at, head)), "want '%s' for image %d in:\n%s", head, k,
+                      html);
+        int x0 = -1, y0 = -1;
+        ck_assert(sscanf(at + strlen(head), "%d, %d)", &x0, &y0) == 2);
+        if (k == 0)
+            ck_assert_msg(x0 <= 230 && x0 + 256 >= 270 && y0 <= 200 && y0 + 256 >= 240,
+                          "the crop at (%d, %d) misses the patch at (230, 200)", x0, y0);
+        else
+            ck_assert_msg(x0 == 0 && y0 == 0, "crop at (%d, %d) of a small image", x0, y0);
+        static const char *kinds[] = {"blurred", "deblurred", "sharp"};
+        for (int q = 0; q < 3; q++) {
+            snprintf(p, sizeof p, "rep/%03d-%s.png", k, kinds[q]);
+            check_size(p, cw, ch);
+            snprintf(row, sizeof row, "<img src=\"%03d-%s.png\"", k, kinds[q]);
+            ck_assert_msg(strstr(html, row), "want '%s' in:\n%s", row, html);
+        }
+        dsd_image c = {0};
+        snprintf(p, sizeof p, "rep/%03d-sharp.png", k);
+        ck_assert(dsd_image_load(tu_path(tmp_dir, p), &c, &e) == DSD_OK);
+        for (int y = 0; y < ch; y++)
+            ck_assert_msg(!memcmp(c.data + (size_t)y * cw * 3,
+                                  s.data + ((size_t)(y0 + y) * s.width + x0) * 3, (size_t)cw * 3),
+                          "image %d: row %d of the sharp crop is not the sharp image's", k, y);
+        dsd_image_free(&c);
+        dsd_image_free(&b);
+        dsd_image_free(&s);
+        dsd_image_free(&o);
+    }
+    char mean[256];
+    snprintf(mean, sizeof mean, "<tr><td><b>mean</b></td><td></td><td><b>%.3f</b></td><td><b>%.3f"
+             "</b></td>", sum_in / 2, sum_out / 2);
+    ck_assert_msg(strstr(html, mean), "want '%s' in:\n%s", mean, html);
+    free(html);
+
+    /* existing report files: refused without --force (nothing scored), replaced with it */
+    rc = tu_run_tool("dsdeblur-eval", args, tmp_dir);
+    err = tmp_file("err");
+    ck_assert_msg(rc == 1 && strstr(err, "index.html exists") && strstr(err, "--force"),
+                  "exit %d, stderr:\n%s", rc, err);
+    free(err);
+    char forced[2100];
+    snprintf(forced, sizeof forced, "--force %s", args);
+    ck_assert_int_eq(tu_run_tool("dsdeblur-eval", forced, tmp_dir), 0);
+    /* folder mode has no report */
+    snprintf(args, sizeof args, "--report %s %s %s", tu_path(tmp_dir, "rep2"),
+             tu_path(tmp_dir, "rblur"), tu_path(tmp_dir, "rsharp"));
+    ck_assert_int_eq(tu_run_tool("dsdeblur-eval", args, tmp_dir), 2);
+}
+END_TEST
+
 /* Ctrl-C in a folder run: the image at hand is finished, then one line says
  * how far the run got, and the exit status is 130 (128 + SIGINT). */
 START_TEST(test_sigint_folder_run)
@@ -514,6 +785,9 @@ int main(void)
     tcase_add_test(tc, test_fifo_inputs);
     tcase_add_test(tc, test_usage_and_no_model);
     tcase_add_test(tc, test_eval_model_mode);
+    tcase_add_test(tc, test_eval_report);
+    tcase_add_test(tc, test_default_model_and_progress);
+    tcase_add_test(tc, test_default_model_relocated);
     tcase_add_test(tc, test_sigint_folder_run);
     suite_add_tcase(s, tc);
     int status = tu_run(s);

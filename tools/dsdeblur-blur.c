@@ -5,14 +5,21 @@
  * synthetic mode uses (doc/synthetic-blur.md), so a held-out evaluation can be
  * built from any photographs:
  *
- *   dsdeblur-blur [--seed S] [--kernel-size K] [--noise SIGMA] [--device SEL]
- *                 [--force] -o OUT_DIR SHARP_IMAGE...
+ *   dsdeblur-blur [--seed S] [--kernel-size K] [--length L[:L_MAX]]
+ *                 [--exposure E[:E_MAX]] [--anxiety A[:A_MAX]]
+ *                 [--noise SIGMA[:SIGMA_MAX]]
+ *                 [--device SEL] [--force]
+ *                 -o OUT_DIR SHARP_IMAGE...
  *
  * writes OUT_DIR/blur/<stem>.png, OUT_DIR/sharp/<stem>.png (the input, as PNG)
  * and OUT_DIR/kernels/<stem>.png (the kernel, scaled to its maximum), a layout
  * `dsdeblur-eval --blur OUT_DIR/blur --sharp OUT_DIR/sharp` and
  * `data.mode: paired` read. Image i of the command line gets kernel stream i
- * of the seed. Existing outputs are refused unless --force; an output that
+ * of the seed; with a range for --length, --exposure, --anxiety or --noise,
+ * image i draws its path length, exposed fraction, shake and noise level
+ * uniformly from the range with a second stream (key seed ^ RANGE_KEY,
+ * stream i), so the kernels of fixed settings are the same as before ranges
+ * existed. Existing outputs are refused unless --force; an output that
  * is one of the inputs (OUT/sharp/<name>.png given as an input, by device
  * and inode) is refused even with --force, as is a second input of the same
  * stem; an input that is not a regular file (a FIFO) is skipped. Each is one
@@ -27,6 +34,7 @@
 #include <clFFT.h>
 #include <errno.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,12 +45,74 @@ static const char *prog = "dsdeblur-blur";
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: %s [--seed S] [--kernel-size K] [--noise SIGMA] [--device SEL] [--force]\n"
+            "usage: %s [--seed S] [--kernel-size K] [--length L[:L_MAX]] [--exposure E[:E_MAX]]\n"
+            "       [--anxiety A[:A_MAX]] [--noise SIGMA[:SIGMA_MAX]] [--device SEL] [--force]\n"
             "       -o OUT_DIR SHARP_IMAGE...\n"
             "  writes OUT_DIR/{blur,sharp,kernels}/<name>.png; kernel i of seed S blurs image i\n"
-            "  --kernel-size K  largest kernel side, 3..64 (default 31)\n"
-            "  --noise SIGMA    Gaussian noise std in [-1, 1] units (default 0)\n",
+            "  --kernel-size K  largest kernel side, 3..64 (default 31, or what --length needs)\n"
+            "  --length L       camera path length in pixels, 0..60, or a range L:L_MAX drawn\n"
+            "                   per image (default about K - 2)\n"
+            "  --exposure E     exposed fraction of the path, in (0, 1], or a range (default:\n"
+            "                   0.1, 0.5 or 1 at random, as dsdeblur-train)\n"
+            "  --anxiety A      shake in [0, 1] (0: a straight path), or a range (default:\n"
+            "                   DeblurGAN's 0.003 to 0.01 at random, as dsdeblur-train)\n"
+            "  --noise SIGMA    Gaussian noise std in [-1, 1] units, or N/255 for N gray levels\n"
+            "                   of an 8-bit image, or a range drawn per image (default 0)\n",
             prog);
+}
+
+/* The key of the stream that draws per-image settings from their ranges
+ * ("rang"), xor'd into the seed: the PSF stream stays untouched. */
+#define RANGE_KEY UINT64_C(0x72616e67)
+
+/* A range lo:hi, or one value for both. */
+typedef struct range {
+    double lo, hi;
+} range;
+
+/* One number of a range; "N/255" is N gray levels of an 8-bit image, 2N/255
+ * in [-1, 1] units, when levels is set. 0 when it is not one. */
+static int parse_number(const char *s, const char *stop, int levels, double *out)
+{
+    char buf[64];
+    size_t n = (size_t)(stop - s);
+    if (n == 0 || n >= sizeof buf)
+        return 0;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    char *end;
+    double v = strtod(buf, &end);
+    if (end == buf)
+        return 0;
+    if (levels && !strcmp(end, "/255")) {
+        v *= 2.0 / 255.0;
+        end += 4;
+    }
+    if (*end || !(v == v))
+        return 0;
+    *out = v;
+    return 1;
+}
+
+/* "A" or "A:B" with lo <= A <= B <= hi. 0 when it is not one. */
+static int parse_range(const char *s, double lo, double hi, int levels, range *out)
+{
+    const char *colon = strchr(s, ':');
+    const char *stop = colon ? colon : s + strlen(s);
+    if (!parse_number(s, stop, levels, &out->lo))
+        return 0;
+    out->hi = out->lo;
+    if (colon && !parse_number(colon + 1, colon + 1 + strlen(colon + 1), levels, &out->hi))
+        return 0;
+    return out->lo >= lo && out->hi >= out->lo && out->hi <= hi;
+}
+
+/* The canvas that holds a path of length len with dsdeblur-train's margin
+ * (length = (K-1) 60/62 for odd K): the smallest odd K with (K-1) 60/62 >= len. */
+static int kernel_for_length(double len)
+{
+    int k = 2 * (int)ceil(len * 31.0 / 60.0 - 1e-9) + 1;
+    return k < 3 ? 3 : k;
 }
 
 /* OUT/sub/<stem of in>.png */
@@ -114,8 +184,18 @@ static int may_blur(char **argv, int first, int k, const char *out, const cli_fi
     return 1;
 }
 
+/* What blurs each image: the kernel canvas and the (ranges of) settings. */
+typedef struct blur_settings {
+    uint64_t seed;
+    int ksize;
+    range length; /* lo < 0: as dsdeblur-train, (K-1) 60/62 for the canvas */
+    range exposure; /* lo < 0: DSD_BLUR_RANDOM */
+    range anxiety;  /* lo < 0: DSD_BLUR_RANDOM */
+    range noise;    /* [-1, 1] units */
+} blur_settings;
+
 static int blur_one(dsd_context *ctx, dsd_fft_plans *plans, const char *in, uint64_t index,
-                    uint64_t seed, int ksize, float noise, const char *out)
+                    const blur_settings *bs, const char *out)
 {
     dsd_error err;
     char pb[4096], ps[4096], pk[4096];
@@ -135,8 +215,29 @@ static int blur_one(dsd_context *ctx, dsd_fft_plans *plans, const char *in, uint
     dsd_tensor x = {0}, pt = {0};
     dsd_blur_psf_params pp;
     dsd_blur_psf_params_default(&pp);
-    pp.size = ksize;
-    pp.length = 2.0 * ((ksize - 1) / 2) * 60.0 / 62.0; /* as dsdeblur-train */
+    pp.size = bs->ksize;
+    pp.length = 2.0 * ((bs->ksize - 1) / 2) * 60.0 / 62.0; /* as dsdeblur-train */
+    /* Per-image draws from the range stream: length, exposure, anxiety, noise. */
+    dsd_rng draw;
+    dsd_rng_init(&draw, bs->seed ^ RANGE_KEY, index);
+    if (bs->length.lo >= 0)
+        pp.length = bs->length.lo < bs->length.hi
+                        ? bs->length.lo + (bs->length.hi - bs->length.lo) * dsd_rng_uniform(&draw)
+                        : bs->length.lo;
+    if (bs->exposure.lo > 0)
+        pp.exposure = bs->exposure.lo < bs->exposure.hi
+                          ? bs->exposure.lo +
+                                (bs->exposure.hi - bs->exposure.lo) * dsd_rng_uniform(&draw)
+                          : bs->exposure.lo;
+    if (bs->anxiety.lo >= 0)
+        pp.anxiety = bs->anxiety.lo < bs->anxiety.hi
+                         ? bs->anxiety.lo +
+                               (bs->anxiety.hi - bs->anxiety.lo) * dsd_rng_uniform(&draw)
+                         : bs->anxiety.lo;
+    float noise = (float)bs->noise.lo;
+    if (bs->noise.lo < bs->noise.hi)
+        noise = (float)(bs->noise.lo + (bs->noise.hi - bs->noise.lo) * dsd_rng_uniform(&draw));
+    uint64_t seed = bs->seed;
     dsd_rng rng;
     dsd_rng_init(&rng, seed, index);
     dsd_blur_psf psf;
@@ -168,7 +269,8 @@ static int blur_one(dsd_context *ctx, dsd_fft_plans *plans, const char *in, uint
         cli_print_error(prog, &err);
         goto done;
     }
-    printf("%s -> %s (kernel %dx%d)\n", in, pb, psf.w, psf.h);
+    printf("%s -> %s (kernel %dx%d, path %.1f px, noise %.2f/255)\n", in, pb, psf.w, psf.h,
+           pp.length, (double)noise * 127.5);
     rc = 0;
 done:
     if (x.buf)
@@ -185,8 +287,8 @@ int main(int argc, char **argv)
 {
     const char *out = NULL;
     unsigned long long seed = 1;
-    int ksize = 31, force = 0, first = argc;
-    double noise = 0;
+    int ksize = 0, force = 0, first = argc;
+    range length = {-1, -1}, exposure = {-1, -1}, anxiety = {-1, -1}, noise = {0, 0};
     cli_args a;
     cli_args_init(&a, prog, argc, argv, usage, 0);
     while (cli_args_next(&a)) {
@@ -207,12 +309,23 @@ int main(int argc, char **argv)
             }
         } else if (cli_args_option(&a, NULL, "--kernel-size")) {
             cli_args_int(&a, 3, DSD_BLUR_PSF_MAX, &ksize);
+        } else if (cli_args_option(&a, NULL, "--length")) {
+            if ((v = cli_args_value(&a)) && !parse_range(v, 0, 60, 0, &length))
+                cli_args_fail(&a, "--length '%s' is not a length in [0, 60] pixels or a range "
+                              "L:L_MAX of them", v);
+        } else if (cli_args_option(&a, NULL, "--exposure")) {
+            if ((v = cli_args_value(&a)) &&
+                (!parse_range(v, 0, 1, 0, &exposure) || !(exposure.lo > 0)))
+                cli_args_fail(&a, "--exposure '%s' is not a fraction in (0, 1] or a range "
+                              "E:E_MAX of them", v);
+        } else if (cli_args_option(&a, NULL, "--anxiety")) {
+            if ((v = cli_args_value(&a)) && !parse_range(v, 0, 1, 0, &anxiety))
+                cli_args_fail(&a, "--anxiety '%s' is not a value in [0, 1] or a range "
+                              "A:A_MAX of them", v);
         } else if (cli_args_option(&a, NULL, "--noise")) {
-            if ((v = cli_args_value(&a))) {
-                noise = strtod(v, &end);
-                if (*end || !(noise >= 0 && noise <= 1))
-                    cli_args_fail(&a, "--noise must be in [0, 1]");
-            }
+            if ((v = cli_args_value(&a)) && !parse_range(v, 0, 1, 1, &noise))
+                cli_args_fail(&a, "--noise '%s' is not a std in [0, 1] ([-1, 1] units; N/255 "
+                              "for N gray levels) or a range SIGMA:SIGMA_MAX of them", v);
         } else {
             cli_args_unknown(&a);
         }
@@ -223,6 +336,16 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (ksize == 0)
+        ksize = length.lo >= 0 ? kernel_for_length(length.hi) : 31;
+    if (length.hi > 2.0 * ((ksize - 1) / 2)) {
+        fprintf(stderr, "%s: error: --length %g does not fit --kernel-size %d: a path of L "
+                "pixels needs a kernel of at least %d (or leave out --kernel-size)\n", prog,
+                length.hi, ksize, kernel_for_length(length.hi));
+        return 2;
+    }
+    blur_settings bs = {.seed = seed, .ksize = ksize, .length = length, .exposure = exposure,
+                        .anxiety = anxiety, .noise = noise};
     const char *subs[] = {"", "/blur", "/sharp", "/kernels"};
     for (int s = 0; s < 4; s++) {
         char dir[4096];
@@ -251,8 +374,7 @@ int main(int argc, char **argv)
         if (!may_blur(argv, first, k, out, &read, force))
             failed = 1;
         else
-            failed |= blur_one(ctx, &plans, argv[k], (uint64_t)(k - first), seed, ksize,
-                               (float)noise, out);
+            failed |= blur_one(ctx, &plans, argv[k], (uint64_t)(k - first), &bs, out);
     }
     cli_files_free(&read);
     dsd_fft_plans_free(&plans);

@@ -22,6 +22,16 @@
  * renamed; one that is an input (an image of either folder, the model) is
  * never written, and one that exists only with --force; both are checked
  * before anything is scored (exit status 1).
+ *
+ * --report DIR (model mode) also writes a page for people who would rather
+ * look than read: DIR/index.html (plain HTML and CSS, no script) with the
+ * metrics table and, per image, three crops at 1:1 written beside it as PNG,
+ * DIR/NNN-blurred.png, NNN-deblurred.png, NNN-sharp.png (NNN: the image's
+ * place in the sorted list, so file names need no escaping). The crop is
+ * the 256 x 256 window (smaller images: all of it) of the sharp image with
+ * the most gradient energy, found on an 8-pixel grid: where blur shows.
+ * The same rules as the other report files: written atomically, existing
+ * ones replaced only with --force, never an input.
  */
 #include <config.h>
 
@@ -34,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *prog = "dsdeblur-eval";
@@ -44,7 +55,8 @@ static void usage(FILE *out)
             "usage: %s [--protocol skimage|matlab] [--csv FILE] [--json FILE] [--force]\n"
             "          A_DIR B_DIR\n"
             "       %s -m MODEL --blur BLUR_DIR --sharp SHARP_DIR [--tile N] [--device SEL]\n"
-            "          [--protocol skimage|matlab] [--csv FILE] [--json FILE] [--force]\n"
+            "          [--protocol skimage|matlab] [--csv FILE] [--json FILE]\n"
+            "          [--report DIR] [--force]\n"
             "  A_DIR, B_DIR        folders of images paired by file name (.png, .jpg, .jpeg,\n"
             "                      .bmp, .tga); typically restored images and references\n"
             "  -m, --model MODEL   model mode: deblur BLUR_DIR's images with this generator\n"
@@ -54,7 +66,9 @@ static void usage(FILE *out)
             "  --protocol P        SSIM protocol: skimage (default) or matlab\n"
             "  --csv FILE          also write name,psnr_db,ssim,error rows to FILE\n"
             "  --json FILE         also write the results and means as JSON to FILE\n"
-            "  --force             replace an existing CSV or JSON file (never an input)\n"
+            "  --report DIR        model mode: also write DIR/index.html, crops at 1:1 of\n"
+            "                      blurred | deblurred | sharp per image and the metrics\n"
+            "  --force             replace existing report files (never an input)\n"
             "  --help, --version\n",
             prog, prog);
 }
@@ -72,6 +86,7 @@ typedef struct result {
     double in_psnr, in_ssim, out_psnr, out_ssim; /* model mode: blurred and deblurred */
     double seconds, device_seconds;              /* model mode */
     int width, height;                           /* model mode */
+    int crop_x, crop_y, crop_w, crop_h;          /* --report: the crops' window */
     char error[1024];   /* when !ok */
 } result;
 
@@ -196,9 +211,12 @@ static int summary_end(size_t n_ok, size_t n_res, const char *a_dir, const char 
 /* Whether the report files may be written (tools/cli.h's rules): neither is
  * one of the images of the two folders or the model, neither exists unless
  * force, and they are not one file. 0, or 1 with the line printed. */
+static int check_report_dir(const cli_files *read, const char *dir, size_t n_res, int force);
+
 static int check_reports(const char *a_dir, const char *b_dir, const cli_names *la,
                          const cli_names *lb, const char *model, const char *csv_path,
-                         const char *json_path, int force)
+                         const char *json_path, const char *report_dir, size_t n_res,
+                         int force)
 {
     if (csv_path && json_path && !strcmp(csv_path, json_path)) {
         fprintf(stderr, "%s: error: --csv and --json both name %s\n", prog, csv_path);
@@ -217,7 +235,8 @@ static int check_reports(const char *a_dir, const char *b_dir, const cli_names *
     if (rc)
         fprintf(stderr, "%s: error: out of memory\n", prog);
     else if ((csv_path && cli_check_output(prog, &read, csv_path, force)) ||
-             (json_path && cli_check_output(prog, &read, json_path, force)))
+             (json_path && cli_check_output(prog, &read, json_path, force)) ||
+             (report_dir && check_report_dir(&read, report_dir, n_res, force)))
         rc = 1;
     cli_files_free(&read);
     return rc ? 1 : 0;
@@ -288,6 +307,244 @@ static void json_failed(cli_json *j, const result *res, size_t n_res)
 }
 
 // ----------------------------------------------------------------------------
+// The visual report (--report DIR, model mode)
+
+enum { REPORT_CROP = 256, REPORT_GRID = 8 };
+
+static const char *const report_kinds[3] = {"blurred", "deblurred", "sharp"};
+
+/* DIR/NNN-<kind>.png for result i, malloc'd (NULL: out of memory). */
+static char *report_image_path(const char *dir, size_t i, const char *kind)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%03zu-%s.png", i, kind);
+    return cli_path_join(dir, name);
+}
+
+/* Creates dir when missing, removes killed runs' temporaries, and checks
+ * index.html and every crop an image of n_res may write (cli.h's rules).
+ * 0, or 1 with the line printed. */
+static int check_report_dir(const cli_files *read, const char *dir, size_t n_res, int force)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        if (mkdir(dir, 0777) != 0) {
+            fprintf(stderr, "%s: error: --report %s: cannot create the folder: %s\n", prog, dir,
+                    strerror(errno));
+            return 1;
+        }
+    } else if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "%s: error: --report %s is not a folder\n", prog, dir);
+        return 1;
+    }
+    cli_remove_stale_temporaries(prog, dir);
+    char *index = cli_path_join(dir, "index.html");
+    int rc = !index || cli_check_output(prog, read, index, force);
+    free(index);
+    for (size_t i = 0; i < n_res && !rc; i++)
+        for (int k = 0; k < 3 && !rc; k++) {
+            char *path = report_image_path(dir, i, report_kinds[k]);
+            rc = !path || cli_check_output(prog, read, path, force);
+            free(path);
+        }
+    return rc;
+}
+
+/* The crop window of img: REPORT_CROP square (or the image where smaller)
+ * at the grid position with the largest sum of squared luminance
+ * differences to the right and below neighbours; the first such on ties
+ * (rows, then columns), so the choice is the same everywhere. */
+static void report_window(const dsd_image *img, int *x0, int *y0, int *cw, int *ch)
+{
+    int w = img->width, h = img->height;
+    *cw = w < REPORT_CROP ? w : REPORT_CROP;
+    *ch = h < REPORT_CROP ? h : REPORT_CROP;
+    *x0 = (w - *cw) / 2;
+    *y0 = (h - *ch) / 2;
+    double *sum = calloc((size_t)(w + 1) * (size_t)(h + 1), sizeof *sum); /* integral image */
+    if (!sum)
+        return; /* the centre will do */
+    for (int y = 0; y < h; y++) {
+        double row = 0;
+        for (int x = 0; x < w; x++) {
+            const uint8_t *p = img->data + ((size_t)y * w + x) * 3;
+            double e = 0;
+            for (int c = 0; c < 3; c++) {
+                double dx = x + 1 < w ? (double)p[3 + c] - p[c] : 0;
+                double dy = y + 1 < h ? (double)p[(size_t)w * 3 + c] - p[c] : 0;
+                e += dx * dx + dy * dy;
+            }
+            row += e;
+            sum[(size_t)(y + 1) * (w + 1) + x + 1] = sum[(size_t)y * (w + 1) + x + 1] + row;
+        }
+    }
+    double best = -1;
+    for (int y = 0; y + *ch <= h; y += REPORT_GRID)
+        for (int x = 0; x + *cw <= w; x += REPORT_GRID) {
+            size_t W = (size_t)w + 1;
+            double e = sum[(size_t)(y + *ch) * W + x + *cw] - sum[(size_t)y * W + x + *cw] -
+                       sum[(size_t)(y + *ch) * W + x] + sum[(size_t)y * W + x];
+            if (e > best) {
+                best = e;
+                *x0 = x;
+                *y0 = y;
+            }
+        }
+    free(sum);
+}
+
+/* Writes the window (x0, y0, cw, ch) of img to path. 1, or 0 with r failed. */
+static int save_crop(const dsd_image *img, int x0, int y0, int cw, int ch, const char *path,
+                     result *r)
+{
+    dsd_error err;
+    dsd_image c = {0};
+    int ok = dsd_image_alloc(&c, cw, ch, &err) == DSD_OK;
+    if (ok) {
+        for (int y = 0; y < ch; y++)
+            memcpy(c.data + (size_t)y * cw * 3,
+                   img->data + ((size_t)(y0 + y) * img->width + x0) * 3, (size_t)cw * 3);
+        ok = dsd_image_save(path, &c, &err) == DSD_OK;
+    }
+    if (!ok)
+        fail(r, "--report: %s", err.message);
+    dsd_image_free(&c);
+    return ok;
+}
+
+/* The three crops of result i. 1, or 0 with r failed. */
+static int report_crops(const char *dir, size_t i, const dsd_image *blur, const dsd_image *out,
+                        const dsd_image *sharp, result *r)
+{
+    report_window(sharp, &r->crop_x, &r->crop_y, &r->crop_w, &r->crop_h);
+    const dsd_image *imgs[3] = {blur, out, sharp};
+    int ok = 1;
+    for (int k = 0; k < 3 && ok; k++) {
+        char *path = report_image_path(dir, i, report_kinds[k]);
+        ok = path ? save_crop(imgs[k], r->crop_x, r->crop_y, r->crop_w, r->crop_h, path, r)
+                  : (fail(r, "out of memory"), 0);
+        free(path);
+    }
+    return ok;
+}
+
+/* s with & < > " escaped. */
+static void html_text(cli_text *t, const char *s)
+{
+    for (const char *p = s; *p; p++) {
+        switch (*p) {
+        case '&': cli_text_printf(t, "&amp;"); break;
+        case '<': cli_text_printf(t, "&lt;"); break;
+        case '>': cli_text_printf(t, "&gt;"); break;
+        case '"': cli_text_printf(t, "&quot;"); break;
+        default: cli_text_printf(t, "%c", *p);
+        }
+    }
+}
+
+/* One metrics row: name (linked to its crops), size, PSNR and SSIM before and
+ * after, the gain, seconds. */
+static void html_row(cli_text *t, const char *name, size_t anchor, const char *size,
+                     double ip, double op, double is, double os, double secs, int strong)
+{
+    const char *b = strong ? "<b>" : "", *e = strong ? "</b>" : "";
+    cli_text_printf(t, "<tr><td>");
+    if (anchor != (size_t)-1)
+        cli_text_printf(t, "<a href=\"#i%03zu\">", anchor);
+    cli_text_printf(t, "%s", b);
+    html_text(t, name);
+    cli_text_printf(t, "%s%s</td><td>%s</td>", e, anchor != (size_t)-1 ? "</a>" : "", size);
+    cli_text_printf(t, "<td>%s%.3f%s</td><td>%s%.3f%s</td><td class=\"%s\">%s%+.2f%s</td>", b, ip,
+                    e, b, op, e, op > ip ? "up" : "down", b, op - ip, e);
+    cli_text_printf(t, "<td>%s%.4f%s</td><td class=\"%s\">%s%.4f%s</td><td>%s%.3f%s</td></tr>\n",
+                    b, is, e, os > is ? "up" : "down", b, os, e, b, secs, e);
+}
+
+/* DIR/index.html: the table, then per image its three crops. 0, or 1 with
+ * the error printed. */
+static int save_report(const char *dir, const char *model, const char *pname,
+                       const result *res, size_t n_res)
+{
+    cli_text t = {0};
+    cli_text_printf(&t, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                    "<title>dsdeblur-eval report</title>\n<style>\n"
+                    "body { font-family: sans-serif; margin: 1.5em; color: #222; }\n"
+                    "table { border-collapse: collapse; margin-bottom: 2em; }\n"
+                    "th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: right;\n"
+                    "         white-space: nowrap; }\n"
+                    "th:first-child, td:first-child { text-align: left; }\n"
+                    "td.up { color: #060; } td.down { color: #a00; }\n"
+                    ".crops { display: flex; flex-wrap: wrap; gap: 12px; }\n"
+                    "figure { margin: 0; }\n"
+                    "figure img { image-rendering: pixelated; display: block; }\n"
+                    "figcaption { font-size: 0.9em; padding-top: 0.2em; }\n"
+                    "</style>\n</head>\n<body>\n<h1>dsdeblur-eval report</h1>\n<p>Model <code>");
+    html_text(&t, model);
+    cli_text_printf(&t, "</code>; PSNR in dB and SSIM (%s protocol) of the blurred input and of "
+                    "the deblurred output against the sharp image; crops at 1:1.</p>\n", pname);
+    cli_text_printf(&t, "<table id=\"metrics\">\n<tr><th>image</th><th>size</th><th>PSNR in</th>"
+                    "<th>PSNR out</th><th>gain</th><th>SSIM in</th><th>SSIM out</th>"
+                    "<th>seconds</th></tr>\n");
+    size_t n_ok = 0;
+    double s_ip = 0, s_op = 0, s_is = 0, s_os = 0, s_t = 0;
+    for (size_t i = 0; i < n_res; i++) {
+        const result *r = &res[i];
+        if (!r->ok)
+            continue;
+        char size[64];
+        snprintf(size, sizeof size, "%d &times; %d", r->width, r->height);
+        html_row(&t, r->name, i, size, r->in_psnr, r->out_psnr, r->in_ssim, r->out_ssim,
+                 r->seconds, 0);
+        n_ok++;
+        s_ip += r->in_psnr;
+        s_op += r->out_psnr;
+        s_is += r->in_ssim;
+        s_os += r->out_ssim;
+        s_t += r->seconds;
+    }
+    if (n_ok) {
+        double k = 1.0 / n_ok;
+        html_row(&t, "mean", (size_t)-1, "", s_ip * k, s_op * k, s_is * k, s_os * k, s_t * k, 1);
+    }
+    cli_text_printf(&t, "</table>\n");
+    for (size_t i = 0; i < n_res; i++) {
+        const result *r = &res[i];
+        if (!r->ok) {
+            cli_text_printf(&t, "<h2>");
+            html_text(&t, r->name);
+            cli_text_printf(&t, "</h2>\n<p>failed: ");
+            html_text(&t, r->error);
+            cli_text_printf(&t, "</p>\n");
+            continue;
+        }
+        cli_text_printf(&t, "<h2 id=\"i%03zu\">", i);
+        html_text(&t, r->name);
+        cli_text_printf(&t, "</h2>\n<p>%d &times; %d crop at (%d, %d) of %d &times; %d</p>\n"
+                        "<div class=\"crops\">\n", r->crop_w, r->crop_h, r->crop_x, r->crop_y,
+                        r->width, r->height);
+        const char *caption[3] = {"blurred", "deblurred", "sharp"};
+        for (int k = 0; k < 3; k++) {
+            cli_text_printf(&t, "<figure><img src=\"%03zu-%s.png\" width=\"%d\" height=\"%d\" "
+                            "alt=\"%s\"><figcaption>%s", i, report_kinds[k], r->crop_w,
+                            r->crop_h, caption[k], caption[k]);
+            if (k < 2)
+                cli_text_printf(&t, ": %.2f dB, SSIM %.4f", k ? r->out_psnr : r->in_psnr,
+                                k ? r->out_ssim : r->in_ssim);
+            cli_text_printf(&t, "</figcaption></figure>\n");
+        }
+        cli_text_printf(&t, "</div>\n");
+    }
+    cli_text_printf(&t, "</body>\n</html>\n");
+    char *index = cli_path_join(dir, "index.html");
+    int rc = index ? cli_text_save(prog, &t, index) : 1;
+    if (!index)
+        fprintf(stderr, "%s: error: out of memory\n", prog);
+    free(index);
+    cli_text_free(&t);
+    return rc;
+}
+
+// ----------------------------------------------------------------------------
 // Folder mode: score A's images against B's
 
 static void score_pair(const char *a_dir, const char *b_dir, dsd_ssim_protocol protocol,
@@ -307,7 +564,8 @@ static int folder_mode(const char *a_dir, const char *b_dir, dsd_ssim_protocol p
     cli_names la = {0}, lb = {0};
     size_t n_res = 0;
     result *res = pair_folders(a_dir, b_dir, &la, &lb, &n_res);
-    if (!res || check_reports(a_dir, b_dir, &la, &lb, NULL, csv_path, json_path, force)) {
+    if (!res || check_reports(a_dir, b_dir, &la, &lb, NULL, csv_path, json_path, NULL, 0,
+                              force)) {
         free(res);
         cli_names_free(&la);
         cli_names_free(&lb);
@@ -391,7 +649,8 @@ static int folder_mode(const char *a_dir, const char *b_dir, dsd_ssim_protocol p
 // Model mode: deblur, then score input and output
 
 static void model_score(dsd_context *ctx, dsd_generator *g, const char *blur_dir,
-                        const char *sharp_dir, dsd_ssim_protocol protocol, int tile, result *r)
+                        const char *sharp_dir, dsd_ssim_protocol protocol, int tile,
+                        const char *report_dir, size_t index, result *r)
 {
     dsd_image blur = {0}, sharp = {0}, out = {0};
     dsd_deblur_options o = {.tile = tile, .overlap = -1};
@@ -406,6 +665,8 @@ static void model_score(dsd_context *ctx, dsd_generator *g, const char *blur_dir
             r->device_seconds = st.device_s;
             r->width = blur.width;
             r->height = blur.height;
+            if (report_dir && !report_crops(report_dir, index, &blur, &out, &sharp, r))
+                r->ok = 0;
         }
     }
     dsd_image_free(&blur);
@@ -415,7 +676,7 @@ static void model_score(dsd_context *ctx, dsd_generator *g, const char *blur_dir
 
 static int model_mode(const char *model, const char *blur_dir, const char *sharp_dir,
                       dsd_ssim_protocol protocol, const char *csv_path, const char *json_path,
-                      const char *selector, int tile, int force)
+                      const char *report_dir, const char *selector, int tile, int force)
 {
     const char *pname = dsd_ssim_protocol_name(protocol);
     dsd_error err;
@@ -429,7 +690,8 @@ static int model_mode(const char *model, const char *blur_dir, const char *sharp
     cli_names la = {0}, lb = {0};
     size_t n_res = 0;
     result *res = pair_folders(blur_dir, sharp_dir, &la, &lb, &n_res);
-    if (res && check_reports(blur_dir, sharp_dir, &la, &lb, model, csv_path, json_path, force)) {
+    if (res && check_reports(blur_dir, sharp_dir, &la, &lb, model, csv_path, json_path,
+                             report_dir, n_res, force)) {
         free(res);
         res = NULL;
     }
@@ -456,7 +718,7 @@ static int model_mode(const char *model, const char *blur_dir, const char *sharp
     }
     for (size_t i = 0; i < n_res; i++)
         if (res[i].paired)
-            model_score(ctx, &g, blur_dir, sharp_dir, protocol, tile, &res[i]);
+            model_score(ctx, &g, blur_dir, sharp_dir, protocol, tile, report_dir, i, &res[i]);
 
     size_t n_ok = 0;
     double s_ip = 0, s_is = 0, s_op = 0, s_os = 0, s_t = 0, s_d = 0;
@@ -491,6 +753,8 @@ static int model_mode(const char *model, const char *blur_dir, const char *sharp
            s_ip * k, s_op * k, s_is * k, s_os * k, s_t * k, s_d * k);
     rc = summary_end(n_ok, n_res, blur_dir, sharp_dir);
     if (csv_path && save_csv(csv_path, 1, pname, res, n_res))
+        rc = 1;
+    if (report_dir && save_report(report_dir, model, pname, res, n_res))
         rc = 1;
     if (json_path) {
         cli_json j = {0};
@@ -552,7 +816,7 @@ out:
 int main(int argc, char **argv)
 {
     const char *protocol_name = "skimage", *csv_path = NULL, *json_path = NULL;
-    const char *model = NULL, *blur_dir = NULL, *sharp_dir = NULL;
+    const char *model = NULL, *blur_dir = NULL, *sharp_dir = NULL, *report_dir = NULL;
     const char *dirs[2];
     int n_dirs = 0, tile = -1, force = 0; /* tile -1: no --tile */
     cli_args a;
@@ -564,6 +828,8 @@ int main(int argc, char **argv)
             csv_path = cli_args_value(&a);
         else if (cli_args_option(&a, NULL, "--json"))
             json_path = cli_args_value(&a);
+        else if (cli_args_option(&a, NULL, "--report"))
+            report_dir = cli_args_value(&a);
         else if (cli_args_option(&a, "-m", "--model"))
             model = cli_args_value(&a);
         else if (cli_args_option(&a, NULL, "--blur"))
@@ -595,11 +861,12 @@ int main(int argc, char **argv)
                     "SHARP_DIR and no other folders (see --help)\n", prog);
             return 2;
         }
-        return model_mode(model, blur_dir, sharp_dir, protocol, csv_path, json_path, a.device,
-                          tile < 0 ? 0 : tile, force);
+        return model_mode(model, blur_dir, sharp_dir, protocol, csv_path, json_path, report_dir,
+                          a.device, tile < 0 ? 0 : tile, force);
     }
-    if (a.device || tile >= 0) {
-        fprintf(stderr, "%s: error: --device and --tile belong to model mode (-m)\n", prog);
+    if (a.device || tile >= 0 || report_dir) {
+        fprintf(stderr, "%s: error: --device, --tile and --report belong to model mode (-m)\n",
+                prog);
         return 2;
     }
     if (n_dirs != 2) {

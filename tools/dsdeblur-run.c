@@ -10,7 +10,12 @@
  * --format jpg); any other -o names one output file, allowed for exactly one
  * input file, its format taken from its extension (.png, .jpg, .jpeg). The
  * network is built from the weight file's metadata, so every variant loads;
- * without -m the installed default model is used if there is one.
+ * without -m the bundled default model is used: $DSDEBLUR_DEFAULT_MODEL when
+ * set, else the build tree's (data/ beside the tools/ folder this program runs
+ * from, or the source tree's data/ when it runs from its own build tree),
+ * else the installed one; the first output line names it (not with -q).
+ * Several images on a terminal (or with --progress) show "[3/12] name 1.8 s"
+ * per image on stderr.
  *
  * Safety (the rules of tools/cli.h): an output that is (by device and inode,
  * through links) one of the inputs or the model is never written, even with
@@ -38,7 +43,8 @@
 #ifndef DSDEBLUR_PKGDATADIR
 #define DSDEBLUR_PKGDATADIR "/usr/local/share/dsdeblur"
 #endif
-#define DEFAULT_MODEL DSDEBLUR_PKGDATADIR "/dsdeblur-default.safetensors"
+#define DEFAULT_MODEL_NAME "dsdeblur-default.safetensors"
+#define DEFAULT_MODEL DSDEBLUR_PKGDATADIR "/" DEFAULT_MODEL_NAME
 
 static const char *prog = "dsdeblur-run";
 
@@ -48,8 +54,8 @@ static void usage(FILE *out)
             "usage: %s [-m MODEL] -o OUT [options] INPUT...\n"
             "       %s [--device SEL] --list-devices | --self-test | --help | --version\n"
             "  INPUT            image files (.png .jpg .jpeg .bmp .tga) or folders of them\n"
-            "  -m, --model F    generator weights (.safetensors); default:\n"
-            "                   %s\n"
+            "  -m, --model F    generator weights (.safetensors); default: the bundled\n"
+            "                   model of the build tree, else %s\n"
             "  -o, --output OUT a folder (ends in '/' or exists): OUT/<stem>.png per input;\n"
             "                   otherwise one output file for one input (.png or .jpg)\n"
             "  --format F       png (default) or jpg, for folder outputs\n"
@@ -57,6 +63,9 @@ static void usage(FILE *out)
             "                   device is too small); results are the same\n"
             "  --time           print device compute and end-to-end seconds per image\n"
             "  --compare        also write <output stem>-compare.png: input | output\n"
+            "  -q, --quiet      no 'model:' line, no progress\n"
+            "  --progress       '[i/n] name seconds' per image on stderr (default: when\n"
+            "                   stderr is a terminal and there are several images)\n"
             "  --force          replace existing outputs (never an input)\n"
             "  --device SEL     device index, P:D, gpu, cpu or a name substring\n"
             "                   (default: $DSDEBLUR_DEVICE, else the first GPU, else any)\n"
@@ -267,8 +276,99 @@ static dsd_status save_comparison(const char *path, const dsd_image *in, const d
 
 typedef struct run_options {
     const char *model, *output, *format;
-    int tile, timing, force, compare, self_test;
+    int tile, timing, force, compare, self_test, quiet, progress;
 } run_options;
+
+// ----------------------------------------------------------------------------
+// The default model: where a first user's copy is
+
+/* Whether path is a readable regular file. */
+static int readable_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, R_OK) == 0;
+}
+
+/* The directory of this program's own executable (libtool runs the build
+ * tree's from tools/.libs/), malloc'd; NULL where /proc/self/exe is not. */
+static char *exe_dir(void)
+{
+    char buf[4096];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0 || n >= (ssize_t)sizeof buf - 1)
+        return NULL;
+    buf[n] = '\0';
+    char *slash = strrchr(buf, '/');
+    if (!slash)
+        return NULL;
+    *slash = '\0';
+    size_t len = strlen(buf);
+    if (len >= 6 && !strcmp(buf + len - 6, "/.libs"))
+        buf[len - 6] = '\0';
+    return xstrdup(buf);
+}
+
+/* The model to use without -m, malloc'd, and in *where how it was found;
+ * NULL when there is none, with the places looked at in tried (for the
+ * error line). In order: $DSDEBLUR_DEFAULT_MODEL (the only candidate when
+ * set); <exe dir>/../data/ when the executable sits in a folder named tools
+ * (a build tree, run before `make install`); the source tree's data/ when
+ * the executable is this build tree's (VPATH builds: data/ is not copied);
+ * the install prefix's $(pkgdatadir). */
+static char *find_default_model(const char **where, char *tried, size_t tried_size)
+{
+    tried[0] = '\0';
+    const char *env = getenv("DSDEBLUR_DEFAULT_MODEL");
+    if (env) {
+        snprintf(tried, tried_size, "%s ($DSDEBLUR_DEFAULT_MODEL)", env);
+        *where = "$DSDEBLUR_DEFAULT_MODEL";
+        return *env && readable_file(env) ? xstrdup(env) : NULL;
+    }
+    char *dir = exe_dir(), *found = NULL;
+    if (dir) {
+        size_t len = strlen(dir);
+        if (len >= 6 && !strcmp(dir + len - 6, "/tools")) {
+            char *p = xprintf("%.*s/data/%s", (int)(len - 6), dir, DEFAULT_MODEL_NAME);
+            if (readable_file(p)) {
+                *where = "the build tree's";
+                found = p;
+            } else {
+                snprintf(tried, tried_size, "%s, ", p);
+                free(p);
+            }
+        }
+#if defined(DSDEBLUR_BUILDDIR) && defined(DSDEBLUR_SRCDIR)
+        /* this build tree's tools/, by device and inode (dir has its links resolved) */
+        struct stat here, built;
+        if (!found && stat(dir, &here) == 0 && stat(DSDEBLUR_BUILDDIR "/tools", &built) == 0 &&
+            here.st_dev == built.st_dev && here.st_ino == built.st_ino) {
+            char *p = xprintf("%s/data/%s", DSDEBLUR_SRCDIR, DEFAULT_MODEL_NAME);
+            size_t used = strlen(tried);
+            if (readable_file(p)) {
+                *where = "the source tree's";
+                found = p;
+            } else {
+                snprintf(tried + used, tried_size - used, "%s, ", p);
+                free(p);
+            }
+        }
+#endif
+        free(dir);
+    }
+    if (found)
+        return found;
+    size_t used = strlen(tried);
+    snprintf(tried + used, tried_size - used, "%s", DEFAULT_MODEL);
+    *where = "the installed";
+    return readable_file(DEFAULT_MODEL) ? xstrdup(DEFAULT_MODEL) : NULL;
+}
+
+/* The last path component, for progress lines. */
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s && s[1] ? s + 1 : path;
+}
 
 /* Loads the model: the config from the file's metadata, then the weights. */
 static int load_model(dsd_context *ctx, const char *path, dsd_generator *g)
@@ -311,6 +411,10 @@ int main(int argc, char **argv)
             o.compare = 1;
         else if (cli_args_flag(&a, "-f", "--force"))
             o.force = 1;
+        else if (cli_args_flag(&a, "-q", "--quiet"))
+            o.quiet = 1;
+        else if (cli_args_flag(&a, NULL, "--progress"))
+            o.progress = 1;
         else if (cli_args_flag(&a, NULL, "--self-test"))
             o.self_test = 1;
         else if (cli_args_positional(&a))
@@ -374,14 +478,16 @@ int main(int argc, char **argv)
         }
     }
 
-    const char *model = o.model;
+    const char *model = o.model, *model_where = NULL;
+    char *default_model = NULL;
     if (!model) {
-        if (access(DEFAULT_MODEL, R_OK) != 0) {
+        char tried[16384];
+        model = default_model = find_default_model(&model_where, tried, sizeof tried);
+        if (!model) {
             fprintf(stderr, "%s: error: no model given and no default model is installed yet "
-                    "(looked for %s); pass -m MODEL.safetensors\n", prog, DEFAULT_MODEL);
+                    "(looked for %s); pass -m MODEL.safetensors\n", prog, tried);
             return 2;
         }
-        model = DEFAULT_MODEL;
     }
 
     if (cli_check_input(prog, model))
@@ -470,7 +576,10 @@ int main(int argc, char **argv)
         printf("model %s: %zu parameters; device [%d] %s\n", model, g.params.count, d->index,
                d->name);
     }
-    int progress = isatty(STDERR_FILENO);
+    if (!o.quiet && model_where)
+        printf("model: %s (%s default model)\n", model, model_where);
+    fflush(stdout);
+    int progress = !o.quiet && (o.progress || (jobs.count > 1 && isatty(STDERR_FILENO)));
     size_t n_done = 0, n_failed = 0;
     const char *last_written = NULL;
     int interrupted = 0; /* stopped by a signal with images left */
@@ -480,8 +589,10 @@ int main(int argc, char **argv)
         if ((interrupted = cli_stop_requested()))
             break;
         if (progress)
-            fprintf(stderr, "[%zu/%zu] %s\n", i + 1, jobs.count, j->in);
+            fprintf(stderr, "[%zu/%zu] %s", i + 1, jobs.count, base_name(j->in));
         if (j->error) {
+            if (progress)
+                fprintf(stderr, " failed\n");
             fprintf(stderr, "%s: error: %s\n", prog, j->error);
             failed = 1;
             n_failed++;
@@ -493,20 +604,28 @@ int main(int argc, char **argv)
         dsd_deblur_stats s;
         double t0 = cli_now();
         if (dsd_image_load(j->in, &in, &err) != DSD_OK) {
+            if (progress)
+                fprintf(stderr, " failed\n");
             cli_print_error_for(prog, j->in, &err);
             failed = 1;
             n_failed++;
         } else if (dsd_deblur_image(ctx, &g, &in, &out, &dopt, &s) != DSD_OK) {
+            if (progress)
+                fprintf(stderr, " failed\n");
             cli_print_error_for(prog, j->in, dsd_context_error(ctx));
             failed = 1;
             n_failed++;
         } else if (dsd_image_save(j->out, &out, &err) != DSD_OK ||
                    (j->compare && save_comparison(j->compare, &in, &out, &err) != DSD_OK)) {
+            if (progress)
+                fprintf(stderr, " failed\n");
             cli_print_error_for(prog, j->in, &err);
             failed = 1;
             n_failed++;
         } else {
             double total = cli_now() - t0;
+            if (progress)
+                fprintf(stderr, " %.1f s\n", total);
             n_done++;
             last_written = j->out;
             sum_device += s.device_s;
@@ -549,5 +668,6 @@ int main(int argc, char **argv)
     }
     free(jobs.v);
     free(inputs);
+    free(default_model);
     return interrupted ? 130 : failed ? 1 : 0;
 }

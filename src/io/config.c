@@ -52,7 +52,9 @@ static const key_spec keys[] = {
     {"data.kernel_size", KEY_INT, OFF(data.kernel_size), 3, 255, NULL,
      "synthetic: largest blur kernel side"},
     {"data.noise_sigma", KEY_DOUBLE, OFF(data.noise_sigma), 0, 1, NULL,
-     "synthetic: Gaussian noise std ([-1, 1] units)"},
+     "synthetic: Gaussian noise std ([-1, 1] units; 1/255 of 8 bits is 0.00784)"},
+    {"data.noise_sigma_max", KEY_DOUBLE, OFF(data.noise_sigma_max), 0, 1, NULL,
+     "synthetic: when above noise_sigma, each step's std is drawn from that range"},
     {"data.max_bad", KEY_INT, OFF(data.max_bad), 0, BIG, NULL,
      "unreadable samples skipped before stopping"},
     {"generator.n_blocks", KEY_INT, OFF(generator.n_blocks), 0, 64, NULL, "DSCRb blocks"},
@@ -296,6 +298,7 @@ dsd_status dsd_config_defaults(dsd_config *cfg, dsd_error *err)
     cfg->data.flip = 1;
     cfg->data.kernel_size = 64;
     cfg->data.noise_sigma = 0.0;
+    cfg->data.noise_sigma_max = 0.0;
     cfg->data.max_bad = 10;
     cfg->generator.n_blocks = g.n_blocks;
     cfg->generator.base_width = g.base_width;

@@ -73,6 +73,15 @@ double dsd_blur_noise_host(uint64_t seed, uint64_t stream, uint32_t index)
     return sqrt(-2.0 * log(u1)) * cos(2.0 * BLUR_PI * u2);
 }
 
+double dsd_blur_noise_sigma_draw(double lo, double hi, uint64_t seed, uint64_t step)
+{
+    if (!(hi > lo))
+        return lo;
+    dsd_rng r;
+    dsd_rng_init(&r, seed ^ UINT64_C(0x6e6f697365), step); /* "noise": not a PSF stream */
+    return lo + (hi - lo) * dsd_rng_uniform(&r);
+}
+
 /* A uniform choice among n (< 2^32) values: floor(word * n / 2^32). */
 static int rng_choice(dsd_rng *r, int n)
 {

@@ -326,10 +326,13 @@ static dsd_status next_batch(dsd_trainer *t, dsd_error *err)
                         "train.batch or fewer replicas)", t->comm.rank,
                         (unsigned long long)first64);
     uint32_t first = (uint32_t)first64;
+    /* one std per step (the global batch's), the same on every replica */
+    double sigma = dsd_blur_noise_sigma_draw(t->cfg->data.noise_sigma,
+                                             t->cfg->data.noise_sigma_max,
+                                             (uint64_t)t->cfg->train.seed, t->step);
     DSD_TRY_CTX(err, t->ctx, dsd_blur_apply_at(t->ctx, &t->blur_fft, &t->sharp, &t->psfs,
-                                               (float)t->cfg->data.noise_sigma,
-                                               (uint64_t)t->cfg->train.seed, t->step, first,
-                                               &t->blur));
+                                               (float)sigma, (uint64_t)t->cfg->train.seed,
+                                               t->step, first, &t->blur));
     return DSD_OK;
 }
 
