@@ -154,6 +154,11 @@ dsd_status dsd_context_apply_profile(dsd_context *ctx, const dsd_device_profile 
 {
     if (!profile)
         return DSD_FAIL(&ctx->error, DSD_ERR_INVALID_ARGUMENT, "device profile is NULL");
+    if (profile->work_group < 0 || profile->work_group > 4096 ||
+        (profile->work_group & (profile->work_group - 1)) != 0)
+        return DSD_FAIL(&ctx->error, DSD_ERR_INVALID_ARGUMENT, "device profile '%s': "
+                        "work_group %d is not a power of two up to 4096 (0: the ops' own)",
+                        profile->name, profile->work_group);
     if (profile->n_kernels < 0 || profile->n_kernels > DSD_PROFILE_MAX_KERNELS)
         return DSD_FAIL(&ctx->error, DSD_ERR_INVALID_ARGUMENT, "device profile '%s': %d "
                         "kernels (at most %d)", profile->name, profile->n_kernels,
@@ -176,11 +181,6 @@ dsd_status dsd_context_apply_profile(dsd_context *ctx, const dsd_device_profile 
                                  "a parameter name is unknown or a value is invalid",
                                  profile->name, pk->kernel, (int)st);
     }
-    if (profile->work_group < 0 || profile->work_group > 4096 ||
-        (profile->work_group & (profile->work_group - 1)) != 0)
-        return DSD_FAIL(&ctx->error, DSD_ERR_INVALID_ARGUMENT, "device profile '%s': "
-                        "work_group %d is not a power of two up to 4096 (0: the ops' own)",
-                        profile->name, profile->work_group);
     ctx->profile = *profile;
     snprintf(ctx->profile_name, sizeof ctx->profile_name, "%s", profile->name);
     return DSD_OK;
