@@ -1175,11 +1175,12 @@ int main(int argc, char **argv)
            "discriminator: base width %d, %d layers (%zu parameters)\n", gc.n_blocks,
            gc.base_width, gc.mlp_ratio, gc.up_kernel, dsd_generator_param_count(&gc),
            dc.base_width, dc.n_layers, dsd_discriminator_param_count(&dc));
+    const char *reps_why = !reps_default ? "--reps"
+                           : d->is_cpu   ? "the default for a CPU; --reps to change"
+                                         : "the default; --reps to change";
     if (!o.tune)
-        printf("runs: %d warm-up, %d timed (%s); times are wall clock from enqueue to clFinish\n",
-           o.warmup, reps, reps_default ? (d->is_cpu ? "the default for a CPU; --reps to change"
-                                                     : "the default; --reps to change")
-                                        : "--reps");
+        printf("runs: %d warm-up, %d timed (%s); times are wall clock from enqueue to "
+               "clFinish\n", o.warmup, reps, reps_why);
     if (!o.no_train && !o.tune)
         printf("training: %dx%d crops, batch %d, content loss %s%s\n", cfg.data.crop,
                cfg.data.crop, cfg.train.batch, cfg.train.content_loss,
