@@ -73,8 +73,11 @@ typedef struct dsd_tune_options {
     double seconds;        /* stop trying further candidates after this (0: no bound) */
     int max_candidates;    /* time at most this many, the profile in effect included
                               (0: all) */
-    /* Called after each timed candidate (index 0: the profile in effect). */
-    void (*report)(void *user, int index, const char *label, double ms, double gflops);
+    /* Called after each timed candidate (index 0: the profile in effect);
+     * failure is NULL, or why the candidate could not run (ms is then -1;
+     * the search goes on without it). */
+    void (*report)(void *user, int index, const char *label, double ms, double gflops,
+                   const char *failure);
     void *user;
 } dsd_tune_options;
 
@@ -85,14 +88,18 @@ typedef struct dsd_tune_result {
     char best_label[32];
     double current_ms, best_ms;  /* the shapes' total time, weighted by count */
     double gflops_current, gflops_best;
-    int tried, skipped;          /* candidates timed; not timed (time bound) */
+    int tried, skipped;          /* candidates tried; not tried (time or count bound) */
+    int failed;                  /* tried but refused by the device or CLBlast */
     int time_bound_hit;
     double max_rel_error;        /* of the correctness check of best */
+    int confirmed;               /* the two times are from a second, back-to-back run */
 } dsd_tune_result;
 
 /* Times the profile in effect, then the candidates (dsd_tune_candidates,
  * each at the threshold in effect), then the fastest with thresholds 128,
- * 256, 512 and 1024, checks the winner against a host double product (three
+ * 256, 512 and 1024; times the one in effect and the fastest once more,
+ * back to back (current_ms and best_ms are those times, and the fastest
+ * must still win); checks the winner against a host double product (three
  * odd-sized products, one per transposition the library uses, error at most
  * 1e-4 of the sum of |a||b|), and leaves the winner applied. DSD_ERR_CLBLAST
  * when the winner fails the check (the profile in effect is re-applied). */

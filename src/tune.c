@@ -7,9 +7,10 @@
  * multiply-adds, and times a fixed list of Xgemm configurations on them
  * through dsd_gemm, each applied with CLBlastOverrideParameters
  * (dsd_context_apply_profile; CLBlast drops its compiled Xgemm programs for
- * the device when its parameters change). A candidate's time is one
- * warm-up (compilation) and then one timed run of every shape, each shape's
- * time weighted by how often a pass runs it; clFinish brackets each shape.
+ * the device when its parameters change). A candidate's time is a short
+ * warm-up (compilation, see time_shapes) and then one timed run of every
+ * shape, each shape's time weighted by how often a pass runs it; clFinish
+ * brackets each shape.
  *
  * It does not search: the list is fixed (dsd_tune_candidates), so a run is
  * minutes and its outcome is one of a known set. Every candidate computes
@@ -149,6 +150,8 @@ static const dsd_xgemm_config candidates[] = {
     XCFG("64x128x32 v4/8 local", 64, 128, 32, 8, 8, 8, 8, 2, 4, 8, 0, 0, 1, 1),
     XCFG("64x64x16 v4 local", 64, 64, 16, 8, 8, 8, 8, 2, 4, 4, 0, 0, 1, 1),
     XCFG("64x64x64 v4 local", 64, 64, 64, 8, 8, 8, 8, 2, 4, 4, 0, 0, 1, 1),
+    XCFG("128x128x32 v8 local", 128, 128, 32, 8, 8, 8, 8, 2, 8, 8, 0, 0, 1, 1),
+    XCFG("128x64x64 v8/4 local", 128, 64, 64, 8, 8, 8, 8, 2, 8, 4, 0, 0, 1, 1),
     XCFG("64x64x32 v4 local strided", 64, 64, 32, 8, 8, 8, 8, 2, 4, 4, 1, 1, 1, 1),
     XCFG("64x64x32 v2 local", 64, 64, 32, 8, 8, 8, 8, 2, 2, 2, 0, 0, 1, 1),
     XCFG("64x64x32 16x16 local", 64, 64, 32, 16, 16, 16, 16, 2, 4, 4, 0, 0, 1, 1),
@@ -296,12 +299,26 @@ static dsd_status run_shape(dsd_context *ctx, const tune_buffers *b, const dsd_g
                     0.0f, &c);
 }
 
-/* The weighted time of all shapes in milliseconds (one warm-up pass first). */
+/* The weighted time of all shapes in milliseconds. The warm-up compiles
+ * what the timed run needs without running every shape twice: per
+ * transposition pair present, the smallest of its shapes (CLBlast's
+ * indirect Xgemm program and its copy kernels, or the direct kernel) and an
+ * 8 x 8 x 8 product (the direct kernel). */
 static dsd_status time_shapes(dsd_context *ctx, const tune_buffers *b, const dsd_gemm_shape *s,
                               size_t n, double *ms, double *gflops)
 {
-    for (size_t i = 0; i < n; i++)
-        DSD_TRY(run_shape(ctx, b, &s[i]));
+    for (int pair = 0; pair < 4; pair++) {
+        const dsd_gemm_shape *smallest = NULL;
+        for (size_t i = 0; i < n; i++)
+            if (s[i].trans_a * 2 + s[i].trans_b == pair &&
+                (!smallest || shape_macs(&s[i]) < shape_macs(smallest)))
+                smallest = &s[i];
+        if (!smallest)
+            continue;
+        const dsd_gemm_shape tiny = {8, 8, 8, smallest->trans_a, smallest->trans_b, 1};
+        DSD_TRY(run_shape(ctx, b, smallest));
+        DSD_TRY(run_shape(ctx, b, &tiny));
+    }
     DSD_TRY(dsd_context_finish(ctx));
     double total = 0, flops = 0;
     for (size_t i = 0; i < n; i++) {
@@ -421,7 +438,7 @@ dsd_status dsd_tune_device(dsd_context *ctx, const dsd_gemm_shape *shapes, size_
     snprintf(out->best_label, sizeof out->best_label, "in effect");
     out->tried = 1;
     if (opts->report)
-        opts->report(opts->user, 0, "in effect", ms, gflops);
+        opts->report(opts->user, 0, "in effect", ms, gflops, NULL);
 
     dsd_xgemm_config cands[64];
     size_t n_cands = dsd_tune_candidates(&ctx->device, cands, 48);
@@ -460,17 +477,32 @@ dsd_status dsd_tune_device(dsd_context *ctx, const dsd_gemm_shape *shapes, size_
         }
         dsd_device_profile p = current;
         st = dsd_xgemm_config_to_profile(c, &p, &ctx->error);
-        if (st == DSD_OK) {
-            snprintf(p.name, sizeof p.name, "tuned: %s", ctx->device.name);
-            st = dsd_context_apply_profile(ctx, &p);
-        }
-        if (st == DSD_OK)
-            st = time_shapes(ctx, &b, shapes, n_shapes, &ms, &gflops);
         if (st != DSD_OK)
             break;
+        snprintf(p.name, sizeof p.name, "tuned: %s", ctx->device.name);
+        dsd_status cst = dsd_context_apply_profile(ctx, &p);
+        if (cst == DSD_OK)
+            cst = time_shapes(ctx, &b, shapes, n_shapes, &ms, &gflops);
         out->tried++;
+        if (cst != DSD_OK) {
+            /* a configuration the device's compiler or CLBlast refuses (a
+             * register or resource limit the rules above cannot see) is
+             * reported and passed over, not fatal */
+            char line[DSD_ERROR_LINE_MAX];
+            dsd_error_format(&ctx->error, line, sizeof line);
+            out->failed++;
+            if (opts->report)
+                opts->report(opts->user, out->tried - 1, c->label, -1, 0, line);
+            dsd_error_clear(&ctx->error);
+            if (cst == DSD_ERR_OUT_OF_MEMORY) { /* the device is short, not the candidate */
+                (void)dsd_context_apply_profile(ctx, &current);
+                st = DSD_FAIL(&ctx->error, DSD_ERR_OUT_OF_MEMORY, "tuning: %s", line);
+                break;
+            }
+            continue;
+        }
         if (opts->report)
-            opts->report(opts->user, out->tried - 1, c->label, ms, gflops);
+            opts->report(opts->user, out->tried - 1, c->label, ms, gflops, NULL);
         if (ms < out->best_ms) {
             out->best_ms = ms;
             out->gflops_best = gflops;
@@ -478,6 +510,32 @@ dsd_status dsd_tune_device(dsd_context *ctx, const dsd_gemm_shape *shapes, size_
             snprintf(out->best_label, sizeof out->best_label, "%.31s", c->label);
             if (i < n_cands)
                 best_cand = i;
+        }
+    }
+    /* confirm: time the one in effect and the fastest once more, back to
+     * back, so that a slow first run (cold memory, a busy machine) decides
+     * nothing; the fastest is kept only if it still wins */
+    if (st == DSD_OK && strcmp(out->best_label, "in effect") != 0) {
+        double cur_ms, cur_gf, best_ms, best_gf;
+        st = dsd_context_apply_profile(ctx, &current);
+        if (st == DSD_OK)
+            st = time_shapes(ctx, &b, shapes, n_shapes, &cur_ms, &cur_gf);
+        if (st == DSD_OK)
+            st = dsd_context_apply_profile(ctx, &out->best);
+        if (st == DSD_OK)
+            st = time_shapes(ctx, &b, shapes, n_shapes, &best_ms, &best_gf);
+        if (st == DSD_OK) {
+            out->current_ms = cur_ms;
+            out->gflops_current = cur_gf;
+            out->best_ms = best_ms;
+            out->gflops_best = best_gf;
+            if (!(best_ms < cur_ms)) {
+                out->best = current;
+                snprintf(out->best_label, sizeof out->best_label, "in effect");
+                out->best_ms = cur_ms;
+                out->gflops_best = cur_gf;
+            }
+            out->confirmed = 1;
         }
     }
     buffers_free(ctx, &b);

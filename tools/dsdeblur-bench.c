@@ -100,7 +100,7 @@ static void usage(FILE *out)
             "                      device's profile in the cache directory (replacing\n"
             "                      an earlier one); no benchmark runs\n"
             "  --tune-seconds N    stop trying further candidates after N seconds\n"
-            "                      (default 600)\n"
+            "                      (default 300)\n"
             "  --tune-candidates N time at most N configurations, the one in effect\n"
             "                      included (default: all)\n"
             "  -q, --quiet         no progress lines on stderr (errors only)\n"
@@ -157,7 +157,7 @@ static int parse_size(cli_args *a, options *o)
  * --version, --list-devices: 0; a usage error: 2). */
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){.warmup = 1, .tune_seconds = 600};
+    *o = (options){.warmup = 1, .tune_seconds = 300};
     cli_args a;
     cli_args_init(&a, prog, argc, argv, usage, CLI_LIST_DEVICES | CLI_QUIET);
     while (cli_args_next(&a)) {
@@ -1012,10 +1012,14 @@ static int bench_train(dsd_context *ctx, const dsd_config *cfg, int warmup, int 
 /* ------------------------------------------------------------------------ */
 /* --tune */
 
-static void tune_report(void *user, int index, const char *label, double ms, double gflops)
+static void tune_report(void *user, int index, const char *label, double ms, double gflops,
+                        const char *failure)
 {
     (void)user;
-    printf("  %2d  %-36s %10.1f %9.1f\n", index, label, ms, gflops);
+    if (failure)
+        printf("  %2d  %-36s     failed: %s\n", index, label, failure);
+    else
+        printf("  %2d  %-36s %10.1f %9.1f\n", index, label, ms, gflops);
     fflush(stdout);
 }
 
@@ -1092,8 +1096,11 @@ static int tune_device(dsd_context *ctx, const options *o, const dsd_config *cfg
     else if (r.skipped)
         printf("%d candidates not tried (--tune-candidates %d)\n", r.skipped,
                o->tune_candidates);
-    printf("\nfastest: %s, %.1f ms (%.1f GFLOP/s); in effect before: %.1f ms (%.1f GFLOP/s)\n",
-           r.best_label, r.best_ms, r.gflops_best, r.current_ms, r.gflops_current);
+    if (r.failed)
+        printf("%d candidates could not run on this device (see above)\n", r.failed);
+    printf("\nfastest: %s, %.1f ms (%.1f GFLOP/s); in effect before: %.1f ms (%.1f GFLOP/s)%s\n",
+           r.best_label, r.best_ms, r.gflops_best, r.current_ms, r.gflops_current,
+           r.confirmed ? " (both timed again, back to back)" : "");
     printf("check: 3 products against a double-precision host reference, largest error "
            "%.2g of the sum of |a||b| (limit 1e-4)\n", r.max_rel_error);
     char path[1200];
