@@ -92,14 +92,14 @@ typedef struct dsd_tune_result {
     int failed;                  /* tried but refused by the device or CLBlast */
     int time_bound_hit;
     double max_rel_error;        /* of the correctness check of best */
-    int confirmed;               /* the two times are from a second, back-to-back run */
+    int confirmed;               /* the two times are from the confirming runs */
 } dsd_tune_result;
 
 /* Times the profile in effect, then the candidates (dsd_tune_candidates,
  * each at the threshold in effect), then the fastest with thresholds 128,
- * 256, 512 and 1024; times the one in effect and the fastest once more,
- * back to back (current_ms and best_ms are those times, and the fastest
- * must still win); checks the winner against a host double product (three
+ * 256, 512 and 1024; times the one in effect and the fastest twice more,
+ * taking turns (current_ms and best_ms are the better of each, and the
+ * fastest must still win); checks the winner against a host double product (three
  * odd-sized products, one per transposition the library uses, error at most
  * 1e-4 of the sum of |a||b|), and leaves the winner applied. DSD_ERR_CLBLAST
  * when the winner fails the check (the profile in effect is re-applied). */

@@ -1098,9 +1098,11 @@ static int tune_device(dsd_context *ctx, const options *o, const dsd_config *cfg
                o->tune_candidates);
     if (r.failed)
         printf("%d candidates could not run on this device (see above)\n", r.failed);
-    printf("\nfastest: %s, %.1f ms (%.1f GFLOP/s); in effect before: %.1f ms (%.1f GFLOP/s)%s\n",
-           r.best_label, r.best_ms, r.gflops_best, r.current_ms, r.gflops_current,
-           r.confirmed ? " (both timed again, back to back)" : "");
+    printf("\nfastest: %s, %.1f ms (%.1f GFLOP/s); in effect before: %.1f ms (%.1f "
+           "GFLOP/s)%s\n", r.best_label, r.best_ms, r.gflops_best, r.current_ms,
+           r.gflops_current,
+           r.confirmed ? "\n(both timed twice more, taking turns; the better time of each)"
+                       : "");
     printf("check: 3 products against a double-precision host reference, largest error "
            "%.2g of the sum of |a||b| (limit 1e-4)\n", r.max_rel_error);
     char path[1200];
