@@ -401,7 +401,11 @@ START_TEST(test_candidates_valid)
         char why[128] = "";
         ck_assert_msg(dsd_xgemm_config_valid(&dev, &c[i], why, sizeof why), "%s: %s",
                       c[i].label, why);
-        ck_assert(c[i].mwg % (c[i].mdimc * c[i].vwm) == 0 && c[i].nwg % (c[i].ndimc * c[i].vwn) == 0);
+        ck_assert(c[i].mwg % (c[i].mdimc * c[i].vwm) == 0);
+        ck_assert(c[i].nwg % (c[i].ndimc * c[i].vwn) == 0);
+        ck_assert(c[i].mwg % (c[i].mdima * c[i].vwm) == 0);
+        ck_assert(c[i].nwg % (c[i].ndimb * c[i].vwn) == 0);
+        ck_assert(c[i].kwg % c[i].kwi == 0);
         ck_assert(c[i].kwg % ((c[i].mdimc * c[i].ndimc) / c[i].mdima) == 0);
         ck_assert(c[i].kwg % ((c[i].mdimc * c[i].ndimc) / c[i].ndimb) == 0);
     }

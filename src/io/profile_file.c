@@ -287,8 +287,10 @@ static void emit(writer *w, yaml_event_t *e)
 static void emit_scalar(writer *w, const char *s, int quoted)
 {
     yaml_event_t e;
+    yaml_scalar_style_t style = quoted ? YAML_DOUBLE_QUOTED_SCALAR_STYLE
+                                       : YAML_PLAIN_SCALAR_STYLE;
     yaml_scalar_event_initialize(&e, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), !quoted, 1,
-                                 quoted ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_PLAIN_SCALAR_STYLE);
+                                 style);
     emit(w, &e);
 }
 
