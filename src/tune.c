@@ -470,9 +470,20 @@ dsd_status dsd_tune_device(dsd_context *ctx, const dsd_gemm_shape *shapes, size_
         if ((opts->max_candidates > 0 && out->tried >= opts->max_candidates) ||
             (opts->seconds > 0 && now_seconds() - t_start > opts->seconds)) {
             out->time_bound_hit = opts->seconds > 0 && now_seconds() - t_start > opts->seconds;
-            for (size_t j = i; j < total; j++)
-                if (j < n_cands || best_cand != (size_t)-1)
+            /* what would still have run: the rest of the list (less copies
+             * of the one in effect) and the thresholds not yet tried */
+            for (size_t j = i; j < (i < n_cands ? n_cands : total); j++) {
+                dsd_xgemm_config rest = cands[j];
+                if (j < n_cands)
+                    rest.min_indirect = current_threshold;
+                else if (rest.min_indirect == current_threshold)
+                    continue;
+                if (j >= n_cands || !same_as(&current, &rest))
                     out->skipped++;
+            }
+            if (i < n_cands) /* the threshold stage had not started */
+                for (size_t j = 0; j < n_stage2; j++)
+                    out->skipped += min_indirect_sizes[j] != current_threshold;
             break;
         }
         dsd_device_profile p = current;
