@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
 /* Device enumeration */
@@ -232,6 +233,56 @@ static void resolve_dir(char *dst, size_t size, const char *given, const char *e
     }
 }
 
+/* Applies the device profile $DSDEBLUR_PROFILE asks for: unset or "auto", a
+ * tuned file for this device in the cache directory when one exists, else
+ * the built-in profile of the device's class; "builtin" the latter; "none"
+ * nothing; anything else, the profile file at that path. A tuned file that
+ * cannot be read or applied is an error too: it was written for this
+ * device, so a broken one should be fixed (re-tuned or removed), not
+ * silently skipped. */
+static dsd_status select_profile(dsd_context *ctx, dsd_error *err)
+{
+    const char *mode = getenv("DSDEBLUR_PROFILE");
+    if (mode && !*mode)
+        mode = NULL;
+    if (mode && !strcmp(mode, "none"))
+        return DSD_OK;
+    dsd_device_profile p;
+    char path[1200] = "";
+    const char *from = NULL;
+    if (mode && strcmp(mode, "auto") != 0 && strcmp(mode, "builtin") != 0) {
+        from = mode;
+    } else if ((!mode || !strcmp(mode, "auto")) && *ctx->cache_dir &&
+               dsd_context_profile_path(ctx, path, sizeof path) == DSD_OK &&
+               access(path, F_OK) == 0) {
+        from = path;
+    }
+    if (from) {
+        dsd_error ferr;
+        if (dsd_device_profile_load(from, &p, &ferr) != DSD_OK) {
+            if (err) {
+                *err = ferr;
+                snprintf(err->message + strlen(err->message),
+                         sizeof err->message - strlen(err->message),
+                         " (the device profile from %s; DSDEBLUR_PROFILE=builtin ignores it)",
+                         from == mode ? "DSDEBLUR_PROFILE" : "the cache, written by dsdeblur-bench "
+                         "--tune");
+            }
+            return ferr.status;
+        }
+        size_t len = strlen(p.name);
+        snprintf(p.name + len, sizeof p.name - len, " (%s)", from);
+    } else {
+        dsd_device_profile_default(&ctx->device, &p);
+    }
+    if (dsd_context_apply_profile(ctx, &p) != DSD_OK) {
+        if (err)
+            *err = ctx->error;
+        return ctx->error.status;
+    }
+    return DSD_OK;
+}
+
 dsd_status dsd_context_init(dsd_context **out, const dsd_context_options *opts, dsd_error *err)
 {
     dsd_context_options defaults = {0};
@@ -309,17 +360,11 @@ dsd_status dsd_context_init(dsd_context **out, const dsd_context_options *opts, 
     h = dsd_hash64(h, plat_version, strlen(plat_version) + 1);
     ctx->device_key = h;
 
-    /* the device class's tunables, unless switched off (doc/tuning.md) */
-    const char *profile = getenv("DSDEBLUR_PROFILE");
-    if (!profile || strcmp(profile, "none") != 0) {
-        dsd_device_profile p;
-        dsd_device_profile_default(&ctx->device, &p);
-        if (p.n_kernels > 0 && dsd_context_apply_profile(ctx, &p) != DSD_OK) {
-            if (err)
-                *err = ctx->error;
-            dsd_context_free(ctx);
-            return err ? err->status : DSD_ERR_CLBLAST;
-        }
+    /* the device's tunables (doc/tuning.md, "Which profile a context takes") */
+    if (select_profile(ctx, err) != DSD_OK) {
+        dsd_status fail = err ? err->status : DSD_ERR_CLBLAST;
+        dsd_context_free(ctx);
+        return fail;
     }
 
     dsd_error_clear(&ctx->error);

@@ -162,14 +162,21 @@ typedef struct dsd_context_options {
 } dsd_context_options;
 
 /* ------------------------------------------------------------------------ */
-/* Device profiles (src/device_profile.c, doc/tuning.md): the tunables of a
- * device. Today: CLBlast parameter overrides (CLBlastOverrideParameters),
- * e.g. kernel "Xgemm" with MWG, NWG, ... A context applies the built-in
- * profile of its device class when it is created (CPUs: GEMM parameters
- * tuned for PoCL; GPUs: none, CLBlast's own database), unless
- * $DSDEBLUR_PROFILE is "none". Results stay deterministic for one profile;
- * another profile changes the GEMMs' summation order (within the tests'
- * tolerances). */
+/* Device profiles (src/device_profile.c, src/io/profile_file.c, src/tune.c;
+ * doc/tuning.md): the tunables of a device. A profile holds CLBlast
+ * parameter overrides (CLBlastOverrideParameters), e.g. kernel "Xgemm" with
+ * MWG, NWG, ..., and the preferred work-group size of our own element-wise
+ * kernels. When a context is created it applies, by $DSDEBLUR_PROFILE:
+ *   unset or "auto"  the tuned profile file of this device in the cache
+ *                    directory (<cache_dir>/profiles/<device key>.yaml,
+ *                    written by dsdeblur-bench --tune) when there is one,
+ *                    else the built-in profile of the device's class;
+ *   "builtin"        the built-in class profile, ignoring files;
+ *   "none"           nothing (CLBlast's own parameters, ops' own sizes);
+ *   anything else    the path of a profile file (an error if it cannot be
+ *                    read or CLBlast rejects it).
+ * Results stay deterministic for one profile; another profile changes the
+ * GEMMs' summation order (within the tests' tolerances). */
 
 enum { DSD_PROFILE_MAX_KERNELS = 8, DSD_PROFILE_MAX_PARAMS = 24 };
 
@@ -182,12 +189,35 @@ typedef struct dsd_profile_kernel {
 
 typedef struct dsd_device_profile {
     char name[256];                                 /* where it came from, for reports */
+    char device[128];                               /* tuned files: the device's name, */
+    char driver[64];                                /* its driver version and the UTC */
+    char tuned_at[32];                              /* time of tuning ("" if unknown) */
+    /* Preferred work-group size of conv2d's element-wise and row kernels (a
+     * power of two; lowered to what the device allows); 0: the op's own
+     * choice (64). Launch shape only: it never changes a result. */
+    int work_group;
     int n_kernels;
     dsd_profile_kernel kernels[DSD_PROFILE_MAX_KERNELS];
 } dsd_device_profile;
 
-/* The built-in profile of a device's class. */
+/* The built-in profile of a device's class (see doc/tuning.md's table). */
 void dsd_device_profile_default(const dsd_device_info *device, dsd_device_profile *out);
+
+/* Reads a profile file (YAML, format in doc/tuning.md). Errors name
+ * path:line:column. Kernel and parameter names are not checked here:
+ * CLBlast checks them when the profile is applied. */
+dsd_status dsd_device_profile_load(const char *path, dsd_device_profile *out, dsd_error *err);
+/* Writes p to path atomically (temporary file, fsync, rename); the folder
+ * must exist. */
+dsd_status dsd_device_profile_save(const char *path, const dsd_device_profile *p,
+                                   dsd_error *err);
+/* The value of parameter `name` of `kernel` in p, or `fallback`. */
+size_t dsd_device_profile_get(const dsd_device_profile *p, const char *kernel,
+                              const char *name, size_t fallback);
+/* Sets (adds or replaces) parameter `name` of `kernel`. DSD_ERR_INVALID_ARGUMENT
+ * when the kernel or parameter table is full or a name too long. */
+dsd_status dsd_device_profile_set(dsd_device_profile *p, const char *kernel, const char *name,
+                                  size_t value, dsd_error *err);
 
 /* opts may be NULL for the defaults. On failure *out is NULL and err says why. */
 dsd_status dsd_context_init(dsd_context **out, const dsd_context_options *opts,
@@ -228,10 +258,18 @@ dsd_status dsd_program_build_source(dsd_context *ctx, const char *label,
                                     cl_program *out);
 
 /* Applies a device profile (replaces earlier overrides of the same CLBlast
- * kernels for this device, process-wide, as CLBlast keeps them). */
+ * kernels for this device, process-wide, as CLBlast keeps them) and its
+ * work-group size. */
 dsd_status dsd_context_apply_profile(dsd_context *ctx, const dsd_device_profile *profile);
-/* The name of the profile in effect ("" when none was applied). */
+/* The name of the profile in effect ("" when none was applied); a profile
+ * read from a file ends in " (<path>)". */
 const char *dsd_context_profile_name(const dsd_context *ctx);
+/* The profile in effect (all zero when none was applied). */
+const dsd_device_profile *dsd_context_profile(const dsd_context *ctx);
+/* Where this context's device keeps its tuned profile:
+ * <cache_dir>/profiles/<16 hex digits of the device key>.yaml. DSD_ERR_IO
+ * when the cache directory is off (""). */
+dsd_status dsd_context_profile_path(dsd_context *ctx, char *buf, size_t size);
 
 /* Directory used for the binary cache ("" when disabled). */
 const char *dsd_context_cache_dir(const dsd_context *ctx);

@@ -135,6 +135,7 @@ struct dsd_context {
 
     struct dsd_layer_profile *layer_profile; /* NULL unless layer profiling is on */
     char profile_name[256];     /* the device profile applied (device_profile.c) */
+    dsd_device_profile profile; /* its contents (all zero when none was applied) */
 };
 
 /* program.c */
@@ -192,6 +193,16 @@ static inline size_t dsd_work_group_size(const dsd_context *ctx, size_t wanted)
     while (wanted > 1 && wanted > ctx->device.max_work_group_size)
         wanted /= 2;
     return wanted;
+}
+
+/* The device profile's work-group size for element-wise and row kernels
+ * (dsd_device_profile.work_group), or `fallback` when it sets none; lowered
+ * to what the device allows. A launch shape only: kernels that use it must
+ * not depend on it for their results. */
+static inline size_t dsd_profile_work_group(const dsd_context *ctx, size_t fallback)
+{
+    size_t wanted = ctx->profile.work_group > 0 ? (size_t)ctx->profile.work_group : fallback;
+    return dsd_work_group_size(ctx, wanted);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -11,7 +11,9 @@
  * random VGG file, the temporary folder removed afterwards, usage errors
  * (exit 2) and runtime errors (exit 1); the report file's rules (an existing
  * --json only with --force, a -c file never, in dsdeblur-bench-ops too) and a
- * FIFO as --vgg refused, not waited on. It measures nothing itself.
+ * FIFO as --vgg refused, not waited on; --tune writing a device profile
+ * into the cache directory that the next run takes. It measures nothing
+ * itself.
  * Run from the build directory (make check does), where tools/dsdeblur-bench
  * lives; it uses the default OpenCL device (PoCL on CI).
  */
@@ -53,14 +55,20 @@ static char *slurp(const char *path)
 /* Runs the tool with args (TMPDIR = tmp_dir/t, so its temporary folder can be
  * checked), stdout/stderr into tmp_dir/out, tmp_dir/err; returns the exit
  * status. */
-static int run_bench(const char *args)
+static int run_bench_env(const char *env, const char *args)
 {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s/t && TMPDIR=%s/t timeout 600 ./tools/dsdeblur-bench "
-             "%s >%s/out 2>%s/err", tmp_dir, tmp_dir, args, tmp_dir, tmp_dir);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/t && %s TMPDIR=%s/t timeout 600 "
+             "./tools/dsdeblur-bench %s >%s/out 2>%s/err", tmp_dir, env, tmp_dir, args, tmp_dir,
+             tmp_dir);
     int st = system(cmd);
     ck_assert_msg(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
     return WEXITSTATUS(st);
+}
+
+static int run_bench(const char *args)
+{
+    return run_bench_env("", args);
 }
 
 static char *output(const char *name)
@@ -362,7 +370,8 @@ START_TEST(test_bench_errors)
         "--size 63x48", "--size 64", "--size 64x48x2", "--size 4x4", "--bogus", "--reps 0",
         "--reps x", "--warmup 0", "--batch 0", "--content nope", "--json",
         "--set generator.nope=1", "--set generator.base_width=zero",
-        "--set generator.up_kernel=2", "--config /nonexistent/bench.yaml"};
+        "--set generator.up_kernel=2", "--config /nonexistent/bench.yaml", "--tune-seconds 0",
+        "--tune-candidates 0", "--tune-seconds"};
     for (int i = 0; i < TU_COUNT(usage); i++) {
         int rc = run_bench(usage[i]);
         char *err = output("err");
@@ -433,6 +442,64 @@ START_TEST(test_bench_report_file)
 }
 END_TEST
 
+/* --tune: measures candidates on the tiny networks' products, writes the
+ * profile into the cache directory (XDG_CACHE_HOME here; PoCL keeps its own
+ * kernel cache where it was), and the next run's context takes it; a tight
+ * --tune-seconds stops early and says so, and still saves the best so far. */
+START_TEST(test_bench_tune)
+{
+    char pocl[1200], env[4096], cache[256];
+    const char *pc = getenv("POCL_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME");
+    if (pc && *pc)
+        snprintf(pocl, sizeof pocl, "%s", pc);
+    else if (xdg && *xdg)
+        snprintf(pocl, sizeof pocl, "%s/pocl/kcache", xdg);
+    else
+        snprintf(pocl, sizeof pocl, "%s/.cache/pocl/kcache", getenv("HOME") ? getenv("HOME") : "");
+    snprintf(cache, sizeof cache, "%s/cache", tmp_dir);
+    snprintf(env, sizeof env, "POCL_CACHE_DIR='%s' XDG_CACHE_HOME='%s' DSDEBLUR_PROFILE=", pocl,
+             cache);
+    const char *args = "--tune --tune-candidates 3 --train-size 32 --content l1 " TINY;
+    int rc = run_bench_env(env, args);
+    char *out = output("out"), *err = output("err");
+    ck_assert_msg(rc == 0, "exit %d\nstdout: %s\nstderr: %s", rc, out, err);
+    ck_assert_msg(strstr(out, "tuning: GEMMs of one training pass at 32x32") &&
+                      strstr(out, "in effect") && strstr(out, "fastest: ") &&
+                      strstr(out, "largest error") && strstr(out, "not tried (--tune-candidates 3)"),
+                  "%s", out);
+    char want[512];
+    snprintf(want, sizeof want, "written to %s/dsdeblur/profiles/", cache);
+    const char *at_path = strstr(out, want);
+    ck_assert_msg(at_path, "'%s' not in %s", want, out);
+    char path[1024];
+    ck_assert(sscanf(at_path + strlen("written to "), "%1023s", path) == 1);
+    dsd_device_profile p;
+    dsd_error e;
+    TU_HOST_OK(dsd_device_profile_load(path, &p, &e), e);
+    ck_assert_msg(!strncmp(p.name, "tuned: ", 7), "%s", p.name);
+    ck_assert(*p.device && *p.driver && strlen(p.tuned_at) == 20);
+    free(out);
+    free(err);
+
+    /* the next context on this device takes it */
+    rc = run_bench_env(env, "--size 16x8 --no-train --reps 1 " TINY);
+    out = output("out");
+    char line[1400];
+    snprintf(line, sizeof line, "device profile: %s (%s)", p.name, path);
+    ck_assert_msg(rc == 0 && strstr(out, line), "exit %d; '%s' not in %s", rc, line, out);
+    free(out);
+
+    /* a tight time bound: stops, says so, still saves */
+    ck_assert_int_eq(remove(path), 0);
+    rc = run_bench_env(env, "--tune --tune-seconds 1 --train-size 32 --content l1 " TINY);
+    out = output("out");
+    ck_assert_msg(rc == 0 && strstr(out, "stopped after --tune-seconds 1") &&
+                      tu_file_exists(path), "exit %d: %s", rc, out);
+    free(out);
+    check_temp_removed();
+}
+END_TEST
+
 static void remove_tree(const char *path)
 {
     char cmd[256];
@@ -455,6 +522,7 @@ int main(void)
     tcase_add_test(tc, test_bench_perceptual);
     tcase_add_test(tc, test_bench_errors);
     tcase_add_test(tc, test_bench_report_file);
+    tcase_add_test(tc, test_bench_tune);
     suite_add_tcase(s, tc);
     int status = tu_run(s); /* the tool creates the contexts, in its own process */
     remove_tree(tmp_dir);

@@ -27,6 +27,7 @@
 #include <config.h>
 
 #include "cli.h"
+#include "dsdeblur_tune.h"
 #include "io/safetensors.h"
 
 #include <clFFT.h>
@@ -94,6 +95,14 @@ static void usage(FILE *out)
             "                      section, the queue drained at each boundary, so the\n"
             "                      times add up to the run (CLBlast helpers, host work\n"
             "                      and transfers included)\n"
+            "  --tune              measure GEMM configurations on the networks' products\n"
+            "                      at the training crop and save the fastest as this\n"
+            "                      device's profile in the cache directory (replacing\n"
+            "                      an earlier one); no benchmark runs\n"
+            "  --tune-seconds N    stop trying further candidates after N seconds\n"
+            "                      (default 300)\n"
+            "  --tune-candidates N time at most N configurations, the one in effect\n"
+            "                      included (default: all)\n"
             "  -q, --quiet         no progress lines on stderr (errors only)\n"
             "  -h, --help, --version\n",
             prog, REPS_DEFAULT_GPU, REPS_DEFAULT_CPU);
@@ -115,6 +124,9 @@ typedef struct options {
     int force;               /* --force: replace an existing --json file */
     int quiet;
     int profile_layers;      /* --profile layers */
+    int tune;                /* --tune */
+    int tune_seconds;        /* --tune-seconds */
+    int tune_candidates;     /* --tune-candidates (0: all) */
 } options;
 
 /* --size WxH into o; 0, or 2 with the error printed. */
@@ -145,7 +157,7 @@ static int parse_size(cli_args *a, options *o)
  * --version, --list-devices: 0; a usage error: 2). */
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){.warmup = 1};
+    *o = (options){.warmup = 1, .tune_seconds = 300};
     cli_args a;
     cli_args_init(&a, prog, argc, argv, usage, CLI_LIST_DEVICES | CLI_QUIET);
     while (cli_args_next(&a)) {
@@ -175,6 +187,12 @@ static int parse_args(int argc, char **argv, options *o)
             o->json = cli_args_value(&a);
         } else if (cli_args_flag(&a, "-f", "--force")) {
             o->force = 1;
+        } else if (cli_args_flag(&a, NULL, "--tune")) {
+            o->tune = 1;
+        } else if (cli_args_option(&a, NULL, "--tune-seconds")) {
+            cli_args_int(&a, 1, 1000000, &o->tune_seconds);
+        } else if (cli_args_option(&a, NULL, "--tune-candidates")) {
+            cli_args_int(&a, 1, 1000, &o->tune_candidates);
         } else if (cli_args_option(&a, NULL, "--profile")) {
             const char *v = cli_args_value(&a);
             if (v && !strcmp(v, "layers"))
@@ -991,6 +1009,116 @@ static int bench_train(dsd_context *ctx, const dsd_config *cfg, int warmup, int 
     return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* --tune */
+
+static void tune_report(void *user, int index, const char *label, double ms, double gflops,
+                        const char *failure)
+{
+    (void)user;
+    if (failure)
+        printf("  %2d  %-36s     failed: %s\n", index, label, failure);
+    else
+        printf("  %2d  %-36s %10.1f %9.1f\n", index, label, ms, gflops);
+    fflush(stdout);
+}
+
+/* Adds one network's products; 0 or 1. */
+static int tune_add_plan(dsd_status st, dsd_network_plan *plan, int with_dw,
+                         dsd_gemm_shape **shapes, size_t *n, dsd_error *err)
+{
+    if (st == DSD_OK)
+        st = dsd_tune_shapes_from_plan(plan, 1, with_dw, shapes, n, err);
+    dsd_network_plan_free(plan);
+    if (st != DSD_OK) {
+        cli_print_error(prog, err);
+        return 1;
+    }
+    return 0;
+}
+
+/* Measures, checks and saves this device's profile; 0 or 1. */
+static int tune_device(dsd_context *ctx, const options *o, const dsd_config *cfg)
+{
+    dsd_error err;
+    dsd_gemm_shape *shapes = NULL;
+    size_t n = 0;
+    const int crop = cfg->data.crop, batch = cfg->train.batch;
+    dsd_generator_config gc = dsd_config_generator(cfg);
+    dsd_discriminator_config dc = dsd_config_discriminator(cfg);
+    dsd_network_plan plan;
+    memset(&plan, 0, sizeof plan);
+    if (tune_add_plan(dsd_generator_plan(&gc, batch, crop, crop, 1, &plan, &err), &plan, 1,
+                      &shapes, &n, &err))
+        goto fail;
+    memset(&plan, 0, sizeof plan);
+    if (tune_add_plan(dsd_discriminator_plan(&dc, batch, crop, crop, 1, &plan, &err), &plan, 1,
+                      &shapes, &n, &err))
+        goto fail;
+    if (!strcmp(cfg->train.content_loss, "perceptual")) {
+        dsd_vgg_config vc = dsd_vgg_default_config();
+        memset(&plan, 0, sizeof plan);
+        if (tune_add_plan(dsd_vgg_plan(&vc, batch, crop, crop, 1, &plan, &err), &plan, 0,
+                          &shapes, &n, &err))
+            goto fail;
+    }
+    double all_macs = 0, kept_macs = 0;
+    for (size_t i = 0; i < n; i++)
+        all_macs += shapes[i].count * (double)shapes[i].m * shapes[i].n * shapes[i].k;
+    size_t distinct = n;
+    dsd_tune_shapes_select(shapes, &n, 12);
+    for (size_t i = 0; i < n; i++)
+        kept_macs += shapes[i].count * (double)shapes[i].m * shapes[i].n * shapes[i].k;
+    printf("tuning: GEMMs of one training pass at %dx%d, batch %d (generator, discriminator%s):"
+           " %zu distinct products, the %zu largest timed (%.0f%% of %.3g GFLOP)\n", crop, crop,
+           batch, !strcmp(cfg->train.content_loss, "perceptual") ? ", VGG" : "", distinct, n,
+           all_macs > 0 ? 100 * kept_macs / all_macs : 0, 2e-9 * all_macs);
+    for (size_t i = 0; i < n; i++)
+        printf("  m %6zu  n %5zu  k %6zu  %s%s  x%.0f\n", shapes[i].m, shapes[i].n, shapes[i].k,
+               shapes[i].trans_a ? "A^T" : "A  ", shapes[i].trans_b ? " B^T" : " B  ",
+               shapes[i].count);
+    printf("\n  #   candidate (Xgemm tiles, vectors)        total ms   GFLOP/s\n");
+    fflush(stdout);
+    dsd_tune_options to = dsd_tune_default_options();
+    to.seconds = o->tune_seconds;
+    to.max_candidates = o->tune_candidates;
+    to.report = tune_report;
+    dsd_tune_result r;
+    if (dsd_tune_device(ctx, shapes, n, &to, &r) != DSD_OK) {
+        cli_print_error(prog, dsd_context_error(ctx));
+        goto fail;
+    }
+    free(shapes);
+    shapes = NULL;
+    if (r.time_bound_hit)
+        printf("stopped after --tune-seconds %d: %d candidates not tried\n", o->tune_seconds,
+               r.skipped);
+    else if (r.skipped)
+        printf("%d candidates not tried (--tune-candidates %d)\n", r.skipped,
+               o->tune_candidates);
+    if (r.failed)
+        printf("%d candidates could not run on this device (see above)\n", r.failed);
+    printf("\nfastest: %s, %.1f ms (%.1f GFLOP/s); in effect before: %.1f ms (%.1f "
+           "GFLOP/s)%s\n", r.best_label, r.best_ms, r.gflops_best, r.current_ms,
+           r.gflops_current,
+           r.confirmed ? "\n(both timed twice more, taking turns; the better time of each)"
+                       : "");
+    printf("check: 3 products against a double-precision host reference, largest error "
+           "%.2g of the sum of |a||b| (limit 1e-4)\n", r.max_rel_error);
+    char path[1200];
+    if (dsd_tune_save(ctx, &r.best, path, sizeof path) != DSD_OK) {
+        cli_print_error(prog, dsd_context_error(ctx));
+        return 1;
+    }
+    printf("profile \"%s\" written to %s\n(contexts on this device use it from now on; "
+           "DSDEBLUR_PROFILE=builtin ignores it, deleting the file removes it)\n", r.best.name,
+           path);
+    return 0;
+fail:
+    free(shapes);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     options o;
@@ -1056,11 +1184,13 @@ int main(int argc, char **argv)
            "discriminator: base width %d, %d layers (%zu parameters)\n", gc.n_blocks,
            gc.base_width, gc.mlp_ratio, gc.up_kernel, dsd_generator_param_count(&gc),
            dc.base_width, dc.n_layers, dsd_discriminator_param_count(&dc));
-    printf("runs: %d warm-up, %d timed (%s); times are wall clock from enqueue to clFinish\n",
-           o.warmup, reps, reps_default ? (d->is_cpu ? "the default for a CPU; --reps to change"
-                                                     : "the default; --reps to change")
-                                        : "--reps");
-    if (!o.no_train)
+    const char *reps_why = !reps_default ? "--reps"
+                           : d->is_cpu   ? "the default for a CPU; --reps to change"
+                                         : "the default; --reps to change";
+    if (!o.tune)
+        printf("runs: %d warm-up, %d timed (%s); times are wall clock from enqueue to "
+               "clFinish\n", o.warmup, reps, reps_why);
+    if (!o.no_train && !o.tune)
         printf("training: %dx%d crops, batch %d, content loss %s%s\n", cfg.data.crop,
                cfg.data.crop, cfg.train.batch, cfg.train.content_loss,
                !perceptual ? ""
@@ -1070,6 +1200,10 @@ int main(int argc, char **argv)
     printf("\n");
     fflush(stdout);
 
+    if (o.tune) {
+        rc = tune_device(ctx, &o, &cfg);
+        goto done;
+    }
     if (bench_inference(ctx, &o, &gc, o.warmup, reps, infer, infer_macs))
         goto done;
     if (!o.no_train) {

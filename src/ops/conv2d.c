@@ -192,7 +192,8 @@ static dsd_status run_elementwise(dsd_context *ctx, const char *kernel, const ds
     char opts[32];
     size_t wg;
     kernel_options(ctx, opts, sizeof opts, &wg);
-    size_t local = wg < CONV_ELEM_WG ? wg : CONV_ELEM_WG;
+    size_t ew = dsd_profile_work_group(ctx, CONV_ELEM_WG); /* device profile's choice */
+    size_t local = wg < ew ? wg : ew;
     return dsd_kernel_run(ctx, "conv2d", opts, kernel, args, nargs, 1, &count, &local);
 }
 
@@ -207,8 +208,8 @@ static dsd_status run_rows_k(dsd_context *ctx, const char *kernel, const dsd_kar
     kernel_options(ctx, opts, sizeof opts, &wg);
     if (few_k > 0) /* the register-tiled kernels' tap count is fixed at build time */
         snprintf(opts + strlen(opts), sizeof opts - strlen(opts), " -DFEW_K=%d", few_k);
-    size_t width = 1;
-    while (width < cols && width < CONV_ELEM_WG && width < wg)
+    size_t width = 1, ew = dsd_profile_work_group(ctx, CONV_ELEM_WG);
+    while (width < cols && width < ew && width < wg)
         width *= 2;
     size_t global[2] = {cols, rows}, local[2] = {width, 1};
     return dsd_kernel_run(ctx, "conv2d", opts, kernel, args, nargs, 2, global, local);
