@@ -198,8 +198,9 @@ static dsd_status run_elementwise(dsd_context *ctx, const char *kernel, const ds
 }
 
 /* A 2D range of `cols` x `rows` work-items for the kernels that map
- * dimension 0 to an image row: work-groups one row tall and up to
- * CONV_ELEM_WG wide, no wider than the row needs (rounded to a power of two). */
+ * dimension 0 to an image row: work-groups one row tall and up to the device
+ * profile's work-group size wide, no wider than the row needs (rounded to a
+ * power of two). */
 static dsd_status run_rows_k(dsd_context *ctx, const char *kernel, const dsd_karg *args,
                              int nargs, size_t cols, size_t rows, int few_k)
 {
@@ -222,8 +223,8 @@ static dsd_status run_rows3(dsd_context *ctx, const char *kernel, const dsd_karg
     char opts[32];
     size_t wg;
     kernel_options(ctx, opts, sizeof opts, &wg);
-    size_t width = 1;
-    while (width < cols && width < CONV_ELEM_WG && width < wg)
+    size_t width = 1, ew = dsd_profile_work_group(ctx, CONV_ELEM_WG);
+    while (width < cols && width < ew && width < wg)
         width *= 2;
     size_t global[3] = {cols, rows, planes}, local[3] = {width, 1, 1};
     return dsd_kernel_run(ctx, "conv2d", opts, kernel, args, nargs, 3, global, local);
