@@ -142,7 +142,9 @@ void dsd_tune_shapes_select(dsd_gemm_shape *shapes, size_t *n_shapes, size_t max
  * depth, vector widths, local memory, strided access) plus larger tiles for
  * GPUs. Invalid ones for a device are dropped, not adjusted. */
 static const dsd_xgemm_config candidates[] = {
-    XCFG("cpu 64x64x32 v4 local", 64, 64, 32, 8, 8, 8, 8, 2, 4, 4, 0, 0, 1, 1),
+    XCFG("cpu 64x64x64 v8 local", 64, 64, 64, 8, 8, 8, 8, 2, 8, 8, 0, 0, 1, 1),
+    XCFG("64x64x32 v8 local", 64, 64, 32, 8, 8, 8, 8, 2, 8, 8, 0, 0, 1, 1),
+    XCFG("64x64x32 v4 local", 64, 64, 32, 8, 8, 8, 8, 2, 4, 4, 0, 0, 1, 1),
     XCFG("64x64x32 16x8 v4", 64, 64, 32, 16, 8, 16, 8, 2, 4, 4, 0, 0, 0, 0),
     XCFG("64x64x32 v4", 64, 64, 32, 8, 8, 8, 8, 2, 4, 4, 0, 0, 0, 0),
     XCFG("32x32x32 v4 local", 32, 32, 32, 8, 8, 8, 8, 2, 4, 4, 0, 0, 1, 1),
