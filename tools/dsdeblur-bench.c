@@ -602,14 +602,16 @@ static dsd_status bench(dsd_context *ctx, run_fn fn, void *arg, int warmup, int 
         r->events_ms += r->rows[j].e.total_ms;
     }
     r->n_rows = n;
-    qsort(r->rows, n, sizeof *r->rows, cmp_row);
+    if (n > 1) /* qsort wants a valid pointer even for no elements */
+        qsort(r->rows, n, sizeof *r->rows, cmp_row);
     r->layers = layers[r->median_run];
     r->n_layers = n_layers[r->median_run];
     layers[r->median_run] = NULL;
     for (size_t j = 0; j < r->n_layers; j++)
         if (strcmp(r->layers[j].name, "(outside scopes)") != 0)
             r->layers_ms += r->layers[j].total_ms;
-    qsort(r->layers, r->n_layers, sizeof *r->layers, cmp_entry);
+    if (r->n_layers > 1)
+        qsort(r->layers, r->n_layers, sizeof *r->layers, cmp_entry);
 done:
     if (prof)
         for (int k = 0; k < reps; k++)

@@ -386,14 +386,13 @@ static int load_model(dsd_context *ctx, const char *path, dsd_generator *g)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* The tool; main owns inputs (room for every argument), so no early return
+ * leaks it. */
+static int run(int argc, char **argv, const char **inputs)
 {
     run_options o = {0};
     job_list jobs = {0};
-    const char **inputs = calloc((size_t)argc + 1, sizeof *inputs);
     int n_inputs = 0;
-    if (!inputs)
-        oom();
     cli_args a;
     cli_args_init(&a, prog, argc, argv, usage, CLI_LIST_DEVICES);
     while (cli_args_next(&a)) {
@@ -667,7 +666,16 @@ int main(int argc, char **argv)
         free(jobs.v[i].error);
     }
     free(jobs.v);
-    free(inputs);
     free(default_model);
     return interrupted ? 130 : failed ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char **inputs = calloc((size_t)argc + 1, sizeof *inputs);
+    if (!inputs)
+        oom();
+    int rc = run(argc, argv, inputs);
+    free(inputs);
+    return rc;
 }
