@@ -489,9 +489,11 @@ START_TEST(test_bench_tune)
     ck_assert_msg(rc == 0 && strstr(out, line), "exit %d; '%s' not in %s", rc, line, out);
     free(out);
 
-    /* a tight time bound: stops, says so, still saves */
+    /* a tight time bound: stops, says so, still saves (the paper's networks at
+     * 64x64, whose candidates take well over the bound even with every kernel
+     * already compiled; the tiny ones can all finish within a second) */
     ck_assert_int_eq(remove(path), 0);
-    rc = run_bench_env(env, "--tune --tune-seconds 1 --train-size 32 --content l1 " TINY);
+    rc = run_bench_env(env, "--tune --tune-seconds 1 --train-size 64 --content l1");
     out = output("out");
     ck_assert_msg(rc == 0 && strstr(out, "stopped after --tune-seconds 1") &&
                       tu_file_exists(path), "exit %d: %s", rc, out);
