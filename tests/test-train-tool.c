@@ -155,7 +155,7 @@ START_TEST(test_config_errors)
     e = tu_read_file(tu_path(root, "err"), NULL);
     snprintf(want, sizeof want, "dsdeblur-train: error: %s:3:1: not valid YAML: did not find "
              "expected ',' or ']' (while parsing a flow sequence that starts at line 2, column "
-             "7) [src/io/config.c:", tu_path(root, "open.yaml"));
+             "7) [src/io/yaml_reader.c:", tu_path(root, "open.yaml"));
     ck_assert_msg(strncmp(e, want, strlen(want)) == 0 && tu_count_lines(e) == 1, "%s", e);
     free(e);
 }

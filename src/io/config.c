@@ -9,6 +9,7 @@
  * cross-field rules (dsd_config_validate); the trainer interprets them.
  */
 #include "internal.h"
+#include "yaml_reader.h"
 
 #include <errno.h>
 #include <math.h>
@@ -395,56 +396,9 @@ dsd_status dsd_config_set(dsd_config *cfg, const char *assignment, dsd_error *er
 /* Reading YAML */
 
 typedef struct reader {
-    yaml_parser_t parser;
-    yaml_event_t event;
-    int have_event;
-    const char *path;
-    FILE *file;
-    dsd_error *err;
+    dsd_yaml_reader y; /* the events (yaml_reader.h) */
     unsigned char seen[N_KEYS];
 } reader;
-
-static void at(const reader *r, const yaml_mark_t *m, char *buf, size_t size)
-{
-    snprintf(buf, size, "%s:%lu:%lu", r->path, (unsigned long)m->line + 1,
-             (unsigned long)m->column + 1);
-}
-
-/* Next event into r->event (the previous one deleted). */
-static dsd_status next(reader *r)
-{
-    if (r->have_event)
-        yaml_event_delete(&r->event);
-    r->have_event = 0;
-    if (!yaml_parser_parse(&r->parser, &r->event)) {
-        const yaml_parser_t *p = &r->parser;
-        if (p->error == YAML_READER_ERROR && ferror(r->file))
-            return DSD_FAIL(r->err, DSD_ERR_IO, "%s: read error: %s", r->path, strerror(errno));
-        char where[512];
-        if (p->error == YAML_READER_ERROR) /* bad encoding: libyaml gives a byte offset */
-            snprintf(where, sizeof where, "%s: byte %zu", r->path, p->problem_offset);
-        else
-            at(r, &p->problem_mark, where, sizeof where);
-        /* libyaml's words, then what it was reading and where that began:
-         * "did not find expected ',' or ']' (while parsing a flow sequence
-         * that starts at line 2, column 7)" */
-        char context[256] = "";
-        if (p->context)
-            snprintf(context, sizeof context, " (%s that starts at line %lu, column %lu)",
-                     p->context, (unsigned long)p->context_mark.line + 1,
-                     (unsigned long)p->context_mark.column + 1);
-        return DSD_FAIL(r->err, DSD_ERR_CONFIG, "%s: not valid YAML: %s%s", where,
-                        p->problem ? p->problem : "syntax error", context);
-    }
-    r->have_event = 1;
-    if (r->event.type == YAML_ALIAS_EVENT) {
-        char where[512];
-        at(r, &r->event.start_mark, where, sizeof where);
-        return DSD_FAIL(r->err, DSD_ERR_CONFIG, "%s: aliases are not allowed in a configuration",
-                        where);
-    }
-    return DSD_OK;
-}
 
 static const char *event_text(const yaml_event_t *e)
 {
@@ -458,24 +412,24 @@ static dsd_status skip_collection(reader *r)
 {
     int depth = 0;
     do {
-        if (r->event.type == YAML_SEQUENCE_START_EVENT || r->event.type == YAML_MAPPING_START_EVENT)
+        if (r->y.event.type == YAML_SEQUENCE_START_EVENT || r->y.event.type == YAML_MAPPING_START_EVENT)
             depth++;
-        else if (r->event.type == YAML_SEQUENCE_END_EVENT ||
-                 r->event.type == YAML_MAPPING_END_EVENT)
+        else if (r->y.event.type == YAML_SEQUENCE_END_EVENT ||
+                 r->y.event.type == YAML_MAPPING_END_EVENT)
             depth--;
         if (depth > 0)
-            DSD_TRY(next(r));
+            DSD_TRY(dsd_yaml_next(&r->y));
     } while (depth > 0);
     return DSD_OK;
 }
 
 static dsd_status expect_error(reader *r, const char *what)
 {
-    yaml_mark_t mark = r->event.start_mark;
+    yaml_mark_t mark = r->y.event.start_mark;
     DSD_TRY(skip_collection(r));
     char where[512];
-    at(r, &mark, where, sizeof where);
-    return DSD_FAIL(r->err, DSD_ERR_CONFIG, "%s: expected %s", where, what);
+    dsd_yaml_at(&r->y, &mark, where, sizeof where);
+    return DSD_FAIL(r->y.err, DSD_ERR_CONFIG, "%s: expected %s", where, what);
 }
 
 /* The value event for key `name` (its key event at key_mark) is current. */
@@ -483,23 +437,23 @@ static dsd_status apply_value(reader *r, dsd_config *cfg, const char *name,
                               const yaml_mark_t *key_mark)
 {
     char where[512];
-    at(r, key_mark, where, sizeof where);
+    dsd_yaml_at(&r->y, key_mark, where, sizeof where);
     const key_spec *k = find_key(name);
     if (!k)
-        return unknown_key(name, where, r->err);
+        return unknown_key(name, where, r->y.err);
     int idx = (int)(k - keys);
     if (r->seen[idx])
-        return DSD_FAIL(r->err, DSD_ERR_CONFIG, "%s: %s is set twice", where, name);
+        return DSD_FAIL(r->y.err, DSD_ERR_CONFIG, "%s: %s is set twice", where, name);
     r->seen[idx] = 1;
-    if (r->event.type != YAML_SCALAR_EVENT) {
-        at(r, &r->event.start_mark, where, sizeof where);
-        const char *what = r->event.type == YAML_SEQUENCE_START_EVENT ? "list" : "mapping";
+    if (r->y.event.type != YAML_SCALAR_EVENT) {
+        dsd_yaml_at(&r->y, &r->y.event.start_mark, where, sizeof where);
+        const char *what = r->y.event.type == YAML_SEQUENCE_START_EVENT ? "list" : "mapping";
         DSD_TRY(skip_collection(r));
-        return DSD_FAIL(r->err, DSD_ERR_CONFIG, "%s: %s takes a single value, not a %s", where,
+        return DSD_FAIL(r->y.err, DSD_ERR_CONFIG, "%s: %s takes a single value, not a %s", where,
                         name, what);
     }
-    at(r, &r->event.start_mark, where, sizeof where);
-    return set_key(cfg, k, event_text(&r->event), where, r->err);
+    dsd_yaml_at(&r->y, &r->y.event.start_mark, where, sizeof where);
+    return set_key(cfg, k, event_text(&r->y.event), where, r->y.err);
 }
 
 /* Whether some key lives in section name. */
@@ -515,61 +469,61 @@ static int is_section(const char *name)
 static dsd_status read_section(reader *r, dsd_config *cfg, const char *section)
 {
     for (;;) {
-        DSD_TRY(next(r));
-        if (r->event.type == YAML_MAPPING_END_EVENT)
+        DSD_TRY(dsd_yaml_next(&r->y));
+        if (r->y.event.type == YAML_MAPPING_END_EVENT)
             return DSD_OK;
-        if (r->event.type != YAML_SCALAR_EVENT)
+        if (r->y.event.type != YAML_SCALAR_EVENT)
             return expect_error(r, "a key");
         char name[128];
-        snprintf(name, sizeof name, "%s.%s", section, event_text(&r->event));
-        yaml_mark_t key_mark = r->event.start_mark;
-        DSD_TRY(next(r));
+        snprintf(name, sizeof name, "%s.%s", section, event_text(&r->y.event));
+        yaml_mark_t key_mark = r->y.event.start_mark;
+        DSD_TRY(dsd_yaml_next(&r->y));
         DSD_TRY(apply_value(r, cfg, name, &key_mark));
     }
 }
 
 static dsd_status read_document(reader *r, dsd_config *cfg)
 {
-    DSD_TRY(next(r)); /* stream start */
-    DSD_TRY(next(r));
-    if (r->event.type == YAML_STREAM_END_EVENT)
+    DSD_TRY(dsd_yaml_next(&r->y)); /* stream start */
+    DSD_TRY(dsd_yaml_next(&r->y));
+    if (r->y.event.type == YAML_STREAM_END_EVENT)
         return DSD_OK; /* an empty file changes nothing */
-    if (r->event.type != YAML_DOCUMENT_START_EVENT)
+    if (r->y.event.type != YAML_DOCUMENT_START_EVENT)
         return expect_error(r, "a document");
-    DSD_TRY(next(r));
-    if (r->event.type == YAML_SCALAR_EVENT && !*event_text(&r->event))
+    DSD_TRY(dsd_yaml_next(&r->y));
+    if (r->y.event.type == YAML_SCALAR_EVENT && !*event_text(&r->y.event))
         return DSD_OK; /* "---" alone */
-    if (r->event.type != YAML_MAPPING_START_EVENT)
+    if (r->y.event.type != YAML_MAPPING_START_EVENT)
         return expect_error(r, "a mapping of sections (data:, generator:, train:, ...)");
     for (;;) {
-        DSD_TRY(next(r));
-        if (r->event.type == YAML_MAPPING_END_EVENT)
+        DSD_TRY(dsd_yaml_next(&r->y));
+        if (r->y.event.type == YAML_MAPPING_END_EVENT)
             break;
-        if (r->event.type != YAML_SCALAR_EVENT)
+        if (r->y.event.type != YAML_SCALAR_EVENT)
             return expect_error(r, "a section name");
         char section[64];
-        snprintf(section, sizeof section, "%s", event_text(&r->event));
-        yaml_mark_t key_mark = r->event.start_mark;
-        DSD_TRY(next(r));
-        if (r->event.type == YAML_MAPPING_START_EVENT) {
+        snprintf(section, sizeof section, "%s", event_text(&r->y.event));
+        yaml_mark_t key_mark = r->y.event.start_mark;
+        DSD_TRY(dsd_yaml_next(&r->y));
+        if (r->y.event.type == YAML_MAPPING_START_EVENT) {
             DSD_TRY(read_section(r, cfg, section));
-        } else if (r->event.type == YAML_SCALAR_EVENT && find_key(section)) {
+        } else if (r->y.event.type == YAML_SCALAR_EVENT && find_key(section)) {
             DSD_TRY(apply_value(r, cfg, section, &key_mark)); /* top-level key: device */
         } else {
             char where[512];
-            at(r, &key_mark, where, sizeof where);
+            dsd_yaml_at(&r->y, &key_mark, where, sizeof where);
             DSD_TRY(skip_collection(r));
-            if (r->event.type == YAML_SCALAR_EVENT && !is_section(section))
-                return unknown_key(section, where, r->err);
-            return DSD_FAIL(r->err, DSD_ERR_CONFIG, "%s: section '%s' must be a mapping of "
+            if (r->y.event.type == YAML_SCALAR_EVENT && !is_section(section))
+                return unknown_key(section, where, r->y.err);
+            return DSD_FAIL(r->y.err, DSD_ERR_CONFIG, "%s: section '%s' must be a mapping of "
                             "keys", where, section);
         }
     }
-    DSD_TRY(next(r));
-    if (r->event.type != YAML_DOCUMENT_END_EVENT)
+    DSD_TRY(dsd_yaml_next(&r->y));
+    if (r->y.event.type != YAML_DOCUMENT_END_EVENT)
         return expect_error(r, "the end of the document");
-    DSD_TRY(next(r));
-    if (r->event.type != YAML_STREAM_END_EVENT)
+    DSD_TRY(dsd_yaml_next(&r->y));
+    if (r->y.event.type != YAML_STREAM_END_EVENT)
         return expect_error(r, "a single document");
     return DSD_OK;
 }
@@ -586,20 +540,9 @@ dsd_status dsd_config_load(dsd_config *cfg, const char *path, dsd_error *err)
     }
     reader r;
     memset(&r, 0, sizeof r);
-    r.path = path;
-    r.file = f;
-    r.err = err;
-    if (!yaml_parser_initialize(&r.parser)) {
-        fclose(f);
-        return DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "%s: cannot start the YAML parser", path);
-    }
-    yaml_parser_set_input_file(&r.parser, f);
-    dsd_status st = read_document(&r, cfg);
-    if (r.have_event)
-        yaml_event_delete(&r.event);
-    yaml_parser_delete(&r.parser);
-    if (st == DSD_OK && ferror(f))
-        st = DSD_FAIL(err, DSD_ERR_IO, "%s: read error", path);
+    dsd_status st = dsd_yaml_reader_init(&r.y, path, f, "a configuration", err);
+    if (st == DSD_OK)
+        st = dsd_yaml_reader_finish(&r.y, read_document(&r, cfg));
     fclose(f);
     return st;
 }

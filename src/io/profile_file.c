@@ -21,6 +21,7 @@
  * applied (dsd_context_apply_profile says which kernel).
  */
 #include "internal.h"
+#include "yaml_reader.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -32,52 +33,7 @@
 /* ------------------------------------------------------------------------ */
 /* Reading */
 
-typedef struct reader {
-    yaml_parser_t parser;
-    yaml_event_t event;
-    int have_event;
-    const char *path;
-    FILE *file;
-    dsd_error *err;
-} reader;
-
-static void at(const reader *r, const yaml_mark_t *m, char *buf, size_t size)
-{
-    snprintf(buf, size, "%s:%lu:%lu", r->path, (unsigned long)m->line + 1,
-             (unsigned long)m->column + 1);
-}
-
-static dsd_status next(reader *r)
-{
-    if (r->have_event)
-        yaml_event_delete(&r->event);
-    r->have_event = 0;
-    if (!yaml_parser_parse(&r->parser, &r->event)) {
-        const yaml_parser_t *p = &r->parser;
-        if (p->error == YAML_READER_ERROR && ferror(r->file))
-            return DSD_FAIL(r->err, DSD_ERR_IO, "%s: read error: %s", r->path, strerror(errno));
-        char where[512];
-        if (p->error == YAML_READER_ERROR)
-            snprintf(where, sizeof where, "%s: byte %zu", r->path, p->problem_offset);
-        else
-            at(r, &p->problem_mark, where, sizeof where);
-        char context[256] = "";
-        if (p->context)
-            snprintf(context, sizeof context, " (%s that starts at line %lu, column %lu)",
-                     p->context, (unsigned long)p->context_mark.line + 1,
-                     (unsigned long)p->context_mark.column + 1);
-        return DSD_FAIL(r->err, DSD_ERR_CONFIG, "%s: not valid YAML: %s%s", where,
-                        p->problem ? p->problem : "syntax error", context);
-    }
-    r->have_event = 1;
-    if (r->event.type == YAML_ALIAS_EVENT) {
-        char where[512];
-        at(r, &r->event.start_mark, where, sizeof where);
-        return DSD_FAIL(r->err, DSD_ERR_CONFIG, "%s: aliases are not allowed in a device "
-                        "profile", where);
-    }
-    return DSD_OK;
-}
+typedef dsd_yaml_reader reader;
 
 static const char *text(const reader *r)
 {
@@ -87,7 +43,7 @@ static const char *text(const reader *r)
 static dsd_status fail_here(reader *r, const char *fmt, const char *arg)
 {
     char where[512], msg[512];
-    at(r, &r->event.start_mark, where, sizeof where);
+    dsd_yaml_at(r, &r->event.start_mark, where, sizeof where);
     snprintf(msg, sizeof msg, fmt, arg);
     return DSD_FAIL(r->err, DSD_ERR_CONFIG, "%s: %s", where, msg);
 }
@@ -99,7 +55,7 @@ static dsd_status read_string(reader *r, const char *key, char *dst, size_t size
         return fail_here(r, "%s takes a single value (a string)", key);
     if (strlen(text(r)) >= size) {
         char where[512];
-        at(r, &r->event.start_mark, where, sizeof where);
+        dsd_yaml_at(r, &r->event.start_mark, where, sizeof where);
         return DSD_FAIL(r->err, DSD_ERR_CONFIG, "%s: %s is longer than %zu characters", where,
                         key, size - 1);
     }
@@ -118,7 +74,7 @@ static dsd_status read_uint(reader *r, const char *key, size_t *out)
     unsigned long long v = *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
     if (!end || end == s || *end || errno) {
         char where[512];
-        at(r, &r->event.start_mark, where, sizeof where);
+        dsd_yaml_at(r, &r->event.start_mark, where, sizeof where);
         return DSD_FAIL(r->err, DSD_ERR_CONFIG, "%s: %s: '%s' is not a non-negative integer",
                         where, key, s);
     }
@@ -133,7 +89,7 @@ static dsd_status read_kernels(reader *r, dsd_device_profile *p)
         return fail_here(r, "%s must be a mapping of CLBlast kernel names (Xgemm: {MWG: 64, "
                          "...})", "kernels");
     for (;;) {
-        DSD_TRY(next(r));
+        DSD_TRY(dsd_yaml_next(r));
         if (r->event.type == YAML_MAPPING_END_EVENT)
             return DSD_OK;
         if (r->event.type != YAML_SCALAR_EVENT)
@@ -150,12 +106,12 @@ static dsd_status read_kernels(reader *r, dsd_device_profile *p)
         dsd_profile_kernel *pk = &p->kernels[p->n_kernels++];
         memset(pk, 0, sizeof *pk);
         snprintf(pk->kernel, sizeof pk->kernel, "%.31s", kernel);
-        DSD_TRY(next(r));
+        DSD_TRY(dsd_yaml_next(r));
         if (r->event.type != YAML_MAPPING_START_EVENT)
             return fail_here(r, "kernel %s must be a mapping of parameters ({NAME: value, ...})",
                              kernel);
         for (;;) {
-            DSD_TRY(next(r));
+            DSD_TRY(dsd_yaml_next(r));
             if (r->event.type == YAML_MAPPING_END_EVENT)
                 break;
             if (r->event.type != YAML_SCALAR_EVENT)
@@ -171,7 +127,7 @@ static dsd_status read_kernels(reader *r, dsd_device_profile *p)
             snprintf(pk->names[pk->n], sizeof pk->names[0], "%s", name);
             char key[160];
             snprintf(key, sizeof key, "%s.%s", kernel, name);
-            DSD_TRY(next(r));
+            DSD_TRY(dsd_yaml_next(r));
             DSD_TRY(read_uint(r, key, &pk->values[pk->n]));
             pk->n++;
         }
@@ -182,18 +138,18 @@ static dsd_status read_kernels(reader *r, dsd_device_profile *p)
 
 static dsd_status read_document(reader *r, dsd_device_profile *p)
 {
-    DSD_TRY(next(r)); /* stream start */
-    DSD_TRY(next(r));
+    DSD_TRY(dsd_yaml_next(r)); /* stream start */
+    DSD_TRY(dsd_yaml_next(r));
     if (r->event.type != YAML_DOCUMENT_START_EVENT)
         return fail_here(r, "expected a device profile (a mapping: name:, kernels:, ...)%s", "");
-    DSD_TRY(next(r));
+    DSD_TRY(dsd_yaml_next(r));
     if (r->event.type != YAML_MAPPING_START_EVENT)
         return fail_here(r, "expected a device profile (a mapping: name:, kernels:, ...)%s", "");
     unsigned seen = 0;
     static const char *const keys[] = {"name", "device", "driver", "tuned_at", "work_group",
                                        "kernels"};
     for (;;) {
-        DSD_TRY(next(r));
+        DSD_TRY(dsd_yaml_next(r));
         if (r->event.type == YAML_MAPPING_END_EVENT)
             break;
         if (r->event.type != YAML_SCALAR_EVENT)
@@ -207,7 +163,7 @@ static dsd_status read_document(reader *r, dsd_device_profile *p)
         if (seen & (1u << k))
             return fail_here(r, "%s is set twice", keys[k]);
         seen |= 1u << k;
-        DSD_TRY(next(r));
+        DSD_TRY(dsd_yaml_next(r));
         switch (k) {
         case 0: DSD_TRY(read_string(r, "name", p->name, sizeof p->name)); break;
         case 1: DSD_TRY(read_string(r, "device", p->device, sizeof p->device)); break;
@@ -225,10 +181,10 @@ static dsd_status read_document(reader *r, dsd_device_profile *p)
         default: DSD_TRY(read_kernels(r, p)); break;
         }
     }
-    DSD_TRY(next(r));
+    DSD_TRY(dsd_yaml_next(r));
     if (r->event.type != YAML_DOCUMENT_END_EVENT)
         return fail_here(r, "expected the end of the document%s", "");
-    DSD_TRY(next(r));
+    DSD_TRY(dsd_yaml_next(r));
     if (r->event.type != YAML_STREAM_END_EVENT)
         return fail_here(r, "expected a single document%s", "");
     return DSD_OK;
@@ -247,21 +203,9 @@ dsd_status dsd_device_profile_load(const char *path, dsd_device_profile *out, ds
         return DSD_FAIL(err, DSD_ERR_IO, "%s: is a directory, not a device profile", path);
     }
     reader r;
-    memset(&r, 0, sizeof r);
-    r.path = path;
-    r.file = f;
-    r.err = err;
-    if (!yaml_parser_initialize(&r.parser)) {
-        fclose(f);
-        return DSD_FAIL(err, DSD_ERR_OUT_OF_MEMORY, "%s: cannot start the YAML parser", path);
-    }
-    yaml_parser_set_input_file(&r.parser, f);
-    dsd_status st = read_document(&r, out);
-    if (r.have_event)
-        yaml_event_delete(&r.event);
-    yaml_parser_delete(&r.parser);
-    if (st == DSD_OK && ferror(f))
-        st = DSD_FAIL(err, DSD_ERR_IO, "%s: read error", path);
+    dsd_status st = dsd_yaml_reader_init(&r, path, f, "a device profile", err);
+    if (st == DSD_OK)
+        st = dsd_yaml_reader_finish(&r, read_document(&r, out));
     fclose(f);
     if (st == DSD_OK && !*out->name)
         snprintf(out->name, sizeof out->name, "profile file");
