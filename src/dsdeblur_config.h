@@ -75,7 +75,9 @@ typedef struct dsd_config {
         int steps_per_epoch; /* 0: one pass over the training set */
         double lr, beta1, beta2, eps;
         double lambda;       /* content-loss weight: 100 */
-        char *content_loss;  /* perceptual | l1 | mse | fft */
+        char *content_loss;  /* perceptual | l1 | mse | fft | l1+fft */
+        double fft_weight;   /* l1+fft: L1 + fft_weight * FFT: 0.1 */
+        int warmup_steps;    /* steps of content loss only, before the GAN starts: 0 */
         char *vgg_weights;   /* safetensors file with torchvision VGG-19 names */
         long long seed;
     } train;

@@ -700,6 +700,8 @@ void dsd_vgg_tape_free(dsd_context *ctx, dsd_vgg_tape *tape);
  *   L1          mean |fake - real| over the pixels
  *   MSE         mean (fake - real)^2 over the pixels
  *   FFT         dsd_fft_loss (mean |Re|, |Im| of FFT2(fake - real))
+ *   L1_FFT      L1 + fft_weight * FFT (MIMO-UNet's pair; fft_weight 0.1 by
+ *               default, set with dsd_content_loss_set_fft_weight)
  * The object returns the UNWEIGHTED loss: lambda belongs to the trainer's
  * loss weights (it differs per kind and per experiment), and the backward
  * takes it as `scale`. real gets no gradient (a constant target).
@@ -716,9 +718,10 @@ typedef enum dsd_content_loss_kind {
     DSD_CONTENT_LOSS_L1,
     DSD_CONTENT_LOSS_MSE,
     DSD_CONTENT_LOSS_FFT,
+    DSD_CONTENT_LOSS_L1_FFT,
 } dsd_content_loss_kind;
 
-/* "perceptual", "l1", "mse", "fft" (exact, lower case) -> kind;
+/* "perceptual", "l1", "mse", "fft", "l1+fft" (exact, lower case) -> kind;
  * DSD_ERR_INVALID_ARGUMENT naming the valid choices otherwise. */
 dsd_status dsd_content_loss_kind_parse(const char *name, dsd_content_loss_kind *out,
                                        dsd_error *err);
@@ -733,7 +736,9 @@ typedef struct dsd_content_loss {
     dsd_tensor f_fake, f_real;   /* features (PERCEPTUAL) */
     dsd_vgg_tape tape;           /* the fake image's VGG forward (PERCEPTUAL); its
                                     arena stays between steps */
-    dsd_fft_plans fft;           /* clFFT plans (FFT), made on first use */
+    dsd_fft_plans fft;           /* clFFT plans (FFT, L1_FFT), made on first use */
+    float fft_weight;            /* L1_FFT: weight of the FFT term */
+    dsd_tensor fft_value;        /* L1_FFT: the FFT term before weighting */
 } dsd_content_loss;
 
 /* kind PERCEPTUAL needs vgg_weights, the safetensors path dsd_vgg_load
@@ -744,6 +749,8 @@ dsd_status dsd_content_loss_init(dsd_context *ctx, dsd_content_loss *l,
                                  dsd_content_loss_kind kind, const char *vgg_weights,
                                  const dsd_vgg_config *vgg_cfg);
 void dsd_content_loss_free(dsd_context *ctx, dsd_content_loss *l);
+/* L1_FFT: the FFT term's weight (>= 0; 0.1 after init). */
+void dsd_content_loss_set_fft_weight(dsd_content_loss *l, float weight);
 /* loss (1, 1, 1, 1) = L_content(fake, real); fake and real (N, 3, H, W) of
  * one shape (any C for the pixel kinds). */
 dsd_status dsd_content_loss_forward(dsd_context *ctx, dsd_content_loss *l, const dsd_tensor *fake,

@@ -84,8 +84,12 @@ static const key_spec keys[] = {
     {"train.beta2", KEY_DOUBLE, OFF(train.beta2), 0, 0.999999999, NULL, "Adam beta2"},
     {"train.eps", KEY_DOUBLE, OFF(train.eps), 1e-30, 1, NULL, "Adam epsilon"},
     {"train.lambda", KEY_DOUBLE, OFF(train.lambda), 0, 1e6, NULL, "content-loss weight"},
-    {"train.content_loss", KEY_STRING, OFF(train.content_loss), 0, 0, "perceptual|l1|mse|fft",
-     "perceptual | l1 | mse | fft"},
+    {"train.content_loss", KEY_STRING, OFF(train.content_loss), 0, 0,
+     "perceptual|l1|mse|fft|l1+fft", "perceptual | l1 | mse | fft | l1+fft"},
+    {"train.fft_weight", KEY_DOUBLE, OFF(train.fft_weight), 0, 1e6, NULL,
+     "l1+fft: weight of the FFT term (L1 + w FFT)"},
+    {"train.warmup_steps", KEY_INT, OFF(train.warmup_steps), 0, BIG, NULL,
+     "first steps on the content loss alone (no discriminator, no adversarial term)"},
     {"train.vgg_weights", KEY_STRING, OFF(train.vgg_weights), 0, 0, NULL,
      "VGG-19 safetensors (doc/vgg.md)"},
     {"train.seed", KEY_LONG, OFF(train.seed), 0, 9007199254740992.0, NULL,
@@ -319,6 +323,8 @@ dsd_status dsd_config_defaults(dsd_config *cfg, dsd_error *err)
     cfg->train.beta2 = 0.999;
     cfg->train.eps = 1e-8;
     cfg->train.lambda = 100;
+    cfg->train.fft_weight = 0.1;
+    cfg->train.warmup_steps = 0;
     cfg->train.seed = 1;
     cfg->run.every = 1000;
     cfg->run.keep = 3;
@@ -579,7 +585,7 @@ dsd_status dsd_config_validate(const dsd_config *c, dsd_error *err)
     if (!strcmp(c->train.content_loss, "perceptual") && !*c->train.vgg_weights)
         return DSD_FAIL(err, DSD_ERR_CONFIG, "%s: train.content_loss perceptual needs "
                         "train.vgg_weights, a VGG-19 safetensors file (doc/vgg.md explains where "
-                        "to get one), or choose train.content_loss l1, mse or fft", who);
+                        "to get one), or choose train.content_loss l1, mse, fft or l1+fft", who);
     if (!*c->run.dir)
         return DSD_FAIL(err, DSD_ERR_CONFIG, "%s: run.dir is empty", who);
     return DSD_OK;

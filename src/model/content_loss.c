@@ -13,7 +13,7 @@
 
 #include <string.h>
 
-static const char *const kind_names[] = {"perceptual", "l1", "mse", "fft"};
+static const char *const kind_names[] = {"perceptual", "l1", "mse", "fft", "l1+fft"};
 enum { N_KINDS = sizeof kind_names / sizeof kind_names[0] };
 
 const char *dsd_content_loss_kind_name(dsd_content_loss_kind kind)
@@ -31,7 +31,7 @@ dsd_status dsd_content_loss_kind_parse(const char *name, dsd_content_loss_kind *
         }
     }
     return DSD_FAIL(err, DSD_ERR_INVALID_ARGUMENT, "unknown content loss '%s' (valid: "
-                    "perceptual, l1, mse, fft)", name ? name : "(null)");
+                    "perceptual, l1, mse, fft, l1+fft)", name ? name : "(null)");
 }
 
 /* Drops a pending training forward. The VGG tape keeps its arena for the
@@ -55,7 +55,8 @@ dsd_status dsd_content_loss_init(dsd_context *ctx, dsd_content_loss *l,
     memset(l, 0, sizeof *l);
     if ((int)kind < 0 || (int)kind >= N_KINDS)
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "content loss kind %d "
-                        "(valid: perceptual, l1, mse, fft)", (int)kind);
+                        "(valid: perceptual, l1, mse, fft, l1+fft)", (int)kind);
+    l->fft_weight = 0.1f;
     if (kind != DSD_CONTENT_LOSS_PERCEPTUAL) {
         l->kind = kind;
         return DSD_OK;
@@ -65,7 +66,7 @@ dsd_status dsd_content_loss_init(dsd_context *ctx, dsd_content_loss *l,
                         "ImageNet VGG-19 weights (a safetensors file with torchvision's "
                         "features.<i> tensors), and none were given; dsdeblur cannot download "
                         "them: make the file with scripts/convert_vgg19.py (see doc/vgg.md), or "
-                        "choose another content loss (l1, mse, fft)");
+                        "choose another content loss (l1, mse, fft, l1+fft)");
     dsd_status st = dsd_vgg_init(ctx, &l->vgg, vgg_cfg);
     if (st == DSD_OK)
         st = dsd_vgg_load(ctx, &l->vgg, vgg_weights);
@@ -85,7 +86,24 @@ void dsd_content_loss_free(dsd_context *ctx, dsd_content_loss *l)
     dsd_vgg_tape_free(ctx, &l->tape);
     dsd_vgg_free(ctx, &l->vgg);
     dsd_fft_plans_free(&l->fft);
+    dsd_tensor_free(ctx, &l->fft_value);
     memset(l, 0, sizeof *l);
+}
+
+void dsd_content_loss_set_fft_weight(dsd_content_loss *l, float weight)
+{
+    l->fft_weight = weight;
+}
+
+/* loss = L1 + w FFT: the FFT term goes to its own scalar, then is added */
+static dsd_status l1_fft_forward(dsd_context *ctx, dsd_content_loss *l, const dsd_tensor *fake,
+                                 const dsd_tensor *real, dsd_tensor *loss)
+{
+    DSD_TRY(dsd_l1_loss_forward(ctx, fake, real, loss));
+    if (!l->fft_value.buf)
+        DSD_TRY(dsd_tensor_init(ctx, &l->fft_value, 1, 1, 1, 1));
+    DSD_TRY(dsd_fft_loss_forward(ctx, &l->fft, fake, real, &l->fft_value));
+    return dsd_add_forward(ctx, loss, &l->fft_value, l->fft_weight, loss);
 }
 
 static dsd_status perceptual_forward(dsd_context *ctx, dsd_content_loss *l,
@@ -129,6 +147,9 @@ dsd_status dsd_content_loss_forward(dsd_context *ctx, dsd_content_loss *l, const
         break;
     case DSD_CONTENT_LOSS_FFT:
         st = dsd_fft_loss_forward(ctx, &l->fft, fake, real, loss);
+        break;
+    case DSD_CONTENT_LOSS_L1_FFT:
+        st = l1_fft_forward(ctx, l, fake, real, loss);
         break;
     }
     if (st != DSD_OK || !training) {
@@ -175,6 +196,12 @@ dsd_status dsd_content_loss_backward(dsd_context *ctx, dsd_content_loss *l, floa
         break;
     case DSD_CONTENT_LOSS_FFT:
         st = dsd_fft_loss_backward(ctx, &l->fft, scale, &l->fake, &l->real, d_fake, NULL);
+        break;
+    case DSD_CONTENT_LOSS_L1_FFT:
+        st = dsd_l1_loss_backward(ctx, scale, &l->fake, &l->real, d_fake, NULL);
+        if (st == DSD_OK)
+            st = dsd_fft_loss_backward(ctx, &l->fft, scale * l->fft_weight, &l->fake, &l->real,
+                                       d_fake, NULL);
         break;
     }
     dsd_tensor_free(ctx, &d_feat);

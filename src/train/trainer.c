@@ -155,6 +155,7 @@ dsd_status dsd_trainer_init_comm(dsd_context *ctx, const dsd_config *cfg, const 
     DSD_TRY_GOTO(st, dsd_content_loss_kind_parse(cfg->train.content_loss, &kind, err), fail);
     DSD_TRY_CTX_GOTO(st, err, ctx, dsd_content_loss_init(ctx, &t->content, kind,
                                                          cfg->train.vgg_weights, NULL), fail);
+    dsd_content_loss_set_fft_weight(&t->content, (float)cfg->train.fft_weight);
 
     /* the step's tensors, allocated once */
     DSD_TRY_GOTO(st, dsd_discriminator_output_size(&dc, t->crop, t->crop, &t->oh, &t->ow,
@@ -336,33 +337,14 @@ static dsd_status next_batch(dsd_trainer *t, dsd_error *err)
     return DSD_OK;
 }
 
-dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
+/* The discriminator's step on the detached fake: RaGAN loss of real and
+ * fake logits, its backward, the replicas' sum and Adam. */
+static dsd_status discriminator_step(dsd_trainer *t, const dsd_adam_params *adam,
+                                     dsd_step_stats *out, dsd_error *err)
 {
     dsd_context *ctx = t->ctx;
-    const dsd_config *c = t->cfg;
-    memset(out, 0, sizeof *out);
-    int epoch = (int)(t->step / t->steps_per_epoch);
-    float lr = dsd_lr_schedule((float)c->train.lr, epoch, c->train.decay_from, c->train.epochs);
-    dsd_adam_params adam = {.lr = lr, .beta1 = (float)c->train.beta1,
-                            .beta2 = (float)c->train.beta2, .eps = (float)c->train.eps};
-    /* layer-profile scopes (no-ops unless dsd_profile_layers_enable): every
-     * section of the step, so their times add up to the step's */
-    dsd_profile_scope_begin(ctx, "data: batch upload, synthetic blur");
-    dsd_status st = next_batch(t, err);
-    dsd_profile_scope_end(ctx);
-    DSD_TRY(st);
-
-    /* fake = G(blur), kept for the generator's backward */
-    t->g_tape.step = t->step;
-    t->g_tape.first_sample = (uint64_t)t->first;
-    dsd_profile_scope_begin(ctx, "G forward (other ops)");
-    st = dsd_generator_forward(ctx, &t->g, &t->blur, &t->fake, &t->g_tape);
-    dsd_profile_scope_end(ctx);
-    DSD_TRY_CTX(err, ctx, st);
     dsd_profile_scope_begin(ctx, "D step: D forward x2, RaGAN loss, D backward x2");
-
-    /* discriminator step on the detached fake; a step that failed half-way
-     * may have left a tape pending: drop it */
+    /* a step that failed half-way may have left a tape pending: drop it */
     dsd_discriminator_tape *tr = &t->d_tape_real, *tf = &t->d_tape_fake;
     if (tr->pending)
         dsd_discriminator_tape_free(ctx, tr);
@@ -394,29 +376,70 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
         return DSD_FAIL(err, DSD_ERR_NAN, "step %llu: the discriminator loss is %g; stopping "
                         "before any weight is updated", (unsigned long long)t->step, out->loss_d);
     DSD_TRY(check_grads(t, &t->d.params, "discriminator", err));
-    DSD_TRY_CTX(err, ctx, dsd_adam_step(ctx, &adam, ++t->d_t, &t->d.params.values,
+    DSD_TRY_CTX(err, ctx, dsd_adam_step(ctx, adam, ++t->d_t, &t->d.params.values,
                                         &t->d.params.grads, &t->d_m, &t->d_v));
     dsd_profile_scope_end(ctx);
-    dsd_profile_scope_begin(ctx, "G step: D forward x2, RaGAN loss, D backward (dx)");
+    return DSD_OK;
+}
 
-    /* generator step through the updated discriminator */
-    DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->g.params.grads, 0.0f));
+/* The generator's adversarial term through the updated discriminator:
+ * loss_adv and its gradient into t->dfake (zeroed by the caller). */
+static dsd_status generator_adversarial_term(dsd_trainer *t, dsd_error *err)
+{
+    dsd_context *ctx = t->ctx;
+    const dsd_comm *comm = &t->comm;
+    dsd_discriminator_tape *tf = &t->d_tape_fake;
+    dsd_profile_scope_begin(ctx, "G step: D forward x2, RaGAN loss, D backward (dx)");
     DSD_TRY_CTX(err, ctx, dsd_discriminator_forward(ctx, &t->d, &t->sharp, &t->real_logits, NULL));
     DSD_TRY_CTX(err, ctx, dsd_discriminator_forward(ctx, &t->d, &t->fake, &t->fake_logits, tf));
     DSD_TRY_CTX(err, ctx, dsd_ragan_loss_forward_comm(ctx, DSD_RAGAN_GENERATOR, &t->real_logits,
                                                       &t->fake_logits, comm, &t->loss_adv));
-    dsd_profile_scope_begin(ctx, "G step: content loss forward");
-    st = dsd_content_loss_forward(ctx, &t->content, &t->fake, &t->sharp, &t->loss_content, 1);
-    dsd_profile_scope_end(ctx);
-    DSD_TRY_CTX(err, ctx, st);
     DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->dfake_logits, 0.0f));
-    DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->dfake, 0.0f));
     DSD_TRY_CTX(err, ctx, dsd_ragan_loss_backward_comm(ctx, DSD_RAGAN_GENERATOR, 1.0f,
                                                        &t->real_logits, &t->fake_logits, comm,
                                                        NULL, &t->dfake_logits));
     DSD_TRY_CTX(err, ctx, dsd_discriminator_backward(ctx, &t->d, tf, &t->dfake_logits,
                                                      &t->dfake, 0));
     dsd_profile_scope_end(ctx);
+    return DSD_OK;
+}
+
+dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
+{
+    dsd_context *ctx = t->ctx;
+    const dsd_config *c = t->cfg;
+    memset(out, 0, sizeof *out);
+    int epoch = (int)(t->step / t->steps_per_epoch);
+    float lr = dsd_lr_schedule((float)c->train.lr, epoch, c->train.decay_from, c->train.epochs);
+    dsd_adam_params adam = {.lr = lr, .beta1 = (float)c->train.beta1,
+                            .beta2 = (float)c->train.beta2, .eps = (float)c->train.eps};
+    /* layer-profile scopes (no-ops unless dsd_profile_layers_enable): every
+     * section of the step, so their times add up to the step's */
+    dsd_profile_scope_begin(ctx, "data: batch upload, synthetic blur");
+    dsd_status st = next_batch(t, err);
+    dsd_profile_scope_end(ctx);
+    DSD_TRY(st);
+
+    /* fake = G(blur), kept for the generator's backward */
+    t->g_tape.step = t->step;
+    t->g_tape.first_sample = (uint64_t)t->first;
+    dsd_profile_scope_begin(ctx, "G forward (other ops)");
+    st = dsd_generator_forward(ctx, &t->g, &t->blur, &t->fake, &t->g_tape);
+    dsd_profile_scope_end(ctx);
+    DSD_TRY_CTX(err, ctx, st);
+    /* warm-up (train.warmup_steps): the generator learns from the content
+     * loss alone; the discriminator is neither run nor updated */
+    int adversarial = t->step >= (uint64_t)c->train.warmup_steps;
+    if (adversarial)
+        DSD_TRY(discriminator_step(t, &adam, out, err));
+    DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->g.params.grads, 0.0f));
+    DSD_TRY_CTX(err, ctx, dsd_tensor_fill(ctx, &t->dfake, 0.0f));
+    if (adversarial)
+        DSD_TRY(generator_adversarial_term(t, err));
+    dsd_profile_scope_begin(ctx, "G step: content loss forward");
+    st = dsd_content_loss_forward(ctx, &t->content, &t->fake, &t->sharp, &t->loss_content, 1);
+    dsd_profile_scope_end(ctx);
+    DSD_TRY_CTX(err, ctx, st);
     dsd_profile_scope_begin(ctx, "G step: content loss backward");
     /* replicas: the content loss is a mean over this replica's share, 1/size of the batch */
     st = dsd_content_loss_backward(ctx, &t->content,
@@ -428,7 +451,9 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
     dsd_profile_scope_end(ctx);
     DSD_TRY_CTX(err, ctx, st);
     dsd_profile_scope_begin(ctx, "G step: loss download, gradient check, Adam");
-    out->loss_g_adv = download_scalar(t, &t->loss_adv, err, &ok);
+    int ok = 1;
+    if (adversarial)
+        out->loss_g_adv = download_scalar(t, &t->loss_adv, err, &ok);
     if (!ok)
         return err->status;
     out->loss_content = download_scalar(t, &t->loss_content, err, &ok);
