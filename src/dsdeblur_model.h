@@ -738,7 +738,6 @@ typedef struct dsd_content_loss {
                                     arena stays between steps */
     dsd_fft_plans fft;           /* clFFT plans (FFT, L1_FFT), made on first use */
     float fft_weight;            /* L1_FFT: weight of the FFT term */
-    dsd_tensor fft_value;        /* L1_FFT: the FFT term before weighting */
 } dsd_content_loss;
 
 /* kind PERCEPTUAL needs vgg_weights, the safetensors path dsd_vgg_load

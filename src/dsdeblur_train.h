@@ -221,8 +221,9 @@ typedef struct dsd_step_stats {
     uint64_t step;           /* the step just done (0-based) */
     int epoch;
     double lr;
-    double loss_d;           /* L_D^Ra */
-    double loss_g_adv;       /* L_G^Ra */
+    int adversarial;         /* 0 in the warm-up (train.warmup_steps): no D, no L_G^Ra */
+    double loss_d;           /* L_D^Ra (0 in the warm-up) */
+    double loss_g_adv;       /* L_G^Ra (0 in the warm-up) */
     double loss_content;     /* unweighted content loss */
     double loss_g;           /* loss_g_adv + lambda loss_content */
     int bad;                 /* training samples skipped for this batch */

@@ -6,7 +6,8 @@
  * (G, D) to an uninterrupted run, dropout on; synthetic mode runs (device
  * blur); validation gives PSNR/SSIM; a NaN weight stops the step with
  * DSD_ERR_NAN naming the step; a checkpoint of another seed is refused; the
- * log and plot are written and a resumed log drops rows past the checkpoint.
+ * log and plot are written and a resumed log drops rows past the checkpoint;
+ * a warm-up trains G alone and resumes bit for bit.
  */
 #include "testutil.h"
 
@@ -181,6 +182,66 @@ START_TEST(test_resume_is_bit_exact)
 }
 END_TEST
 
+/* train.warmup_steps: the first steps train G on the content loss alone
+ * (D neither run nor updated, no adversarial term), then the GAN starts; a
+ * run resumed inside the warm-up ends bit-identical to a straight one. */
+START_TEST(test_warmup)
+{
+    dsd_error err;
+    dsd_config c;
+    tiny_config(&c, 0.0, tu_path(root, "run"));
+    TU_HOST_OK(dsd_config_set(&c, "train.warmup_steps=3", &err), err);
+    TU_HOST_OK(dsd_config_set(&c, "train.content_loss=l1+fft", &err), err);
+    TU_HOST_OK(dsd_config_set(&c, "train.fft_weight=0.25", &err), err);
+    enum { STEPS = 5, WARM = 3 };
+    dsd_trainer *t;
+    TU_HOST_OK(dsd_trainer_init(tu_ctx(), &c, &t, &err), err);
+    size_t ng = dsd_trainer_generator(t)->params.count, n;
+    float *prev = download_all(t, &n);
+    for (int i = 0; i < STEPS; i++) {
+        dsd_step_stats s;
+        TU_HOST_OK(dsd_trainer_step(t, &s, &err), err);
+        ck_assert_int_eq(s.adversarial, i >= WARM);
+        ck_assert(fabs(s.loss_g - (s.loss_g_adv + 100 * s.loss_content)) < 1e-6 * fabs(s.loss_g));
+        if (i < WARM)
+            ck_assert(s.loss_d == 0 && s.loss_g_adv == 0 && s.loss_content > 0);
+        else
+            ck_assert(s.loss_d > 0 && isfinite(s.loss_d) && s.loss_g_adv > 0);
+        float *now = download_all(t, &n);
+        size_t g_changed = 0, d_changed = 0;
+        for (size_t k = 0; k < n; k++)
+            (k < ng ? &g_changed : &d_changed)[0] += memcmp(&now[k], &prev[k], sizeof *now) != 0;
+        ck_assert_msg(g_changed > 0, "step %d: the generator did not change", i);
+        ck_assert_msg(i < WARM ? d_changed == 0 : d_changed > 0,
+                      "step %d: %zu discriminator weights changed", i, d_changed);
+        free(prev);
+        prev = now;
+    }
+    dsd_trainer_free(t);
+
+    /* stopped at step 2 (inside the warm-up), resumed, run to STEPS */
+    TU_HOST_OK(dsd_trainer_init(tu_ctx(), &c, &t, &err), err);
+    dsd_step_stats s;
+    for (int i = 0; i < 2; i++)
+        TU_HOST_OK(dsd_trainer_step(t, &s, &err), err);
+    TU_HOST_OK(dsd_trainer_save_checkpoint(t, tu_path(root, "run/warm.safetensors"), &err), err);
+    dsd_trainer_free(t);
+    TU_HOST_OK(dsd_trainer_init(tu_ctx(), &c, &t, &err), err);
+    TU_HOST_OK(dsd_trainer_resume(t, tu_path(root, "run/warm.safetensors"), &err), err);
+    for (int i = 2; i < STEPS; i++)
+        TU_HOST_OK(dsd_trainer_step(t, &s, &err), err);
+    float *resumed = download_all(t, &n);
+    size_t diff = 0;
+    for (size_t k = 0; k < n; k++)
+        diff += memcmp(&prev[k], &resumed[k], sizeof *prev) != 0;
+    ck_assert_msg(diff == 0, "%zu of %zu weights differ after a resume in the warm-up", diff, n);
+    free(resumed);
+    free(prev);
+    dsd_trainer_free(t);
+    dsd_config_free(&c);
+}
+END_TEST
+
 START_TEST(test_synthetic_and_nan)
 {
     dsd_error err;
@@ -268,6 +329,7 @@ int main(void)
     tcase_add_unchecked_fixture(tc, setup, NULL);
     tcase_add_test(tc, test_loss_goes_down);
     tcase_add_test(tc, test_resume_is_bit_exact);
+    tcase_add_test(tc, test_warmup);
     tcase_add_test(tc, test_synthetic_and_nan);
     tcase_add_test(tc, test_log_and_plot);
     suite_add_tcase(s, tc);

@@ -808,24 +808,26 @@ END_TEST
 
 START_TEST(test_kind_names)
 {
-    const char *names[] = {"perceptual", "l1", "mse", "fft"};
+    const char *names[] = {"perceptual", "l1", "mse", "fft", "l1+fft"};
     const dsd_content_loss_kind kinds[] = {DSD_CONTENT_LOSS_PERCEPTUAL, DSD_CONTENT_LOSS_L1,
-                                           DSD_CONTENT_LOSS_MSE, DSD_CONTENT_LOSS_FFT};
+                                           DSD_CONTENT_LOSS_MSE, DSD_CONTENT_LOSS_FFT,
+                                           DSD_CONTENT_LOSS_L1_FFT};
     dsd_error err;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < TU_COUNT(names); i++) {
         dsd_content_loss_kind k = (dsd_content_loss_kind)-1;
         TU_OK(dsd_content_loss_kind_parse(names[i], &k, &err));
         ck_assert_int_eq(k, kinds[i]);
         ck_assert_str_eq(dsd_content_loss_kind_name(kinds[i]), names[i]);
     }
     ck_assert_str_eq(dsd_content_loss_kind_name((dsd_content_loss_kind)9), "?");
-    const char *bad[] = {"L1", "vgg", "", "perceptual ", "l2"};
+    const char *bad[] = {"L1", "vgg", "", "perceptual ", "l2", "l1+", "fft+l1"};
     for (int i = 0; i < TU_COUNT(bad); i++) {
         dsd_content_loss_kind k = DSD_CONTENT_LOSS_MSE;
         ck_assert_int_eq(dsd_content_loss_kind_parse(bad[i], &k, &err),
                          DSD_ERR_INVALID_ARGUMENT);
         ck_assert_int_eq(k, DSD_CONTENT_LOSS_MSE); /* untouched */
-        ck_assert_msg(strstr(err.message, "perceptual, l1, mse, fft") && strstr(err.message, bad[i]),
+        ck_assert_msg(strstr(err.message, "perceptual, l1, mse, fft, l1+fft") &&
+                      strstr(err.message, bad[i]),
                       "%s", err.message);
     }
     dsd_content_loss_kind k;
@@ -852,7 +854,7 @@ START_TEST(test_perceptual_needs_weights)
     ck_assert_ptr_null(l.vgg.params.values.buf);
     ck_assert_uint_eq(dsd_pool_get_stats(ctx).bytes_in_use, before);
     TU_EXPECT_CTX_ERROR(dsd_content_loss_init(ctx, &l, (dsd_content_loss_kind)7, NULL, NULL),
-                        DSD_ERR_INVALID_ARGUMENT, "perceptual, l1, mse, fft");
+                        DSD_ERR_INVALID_ARGUMENT, "perceptual, l1, mse, fft, l1+fft");
     /* pixel kinds need no weights */
     TU_OK(dsd_content_loss_init(ctx, &l, DSD_CONTENT_LOSS_L1, NULL, NULL));
     ck_assert_ptr_null(l.vgg.params.values.buf);
@@ -863,6 +865,7 @@ END_TEST
 /* One content-loss case on the host: fake, real, the weights (perceptual). */
 typedef struct lcase {
     dsd_content_loss_kind kind;
+    double fft_weight; /* L1_FFT */
     int n, c, h, w;
     vcase v;          /* perceptual: the network and its weights */
     double *fake, *real;
@@ -893,6 +896,10 @@ static double ref_content(const lcase *k)
         break;
     case DSD_CONTENT_LOSS_FFT:
         l = ref_fft_loss_forward(k->fake, k->real, k->n, k->c, k->h, k->w);
+        break;
+    case DSD_CONTENT_LOSS_L1_FFT:
+        ref_l1_loss_forward(k->fake, k->real, m, &l);
+        l += k->fft_weight * ref_fft_loss_forward(k->fake, k->real, k->n, k->c, k->h, k->w);
         break;
     }
     return l;
@@ -926,6 +933,11 @@ static void ref_content_backward(const lcase *k, double scale, double *d_fake)
     case DSD_CONTENT_LOSS_FFT:
         ref_fft_loss_backward(scale, k->fake, k->real, k->n, k->c, k->h, k->w, d_fake, NULL);
         break;
+    case DSD_CONTENT_LOSS_L1_FFT:
+        ref_l1_loss_backward(scale, k->fake, k->real, m, d_fake, NULL);
+        ref_fft_loss_backward(scale * k->fft_weight, k->fake, k->real, k->n, k->c, k->h, k->w,
+                              d_fake, NULL);
+        break;
     }
 }
 
@@ -936,6 +948,7 @@ static void check_content(dsd_content_loss_kind kind, int n, int h, int w, uint6
     lcase k;
     memset(&k, 0, sizeof k);
     k.kind = kind;
+    k.fft_weight = 0.37; /* not the default 0.1: the weight must be the one set */
     k.n = n;
     k.c = 3;
     k.h = h;
@@ -971,6 +984,8 @@ static void check_content(dsd_content_loss_kind kind, int n, int h, int w, uint6
     uint64_t base = dsd_pool_get_stats(ctx).bytes_in_use;
     dsd_content_loss l;
     TU_OK(dsd_content_loss_init(ctx, &l, kind, path, NULL));
+    ck_assert_float_eq(l.fft_weight, 0.1f);
+    dsd_content_loss_set_fft_weight(&l, (float)k.fft_weight);
     TU_OK(dsd_context_finish(ctx));
     uint64_t before = dsd_pool_get_stats(ctx).bytes_in_use;
 
@@ -1047,6 +1062,7 @@ START_TEST(test_content_losses)
     check_content(DSD_CONTENT_LOSS_L1, n, h, w, 51, 1);
     check_content(DSD_CONTENT_LOSS_MSE, n, h, w, 52, 1);
     check_content(DSD_CONTENT_LOSS_FFT, n, h, w, 53, 1);
+    check_content(DSD_CONTENT_LOSS_L1_FFT, n, h, w, 56, 1);
     if (!tu_small()) {
         check_content(DSD_CONTENT_LOSS_PERCEPTUAL, 2, 9, 11, 54, 1);
         check_content(DSD_CONTENT_LOSS_PERCEPTUAL, 1, 16, 12, 55, 0);

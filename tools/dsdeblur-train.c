@@ -173,7 +173,7 @@ typedef struct progress {
     double start, last_print;
     uint64_t first_step, total;
     double avg_d, avg_g, avg_c; /* exponential moving averages for display */
-    int have_avg;
+    int have_avg, have_gan_avg;
 } progress;
 
 static void progress_update(progress *p, const dsd_step_stats *s, int epochs)
@@ -181,15 +181,12 @@ static void progress_update(progress *p, const dsd_step_stats *s, int epochs)
     if (p->quiet)
         return;
     const double a = 0.05;
-    if (!p->have_avg) {
-        p->avg_d = s->loss_d;
-        p->avg_g = s->loss_g_adv;
-        p->avg_c = s->loss_content;
-        p->have_avg = 1;
-    } else {
-        p->avg_d += a * (s->loss_d - p->avg_d);
-        p->avg_g += a * (s->loss_g_adv - p->avg_g);
-        p->avg_c += a * (s->loss_content - p->avg_c);
+    p->avg_c = p->have_avg ? p->avg_c + a * (s->loss_content - p->avg_c) : s->loss_content;
+    p->have_avg = 1;
+    if (s->adversarial) { /* the GAN's averages start with its first step, after any warm-up */
+        p->avg_d = p->have_gan_avg ? p->avg_d + a * (s->loss_d - p->avg_d) : s->loss_d;
+        p->avg_g = p->have_gan_avg ? p->avg_g + a * (s->loss_g_adv - p->avg_g) : s->loss_g_adv;
+        p->have_gan_avg = 1;
     }
     double now = cli_now();
     uint64_t done = s->step + 1;
@@ -208,15 +205,20 @@ static void progress_update(progress *p, const dsd_step_stats *s, int epochs)
         for (int i = 0; i < 20; i++)
             bar[i] = i < fill ? '#' : '.';
         bar[20] = '\0';
+        char gan[64] = "warm-up";
+        if (s->adversarial)
+            snprintf(gan, sizeof gan, "L_D %.3f L_G %.3f", p->avg_d, p->avg_g);
         fprintf(stderr, "\r[%s] %5.1f%% step %llu/%llu epoch %d/%d  %.2f it/s  ETA %s  "
-                "L_D %.3f L_G %.3f content %.4f lr %.2g \033[K", bar, 100 * frac,
+                "%s content %.4f lr %.2g \033[K", bar, 100 * frac,
                 (unsigned long long)done, (unsigned long long)p->total, s->epoch + 1, epochs,
-                rate, eta, p->avg_d, p->avg_g, p->avg_c, s->lr);
+                rate, eta, gan, p->avg_c, s->lr);
     } else {
-        fprintf(stderr, "step %llu/%llu epoch %d/%d %.2f it/s ETA %s L_D %.4f L_G %.4f "
-                "content %.5f lr %.3g\n", (unsigned long long)done,
-                (unsigned long long)p->total, s->epoch + 1, epochs, rate, eta, s->loss_d,
-                s->loss_g_adv, s->loss_content, s->lr);
+        char gan[64] = "warm-up";
+        if (s->adversarial)
+            snprintf(gan, sizeof gan, "L_D %.4f L_G %.4f", s->loss_d, s->loss_g_adv);
+        fprintf(stderr, "step %llu/%llu epoch %d/%d %.2f it/s ETA %s %s content %.5f lr %.3g\n",
+                (unsigned long long)done, (unsigned long long)p->total, s->epoch + 1, epochs,
+                rate, eta, gan, s->loss_content, s->lr);
     }
 }
 

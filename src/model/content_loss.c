@@ -86,7 +86,6 @@ void dsd_content_loss_free(dsd_context *ctx, dsd_content_loss *l)
     dsd_vgg_tape_free(ctx, &l->tape);
     dsd_vgg_free(ctx, &l->vgg);
     dsd_fft_plans_free(&l->fft);
-    dsd_tensor_free(ctx, &l->fft_value);
     memset(l, 0, sizeof *l);
 }
 
@@ -95,15 +94,19 @@ void dsd_content_loss_set_fft_weight(dsd_content_loss *l, float weight)
     l->fft_weight = weight;
 }
 
-/* loss = L1 + w FFT: the FFT term goes to its own scalar, then is added */
+/* loss = L1 + w FFT: the FFT term goes to a scalar of its own, then is added */
 static dsd_status l1_fft_forward(dsd_context *ctx, dsd_content_loss *l, const dsd_tensor *fake,
                                  const dsd_tensor *real, dsd_tensor *loss)
 {
     DSD_TRY(dsd_l1_loss_forward(ctx, fake, real, loss));
-    if (!l->fft_value.buf)
-        DSD_TRY(dsd_tensor_init(ctx, &l->fft_value, 1, 1, 1, 1));
-    DSD_TRY(dsd_fft_loss_forward(ctx, &l->fft, fake, real, &l->fft_value));
-    return dsd_add_forward(ctx, loss, &l->fft_value, l->fft_weight, loss);
+    dsd_tensor fft_term = {0};
+    dsd_status st = dsd_tensor_init(ctx, &fft_term, 1, 1, 1, 1);
+    if (st == DSD_OK)
+        st = dsd_fft_loss_forward(ctx, &l->fft, fake, real, &fft_term);
+    if (st == DSD_OK)
+        st = dsd_add_forward(ctx, loss, &fft_term, l->fft_weight, loss);
+    dsd_tensor_free(ctx, &fft_term);
+    return st;
 }
 
 static dsd_status perceptual_forward(dsd_context *ctx, dsd_content_loss *l,

@@ -476,6 +476,7 @@ dsd_status dsd_trainer_step(dsd_trainer *t, dsd_step_stats *out, dsd_error *err)
                                         &t->g.params.grads, &t->g_m, &t->g_v));
     dsd_profile_scope_end(ctx);
 
+    out->adversarial = adversarial;
     out->step = t->step;
     out->epoch = epoch;
     out->lr = lr;
