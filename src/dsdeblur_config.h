@@ -55,6 +55,7 @@ typedef struct dsd_config {
         int val_count;      /* images of the held-out set used per validation (0 = all) */
         int crop;           /* square random crop: 256 */
         int flip;           /* random horizontal flips */
+        int crop_tries;     /* the most detailed of this many random crops: 1 */
         int kernel_size;    /* synthetic: largest blur kernel side: 64 */
         double noise_sigma; /* synthetic: Gaussian noise std in [-1, 1] units */
         double noise_sigma_max; /* synthetic: > noise_sigma: std drawn per step from

@@ -78,6 +78,8 @@ typedef struct dsd_batch_spec {
     int n;                    /* batch size (data-parallel training: the global batch) */
     int crop;                 /* square crop side */
     int flip;                 /* random horizontal flips */
+    int crop_tries;           /* > 1: the most detailed of this many random crops (sharp
+                               * image's adjacent-pixel differences); 0 or 1: one crop */
     uint64_t seed;
     size_t steps_per_epoch;   /* 0: ceil(count / n) */
     int max_bad;              /* skips tolerated in a run */

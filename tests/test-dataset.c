@@ -157,6 +157,75 @@ START_TEST(test_batches_pair_up_and_cover)
 }
 END_TEST
 
+static void check_same_batch(const dsd_batch *a, const dsd_batch *b);
+
+/* data.crop_tries: on a flat image with one textured corner, the most
+ * detailed of 16 random crops lands on the texture far more often than a
+ * single random crop; 0 and 1 give the same batches; batches stay
+ * reproducible. */
+static double crop_variance(const float *x, size_t count)
+{
+    double mean = 0, var = 0;
+    for (size_t j = 0; j < count; j++)
+        mean += x[j] / (double)count;
+    for (size_t j = 0; j < count; j++)
+        var += (x[j] - mean) * (x[j] - mean) / (double)count;
+    return var;
+}
+
+static double textured_share(const dsd_dataset *ds, int tries, int steps)
+{
+    dsd_error err;
+    dsd_batch_spec spec = {.n = 1, .crop = 16, .flip = 0, .crop_tries = tries, .seed = 9,
+                           .steps_per_epoch = 1};
+    dsd_batcher b;
+    TU_HOST_OK(dsd_batcher_init(&b, ds, &spec, &err), err);
+    int textured = 0;
+    for (int s = 0; s < steps; s++) {
+        dsd_batch bt, again;
+        TU_HOST_OK(dsd_batcher_make(&b, (uint64_t)s, &bt, &err), err);
+        TU_HOST_OK(dsd_batcher_make(&b, (uint64_t)s, &again, &err), err);
+        check_same_batch(&bt, &again);
+        textured += crop_variance(bt.sharp, 3 * 16 * 16) > 1e-3;
+        dsd_batch_free(&bt);
+        dsd_batch_free(&again);
+    }
+    dsd_batcher_free(&b);
+    return (double)textured / steps;
+}
+
+START_TEST(test_crop_tries)
+{
+    dsd_error err;
+    tu_mkdir_p(tu_path(root, "detail"));
+    dsd_image im;
+    dsd_image_init(&im);
+    const int w = 97, h = 71; /* texture in the 30 x 30 top-left corner only */
+    TU_HOST_OK(dsd_image_alloc(&im, w, h, &err), err);
+    uint64_t r = 12345;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++) {
+                r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+                im.data[((size_t)y * w + x) * 3 + c] =
+                    (uint8_t)(x < 30 && y < 30 ? 40 + (r >> 57) : 128);
+            }
+    TU_HOST_OK(dsd_image_save(tu_path(root, "detail/a.png"), &im, &err), err);
+    dsd_image_free(&im);
+    dsd_dataset ds;
+    TU_HOST_OK(dsd_dataset_open(&ds, DSD_DATA_SYNTHETIC, tu_path(root, "detail"), NULL, &err),
+               err);
+    enum { STEPS = 60 };
+    double one = textured_share(&ds, 1, STEPS), zero = textured_share(&ds, 0, STEPS),
+           best16 = textured_share(&ds, 16, STEPS);
+    fprintf(stderr, "crops touching the texture: 1 try %.2f, 16 tries %.2f\n", one, best16);
+    ck_assert(one == zero);
+    ck_assert_msg(one < 0.5, "%.2f of single crops touch the texture", one);
+    ck_assert_msg(best16 > 0.9, "%.2f of best-of-16 crops touch the texture", best16);
+    dsd_dataset_free(&ds);
+}
+END_TEST
+
 static void check_same_batch(const dsd_batch *a, const dsd_batch *b)
 {
     size_t per = (size_t)a->n * 3 * a->crop * a->crop;
@@ -372,6 +441,7 @@ int main(void)
     tcase_add_test(tc, test_share_of_batch);
     tcase_add_test(tc, test_bad_samples);
     tcase_add_test(tc, test_no_usable_sample);
+    tcase_add_test(tc, test_crop_tries);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
     tu_rmtree(root);

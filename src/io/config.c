@@ -50,6 +50,8 @@ static const key_spec keys[] = {
     {"data.val_count", KEY_INT, OFF(data.val_count), 0, BIG, NULL, "0 = every image"},
     {"data.crop", KEY_INT, OFF(data.crop), 8, 16384, NULL, "square random crop (multiple of 4)"},
     {"data.flip", KEY_BOOL, OFF(data.flip), 0, 1, NULL, "random horizontal flips"},
+    {"data.crop_tries", KEY_INT, OFF(data.crop_tries), 1, 64, NULL,
+     "the most detailed of this many random crops (1: plain random crops)"},
     {"data.kernel_size", KEY_INT, OFF(data.kernel_size), 3, 255, NULL,
      "synthetic: largest blur kernel side"},
     {"data.noise_sigma", KEY_DOUBLE, OFF(data.noise_sigma), 0, 1, NULL,
@@ -301,6 +303,7 @@ dsd_status dsd_config_defaults(dsd_config *cfg, dsd_error *err)
     cfg->data.val_count = 0;
     cfg->data.crop = 256;
     cfg->data.flip = 1;
+    cfg->data.crop_tries = 1;
     cfg->data.kernel_size = 64;
     cfg->data.noise_sigma = 0.0;
     cfg->data.noise_sigma_max = 0.0;

@@ -335,6 +335,25 @@ static void shuffle(dsd_batcher *b, uint64_t epoch)
     b->epoch = epoch;
 }
 
+/* Detail of the crop side x side at (x, y): the mean absolute difference
+ * of horizontally and vertically adjacent green values, on every other row
+ * and column (enough to tell texture from sky at a fraction of the cost). */
+static double crop_detail(const dsd_image *im, int x, int y, int side)
+{
+    uint64_t sum = 0, count = 0;
+    size_t stride = (size_t)im->width * 3;
+    for (int r = y; r + 1 < y + side; r += 2) {
+        const uint8_t *row = im->data + (size_t)r * stride + 1, *below_row = row + stride;
+        for (int c = x; c + 1 < x + side; c += 2) {
+            int g = row[(size_t)c * 3];
+            sum += (uint64_t)abs(row[(size_t)(c + 1) * 3] - g) +
+                   (uint64_t)abs(below_row[(size_t)c * 3] - g);
+            count += 2;
+        }
+    }
+    return count ? (double)sum / (double)count : 0.0;
+}
+
 /* Loads sample k and writes its crop for batch element i of step into
  * dst_blur/dst_sharp (planar). DSD_ERR_FORMAT/IO for a bad sample. */
 static dsd_status load_crop(const dsd_batcher *b, size_t k, uint64_t step, int i,
@@ -361,6 +380,20 @@ static dsd_status load_crop(const dsd_batcher *b, size_t k, uint64_t step, int i
         int x = (int)below(h, (size_t)(sharp.width - crop + 1));
         int y = (int)below(mix64(h), (size_t)(sharp.height - crop + 1));
         int flip = b->spec.flip && (mix64(h ^ 0xf11b) & 1);
+        /* crop_tries > 1: the most detailed of that many positions (the first
+         * is the one above, so 1 changes nothing) */
+        double best = b->spec.crop_tries > 1 ? crop_detail(&sharp, x, y, crop) : 0.0;
+        for (int t = 1; t < b->spec.crop_tries; t++) {
+            uint64_t ht = hash3(b->spec.seed ^ 0xc409 ^ ((uint64_t)t << 40), step, (uint64_t)i);
+            int xt = (int)below(ht, (size_t)(sharp.width - crop + 1));
+            int yt = (int)below(mix64(ht), (size_t)(sharp.height - crop + 1));
+            double d = crop_detail(&sharp, xt, yt, crop);
+            if (d > best) {
+                best = d;
+                x = xt;
+                y = yt;
+            }
+        }
         st = dsd_image_crop(&sharp, x, y, crop, crop, &cs, err);
         if (st == DSD_OK && f->blur)
             st = dsd_image_crop(&blur, x, y, crop, crop, &cb, err);

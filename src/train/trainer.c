@@ -122,6 +122,7 @@ dsd_status dsd_trainer_init_comm(dsd_context *ctx, const dsd_config *cfg, const 
     }
     t->spec.crop = t->crop;
     t->spec.flip = cfg->data.flip;
+    t->spec.crop_tries = cfg->data.crop_tries;
     t->spec.seed = (uint64_t)cfg->train.seed;
     t->spec.steps_per_epoch = (size_t)cfg->train.steps_per_epoch;
     t->spec.max_bad = cfg->data.max_bad;
