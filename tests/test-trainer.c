@@ -317,6 +317,24 @@ START_TEST(test_log_and_plot)
     line[n] = '\0';
     fclose(f);
     ck_assert(strstr(line, "<svg") != NULL);
+    size_t len;
+    char *svg = tu_read_file(tu_path(root, "run/plot.svg"), &len);
+    ck_assert(svg && strstr(svg, "L_D (discriminator)") && !strstr(svg, "no adversarial term"));
+    free(svg);
+
+    /* a run still in its warm-up (zeros for both GAN losses) says so */
+    tu_mkdir_p(tu_path(root, "warm"));
+    TU_HOST_OK(dsd_train_log_open(&log, tu_path(root, "warm"), 0, &err), err);
+    for (int i = 0; i < 4; i++) {
+        dsd_step_stats w = {.step = (uint64_t)i, .lr = 1e-4, .loss_content = 0.3 / (i + 1),
+                            .loss_g = 30.0 / (i + 1)};
+        TU_HOST_OK(dsd_train_log_step(log, &w, 0.1, &err), err);
+    }
+    TU_HOST_OK(dsd_train_log_plot(log, &err), err);
+    dsd_train_log_close(log);
+    svg = tu_read_file(tu_path(root, "warm/plot.svg"), &len);
+    ck_assert(svg && strstr(svg, "no adversarial term yet") && !strstr(svg, "L_D (discriminator)"));
+    free(svg);
 }
 END_TEST
 

@@ -328,10 +328,20 @@ dsd_status dsd_train_log_plot(dsd_train_log *l, dsd_error *err)
     widen(lg, l->st.rows, &a.ymin, &a.ymax);
     fix_range(&a.ymin, &a.ymax);
     frame(f, &a, "adversarial losses (moving average)", "loss");
-    polyline(f, &a, &l->st, ld, "#d62728");
-    polyline(f, &a, &l->st, lg, "#1f77b4");
-    fprintf(f, "<text x='660' y='70' font-size='12' fill='#d62728'>L_D (discriminator)</text>\n"
-            "<text x='660' y='88' font-size='12' fill='#1f77b4'>L_G adversarial</text>\n");
+    /* a run that never left its warm-up logs zeros for both: say so instead */
+    int adversarial = 0;
+    for (size_t r = 0; r < l->st.rows && !adversarial; r++)
+        adversarial = l->st.v[r * STEP_COLS + 3] != 0 || l->st.v[r * STEP_COLS + 4] != 0;
+    if (adversarial) {
+        polyline(f, &a, &l->st, ld, "#d62728");
+        polyline(f, &a, &l->st, lg, "#1f77b4");
+        fprintf(f, "<text x='660' y='70' font-size='12' fill='#d62728'>L_D (discriminator)</text>"
+                "\n<text x='660' y='88' font-size='12' fill='#1f77b4'>L_G adversarial</text>\n");
+    } else {
+        fprintf(f, "<text x='%.1f' y='%.1f' font-size='13' text-anchor='middle' fill='#555'>"
+                "no adversarial term yet: content loss only (train.warmup_steps)</text>\n",
+                a.x0 + a.w / 2, a.y0 + a.h / 2);
+    }
     panel b = {.x0 = 80, .y0 = 340, .w = 560, .h = 220,
                .xmin = 0, .xmax = xmax, .ymin = INFINITY, .ymax = -INFINITY};
     widen(lc, l->st.rows, &b.ymin, &b.ymax);
