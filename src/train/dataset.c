@@ -335,6 +335,17 @@ static void shuffle(dsd_batcher *b, uint64_t epoch)
     b->epoch = epoch;
 }
 
+/* Position (*x, *y) of random crop number `attempt` of batch element i of
+ * step (attempt 0: the plain random crop); returns the hash it came from. */
+static uint64_t crop_position(const dsd_batcher *b, uint64_t step, int i, int attempt,
+                              const dsd_image *im, int *x, int *y)
+{
+    uint64_t h = hash3(b->spec.seed ^ 0xc409 ^ ((uint64_t)attempt << 40), step, (uint64_t)i);
+    *x = (int)below(h, (size_t)(im->width - b->spec.crop + 1));
+    *y = (int)below(mix64(h), (size_t)(im->height - b->spec.crop + 1));
+    return h;
+}
+
 /* Detail of the crop side x side at (x, y): the mean absolute difference
  * of horizontally and vertically adjacent green values, on every other row
  * and column (enough to tell texture from sky at a fraction of the cost). */
@@ -376,17 +387,15 @@ static dsd_status load_crop(const dsd_batcher *b, size_t k, uint64_t step, int i
         st = DSD_FAIL(err, DSD_ERR_FORMAT, "%s is %dx%d, smaller than the %dx%d crop", f->sharp,
                       sharp.width, sharp.height, crop, crop);
     if (st == DSD_OK) {
-        uint64_t h = hash3(b->spec.seed ^ 0xc409, step, (uint64_t)i);
-        int x = (int)below(h, (size_t)(sharp.width - crop + 1));
-        int y = (int)below(mix64(h), (size_t)(sharp.height - crop + 1));
+        int x, y;
+        uint64_t h = crop_position(b, step, i, 0, &sharp, &x, &y);
         int flip = b->spec.flip && (mix64(h ^ 0xf11b) & 1);
         /* crop_tries > 1: the most detailed of that many positions (the first
          * is the one above, so 1 changes nothing) */
         double best = b->spec.crop_tries > 1 ? crop_detail(&sharp, x, y, crop) : 0.0;
         for (int t = 1; t < b->spec.crop_tries; t++) {
-            uint64_t ht = hash3(b->spec.seed ^ 0xc409 ^ ((uint64_t)t << 40), step, (uint64_t)i);
-            int xt = (int)below(ht, (size_t)(sharp.width - crop + 1));
-            int yt = (int)below(mix64(ht), (size_t)(sharp.height - crop + 1));
+            int xt, yt;
+            crop_position(b, step, i, t, &sharp, &xt, &yt);
             double d = crop_detail(&sharp, xt, yt, crop);
             if (d > best) {
                 best = d;
