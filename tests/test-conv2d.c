@@ -68,6 +68,12 @@ static const conv_case cases[] = {
      * tap counts, output channels and a partial last block of rows */
     {"k5 s1 p2 zero cout 2", 2, 3, 10, 13, 2, 5, 5, 1, 2, 0, 1},
     {"k3 s1 p1 reflect cout 4", 3, 5, 5, 13, 4, 3, 3, 1, 1, 1, 0},
+    /* rows wide enough for im2col's 8-column vector strips: interior strips
+     * (stride 1 and 2), border strips and a partial last strip */
+    {"k3 s1 p1 reflect wide", 2, 3, 5, 29, 5, 3, 3, 1, 1, 1, 1},
+    {"k3 s2 p1 zero wide", 2, 3, 5, 45, 5, 3, 3, 2, 1, 0, 1},
+    {"k4 s2 p2 reflect wide", 2, 2, 6, 51, 6, 4, 4, 2, 2, 1, 0},
+    {"k3 s3 p1 zero wide", 2, 2, 7, 53, 5, 3, 3, 3, 1, 0, 0},
 };
 enum { N_CASES = (int)(sizeof cases / sizeof cases[0]) };
 

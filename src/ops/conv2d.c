@@ -338,8 +338,8 @@ static dsd_status im2col(dsd_context *ctx, const conv_geom *g, const dsd_tensor 
                        DSD_KARG(h), DSD_KARG(w), DSD_KARG(kh), DSD_KARG(kw), DSD_KARG(stride),
                        DSD_KARG(pad), DSD_KARG(reflect), DSD_KARG(ow), DSD_KARG(ur0),
                        DSD_KARG(urows)};
-    return run_rows3(ctx, "conv2d_im2col", args, DSD_NARGS(args), (size_t)g->ow, (size_t)rows,
-                     (size_t)g->cin);
+    return run_rows3(ctx, "conv2d_im2col", args, DSD_NARGS(args), ((size_t)g->ow + 7) / 8,
+                     (size_t)rows, (size_t)g->cin);
 }
 
 /* The input rows [*lo, *hi] that output rows [r0, r0 + rows) read. */
