@@ -505,31 +505,28 @@ kernel void conv2d_direct_few_dw(global const float *x, uint x_off, global const
             dw[dw_off + o * kc + k] += part[o][0];
 }
 
-/* One work-item per dx element of the input rows [ih0, ih0 + nih) of every
- * channel, a 3D range: dimension 0 is iw, dimension 1 is ih - ih0,
- * dimension 2 is c. It adds the column gradient entries of the output rows
- * [r0, r0 + rows) that read this element, in a fixed order (padded row
- * preimage, padded column preimage, kh, kw). stride_shift is log2(stride)
- * for power-of-two strides (no division: PoCL computes those lane by lane),
- * or 32 to divide. */
+/* col2im covers the dx elements of the input rows [ih0, ih0 + nih) of every
+ * channel, a 3D range: dimension 0 is a strip of columns, dimension 1 is
+ * ih - ih0, dimension 2 is c. Each element adds the column gradient entries
+ * of the output rows [r0, r0 + rows) that read it, in a fixed order (padded
+ * row preimage, padded column preimage, kh, kw). stride_shift is
+ * log2(stride) for power-of-two strides (no division: PoCL computes those
+ * lane by lane), or 32 to divide. */
 inline int conv_stride_div(int t, uint stride, uint stride_shift)
 {
     return stride_shift < 32 ? t >> stride_shift : t / (int)stride;
 }
 
-kernel void conv2d_col2im(global const float *dcol, uint dcol_off, global float *dx, uint dx_off,
-                          uint cin, uint h, uint w, uint kh_n, uint kw_n, uint stride,
-                          uint stride_shift, int pad, uint reflect, uint ow_n, uint r0, uint rows,
-                          uint ih0, uint nih)
+/* The sum for one dx element (c, ih, iw), g pointing at channel c's rows of
+ * the column gradient. */
+inline float col2im_one(global const float *g, uint h, uint w, uint kh_n, uint kw_n,
+                        uint stride, uint stride_shift, int pad, uint reflect, uint ow_n,
+                        uint r0, uint rows, uint ih, uint iw)
 {
-    uint iw = get_global_id(0), ih = ih0 + get_global_id(1), c = get_global_id(2);
-    if (iw >= w || ih >= ih0 + nih || c >= cin)
-        return;
     uint cols = rows * ow_n;
     int ph[3], pw[3];
     int nph = conv_preimages((int)ih, (int)h, pad, reflect, ph);
     int npw = conv_preimages((int)iw, (int)w, pad, reflect, pw);
-    global const float *g = dcol + dcol_off + c * kh_n * kw_n * cols;
     float s = 0.0f;
     for (int a = 0; a < nph; a++) {
         int th0 = ph[a] + pad; /* = oh * stride + kh */
@@ -554,7 +551,50 @@ kernel void conv2d_col2im(global const float *dcol, uint dcol_off, global float 
             }
         }
     }
-    dx[dx_off + (c * h + ih) * w + iw] += s;
+    return s;
+}
+
+/* A work-item owns 8 consecutive dx elements of one row (dimension 0 is the
+ * strip iw0 = 8 * id), for the same reason as conv2d_im2col's strips. With
+ * stride 1, a strip whose columns have no mirror images and whose taps all
+ * land inside the output row adds float8 loads of the column gradient, in
+ * the same order as the lane-by-lane path (so both give the same bits);
+ * other strips go lane by lane. */
+kernel void conv2d_col2im(global const float *dcol, uint dcol_off, global float *dx, uint dx_off,
+                          uint cin, uint h, uint w, uint kh_n, uint kw_n, uint stride,
+                          uint stride_shift, int pad, uint reflect, uint ow_n, uint r0, uint rows,
+                          uint ih0, uint nih)
+{
+    uint iw0 = get_global_id(0) * 8, ih = ih0 + get_global_id(1), c = get_global_id(2);
+    if (iw0 >= w || ih >= ih0 + nih || c >= cin)
+        return;
+    uint cols = rows * ow_n;
+    global const float *g = dcol + dcol_off + c * kh_n * kw_n * cols;
+    global float *out = dx + dx_off + (c * h + ih) * w + iw0;
+    /* columns iw0..iw0+7: inside the image, no mirror preimage (reflection
+     * reaches columns 1..pad and w-1-pad..w-2), every tap's ow in range */
+    int first_ow = (int)iw0 + pad - (int)(kw_n - 1), last_ow = (int)iw0 + 7 + pad;
+    int no_mirror = !reflect || ((int)iw0 > pad && (int)iw0 + 7 < (int)w - 1 - pad);
+    if (stride == 1 && iw0 + 8 <= w && no_mirror && first_ow >= 0 && last_ow < (int)ow_n) {
+        int ph[3];
+        int nph = conv_preimages((int)ih, (int)h, pad, reflect, ph);
+        float8 s = (float8)(0.0f);
+        for (int a = 0; a < nph; a++) {
+            for (uint kh = 0; kh < kh_n; kh++) {
+                int oh = ph[a] + pad - (int)kh;
+                if (oh < (int)r0 || oh >= (int)(r0 + rows))
+                    continue;
+                global const float *gr = g + ((uint)oh - r0) * ow_n + iw0 + (uint)pad;
+                for (uint kw = 0; kw < kw_n; kw++)
+                    s += vload8(0, gr + (kh * kw_n + kw) * cols - kw);
+            }
+        }
+        vstore8(vload8(0, out) + s, 0, out);
+        return;
+    }
+    for (uint i = 0; i < 8 && iw0 + i < w; i++)
+        out[i] += col2im_one(g, h, w, kh_n, kw_n, stride, stride_shift, pad, reflect, ow_n, r0,
+                             rows, ih, iw0 + i);
 }
 
 /* y = bias[c]: a 2D range, dimension 0 the pixel p of a plane, dimension 1

@@ -383,7 +383,7 @@ static dsd_status col2im(dsd_context *ctx, const conv_geom *g, const dsd_tensor 
                        DSD_KARG(h), DSD_KARG(w), DSD_KARG(kh), DSD_KARG(kw), DSD_KARG(stride),
                        DSD_KARG(shift), DSD_KARG(pad), DSD_KARG(reflect), DSD_KARG(ow),
                        DSD_KARG(ur0), DSD_KARG(urows), DSD_KARG(ih0), DSD_KARG(nih)};
-    return run_rows3(ctx, "conv2d_col2im", args, DSD_NARGS(args), (size_t)g->w, nih,
+    return run_rows3(ctx, "conv2d_col2im", args, DSD_NARGS(args), ((size_t)g->w + 7) / 8, nih,
                      (size_t)g->cin);
 }
 
