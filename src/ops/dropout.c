@@ -62,7 +62,8 @@ static dsd_status dropout_run(dsd_context *ctx, const char *op, const char *kern
                        DSD_KARG(p),          DSD_KARG(scale),      DSD_KARG(k0),
                        DSD_KARG(k1),         DSD_KARG(s0),         DSD_KARG(s1),
                        DSD_KARG(first_arg)};
-    size_t global = count, local = dsd_work_group_size(ctx, DROPOUT_WG);
+    /* a work-item per 8 elements (cl/dropout.cl) */
+    size_t global = ((size_t)count + 7) / 8, local = dsd_work_group_size(ctx, DROPOUT_WG);
     return dsd_kernel_run(ctx, "dropout", NULL, kernel, args, DSD_NARGS(args), 1, &global,
                           &local);
 }
