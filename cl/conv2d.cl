@@ -314,11 +314,45 @@ kernel void conv2d_direct_few_dxpad(global const float *dy, uint dy_off, global 
 
 /* dw += the weight gradient: work-group (c, kh) sums, for every o < cout and
  * kw, dy[img][o][oh][ow] * xpad[img][c][oh + kh][ow + kw] over all images
- * and output pixels. Work-item l takes the columns l, l + FEW_DW_WG, ... and
- * every row of them (its FEW_K padded column indices found once per column),
- * then work-item e < 4 * FEW_K adds entry e's partial sums in work-item
- * order: deterministic. */
+ * and output pixels. Work-item l takes the 8-column strips ow0 = 8 l,
+ * 8 (l + FEW_DW_WG), ... and every row of them with float8 sums (explicit
+ * vectors: PoCL runs this kernel, which has a barrier, as scalar code one
+ * work-item after another), adds its lanes in order, then work-item
+ * e < 4 * FEW_K adds entry e's partial sums in work-item order:
+ * deterministic. */
 #define FEW_DW_WG 64
+
+/* xpad[c][ih][first + i], i = 0..7 (row ih already resolved, xr its start):
+ * one vector load when the 8 columns lie inside the row, else lane by lane
+ * with the padding rules. */
+inline float8 few_x_row8(global const float *xr, int first, int w, uint reflect)
+{
+    if (first >= 0 && first + 7 < w)
+        return vload8(0, xr + first);
+    float v[8];
+    for (int i = 0; i < 8; i++) {
+        int iw = conv_pad_index(first + i, w, reflect);
+        v[i] = iw >= 0 ? xr[iw] : 0.0f;
+    }
+    return vload8(0, v);
+}
+
+/* dy[at + i] for the lanes ow0 + i < ow_n, 0 past the row's end. */
+inline float8 few_dy8(global const float *g, uint ow0, uint ow_n)
+{
+    if (ow0 + 8 <= ow_n)
+        return vload8(0, g);
+    float v[8];
+    for (uint i = 0; i < 8; i++)
+        v[i] = ow0 + i < ow_n ? g[i] : 0.0f;
+    return vload8(0, v);
+}
+
+inline float few_hsum8(float8 v)
+{
+    return ((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7));
+}
+
 kernel void conv2d_direct_few_dw_rows(global const float *x, uint x_off, global const float *dy,
                                       uint dy_off, global float *dw, uint dw_off, uint n,
                                       uint cin, uint h, uint w, uint cout, int pad, uint reflect,
@@ -333,29 +367,24 @@ kernel void conv2d_direct_few_dw_rows(global const float *x, uint x_off, global 
     /* sums past cout read the last dy plane and are dropped */
     const uint o1 = min(1u, cout - 1) * plane, o2 = min(2u, cout - 1) * plane,
                o3 = min(3u, cout - 1) * plane;
-    float s0[FEW_K], s1[FEW_K], s2[FEW_K], s3[FEW_K];
+    float8 s0[FEW_K], s1[FEW_K], s2[FEW_K], s3[FEW_K];
     for (int kw = 0; kw < FEW_K; kw++)
-        s0[kw] = s1[kw] = s2[kw] = s3[kw] = 0.0f;
-    for (uint ow = lid; ow < ow_n; ow += FEW_DW_WG) {
-        uint col_at[FEW_K];
-        float col_ok[FEW_K];
-        for (int kw = 0; kw < FEW_K; kw++) {
-            int iw = conv_pad_index((int)ow + kw - pad, (int)w, reflect);
-            col_ok[kw] = iw >= 0 ? 1.0f : 0.0f;
-            col_at[kw] = (uint)max(iw, 0);
-        }
+        s0[kw] = s1[kw] = s2[kw] = s3[kw] = (float8)(0.0f);
+    for (uint ow0 = lid * 8; ow0 < ow_n; ow0 += FEW_DW_WG * 8) {
+        int first = (int)ow0 - pad; /* the x column of lane 0 at kw = 0 */
         for (uint img = 0; img < n; img++) {
             global const float *xc = x + x_off + (img * cin + c) * hw;
-            global const float *g = dy + dy_off + img * cout * plane + ow;
+            global const float *g = dy + dy_off + img * cout * plane + ow0;
             for (uint oh = 0; oh < oh_n; oh++) {
                 int ih = conv_pad_index((int)(oh + kh) - pad, (int)h, reflect);
-                float row_ok = ih >= 0 ? 1.0f : 0.0f;
-                global const float *xr = xc + (uint)max(ih, 0) * w;
+                if (ih < 0)
+                    continue; /* a zero-padding row adds nothing */
+                global const float *xr = xc + (uint)ih * w;
                 uint at = oh * ow_n;
-                float d0 = g[at] * row_ok, d1 = g[o1 + at] * row_ok, d2 = g[o2 + at] * row_ok,
-                      d3 = g[o3 + at] * row_ok;
+                float8 d0 = few_dy8(g + at, ow0, ow_n), d1 = few_dy8(g + o1 + at, ow0, ow_n),
+                       d2 = few_dy8(g + o2 + at, ow0, ow_n), d3 = few_dy8(g + o3 + at, ow0, ow_n);
                 for (int kw = 0; kw < FEW_K; kw++) {
-                    float v = xr[col_at[kw]] * col_ok[kw];
+                    float8 v = few_x_row8(xr, first + kw, (int)w, reflect);
                     s0[kw] += d0 * v;
                     s1[kw] += d1 * v;
                     s2[kw] += d2 * v;
@@ -365,10 +394,10 @@ kernel void conv2d_direct_few_dw_rows(global const float *x, uint x_off, global 
         }
     }
     for (int kw = 0; kw < FEW_K; kw++) {
-        part[kw][lid] = s0[kw];
-        part[FEW_K + kw][lid] = s1[kw];
-        part[2 * FEW_K + kw][lid] = s2[kw];
-        part[3 * FEW_K + kw][lid] = s3[kw];
+        part[kw][lid] = few_hsum8(s0[kw]);
+        part[FEW_K + kw][lid] = few_hsum8(s1[kw]);
+        part[2 * FEW_K + kw][lid] = few_hsum8(s2[kw]);
+        part[3 * FEW_K + kw][lid] = few_hsum8(s3[kw]);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (uint e = lid; e < 4 * FEW_K; e += FEW_DW_WG) {
