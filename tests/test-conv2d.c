@@ -721,6 +721,65 @@ START_TEST(test_profiling)
 }
 END_TEST
 
+/* Products whose sizes fit the CPU profile's 64 x 64 x 64 tiles and are
+ * large enough for CLBlast's indirect kernel (at least 256^3 multiply-adds)
+ * have their transposed operands turned by gemm.c's own kernel instead of
+ * CLBlast's copy: the weight gradients of a pointwise 256 -> 256 layer on a
+ * 16 x 16 plane and of a 3x3 64 -> 128 layer on 16 x 32. Checked against the
+ * reference, and, on the built-in CPU profile, that the turn really ran. */
+static const conv_case turned_cases[] = {
+    {"k1 s1 p0 256->256 on 16x16 (operands turned)", 1, 256, 16, 16, 256, 1, 1, 1, 0, 0, 0},
+    {"k3 s1 p1 reflect 64->128 on 16x32 (operands turned)", 1, 64, 16, 32, 128, 3, 3, 1, 1, 1,
+     0},
+};
+
+START_TEST(test_turned_operands)
+{
+    if (tu_small())
+        return; /* large for Oclgrind */
+    dsd_context_options opts = {0};
+    opts.profiling = 1;
+    dsd_context *pctx;
+    dsd_error err;
+    ck_assert_int_eq(dsd_context_init(&pctx, &opts, &err), DSD_OK);
+    const int builtin_cpu =
+        !strcmp(dsd_context_profile_name(pctx), "built-in: CPU (PoCL)");
+    for (size_t i = 0; i < sizeof turned_cases / sizeof turned_cases[0]; i++) {
+        const conv_case *c = &turned_cases[i];
+        ref_conv2d_geom g = geom_of(c);
+        dsd_conv2d_params p = params_of(c);
+        check_forward(c->name, &g, &p, 1, 950 + i);
+        check_backward(c->name, &g, &p, GRAD_ALL, 960 + i);
+
+        conv_data d;
+        data_init(&d, &g, 970 + i);
+        dsd_tensor x, w, dy, dx, dw;
+        dsd_tensor *all[] = {&x, &w, &dy, &dx, &dw};
+        const int shapes[5][4] = {{c->n, c->cin, c->h, c->w}, {c->cout, c->cin, c->kh, c->kw},
+                                  {c->n, c->cout, d.oh, d.ow}, {c->n, c->cin, c->h, c->w},
+                                  {c->cout, c->cin, c->kh, c->kw}};
+        for (int t = 0; t < 5; t++)
+            ck_assert_int_eq(dsd_tensor_init_zero(pctx, all[t], shapes[t][0], shapes[t][1],
+                                                  shapes[t][2], shapes[t][3]), DSD_OK);
+        ck_assert_int_eq(dsd_conv2d_backward(pctx, &p, &x, &w, &dy, &dx, &dw, NULL), DSD_OK);
+        dsd_profile_entry *entries;
+        size_t count;
+        ck_assert_int_eq(dsd_profile_collect(pctx, &entries, &count), DSD_OK);
+        unsigned turns = 0;
+        for (size_t e = 0; e < count; e++)
+            if (!strcmp(entries[e].name, "matrix_transpose"))
+                turns = entries[e].count;
+        free(entries);
+        if (builtin_cpu)
+            ck_assert_msg(turns > 0, "%s: no operand was turned by matrix_transpose", c->name);
+        for (int t = 0; t < 5; t++)
+            dsd_tensor_free(pctx, all[t]);
+        data_free(&d);
+    }
+    dsd_context_free(pctx);
+}
+END_TEST
+
 /* CLBlast functions, found among the symbols already loaded: the test links
  * only libdsdeblur, which depends on CLBlast. */
 static void *clblast_symbol(const char *name)
@@ -794,6 +853,7 @@ int main(void)
     tcase_add_test(tc, test_chunking);
     tcase_add_test(tc, test_depthwise_dispatch);
     tcase_add_test(tc, test_profiling);
+    tcase_add_test(tc, test_turned_operands);
     tcase_add_test(tc, test_indirect_gemm); /* last: the override stays in effect */
     suite_add_tcase(s, tc);
     int status = tu_run(s);

@@ -21,6 +21,15 @@
  * - The temporary buffer, when CLBlast still needs one, is leased from the
  *   context's pool for the call (CLBlastSgemmWithTempBuffer) and returned
  *   after the enqueue, so after the first step no buffer is created.
+ * - An operand in the other order (A given transposed, or B not) whose sizes
+ *   fit CLBlast's tiles, so that turning it is all CLBlast would do with it,
+ *   is turned here instead, into a pool buffer, by tensor.cl's
+ *   matrix_transpose: CLBlast's own transposing kernel uses local memory
+ *   and barriers, which PoCL runs as scalar code; ours moves 8 x 8 blocks
+ *   with vector loads and stores. (The weight gradients need this: their
+ *   sums run along the pixels, which NCHW stores contiguously, and CLBlast
+ *   wants the summed dimension strided.) Whether it pays is read off
+ *   CLBlast's own temporary-buffer size with and without the turn.
  *
  * None of this changes the arithmetic: the copies move values, and each C
  * element is the same dot product in the same order.
@@ -29,6 +38,7 @@
 
 #include <clblast_c.h>
 
+#include <stdint.h>
 #include <stdio.h>
 
 static const char *clblast_status_name(int code)
@@ -96,30 +106,102 @@ static dsd_status clblast_fail(dsd_context *ctx, const char *call, const char *w
                          clblast_status_name((int)st), (int)st);
 }
 
+/* CLBlast's temporary-buffer size for a product. */
+static dsd_status temp_size(dsd_context *ctx, const char *what, CLBlastTranspose ta,
+                            CLBlastTranspose tb, size_t m, size_t n, size_t k, size_t a_off,
+                            size_t lda, size_t b_off, size_t ldb, size_t c_off, size_t ldc,
+                            size_t *bytes)
+{
+    CLBlastStatusCode rc = CLBlastSGemmTempBufferSize(CLBlastLayoutColMajor, ta, tb, m, n, k,
+                                                      a_off, lda, b_off, ldb, c_off, ldc,
+                                                      &ctx->queue, bytes);
+    if (rc != CLBlastSuccess)
+        return clblast_fail(ctx, "CLBlastSGemmTempBufferSize", what, m, n, k, rc);
+    return DSD_OK;
+}
+
+/* An operand turned into a pool buffer (owned until the product is enqueued). */
+typedef struct gemm_turned {
+    cl_mem buf;
+    size_t capacity;
+} gemm_turned;
+
+/* out = the `rows` x `cols` row-major matrix at (buf, off, ld) transposed,
+ * `cols` rows of `rows` floats; out->buf stays NULL (nothing done) where the
+ * sizes do not fit the kernel's 32-bit indices. */
+static dsd_status turn_operand(dsd_context *ctx, cl_mem buf, size_t off, size_t ld, size_t rows,
+                               size_t cols, gemm_turned *out)
+{
+    out->buf = NULL;
+    out->capacity = 0;
+    if (rows == 0 || cols == 0 || off + rows * ld > UINT32_MAX || rows * cols > UINT32_MAX)
+        return DSD_OK;
+    DSD_TRY(dsd_pool_lease(ctx, rows * cols * sizeof(float), &out->buf, &out->capacity));
+    cl_uint src_off = (cl_uint)off, ld_src = (cl_uint)ld, dst_off = 0, ld_dst = (cl_uint)rows,
+            r = (cl_uint)rows, c = (cl_uint)cols;
+    dsd_karg args[] = {DSD_KARG(buf),    DSD_KARG(src_off), DSD_KARG(ld_src), DSD_KARG(out->buf),
+                       DSD_KARG(dst_off), DSD_KARG(ld_dst), DSD_KARG(r),      DSD_KARG(c)};
+    size_t global[2] = {(cols + 7) / 8, (rows + 7) / 8};
+    dsd_status st = dsd_kernel_run(ctx, "tensor", NULL, "matrix_transpose", args,
+                                   DSD_NARGS(args), 2, global, NULL);
+    if (st != DSD_OK) {
+        dsd_pool_return(ctx, out->buf, out->capacity);
+        out->buf = NULL;
+    }
+    return st;
+}
+
 dsd_status dsd_gemm(dsd_context *ctx, const char *what, int trans_a, int trans_b, size_t m,
                     size_t n, size_t k, const dsd_gemm_operand *a, const dsd_gemm_operand *b,
                     float beta, const dsd_gemm_operand *c)
 {
     const CLBlastLayout layout = CLBlastLayoutColMajor;
-    const CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
-    const CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
+    CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
+    CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
     gemm_view va = {0}, vb = {0}, vc = {0};
+    gemm_turned turned_a = {0}, turned_b = {0};
     cl_mem temp = NULL;
-    size_t temp_capacity = 0;
+    size_t temp_capacity = 0, lda = a->ld, ldb = b->ld;
     dsd_status st = view_at_zero(ctx, a, &va);
     if (st == DSD_OK)
         st = view_at_zero(ctx, b, &vb);
     if (st == DSD_OK)
         st = view_at_zero(ctx, c, &vc);
 
-    size_t temp_bytes = 0;
-    if (st == DSD_OK) {
-        CLBlastStatusCode rc = CLBlastSGemmTempBufferSize(
-            layout, ta, tb, m, n, k, va.offset, a->ld, vb.offset, b->ld, vc.offset, c->ld,
-            &ctx->queue, &temp_bytes);
-        if (rc != CLBlastSuccess)
-            st = clblast_fail(ctx, "CLBlastSGemmTempBufferSize", what, m, n, k, rc);
+    size_t temp_bytes = 0, turned_temp = 0;
+    if (st == DSD_OK)
+        st = temp_size(ctx, what, ta, tb, m, n, k, va.offset, lda, vb.offset, ldb, vc.offset,
+                       c->ld, &temp_bytes);
+    /* A given transposed (k x m): turned to m x k here when that spares
+     * CLBlast's copy of it entirely. */
+    if (st == DSD_OK && trans_a)
+        st = temp_size(ctx, what, CLBlastTransposeNo, tb, m, n, k, 0, m, vb.offset, ldb,
+                       vc.offset, c->ld, &turned_temp);
+    if (st == DSD_OK && trans_a && turned_temp + m * k * sizeof(float) <= temp_bytes) {
+        st = turn_operand(ctx, va.buf, va.offset, lda, m, k, &turned_a);
+        if (st == DSD_OK && turned_a.buf) {
+            va.buf = turned_a.buf;
+            va.offset = 0;
+            lda = m;
+            ta = CLBlastTransposeNo;
+            temp_bytes = turned_temp;
+        }
     }
+    /* B given as k x n: turned to n x k, the same way. */
+    if (st == DSD_OK && !trans_b)
+        st = temp_size(ctx, what, ta, CLBlastTransposeYes, m, n, k, va.offset, lda, 0, n,
+                       vc.offset, c->ld, &turned_temp);
+    if (st == DSD_OK && !trans_b && turned_temp + n * k * sizeof(float) <= temp_bytes) {
+        st = turn_operand(ctx, vb.buf, vb.offset, ldb, n, k, &turned_b);
+        if (st == DSD_OK && turned_b.buf) {
+            vb.buf = turned_b.buf;
+            vb.offset = 0;
+            ldb = n;
+            tb = CLBlastTransposeYes;
+            temp_bytes = turned_temp;
+        }
+    }
+
     /* A temporary larger than one allocation can only come from operands
      * that claim more than their buffers hold: CLBlast's own checks report
      * those, so the call goes ahead without a leased buffer. */
@@ -130,12 +212,12 @@ dsd_status dsd_gemm(dsd_context *ctx, const char *what, int trans_a, int trans_b
         CLBlastStatusCode rc;
         if (temp)
             rc = CLBlastSgemmWithTempBuffer(layout, ta, tb, m, n, k, 1.0f, va.buf, va.offset,
-                                            a->ld, vb.buf, vb.offset, b->ld, beta, vc.buf,
+                                            lda, vb.buf, vb.offset, ldb, beta, vc.buf,
                                             vc.offset, c->ld, &ctx->queue,
                                             dsd_profile_enabled(ctx) ? &ev : NULL, temp);
         else
-            rc = CLBlastSgemm(layout, ta, tb, m, n, k, 1.0f, va.buf, va.offset, a->ld, vb.buf,
-                              vb.offset, b->ld, beta, vc.buf, vc.offset, c->ld, &ctx->queue,
+            rc = CLBlastSgemm(layout, ta, tb, m, n, k, 1.0f, va.buf, va.offset, lda, vb.buf,
+                              vb.offset, ldb, beta, vc.buf, vc.offset, c->ld, &ctx->queue,
                               dsd_profile_enabled(ctx) ? &ev : NULL);
         if (rc != CLBlastSuccess)
             st = clblast_fail(ctx, "CLBlastSgemm", what, m, n, k, rc);
@@ -146,6 +228,10 @@ dsd_status dsd_gemm(dsd_context *ctx, const char *what, int trans_a, int trans_b
      * in-order queue makes the temporary buffer's next lease run after it. */
     if (temp)
         dsd_pool_return(ctx, temp, temp_capacity);
+    if (turned_a.buf)
+        dsd_pool_return(ctx, turned_a.buf, turned_a.capacity);
+    if (turned_b.buf)
+        dsd_pool_return(ctx, turned_b.buf, turned_b.capacity);
     if (va.owned)
         clReleaseMemObject(va.owned);
     if (vb.owned)
