@@ -642,8 +642,9 @@ kernel void conv2d_bias_fill(global const float *bias, uint bias_off, global flo
 }
 
 /* Work-group c reduces channel c of dy (N, Cout, plane): work-item l sums
- * elements l, l + WG, ... of each image in image order, then a fixed local
- * tree; db[c] += the total. */
+ * the 8-element blocks l, l + WG, ... of each image in image order as a
+ * float8 (explicit vectors: with its barriers PoCL runs the kernel as scalar
+ * code), adds its lanes, then a fixed local tree; db[c] += the total. */
 kernel void conv2d_bias_backward(global const float *dy, uint dy_off, global float *db,
                                  uint db_off, uint n, uint cout, uint plane)
 {
@@ -651,12 +652,20 @@ kernel void conv2d_bias_backward(global const float *dy, uint dy_off, global flo
     uint c = get_group_id(0), lid = get_local_id(0);
     if (c >= cout)
         return; /* whole group: no barrier is skipped by part of it */
+    float8 s8 = (float8)(0.0f);
     float s = 0.0f;
     for (uint img = 0; img < n; img++) {
         global const float *p = dy + dy_off + (img * cout + c) * plane;
-        for (uint i = lid; i < plane; i += WG)
-            s += p[i];
+        for (uint i = lid * 8; i < plane; i += WG * 8) {
+            if (i + 8 <= plane) {
+                s8 += vload8(0, p + i);
+            } else {
+                for (uint j = i; j < plane; j++)
+                    s += p[j];
+            }
+        }
     }
+    s += ((s8.s0 + s8.s1) + (s8.s2 + s8.s3)) + ((s8.s4 + s8.s5) + (s8.s6 + s8.s7));
     part[lid] = s;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (uint k = WG / 2; k > 0; k >>= 1) {
