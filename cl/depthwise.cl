@@ -9,8 +9,19 @@
  *
  * The kernel size, stride, padding mode and tile size are compile-time
  * options, so the tap loops unroll and the local tiles have exact sizes; the
- * host builds one program per layer configuration. Every work-group is a
- * TILE_W x TILE_H block of work-items (TILE_W * TILE_H a power of two).
+ * host builds one program per layer configuration.
+ *
+ * Two builds define the same kernels with the same arguments; the device
+ * profile's `depthwise` picks one (src/ops/depthwise.c, doc/tuning.md):
+ * - tiles (STRIP=0, any stride; GPUs), below: every work-group is a
+ *   TILE_W x TILE_H block of work-items (TILE_W * TILE_H a power of two),
+ *   one work-item per pixel, the inputs staged in local memory;
+ * - strips (STRIP=1, stride 1; CPUs), at the end of the file: one work-item
+ *   per 8 consecutive pixels of a row as float8, no local memory, no
+ *   barriers, since PoCL runs the tiles as scalar code but float8 arithmetic
+ *   as vector FMAs.
+ *
+ * The tiles:
  *
  * - Forward: one work-group per TILE_H x TILE_W tile of outputs of one (n, c)
  *   plane. The group loads the input tile plus halo, padding applied, into
@@ -44,6 +55,9 @@
 #endif
 #ifndef REFLECT
 #define REFLECT 0
+#endif
+#ifndef STRIP
+#define STRIP 0
 #endif
 #ifndef TILE_W
 #define TILE_W 32
@@ -121,6 +135,24 @@ inline int first_out(int a)
     return a > 0 ? (a + STRIDE - 1) / STRIDE : 0;
 }
 
+/* The padded positions that map to x index i (n = H or W): i itself and, with
+ * reflection, its mirrors -i and 2n-2-i when they lie in the padding.
+ * Returns how many (1 to 3) were written to pos. */
+inline int padded_sources(int i, int n, int pad, int *pos)
+{
+    int count = 0;
+    pos[count++] = i;
+#if REFLECT
+    if (i > 0 && i <= pad)
+        pos[count++] = -i;
+    if (i < n - 1 && i >= n - 1 - pad)
+        pos[count++] = 2 * n - 2 - i;
+#endif
+    return count;
+}
+
+#if !STRIP
+
 /* ------------------------------------------------------------------------ */
 /* Forward */
 
@@ -156,22 +188,6 @@ kernel void depthwise_forward(global const float *x, uint x_off, global const fl
 
 /* ------------------------------------------------------------------------ */
 /* Backward: dx */
-
-/* The padded positions that map to x index i (n = H or W): i itself and, with
- * reflection, its mirrors -i and 2n-2-i when they lie in the padding.
- * Returns how many (1 to 3) were written to pos. */
-inline int padded_sources(int i, int n, int pad, int *pos)
-{
-    int count = 0;
-    pos[count++] = i;
-#if REFLECT
-    if (i > 0 && i <= pad)
-        pos[count++] = -i;
-    if (i < n - 1 && i >= n - 1 - pad)
-        pos[count++] = 2 * n - 2 - i;
-#endif
-    return count;
-}
 
 /* Group (tx, ty, n*C + c) computes dx over [ty*TILE_H, +TILE_H) x [tx*TILE_W, +TILE_W)
  * of plane (n, c); work-item (lx, ly) one dx pixel (dx += sum of dy * w). */
@@ -305,6 +321,347 @@ kernel void depthwise_backward_dw_partial(global const float *x, uint x_off,
         barrier(CLK_LOCAL_MEM_FENCE); /* red is rewritten by the next chunk */
     }
 }
+
+#else /* STRIP */
+
+/* ------------------------------------------------------------------------ */
+/* Strip kernels (STRIP=1, stride 1): no local memory, no barriers.
+ *
+ * A work-item handles VEC consecutive pixels of one row as one float8. PoCL's
+ * CPU device does not vectorize the tiled kernels above across work-items
+ * (local memory, barriers, work-item-dependent loops) and runs them as
+ * scalar code; explicit float8 arithmetic becomes vector FMAs whatever it
+ * does with work-items. Strips whose columns all lie inside x take vload8s
+ * (unaligned; each row is read KW times, from cache); strips at the left and
+ * right borders or past the row's end gather their columns with the padding
+ * rules into a window first. Padding rows are resolved once per row. */
+
+#if STRIDE != 1
+#error "the strip kernels are for stride 1"
+#endif
+
+#define VEC 8
+
+/* The source row of padded row ih (-pad <= ih < H + pad): ih itself, its
+ * mirror with reflection, or -1 for a zero-padding row (its taps add 0). */
+inline int padded_row(int ih, int H)
+{
+#if REFLECT
+    return dw_reflect(ih, H);
+#else
+    return (ih >= 0 && ih < H) ? ih : -1;
+#endif
+}
+
+/* Does [a, b] (indices along an extent n) hold a pixel that reflection also
+ * reads through a mirror image in the padding (0 < i <= pad or
+ * n-1-pad <= i < n-1)? Always 0 with zero padding. */
+inline int has_mirror(int a, int b, int n, int pad)
+{
+#if REFLECT
+    return pad > 0 && ((a <= pad && b >= 1) || (a <= n - 2 && b >= n - 1 - pad));
+#else
+    return 0;
+#endif
+}
+
+/* Is the strip of outputs [ow0, ow0 + VEC) inside the row with every column
+ * it reads inside x (no column padding)? Then it takes plain vector loads. */
+inline int interior_strip(int ow0, int OW, int W, int pad)
+{
+    int iw0 = ow0 - pad;
+    return iw0 >= 0 && iw0 + VEC + KW - 1 <= W && ow0 + VEC <= OW;
+}
+
+/* Border strips gather the VEC + KW - 1 columns their taps read once, as two
+ * float8 (columns 0-7 and 8-15 of a window; KW <= 9), and take each tap's
+ * vector out of the pair with shuffle2: a sixth of the gathers of
+ * lane-by-lane taps, which made the 2 border strips of a 320-wide row cost
+ * as much as its 38 others. Same-width vectors only: Oclgrind 21.10's
+ * --uninitialized crashes on vector loads from private arrays and takes the
+ * upper lanes of a narrowing swizzle (float16 -> float8) as uninitialized. */
+#if KW > 9
+#error "the strip kernels' windows hold KW <= 9"
+#endif
+
+/* x at column iw of one x row (its row index already resolved), column
+ * padding applied; 0 outside the padded image (lanes past the row's end). */
+inline float x_col(global const float *row, int iw, int W, int pad)
+{
+#if REFLECT
+    return (iw >= -pad && iw < W + pad) ? row[dw_reflect(iw, W)] : 0.0f;
+#else
+    return (iw >= 0 && iw < W) ? row[iw] : 0.0f;
+#endif
+}
+
+/* dy at column ow of one dy row; 0 outside 0 .. OW - 1. */
+inline float dy_col(global const float *grow, int ow, int OW)
+{
+    return (ow >= 0 && ow < OW) ? grow[ow] : 0.0f;
+}
+
+/* Columns iw .. iw + 7 of one x row, as x_col reads them; lanes from n on
+ * are 0 (n is a constant: the window's upper half needs KW - 1 lanes). */
+#define XL(q) ((q) < n ? x_col(row, iw + (q), W, pad) : 0.0f)
+inline float8 x_cols8(global const float *row, int iw, int W, int pad, int n)
+{
+    return (float8)(XL(0), XL(1), XL(2), XL(3), XL(4), XL(5), XL(6), XL(7));
+}
+#undef XL
+
+/* Lanes k .. k + 7 of the window (lo, hi), k < 9 (a constant once the tap
+ * loops unroll). */
+inline float8 window8(float8 lo, float8 hi, int k)
+{
+    uint8 lanes = (uint8)(0, 1, 2, 3, 4, 5, 6, 7) + (uint)k;
+    return shuffle2(lo, hi, lanes);
+}
+
+/* Columns ow .. ow + 7 of one dy row, as dy_col reads them; lanes from n on are 0. */
+#define DL(q) ((q) < n ? dy_col(grow, ow + (q), OW) : 0.0f)
+inline float8 dy_cols8(global const float *grow, int ow, int OW, int n)
+{
+    return (float8)(DL(0), DL(1), DL(2), DL(3), DL(4), DL(5), DL(6), DL(7));
+}
+#undef DL
+
+/* p[0 .. n) = (add: +=) the first n lanes of v, n < VEC at a row's end. */
+inline void store_first(global float *p, float8 v, int n, int add)
+{
+    float8 old = (float8)(0.0f);
+    if (add)
+        old = (float8)(p[0], n > 1 ? p[1] : 0.0f, n > 2 ? p[2] : 0.0f, n > 3 ? p[3] : 0.0f,
+                       n > 4 ? p[4] : 0.0f, n > 5 ? p[5] : 0.0f, n > 6 ? p[6] : 0.0f,
+                       n > 7 ? p[7] : 0.0f);
+    v += old;
+    p[0] = v.s0;
+    if (n > 1)
+        p[1] = v.s1;
+    if (n > 2)
+        p[2] = v.s2;
+    if (n > 3)
+        p[3] = v.s3;
+    if (n > 4)
+        p[4] = v.s4;
+    if (n > 5)
+        p[5] = v.s5;
+    if (n > 6)
+        p[6] = v.s6;
+    if (n > 7)
+        p[7] = v.s7;
+}
+
+/* Forward. Work-item (s, oh, n*C + c) computes y[n, c, oh, 8s .. 8s+7]:
+ * y = bias + sum of taps. */
+kernel void depthwise_forward(global const float *x, uint x_off, global const float *w,
+                              uint w_off, global const float *b, uint b_off, uint has_bias,
+                              global float *y, uint y_off, int C, int H, int W, int OH, int OW,
+                              int pad)
+{
+    int ow0 = get_global_id(0) * VEC, oh = get_global_id(1), plane = get_global_id(2);
+    if (ow0 >= OW || oh >= OH)
+        return;
+    int c = plane % C;
+    global const float *xp = x + x_off + (size_t)plane * H * W;
+    global const float *wc = w + w_off + c * TAPS;
+    global float *yrow = y + y_off + ((size_t)plane * OH + oh) * OW;
+    int iw0 = ow0 - pad;
+    float8 acc = (float8)(has_bias ? b[b_off + c] : 0.0f);
+
+    if (interior_strip(ow0, OW, W, pad)) {
+        for (int kh = 0; kh < KH; kh++) {
+            int ih = padded_row(oh - pad + kh, H);
+            if (ih < 0)
+                continue;
+            global const float *row = xp + ih * W + iw0;
+            for (int kw = 0; kw < KW; kw++)
+                acc = fma((float8)(wc[kh * KW + kw]), vload8(0, row + kw), acc);
+        }
+        vstore8(acc, 0, yrow + ow0);
+        return;
+    }
+    for (int kh = 0; kh < KH; kh++) {
+        int ih = padded_row(oh - pad + kh, H);
+        if (ih < 0)
+            continue;
+        float8 lo = x_cols8(xp + ih * W, iw0, W, pad, VEC);
+        float8 hi = KW > 1 ? x_cols8(xp + ih * W, iw0 + VEC, W, pad, KW - 1) : lo;
+        for (int kw = 0; kw < KW; kw++)
+            acc = fma((float8)(wc[kh * KW + kw]), window8(lo, hi, kw), acc);
+    }
+    store_first(yrow + ow0, acc, min(OW - ow0, VEC), 0);
+}
+
+/* The taps that reach pixel (ih, iw) through iw's mirror images in the
+ * column padding (reflection), over ih's row sources rows[0 .. n_rows):
+ * dx's share from padded columns other than iw itself. 0 for iw >= W. */
+inline float mirror_taps(global const float *dyp, global const float *wc, const int *rows,
+                         int n_rows, int iw, int W, int OH, int OW, int pad)
+{
+    int cols[3];
+    int n_cols = iw < W ? padded_sources(iw, W, pad, cols) : 0;
+    float s = 0.0f;
+    for (int e = 1; e < n_cols; e++) /* cols[0] is iw itself */
+        for (int a = 0; a < n_rows; a++)
+            for (int kh = 0; kh < KH; kh++) {
+                int oh = rows[a] + pad - kh;
+                if (oh < 0 || oh >= OH)
+                    continue;
+                for (int kw = 0; kw < KW; kw++) {
+                    int ow = cols[e] + pad - kw;
+                    if (ow >= 0 && ow < OW)
+                        s = fma(dyp[oh * OW + ow], wc[kh * KW + kw], s);
+                }
+            }
+    return s;
+}
+
+/* Backward dx. Work-item (s, ih, n*C + c) adds to dx[n, c, ih, 8s .. 8s+7].
+ * With stride 1, padded position (r, q) is read by output (r + pad - kh,
+ * q + pad - kw) at tap (kh, kw); pixel (ih, iw) collects the taps of its own
+ * position and, with reflection, of its mirror images in the padding
+ * (padded_sources). Every row source of ih is summed with vectors over the
+ * strip's own columns (dy read directly, or for a border strip gathered
+ * with the columns outside dy as 0); the few pixels next to the left and
+ * right borders that also have a mirror column add its taps one by one. */
+kernel void depthwise_backward_dx(global const float *dy, uint dy_off, global const float *w,
+                                  uint w_off, global float *dx, uint dx_off, int C, int H, int W,
+                                  int OH, int OW, int pad)
+{
+    int iw0 = get_global_id(0) * VEC, ih = get_global_id(1), plane = get_global_id(2);
+    if (iw0 >= W || ih >= H)
+        return;
+    int c = plane % C;
+    global const float *dyp = dy + dy_off + (size_t)plane * OH * OW;
+    global const float *wc = w + w_off + c * TAPS;
+    global float *dxrow = dx + dx_off + ((size_t)plane * H + ih) * W;
+    int rows[3];
+    int n_rows = padded_sources(ih, H, pad, rows);
+    int ow0 = iw0 + pad; /* the dy column that tap kw = 0 of pixel iw0 reads */
+    float8 acc = (float8)(0.0f);
+
+    if (iw0 + VEC <= W && ow0 - (KW - 1) >= 0 && ow0 + VEC <= OW &&
+        !has_mirror(iw0, iw0 + VEC - 1, W, pad)) {
+        for (int a = 0; a < n_rows; a++)
+            for (int kh = 0; kh < KH; kh++) {
+                int oh = rows[a] + pad - kh; /* the output row that reads rows[a] at tap kh */
+                if (oh < 0 || oh >= OH)
+                    continue;
+                global const float *grow = dyp + oh * OW + ow0;
+                for (int kw = 0; kw < KW; kw++)
+                    acc = fma((float8)(wc[kh * KW + kw]), vload8(0, grow - kw), acc);
+            }
+        vstore8(vload8(0, dxrow + iw0) + acc, 0, dxrow + iw0);
+        return;
+    }
+    /* border strip: the own columns, lane l tap kw at dy column ow0 + l - kw
+     * (0 outside dy; window lane l + KW-1-kw), then the mirror columns' taps
+     * lane by lane */
+    for (int a = 0; a < n_rows; a++)
+        for (int kh = 0; kh < KH; kh++) {
+            int oh = rows[a] + pad - kh;
+            if (oh < 0 || oh >= OH)
+                continue;
+            global const float *grow = dyp + oh * OW;
+            float8 lo = dy_cols8(grow, ow0 - (KW - 1), OW, VEC);
+            float8 hi = KW > 1 ? dy_cols8(grow, ow0 - (KW - 1) + VEC, OW, KW - 1) : lo;
+            for (int kw = 0; kw < KW; kw++)
+                acc = fma((float8)(wc[kh * KW + kw]), window8(lo, hi, KW - 1 - kw), acc);
+        }
+#if REFLECT
+    acc += (float8)(mirror_taps(dyp, wc, rows, n_rows, iw0, W, OH, OW, pad),
+                    mirror_taps(dyp, wc, rows, n_rows, iw0 + 1, W, OH, OW, pad),
+                    mirror_taps(dyp, wc, rows, n_rows, iw0 + 2, W, OH, OW, pad),
+                    mirror_taps(dyp, wc, rows, n_rows, iw0 + 3, W, OH, OW, pad),
+                    mirror_taps(dyp, wc, rows, n_rows, iw0 + 4, W, OH, OW, pad),
+                    mirror_taps(dyp, wc, rows, n_rows, iw0 + 5, W, OH, OW, pad),
+                    mirror_taps(dyp, wc, rows, n_rows, iw0 + 6, W, OH, OW, pad),
+                    mirror_taps(dyp, wc, rows, n_rows, iw0 + 7, W, OH, OW, pad));
+#endif
+    store_first(dxrow + iw0, acc, min(W - iw0, VEC), 1);
+}
+
+/* Backward dweight / dbias. Work-item (p, c) of a (P, C) range walks, in
+ * every image, the p-th block of ceil(OH / P) consecutive output rows of
+ * channel c (consecutive, so the x rows it reads stay in cache; every P-th
+ * row instead took twice as long) strip by strip with float8 sums per tap
+ * and for the bias (border strips gather x with the padding and dy with the
+ * lanes past the row's end as 0), then writes lane l of its sums to
+ * partial[(c * VEC * P + p * VEC + l) * TAPS1 + k] (k == TAPS: the bias).
+ * The split depends on the shape only: the same result run to run. */
+kernel void depthwise_backward_dw_partial(global const float *x, uint x_off,
+                                          global const float *dy, uint dy_off,
+                                          global float *partial, uint partial_off, int N, int C,
+                                          int H, int W, int OH, int OW, int pad)
+{
+    int p = get_global_id(0), c = get_global_id(1), P = get_global_size(0);
+    if (c >= C)
+        return;
+    int rows_per = (OH + P - 1) / P;
+    float8 acc[TAPS1];
+    for (int k = 0; k < TAPS1; k++)
+        acc[k] = (float8)(0.0f);
+
+    for (int n = 0; n < N; n++) {
+        size_t plane = (size_t)n * C + c;
+        global const float *xp = x + x_off + plane * H * W;
+        global const float *dyp = dy + dy_off + plane * OH * OW;
+        for (int oh = p * rows_per; oh < OH && oh < (p + 1) * rows_per; oh++) {
+            global const float *grow = dyp + oh * OW;
+            int rows[KH];
+            for (int kh = 0; kh < KH; kh++)
+                rows[kh] = padded_row(oh - pad + kh, H);
+            for (int ow0 = 0; ow0 < OW; ow0 += VEC) {
+                int iw0 = ow0 - pad;
+                if (interior_strip(ow0, OW, W, pad)) {
+                    float8 g = vload8(0, grow + ow0);
+                    for (int kh = 0; kh < KH; kh++) {
+                        if (rows[kh] < 0)
+                            continue;
+                        global const float *xr = xp + rows[kh] * W + iw0;
+                        for (int kw = 0; kw < KW; kw++)
+                            acc[kh * KW + kw] = fma(g, vload8(0, xr + kw), acc[kh * KW + kw]);
+                    }
+                    acc[TAPS] += g;
+                    continue;
+                }
+                float8 g = dy_cols8(grow, ow0, OW, VEC);
+                for (int kh = 0; kh < KH; kh++) {
+                    if (rows[kh] < 0)
+                        continue;
+                    global const float *xr = xp + rows[kh] * W;
+                    float8 lo = x_cols8(xr, iw0, W, pad, VEC);
+                    float8 hi = KW > 1 ? x_cols8(xr, iw0 + VEC, W, pad, KW - 1) : lo;
+                    for (int kw = 0; kw < KW; kw++)
+                        acc[kh * KW + kw] = fma(g, window8(lo, hi, kw), acc[kh * KW + kw]);
+                }
+                acc[TAPS] += g;
+            }
+        }
+    }
+
+    /* lane l of work-item p is partial p * VEC + l of VEC * P: no horizontal
+     * sums here (Oclgrind 21.10's --uninitialized crashed on the shuffles
+     * LLVM made of them); depthwise_backward_dw_final adds them in order */
+    global float *out = partial + partial_off + ((size_t)c * P + p) * VEC * TAPS1;
+    for (int k = 0; k < TAPS1; k++) {
+        float8 a = acc[k];
+        out[k] = a.s0;
+        out[TAPS1 + k] = a.s1;
+        out[2 * TAPS1 + k] = a.s2;
+        out[3 * TAPS1 + k] = a.s3;
+        out[4 * TAPS1 + k] = a.s4;
+        out[5 * TAPS1 + k] = a.s5;
+        out[6 * TAPS1 + k] = a.s6;
+        out[7 * TAPS1 + k] = a.s7;
+    }
+}
+
+#endif /* STRIP */
+
+/* ------------------------------------------------------------------------ */
+/* Backward: the in-order sum of the weight-gradient partials (both builds) */
 
 /* Work-item (k, c), k < TAPS1: adds partial[c][0..P)[k] in order to
  * dweight[c][k] (k < TAPS) or dbias[c] (k == TAPS); a NULL-gradient flag skips it. */

@@ -22,6 +22,11 @@
  * GPU classes (NVIDIA, AMD, Intel) carry no CLBlast overrides, since
  * CLBlast's database covers them, only our kernels' work-group size.
  *
+ * Depthwise convolutions (stride 1) take the 8-wide vector strip kernels on
+ * CPU classes, 8x (forward) and 12x (backward) faster than the local-memory
+ * tiles under PoCL, which runs the tiles as scalar code; GPU classes keep
+ * the tiles.
+ *
  * It does not parse files (src/io/profile_file.c does) nor choose between a
  * file and a built-in (context.c does, at init; doc/tuning.md).
  */
@@ -36,6 +41,7 @@
 static const dsd_device_profile cpu_profile = {
     .name = "built-in: CPU (PoCL)",
     .work_group = 64,
+    .depthwise = DSD_DEPTHWISE_STRIP,
     .n_kernels = 2,
     .kernels = {
         {.kernel = "Xgemm", .n = 16,
@@ -52,23 +58,28 @@ static const dsd_device_profile cpu_profile = {
  * for many GPUs (and per-vendor defaults for the rest), so these carry no
  * CLBlast overrides: they name the class and set our own kernels'
  * work-group size, a multiple of the hardware's SIMD width (NVIDIA warp 32,
- * AMD wavefront 64, Intel subgroups of 8-32). A GPU whose GEMMs CLBlast
+ * AMD wavefront 64, Intel subgroups of 8-32), and the local-memory tiles for
+ * depthwise convolutions. A GPU whose GEMMs CLBlast
  * does not know is tuned with dsdeblur-bench --tune. */
 static const dsd_device_profile nvidia_profile = {
     .name = "built-in: NVIDIA GPU (CLBlast's database; Pascal/GTX 1080 Ti is in it)",
     .work_group = 256,
+    .depthwise = DSD_DEPTHWISE_TILE,
 };
 static const dsd_device_profile amd_profile = {
     .name = "built-in: AMD GPU (CLBlast's database; wavefront 64)",
     .work_group = 256,
+    .depthwise = DSD_DEPTHWISE_TILE,
 };
 static const dsd_device_profile intel_profile = {
     .name = "built-in: Intel GPU (CLBlast's database; subgroups)",
     .work_group = 128,
+    .depthwise = DSD_DEPTHWISE_TILE,
 };
 static const dsd_device_profile other_cpu_profile = {
     .name = "built-in: CPU (CLBlast's own parameters)",
     .work_group = 64,
+    .depthwise = DSD_DEPTHWISE_STRIP,
 };
 
 /* PoCL's CPU device: the class the built-in CPU profile was tuned for. Other
@@ -163,6 +174,10 @@ dsd_status dsd_context_apply_profile(dsd_context *ctx, const dsd_device_profile 
         return DSD_FAIL(&ctx->error, DSD_ERR_INVALID_ARGUMENT, "device profile '%s': "
                         "work_group %d is not a power of two up to 4096 (0: the ops' own)",
                         profile->name, profile->work_group);
+    if (profile->depthwise < DSD_DEPTHWISE_AUTO || profile->depthwise > DSD_DEPTHWISE_TILE)
+        return DSD_FAIL(&ctx->error, DSD_ERR_INVALID_ARGUMENT, "device profile '%s': "
+                        "depthwise route %d is not auto (0), strip (1) or tile (2)",
+                        profile->name, profile->depthwise);
     if (profile->n_kernels < 0 || profile->n_kernels > DSD_PROFILE_MAX_KERNELS)
         return DSD_FAIL(&ctx->error, DSD_ERR_INVALID_ARGUMENT, "device profile '%s': %d "
                         "kernels (at most %d)", profile->name, profile->n_kernels,

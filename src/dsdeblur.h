@@ -180,6 +180,13 @@ typedef struct dsd_context_options {
 
 enum { DSD_PROFILE_MAX_KERNELS = 8, DSD_PROFILE_MAX_PARAMS = 24 };
 
+/* dsd_device_profile.depthwise (YAML key `depthwise: strip|tile`). */
+typedef enum dsd_depthwise_route {
+    DSD_DEPTHWISE_AUTO = 0,
+    DSD_DEPTHWISE_STRIP = 1,
+    DSD_DEPTHWISE_TILE = 2
+} dsd_depthwise_route;
+
 typedef struct dsd_profile_kernel {
     char kernel[32];                                /* CLBlast kernel name, e.g. "Xgemm" */
     int n;                                          /* parameters */
@@ -196,6 +203,14 @@ typedef struct dsd_device_profile {
      * power of two; lowered to what the device allows); 0: the op's own
      * choice (64). Launch shape only: it never changes a result. */
     int work_group;
+    /* Which kernels depthwise convolutions of stride 1 take (a
+     * dsd_depthwise_route; src/ops/depthwise.c): 8-wide vector strips
+     * without local memory (what PoCL's CPU code generation rewards) or
+     * local-memory tiles (GPUs). AUTO (0): the device's class default,
+     * strips on CPUs, tiles on GPUs. Stride > 1 always takes tiles. Changes
+     * the summation order (within the tests' tolerances), never the result
+     * run to run. */
+    int depthwise;
     int n_kernels;
     dsd_profile_kernel kernels[DSD_PROFILE_MAX_KERNELS];
 } dsd_device_profile;

@@ -5,10 +5,16 @@
  * and the reference backward against central finite differences.
  *
  * The cases cover the model's layer (3x3, stride 1, reflection pad 1), zero
- * padding, stride 2 on odd sizes, 5x5 / 7x7 / 1x1 and non-square kernels, a
- * 1x1 image, pads that reach both mirror images of a pixel (3x4 image, pad
- * 2), and shapes larger than one 32x8 output tile in both directions so tile
- * borders and halos are exercised.
+ * padding, stride 2 on odd sizes, 5x5 / 7x7 / 1x1, even and non-square
+ * kernels, a 1x1 image, pads that reach both mirror images of a pixel (3x4
+ * image, pad 2), shapes larger than one 32x8 output tile in both directions
+ * so tile borders and halos are exercised, and widths around the strip
+ * kernels' 8 pixels (7, 8, 9, 17, 23, 41) with pads 0 to 4, so strips at the
+ * borders, past the row's end and in the interior are exercised.
+ *
+ * Every forward, backward and determinism check runs twice, under the strip
+ * kernels and under the tiled ones (the device profile's depthwise route,
+ * set on the test context; stride 2 tiles either way).
  *
  * Every device tensor is a batch view starting at image 1 of a larger tensor,
  * so non-zero offsets reach the kernels; image 0 holds a sentinel that no op
@@ -63,6 +69,25 @@ static const dw_case cases[] = {
     /* 3 x 9 tiles per image: several weight-gradient groups in both
      * directions, each walking several tiles */
     {2, 3, 67, 70, 3, 3, 1, 1, 0, 0},
+    /* widths around the strips' 8 pixels: narrower than one strip, exactly
+     * one, one and a lane, and rows with interior strips between border ones */
+    {2, 3, 5, 7, 3, 3, 1, 1, 1, 1},
+    {2, 3, 9, 8, 3, 3, 1, 1, 0, 1},
+    {2, 3, 7, 9, 3, 3, 1, 1, 1, 1},
+    {2, 4, 11, 17, 3, 3, 1, 0, 0, 1},
+    {2, 3, 13, 23, 5, 5, 1, 2, 1, 1},
+    {2, 3, 9, 23, 5, 5, 1, 2, 0, 1},
+    {2, 3, 15, 17, 5, 5, 1, 0, 0, 1},
+    {2, 3, 9, 41, 5, 5, 1, 0, 1, 1},
+    {2, 3, 9, 19, 1, 5, 1, 2, 1, 1},
+    /* even kernels */
+    {2, 3, 9, 17, 2, 2, 1, 0, 0, 1},
+    {2, 3, 7, 19, 4, 4, 1, 2, 1, 1},
+    {2, 3, 8, 21, 4, 2, 1, 1, 0, 1},
+    /* 9 columns, the widest the strips take (a full two-vector window), and
+     * 11, which takes the tiles under either route */
+    {2, 3, 7, 21, 3, 9, 1, 4, 1, 1},
+    {2, 3, 5, 23, 1, 11, 1, 5, 0, 1},
 };
 enum { N_CASES = (int)(sizeof cases / sizeof cases[0]) };
 
@@ -90,6 +115,36 @@ static void describe(const dw_case *k, const char *what, char *buf, size_t size)
 {
     snprintf(buf, size, "%s (%dx%dx%dx%d, k %dx%d, s %d, pad %d %s)", what, k->n, k->c, k->h,
              k->w, k->kh, k->kw, k->stride, k->pad, k->reflect ? "reflect" : "zero");
+}
+
+/* ------------------------------------------------------------------------ */
+/* The two kernel routes */
+
+static const int routes[] = {DSD_DEPTHWISE_STRIP, DSD_DEPTHWISE_TILE};
+enum { N_ROUTES = (int)(sizeof routes / sizeof routes[0]) };
+
+static const char *route_name(int route)
+{
+    return route == DSD_DEPTHWISE_STRIP ? "strip" : "tile";
+}
+
+/* Makes the test context's profile choose `route` for depthwise convolutions
+ * (the rest of the profile unchanged). */
+static void use_route(int route)
+{
+    dsd_context *ctx = tu_ctx();
+    dsd_device_profile p = *dsd_context_profile(ctx);
+    p.depthwise = route;
+    TU_OK(dsd_context_apply_profile(ctx, &p));
+}
+
+/* describe() with the route in front. */
+static void describe_route(const dw_case *k, int route, const char *what, char *buf,
+                           size_t size)
+{
+    char with[96];
+    snprintf(with, sizeof with, "%s: %s", route_name(route), what);
+    describe(k, with, buf, size);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -206,12 +261,18 @@ START_TEST(test_forward)
     view_init(&b, 1, k->c, 1, 1, l.b);
     view_init(&y, k->n, k->c, l.oh, l.ow, NULL);
 
-    for (int with_bias = 1; with_bias >= 0; with_bias--) {
-        TU_OK(dsd_depthwise_conv2d_forward(ctx, &p, &x.t, &w.t, with_bias ? &b.t : NULL, &y.t));
-        ref_depthwise_forward(&l.s, l.x, l.w, with_bias ? l.b : NULL, l.y);
-        describe(k, with_bias ? "forward" : "forward without bias", what, sizeof what);
-        tu_check_tensor(what, &y.t, l.y, 1e-4);
-        check_sentinel(&y, what);
+    for (int r = 0; r < N_ROUTES; r++) {
+        use_route(routes[r]);
+        for (int with_bias = 1; with_bias >= 0; with_bias--) {
+            TU_OK(dsd_tensor_fill(ctx, &y.t, 7.0f)); /* no result left from the other route */
+            TU_OK(dsd_depthwise_conv2d_forward(ctx, &p, &x.t, &w.t, with_bias ? &b.t : NULL,
+                                               &y.t));
+            ref_depthwise_forward(&l.s, l.x, l.w, with_bias ? l.b : NULL, l.y);
+            describe_route(k, routes[r], with_bias ? "forward" : "forward without bias", what,
+                           sizeof what);
+            tu_check_tensor(what, &y.t, l.y, 1e-4);
+            check_sentinel(&y, what);
+        }
     }
     view_free(&x);
     view_free(&w);
@@ -245,41 +306,47 @@ START_TEST(test_backward)
     view_init(&w, k->c, 1, k->kh, k->kw, l.w);
     view_init(&g, k->n, k->c, l.oh, l.ow, l.g);
 
-    for (size_t set = 0; set < sizeof grad_sets / sizeof grad_sets[0]; set++) {
-        const int *want = grad_sets[set];
-        /* random accumulators: backward adds to them */
-        tu_fill_nonzero(&r, dx0, l.nx, 0.5, 1.5);
-        tu_fill_nonzero(&r, dw0, l.nw, 0.5, 1.5);
-        tu_fill_nonzero(&r, db0, l.nb, 0.5, 1.5);
-        for (size_t i = 0; i < l.nx; i++)
-            dx0[i] = (double)(float)dx0[i];
-        for (size_t i = 0; i < l.nw; i++)
-            dw0[i] = (double)(float)dw0[i];
-        for (size_t i = 0; i < l.nb; i++)
-            db0[i] = (double)(float)db0[i];
-        view_init(&vdx, k->n, k->c, k->h, k->w, dx0);
-        view_init(&vdw, k->c, 1, k->kh, k->kw, dw0);
-        view_init(&vdb, 1, k->c, 1, 1, db0);
-        TU_OK(dsd_depthwise_conv2d_backward(ctx, &p, &x.t, &w.t, &g.t, want[0] ? &vdx.t : NULL,
-                                            want[1] ? &vdw.t : NULL, want[2] ? &vdb.t : NULL));
-        memcpy(dx, dx0, l.nx * sizeof *dx);
-        memcpy(dw, dw0, l.nw * sizeof *dw);
-        memcpy(db, db0, l.nb * sizeof *db);
-        ref_depthwise_backward(&l.s, l.x, l.w, l.g, want[0] ? dx : NULL, want[1] ? dw : NULL,
-                               want[2] ? db : NULL);
-        /* a skipped gradient must stay exactly as it was (dx0 == dx etc. then) */
-        describe(k, want[0] ? "dx" : "dx (not asked for)", what, sizeof what);
-        tu_check_tensor(what, &vdx.t, dx, want[0] ? 1e-4 : 0.0);
-        describe(k, want[1] ? "dweight" : "dweight (not asked for)", what, sizeof what);
-        tu_check_tensor(what, &vdw.t, dw, want[1] ? 1e-4 : 0.0);
-        describe(k, want[2] ? "dbias" : "dbias (not asked for)", what, sizeof what);
-        tu_check_tensor(what, &vdb.t, db, want[2] ? 1e-4 : 0.0);
-        check_sentinel(&vdx, "dx");
-        check_sentinel(&vdw, "dweight");
-        check_sentinel(&vdb, "dbias");
-        view_free(&vdx);
-        view_free(&vdw);
-        view_free(&vdb);
+    for (int rt = 0; rt < N_ROUTES; rt++) {
+        use_route(routes[rt]);
+        for (size_t set = 0; set < sizeof grad_sets / sizeof grad_sets[0]; set++) {
+            const int *want = grad_sets[set];
+            /* random accumulators: backward adds to them */
+            tu_fill_nonzero(&r, dx0, l.nx, 0.5, 1.5);
+            tu_fill_nonzero(&r, dw0, l.nw, 0.5, 1.5);
+            tu_fill_nonzero(&r, db0, l.nb, 0.5, 1.5);
+            for (size_t i = 0; i < l.nx; i++)
+                dx0[i] = (double)(float)dx0[i];
+            for (size_t i = 0; i < l.nw; i++)
+                dw0[i] = (double)(float)dw0[i];
+            for (size_t i = 0; i < l.nb; i++)
+                db0[i] = (double)(float)db0[i];
+            view_init(&vdx, k->n, k->c, k->h, k->w, dx0);
+            view_init(&vdw, k->c, 1, k->kh, k->kw, dw0);
+            view_init(&vdb, 1, k->c, 1, 1, db0);
+            TU_OK(dsd_depthwise_conv2d_backward(ctx, &p, &x.t, &w.t, &g.t, want[0] ? &vdx.t : NULL,
+                                                want[1] ? &vdw.t : NULL, want[2] ? &vdb.t : NULL));
+            memcpy(dx, dx0, l.nx * sizeof *dx);
+            memcpy(dw, dw0, l.nw * sizeof *dw);
+            memcpy(db, db0, l.nb * sizeof *db);
+            ref_depthwise_backward(&l.s, l.x, l.w, l.g, want[0] ? dx : NULL, want[1] ? dw : NULL,
+                                   want[2] ? db : NULL);
+            /* a skipped gradient must stay exactly as it was (dx0 == dx etc. then) */
+            describe_route(k, routes[rt], want[0] ? "dx" : "dx (not asked for)", what,
+                           sizeof what);
+            tu_check_tensor(what, &vdx.t, dx, want[0] ? 1e-4 : 0.0);
+            describe_route(k, routes[rt], want[1] ? "dweight" : "dweight (not asked for)", what,
+                           sizeof what);
+            tu_check_tensor(what, &vdw.t, dw, want[1] ? 1e-4 : 0.0);
+            describe_route(k, routes[rt], want[2] ? "dbias" : "dbias (not asked for)", what,
+                           sizeof what);
+            tu_check_tensor(what, &vdb.t, db, want[2] ? 1e-4 : 0.0);
+            check_sentinel(&vdx, "dx");
+            check_sentinel(&vdw, "dweight");
+            check_sentinel(&vdb, "dbias");
+            view_free(&vdx);
+            view_free(&vdw);
+            view_free(&vdb);
+        }
     }
     view_free(&x);
     view_free(&w);
@@ -494,11 +561,14 @@ START_TEST(test_determinism)
     size_t n = l.ny + l.nx + l.nw + l.nb;
     float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
     ck_assert(a && b);
-    run_once(&l, a, n);
-    run_once(&l, b, n);
-    for (size_t i = 0; i < n; i++)
-        ck_assert_msg(memcmp(&a[i], &b[i], sizeof a[i]) == 0, "float %zu of %zu differs: %.9g "
-                      "then %.9g", i, n, a[i], b[i]);
+    for (int r = 0; r < N_ROUTES; r++) {
+        use_route(routes[r]);
+        run_once(&l, a, n);
+        run_once(&l, b, n);
+        for (size_t i = 0; i < n; i++)
+            ck_assert_msg(memcmp(&a[i], &b[i], sizeof a[i]) == 0, "%s: float %zu of %zu "
+                          "differs: %.9g then %.9g", route_name(routes[r]), i, n, a[i], b[i]);
+    }
     free(a);
     free(b);
     layer_free(&l);

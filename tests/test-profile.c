@@ -4,8 +4,8 @@
  * doc/tuning.md).
  *
  * - Profile files: a save/load round trip of every field (names with quotes
- *   and colons), and malformed files, each with the path:line:column and
- *   the words of its error.
+ *   and colons; the depthwise route both ways and absent), and malformed
+ *   files, each with the path:line:column and the words of its error.
  * - Which profile a context takes: a tuned file in the cache directory wins
  *   over the built-in one; DSDEBLUR_PROFILE=builtin ignores it, none applies
  *   nothing, a path applies that file; a missing or broken file is an error
@@ -58,6 +58,7 @@ START_TEST(test_file_round_trip)
     snprintf(p.device, sizeof p.device, "Device: with colon");
     snprintf(p.driver, sizeof p.driver, "1.2.3");
     snprintf(p.tuned_at, sizeof p.tuned_at, "2026-12-02T08:00:00Z");
+    p.depthwise = DSD_DEPTHWISE_TILE;
     dsd_error err;
     TU_HOST_OK(dsd_device_profile_set(&p, "Xbogus", "ZZ", 7, &err), err);
     const char *path = tu_path(tmp_dir, "round.yaml");
@@ -69,6 +70,7 @@ START_TEST(test_file_round_trip)
     ck_assert_str_eq(q.driver, p.driver);
     ck_assert_str_eq(q.tuned_at, p.tuned_at);
     ck_assert_int_eq(q.work_group, 128);
+    ck_assert_int_eq(q.depthwise, DSD_DEPTHWISE_TILE);
     ck_assert_int_eq(q.n_kernels, p.n_kernels);
     for (int k = 0; k < p.n_kernels; k++) {
         ck_assert_str_eq(q.kernels[k].kernel, p.kernels[k].kernel);
@@ -82,6 +84,19 @@ START_TEST(test_file_round_trip)
     ck_assert_uint_eq(dsd_device_profile_get(&q, "GemmRoutine", "XGEMM_MIN_INDIRECT_SIZE", 0),
                       16);
     ck_assert_uint_eq(dsd_device_profile_get(&q, "Xgemm", "NOPE", 99), 99);
+
+    /* the other route, and none (the device class's choice: no key written) */
+    p.depthwise = DSD_DEPTHWISE_STRIP;
+    TU_HOST_OK(dsd_device_profile_save(path, &p, &err), err);
+    TU_HOST_OK(dsd_device_profile_load(path, &q, &err), err);
+    ck_assert_int_eq(q.depthwise, DSD_DEPTHWISE_STRIP);
+    p.depthwise = DSD_DEPTHWISE_AUTO;
+    TU_HOST_OK(dsd_device_profile_save(path, &p, &err), err);
+    char *saved = tu_read_file(path, NULL);
+    ck_assert_msg(!strstr(saved, "depthwise"), "%s", saved);
+    free(saved);
+    TU_HOST_OK(dsd_device_profile_load(path, &q, &err), err);
+    ck_assert_int_eq(q.depthwise, DSD_DEPTHWISE_AUTO);
 
     /* the hand-written form of doc/tuning.md, with every key optional */
     const char *text = "# a comment\nkernels:\n  Xgemm: {MWG: 64}\n";
@@ -106,6 +121,10 @@ START_TEST(test_file_malformed)
         {"name: a\nname: b\n", "bad.yaml:2:1", "name is set twice"},
         {"work_group: 48\n", "bad.yaml:1:13", "power of two"},
         {"work_group: -64\n", "bad.yaml:1:13", "not a non-negative integer"},
+        {"depthwise: fast\n", "bad.yaml:1:12", "depthwise: 'fast' is not strip or tile"},
+        {"depthwise: 1\n", "bad.yaml:1:12", "is not strip or tile"},
+        {"depthwise: [strip]\n", "bad.yaml:1:12", "depthwise takes a single value"},
+        {"depthwise: strip\ndepthwise: tile\n", "bad.yaml:2:1", "depthwise is set twice"},
         {"kernels: 3\n", "bad.yaml:1:10", "must be a mapping of CLBlast kernel names"},
         {"kernels:\n  Xgemm: 64\n", "bad.yaml:2:10", "kernel Xgemm must be a mapping"},
         {"kernels:\n  Xgemm: {MWG: -4}\n", "bad.yaml:2:16", "Xgemm.MWG: '-4'"},
@@ -211,7 +230,7 @@ START_TEST(test_context_selection)
     /* a path: that file, whatever the cache holds */
     char other[1024];
     tu_path_into(other, sizeof other, tmp_dir, "other.yaml");
-    const char *text = "name: from a path\nwork_group: 32\nkernels:\n"
+    const char *text = "name: from a path\nwork_group: 32\ndepthwise: tile\nkernels:\n"
                        "  GemmRoutine: {XGEMM_MIN_INDIRECT_SIZE: 512}\n";
     tu_write_file(other, text, strlen(text));
     setenv("DSDEBLUR_PROFILE", other, 1);
@@ -219,6 +238,13 @@ START_TEST(test_context_selection)
     snprintf(want, sizeof want, "from a path (%s)", other);
     ck_assert_str_eq(dsd_context_profile_name(ctx), want);
     ck_assert_int_eq(dsd_context_profile(ctx)->work_group, 32);
+    ck_assert_int_eq(dsd_context_profile(ctx)->depthwise, DSD_DEPTHWISE_TILE);
+    /* a route that is none of the three is refused; the profile stays */
+    dsd_device_profile bad = *dsd_context_profile(ctx);
+    bad.depthwise = 3;
+    TU_EXPECT_ERROR(dsd_context_apply_profile(ctx, &bad), DSD_ERR_INVALID_ARGUMENT,
+                    *dsd_context_error(ctx), "depthwise route 3");
+    ck_assert_int_eq(dsd_context_profile(ctx)->depthwise, DSD_DEPTHWISE_TILE);
     dsd_context_free(ctx);
 
     /* errors: a missing path, a kernel CLBlast does not know, a broken tuned file */
@@ -418,6 +444,12 @@ START_TEST(test_candidates_valid)
     ck_assert_uint_eq(dsd_device_profile_get(&cpu, "Xgemm", "MWG", 0), c[0].mwg);
     ck_assert_uint_eq(dsd_device_profile_get(&cpu, "Xgemm", "KWG", 0), c[0].kwg);
     ck_assert_uint_eq(dsd_device_profile_get(&cpu, "Xgemm", "SA", 9), c[0].sa);
+    /* CPU classes take the depthwise strips, GPU classes the tiles */
+    ck_assert_int_eq(cpu.depthwise, DSD_DEPTHWISE_STRIP);
+    dsd_device_info other_cpu = pocl;
+    snprintf(other_cpu.platform, sizeof other_cpu.platform, "Intel(R) CPU Runtime");
+    dsd_device_profile_default(&other_cpu, &cpu);
+    ck_assert_int_eq(cpu.depthwise, DSD_DEPTHWISE_STRIP);
     /* a small device drops what does not fit */
     dev.max_work_group_size = 64;
     dev.local_mem_bytes = 8 * 1024;
@@ -448,6 +480,7 @@ START_TEST(test_candidates_valid)
         dsd_device_profile_default(&gd, &gp);
         ck_assert_msg(strstr(gp.name, gpus[i].word), "%s", gp.name);
         ck_assert_int_eq(gp.work_group, gpus[i].wg);
+        ck_assert_int_eq(gp.depthwise, DSD_DEPTHWISE_TILE);
         ck_assert_int_eq(gp.n_kernels, 0);
     }
 }

@@ -10,13 +10,15 @@
  *     driver: "6.0"
  *     tuned_at: "2026-12-02T08:30:00Z"
  *     work_group: 64
+ *     depthwise: strip
  *     kernels:
  *       Xgemm: {GEMMK: 0, MWG: 64, NWG: 64, ...}
  *       GemmRoutine: {XGEMM_MIN_INDIRECT_SIZE: 256}
  *
- * Every key is optional; unknown top-level keys, repeated keys and values
- * that are not non-negative integers are errors with path:line:column, as
- * src/io/config.c reports them. Kernel and parameter names are not checked
+ * Every key is optional (without depthwise: the device class's choice);
+ * unknown top-level keys, repeated keys, values that are not non-negative
+ * integers and a depthwise other than strip or tile are errors with
+ * path:line:column, as src/io/config.c reports them. Kernel and parameter names are not checked
  * here: CLBlast knows them, and rejects unknown ones when the profile is
  * applied (dsd_context_apply_profile says which kernel).
  */
@@ -136,6 +138,20 @@ static dsd_status read_kernels(reader *r, dsd_device_profile *p)
     }
 }
 
+/* depthwise: strip | tile */
+static dsd_status read_depthwise(reader *r, dsd_device_profile *p)
+{
+    if (r->event.type != YAML_SCALAR_EVENT)
+        return fail_here(r, "%s takes a single value (strip or tile)", "depthwise");
+    if (!strcmp(text(r), "strip"))
+        p->depthwise = DSD_DEPTHWISE_STRIP;
+    else if (!strcmp(text(r), "tile"))
+        p->depthwise = DSD_DEPTHWISE_TILE;
+    else
+        return fail_here(r, "depthwise: '%s' is not strip or tile", text(r));
+    return DSD_OK;
+}
+
 static dsd_status read_document(reader *r, dsd_device_profile *p)
 {
     DSD_TRY(dsd_yaml_next(r)); /* stream start */
@@ -147,7 +163,7 @@ static dsd_status read_document(reader *r, dsd_device_profile *p)
         return fail_here(r, "expected a device profile (a mapping: name:, kernels:, ...)%s", "");
     unsigned seen = 0;
     static const char *const keys[] = {"name", "device", "driver", "tuned_at", "work_group",
-                                       "kernels"};
+                                       "kernels", "depthwise"};
     for (;;) {
         DSD_TRY(dsd_yaml_next(r));
         if (r->event.type == YAML_MAPPING_END_EVENT)
@@ -159,7 +175,7 @@ static dsd_status read_document(reader *r, dsd_device_profile *p)
             k++;
         if (k == DSD_NARGS(keys))
             return fail_here(r, "unknown key '%s' (known: name, device, driver, tuned_at, "
-                             "work_group, kernels)", text(r));
+                             "work_group, depthwise, kernels)", text(r));
         if (seen & (1u << k))
             return fail_here(r, "%s is set twice", keys[k]);
         seen |= 1u << k;
@@ -178,7 +194,8 @@ static dsd_status read_document(reader *r, dsd_device_profile *p)
             p->work_group = (int)v;
             break;
         }
-        default: DSD_TRY(read_kernels(r, p)); break;
+        case 5: DSD_TRY(read_kernels(r, p)); break;
+        default: DSD_TRY(read_depthwise(r, p)); break;
         }
     }
     DSD_TRY(dsd_yaml_next(r));
@@ -293,6 +310,10 @@ dsd_status dsd_device_profile_save(const char *path, const dsd_device_profile *p
     emit_scalar(&w, "work_group", 0);
     snprintf(num, sizeof num, "%d", p->work_group);
     emit_scalar(&w, num, 0);
+    if (p->depthwise == DSD_DEPTHWISE_STRIP || p->depthwise == DSD_DEPTHWISE_TILE) {
+        emit_scalar(&w, "depthwise", 0);
+        emit_scalar(&w, p->depthwise == DSD_DEPTHWISE_STRIP ? "strip" : "tile", 0);
+    }
     if (p->n_kernels > 0) {
         emit_scalar(&w, "kernels", 0);
         emit_mapping(&w, 1, 0);

@@ -5,12 +5,22 @@
  * dsd_conv2d_forward/backward (src/ops/conv2d.c) dispatch here when
  * groups == Cin.
  *
+ * Two sets of kernels, chosen by the device profile's `depthwise`
+ * (dsd_device_profile, doc/tuning.md) for stride 1 and kernels up to 9 wide
+ * (else always the tiles):
+ * - tile: local-memory tiles with halos, one work-item per pixel (GPUs);
+ * - strip: one work-item per 8 consecutive pixels of a row as float8 vectors,
+ *   no local memory (CPUs: PoCL runs the tiled kernels as scalar code but
+ *   turns float8 arithmetic into vector FMAs).
+ * Both builds define the same kernel names and arguments; only the launch
+ * shapes differ.
+ *
  * Each function validates every tensor and parameter before it enqueues
- * anything. The kernel size, stride, padding mode and tile size are build
- * options, so each layer configuration gets its own program (built once per
- * context, then cached). Forward is one launch; backward is one launch for dx
- * and two for dweight/dbias (per-group partial sums over a fixed split of the
- * output tiles, then an in-order sum), with the partials in a temporary
+ * anything. The kernel size, stride, padding mode, route and tile size are
+ * build options, so each layer configuration gets its own program (built
+ * once per context, then cached). Forward is one launch; backward is one
+ * launch for dx and two for dweight/dbias (partial sums over a fixed split
+ * of the output, then an in-order sum), with the partials in a temporary
  * tensor from the pool.
  */
 #include "internal.h"
@@ -28,6 +38,14 @@ enum { DW_TILE_W = 32, DW_TILE_H = 8, DW_RED_CHUNK_MAX = 10 };
  * body's 180 x 320 planes give 30 groups per channel. The split depends on
  * the shape only, so the summation order is fixed. */
 enum { DW_GROUP_TILES_W = 2, DW_GROUP_TILES_H = 4 };
+
+/* Strip kernels: pixels per work-item (VEC in cl/depthwise.cl); at most
+ * DW_STRIP_GROUP strips of a row per work-group (PoCL runs a group as one
+ * task: a whole row of 40 strips per group ran faster than 4 or 8, and than
+ * PoCL's own choice); and the weight-gradient split, at most DW_STRIP_PARTS
+ * work-items per channel, each walking one block of consecutive output
+ * rows: 8 x C work-items keep 2-16 threads busy with few partials. */
+enum { DW_VEC = 8, DW_STRIP_GROUP = 64, DW_STRIP_PARTS = 8, DW_STRIP_MAX_KW = DW_VEC + 1 };
 
 /* ------------------------------------------------------------------------ */
 /* Validation */
@@ -83,9 +101,23 @@ static dsd_status check_common(dsd_context *ctx, const dsd_conv2d_params *p, con
 /* Program configuration */
 
 typedef struct dw_config {
+    int strip; /* the strip kernels (else the tiles) */
     int tile_w, tile_h;
     char options[160];
 } dw_config;
+
+/* The strip kernels when the context's profile asks for them (or, without a
+ * choice, on a CPU device), the stride is 1 and the kernel at most
+ * DW_STRIP_MAX_KW wide (a border strip's window is two float8). */
+static int use_strips(dsd_context *ctx, const dsd_conv2d_params *p)
+{
+    if (p->stride != 1 || p->kernel_w > DW_STRIP_MAX_KW)
+        return 0;
+    int route = dsd_context_profile(ctx)->depthwise;
+    if (route == DSD_DEPTHWISE_AUTO)
+        route = dsd_context_device(ctx)->is_cpu ? DSD_DEPTHWISE_STRIP : DSD_DEPTHWISE_TILE;
+    return route == DSD_DEPTHWISE_STRIP;
+}
 
 /* Local floats the largest kernel of the program needs (forward's input tile,
  * or the weight gradient's input tile plus its reduction buffer). */
@@ -98,10 +130,17 @@ static size_t dw_local_bytes(const dsd_conv2d_params *p, int tile_w, int tile_h)
     return (in_th * in_tw + chunk * (size_t)tile_w * tile_h) * sizeof(float);
 }
 
-/* Picks the tile size for this device and layer and the build options. */
+/* Picks the route, the tile size for this device and layer, and the build options. */
 static dsd_status dw_configure(dsd_context *ctx, const dsd_conv2d_params *p, dw_config *cfg)
 {
     const dsd_device_info *dev = dsd_context_device(ctx);
+    cfg->strip = use_strips(ctx, p);
+    if (cfg->strip) {
+        cfg->tile_w = cfg->tile_h = 0;
+        snprintf(cfg->options, sizeof cfg->options, "-DKH=%d -DKW=%d -DSTRIDE=1 -DREFLECT=%d "
+                 "-DSTRIP=1", p->kernel_h, p->kernel_w, p->pad_mode == DSD_PAD_REFLECT ? 1 : 0);
+        return DSD_OK;
+    }
     int tw = DW_TILE_W, th = DW_TILE_H;
     /* some headroom below the device's local memory for the implementation */
     size_t local_max = dev->local_mem_bytes > 1024 ? dev->local_mem_bytes - 1024 : 0;
@@ -129,6 +168,30 @@ static size_t tiles(int extent, int tile)
     return ((size_t)extent + (size_t)tile - 1) / (size_t)tile;
 }
 
+/* The launch shape of forward (over y) or backward dx (over dx): per (n, c)
+ * plane of w x h pixels, tiles of the configured size, or strips of DW_VEC,
+ * a row's strips in as few equal work-groups of at most DW_STRIP_GROUP (and
+ * what the device allows) as will hold them. */
+static void pixel_launch(dsd_context *ctx, const dw_config *cfg, int planes, int h, int w,
+                         size_t global[3], size_t local[3])
+{
+    if (cfg->strip) {
+        size_t strips = tiles(w, DW_VEC);
+        size_t most = dsd_work_group_size(ctx, DW_STRIP_GROUP);
+        size_t groups = (strips + most - 1) / most;
+        local[0] = (strips + groups - 1) / groups;
+        local[1] = local[2] = 1;
+        global[0] = strips;
+    } else {
+        local[0] = (size_t)cfg->tile_w;
+        local[1] = (size_t)cfg->tile_h;
+        local[2] = 1;
+        global[0] = tiles(w, cfg->tile_w) * local[0];
+    }
+    global[1] = cfg->strip ? (size_t)h : tiles(h, cfg->tile_h) * local[1];
+    global[2] = (size_t)planes;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Forward */
 
@@ -148,9 +211,8 @@ dsd_status dsd_depthwise_conv2d_forward(dsd_context *ctx, const dsd_conv2d_param
     dsd_karg args[] = {DSD_KARG_TENSOR(x), DSD_KARG_TENSOR(weight), DSD_KARG_TENSOR(b),
                        DSD_KARG(has_bias), DSD_KARG_TENSOR(y), DSD_KARG(c), DSD_KARG(h),
                        DSD_KARG(w), DSD_KARG(oh), DSD_KARG(ow), DSD_KARG(pad)};
-    size_t local[3] = {(size_t)cfg.tile_w, (size_t)cfg.tile_h, 1};
-    size_t global[3] = {tiles(out_w, cfg.tile_w) * local[0], tiles(out_h, cfg.tile_h) * local[1],
-                        (size_t)x->n * x->c};
+    size_t global[3], local[3];
+    pixel_launch(ctx, &cfg, x->n * x->c, out_h, out_w, global, local);
     return dsd_kernel_run(ctx, "depthwise", cfg.options, "depthwise_forward", args,
                           DSD_NARGS(args), 3, global, local);
 }
@@ -165,9 +227,8 @@ static dsd_status backward_dx(dsd_context *ctx, const dsd_conv2d_params *p, cons
     dsd_karg args[] = {DSD_KARG_TENSOR(dy), DSD_KARG_TENSOR(weight), DSD_KARG_TENSOR(dx),
                        DSD_KARG(c), DSD_KARG(h), DSD_KARG(w), DSD_KARG(oh), DSD_KARG(ow),
                        DSD_KARG(pad)};
-    size_t local[3] = {(size_t)cfg->tile_w, (size_t)cfg->tile_h, 1};
-    size_t global[3] = {tiles(w, cfg->tile_w) * local[0], tiles(h, cfg->tile_h) * local[1],
-                        (size_t)dx->n * dx->c};
+    size_t global[3], local[3];
+    pixel_launch(ctx, cfg, dx->n * dx->c, h, w, global, local);
     return dsd_kernel_run(ctx, "depthwise", cfg->options, "depthwise_backward_dx", args,
                           DSD_NARGS(args), 3, global, local);
 }
@@ -176,14 +237,24 @@ static dsd_status backward_dw(dsd_context *ctx, const dsd_conv2d_params *p, cons
                               const dsd_tensor *x, const dsd_tensor *dy, dsd_tensor *dweight,
                               dsd_tensor *dbias)
 {
-    /* PW x PH groups per channel, each walking about DW_GROUP_TILES_W x
-     * DW_GROUP_TILES_H output tiles per image. */
-    size_t parts_w = tiles(tiles(dy->w, cfg->tile_w), DW_GROUP_TILES_W);
-    size_t parts_h = tiles(tiles(dy->h, cfg->tile_h), DW_GROUP_TILES_H);
-    size_t parts = parts_w * parts_h;
+    /* Tiles: PW x PH groups per channel, each walking about DW_GROUP_TILES_W
+     * x DW_GROUP_TILES_H output tiles per image. Strips: P work-items per
+     * channel, each walking a block of output rows, one per group (a long
+     * task each). */
+    size_t parts_w, parts_h, lanes = 1;
+    if (cfg->strip) {
+        parts_w = dy->h < DW_STRIP_PARTS ? (size_t)dy->h : DW_STRIP_PARTS;
+        parts_h = 1;
+        lanes = DW_VEC; /* each work-item leaves one partial per vector lane */
+    } else {
+        parts_w = tiles(tiles(dy->w, cfg->tile_w), DW_GROUP_TILES_W);
+        parts_h = tiles(tiles(dy->h, cfg->tile_h), DW_GROUP_TILES_H);
+    }
+    size_t parts = parts_w * parts_h * lanes;
     int taps1 = p->kernel_h * p->kernel_w + 1;
 
-    /* The partials: (C, P, KH*KW + 1). Given back to the pool right after the
+    /* The partials: (C, P, KH*KW + 1), P counting a strip work-item's lanes
+     * apart. Given back to the pool right after the
      * launches: the queue is in order, so any later user of the buffer runs
      * after these kernels. */
     dsd_tensor partial;
@@ -193,11 +264,19 @@ static dsd_status backward_dw(dsd_context *ctx, const dsd_conv2d_params *p, cons
     dsd_karg args[] = {DSD_KARG_TENSOR(x), DSD_KARG_TENSOR(dy), DSD_KARG_TENSOR(&partial),
                        DSD_KARG(n), DSD_KARG(c), DSD_KARG(h), DSD_KARG(w), DSD_KARG(oh),
                        DSD_KARG(ow), DSD_KARG(pad)};
-    size_t local[3] = {(size_t)cfg->tile_w, (size_t)cfg->tile_h, 1};
-    size_t global[3] = {parts_w * local[0], parts_h * local[1], (size_t)x->c};
+    size_t local[3] = {1, 1, 1}, global[3] = {parts_w, (size_t)x->c, 1};
+    cl_uint dims = 2;
+    if (!cfg->strip) {
+        local[0] = (size_t)cfg->tile_w;
+        local[1] = (size_t)cfg->tile_h;
+        global[0] = parts_w * local[0];
+        global[1] = parts_h * local[1];
+        global[2] = (size_t)x->c;
+        dims = 3;
+    }
     dsd_status st = dsd_kernel_run(ctx, "depthwise", cfg->options,
                                    "depthwise_backward_dw_partial", args,
-                                   DSD_NARGS(args), 3, global, local);
+                                   DSD_NARGS(args), dims, global, local);
     if (st == DSD_OK) {
         cl_uint has_dw = dweight != NULL, has_db = dbias != NULL;
         const dsd_tensor *dw = dweight ? dweight : &partial; /* any valid buffer; not written */
