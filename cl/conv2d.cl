@@ -73,7 +73,7 @@ inline int conv_preimages(int i, int size, int pad, uint reflect, int *out)
  * tap, 2-3 GB/s); float8 loads and stores make it SIMD whatever the
  * work-item loop does, and on GPUs each work-item writes 32 contiguous bytes
  * next to its neighbour's. Interior strips of stride 1 (and stride 2 where a
- * 16-float load stays inside the row) copy a vector; strips at the borders,
+ * 16-float span stays inside the row) copy a vector; strips at the borders,
  * past OW or of other strides go lane by lane with the padding rules. */
 kernel void conv2d_im2col(global const float *x, uint x_off, global float *col, uint col_off,
                           uint cin, uint h, uint w, uint kh_n, uint kw_n, uint stride, int pad,
@@ -97,7 +97,10 @@ kernel void conv2d_im2col(global const float *x, uint x_off, global float *col, 
             } else if (full && first >= 0 && stride == 1 && last < (int)w) {
                 vstore8(vload8(0, xr + first), 0, out);
             } else if (full && first >= 0 && stride == 2 && last + 1 < (int)w) {
-                vstore8(vload16(0, xr + first).even, 0, out);
+                /* the even columns of 16 (two float8 and shuffle2, not a
+                 * float16's .even: Oclgrind 21.10 crashes on that swizzle) */
+                float8 lo = vload8(0, xr + first), hi = vload8(0, xr + first + 8);
+                vstore8(shuffle2(lo, hi, (uint8)(0, 2, 4, 6, 8, 10, 12, 14)), 0, out);
             } else {
                 for (uint i = 0; i < 8 && ow0 + i < ow_n; i++) {
                     int iw = conv_pad_index(first + (int)(i * stride), (int)w, reflect);
@@ -317,24 +320,29 @@ kernel void conv2d_direct_few_dxpad(global const float *dy, uint dy_off, global 
  * and output pixels. Work-item l takes the 8-column strips ow0 = 8 l,
  * 8 (l + FEW_DW_WG), ... and every row of them with float8 sums (explicit
  * vectors: PoCL runs this kernel, which has a barrier, as scalar code one
- * work-item after another), adds its lanes in order, then work-item
- * e < 4 * FEW_K adds entry e's partial sums in work-item order:
- * deterministic. */
+ * work-item after another); then, per output channel, work-item kw adds
+ * the 8 * FEW_DW_WG lane sums of tap kw in a fixed order: deterministic. */
 #define FEW_DW_WG 64
 
 /* xpad[c][ih][first + i], i = 0..7 (row ih already resolved, xr its start):
  * one vector load when the 8 columns lie inside the row, else lane by lane
  * with the padding rules. */
+/* xr[iw], or 0 where the padding reads zero (iw < 0). */
+inline float few_x_at(global const float *xr, int iw)
+{
+    return iw >= 0 ? xr[iw] : 0.0f;
+}
+
 inline float8 few_x_row8(global const float *xr, int first, int w, uint reflect)
 {
     if (first >= 0 && first + 7 < w)
         return vload8(0, xr + first);
-    float v[8];
-    for (int i = 0; i < 8; i++) {
-        int iw = conv_pad_index(first + i, w, reflect);
-        v[i] = iw >= 0 ? xr[iw] : 0.0f;
-    }
-    return vload8(0, v);
+    /* lane by lane into components (Oclgrind 21.10 crashes on a vload8 of
+     * a private array) */
+#define FEW_X_LANE(i) few_x_at(xr, conv_pad_index(first + (i), w, reflect))
+    return (float8)(FEW_X_LANE(0), FEW_X_LANE(1), FEW_X_LANE(2), FEW_X_LANE(3), FEW_X_LANE(4),
+                    FEW_X_LANE(5), FEW_X_LANE(6), FEW_X_LANE(7));
+#undef FEW_X_LANE
 }
 
 /* dy[at + i] for the lanes ow0 + i < ow_n, 0 past the row's end. */
@@ -342,15 +350,10 @@ inline float8 few_dy8(global const float *g, uint ow0, uint ow_n)
 {
     if (ow0 + 8 <= ow_n)
         return vload8(0, g);
-    float v[8];
-    for (uint i = 0; i < 8; i++)
-        v[i] = ow0 + i < ow_n ? g[i] : 0.0f;
-    return vload8(0, v);
-}
-
-inline float few_hsum8(float8 v)
-{
-    return ((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7));
+#define FEW_DY_LANE(i) (ow0 + (i) < ow_n ? g[i] : 0.0f)
+    return (float8)(FEW_DY_LANE(0), FEW_DY_LANE(1), FEW_DY_LANE(2), FEW_DY_LANE(3),
+                    FEW_DY_LANE(4), FEW_DY_LANE(5), FEW_DY_LANE(6), FEW_DY_LANE(7));
+#undef FEW_DY_LANE
 }
 
 kernel void conv2d_direct_few_dw_rows(global const float *x, uint x_off, global const float *dy,
@@ -358,7 +361,7 @@ kernel void conv2d_direct_few_dw_rows(global const float *x, uint x_off, global 
                                       uint cin, uint h, uint w, uint cout, int pad, uint reflect,
                                       uint oh_n, uint ow_n)
 {
-    local float part[4 * FEW_K][FEW_DW_WG];
+    local float lanes[FEW_K][8 * FEW_DW_WG];
     uint grp = get_group_id(0), lid = get_local_id(0);
     if (grp >= cin * FEW_K)
         return; /* whole group: no barrier is skipped by part of it */
@@ -393,21 +396,23 @@ kernel void conv2d_direct_few_dw_rows(global const float *x, uint x_off, global 
             }
         }
     }
-    for (int kw = 0; kw < FEW_K; kw++) {
-        part[kw][lid] = few_hsum8(s0[kw]);
-        part[FEW_K + kw][lid] = few_hsum8(s1[kw]);
-        part[2 * FEW_K + kw][lid] = few_hsum8(s2[kw]);
-        part[3 * FEW_K + kw][lid] = few_hsum8(s3[kw]);
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint e = lid; e < 4 * FEW_K; e += FEW_DW_WG) {
-        uint o = e / FEW_K, kw = e - o * FEW_K;
-        if (o < cout) {
-            float s = 0.0f;
-            for (uint l = 0; l < FEW_DW_WG; l++)
-                s += part[e][l];
-            dw[dw_off + o * kc + c * taps + kh * FEW_K + kw] += s;
+    /* one output channel at a time: every lane of every work-item to local
+     * memory, then work-item kw < FEW_K adds tap kw's 8 * FEW_DW_WG sums in
+     * order (no sum across a vector's lanes: LLVM makes shuffles of it, on
+     * which Oclgrind 21.10 crashes) */
+    for (uint o = 0; o < 4; o++) {
+        for (int kw = 0; kw < FEW_K; kw++) {
+            float8 v = o == 0 ? s0[kw] : o == 1 ? s1[kw] : o == 2 ? s2[kw] : s3[kw];
+            vstore8(v, lid, lanes[kw]);
         }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lid < FEW_K && o < cout) {
+            float s = 0.0f;
+            for (uint l = 0; l < 8 * FEW_DW_WG; l++)
+                s += lanes[lid][l];
+            dw[dw_off + o * kc + c * taps + kh * FEW_K + lid] += s;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE); /* lanes is rewritten for the next channel */
     }
 }
 #endif
@@ -644,16 +649,18 @@ kernel void conv2d_bias_fill(global const float *bias, uint bias_off, global flo
 /* Work-group c reduces channel c of dy (N, Cout, plane): work-item l sums
  * the 8-element blocks l, l + WG, ... of each image in image order as a
  * float8 (explicit vectors: with its barriers PoCL runs the kernel as scalar
- * code), adds its lanes, then a fixed local tree; db[c] += the total. */
+ * code), its lanes go to local memory, then a fixed local tree over the
+ * 8 WG sums; db[c] += the total. (No sum across a vector's lanes: LLVM
+ * makes shuffles of it, on which Oclgrind 21.10 crashes.) */
 kernel void conv2d_bias_backward(global const float *dy, uint dy_off, global float *db,
                                  uint db_off, uint n, uint cout, uint plane)
 {
-    local float part[WG];
+    local float part[8 * WG];
     uint c = get_group_id(0), lid = get_local_id(0);
     if (c >= cout)
         return; /* whole group: no barrier is skipped by part of it */
     float8 s8 = (float8)(0.0f);
-    float s = 0.0f;
+    float tail = 0.0f;
     for (uint img = 0; img < n; img++) {
         global const float *p = dy + dy_off + (img * cout + c) * plane;
         for (uint i = lid * 8; i < plane; i += WG * 8) {
@@ -661,16 +668,16 @@ kernel void conv2d_bias_backward(global const float *dy, uint dy_off, global flo
                 s8 += vload8(0, p + i);
             } else {
                 for (uint j = i; j < plane; j++)
-                    s += p[j];
+                    tail += p[j];
             }
         }
     }
-    s += ((s8.s0 + s8.s1) + (s8.s2 + s8.s3)) + ((s8.s4 + s8.s5) + (s8.s6 + s8.s7));
-    part[lid] = s;
+    vstore8(s8, lid, part);
+    part[8 * lid] += tail;
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint k = WG / 2; k > 0; k >>= 1) {
-        if (lid < k)
-            part[lid] += part[lid + k];
+    for (uint k = 4 * WG; k > 0; k >>= 1) {
+        for (uint j = lid; j < k; j += WG)
+            part[j] += part[j + k];
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     if (lid == 0)
