@@ -173,11 +173,13 @@ dsd_status dsd_gemm(dsd_context *ctx, const char *what, int trans_a, int trans_b
         st = temp_size(ctx, what, ta, tb, m, n, k, va.offset, lda, vb.offset, ldb, vc.offset,
                        c->ld, &temp_bytes);
     /* A given transposed (k x m): turned to m x k here when that spares
-     * CLBlast's copy of it entirely. */
-    if (st == DSD_OK && trans_a)
+     * CLBlast's copy of it entirely (asked only where CLBlast's temporary
+     * could hold such a copy at all: each query costs a call into CLBlast). */
+    const int try_a = trans_a && temp_bytes >= m * k * sizeof(float);
+    if (st == DSD_OK && try_a)
         st = temp_size(ctx, what, CLBlastTransposeNo, tb, m, n, k, 0, m, vb.offset, ldb,
                        vc.offset, c->ld, &turned_temp);
-    if (st == DSD_OK && trans_a && turned_temp + m * k * sizeof(float) <= temp_bytes) {
+    if (st == DSD_OK && try_a && turned_temp + m * k * sizeof(float) <= temp_bytes) {
         st = turn_operand(ctx, va.buf, va.offset, lda, m, k, &turned_a);
         if (st == DSD_OK && turned_a.buf) {
             va.buf = turned_a.buf;
@@ -188,10 +190,11 @@ dsd_status dsd_gemm(dsd_context *ctx, const char *what, int trans_a, int trans_b
         }
     }
     /* B given as k x n: turned to n x k, the same way. */
-    if (st == DSD_OK && !trans_b)
+    const int try_b = !trans_b && temp_bytes >= n * k * sizeof(float);
+    if (st == DSD_OK && try_b)
         st = temp_size(ctx, what, ta, CLBlastTransposeYes, m, n, k, va.offset, lda, 0, n,
                        vc.offset, c->ld, &turned_temp);
-    if (st == DSD_OK && !trans_b && turned_temp + n * k * sizeof(float) <= temp_bytes) {
+    if (st == DSD_OK && try_b && turned_temp + n * k * sizeof(float) <= temp_bytes) {
         st = turn_operand(ctx, vb.buf, vb.offset, ldb, n, k, &turned_b);
         if (st == DSD_OK && turned_b.buf) {
             vb.buf = turned_b.buf;
