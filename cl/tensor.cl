@@ -28,20 +28,18 @@ kernel void matrix_transpose(global const float *src, uint src_off, uint ld_src,
                r3 = vload8(0, s + 3 * ld_src), r4 = vload8(0, s + 4 * ld_src),
                r5 = vload8(0, s + 5 * ld_src), r6 = vload8(0, s + 6 * ld_src),
                r7 = vload8(0, s + 7 * ld_src);
-        vstore8((float8)(r0.s0, r1.s0, r2.s0, r3.s0, r4.s0, r5.s0, r6.s0, r7.s0), 0, d);
-        vstore8((float8)(r0.s1, r1.s1, r2.s1, r3.s1, r4.s1, r5.s1, r6.s1, r7.s1), 0, d + ld_dst);
-        vstore8((float8)(r0.s2, r1.s2, r2.s2, r3.s2, r4.s2, r5.s2, r6.s2, r7.s2), 0,
-                d + 2 * ld_dst);
-        vstore8((float8)(r0.s3, r1.s3, r2.s3, r3.s3, r4.s3, r5.s3, r6.s3, r7.s3), 0,
-                d + 3 * ld_dst);
-        vstore8((float8)(r0.s4, r1.s4, r2.s4, r3.s4, r4.s4, r5.s4, r6.s4, r7.s4), 0,
-                d + 4 * ld_dst);
-        vstore8((float8)(r0.s5, r1.s5, r2.s5, r3.s5, r4.s5, r5.s5, r6.s5, r7.s5), 0,
-                d + 5 * ld_dst);
-        vstore8((float8)(r0.s6, r1.s6, r2.s6, r3.s6, r4.s6, r5.s6, r6.s6, r7.s6), 0,
-                d + 6 * ld_dst);
-        vstore8((float8)(r0.s7, r1.s7, r2.s7, r3.s7, r4.s7, r5.s7, r6.s7, r7.s7), 0,
-                d + 7 * ld_dst);
+        /* component `comp` of every row: one column of the block, one row of dst */
+#define BLOCK_COL(comp) \
+    (float8)(r0.comp, r1.comp, r2.comp, r3.comp, r4.comp, r5.comp, r6.comp, r7.comp)
+        vstore8(BLOCK_COL(s0), 0, d);
+        vstore8(BLOCK_COL(s1), 0, d + ld_dst);
+        vstore8(BLOCK_COL(s2), 0, d + 2 * ld_dst);
+        vstore8(BLOCK_COL(s3), 0, d + 3 * ld_dst);
+        vstore8(BLOCK_COL(s4), 0, d + 4 * ld_dst);
+        vstore8(BLOCK_COL(s5), 0, d + 5 * ld_dst);
+        vstore8(BLOCK_COL(s6), 0, d + 6 * ld_dst);
+        vstore8(BLOCK_COL(s7), 0, d + 7 * ld_dst);
+#undef BLOCK_COL
         return;
     }
     for (uint i = 0; i < 8 && i0 + i < rows; i++)

@@ -106,17 +106,24 @@ static dsd_status clblast_fail(dsd_context *ctx, const char *call, const char *w
                          clblast_status_name((int)st), (int)st);
 }
 
+/* A product as CLBlast is asked for it (column-major): after any turn, the
+ * operands' views, leading dimensions and transposes. */
+typedef struct gemm_call {
+    CLBlastTranspose ta, tb;
+    size_t m, n, k;
+    gemm_view a, b, c;
+    size_t lda, ldb, ldc;
+} gemm_call;
+
 /* CLBlast's temporary-buffer size for a product. */
-static dsd_status temp_size(dsd_context *ctx, const char *what, CLBlastTranspose ta,
-                            CLBlastTranspose tb, size_t m, size_t n, size_t k, size_t a_off,
-                            size_t lda, size_t b_off, size_t ldb, size_t c_off, size_t ldc,
+static dsd_status temp_size(dsd_context *ctx, const char *what, const gemm_call *g,
                             size_t *bytes)
 {
-    CLBlastStatusCode rc = CLBlastSGemmTempBufferSize(CLBlastLayoutColMajor, ta, tb, m, n, k,
-                                                      a_off, lda, b_off, ldb, c_off, ldc,
-                                                      &ctx->queue, bytes);
+    CLBlastStatusCode rc = CLBlastSGemmTempBufferSize(
+        CLBlastLayoutColMajor, g->ta, g->tb, g->m, g->n, g->k, g->a.offset, g->lda, g->b.offset,
+        g->ldb, g->c.offset, g->ldc, &ctx->queue, bytes);
     if (rc != CLBlastSuccess)
-        return clblast_fail(ctx, "CLBlastSGemmTempBufferSize", what, m, n, k, rc);
+        return clblast_fail(ctx, "CLBlastSGemmTempBufferSize", what, g->m, g->n, g->k, rc);
     return DSD_OK;
 }
 
@@ -151,59 +158,78 @@ static dsd_status turn_operand(dsd_context *ctx, cl_mem buf, size_t off, size_t 
     return st;
 }
 
+/* Operand A (side_b 0) or B (side_b 1) of g as CLBlast's kernel wants it:
+ * A as m x k, B as n x k, at offset 0 with leading dimension m or n. */
+static void want_order(gemm_call *g, int side_b, cl_mem buf)
+{
+    gemm_view *v = side_b ? &g->b : &g->a;
+    v->buf = buf;
+    v->offset = 0;
+    if (side_b) {
+        g->ldb = g->n;
+        g->tb = CLBlastTransposeYes;
+    } else {
+        g->lda = g->m;
+        g->ta = CLBlastTransposeNo;
+    }
+}
+
+/* Turns operand A or B of g (given in the other order) into a pool buffer
+ * when that spares CLBlast's copy of it entirely, and updates g and
+ * *temp_bytes; out->buf stays NULL otherwise. CLBlast is asked for the
+ * turned product's temporary size only where its temporary could hold
+ * such a copy at all: each query costs a call into CLBlast. */
+static dsd_status turn_if_spared(dsd_context *ctx, const char *what, gemm_call *g, int side_b,
+                                 size_t *temp_bytes, gemm_turned *out)
+{
+    out->buf = NULL;
+    out->capacity = 0;
+    const int other_order = side_b ? g->tb == CLBlastTransposeNo : g->ta == CLBlastTransposeYes;
+    const size_t rows = side_b ? g->n : g->m, bytes = rows * g->k * sizeof(float);
+    if (!other_order || *temp_bytes < bytes)
+        return DSD_OK;
+    gemm_call turned = *g;
+    const gemm_view *v = side_b ? &g->b : &g->a;
+    want_order(&turned, side_b, v->buf);
+    size_t turned_bytes;
+    DSD_TRY(temp_size(ctx, what, &turned, &turned_bytes));
+    if (turned_bytes + bytes > *temp_bytes)
+        return DSD_OK;
+    DSD_TRY(turn_operand(ctx, v->buf, v->offset, side_b ? g->ldb : g->lda, rows, g->k, out));
+    if (out->buf) {
+        want_order(g, side_b, out->buf);
+        *temp_bytes = turned_bytes;
+    }
+    return DSD_OK;
+}
+
 dsd_status dsd_gemm(dsd_context *ctx, const char *what, int trans_a, int trans_b, size_t m,
                     size_t n, size_t k, const dsd_gemm_operand *a, const dsd_gemm_operand *b,
                     float beta, const dsd_gemm_operand *c)
 {
-    const CLBlastLayout layout = CLBlastLayoutColMajor;
-    CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
-    CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
-    gemm_view va = {0}, vb = {0}, vc = {0};
+    gemm_call g = {
+        .ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
+        .tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo,
+        .m = m, .n = n, .k = k, .lda = a->ld, .ldb = b->ld, .ldc = c->ld,
+    };
     gemm_turned turned_a = {0}, turned_b = {0};
     cl_mem temp = NULL;
-    size_t temp_capacity = 0, lda = a->ld, ldb = b->ld;
-    dsd_status st = view_at_zero(ctx, a, &va);
+    size_t temp_capacity = 0;
+    dsd_status st = view_at_zero(ctx, a, &g.a);
     if (st == DSD_OK)
-        st = view_at_zero(ctx, b, &vb);
+        st = view_at_zero(ctx, b, &g.b);
     if (st == DSD_OK)
-        st = view_at_zero(ctx, c, &vc);
+        st = view_at_zero(ctx, c, &g.c);
 
-    size_t temp_bytes = 0, turned_temp = 0;
+    size_t temp_bytes = 0;
     if (st == DSD_OK)
-        st = temp_size(ctx, what, ta, tb, m, n, k, va.offset, lda, vb.offset, ldb, vc.offset,
-                       c->ld, &temp_bytes);
-    /* A given transposed (k x m): turned to m x k here when that spares
-     * CLBlast's copy of it entirely (asked only where CLBlast's temporary
-     * could hold such a copy at all: each query costs a call into CLBlast). */
-    const int try_a = trans_a && temp_bytes >= m * k * sizeof(float);
-    if (st == DSD_OK && try_a)
-        st = temp_size(ctx, what, CLBlastTransposeNo, tb, m, n, k, 0, m, vb.offset, ldb,
-                       vc.offset, c->ld, &turned_temp);
-    if (st == DSD_OK && try_a && turned_temp + m * k * sizeof(float) <= temp_bytes) {
-        st = turn_operand(ctx, va.buf, va.offset, lda, m, k, &turned_a);
-        if (st == DSD_OK && turned_a.buf) {
-            va.buf = turned_a.buf;
-            va.offset = 0;
-            lda = m;
-            ta = CLBlastTransposeNo;
-            temp_bytes = turned_temp;
-        }
-    }
-    /* B given as k x n: turned to n x k, the same way. */
-    const int try_b = !trans_b && temp_bytes >= n * k * sizeof(float);
-    if (st == DSD_OK && try_b)
-        st = temp_size(ctx, what, ta, CLBlastTransposeYes, m, n, k, va.offset, lda, 0, n,
-                       vc.offset, c->ld, &turned_temp);
-    if (st == DSD_OK && try_b && turned_temp + n * k * sizeof(float) <= temp_bytes) {
-        st = turn_operand(ctx, vb.buf, vb.offset, ldb, n, k, &turned_b);
-        if (st == DSD_OK && turned_b.buf) {
-            vb.buf = turned_b.buf;
-            vb.offset = 0;
-            ldb = n;
-            tb = CLBlastTransposeYes;
-            temp_bytes = turned_temp;
-        }
-    }
+        st = temp_size(ctx, what, &g, &temp_bytes);
+    /* A given transposed (k x m), then B given as k x n: turned here when
+     * that spares CLBlast's copy of them. */
+    if (st == DSD_OK)
+        st = turn_if_spared(ctx, what, &g, 0, &temp_bytes, &turned_a);
+    if (st == DSD_OK)
+        st = turn_if_spared(ctx, what, &g, 1, &temp_bytes, &turned_b);
 
     /* A temporary larger than one allocation can only come from operands
      * that claim more than their buffers hold: CLBlast's own checks report
@@ -211,17 +237,17 @@ dsd_status dsd_gemm(dsd_context *ctx, const char *what, int trans_a, int trans_b
     if (st == DSD_OK && temp_bytes > 0 && temp_bytes <= ctx->device.max_alloc_bytes)
         st = dsd_pool_lease(ctx, temp_bytes, &temp, &temp_capacity);
     if (st == DSD_OK) {
-        cl_event ev = NULL;
+        const CLBlastLayout layout = CLBlastLayoutColMajor;
+        cl_event ev = NULL, *evp = dsd_profile_enabled(ctx) ? &ev : NULL;
         CLBlastStatusCode rc;
         if (temp)
-            rc = CLBlastSgemmWithTempBuffer(layout, ta, tb, m, n, k, 1.0f, va.buf, va.offset,
-                                            lda, vb.buf, vb.offset, ldb, beta, vc.buf,
-                                            vc.offset, c->ld, &ctx->queue,
-                                            dsd_profile_enabled(ctx) ? &ev : NULL, temp);
+            rc = CLBlastSgemmWithTempBuffer(layout, g.ta, g.tb, m, n, k, 1.0f, g.a.buf,
+                                            g.a.offset, g.lda, g.b.buf, g.b.offset, g.ldb, beta,
+                                            g.c.buf, g.c.offset, g.ldc, &ctx->queue, evp, temp);
         else
-            rc = CLBlastSgemm(layout, ta, tb, m, n, k, 1.0f, va.buf, va.offset, lda, vb.buf,
-                              vb.offset, ldb, beta, vc.buf, vc.offset, c->ld, &ctx->queue,
-                              dsd_profile_enabled(ctx) ? &ev : NULL);
+            rc = CLBlastSgemm(layout, g.ta, g.tb, m, n, k, 1.0f, g.a.buf, g.a.offset, g.lda,
+                              g.b.buf, g.b.offset, g.ldb, beta, g.c.buf, g.c.offset, g.ldc,
+                              &ctx->queue, evp);
         if (rc != CLBlastSuccess)
             st = clblast_fail(ctx, "CLBlastSgemm", what, m, n, k, rc);
         else
@@ -235,11 +261,11 @@ dsd_status dsd_gemm(dsd_context *ctx, const char *what, int trans_a, int trans_b
         dsd_pool_return(ctx, turned_a.buf, turned_a.capacity);
     if (turned_b.buf)
         dsd_pool_return(ctx, turned_b.buf, turned_b.capacity);
-    if (va.owned)
-        clReleaseMemObject(va.owned);
-    if (vb.owned)
-        clReleaseMemObject(vb.owned);
-    if (vc.owned)
-        clReleaseMemObject(vc.owned);
+    if (g.a.owned)
+        clReleaseMemObject(g.a.owned);
+    if (g.b.owned)
+        clReleaseMemObject(g.b.owned);
+    if (g.c.owned)
+        clReleaseMemObject(g.c.owned);
     return st;
 }
