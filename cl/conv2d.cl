@@ -165,10 +165,12 @@ kernel void conv2d_direct_few(global const float *x, uint x_off, global const fl
 #ifdef FEW_K
 /* The forward of a stride-1 convolution with few output channels (cout <= 4)
  * and a square FEW_K x FEW_K kernel fixed at build time (the generator's
- * tail 7x7 64->3, the spatial attention 7x7 2->1), register-tiled. A 2D
+ * tail 7x7 64->3, the spatial attention 7x7 2->1) or few input channels
+ * (the head 7x7 3->B, in blocks of 4 output channels), register-tiled. A 2D
  * range: dimension 0 is the output column ow, dimension 1 is
- * img * row_blocks + block; a work-item computes the FEW_ROWS output rows
- * oh0 .. oh0 + FEW_ROWS - 1 of its column for every output channel. For each
+ * (img * o_blocks + ob) * row_blocks + block; a work-item computes the
+ * FEW_ROWS output rows oh0 .. oh0 + FEW_ROWS - 1 of its column for the
+ * output channels 4 ob .. 4 ob + 3 (those below cout). For each
  * tap column kw and input channel c it loads the FEW_SPAN input values of
  * that column once and uses each for up to FEW_K taps (the one-pixel kernel
  * above loads every value once per tap). Neighbouring work-items take
@@ -185,14 +187,16 @@ kernel void conv2d_direct_few_rows(global const float *x, uint x_off, global con
                                    uint ow_n)
 {
     uint ow = get_global_id(0), t = get_global_id(1);
-    uint row_blocks = (oh_n + FEW_ROWS - 1) / FEW_ROWS;
-    if (ow >= ow_n || t >= n * row_blocks)
+    uint row_blocks = (oh_n + FEW_ROWS - 1) / FEW_ROWS, o_blocks = (cout + 3) / 4;
+    if (ow >= ow_n || t >= n * o_blocks * row_blocks)
         return;
-    uint img = t / row_blocks, oh0 = (t - img * row_blocks) * FEW_ROWS;
+    uint t2 = t / row_blocks, oh0 = (t - t2 * row_blocks) * FEW_ROWS;
+    uint img = t2 / o_blocks, o0 = (t2 - img * o_blocks) * 4;
     const uint hw = h * w, taps = FEW_K * FEW_K, kc = cin * taps;
-    /* weights of output channels past cout read channel cout - 1; dropped */
-    const uint o1 = min(1u, cout - 1) * kc, o2 = min(2u, cout - 1) * kc,
-               o3 = min(3u, cout - 1) * kc;
+    /* weights of output channels past cout read channel cout - 1; dropped
+     * (o1..o3 are offsets from channel o0's weights) */
+    const uint o1 = (min(o0 + 1, cout - 1) - o0) * kc, o2 = (min(o0 + 2, cout - 1) - o0) * kc,
+               o3 = (min(o0 + 3, cout - 1) - o0) * kc;
     uint row_at[FEW_SPAN];
     float row_ok[FEW_SPAN];
     for (int r = 0; r < FEW_SPAN; r++) {
@@ -208,7 +212,7 @@ kernel void conv2d_direct_few_rows(global const float *x, uint x_off, global con
         int iw = conv_pad_index((int)ow + (int)kw - pad, (int)w, reflect);
         float col_ok = iw >= 0 ? 1.0f : 0.0f;
         global const float *xc = xi + max(iw, 0);
-        global const float *wc = wt + w_off + kw;
+        global const float *wc = wt + w_off + o0 * kc + kw;
         for (uint c = 0; c < cin; c++, xc += hw, wc += taps) {
             float v[FEW_SPAN];
             for (int r = 0; r < FEW_SPAN; r++)
@@ -227,24 +231,24 @@ kernel void conv2d_direct_few_rows(global const float *x, uint x_off, global con
     }
     float b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;
     if (has_bias) {
-        b0 = bias[b_off];
-        b1 = bias[b_off + min(1u, cout - 1)];
-        b2 = bias[b_off + min(2u, cout - 1)];
-        b3 = bias[b_off + min(3u, cout - 1)];
+        b0 = bias[b_off + o0];
+        b1 = bias[b_off + min(o0 + 1, cout - 1)];
+        b2 = bias[b_off + min(o0 + 2, cout - 1)];
+        b3 = bias[b_off + min(o0 + 3, cout - 1)];
     }
     const uint plane = oh_n * ow_n;
-    global float *yo = y + y_off + img * cout * plane + ow;
+    global float *yo = y + y_off + (img * cout + o0) * plane + ow;
     for (int r = 0; r < FEW_ROWS; r++) {
         uint oh = oh0 + (uint)r;
         if (oh >= oh_n)
             break;
         uint at = oh * ow_n;
         yo[at] = a0[r] + b0;
-        if (cout > 1)
+        if (o0 + 1 < cout)
             yo[plane + at] = a1[r] + b1;
-        if (cout > 2)
+        if (o0 + 2 < cout)
             yo[2 * plane + at] = a2[r] + b2;
-        if (cout > 3)
+        if (o0 + 3 < cout)
             yo[3 * plane + at] = a3[r] + b3;
     }
 }
@@ -315,7 +319,8 @@ kernel void conv2d_direct_few_dxpad(global const float *dy, uint dy_off, global 
     }
 }
 
-/* dw += the weight gradient: work-group (c, kh) sums, for every o < cout and
+/* dw += the weight gradient: work-group (ob, c, kh) sums, for the output
+ * channels o = 4 ob .. 4 ob + 3 below cout and every
  * kw, dy[img][o][oh][ow] * xpad[img][c][oh + kh][ow + kw] over all images
  * and output pixels. Work-item l takes the 8-column strips ow0 = 8 l,
  * 8 (l + FEW_DW_WG), ... and every row of them with float8 sums (explicit
@@ -362,14 +367,17 @@ kernel void conv2d_direct_few_dw_rows(global const float *x, uint x_off, global 
                                       uint oh_n, uint ow_n)
 {
     local float lanes[FEW_K][8 * FEW_DW_WG];
-    uint grp = get_group_id(0), lid = get_local_id(0);
-    if (grp >= cin * FEW_K)
+    uint grp = get_group_id(0), lid = get_local_id(0), o_blocks = (cout + 3) / 4;
+    if (grp >= o_blocks * cin * FEW_K)
         return; /* whole group: no barrier is skipped by part of it */
-    uint c = grp / FEW_K, kh = grp - c * FEW_K;
+    uint ob = grp / (cin * FEW_K), ck = grp - ob * (cin * FEW_K);
+    uint c = ck / FEW_K, kh = ck - c * FEW_K, o0 = ob * 4;
     const uint taps = FEW_K * FEW_K, kc = cin * taps, plane = oh_n * ow_n, hw = h * w;
-    /* sums past cout read the last dy plane and are dropped */
-    const uint o1 = min(1u, cout - 1) * plane, o2 = min(2u, cout - 1) * plane,
-               o3 = min(3u, cout - 1) * plane;
+    /* sums past cout read the last dy plane and are dropped (o1..o3 are
+     * offsets from channel o0's plane) */
+    const uint o1 = (min(o0 + 1, cout - 1) - o0) * plane,
+               o2 = (min(o0 + 2, cout - 1) - o0) * plane,
+               o3 = (min(o0 + 3, cout - 1) - o0) * plane;
     float8 s0[FEW_K], s1[FEW_K], s2[FEW_K], s3[FEW_K];
     for (int kw = 0; kw < FEW_K; kw++)
         s0[kw] = s1[kw] = s2[kw] = s3[kw] = (float8)(0.0f);
@@ -377,7 +385,7 @@ kernel void conv2d_direct_few_dw_rows(global const float *x, uint x_off, global 
         int first = (int)ow0 - pad; /* the x column of lane 0 at kw = 0 */
         for (uint img = 0; img < n; img++) {
             global const float *xc = x + x_off + (img * cin + c) * hw;
-            global const float *g = dy + dy_off + img * cout * plane + ow0;
+            global const float *g = dy + dy_off + (img * cout + o0) * plane + ow0;
             for (uint oh = 0; oh < oh_n; oh++) {
                 int ih = conv_pad_index((int)(oh + kh) - pad, (int)h, reflect);
                 if (ih < 0)
@@ -406,11 +414,11 @@ kernel void conv2d_direct_few_dw_rows(global const float *x, uint x_off, global 
             vstore8(v, lid, lanes[kw]);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (lid < FEW_K && o < cout) {
+        if (lid < FEW_K && o0 + o < cout) {
             float s = 0.0f;
             for (uint l = 0; l < 8 * FEW_DW_WG; l++)
                 s += lanes[lid][l];
-            dw[dw_off + o * kc + c * taps + kh * FEW_K + lid] += s;
+            dw[dw_off + (o0 + o) * kc + c * taps + kh * FEW_K + lid] += s;
         }
         barrier(CLK_LOCAL_MEM_FENCE); /* lanes is rewritten for the next channel */
     }

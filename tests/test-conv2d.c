@@ -68,6 +68,10 @@ static const conv_case cases[] = {
      * tap counts, output channels and a partial last block of rows */
     {"k5 s1 p2 zero cout 2", 2, 3, 10, 13, 2, 5, 5, 1, 2, 0, 1},
     {"k3 s1 p1 reflect cout 4", 3, 5, 5, 13, 4, 3, 3, 1, 1, 1, 0},
+    /* the register-tiled kernels for few input channels (the head 7x7 3 -> B),
+     * in blocks of 4 output channels with a partial last block */
+    {"k7 s1 p3 reflect cin 3 cout 9 (head)", 3, 3, 10, 29, 9, 7, 7, 1, 3, 1, 1},
+    {"k5 s1 p2 zero cin 2 cout 13", 2, 2, 9, 19, 13, 5, 5, 1, 2, 0, 0},
     /* rows wide enough for im2col's 8-column vector strips: interior strips
      * (stride 1 and 2), border strips and a partial last strip */
     {"k3 s1 p1 reflect wide", 2, 3, 5, 29, 5, 3, 3, 1, 1, 1, 1},

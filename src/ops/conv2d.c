@@ -247,6 +247,14 @@ static int few_rows_kernel(const conv_geom *g)
     return g->stride == 1 && g->kh == g->kw && g->kh <= FEW_MAX_K;
 }
 
+/* Output channels per work-item of the register-tiled kernels, and how many
+ * such blocks a convolution has. */
+enum { FEW_OUT = 4 };
+static size_t out_blocks(const conv_geom *g)
+{
+    return ((size_t)g->cout + FEW_OUT - 1) / FEW_OUT;
+}
+
 /* The tiled backward also needs FEW_DW_WG work-items per group. */
 static int few_rows_backward(const dsd_context *ctx, const conv_geom *g)
 {
@@ -295,8 +303,26 @@ static int is_pointwise(const conv_geom *g)
  * are mostly empty (bench-ops measured the tail 7x7 64->3 at 0.5 GFLOP/s). */
 enum { DIRECT_MAX_COUT = 4 };
 
-/* The route and chunking of a checked groups == 1 geometry: every decision
- * of how a convolution runs is taken here and nowhere else. */
+/* So do those with at most this many input channels and fewer output
+ * channels than CLBlast's 64-wide tiles, where the register-tiled kernels
+ * apply (the generator's head 7x7 3 -> B at B = 24 and 32): their GEMMs
+ * have K = 3 x 49 = 147, far from the 64-deep tiles, N = B mostly padding,
+ * and a column matrix 49 times the input. Layer profile (dsdeblur-bench
+ * --profile layers), GEMM -> direct: a training step of
+ * data/default-model-v1.yaml (B 24, 96 x 96, batch 2), head 37.6 -> 6.2 ms
+ * forward and 48.6 -> 6.8 ms backward. At B = 64 (the paper) the GEMM
+ * wastes nothing in N: the direct kernels won a little in its training step
+ * (107 -> 85 ms forward + backward) but lost at 1280 x 720 inference (528 ->
+ * 665 ms), so B = 64 keeps the GEMM. */
+enum { DIRECT_MAX_CIN = 4, DIRECT_FEW_IN_MAX_COUT = 63 };
+
+static int few_channels(const conv_geom *g)
+{
+    if (g->cout <= DIRECT_MAX_COUT)
+        return 1;
+    return g->cin <= DIRECT_MAX_CIN && g->cout <= DIRECT_FEW_IN_MAX_COUT && few_rows_kernel(g);
+}
+
 static dsd_conv2d_plan plan_of(const dsd_conv2d_params *p, const conv_geom *g)
 {
     dsd_conv2d_plan pl = {
@@ -308,7 +334,7 @@ static dsd_conv2d_plan plan_of(const dsd_conv2d_params *p, const conv_geom *g)
         pl.forward = pl.backward = DSD_CONV2D_ROUTE_POINTWISE;
         return pl;
     }
-    const int few = g->cout <= DIRECT_MAX_COUT;
+    const int few = few_channels(g);
     pl.forward = few ? DSD_CONV2D_ROUTE_DIRECT_FEW : DSD_CONV2D_ROUTE_IM2COL;
     pl.backward = few && g->stride == 1 ? DSD_CONV2D_ROUTE_DIRECT_FEW : DSD_CONV2D_ROUTE_IM2COL;
     if (pl.forward == DSD_CONV2D_ROUTE_DIRECT_FEW && pl.backward == DSD_CONV2D_ROUTE_DIRECT_FEW) {
@@ -431,7 +457,7 @@ static dsd_status forward_direct_few(dsd_context *ctx, const conv_geom *g, const
                                 DSD_KARG(has_bias), DSD_KARG_TENSOR(y), DSD_KARG(n),
                                 DSD_KARG(cin), DSD_KARG(h), DSD_KARG(w), DSD_KARG(cout),
                                 DSD_KARG(pad), DSD_KARG(reflect), DSD_KARG(oh), DSD_KARG(ow)};
-        size_t blocks = (size_t)g->n * ((g->oh + FEW_ROWS - 1) / FEW_ROWS);
+        size_t blocks = (size_t)g->n * out_blocks(g) * ((g->oh + FEW_ROWS - 1) / FEW_ROWS);
         return run_rows_k(ctx, "conv2d_direct_few_rows", rows_args, DSD_NARGS(rows_args),
                           (size_t)g->ow, blocks, g->kh);
     }
@@ -506,7 +532,7 @@ static dsd_status backward_direct_few_rows(dsd_context *ctx, const conv_geom *g,
         dsd_karg args[] = {DSD_KARG_TENSOR(x), DSD_KARG_TENSOR(dy), DSD_KARG_TENSOR(dweight),
                            DSD_KARG(n), DSD_KARG(cin), DSD_KARG(h), DSD_KARG(w), DSD_KARG(cout),
                            DSD_KARG(pad), DSD_KARG(reflect), DSD_KARG(oh), DSD_KARG(ow)};
-        size_t local = FEW_DW_WG, global = (size_t)g->cin * g->kh * local;
+        size_t local = FEW_DW_WG, global = out_blocks(g) * g->cin * g->kh * local;
         DSD_TRY(dsd_kernel_run(ctx, "conv2d", opts, "conv2d_direct_few_dw_rows", args,
                                DSD_NARGS(args), 1, &global, &local));
     }
@@ -759,15 +785,20 @@ dsd_status dsd_conv2d_backward_ws(dsd_context *ctx, const dsd_conv2d_params *p,
         return backward_pointwise(ctx, &g, x, weight, dy, dx, dweight);
     if (plan.backward == DSD_CONV2D_ROUTE_DIRECT_FEW && few_rows_backward(ctx, &g))
         return backward_direct_few_rows(ctx, &g, x, weight, dy, dx, dweight, workspace);
-    if (plan.backward == DSD_CONV2D_ROUTE_DIRECT_FEW)
+    if (plan.backward == DSD_CONV2D_ROUTE_DIRECT_FEW && g.cout <= DIRECT_MAX_COUT)
         return backward_direct_few(ctx, &g, x, weight, dy, dx, dweight);
 
+    /* im2col + GEMM; also the few-input route on a device whose work-groups
+     * cannot hold FEW_DW_WG items (its workspace is no column buffer) */
+    int rows = plan.chunk_rows, fallback = plan.backward == DSD_CONV2D_ROUTE_DIRECT_FEW;
+    if (fallback)
+        rows = chunk_rows(&g);
     dsd_tensor col;
     int leased;
-    DSD_TRY(column_buffer(ctx, op, &g, plan.chunk_rows, workspace, &col, &leased));
+    DSD_TRY(column_buffer(ctx, op, &g, rows, fallback ? NULL : workspace, &col, &leased));
     dsd_status st = DSD_OK;
     for (int img = 0; img < g.n && st == DSD_OK; img++)
-        st = backward_image(ctx, &g, x, weight, dy, dx, dweight, &col, img, plan.chunk_rows);
+        st = backward_image(ctx, &g, x, weight, dy, dx, dweight, &col, img, rows);
     if (leased)
         dsd_tensor_free(ctx, &col);
     return st;
