@@ -60,6 +60,11 @@ typedef struct dsd_config {
         double noise_sigma; /* synthetic: Gaussian noise std in [-1, 1] units */
         double noise_sigma_max; /* synthetic: > noise_sigma: std drawn per step from
                                  * [noise_sigma, noise_sigma_max]; 0: fixed */
+        /* synthetic: per-PSF ranges of the camera path (doc/synthetic-blur.md);
+         * a _max above its setting draws from [setting, max) per PSF */
+        double blur_length, blur_length_max; /* pixels; 0: (kernel_size-1) 60/62 */
+        double exposure, exposure_max;       /* (0, 1]; 0: 0.1, 0.5 or 1 at random */
+        double anxiety, anxiety_max;         /* [0, 1]; -1: DeblurGAN's set at random */
         int max_bad;        /* unreadable samples tolerated before stopping */
     } data;
     struct {

@@ -116,6 +116,26 @@ typedef struct dsd_blur_psf {
 
 void dsd_blur_psf_params_default(dsd_blur_psf_params *p);
 
+/* Ranges of the PSF settings, drawn per PSF (dsdeblur-train's
+ * data.blur_length .. data.anxiety_max, dsdeblur-blur's --length L:L_MAX,
+ * --exposure and --anxiety). A setting whose lo is "unset" (length and
+ * anxiety: lo < 0; exposure: lo <= 0) keeps the value in the params; lo < hi
+ * draws it uniformly from [lo, hi), lo >= hi takes lo. */
+typedef struct dsd_blur_psf_ranges {
+    double length_lo, length_hi;     /* path length in pixels */
+    double exposure_lo, exposure_hi; /* exposed fraction, (0, 1] */
+    double anxiety_lo, anxiety_hi;   /* shake, [0, 1] */
+} dsd_blur_psf_ranges;
+
+/* The key xor'd into the seed for the stream of those draws ("rang"). */
+#define DSD_BLUR_RANGE_KEY UINT64_C(0x72616e67)
+
+/* Sets p's length, exposure and anxiety from r, drawing from `draw` (one
+ * uniform per setting that is a range, in that order; a separate stream
+ * from the PSF's own, so a fixed setting leaves the PSF stream untouched). */
+void dsd_blur_psf_params_draw(const dsd_blur_psf_ranges *r, dsd_rng *draw,
+                              dsd_blur_psf_params *p);
+
 /* Draws one PSF from rng (which advances by a number of words that
  * depends only on p->steps and on which parameters are DSD_BLUR_RANDOM).
  * DSD_ERR_INVALID_ARGUMENT naming the parameter when p is out of range (err

@@ -686,6 +686,65 @@ START_TEST(test_noise_sigma_draw)
 }
 END_TEST
 
+/* Per-PSF ranges (data.blur_length .. data.anxiety_max, dsdeblur-blur's
+ * L:L_MAX): unset settings keep the params and draw nothing; a range draws
+ * one uniform each, in the order length, exposure, anxiety, inside it; a
+ * reversed or empty range is its low end. */
+START_TEST(test_psf_params_draw)
+{
+    dsd_blur_psf_params base;
+    dsd_blur_psf_params_default(&base);
+    base.length = 17.0;
+    const dsd_blur_psf_ranges unset = {-1, 0, 0, 0, -1, 0};
+    dsd_rng r, r0;
+    dsd_rng_init(&r, 3, 4);
+    r0 = r;
+    dsd_blur_psf_params p = base;
+    dsd_blur_psf_params_draw(&unset, &r, &p);
+    ck_assert(p.length == 17.0 && p.exposure == DSD_BLUR_RANDOM && p.anxiety == DSD_BLUR_RANDOM);
+    ck_assert(dsd_rng_uniform(&r) == dsd_rng_uniform(&r0)); /* nothing drawn */
+
+    const dsd_blur_psf_ranges fixed = {40, 20, 0.5, 0.5, 0, 0};
+    dsd_rng_init(&r, 3, 4);
+    r0 = r;
+    p = base;
+    dsd_blur_psf_params_draw(&fixed, &r, &p);
+    ck_assert(p.length == 40 && p.exposure == 0.5 && p.anxiety == 0);
+    ck_assert(dsd_rng_uniform(&r) == dsd_rng_uniform(&r0));
+
+    const dsd_blur_psf_ranges ranges = {20, 40, 0.5, 1, 0, 0.005};
+    double mn = 100, mx = 0;
+    for (uint64_t s = 0; s < 500; s++) {
+        dsd_rng_init(&r, 3, s);
+        r0 = r;
+        p = base;
+        dsd_blur_psf_params_draw(&ranges, &r, &p);
+        ck_assert(p.length >= 20 && p.length < 40);
+        ck_assert(p.exposure >= 0.5 && p.exposure < 1);
+        ck_assert(p.anxiety >= 0 && p.anxiety < 0.005);
+        /* the order: one uniform each for length, exposure, anxiety */
+        ck_assert(p.length == 20 + 20 * dsd_rng_uniform(&r0));
+        ck_assert(p.exposure == 0.5 + 0.5 * dsd_rng_uniform(&r0));
+        ck_assert(p.anxiety == 0.005 * dsd_rng_uniform(&r0));
+        mn = p.length < mn ? p.length : mn;
+        mx = p.length > mx ? p.length : mx;
+    }
+    ck_assert_msg(mn < 21 && mx > 39, "lengths span [%g, %g]", mn, mx);
+    /* the drawn settings make a valid PSF of about that length */
+    dsd_rng_init(&r, 3, 7);
+    p = base;
+    p.size = 43;
+    dsd_blur_psf_params_draw(&(dsd_blur_psf_ranges){40, 40, 1, 1, 0, 0}, &r, &p);
+    dsd_blur_psf psf;
+    dsd_error err;
+    ck_assert_int_eq(dsd_blur_psf_generate(&p, &r, &psf, &err), DSD_OK);
+    /* straight at a random angle: the support's diagonal is the path (+- the
+     * bilinear splat's pixel) */
+    double diag = hypot(psf.h - 1.0, psf.w - 1.0);
+    ck_assert_msg(diag > 39 && diag < 42.5, "a straight 40-pixel path gave %dx%d", psf.h, psf.w);
+}
+END_TEST
+
 START_TEST(test_errors)
 {
     dsd_context *ctx = tu_ctx();
@@ -777,6 +836,7 @@ int main(void)
     tcase_add_test(tc, test_noise_slice_of_batch);
     tcase_add_test(tc, test_noise_host);
     tcase_add_test(tc, test_noise_sigma_draw);
+    tcase_add_test(tc, test_psf_params_draw);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
     int rc = tu_run(s); /* frees the shared context first; the plans retain its cl_context */

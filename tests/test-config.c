@@ -109,6 +109,14 @@ START_TEST(test_file_and_overrides)
     TU_HOST_OK(dsd_config_set(&c, "data.noise_sigma=0.00784", &err), err);
     TU_HOST_OK(dsd_config_set(&c, "data.noise_sigma_max=0.01569", &err), err);
     ck_assert(c.data.noise_sigma == 0.00784 && c.data.noise_sigma_max == 0.01569);
+    /* camera paths drawn per kernel; unset, the PSFs are as before */
+    ck_assert(c.data.blur_length == 0 && c.data.exposure == 0 && c.data.anxiety == -1);
+    TU_HOST_OK(dsd_config_set(&c, "data.blur_length=12", &err), err);
+    TU_HOST_OK(dsd_config_set(&c, "data.blur_length_max=45", &err), err);
+    TU_HOST_OK(dsd_config_set(&c, "data.exposure=0.5", &err), err);
+    TU_HOST_OK(dsd_config_set(&c, "data.anxiety_max=0.005", &err), err);
+    ck_assert(c.data.blur_length == 12 && c.data.blur_length_max == 45 &&
+              c.data.exposure == 0.5 && c.data.anxiety_max == 0.005);
     TU_HOST_OK(dsd_config_validate(&c, &err), err);
 
     struct {
@@ -122,6 +130,8 @@ START_TEST(test_file_and_overrides)
         {"train.lr=abc", "train.lr: 'abc' is not a number"},
         {"train.lr=inf", "train.lr: 'inf' is not a number"},
         {"train.content_loss=ssim", "'ssim' is not one of perceptual|l1|mse|fft"},
+        {"data.anxiety=-2", "data.anxiety must be between -1 and 1"},
+        {"data.blur_length=63", "data.blur_length must be between 0 and 62"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         dsd_status st = dsd_config_set(&c, bad[i].set, &err);

@@ -279,6 +279,60 @@ START_TEST(test_synthetic_and_nan)
 }
 END_TEST
 
+/* Synthetic blur with per-PSF ranges (data.blur_length .. data.anxiety_max):
+ * a path longer than the kernel holds is a configuration error naming the
+ * key; ranges change the blur (another first loss than without them) and
+ * stay deterministic (the same loss again). */
+static double first_synthetic_loss(const char *const *sets, int nsets, dsd_status *st,
+                                   dsd_error *err)
+{
+    dsd_config c;
+    tiny_config(&c, 0.0, tu_path(root, "run"));
+    char set[1200];
+    TU_HOST_OK(dsd_config_set(&c, "data.mode=synthetic", err), *err);
+    snprintf(set, sizeof set, "data.train=%s", tu_path(root, "sharp"));
+    TU_HOST_OK(dsd_config_set(&c, set, err), *err);
+    TU_HOST_OK(dsd_config_set(&c, "data.kernel_size=9", err), *err);
+    TU_HOST_OK(dsd_config_set(&c, "data.val=", err), *err);
+    for (int i = 0; i < nsets; i++)
+        TU_HOST_OK(dsd_config_set(&c, sets[i], err), *err);
+    TU_HOST_OK(dsd_config_validate(&c, err), *err);
+    dsd_trainer *t = NULL;
+    double loss = NAN;
+    *st = dsd_trainer_init(tu_ctx(), &c, &t, err);
+    dsd_step_stats s;
+    if (*st == DSD_OK)
+        *st = dsd_trainer_step(t, &s, err);
+    if (*st == DSD_OK)
+        loss = s.loss_content;
+    dsd_trainer_free(t);
+    dsd_config_free(&c);
+    return loss;
+}
+
+START_TEST(test_synthetic_ranges)
+{
+    dsd_error err;
+    dsd_status st;
+    const char *too_long[] = {"data.blur_length=2", "data.blur_length_max=9"};
+    first_synthetic_loss(too_long, 2, &st, &err);
+    ck_assert_int_eq(st, DSD_ERR_CONFIG);
+    ck_assert_msg(strstr(err.message, "data.blur_length_max = 9") != NULL, "%s", err.message);
+
+    double plain = first_synthetic_loss(NULL, 0, &st, &err);
+    TU_HOST_OK(st, err);
+    const char *ranges[] = {"data.blur_length=2", "data.blur_length_max=7",
+                            "data.exposure=0.5", "data.exposure_max=1",
+                            "data.anxiety=0", "data.anxiety_max=0.005"};
+    double ranged = first_synthetic_loss(ranges, 6, &st, &err);
+    TU_HOST_OK(st, err);
+    double again = first_synthetic_loss(ranges, 6, &st, &err);
+    TU_HOST_OK(st, err);
+    ck_assert(isfinite(ranged) && ranged == again);
+    ck_assert_msg(ranged != plain, "ranges did not change the blur (loss %.9g)", ranged);
+}
+END_TEST
+
 START_TEST(test_log_and_plot)
 {
     dsd_error err;
@@ -349,6 +403,7 @@ int main(void)
     tcase_add_test(tc, test_resume_is_bit_exact);
     tcase_add_test(tc, test_warmup);
     tcase_add_test(tc, test_synthetic_and_nan);
+    tcase_add_test(tc, test_synthetic_ranges);
     tcase_add_test(tc, test_log_and_plot);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);

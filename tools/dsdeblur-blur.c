@@ -17,7 +17,7 @@
  * `data.mode: paired` read. Image i of the command line gets kernel stream i
  * of the seed; with a range for --length, --exposure, --anxiety or --noise,
  * image i draws its path length, exposed fraction, shake and noise level
- * uniformly from the range with a second stream (key seed ^ RANGE_KEY,
+ * uniformly from the range with a second stream (key seed ^ DSD_BLUR_RANGE_KEY,
  * stream i), so the kernels of fixed settings are the same as before ranges
  * existed. Existing outputs are refused unless --force; an output that
  * is one of the inputs (OUT/sharp/<name>.png given as an input, by device
@@ -61,9 +61,6 @@ static void usage(FILE *out)
             prog);
 }
 
-/* The key of the stream that draws per-image settings from their ranges
- * ("rang"), xor'd into the seed: the PSF stream stays untouched. */
-#define RANGE_KEY UINT64_C(0x72616e67)
 
 /* A range lo:hi, or one value for both. */
 typedef struct range {
@@ -219,21 +216,10 @@ static int blur_one(dsd_context *ctx, dsd_fft_plans *plans, const char *in, uint
     pp.length = 2.0 * ((bs->ksize - 1) / 2) * 60.0 / 62.0; /* as dsdeblur-train */
     /* Per-image draws from the range stream: length, exposure, anxiety, noise. */
     dsd_rng draw;
-    dsd_rng_init(&draw, bs->seed ^ RANGE_KEY, index);
-    if (bs->length.lo >= 0)
-        pp.length = bs->length.lo < bs->length.hi
-                        ? bs->length.lo + (bs->length.hi - bs->length.lo) * dsd_rng_uniform(&draw)
-                        : bs->length.lo;
-    if (bs->exposure.lo > 0)
-        pp.exposure = bs->exposure.lo < bs->exposure.hi
-                          ? bs->exposure.lo +
-                                (bs->exposure.hi - bs->exposure.lo) * dsd_rng_uniform(&draw)
-                          : bs->exposure.lo;
-    if (bs->anxiety.lo >= 0)
-        pp.anxiety = bs->anxiety.lo < bs->anxiety.hi
-                         ? bs->anxiety.lo +
-                               (bs->anxiety.hi - bs->anxiety.lo) * dsd_rng_uniform(&draw)
-                         : bs->anxiety.lo;
+    dsd_rng_init(&draw, bs->seed ^ DSD_BLUR_RANGE_KEY, index);
+    dsd_blur_psf_ranges ranges = {bs->length.lo,   bs->length.hi,  bs->exposure.lo,
+                                  bs->exposure.hi, bs->anxiety.lo, bs->anxiety.hi};
+    dsd_blur_psf_params_draw(&ranges, &draw, &pp);
     float noise = (float)bs->noise.lo;
     if (bs->noise.lo < bs->noise.hi)
         noise = (float)(bs->noise.lo + (bs->noise.hi - bs->noise.lo) * dsd_rng_uniform(&draw));

@@ -58,6 +58,18 @@ static const key_spec keys[] = {
      "synthetic: Gaussian noise std ([-1, 1] units; 1/255 of 8 bits is 0.00784)"},
     {"data.noise_sigma_max", KEY_DOUBLE, OFF(data.noise_sigma_max), 0, 1, NULL,
      "synthetic: when above noise_sigma, each step's std is drawn from that range"},
+    {"data.blur_length", KEY_DOUBLE, OFF(data.blur_length), 0, 62, NULL,
+     "synthetic: camera path length in pixels (0: (kernel_size - 1) x 60/62)"},
+    {"data.blur_length_max", KEY_DOUBLE, OFF(data.blur_length_max), 0, 62, NULL,
+     "synthetic: when above blur_length, each kernel's length is drawn from that range"},
+    {"data.exposure", KEY_DOUBLE, OFF(data.exposure), 0, 1, NULL,
+     "synthetic: exposed fraction of the path (0: 0.1, 0.5 or 1 at random)"},
+    {"data.exposure_max", KEY_DOUBLE, OFF(data.exposure_max), 0, 1, NULL,
+     "synthetic: when above exposure, each kernel's fraction is drawn from that range"},
+    {"data.anxiety", KEY_DOUBLE, OFF(data.anxiety), -1, 1, NULL,
+     "synthetic: camera shake, 0 = a straight path (-1: DeblurGAN's 0.003..0.01 at random)"},
+    {"data.anxiety_max", KEY_DOUBLE, OFF(data.anxiety_max), 0, 1, NULL,
+     "synthetic: when above anxiety, each kernel's shake is drawn from that range"},
     {"data.max_bad", KEY_INT, OFF(data.max_bad), 0, BIG, NULL,
      "unreadable samples skipped before stopping"},
     {"generator.n_blocks", KEY_INT, OFF(generator.n_blocks), 0, 64, NULL, "DSCRb blocks"},
@@ -307,6 +319,10 @@ dsd_status dsd_config_defaults(dsd_config *cfg, dsd_error *err)
     cfg->data.kernel_size = 64;
     cfg->data.noise_sigma = 0.0;
     cfg->data.noise_sigma_max = 0.0;
+    cfg->data.blur_length = cfg->data.blur_length_max = 0.0;
+    cfg->data.exposure = cfg->data.exposure_max = 0.0;
+    cfg->data.anxiety = -1.0;
+    cfg->data.anxiety_max = 0.0;
     cfg->data.max_bad = 10;
     cfg->generator.n_blocks = g.n_blocks;
     cfg->generator.base_width = g.base_width;

@@ -109,6 +109,23 @@ void dsd_blur_psf_params_default(dsd_blur_psf_params *p)
     p->trim = 1;
 }
 
+/* lo, or a uniform draw from [lo, hi) when hi is above it. */
+static double draw_in(double lo, double hi, dsd_rng *draw)
+{
+    return lo < hi ? lo + (hi - lo) * dsd_rng_uniform(draw) : lo;
+}
+
+void dsd_blur_psf_params_draw(const dsd_blur_psf_ranges *r, dsd_rng *draw,
+                              dsd_blur_psf_params *p)
+{
+    if (r->length_lo >= 0)
+        p->length = draw_in(r->length_lo, r->length_hi, draw);
+    if (r->exposure_lo > 0)
+        p->exposure = draw_in(r->exposure_lo, r->exposure_hi, draw);
+    if (r->anxiety_lo >= 0)
+        p->anxiety = draw_in(r->anxiety_lo, r->anxiety_hi, draw);
+}
+
 static dsd_status check_params(const dsd_blur_psf_params *p, dsd_error *err)
 {
     const char *fn = "dsd_blur_psf_generate";

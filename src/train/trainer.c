@@ -50,6 +50,8 @@ struct dsd_trainer {
     uint64_t step;                 /* steps done */
 
     dsd_blur_psf_params psf;       /* the synthetic blur's point-spread functions */
+    dsd_blur_psf_ranges psf_ranges; /* their per-PSF draws (data.blur_length ...) */
+    int psf_drawn;                 /* whether any setting is a range or set at all */
     float *psf_host;               /* N frames of psf.size^2 floats */
     dsd_fft_plans blur_fft;        /* clFFT plans of the synthetic blur */
 
@@ -180,6 +182,28 @@ dsd_status dsd_trainer_init_comm(dsd_context *ctx, const dsd_config *cfg, const 
         /* the path fills most of the canvas, as DeblurGAN's 60 px in 64 */
         double longest = 2.0 * ((t->psf.size - 1) / 2);
         t->psf.length = longest * 60.0 / 62.0;
+        t->psf_ranges = (dsd_blur_psf_ranges){
+            .length_lo = cfg->data.blur_length > 0 ? cfg->data.blur_length : -1.0,
+            .length_hi = cfg->data.blur_length_max,
+            .exposure_lo = cfg->data.exposure,
+            .exposure_hi = cfg->data.exposure_max,
+            .anxiety_lo = cfg->data.anxiety,
+            .anxiety_hi = cfg->data.anxiety_max,
+        };
+        t->psf_drawn = t->psf_ranges.length_lo >= 0 || t->psf_ranges.exposure_lo > 0 ||
+                       t->psf_ranges.anxiety_lo >= 0;
+        double length_max = cfg->data.blur_length_max > cfg->data.blur_length
+                                ? cfg->data.blur_length_max
+                                : cfg->data.blur_length;
+        if (length_max > longest) {
+            st = DSD_FAIL(err, DSD_ERR_CONFIG, "data.blur_length%s = %g does not fit the %dx%d "
+                          "blur kernel (data.kernel_size %d, at most the crop %d): paths of at "
+                          "most %g pixels do; raise data.kernel_size",
+                          cfg->data.blur_length_max > cfg->data.blur_length ? "_max" : "",
+                          length_max, t->psf.size, t->psf.size, cfg->data.kernel_size, t->crop,
+                          longest);
+            goto fail;
+        }
         int k = t->psf.size;
         t->psf_host = malloc((size_t)n * k * k * sizeof(float));
         if (!t->psf_host) {
@@ -315,8 +339,15 @@ static dsd_status next_batch(dsd_trainer *t, dsd_error *err)
         dsd_rng rng;
         dsd_rng_init(&rng, (uint64_t)t->cfg->train.seed,
                      t->step * global_n + (uint64_t)(t->first + i));
+        dsd_blur_psf_params pp = t->psf;
+        if (t->psf_drawn) { /* its own stream: the PSF stream stays as without ranges */
+            dsd_rng draw;
+            dsd_rng_init(&draw, (uint64_t)t->cfg->train.seed ^ DSD_BLUR_RANGE_KEY,
+                         t->step * global_n + (uint64_t)(t->first + i));
+            dsd_blur_psf_params_draw(&t->psf_ranges, &draw, &pp);
+        }
         dsd_blur_psf psf;
-        DSD_TRY(dsd_blur_psf_generate(&t->psf, &rng, &psf, err));
+        DSD_TRY(dsd_blur_psf_generate(&pp, &rng, &psf, err));
         DSD_TRY(dsd_blur_psf_embed(&psf, k, k, t->psf_host + (size_t)i * k * k, err));
     }
     DSD_TRY_CTX(err, t->ctx, dsd_tensor_upload(t->ctx, &t->psfs, t->psf_host,
