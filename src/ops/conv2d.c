@@ -323,6 +323,8 @@ static int few_channels(const conv_geom *g)
     return g->cin <= DIRECT_MAX_CIN && g->cout <= DIRECT_FEW_IN_MAX_COUT && few_rows_kernel(g);
 }
 
+/* The route and chunking of a checked groups == 1 geometry: every decision
+ * of how a convolution runs is taken here and nowhere else. */
 static dsd_conv2d_plan plan_of(const dsd_conv2d_params *p, const conv_geom *g)
 {
     dsd_conv2d_plan pl = {
