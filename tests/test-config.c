@@ -114,6 +114,7 @@ START_TEST(test_file_and_overrides)
     TU_HOST_OK(dsd_config_set(&c, "data.blur_length=12", &err), err);
     TU_HOST_OK(dsd_config_set(&c, "data.blur_length_max=45", &err), err);
     TU_HOST_OK(dsd_config_set(&c, "data.exposure=0.5", &err), err);
+    TU_HOST_OK(dsd_config_set(&c, "data.anxiety=0", &err), err);
     TU_HOST_OK(dsd_config_set(&c, "data.anxiety_max=0.005", &err), err);
     ck_assert(c.data.blur_length == 12 && c.data.blur_length_max == 45 &&
               c.data.exposure == 0.5 && c.data.anxiety_max == 0.005);
@@ -249,7 +250,7 @@ END_TEST
 START_TEST(test_validation)
 {
     struct {
-        const char *sets[3], *msg;
+        const char *sets[4], *msg;
     } cases[] = {
         {{"data.train=x", NULL}, "perceptual needs train.vgg_weights"},
         {{"data.mode=paired", "train.content_loss=l1", NULL}, "paired needs data.train_blur"},
@@ -258,12 +259,19 @@ START_TEST(test_validation)
         {{"data.train=x", "train.content_loss=mse", "train.decay_from=600"},
          "train.decay_from 600 is after train.epochs 500"},
         {{"data.train=x", "train.content_loss=fft", "generator.up_kernel=4"}, "must be odd"},
+        {{"data.train=x", "train.content_loss=l1", "data.exposure_max=1"},
+         "data.exposure_max is set but data.exposure is not"},
+        {{"data.train=x", "train.content_loss=l1", "data.anxiety_max=0.005"},
+         "data.anxiety_max is set but data.anxiety is not"},
+        {{"data.train=x", "train.content_loss=l1", "data.blur_length=30",
+          "data.blur_length_max=20"},
+         "data.blur_length_max 20 is below data.blur_length 30"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         dsd_config c;
         dsd_error err;
         TU_HOST_OK(dsd_config_defaults(&c, &err), err);
-        for (int j = 0; j < 3 && cases[i].sets[j]; j++)
+        for (int j = 0; j < 4 && cases[i].sets[j]; j++)
             TU_HOST_OK(dsd_config_set(&c, cases[i].sets[j], &err), err);
         dsd_status st = dsd_config_validate(&c, &err);
         ck_assert_msg(st == DSD_ERR_CONFIG, "case %zu accepted", i);

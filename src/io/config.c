@@ -575,6 +575,32 @@ dsd_status dsd_config_load(dsd_config *cfg, const char *path, dsd_error *err)
 /* ------------------------------------------------------------------------ */
 /* Cross-field checks */
 
+/* A synthetic-blur range needs its low end set (0, or -1 for anxiety, is
+ * "DeblurGAN's choice", which has no range), and a _max, when set, above it. */
+static dsd_status check_blur_ranges(const dsd_config *c, const char *who, dsd_error *err)
+{
+    const struct {
+        const char *name;
+        double lo, hi, unset;
+    } r[] = {
+        {"blur_length", c->data.blur_length, c->data.blur_length_max, 0.0},
+        {"exposure", c->data.exposure, c->data.exposure_max, 0.0},
+        {"anxiety", c->data.anxiety, c->data.anxiety_max, -1.0},
+    };
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
+        if (r[i].hi <= 0.0)
+            continue;
+        if (r[i].lo == r[i].unset)
+            return DSD_FAIL(err, DSD_ERR_CONFIG, "%s: data.%s_max is set but data.%s is not: "
+                            "set data.%s to the low end of the range", who, r[i].name,
+                            r[i].name, r[i].name);
+        if (r[i].hi < r[i].lo)
+            return DSD_FAIL(err, DSD_ERR_CONFIG, "%s: data.%s_max %g is below data.%s %g", who,
+                            r[i].name, r[i].hi, r[i].name, r[i].lo);
+    }
+    return DSD_OK;
+}
+
 dsd_status dsd_config_validate(const dsd_config *c, dsd_error *err)
 {
     const char *who = "configuration";
@@ -607,7 +633,7 @@ dsd_status dsd_config_validate(const dsd_config *c, dsd_error *err)
                         "to get one), or choose train.content_loss l1, mse, fft or l1+fft", who);
     if (!*c->run.dir)
         return DSD_FAIL(err, DSD_ERR_CONFIG, "%s: run.dir is empty", who);
-    return DSD_OK;
+    return check_blur_ranges(c, who, err);
 }
 
 /* ------------------------------------------------------------------------ */
