@@ -7,17 +7,22 @@
  * GEMM parameters for many GPUs but none for CPUs through PoCL, where its
  * generic defaults ran the networks' GEMMs at 3-7 GFLOP/s on the 2-core
  * AVX-512 machine of doc/tuning.md. The built-in profile for PoCL's CPU
- * device started from the best configuration clblast_tuner_xgemm found there
- * (53 GFLOP/s on a 256 x 4096 x 256 product), with 8-wide vectors (VWM, VWN)
- * and KWG 64 instead of 4 and 32: PoCL does not vectorize this kernel across
- * work-items (it uses local memory and barriers), so the vector width in the
- * kernel is the width of the FMAs; 1.3x on the networks' products (68 -> 90
- * GFLOP/s forward, 44 -> 55 dW, 75 -> 103 column gradient for a 3x3 64 -> 128
- * convolution at 120 x 120). Plus XGEMM_MIN_INDIRECT_SIZE 256: products of at least
- * 256^3 multiply-adds take the tuned indirect kernel; below that CLBlast's
- * direct kernel (untuned on CPUs) still wins, having no padding or
- * transposing passes. GPUs get no
- * overrides: CLBlast's own database (and its defaults per vendor) apply.
+ * device gives CLBlast's tiled GEMM kernel one work-item per work-group
+ * (Xgemm: MDIMC = NDIMC = 1) and no local-memory staging (SA = SB = 0).
+ * PoCL does not vectorize a kernel with loops and barriers across its
+ * work-items, so the vector width in the kernel (VWM = VWN = 8) is the width
+ * of the FMAs either way; what the 64-item groups of the earlier built-in
+ * (the tuner's winner: 64 x 64 x 64 tiles through local memory) added was
+ * the copies into local memory and a loop over the items around every
+ * barrier. One item computing a 32 x 16 tile (KWG 64) has neither: the
+ * paper's training step and the default configuration's both about 1.3x
+ * faster (doc/tuning.md, fifth round). XGEMM_MIN_INDIRECT_SIZE 128: products
+ * of at least 128^3 multiply-adds take this kernel, smaller ones CLBlast's
+ * direct kernel (no padding or transposing passes; 256 suited the earlier
+ * tiles). The direct kernel keeps CLBlast's parameters: one work-item per
+ * group there was a few percent faster still, but PoCL then took 35 s
+ * (16 x 16 tiles: over 10 minutes) to compile each CLBlast GEMM program,
+ * which every new parameter set (tests, the tuner) pays again.
  *
  * GPU classes (NVIDIA, AMD, Intel) carry no CLBlast overrides, since
  * CLBlast's database covers them, only our kernels' work-group size.
@@ -47,10 +52,10 @@ static const dsd_device_profile cpu_profile = {
         {.kernel = "Xgemm", .n = 16,
          .names = {"GEMMK", "MWG", "NWG", "KWG", "MDIMC", "NDIMC", "MDIMA", "NDIMB", "KWI",
                    "VWM", "VWN", "STRM", "STRN", "SA", "SB", "KREG"},
-         .values = {0, 64, 64, 64, 8, 8, 8, 8, 2, 8, 8, 0, 0, 1, 1, 1}},
+         .values = {0, 32, 16, 64, 1, 1, 1, 1, 2, 8, 8, 0, 0, 0, 0, 1}},
         {.kernel = "GemmRoutine", .n = 1,
          .names = {"XGEMM_MIN_INDIRECT_SIZE"},
-         .values = {256}},
+         .values = {128}},
     },
 };
 

@@ -136,12 +136,20 @@ void dsd_tune_shapes_select(dsd_gemm_shape *shapes, size_t *n_shapes, size_t max
      .strm = strm_, .strn = strn_, .sa = sa_, .sb = sb_, .kreg = 1, .min_indirect = 256}
 
 /* The fixed list. The first is the built-in PoCL CPU profile
- * (device_profile.c); the second the generic shape CLBlast falls back to
- * for unknown devices (64 x 64 tiles, 32 deep, vectors of 4, no local
- * memory); the rest vary one thing at a time around them (tile sizes,
- * depth, vector widths, local memory, strided access) plus larger tiles for
- * GPUs. Invalid ones for a device are dropped, not adjusted. */
+ * (device_profile.c: one work-item per work-group, no local memory), then
+ * its neighbours of the same kind (tile sizes, depth), then the built-in of
+ * the earlier rounds (64 x 64 x 64 with local memory, 8 x 8 work-items) and
+ * the generic shape CLBlast falls back to for unknown devices (64 x 64
+ * tiles, 32 deep, vectors of 4, no local memory); the rest vary one thing at
+ * a time around them (tile sizes, depth, vector widths, local memory,
+ * strided access) plus larger tiles for GPUs. Invalid ones for a device are
+ * dropped, not adjusted. */
 static const dsd_xgemm_config candidates[] = {
+    XCFG("cpu 32x16x64 v8 1x1", 32, 16, 64, 1, 1, 1, 1, 2, 8, 8, 0, 0, 0, 0),
+    XCFG("16x16x64 v8 1x1", 16, 16, 64, 1, 1, 1, 1, 2, 8, 8, 0, 0, 0, 0),
+    XCFG("32x8x64 v8 1x1", 32, 8, 64, 1, 1, 1, 1, 2, 8, 8, 0, 0, 0, 0),
+    XCFG("32x16x128 v8 1x1", 32, 16, 128, 1, 1, 1, 1, 2, 8, 8, 0, 0, 0, 0),
+    XCFG("16x32x64 v8 1x1", 16, 32, 64, 1, 1, 1, 1, 2, 8, 8, 0, 0, 0, 0),
     XCFG("cpu 64x64x64 v8 local", 64, 64, 64, 8, 8, 8, 8, 2, 8, 8, 0, 0, 1, 1),
     XCFG("64x64x32 v8 local", 64, 64, 32, 8, 8, 8, 8, 2, 8, 8, 0, 0, 1, 1),
     XCFG("64x64x32 v4 local", 64, 64, 32, 8, 8, 8, 8, 2, 4, 4, 0, 0, 1, 1),

@@ -460,10 +460,11 @@ START_TEST(test_candidates_valid)
     /* the rules, one broken at a time */
     dsd_xgemm_config bad = c[0];
     char why[128];
-    bad.kwg = 12;
+    bad.kwg = 63; /* not a multiple of KWI (2) */
     ck_assert(!dsd_xgemm_config_valid(NULL, &bad, why, sizeof why));
+    ck_assert_str_eq(why, "KWG % KWI != 0");
     bad = c[0];
-    bad.mwg = 48;
+    bad.mwg = 36; /* not a multiple of MDIMC x VWM (8) */
     ck_assert(!dsd_xgemm_config_valid(NULL, &bad, why, sizeof why));
     ck_assert_str_eq(why, "MWG % (MDIMC * VWM) != 0");
 
