@@ -12,7 +12,7 @@
  * PoCL does not vectorize a kernel with loops and barriers across its
  * work-items, so the vector width in the kernel (VWM = VWN = 8) is the width
  * of the FMAs either way; what the 64-item groups of the earlier built-in
- * (the tuner's winner: 64 x 64 x 64 tiles through local memory) added was
+ * (64 x 64 x 64 tiles through local memory, from the tuner's winner) added was
  * the copies into local memory and a loop over the items around every
  * barrier. One item computing a 32 x 16 tile (KWG 64) has neither: the
  * paper's training step and the default configuration's both about 1.3x

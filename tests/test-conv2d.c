@@ -725,8 +725,9 @@ START_TEST(test_profiling)
 }
 END_TEST
 
-/* Products whose sizes fit the CPU profile's 64 x 64 x 64 tiles and are
- * large enough for CLBlast's indirect kernel (at least 256^3 multiply-adds)
+/* Products whose sizes fit the CPU profile's tiles (multiples of 64 fit its
+ * 32 x 16 x 64 ones, and the 64 x 64 x 64 ones of earlier rounds) and are
+ * large enough for CLBlast's indirect kernel (at least 128^3 multiply-adds)
  * have their transposed operands turned by gemm.c's own kernel instead of
  * CLBlast's copy: the weight gradients of a pointwise 256 -> 256 layer on a
  * 16 x 16 plane and of a 3x3 64 -> 128 layer on 16 x 32. Checked against the
