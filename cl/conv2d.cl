@@ -167,28 +167,83 @@ kernel void conv2d_direct_few(global const float *x, uint x_off, global const fl
  * and a square FEW_K x FEW_K kernel fixed at build time (the generator's
  * tail 7x7 64->3, the spatial attention 7x7 2->1) or few input channels
  * (the head 7x7 3->B, in blocks of 4 output channels), register-tiled. A 2D
- * range: dimension 0 is the output column ow, dimension 1 is
- * (img * o_blocks + ob) * row_blocks + block; a work-item computes the
- * FEW_ROWS output rows oh0 .. oh0 + FEW_ROWS - 1 of its column for the
- * output channels 4 ob .. 4 ob + 3 (those below cout). For each
- * tap column kw and input channel c it loads the FEW_SPAN input values of
- * that column once and uses each for up to FEW_K taps (the one-pixel kernel
- * above loads every value once per tap). Neighbouring work-items take
- * neighbouring columns, so their loads are contiguous (PoCL vectorizes across
- * them, GPUs coalesce). Padding: indices clamped into the image and values
- * masked to zero (zero padding), or folded (reflection). Sums run over
- * (kw, c, kh) in that fixed order. */
+ * range: dimension 0 is the strip of 8 output columns ow0 = 8 s .. 8 s + 7,
+ * dimension 1 is (img * o_blocks + ob) * row_blocks + block; a work-item
+ * computes the FEW_ROWS output rows oh0 .. oh0 + FEW_ROWS - 1 of its strip
+ * for the output channels 4 ob .. 4 ob + 3 (those below cout), as float8
+ * sums: explicit vectors, because PoCL does not spread work-items over
+ * vector lanes in a kernel whose inner loop (over input channels) stays a
+ * loop. For each tap column kw and input channel c it loads the FEW_SPAN
+ * input rows of the strip once (one vload8 each inside the image, lane by
+ * lane at its borders) and uses each for up to FEW_K taps. Padding: rows
+ * clamped into the image and masked to zero (zero padding) or folded
+ * (reflection); columns by few_x_row8. Lanes past the row's end compute
+ * from valid addresses and are not stored. Sums run over (kw, c, kh) in that
+ * fixed order, per output pixel. */
 #define FEW_ROWS 4
 #define FEW_SPAN (FEW_ROWS + FEW_K - 1)
+
+/* xpad[c][ih][first + i], i = 0..7 (row ih already resolved, xr its start):
+ * one vector load when the 8 columns lie inside the row, else lane by lane
+ * with the padding rules. */
+/* xr[iw], or 0 where the padding reads zero (iw < 0). */
+inline float few_x_at(global const float *xr, int iw)
+{
+    return iw >= 0 ? xr[iw] : 0.0f;
+}
+
+inline float8 few_x_row8(global const float *xr, int first, int w, uint reflect)
+{
+    if (first >= 0 && first + 7 < w)
+        return vload8(0, xr + first);
+    /* lane by lane into components (Oclgrind 21.10 crashes on a vload8 of
+     * a private array) */
+#define FEW_X_LANE(i) few_x_at(xr, conv_pad_index(first + (i), w, reflect))
+    return (float8)(FEW_X_LANE(0), FEW_X_LANE(1), FEW_X_LANE(2), FEW_X_LANE(3), FEW_X_LANE(4),
+                    FEW_X_LANE(5), FEW_X_LANE(6), FEW_X_LANE(7));
+#undef FEW_X_LANE
+}
+
+/* dy[at + i] for the lanes ow0 + i < ow_n, 0 past the row's end. */
+inline float8 few_dy8(global const float *g, uint ow0, uint ow_n)
+{
+    if (ow0 + 8 <= ow_n)
+        return vload8(0, g);
+#define FEW_DY_LANE(i) (ow0 + (i) < ow_n ? g[i] : 0.0f)
+    return (float8)(FEW_DY_LANE(0), FEW_DY_LANE(1), FEW_DY_LANE(2), FEW_DY_LANE(3),
+                    FEW_DY_LANE(4), FEW_DY_LANE(5), FEW_DY_LANE(6), FEW_DY_LANE(7));
+#undef FEW_DY_LANE
+}
+
+/* y[i] = v's lane i for the lanes ow0 + i < ow_n (ow0 < ow_n). */
+inline void few_store8(global float *y, float8 v, uint ow0, uint ow_n)
+{
+    if (ow0 + 8 <= ow_n) {
+        vstore8(v, 0, y);
+        return;
+    }
+    y[0] = v.s0;
+#define FEW_STORE_LANE(i, c) \
+    if (ow0 + (i) < ow_n) \
+        y[i] = v.c;
+    FEW_STORE_LANE(1, s1)
+    FEW_STORE_LANE(2, s2)
+    FEW_STORE_LANE(3, s3)
+    FEW_STORE_LANE(4, s4)
+    FEW_STORE_LANE(5, s5)
+    FEW_STORE_LANE(6, s6)
+#undef FEW_STORE_LANE
+}
+
 kernel void conv2d_direct_few_rows(global const float *x, uint x_off, global const float *wt,
                                    uint w_off, global const float *bias, uint b_off,
                                    uint has_bias, global float *y, uint y_off, uint n, uint cin,
                                    uint h, uint w, uint cout, int pad, uint reflect, uint oh_n,
                                    uint ow_n)
 {
-    uint ow = get_global_id(0), t = get_global_id(1);
+    uint ow0 = get_global_id(0) * 8, t = get_global_id(1);
     uint row_blocks = (oh_n + FEW_ROWS - 1) / FEW_ROWS, o_blocks = (cout + 3) / 4;
-    if (ow >= ow_n || t >= n * o_blocks * row_blocks)
+    if (ow0 >= ow_n || t >= n * o_blocks * row_blocks)
         return;
     uint t2 = t / row_blocks, oh0 = (t - t2 * row_blocks) * FEW_ROWS;
     uint img = t2 / o_blocks, o0 = (t2 - img * o_blocks) * 4;
@@ -204,19 +259,18 @@ kernel void conv2d_direct_few_rows(global const float *x, uint x_off, global con
         row_ok[r] = ih >= 0 ? 1.0f : 0.0f;
         row_at[r] = (uint)max(ih, 0) * w;
     }
-    float a0[FEW_ROWS], a1[FEW_ROWS], a2[FEW_ROWS], a3[FEW_ROWS];
+    float8 a0[FEW_ROWS], a1[FEW_ROWS], a2[FEW_ROWS], a3[FEW_ROWS];
     for (int r = 0; r < FEW_ROWS; r++)
-        a0[r] = a1[r] = a2[r] = a3[r] = 0.0f;
+        a0[r] = a1[r] = a2[r] = a3[r] = (float8)(0.0f);
     global const float *xi = x + x_off + img * cin * hw;
     for (uint kw = 0; kw < FEW_K; kw++) {
-        int iw = conv_pad_index((int)ow + (int)kw - pad, (int)w, reflect);
-        float col_ok = iw >= 0 ? 1.0f : 0.0f;
-        global const float *xc = xi + max(iw, 0);
+        int first = (int)ow0 + (int)kw - pad; /* the input column of lane 0 */
+        global const float *xc = xi;
         global const float *wc = wt + w_off + o0 * kc + kw;
         for (uint c = 0; c < cin; c++, xc += hw, wc += taps) {
-            float v[FEW_SPAN];
+            float8 v[FEW_SPAN];
             for (int r = 0; r < FEW_SPAN; r++)
-                v[r] = xc[row_at[r]] * (row_ok[r] * col_ok);
+                v[r] = few_x_row8(xc + row_at[r], first, (int)w, reflect) * row_ok[r];
             for (int kh = 0; kh < FEW_K; kh++) {
                 float w0 = wc[kh * FEW_K], w1 = wc[o1 + kh * FEW_K], w2 = wc[o2 + kh * FEW_K],
                       w3 = wc[o3 + kh * FEW_K];
@@ -237,19 +291,19 @@ kernel void conv2d_direct_few_rows(global const float *x, uint x_off, global con
         b3 = bias[b_off + min(o0 + 3, cout - 1)];
     }
     const uint plane = oh_n * ow_n;
-    global float *yo = y + y_off + (img * cout + o0) * plane + ow;
+    global float *yo = y + y_off + (img * cout + o0) * plane + ow0;
     for (int r = 0; r < FEW_ROWS; r++) {
         uint oh = oh0 + (uint)r;
         if (oh >= oh_n)
             break;
         uint at = oh * ow_n;
-        yo[at] = a0[r] + b0;
+        few_store8(yo + at, a0[r] + b0, ow0, ow_n);
         if (o0 + 1 < cout)
-            yo[plane + at] = a1[r] + b1;
+            few_store8(yo + plane + at, a1[r] + b1, ow0, ow_n);
         if (o0 + 2 < cout)
-            yo[2 * plane + at] = a2[r] + b2;
+            few_store8(yo + 2 * plane + at, a2[r] + b2, ow0, ow_n);
         if (o0 + 3 < cout)
-            yo[3 * plane + at] = a3[r] + b3;
+            few_store8(yo + 3 * plane + at, a3[r] + b3, ow0, ow_n);
     }
 }
 
@@ -328,38 +382,6 @@ kernel void conv2d_direct_few_dxpad(global const float *dy, uint dy_off, global 
  * work-item after another); then, per output channel, work-item kw adds
  * the 8 * FEW_DW_WG lane sums of tap kw in a fixed order: deterministic. */
 #define FEW_DW_WG 64
-
-/* xpad[c][ih][first + i], i = 0..7 (row ih already resolved, xr its start):
- * one vector load when the 8 columns lie inside the row, else lane by lane
- * with the padding rules. */
-/* xr[iw], or 0 where the padding reads zero (iw < 0). */
-inline float few_x_at(global const float *xr, int iw)
-{
-    return iw >= 0 ? xr[iw] : 0.0f;
-}
-
-inline float8 few_x_row8(global const float *xr, int first, int w, uint reflect)
-{
-    if (first >= 0 && first + 7 < w)
-        return vload8(0, xr + first);
-    /* lane by lane into components (Oclgrind 21.10 crashes on a vload8 of
-     * a private array) */
-#define FEW_X_LANE(i) few_x_at(xr, conv_pad_index(first + (i), w, reflect))
-    return (float8)(FEW_X_LANE(0), FEW_X_LANE(1), FEW_X_LANE(2), FEW_X_LANE(3), FEW_X_LANE(4),
-                    FEW_X_LANE(5), FEW_X_LANE(6), FEW_X_LANE(7));
-#undef FEW_X_LANE
-}
-
-/* dy[at + i] for the lanes ow0 + i < ow_n, 0 past the row's end. */
-inline float8 few_dy8(global const float *g, uint ow0, uint ow_n)
-{
-    if (ow0 + 8 <= ow_n)
-        return vload8(0, g);
-#define FEW_DY_LANE(i) (ow0 + (i) < ow_n ? g[i] : 0.0f)
-    return (float8)(FEW_DY_LANE(0), FEW_DY_LANE(1), FEW_DY_LANE(2), FEW_DY_LANE(3),
-                    FEW_DY_LANE(4), FEW_DY_LANE(5), FEW_DY_LANE(6), FEW_DY_LANE(7));
-#undef FEW_DY_LANE
-}
 
 kernel void conv2d_direct_few_dw_rows(global const float *x, uint x_off, global const float *dy,
                                       uint dy_off, global float *dw, uint dw_off, uint n,

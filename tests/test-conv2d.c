@@ -68,6 +68,10 @@ static const conv_case cases[] = {
      * tap counts, output channels and a partial last block of rows */
     {"k5 s1 p2 zero cout 2", 2, 3, 10, 13, 2, 5, 5, 1, 2, 0, 1},
     {"k3 s1 p1 reflect cout 4", 3, 5, 5, 13, 4, 3, 3, 1, 1, 1, 0},
+    /* its 8-column strips: last strips of 7 and 6 columns (every stored lane
+     * of the partial path), interior strips between border ones */
+    {"k7 s1 p3 reflect cout 3 on 23 columns", 1, 4, 6, 23, 3, 7, 7, 1, 3, 1, 1},
+    {"k5 s1 p2 zero cout 1 on 14 columns", 2, 3, 5, 14, 1, 5, 5, 1, 2, 0, 0},
     /* the register-tiled kernels for few input channels (the head 7x7 3 -> B),
      * in blocks of 4 output channels with a partial last block */
     {"k7 s1 p3 reflect cin 3 cout 9 (head)", 3, 3, 10, 29, 9, 7, 7, 1, 3, 1, 1},

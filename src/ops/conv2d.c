@@ -461,7 +461,7 @@ static dsd_status forward_direct_few(dsd_context *ctx, const conv_geom *g, const
                                 DSD_KARG(pad), DSD_KARG(reflect), DSD_KARG(oh), DSD_KARG(ow)};
         size_t blocks = (size_t)g->n * out_blocks(g) * ((g->oh + FEW_ROWS - 1) / FEW_ROWS);
         return run_rows_k(ctx, "conv2d_direct_few_rows", rows_args, DSD_NARGS(rows_args),
-                          (size_t)g->ow, blocks, g->kh);
+                          (size_t)(g->ow + 7) / 8, blocks, g->kh); /* 8-column strips */
     }
     return run_elementwise(ctx, "conv2d_direct_few", args, DSD_NARGS(args),
                            (size_t)g->n * g->oh * g->ow);
