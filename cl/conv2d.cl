@@ -313,19 +313,32 @@ kernel void conv2d_direct_few_rows(global const float *x, uint x_off, global con
  * folding (gp[ph][pw] = sum_o,kh,kw w[o][c][kh][kw] dy[o][ph-kh][pw-kw] with
  * dy zero outside its plane), then conv2d_fold_padded_grad adds each padded
  * position into the input element it reads (for reflection up to three per
- * axis). A 2D range: dimension 0 is pw, dimension 1 is
+ * axis). A 2D range: dimension 0 is the strip s of 8 columns, dimension 1 is
  * (img * channel_blocks + block) * row_blocks + row block; a work-item
- * computes FEW_ROWS rows x FEW_CB channels of its column, loading each dy
- * value once per tap column. Sums run over (o, kw, kh) in that fixed order. */
+ * computes FEW_ROWS rows x FEW_CB channels of its strip of 8 columns
+ * pw0 = 8 s .. 8 s + 7 as float8 sums (explicit vectors, as the forward),
+ * loading each dy row of the strip once per tap column. Sums run over
+ * (o, kw, kh) in that fixed order, per element. */
 #define FEW_CB 4
+/* g[first + i], i = 0..7, for the columns 0 <= first + i < ow_n, 0 outside. */
+inline float8 few_dy_cols8(global const float *g, int first, int ow_n)
+{
+    if (first >= 0 && first + 8 <= ow_n)
+        return vload8(0, g + first);
+#define FEW_DY_COL(i) (first + (i) >= 0 && first + (i) < ow_n ? g[first + (i)] : 0.0f)
+    return (float8)(FEW_DY_COL(0), FEW_DY_COL(1), FEW_DY_COL(2), FEW_DY_COL(3), FEW_DY_COL(4),
+                    FEW_DY_COL(5), FEW_DY_COL(6), FEW_DY_COL(7));
+#undef FEW_DY_COL
+}
+
 kernel void conv2d_direct_few_dxpad(global const float *dy, uint dy_off, global const float *wt,
                                     uint w_off, global float *gp, uint gp_off, uint n, uint cin,
                                     uint cout,
                                     uint oh_n, uint ow_n, uint ph_n, uint pw_n)
 {
-    uint pw = get_global_id(0), t = get_global_id(1);
+    uint pw0 = get_global_id(0) * 8, t = get_global_id(1);
     uint row_blocks = (ph_n + FEW_ROWS - 1) / FEW_ROWS, c_blocks = (cin + FEW_CB - 1) / FEW_CB;
-    if (pw >= pw_n || t >= n * c_blocks * row_blocks)
+    if (pw0 >= pw_n || t >= n * c_blocks * row_blocks)
         return;
     uint t2 = t / row_blocks, rb = t - t2 * row_blocks;
     uint img = t2 / c_blocks, cb = t2 - img * c_blocks;
@@ -338,19 +351,17 @@ kernel void conv2d_direct_few_dxpad(global const float *dy, uint dy_off, global 
         row_ok[s] = oh >= 0 && oh < (int)oh_n ? 1.0f : 0.0f;
         row_at[s] = (uint)clamp(oh, 0, (int)oh_n - 1) * ow_n;
     }
-    float acc[FEW_CB][FEW_ROWS];
+    float8 acc[FEW_CB][FEW_ROWS];
     for (int j = 0; j < FEW_CB; j++)
         for (int r = 0; r < FEW_ROWS; r++)
-            acc[j][r] = 0.0f;
+            acc[j][r] = (float8)(0.0f);
     for (uint o = 0; o < cout; o++) {
         global const float *go = dy + dy_off + (img * cout + o) * plane;
         for (uint kw = 0; kw < FEW_K; kw++) {
-            int ow = (int)pw - (int)kw;
-            float col_ok = ow >= 0 && ow < (int)ow_n ? 1.0f : 0.0f;
-            global const float *gc = go + clamp(ow, 0, (int)ow_n - 1);
-            float v[FEW_SPAN];
+            int first = (int)pw0 - (int)kw; /* the dy column of lane 0 */
+            float8 v[FEW_SPAN];
             for (int s = 0; s < FEW_SPAN; s++)
-                v[s] = gc[row_at[s]] * (row_ok[s] * col_ok);
+                v[s] = few_dy_cols8(go + row_at[s], first, (int)ow_n) * row_ok[s];
             for (int j = 0; j < FEW_CB; j++) {
                 /* channels past cin read channel cin - 1 and are not stored */
                 global const float *wc = wt + w_off + o * kc + min(c0 + j, cin - 1) * taps + kw;
@@ -366,10 +377,10 @@ kernel void conv2d_direct_few_dxpad(global const float *dy, uint dy_off, global 
         uint c = c0 + (uint)j;
         if (c >= cin)
             break;
-        global float *gj = gp + gp_off + ((img * cin + c) * ph_n + ph0) * pw_n + pw;
+        global float *gj = gp + gp_off + ((img * cin + c) * ph_n + ph0) * pw_n + pw0;
         for (int r = 0; r < FEW_ROWS; r++)
             if (ph0 + (uint)r < ph_n)
-                gj[r * pw_n] = acc[j][r];
+                few_store8(gj + r * pw_n, acc[j][r], pw0, pw_n);
     }
 }
 

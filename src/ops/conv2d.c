@@ -513,8 +513,8 @@ static dsd_status backward_direct_few_rows(dsd_context *ctx, const conv_geom *g,
                            DSD_KARG(ow), DSD_KARG(ph), DSD_KARG(pw)};
         size_t blocks = (size_t)g->n * ((g->cin + FEW_CB - 1) / FEW_CB) *
                         ((ph + FEW_ROWS - 1) / FEW_ROWS);
-        dsd_status st = run_rows_k(ctx, "conv2d_direct_few_dxpad", args, DSD_NARGS(args), pw,
-                                   blocks, g->kh);
+        dsd_status st = run_rows_k(ctx, "conv2d_direct_few_dxpad", args, DSD_NARGS(args),
+                                   (size_t)(pw + 7) / 8, blocks, g->kh); /* 8-column strips */
         cl_uint planes = n * cin;
         dsd_karg fold[] = {DSD_KARG_TENSOR(&gp), DSD_KARG_TENSOR(dx), DSD_KARG(planes),
                            DSD_KARG(h), DSD_KARG(w), DSD_KARG(pad), DSD_KARG(reflect), DSD_KARG(ph),
