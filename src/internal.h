@@ -251,6 +251,20 @@ dsd_status dsd_gemm(dsd_context *ctx, const char *what, int trans_a, int trans_b
                     size_t n, size_t k, const dsd_gemm_operand *a, const dsd_gemm_operand *b,
                     float beta, const dsd_gemm_operand *c);
 
+/* The depth K to state a product with an m-row A (column-major, lda = m) in:
+ * k itself, or k rounded up to the device profile's Xgemm KWG where
+ * CLBlast's fast kernel would otherwise copy all of A into a K-padded
+ * temporary (m a multiple of MWG, the product large enough for that kernel,
+ * the rounded depth at most max_k). The caller then supplies the zero rows:
+ * A's rows k.. of the padded depth and B's (dsd_gemm_turn_padded). */
+size_t dsd_gemm_padded_depth(const dsd_context *ctx, size_t m, size_t n, size_t k,
+                             size_t max_k);
+/* *out (leased from the pool, *capacity bytes; the caller returns it) =
+ * the `rows` x `cols` row-major matrix at (buf, off) transposed, `cols`
+ * rows of `rows` floats, followed by cols_padded - cols rows of zeros. */
+dsd_status dsd_gemm_turn_padded(dsd_context *ctx, cl_mem buf, size_t off, size_t rows,
+                                size_t cols, size_t cols_padded, cl_mem *out, size_t *capacity);
+
 /* ------------------------------------------------------------------------ */
 /* Pool (src/buffer_pool.c), used by tensor.c */
 

@@ -644,7 +644,8 @@ START_TEST(test_chunking)
         const conv_case *c = &cases[picks[i]];
         ref_conv2d_geom g = geom_of(c);
         dsd_conv2d_params p = params_of(c);
-        size_t row_bytes = (size_t)c->cin * c->kh * c->kw * ref_conv2d_out_w(&g) * sizeof(float);
+        size_t kc = (size_t)c->cin * c->kh * c->kw, col_rows = (kc + 63) / 64 * 64;
+        size_t row_bytes = col_rows * ref_conv2d_out_w(&g) * sizeof(float);
         int oh = ref_conv2d_out_h(&g);
         for (int rows = 1; rows <= 2; rows++) {
             if (rows >= oh)
@@ -789,6 +790,121 @@ START_TEST(test_turned_operands)
 }
 END_TEST
 
+/* The forward of a case with its column buffer given as a workspace full of
+ * NaN: rows the forward adds to the column matrix and to the weights must be
+ * written (zeros), never read as they were. */
+static void check_forward_nan_workspace(const char *name, const ref_conv2d_geom *g,
+                                        const dsd_conv2d_params *p, uint64_t seed)
+{
+    dsd_context *ctx = tu_ctx();
+    dsd_conv2d_plan plan;
+    dsd_error err;
+    ck_assert_int_eq(dsd_conv2d_plan_make(p, g->n, g->cin, g->h, g->w, g->cout, &plan, &err),
+                     DSD_OK);
+    ck_assert_uint_gt(plan.forward_workspace, 0);
+    conv_data d;
+    data_init(&d, g, seed);
+    vtensor x, w, b, y, ws;
+    vt_init(&x, g->n, g->cin, g->h, g->w, d.x);
+    vt_init(&w, g->cout, g->cin, g->kh, g->kw, d.w);
+    vt_init(&b, 1, g->cout, 1, 1, d.b);
+    vt_init(&y, g->n, g->cout, d.oh, d.ow, NULL);
+    vt_init(&ws, 1, 1, 1, (int)(plan.forward_workspace / sizeof(float)), NULL);
+    /* and the pool's buffer of the padded weights' size (Cout x Kc rounded
+     * up to 64) full of NaN, which the forward leases for them next */
+    dsd_tensor poison;
+    int kp = (g->cin * g->kh * g->kw + 63) / 64 * 64;
+    TU_OK(dsd_tensor_init(ctx, &poison, 1, 1, g->cout, kp));
+    TU_OK(dsd_tensor_fill(ctx, &poison, NAN));
+    dsd_tensor_free(ctx, &poison);
+    TU_OK(dsd_conv2d_forward_ws(ctx, p, &x.v, &w.v, &b.v, &y.v, &ws.v));
+    double *ref = tu_alloc(d.ny);
+    ref_conv2d_forward(g, d.x, d.w, d.b, ref);
+    char what[200];
+    snprintf(what, sizeof what, "%s: forward y over a NaN workspace", name);
+    vt_check(what, &y, ref);
+    free(ref);
+    vtensor *all[] = {&x, &w, &b, &y, &ws};
+    for (int i = 0; i < 5; i++)
+        vt_free(all[i]);
+    data_free(&d);
+}
+
+/* Products whose depth K is no multiple of the CPU profile's 64-deep tiles
+ * (the head's 7x7 3 -> 64, K = 147; K = 63) on chunks of a multiple of 32
+ * columns are stated with zero rows added to the column matrix and to the
+ * turned weights, which spares CLBlast's K-padded copy of the whole column
+ * matrix. The second case's column bound makes 10-row chunks of 48 columns
+ * and a last one of 5 rows (240 columns, no multiple of 32), which takes
+ * the unpadded product. Checked against the reference (with and without a
+ * bias, over a NaN workspace, backward too) and, on the built-in CPU
+ * profile, that the padded forward ran (it turns the weights; the unpadded
+ * one leaves them to CLBlast). */
+static const conv_case padded_cases[] = {
+    {"k7 s1 p3 reflect 3->64 on 16x32 (depth 147 padded)", 1, 3, 16, 32, 64, 7, 7, 1, 3, 1, 0},
+    {"k3 s1 p1 7->80 on 45x48 in 10-row chunks (depth 63 padded)", 2, 7, 45, 48, 80, 3, 3, 1, 1,
+     0, 0},
+};
+
+START_TEST(test_padded_depth)
+{
+    if (tu_small())
+        return; /* large for Oclgrind */
+    dsd_context_options opts = {0};
+    opts.profiling = 1;
+    dsd_context *pctx;
+    dsd_error err;
+    ck_assert_int_eq(dsd_context_init(&pctx, &opts, &err), DSD_OK);
+    const int builtin_cpu =
+        !strcmp(dsd_context_profile_name(pctx), "built-in: CPU (PoCL)");
+    for (size_t i = 0; i < sizeof padded_cases / sizeof padded_cases[0]; i++) {
+        const conv_case *c = &padded_cases[i];
+        if (i == 1) /* 10 rows of 64 (63 padded) x 48 floats */
+            ck_assert_int_eq(setenv("DSDEBLUR_CONV_COL_LIMIT", "126000", 1), 0);
+        ref_conv2d_geom g = geom_of(c);
+        dsd_conv2d_params p = params_of(c);
+        if (i == 1) {
+            dsd_conv2d_plan plan;
+            ck_assert_int_eq(dsd_conv2d_plan_make(&p, c->n, c->cin, c->h, c->w, c->cout, &plan,
+                                                  &err), DSD_OK);
+            ck_assert_int_eq(plan.chunk_rows, 10);
+        }
+        check_forward(c->name, &g, &p, 1, 1000 + i);
+        check_forward(c->name, &g, &p, 0, 1010 + i);
+        check_forward_nan_workspace(c->name, &g, &p, 1020 + i);
+        check_backward(c->name, &g, &p, GRAD_ALL, 1030 + i);
+
+        conv_data d;
+        data_init(&d, &g, 1040 + i);
+        dsd_tensor x, w, y;
+        dsd_tensor *all[] = {&x, &w, &y};
+        const int shapes[3][4] = {{c->n, c->cin, c->h, c->w}, {c->cout, c->cin, c->kh, c->kw},
+                                  {c->n, c->cout, d.oh, d.ow}};
+        for (int t = 0; t < 3; t++)
+            ck_assert_int_eq(dsd_tensor_init_zero(pctx, all[t], shapes[t][0], shapes[t][1],
+                                                  shapes[t][2], shapes[t][3]), DSD_OK);
+        dsd_profile_reset(pctx);
+        ck_assert_int_eq(dsd_conv2d_forward(pctx, &p, &x, &w, NULL, &y), DSD_OK);
+        dsd_profile_entry *entries;
+        size_t count;
+        ck_assert_int_eq(dsd_profile_collect(pctx, &entries, &count), DSD_OK);
+        unsigned turns = 0;
+        for (size_t e = 0; e < count; e++)
+            if (!strcmp(entries[e].name, "matrix_transpose"))
+                turns = entries[e].count;
+        free(entries);
+        if (builtin_cpu)
+            ck_assert_msg(turns == 1, "%s: %u weight turns in the forward, not 1", c->name,
+                          turns);
+        for (int t = 0; t < 3; t++)
+            dsd_tensor_free(pctx, all[t]);
+        data_free(&d);
+        unsetenv("DSDEBLUR_CONV_COL_LIMIT");
+    }
+    dsd_context_free(pctx);
+}
+END_TEST
+
 /* CLBlast functions, found among the symbols already loaded: the test links
  * only libdsdeblur, which depends on CLBlast. */
 static void *clblast_symbol(const char *name)
@@ -863,6 +979,7 @@ int main(void)
     tcase_add_test(tc, test_depthwise_dispatch);
     tcase_add_test(tc, test_profiling);
     tcase_add_test(tc, test_turned_operands);
+    tcase_add_test(tc, test_padded_depth);
     tcase_add_test(tc, test_indirect_gemm); /* last: the override stays in effect */
     suite_add_tcase(s, tc);
     int status = tu_run(s);

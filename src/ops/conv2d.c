@@ -28,6 +28,14 @@
  *   the chunk's output rows can read (their padded range, folded back through
  *   the reflection), and adds only that chunk's contributions.
  *
+ * Depth padding: where Kc is no multiple of the GEMM tile depth (the head's
+ * 3 x 7 x 7 = 147), CLBlast's fast kernel would copy the whole column matrix
+ * into a K-padded temporary on every call. The forward instead appends the
+ * zero rows itself (written once per call; im2col never touches them) and
+ * multiplies by W^T turned and zero-padded to the same depth (gemm.c's
+ * dsd_gemm_padded_depth decides, from the device profile). The zeros add
+ * nothing to any sum. The column buffer has room for Kc rounded up to 64.
+ *
  * Memory bound: rows is chosen so that the column buffer stays at most
  * CONV_COL_LIMIT_BYTES (64 MiB), or one output row's columns if a single row
  * is larger. At 1280x720 with 256 input channels and a 3x3 kernel one output
@@ -278,11 +286,22 @@ static size_t col_rows(const conv_geom *g)
     return (size_t)g->cin * g->kh * g->kw;
 }
 
+/* The column buffer holds Kc rounded up to COL_DEPTH_GRANULE rows: room for
+ * the zero rows the forward adds where CLBlast's fast kernel would otherwise
+ * copy the whole column matrix to pad K to its tile depth (KWG, which
+ * divides 64 in every profile we ship). */
+enum { COL_DEPTH_GRANULE = 64 };
+
+static size_t col_rows_capacity(const conv_geom *g)
+{
+    return (col_rows(g) + COL_DEPTH_GRANULE - 1) / COL_DEPTH_GRANULE * COL_DEPTH_GRANULE;
+}
+
 /* Output rows per chunk: as many as fit the bound (and 32-bit indexing), at
  * least 1, at most OH. */
 static int chunk_rows(const conv_geom *g)
 {
-    size_t row_floats = col_rows(g) * (size_t)g->ow;
+    size_t row_floats = col_rows_capacity(g) * (size_t)g->ow;
     size_t rows = dsd_conv2d_col_limit() / (row_floats * sizeof(float));
     if (rows > CONV_INDEX_MAX / row_floats)
         rows = CONV_INDEX_MAX / row_floats;
@@ -348,7 +367,7 @@ static dsd_conv2d_plan plan_of(const dsd_conv2d_params *p, const conv_geom *g)
     }
     pl.chunk_rows = chunk_rows(g);
     pl.chunks = (g->oh + pl.chunk_rows - 1) / pl.chunk_rows;
-    size_t col = col_rows(g) * (size_t)pl.chunk_rows * (size_t)g->ow * sizeof(float);
+    size_t col = col_rows_capacity(g) * (size_t)pl.chunk_rows * (size_t)g->ow * sizeof(float);
     pl.forward_workspace = pl.forward == DSD_CONV2D_ROUTE_IM2COL ? col : 0;
     pl.backward_workspace = pl.backward == DSD_CONV2D_ROUTE_IM2COL ? col : 0;
     return pl;
@@ -418,23 +437,46 @@ static dsd_status col2im(dsd_context *ctx, const conv_geom *g, const dsd_tensor 
 /* ------------------------------------------------------------------------ */
 /* Forward */
 
+/* The forward's weights padded in depth (dsd_gemm_padded_depth): W^T as
+ * Kp x Cout, rows Kc.. zero; buf NULL where K is used as it is. *zero_cols
+ * is the column count for which the column buffer's rows Kc..Kp-1 hold
+ * zeros (im2col writes only rows 0..Kc-1, so they stay zero across chunks
+ * and images of one call). */
+typedef struct padded_weights {
+    cl_mem buf;
+    size_t capacity, depth;
+    size_t zero_cols;
+} padded_weights;
+
 /* Y[img] rows [r0, r0 + rows) = W col (+ y when beta = 1). */
 static dsd_status forward_image(dsd_context *ctx, const conv_geom *g, const dsd_tensor *x,
-                                const dsd_tensor *weight, float beta, dsd_tensor *y,
-                                dsd_tensor *col, int img, int rows)
+                                const dsd_tensor *weight, padded_weights *wp, float beta,
+                                dsd_tensor *y, dsd_tensor *col, int img, int rows)
 {
-    size_t plane = (size_t)g->oh * g->ow, kc = col_rows(g);
+    size_t plane = (size_t)g->oh * g->ow, kc = col_rows(g), cout = (size_t)g->cout;
     size_t y_img = y->offset + (size_t)img * g->cout * plane;
     for (int r0 = 0; r0 < g->oh; r0 += rows) {
         int nr = g->oh - r0 < rows ? g->oh - r0 : rows;
         size_t cols = (size_t)nr * g->ow;
         DSD_TRY(im2col(ctx, g, x, img, col, r0, nr));
-        /* Y_chunk^T (cols x Cout) = col^T (cols x Kc) W^T (Kc x Cout), column-major */
         dsd_gemm_operand a = {col->buf, col->offset, cols};
-        dsd_gemm_operand b = {weight->buf, weight->offset, kc};
         dsd_gemm_operand c = {y->buf, y_img + (size_t)r0 * g->ow, plane};
-        DSD_TRY(dsd_gemm(ctx, "forward W x col", 0, 0, cols, (size_t)g->cout, kc, &a, &b, beta,
-                         &c));
+        if (wp->buf && dsd_gemm_padded_depth(ctx, cols, cout, kc, wp->depth) == wp->depth) {
+            if (wp->zero_cols != cols) {
+                dsd_tensor zeros = {.n = 1, .c = 1, .h = 1, .w = (int)((wp->depth - kc) * cols),
+                                    .buf = col->buf, .offset = col->offset + (cl_uint)(kc * cols)};
+                DSD_TRY(dsd_tensor_fill(ctx, &zeros, 0.0f));
+                wp->zero_cols = cols;
+            }
+            /* Y_chunk^T (cols x Cout) = col^T (cols x Kp) Wp (Kp x Cout), column-major */
+            dsd_gemm_operand b = {wp->buf, 0, cout};
+            DSD_TRY(dsd_gemm(ctx, "forward W x col", 0, 1, cols, cout, wp->depth, &a, &b, beta,
+                             &c));
+            continue;
+        }
+        /* Y_chunk^T (cols x Cout) = col^T (cols x Kc) W^T (Kc x Cout), column-major */
+        dsd_gemm_operand b = {weight->buf, weight->offset, kc};
+        DSD_TRY(dsd_gemm(ctx, "forward W x col", 0, 0, cols, cout, kc, &a, &b, beta, &c));
     }
     return DSD_OK;
 }
@@ -579,11 +621,11 @@ static dsd_status backward_direct_few(dsd_context *ctx, const conv_geom *g, cons
 static dsd_status column_buffer(dsd_context *ctx, const char *op, const conv_geom *g, int rows,
                                 const dsd_tensor *workspace, dsd_tensor *col, int *leased)
 {
-    size_t floats = col_rows(g) * (size_t)rows * (size_t)g->ow;
+    size_t floats = col_rows_capacity(g) * (size_t)rows * (size_t)g->ow;
     *leased = 0;
     if (!workspace) {
         *leased = 1;
-        return dsd_tensor_init(ctx, col, 1, (int)col_rows(g), rows, g->ow);
+        return dsd_tensor_init(ctx, col, 1, (int)col_rows_capacity(g), rows, g->ow);
     }
     if (!workspace->buf || dsd_tensor_numel(workspace) < floats)
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_SHAPE, "%s: workspace of %zu floats, the "
@@ -591,7 +633,7 @@ static dsd_status column_buffer(dsd_context *ctx, const char *op, const conv_geo
     *col = *workspace;
     col->capacity = 0;
     col->n = 1;
-    col->c = (int)col_rows(g);
+    col->c = (int)col_rows_capacity(g);
     col->h = rows;
     col->w = g->ow;
     return DSD_OK;
@@ -671,9 +713,19 @@ dsd_status dsd_conv2d_forward_ws(dsd_context *ctx, const dsd_conv2d_params *p,
     dsd_tensor col;
     int leased;
     DSD_TRY(column_buffer(ctx, op, &g, plan.chunk_rows, workspace, &col, &leased));
+    padded_weights wp = {0};
+    size_t kc = col_rows(&g), chunk_cols = (size_t)plan.chunk_rows * g.ow;
+    size_t kp = dsd_gemm_padded_depth(ctx, chunk_cols, (size_t)g.cout, kc, col_rows_capacity(&g));
     dsd_status st = DSD_OK;
+    if (kp != kc) {
+        st = dsd_gemm_turn_padded(ctx, weight->buf, weight->offset, (size_t)g.cout, kc, kp,
+                                  &wp.buf, &wp.capacity);
+        wp.depth = kp;
+    }
     for (int img = 0; img < g.n && st == DSD_OK; img++)
-        st = forward_image(ctx, &g, x, weight, beta, y, &col, img, plan.chunk_rows);
+        st = forward_image(ctx, &g, x, weight, &wp, beta, y, &col, img, plan.chunk_rows);
+    if (wp.buf)
+        dsd_pool_return(ctx, wp.buf, wp.capacity);
     if (leased)
         dsd_tensor_free(ctx, &col);
     return st;

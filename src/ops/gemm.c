@@ -31,8 +31,15 @@
  *   wants the summed dimension strided.) Whether it pays is read off
  *   CLBlast's own temporary-buffer size with and without the turn.
  *
+ * - A depth K that is no multiple of the kernel's tile depth (KWG) makes
+ *   CLBlast copy all of A into a K-padded temporary. For a caller that can
+ *   append zero rows to A itself (the convolution's column matrix),
+ *   dsd_gemm_padded_depth says when to state the product with K rounded up,
+ *   and dsd_gemm_turn_padded gives B turned with its zero rows.
+ *
  * None of this changes the arithmetic: the copies move values, and each C
- * element is the same dot product in the same order.
+ * element is the same dot product in the same order (the padded depth adds
+ * products of zeros).
  */
 #include "internal.h"
 
@@ -268,4 +275,56 @@ dsd_status dsd_gemm(dsd_context *ctx, const char *what, int trans_a, int trans_b
     if (g.c.owned)
         clReleaseMemObject(g.c.owned);
     return st;
+}
+
+size_t dsd_gemm_padded_depth(const dsd_context *ctx, size_t m, size_t n, size_t k, size_t max_k)
+{
+    const dsd_device_profile *p = &ctx->profile;
+    size_t kwg = dsd_device_profile_get(p, "Xgemm", "KWG", 0);
+    size_t mwg = dsd_device_profile_get(p, "Xgemm", "MWG", 0);
+    size_t min_indirect = dsd_device_profile_get(p, "GemmRoutine", "XGEMM_MIN_INDIRECT_SIZE", 0);
+    if (kwg == 0 || mwg == 0 || min_indirect == 0 || k % kwg == 0 || m % mwg != 0)
+        return k;
+    /* CLBlast takes its direct kernel, which needs no padding, below this */
+    if ((double)m * n * k < (double)min_indirect * min_indirect * min_indirect)
+        return k;
+    size_t padded = (k + kwg - 1) / kwg * kwg;
+    return padded <= max_k ? padded : k;
+}
+
+dsd_status dsd_gemm_turn_padded(dsd_context *ctx, cl_mem buf, size_t off, size_t rows,
+                                size_t cols, size_t cols_padded, cl_mem *out, size_t *capacity)
+{
+    *out = NULL;
+    *capacity = 0;
+    if (cols_padded < cols || off + rows * cols > UINT32_MAX || rows * cols_padded > UINT32_MAX)
+        return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "padded turn of a %zu x %zu "
+                        "matrix to %zu rows", rows, cols, cols_padded);
+    cl_mem t;
+    size_t cap;
+    DSD_TRY(dsd_pool_lease(ctx, rows * cols_padded * sizeof(float), &t, &cap));
+    cl_uint tail_off = (cl_uint)(rows * cols), tail = (cl_uint)(rows * (cols_padded - cols));
+    float zero = 0.0f;
+    dsd_karg fill[] = {DSD_KARG(t), DSD_KARG(tail_off), DSD_KARG(tail), DSD_KARG(zero)};
+    size_t global = tail;
+    dsd_status st = DSD_OK;
+    if (tail > 0)
+        st = dsd_kernel_run(ctx, "tensor", NULL, "tensor_fill", fill, DSD_NARGS(fill), 1, &global,
+                            NULL);
+    if (st == DSD_OK) {
+        cl_uint src_off = (cl_uint)off, ld_src = (cl_uint)cols, dst_off = 0,
+                ld_dst = (cl_uint)rows, r = (cl_uint)rows, c = (cl_uint)cols;
+        dsd_karg args[] = {DSD_KARG(buf),  DSD_KARG(src_off), DSD_KARG(ld_src), DSD_KARG(t),
+                           DSD_KARG(dst_off), DSD_KARG(ld_dst), DSD_KARG(r),   DSD_KARG(c)};
+        size_t g2[2] = {(cols + 7) / 8, (rows + 7) / 8};
+        st = dsd_kernel_run(ctx, "tensor", NULL, "matrix_transpose", args, DSD_NARGS(args), 2,
+                            g2, NULL);
+    }
+    if (st != DSD_OK) {
+        dsd_pool_return(ctx, t, cap);
+        return st;
+    }
+    *out = t;
+    *capacity = cap;
+    return DSD_OK;
 }
