@@ -687,6 +687,23 @@ kernel void conv2d_bias_fill(global const float *bias, uint bias_off, global flo
     y[y_off + t * plane + p] = bias[bias_off + c];
 }
 
+/* y[c][p] of rows chunk (offset y_off, ld plane) = chunk[c][p] (ld cols) +
+ * bias[c]: a row chunk's GEMM writes its Cout x cols product contiguously,
+ * which CLBlast's kernel takes in place, and this stores it among the
+ * planes of y with the bias added (the sum a bias fill followed by a
+ * beta = 1 GEMM gives). 2D range: dimension 0 the element p of the chunk,
+ * dimension 1 the channel c. */
+kernel void conv2d_chunk_store(global const float *chunk, uint chunk_off, uint cols,
+                               global const float *bias, uint bias_off, uint has_bias,
+                               global float *y, uint y_off, uint plane, uint cout)
+{
+    uint p = get_global_id(0), c = get_global_id(1);
+    if (p >= cols || c >= cout)
+        return;
+    float v = chunk[chunk_off + c * cols + p];
+    y[y_off + c * plane + p] = has_bias ? v + bias[bias_off + c] : v;
+}
+
 /* Work-group c reduces channel c of dy (N, Cout, plane): work-item l sums
  * the 8-element blocks l, l + WG, ... of each image in image order as a
  * float8 (explicit vectors: with its barriers PoCL runs the kernel as scalar

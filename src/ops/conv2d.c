@@ -448,19 +448,42 @@ typedef struct padded_weights {
     size_t zero_cols;
 } padded_weights;
 
-/* Y[img] rows [r0, r0 + rows) = W col (+ y when beta = 1). */
+/* Stores a row chunk's product (Cout x cols, contiguous) into y's planes
+ * from element y_at on, adding the bias. */
+static dsd_status chunk_store(dsd_context *ctx, const conv_geom *g, const dsd_tensor *chunk,
+                              size_t cols, const dsd_tensor *bias, dsd_tensor *y, size_t y_at)
+{
+    cl_uint ucols = (cl_uint)cols, has_bias = bias ? 1u : 0u, y_off = (cl_uint)y_at,
+            plane = (cl_uint)((size_t)g->oh * g->ow), cout = (cl_uint)g->cout;
+    const dsd_tensor *b = bias ? bias : chunk; /* bound but unread without a bias */
+    dsd_karg args[] = {DSD_KARG_TENSOR(chunk), DSD_KARG(ucols),  DSD_KARG_TENSOR(b),
+                       DSD_KARG(has_bias),     DSD_KARG(y->buf), DSD_KARG(y_off),
+                       DSD_KARG(plane),        DSD_KARG(cout)};
+    return run_rows(ctx, "conv2d_chunk_store", args, DSD_NARGS(args), cols, (size_t)g->cout);
+}
+
+/* Y[img] rows [r0, r0 + rows) = W col (+ y when beta = 1). With a chunk
+ * buffer (the image takes several row chunks) each chunk's product goes
+ * there first (beta 0) and chunk_store puts it into y with the bias: y's
+ * planes are strided for a chunk, and CLBlast would copy such a C into a
+ * temporary and back around every product. */
 static dsd_status forward_image(dsd_context *ctx, const conv_geom *g, const dsd_tensor *x,
                                 const dsd_tensor *weight, padded_weights *wp, float beta,
-                                dsd_tensor *y, dsd_tensor *col, int img, int rows)
+                                const dsd_tensor *chunk, const dsd_tensor *bias, dsd_tensor *y,
+                                dsd_tensor *col, int img, int rows)
 {
     size_t plane = (size_t)g->oh * g->ow, kc = col_rows(g), cout = (size_t)g->cout;
     size_t y_img = y->offset + (size_t)img * g->cout * plane;
     for (int r0 = 0; r0 < g->oh; r0 += rows) {
         int nr = g->oh - r0 < rows ? g->oh - r0 : rows;
-        size_t cols = (size_t)nr * g->ow;
+        size_t cols = (size_t)nr * g->ow, y_at = y_img + (size_t)r0 * g->ow;
         DSD_TRY(im2col(ctx, g, x, img, col, r0, nr));
         dsd_gemm_operand a = {col->buf, col->offset, cols};
-        dsd_gemm_operand c = {y->buf, y_img + (size_t)r0 * g->ow, plane};
+        dsd_gemm_operand c = {y->buf, y_at, plane};
+        if (chunk) {
+            c = (dsd_gemm_operand){chunk->buf, chunk->offset, cols};
+            beta = 0.0f;
+        }
         if (wp->buf && dsd_gemm_padded_depth(ctx, cols, cout, kc, wp->depth) == wp->depth) {
             if (wp->zero_cols != cols) {
                 dsd_tensor zeros = {.n = 1, .c = 1, .h = 1, .w = (int)((wp->depth - kc) * cols),
@@ -472,11 +495,13 @@ static dsd_status forward_image(dsd_context *ctx, const conv_geom *g, const dsd_
             dsd_gemm_operand b = {wp->buf, 0, cout};
             DSD_TRY(dsd_gemm(ctx, "forward W x col", 0, 1, cols, cout, wp->depth, &a, &b, beta,
                              &c));
-            continue;
+        } else {
+            /* Y_chunk^T (cols x Cout) = col^T (cols x Kc) W^T (Kc x Cout), column-major */
+            dsd_gemm_operand b = {weight->buf, weight->offset, kc};
+            DSD_TRY(dsd_gemm(ctx, "forward W x col", 0, 0, cols, cout, kc, &a, &b, beta, &c));
         }
-        /* Y_chunk^T (cols x Cout) = col^T (cols x Kc) W^T (Kc x Cout), column-major */
-        dsd_gemm_operand b = {weight->buf, weight->offset, kc};
-        DSD_TRY(dsd_gemm(ctx, "forward W x col", 0, 0, cols, cout, kc, &a, &b, beta, &c));
+        if (chunk)
+            DSD_TRY(chunk_store(ctx, g, chunk, cols, bias, y, y_at));
     }
     return DSD_OK;
 }
@@ -688,8 +713,11 @@ dsd_status dsd_conv2d_forward_ws(dsd_context *ctx, const dsd_conv2d_params *p,
     if (plan.forward == DSD_CONV2D_ROUTE_DIRECT_FEW)
         return forward_direct_few(ctx, &g, x, weight, bias, y);
 
+    /* An image in several row chunks: each chunk's product is stored with
+     * the bias by chunk_store (forward_image), no bias fill first. */
+    const int chunked = plan.forward == DSD_CONV2D_ROUTE_IM2COL && plan.chunks > 1;
     float beta = 0.0f;
-    if (bias) {
+    if (bias && !chunked) {
         cl_uint planes = (cl_uint)(g.n * g.cout), cout = (cl_uint)g.cout,
                 plane = (cl_uint)((size_t)g.oh * g.ow);
         dsd_karg args[] = {DSD_KARG_TENSOR(bias), DSD_KARG_TENSOR(y), DSD_KARG(planes),
@@ -722,8 +750,13 @@ dsd_status dsd_conv2d_forward_ws(dsd_context *ctx, const dsd_conv2d_params *p,
                                   &wp.buf, &wp.capacity);
         wp.depth = kp;
     }
+    dsd_tensor chunk = {0};
+    if (chunked && st == DSD_OK)
+        st = dsd_tensor_init(ctx, &chunk, 1, g.cout, plan.chunk_rows, g.ow);
     for (int img = 0; img < g.n && st == DSD_OK; img++)
-        st = forward_image(ctx, &g, x, weight, &wp, beta, y, &col, img, plan.chunk_rows);
+        st = forward_image(ctx, &g, x, weight, &wp, beta, chunked ? &chunk : NULL, bias, y, &col,
+                           img, plan.chunk_rows);
+    dsd_tensor_free(ctx, &chunk);
     if (wp.buf)
         dsd_pool_return(ctx, wp.buf, wp.capacity);
     if (leased)
