@@ -730,6 +730,40 @@ START_TEST(test_profiling)
 }
 END_TEST
 
+/* How many times matrix_transpose ran in one forward (backward 0) or one
+ * backward with dx and dW (backward 1) of case c on zero tensors, on a
+ * context with profiling (gemm.c's and the depth padding's operand turns). */
+static unsigned transposes_in(dsd_context *pctx, const conv_case *c, int backward)
+{
+    ref_conv2d_geom g = geom_of(c);
+    dsd_conv2d_params p = params_of(c);
+    int oh = ref_conv2d_out_h(&g), ow = ref_conv2d_out_w(&g);
+    dsd_tensor x, w, y, dx, dw;
+    dsd_tensor *all[] = {&x, &w, &y, &dx, &dw};
+    const int shapes[5][4] = {{c->n, c->cin, c->h, c->w}, {c->cout, c->cin, c->kh, c->kw},
+                              {c->n, c->cout, oh, ow}, {c->n, c->cin, c->h, c->w},
+                              {c->cout, c->cin, c->kh, c->kw}};
+    for (int t = 0; t < 5; t++)
+        ck_assert_int_eq(dsd_tensor_init_zero(pctx, all[t], shapes[t][0], shapes[t][1],
+                                              shapes[t][2], shapes[t][3]), DSD_OK);
+    dsd_profile_reset(pctx);
+    if (backward) /* y serves as dy */
+        ck_assert_int_eq(dsd_conv2d_backward(pctx, &p, &x, &w, &y, &dx, &dw, NULL), DSD_OK);
+    else
+        ck_assert_int_eq(dsd_conv2d_forward(pctx, &p, &x, &w, NULL, &y), DSD_OK);
+    dsd_profile_entry *entries;
+    size_t count;
+    ck_assert_int_eq(dsd_profile_collect(pctx, &entries, &count), DSD_OK);
+    unsigned turns = 0;
+    for (size_t e = 0; e < count; e++)
+        if (!strcmp(entries[e].name, "matrix_transpose"))
+            turns = entries[e].count;
+    free(entries);
+    for (int t = 0; t < 5; t++)
+        dsd_tensor_free(pctx, all[t]);
+    return turns;
+}
+
 /* Products whose sizes fit the CPU profile's tiles (multiples of 64 fit its
  * 32 x 16 x 64 ones, and the 64 x 64 x 64 ones of earlier rounds) and are
  * large enough for CLBlast's indirect kernel (at least 128^3 multiply-adds)
@@ -761,30 +795,9 @@ START_TEST(test_turned_operands)
         check_forward(c->name, &g, &p, 1, 950 + i);
         check_backward(c->name, &g, &p, GRAD_ALL, 960 + i);
 
-        conv_data d;
-        data_init(&d, &g, 970 + i);
-        dsd_tensor x, w, dy, dx, dw;
-        dsd_tensor *all[] = {&x, &w, &dy, &dx, &dw};
-        const int shapes[5][4] = {{c->n, c->cin, c->h, c->w}, {c->cout, c->cin, c->kh, c->kw},
-                                  {c->n, c->cout, d.oh, d.ow}, {c->n, c->cin, c->h, c->w},
-                                  {c->cout, c->cin, c->kh, c->kw}};
-        for (int t = 0; t < 5; t++)
-            ck_assert_int_eq(dsd_tensor_init_zero(pctx, all[t], shapes[t][0], shapes[t][1],
-                                                  shapes[t][2], shapes[t][3]), DSD_OK);
-        ck_assert_int_eq(dsd_conv2d_backward(pctx, &p, &x, &w, &dy, &dx, &dw, NULL), DSD_OK);
-        dsd_profile_entry *entries;
-        size_t count;
-        ck_assert_int_eq(dsd_profile_collect(pctx, &entries, &count), DSD_OK);
-        unsigned turns = 0;
-        for (size_t e = 0; e < count; e++)
-            if (!strcmp(entries[e].name, "matrix_transpose"))
-                turns = entries[e].count;
-        free(entries);
+        unsigned turns = transposes_in(pctx, c, 1);
         if (builtin_cpu)
             ck_assert_msg(turns > 0, "%s: no operand was turned by matrix_transpose", c->name);
-        for (int t = 0; t < 5; t++)
-            dsd_tensor_free(pctx, all[t]);
-        data_free(&d);
     }
     dsd_context_free(pctx);
 }
@@ -874,31 +887,10 @@ START_TEST(test_padded_depth)
         check_forward_nan_workspace(c->name, &g, &p, 1020 + i);
         check_backward(c->name, &g, &p, GRAD_ALL, 1030 + i);
 
-        conv_data d;
-        data_init(&d, &g, 1040 + i);
-        dsd_tensor x, w, y;
-        dsd_tensor *all[] = {&x, &w, &y};
-        const int shapes[3][4] = {{c->n, c->cin, c->h, c->w}, {c->cout, c->cin, c->kh, c->kw},
-                                  {c->n, c->cout, d.oh, d.ow}};
-        for (int t = 0; t < 3; t++)
-            ck_assert_int_eq(dsd_tensor_init_zero(pctx, all[t], shapes[t][0], shapes[t][1],
-                                                  shapes[t][2], shapes[t][3]), DSD_OK);
-        dsd_profile_reset(pctx);
-        ck_assert_int_eq(dsd_conv2d_forward(pctx, &p, &x, &w, NULL, &y), DSD_OK);
-        dsd_profile_entry *entries;
-        size_t count;
-        ck_assert_int_eq(dsd_profile_collect(pctx, &entries, &count), DSD_OK);
-        unsigned turns = 0;
-        for (size_t e = 0; e < count; e++)
-            if (!strcmp(entries[e].name, "matrix_transpose"))
-                turns = entries[e].count;
-        free(entries);
+        unsigned turns = transposes_in(pctx, c, 0);
         if (builtin_cpu)
             ck_assert_msg(turns == 1, "%s: %u weight turns in the forward, not 1", c->name,
                           turns);
-        for (int t = 0; t < 3; t++)
-            dsd_tensor_free(pctx, all[t]);
-        data_free(&d);
         unsetenv("DSDEBLUR_CONV_COL_LIMIT");
     }
     dsd_context_free(pctx);

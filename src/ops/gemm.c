@@ -141,23 +141,39 @@ typedef struct gemm_turned {
 } gemm_turned;
 
 /* out = the `rows` x `cols` row-major matrix at (buf, off, ld) transposed,
- * `cols` rows of `rows` floats; out->buf stays NULL (nothing done) where the
- * sizes do not fit the kernel's 32-bit indices. */
+ * `cols` rows of `rows` floats, followed by `zero_rows` rows of zeros;
+ * out->buf stays NULL (nothing done) where the sizes do not fit the
+ * kernels' 32-bit indices. */
 static dsd_status turn_operand(dsd_context *ctx, cl_mem buf, size_t off, size_t ld, size_t rows,
-                               size_t cols, gemm_turned *out)
+                               size_t cols, size_t zero_rows, gemm_turned *out)
 {
     out->buf = NULL;
     out->capacity = 0;
-    if (rows == 0 || cols == 0 || off + rows * ld > UINT32_MAX || rows * cols > UINT32_MAX)
+    if (rows == 0 || cols == 0 || off + rows * ld > UINT32_MAX ||
+        rows * (cols + zero_rows) > UINT32_MAX)
         return DSD_OK;
-    DSD_TRY(dsd_pool_lease(ctx, rows * cols * sizeof(float), &out->buf, &out->capacity));
-    cl_uint src_off = (cl_uint)off, ld_src = (cl_uint)ld, dst_off = 0, ld_dst = (cl_uint)rows,
-            r = (cl_uint)rows, c = (cl_uint)cols;
-    dsd_karg args[] = {DSD_KARG(buf),    DSD_KARG(src_off), DSD_KARG(ld_src), DSD_KARG(out->buf),
-                       DSD_KARG(dst_off), DSD_KARG(ld_dst), DSD_KARG(r),      DSD_KARG(c)};
-    size_t global[2] = {(cols + 7) / 8, (rows + 7) / 8};
-    dsd_status st = dsd_kernel_run(ctx, "tensor", NULL, "matrix_transpose", args,
-                                   DSD_NARGS(args), 2, global, NULL);
+    DSD_TRY(dsd_pool_lease(ctx, rows * (cols + zero_rows) * sizeof(float), &out->buf,
+                           &out->capacity));
+    dsd_status st = DSD_OK;
+    if (zero_rows > 0) {
+        cl_uint tail_off = (cl_uint)(rows * cols), tail = (cl_uint)(rows * zero_rows);
+        float zero = 0.0f;
+        dsd_karg fill[] = {DSD_KARG(out->buf), DSD_KARG(tail_off), DSD_KARG(tail),
+                           DSD_KARG(zero)};
+        size_t global = tail;
+        st = dsd_kernel_run(ctx, "tensor", NULL, "tensor_fill", fill, DSD_NARGS(fill), 1,
+                            &global, NULL);
+    }
+    if (st == DSD_OK) {
+        cl_uint src_off = (cl_uint)off, ld_src = (cl_uint)ld, dst_off = 0,
+                ld_dst = (cl_uint)rows, r = (cl_uint)rows, c = (cl_uint)cols;
+        dsd_karg args[] = {DSD_KARG(buf),     DSD_KARG(src_off), DSD_KARG(ld_src),
+                           DSD_KARG(out->buf), DSD_KARG(dst_off), DSD_KARG(ld_dst),
+                           DSD_KARG(r),       DSD_KARG(c)};
+        size_t global[2] = {(cols + 7) / 8, (rows + 7) / 8};
+        st = dsd_kernel_run(ctx, "tensor", NULL, "matrix_transpose", args, DSD_NARGS(args), 2,
+                            global, NULL);
+    }
     if (st != DSD_OK) {
         dsd_pool_return(ctx, out->buf, out->capacity);
         out->buf = NULL;
@@ -202,7 +218,7 @@ static dsd_status turn_if_spared(dsd_context *ctx, const char *what, gemm_call *
     DSD_TRY(temp_size(ctx, what, &turned, &turned_bytes));
     if (turned_bytes + bytes > *temp_bytes)
         return DSD_OK;
-    DSD_TRY(turn_operand(ctx, v->buf, v->offset, side_b ? g->ldb : g->lda, rows, g->k, out));
+    DSD_TRY(turn_operand(ctx, v->buf, v->offset, side_b ? g->ldb : g->lda, rows, g->k, 0, out));
     if (out->buf) {
         want_order(g, side_b, out->buf);
         *temp_bytes = turned_bytes;
@@ -297,34 +313,13 @@ dsd_status dsd_gemm_turn_padded(dsd_context *ctx, cl_mem buf, size_t off, size_t
 {
     *out = NULL;
     *capacity = 0;
-    if (cols_padded < cols || off + rows * cols > UINT32_MAX || rows * cols_padded > UINT32_MAX)
+    gemm_turned t = {0};
+    if (cols_padded >= cols)
+        DSD_TRY(turn_operand(ctx, buf, off, cols, rows, cols, cols_padded - cols, &t));
+    if (!t.buf)
         return DSD_FAIL(dsd_ctx_err(ctx), DSD_ERR_INVALID_ARGUMENT, "padded turn of a %zu x %zu "
                         "matrix to %zu rows", rows, cols, cols_padded);
-    cl_mem t;
-    size_t cap;
-    DSD_TRY(dsd_pool_lease(ctx, rows * cols_padded * sizeof(float), &t, &cap));
-    cl_uint tail_off = (cl_uint)(rows * cols), tail = (cl_uint)(rows * (cols_padded - cols));
-    float zero = 0.0f;
-    dsd_karg fill[] = {DSD_KARG(t), DSD_KARG(tail_off), DSD_KARG(tail), DSD_KARG(zero)};
-    size_t global = tail;
-    dsd_status st = DSD_OK;
-    if (tail > 0)
-        st = dsd_kernel_run(ctx, "tensor", NULL, "tensor_fill", fill, DSD_NARGS(fill), 1, &global,
-                            NULL);
-    if (st == DSD_OK) {
-        cl_uint src_off = (cl_uint)off, ld_src = (cl_uint)cols, dst_off = 0,
-                ld_dst = (cl_uint)rows, r = (cl_uint)rows, c = (cl_uint)cols;
-        dsd_karg args[] = {DSD_KARG(buf),  DSD_KARG(src_off), DSD_KARG(ld_src), DSD_KARG(t),
-                           DSD_KARG(dst_off), DSD_KARG(ld_dst), DSD_KARG(r),   DSD_KARG(c)};
-        size_t g2[2] = {(cols + 7) / 8, (rows + 7) / 8};
-        st = dsd_kernel_run(ctx, "tensor", NULL, "matrix_transpose", args, DSD_NARGS(args), 2,
-                            g2, NULL);
-    }
-    if (st != DSD_OK) {
-        dsd_pool_return(ctx, t, cap);
-        return st;
-    }
-    *out = t;
-    *capacity = cap;
+    *out = t.buf;
+    *capacity = t.capacity;
     return DSD_OK;
 }
