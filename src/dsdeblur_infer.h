@@ -57,7 +57,7 @@
  *
  * Memory: untiled inference needs about 128 floats per pixel of the padded
  * image at its peak (up.1's output and its pixel-shuffled copy) plus the
- * convolution's column buffer (<= 64 MiB); tiled inference about 48 floats
+ * convolution's column buffer (<= 8 MiB); tiled inference about 48 floats
  * per pixel (three quarter-resolution maps of 4B = 256 channels in the
  * blocks) plus the tiles'. With tile == 0 the estimate is checked against the
  * device first (dsd_deblur_estimate_bytes); when it does not fit, or the

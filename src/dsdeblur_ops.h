@@ -91,7 +91,8 @@ typedef struct dsd_conv2d_plan {
 } dsd_conv2d_plan;
 
 /* The column-buffer bound in bytes: $DSDEBLUR_CONV_COL_LIMIT when it is a
- * positive integer, else 64 MiB. */
+ * positive integer, else 8 MiB (a size that keeps a chunk's GEMM operand in a
+ * CPU's last-level cache; src/ops/conv2d.c). */
 size_t dsd_conv2d_col_limit(void);
 /* Plans p on an (n, cin, h, w) input with cout output channels (validates
  * the shapes the way dsd_conv2d_forward does; err may be NULL). */

@@ -36,13 +36,19 @@
  * dsd_gemm_padded_depth decides, from the device profile). The zeros add
  * nothing to any sum. The column buffer has room for Kc rounded up to 64.
  *
- * Memory bound: rows is chosen so that the column buffer stays at most
- * CONV_COL_LIMIT_BYTES (64 MiB), or one output row's columns if a single row
- * is larger. At 1280x720 with 256 input channels and a 3x3 kernel one output
- * row is Kc * OW * 4 = 2304 * 1280 * 4 bytes = 11.25 MiB, so a chunk is 5 rows
- * and the whole-image column matrix (7.9 GiB) is never materialized. The
- * environment variable DSDEBLUR_CONV_COL_LIMIT (bytes, > 0) overrides the
- * bound; the tests set it to force many chunks. The column buffer is leased
+ * Chunk bound: rows is chosen so that the column buffer stays at most
+ * CONV_COL_LIMIT_BYTES (8 MiB), or one output row's columns if a single row
+ * is larger. The bound is set by the cache, not by memory: the column
+ * matrix is the GEMM operand that CLBlast's kernel reads again for every
+ * 16 output channels (its work-groups run the pixel tiles first), so a
+ * chunk whose columns stay in the last-level cache is read from DRAM once
+ * instead of Cout / 16 times. On the 2-core EPYC of doc/tuning.md (32 MiB
+ * L3) the same product ran 1.2-1.7x faster in 8 MiB chunks than in one
+ * 40-150 MiB matrix (doc/tuning.md, seventh round); 4, 8 and 16 MiB were
+ * alike. The whole-image column matrix (7.9 GiB for a 3x3 conv of 256
+ * channels at 1280x720) is never materialized. The environment variable
+ * DSDEBLUR_CONV_COL_LIMIT (bytes, > 0) overrides the bound; the tests set
+ * it to force many chunks. The column buffer is leased
  * from the pool for one call and returned right after the last enqueue (the
  * in-order queue makes that safe, see src/buffer_pool.c); backward reuses the
  * same buffer for the columns and the column gradient.
@@ -68,7 +74,7 @@
 #include <string.h>
 
 /* Upper bound on the im2col column buffer, in bytes (see above). */
-#define CONV_COL_LIMIT_BYTES ((size_t)64 << 20)
+#define CONV_COL_LIMIT_BYTES ((size_t)8 << 20)
 /* Work-group size of the bias reduction (lowered to what the device allows)
  * and of the element-wise kernels. */
 enum { CONV_REDUCE_WG = 256, CONV_ELEM_WG = 64 };
