@@ -631,10 +631,10 @@ inline float col2im_one(global const float *g, uint h, uint w, uint kh_n, uint k
 
 /* A work-item owns 8 consecutive dx elements of one row (dimension 0 is the
  * strip iw0 = 8 * id), for the same reason as conv2d_im2col's strips. With
- * stride 1, a strip whose columns have no mirror images and whose taps all
- * land inside the output row adds float8 loads of the column gradient, in
- * the same order as the lane-by-lane path (so both give the same bits);
- * other strips go lane by lane. */
+ * stride 1 or 2, a strip whose columns have no mirror images and whose taps
+ * all land inside the output row adds vector loads of the column gradient,
+ * in the same order as the lane-by-lane path (so both give the same bits);
+ * other strips (borders, other strides) go lane by lane. */
 kernel void conv2d_col2im(global const float *dcol, uint dcol_off, global float *dx, uint dx_off,
                           uint cin, uint h, uint w, uint kh_n, uint kw_n, uint stride,
                           uint stride_shift, int pad, uint reflect, uint ow_n, uint r0, uint rows,
@@ -647,10 +647,11 @@ kernel void conv2d_col2im(global const float *dcol, uint dcol_off, global float 
     global const float *g = dcol + dcol_off + c * kh_n * kw_n * cols;
     global float *out = dx + dx_off + (c * h + ih) * w + iw0;
     /* columns iw0..iw0+7: inside the image, no mirror preimage (reflection
-     * reaches columns 1..pad and w-1-pad..w-2), every tap's ow in range */
-    int first_ow = (int)iw0 + pad - (int)(kw_n - 1), last_ow = (int)iw0 + 7 + pad;
+     * reaches columns 1..pad and w-1-pad..w-2), and every tap's output column
+     * in range (iw + pad - kw = ow * stride) */
+    int first_tw = (int)iw0 + pad - (int)(kw_n - 1), last_tw = (int)iw0 + 7 + pad;
     int no_mirror = !reflect || ((int)iw0 > pad && (int)iw0 + 7 < (int)w - 1 - pad);
-    if (stride == 1 && iw0 + 8 <= w && no_mirror && first_ow >= 0 && last_ow < (int)ow_n) {
+    if (stride == 1 && iw0 + 8 <= w && no_mirror && first_tw >= 0 && last_tw < (int)ow_n) {
         int ph[3];
         int nph = conv_preimages((int)ih, (int)h, pad, reflect, ph);
         float8 s = (float8)(0.0f);
@@ -662,6 +663,39 @@ kernel void conv2d_col2im(global const float *dcol, uint dcol_off, global float 
                 global const float *gr = g + ((uint)oh - r0) * ow_n + iw0 + (uint)pad;
                 for (uint kw = 0; kw < kw_n; kw++)
                     s += vload8(0, gr + (kh * kw_n + kw) * cols - kw);
+            }
+        }
+        vstore8(vload8(0, out) + s, 0, out);
+        return;
+    }
+    /* stride 2 (the down-sampling convolutions and the discriminator): tap
+     * kw reaches every other lane of the strip, the lanes whose iw + pad - kw
+     * is even, at 4 consecutive columns of the gradient row (a float4 put
+     * into those lanes, zeros in the others, which leave a sum unchanged;
+     * shuffle2 with constant masks, which Oclgrind 21.10 runs, where a
+     * float8 built from the float4's components crashed it) */
+    if (stride == 2 && iw0 + 8 <= w && no_mirror && first_tw >= 0 && (last_tw >> 1) < (int)ow_n) {
+        int ph[3];
+        int nph = conv_preimages((int)ih, (int)h, pad, reflect, ph);
+        float8 s = (float8)(0.0f);
+        const float4 zero4 = (float4)(0.0f);
+        for (int a = 0; a < nph; a++) {
+            for (uint kh = 0; kh < kh_n; kh++) {
+                int th = ph[a] + pad - (int)kh;
+                if (th < 0 || (th & 1) || (th >> 1) < (int)r0 || (th >> 1) >= (int)(r0 + rows))
+                    continue;
+                global const float *gr = g + ((uint)(th >> 1) - r0) * ow_n;
+                for (uint kw = 0; kw < kw_n; kw++) {
+                    int t0 = (int)iw0 + pad - (int)kw; /* lane 0's iw + pad - kw, >= 0 */
+                    global const float *gk = gr + (kh * kw_n + kw) * cols;
+                    if (t0 & 1) {
+                        float4 v = vload4(0, gk + ((t0 + 1) >> 1));
+                        s += shuffle2(v, zero4, (uint8)(4, 0, 4, 1, 4, 2, 4, 3));
+                    } else {
+                        float4 v = vload4(0, gk + (t0 >> 1));
+                        s += shuffle2(v, zero4, (uint8)(0, 4, 1, 4, 2, 4, 3, 4));
+                    }
+                }
             }
         }
         vstore8(vload8(0, out) + s, 0, out);
