@@ -71,7 +71,8 @@ dsd_status dsd_conv2d_backward(dsd_context *ctx, const dsd_conv2d_params *p, con
  * plan.c), the memory estimates and dsdeblur-bench's work model read it. */
 typedef enum dsd_conv2d_route {
     DSD_CONV2D_ROUTE_DEPTHWISE = 0, /* groups == Cin: src/ops/depthwise.c */
-    DSD_CONV2D_ROUTE_POINTWISE,     /* 1x1, stride 1, no pad: one GEMM per image */
+    DSD_CONV2D_ROUTE_POINTWISE,     /* 1x1, stride 1, no pad, an image's input within
+                                       the column bound: one GEMM per image */
     DSD_CONV2D_ROUTE_IM2COL,        /* im2col in chunks of output rows + GEMM */
     DSD_CONV2D_ROUTE_DIRECT_FEW,    /* Cout <= 4: direct kernels, no GEMM (backward:
                                        stride 1 only, else IM2COL) */

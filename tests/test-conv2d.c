@@ -569,7 +569,11 @@ START_TEST(test_clblast_error)
     dsd_tensor x_big = x, y_big = y;
     x_big.h = y_big.h = 4096;
     x_big.w = y_big.w = 4096;
+    /* a bound above the forged input keeps the 1x1 convolution one GEMM
+     * (past it, im2col would be the first to read the missing memory) */
+    ck_assert_int_eq(setenv("DSDEBLUR_CONV_COL_LIMIT", "1073741824", 1), 0);
     ck_assert_int_eq(dsd_conv2d_forward(ctx, &p, &x_big, &w, NULL, &y_big), DSD_ERR_CLBLAST);
+    unsetenv("DSDEBLUR_CONV_COL_LIMIT");
     const dsd_error *e = dsd_context_error(ctx);
     ck_assert_str_eq(e->call, "CLBlastSgemm");
     ck_assert_int_ne(e->cl_code, 0);
@@ -637,10 +641,11 @@ START_TEST(test_determinism)
 END_TEST
 
 /* Tiny column-buffer bounds force many row chunks: one row per chunk, and a
- * few rows per chunk with a shorter last chunk. */
+ * few rows per chunk with a shorter last chunk (a 1x1 case too: an input
+ * over the bound takes the chunks instead of one GEMM per image). */
 START_TEST(test_chunking)
 {
-    static const int picks[] = {5, 7, 9, 10, 11, 12, 13, 15, 16, 17};
+    static const int picks[] = {0, 5, 7, 9, 10, 11, 12, 13, 15, 16, 17};
     for (size_t i = 0; i < sizeof picks / sizeof picks[0]; i++) {
         if (skip_case(picks[i]))
             continue;
@@ -664,6 +669,35 @@ START_TEST(test_chunking)
         unsetenv("DSDEBLUR_CONV_COL_LIMIT");
     }
     unsetenv("DSDEBLUR_CONV_COL_LIMIT");
+}
+END_TEST
+
+/* A 1x1 convolution is one GEMM per image while an image's input fits the
+ * column bound, and takes row chunks past it (test_chunking checks the
+ * values on that route). */
+START_TEST(test_pointwise_route)
+{
+    dsd_conv2d_params p = {1, 1, 1, 0, DSD_PAD_ZERO, 1};
+    dsd_conv2d_plan plan;
+    dsd_error err;
+    const size_t input_bytes = 8 * 6 * 7 * sizeof(float); /* 1 x 8 x 6 x 7 */
+    static const struct { size_t limit; dsd_conv2d_route route; int chunks; } want[] = {
+        {0, DSD_CONV2D_ROUTE_POINTWISE, 0},           /* the default bound */
+        {input_bytes, DSD_CONV2D_ROUTE_POINTWISE, 0}, /* exactly at the bound */
+        {input_bytes - 1, DSD_CONV2D_ROUTE_IM2COL, 6}, /* past it: one row per chunk */
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char limit[32];
+        snprintf(limit, sizeof limit, "%zu", want[i].limit);
+        if (want[i].limit)
+            ck_assert_int_eq(setenv("DSDEBLUR_CONV_COL_LIMIT", limit, 1), 0);
+        ck_assert_int_eq(dsd_conv2d_plan_make(&p, 1, 8, 6, 7, 16, &plan, &err), DSD_OK);
+        unsetenv("DSDEBLUR_CONV_COL_LIMIT");
+        ck_assert_msg(plan.forward == want[i].route && plan.backward == want[i].route,
+                      "bound %s: routes %d/%d, want %d", want[i].limit ? limit : "default",
+                      (int)plan.forward, (int)plan.backward, (int)want[i].route);
+        ck_assert_int_eq(plan.chunks, want[i].chunks);
+    }
 }
 END_TEST
 
@@ -971,6 +1005,7 @@ int main(void)
     tcase_add_test(tc, test_clblast_error);
     tcase_add_test(tc, test_determinism);
     tcase_add_test(tc, test_chunking);
+    tcase_add_test(tc, test_pointwise_route);
     tcase_add_test(tc, test_depthwise_dispatch);
     tcase_add_test(tc, test_profiling);
     tcase_add_test(tc, test_turned_operands);

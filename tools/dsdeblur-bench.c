@@ -391,8 +391,10 @@ static dsd_status write_random_vgg(const char *path, dsd_error *err)
  * library will take (dsd_conv2d_plan_make, the one place conv2d decides):
  * depthwise_forward for groups == Cin, conv2d_direct_few for at most 4
  * output channels, one clblast_sgemm per image for a 1x1 stride-1 unpadded
- * conv, else conv2d_im2col + clblast_sgemm per chunk of output rows; every
- * conv that is neither depthwise nor direct first runs conv2d_bias_fill.
+ * conv whose input plane fits the column bound, else conv2d_im2col +
+ * clblast_sgemm per chunk of output rows; a conv that is neither depthwise
+ * nor direct and runs in one chunk first runs conv2d_bias_fill (several
+ * chunks: conv2d_chunk_store adds the bias, not modelled).
  * From the plan the tool predicts the calls, FLOPs and minimal bytes of
  * those five kernels. The prediction is used only when its call count equals
  * the profiled one (a mismatch prints '-' rather than a rate from a wrong
@@ -454,10 +456,12 @@ static void gen_forward_work(const dsd_generator_config *g, int batch, int h, in
             work[WORK_SGEMM].bytes += 4 * (wts * batch + batch * (in + 2 * out));
             break;
         case DSD_CONV2D_ROUTE_IM2COL: {
-            work[WORK_BIAS_FILL].calls += 1;
-            work[WORK_BIAS_FILL].bytes += 4 * (batch * out + l->cout);
-            work[WORK_SGEMM].flop += 2 * l->macs;
             unsigned chunks = (unsigned)l->chunks;
+            if (chunks == 1) { /* several chunks: conv2d_chunk_store adds the bias */
+                work[WORK_BIAS_FILL].calls += 1;
+                work[WORK_BIAS_FILL].bytes += 4 * (batch * out + l->cout);
+            }
+            work[WORK_SGEMM].flop += 2 * l->macs;
             double kc = (double)l->cin * k, cols = (double)l->oh * l->ow;
             work[WORK_IM2COL].calls += chunks * (unsigned)batch;
             work[WORK_IM2COL].bytes += 4 * batch * (kc * cols + in);

@@ -323,6 +323,18 @@ static int is_pointwise(const conv_geom *g)
     return g->kh == 1 && g->kw == 1 && g->stride == 1 && g->pad == 0;
 }
 
+/* A 1x1 convolution is one GEMM per image on the NCHW planes as they lie,
+ * unless an image's input, the GEMM's streamed operand, exceeds the column
+ * bound (the blocks at 1280x720: 256 x 180 x 320 floats, 59 MB): then it
+ * takes row chunks like any other kernel size (its im2col a copy of the
+ * chunk's rows), so that what CLBlast reads once per 16 output channels
+ * stays in the cache. */
+static int pointwise_whole(const conv_geom *g)
+{
+    return is_pointwise(g) &&
+           (size_t)g->cin * g->h * g->w * sizeof(float) <= dsd_conv2d_col_limit();
+}
+
 /* Convolutions with at most this many output channels run their forward in
  * one direct kernel instead of im2col + GEMM: with M = cout the GEMM's tiles
  * are mostly empty (bench-ops measured the tail 7x7 64->3 at 0.5 GFLOP/s). */
@@ -357,11 +369,11 @@ static dsd_conv2d_plan plan_of(const dsd_conv2d_params *p, const conv_geom *g)
         .cout = g->cout, .oh = g->oh, .ow = g->ow,
         .macs = (double)g->n * g->cout * g->oh * g->ow * (double)g->cin * g->kh * g->kw,
     };
-    if (is_pointwise(g)) {
+    if (pointwise_whole(g)) {
         pl.forward = pl.backward = DSD_CONV2D_ROUTE_POINTWISE;
         return pl;
     }
-    const int few = few_channels(g);
+    const int few = !is_pointwise(g) && few_channels(g);
     pl.forward = few ? DSD_CONV2D_ROUTE_DIRECT_FEW : DSD_CONV2D_ROUTE_IM2COL;
     pl.backward = few && g->stride == 1 ? DSD_CONV2D_ROUTE_DIRECT_FEW : DSD_CONV2D_ROUTE_IM2COL;
     if (pl.forward == DSD_CONV2D_ROUTE_DIRECT_FEW && pl.backward == DSD_CONV2D_ROUTE_DIRECT_FEW) {
