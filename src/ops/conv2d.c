@@ -48,10 +48,10 @@
  * alike. The whole-image column matrix (7.9 GiB for a 3x3 conv of 256
  * channels at 1280x720) is never materialized. The environment variable
  * DSDEBLUR_CONV_COL_LIMIT (bytes, > 0) overrides the bound; the tests set
- * it to force many chunks. The column buffer is leased
- * from the pool for one call and returned right after the last enqueue (the
- * in-order queue makes that safe, see src/buffer_pool.c); backward reuses the
- * same buffer for the columns and the column gradient.
+ * it to force many chunks. The column buffer is leased from the pool for
+ * one call and returned right after the last enqueue (the in-order queue
+ * makes that safe, see src/buffer_pool.c); backward reuses the same buffer
+ * for the columns and the column gradient.
  *
  * Bias: forward fills y with the bias (conv2d_bias_fill) and the GEMMs
  * accumulate with beta = 1; without a bias the GEMMs use beta = 0 (CLBlast
