@@ -35,6 +35,8 @@
  * multiplies by W^T turned and zero-padded to the same depth (gemm.c's
  * dsd_gemm_padded_depth decides, from the device profile). The zeros add
  * nothing to any sum. The column buffer has room for Kc rounded up to 64.
+ * A call of several products (row chunks, images) turns W^T once even where
+ * K needs no padding: gemm.c would otherwise turn it for every product.
  *
  * Chunk bound: rows is chosen so that the column buffer stays at most
  * CONV_COL_LIMIT_BYTES (8 MiB), or one output row's columns if a single row
@@ -455,11 +457,12 @@ static dsd_status col2im(dsd_context *ctx, const conv_geom *g, const dsd_tensor 
 /* ------------------------------------------------------------------------ */
 /* Forward */
 
-/* The forward's weights padded in depth (dsd_gemm_padded_depth): W^T as
- * Kp x Cout, rows Kc.. zero; buf NULL where K is used as it is. *zero_cols
- * is the column count for which the column buffer's rows Kc..Kp-1 hold
- * zeros (im2col writes only rows 0..Kc-1, so they stay zero across chunks
- * and images of one call). */
+/* The forward's weights turned for the GEMM (W^T as Kp x Cout) once per
+ * call: padded in depth (dsd_gemm_padded_depth; rows Kc.. zero) or, for a
+ * call of several products, with Kp = Kc; buf NULL where each product takes
+ * the weights as they are. *zero_cols is the column count for which the
+ * column buffer's rows Kc..Kp-1 hold zeros (im2col writes only rows
+ * 0..Kc-1, so they stay zero across chunks and images of one call). */
 typedef struct padded_weights {
     cl_mem buf;
     size_t capacity, depth;
@@ -503,7 +506,7 @@ static dsd_status forward_image(dsd_context *ctx, const conv_geom *g, const dsd_
             beta = 0.0f;
         }
         if (wp->buf && dsd_gemm_padded_depth(ctx, cols, cout, kc, wp->depth) == wp->depth) {
-            if (wp->zero_cols != cols) {
+            if (wp->depth > kc && wp->zero_cols != cols) {
                 dsd_tensor zeros = {.n = 1, .c = 1, .h = 1, .w = (int)((wp->depth - kc) * cols),
                                     .buf = col->buf, .offset = col->offset + (cl_uint)(kc * cols)};
                 DSD_TRY(dsd_tensor_fill(ctx, &zeros, 0.0f));
@@ -763,7 +766,10 @@ dsd_status dsd_conv2d_forward_ws(dsd_context *ctx, const dsd_conv2d_params *p,
     size_t kc = col_rows(&g), chunk_cols = (size_t)plan.chunk_rows * g.ow;
     size_t kp = dsd_gemm_padded_depth(ctx, chunk_cols, (size_t)g.cout, kc, col_rows_capacity(&g));
     dsd_status st = DSD_OK;
-    if (kp != kc) {
+    /* W^T turned once per call: padded in depth where that pays, and also
+     * as it is when there are several products (row chunks, images), which
+     * gemm.c would otherwise turn again for every one of them */
+    if (kp != kc || plan.chunks * g.n > 1) {
         st = dsd_gemm_turn_padded(ctx, weight->buf, weight->offset, (size_t)g.cout, kc, kp,
                                   &wp.buf, &wp.capacity);
         wp.depth = kp;
