@@ -836,6 +836,22 @@ START_TEST(test_turned_operands)
         if (builtin_cpu)
             ck_assert_msg(turns > 0, "%s: no operand was turned by matrix_transpose", c->name);
     }
+    /* a forward in several row chunks turns its weights once, not once per
+     * chunk: the 3x3 case in 4-row chunks (128 columns each, which fit the
+     * tiles; K = 576 needs no padding) */
+    const conv_case *c = &turned_cases[1];
+    ref_conv2d_geom g = geom_of(c);
+    dsd_conv2d_params p = params_of(c);
+    size_t row_bytes = (size_t)c->cin * c->kh * c->kw * ref_conv2d_out_w(&g) * sizeof(float);
+    char limit[32];
+    snprintf(limit, sizeof limit, "%zu", 4 * row_bytes);
+    ck_assert_int_eq(setenv("DSDEBLUR_CONV_COL_LIMIT", limit, 1), 0);
+    check_forward("k3 64->128 in 4-row chunks", &g, &p, 1, 970);
+    unsigned turns = transposes_in(pctx, c, 0);
+    unsetenv("DSDEBLUR_CONV_COL_LIMIT");
+    if (builtin_cpu)
+        ck_assert_msg(turns == 1, "%s in 4-row chunks: %u weight turns in the forward, not 1",
+                      c->name, turns);
     dsd_context_free(pctx);
 }
 END_TEST

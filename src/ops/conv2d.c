@@ -463,11 +463,11 @@ static dsd_status col2im(dsd_context *ctx, const conv_geom *g, const dsd_tensor 
  * the weights as they are. *zero_cols is the column count for which the
  * column buffer's rows Kc..Kp-1 hold zeros (im2col writes only rows
  * 0..Kc-1, so they stay zero across chunks and images of one call). */
-typedef struct padded_weights {
+typedef struct turned_weights {
     cl_mem buf;
     size_t capacity, depth;
     size_t zero_cols;
-} padded_weights;
+} turned_weights;
 
 /* Stores a row chunk's product (Cout x cols, contiguous) into y's planes
  * from element y_at on, adding the bias. */
@@ -489,7 +489,7 @@ static dsd_status chunk_store(dsd_context *ctx, const conv_geom *g, const dsd_te
  * planes are strided for a chunk, and CLBlast would copy such a C into a
  * temporary and back around every product. */
 static dsd_status forward_image(dsd_context *ctx, const conv_geom *g, const dsd_tensor *x,
-                                const dsd_tensor *weight, padded_weights *wp, float beta,
+                                const dsd_tensor *weight, turned_weights *wp, float beta,
                                 const dsd_tensor *chunk, const dsd_tensor *bias, dsd_tensor *y,
                                 dsd_tensor *col, int img, int rows)
 {
@@ -762,7 +762,7 @@ dsd_status dsd_conv2d_forward_ws(dsd_context *ctx, const dsd_conv2d_params *p,
     dsd_tensor col;
     int leased;
     DSD_TRY(column_buffer(ctx, op, &g, plan.chunk_rows, workspace, &col, &leased));
-    padded_weights wp = {0};
+    turned_weights wp = {0};
     size_t kc = col_rows(&g), chunk_cols = (size_t)plan.chunk_rows * g.ow;
     size_t kp = dsd_gemm_padded_depth(ctx, chunk_cols, (size_t)g.cout, kc, col_rows_capacity(&g));
     dsd_status st = DSD_OK;
